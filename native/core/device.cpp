@@ -1,0 +1,70 @@
+#include "core/device.h"
+
+#include "core/error.h"
+#include "core/parallel.h"
+
+#ifdef SPPO_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
+#ifndef SPPO_CUDA_ARCHS_STR
+#define SPPO_CUDA_ARCHS_STR ""
+#endif
+
+namespace sppo {
+
+BuildInfo build_info() {
+  BuildInfo b;
+#ifdef SPPO_WITH_CUDA
+  b.cuda = true;
+  b.cuda_archs = SPPO_CUDA_ARCHS_STR;
+#endif
+#ifdef SPPO_WITH_CUBLASLT
+  b.cublaslt = true;
+#endif
+#ifdef SPPO_WITH_NCCL
+  b.nccl = true;
+#endif
+#ifdef _OPENMP
+  b.openmp = true;
+#endif
+  b.cpu_threads = cpu_threads();
+  return b;
+}
+
+std::vector<CudaDeviceInfo> cuda_devices(std::string* why) {
+  std::vector<CudaDeviceInfo> out;
+#ifdef SPPO_WITH_CUDA
+  int n = 0;
+  cudaError_t err = cudaGetDeviceCount(&n);
+  if (err != cudaSuccess) {
+    if (why) *why = cudaGetErrorString(err);
+    cudaGetLastError();  // clear the sticky error so later calls are not poisoned
+    return out;
+  }
+  for (int i = 0; i < n; ++i) {
+    cudaDeviceProp p{};
+    if (cudaGetDeviceProperties(&p, i) != cudaSuccess) continue;
+    CudaDeviceInfo d;
+    d.index = i;
+    d.name = p.name;
+    d.major = p.major;
+    d.minor = p.minor;
+    d.total_memory = p.totalGlobalMem;
+    out.push_back(d);
+  }
+  if (n == 0 && why) *why = "no CUDA devices visible";
+#else
+  if (why) *why = "this build of sppo-native has no CUDA backend (built without nvcc or with SPPO_CUDA=off)";
+#endif
+  return out;
+}
+
+void require_device(Device device) {
+  if (device == Device::CPU) return;
+  std::string why;
+  auto devs = cuda_devices(&why);
+  if (devs.empty()) fail("device 'cuda' is not available: ", why);
+}
+
+}  // namespace sppo

@@ -1,0 +1,36 @@
+// Where a computation runs. The CPU backend is the reference and always exists; the CUDA backend
+// exists only in builds with SPPO_WITH_CUDA and on machines with a visible GPU.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace sppo {
+
+enum class Device : int { CPU = 0, CUDA = 1 };
+
+struct CudaDeviceInfo {
+  int index = 0;
+  std::string name;
+  int major = 0, minor = 0;
+  std::size_t total_memory = 0;
+};
+
+struct BuildInfo {
+  bool cuda = false;           // CUDA backend compiled in
+  std::string cuda_archs;      // e.g. "80,90"
+  bool cublaslt = false;
+  bool nccl = false;
+  int cpu_threads = 1;
+  bool openmp = false;
+};
+
+BuildInfo build_info();
+
+// Devices the CUDA runtime sees; empty in a CPU-only build or on a machine without a GPU.
+// Never throws: a driver error means "no devices" (the reason goes to *why when given).
+std::vector<CudaDeviceInfo> cuda_devices(std::string* why = nullptr);
+
+// Throws sppo::Error naming the reason when `device` cannot be used here.
+void require_device(Device device);
+
+}  // namespace sppo

@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { native, requireDevice, cudaAvailable } from '../src/native.js';
+import { formatInfo, systemInfo } from '../src/info.js';
+
+describe('build info', () => {
+  it('reports the backends consistently', () => {
+    const info = systemInfo();
+    expect(info.backends[0]).toBe('cpu');
+    expect(info.backends.includes('cuda')).toBe(info.build.cuda);
+    expect(info.build.cpuThreads).toBeGreaterThanOrEqual(1);
+    if (!info.build.cuda) expect(info.cudaDevices).toHaveLength(0);
+    expect(formatInfo(info)).toMatch(/backends:\s+cpu/);
+  });
+
+  it('refuses cuda with a reason where it cannot run', () => {
+    if (cudaAvailable()) {
+      expect(() => requireDevice('cuda')).not.toThrow();
+    } else {
+      expect(() => requireDevice('cuda')).toThrow(/device 'cuda' is not available/);
+    }
+    expect(() => requireDevice('tpu' as never)).toThrow(/device must be 'cpu' or 'cuda'/);
+    expect(typeof native().buildInfo).toBe('function');
+  });
+});
