@@ -40,8 +40,14 @@ let cached: NativeAddon | undefined;
 export function native(): NativeAddon {
   if (cached) return cached;
   try {
-    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
-    cached = load(packageRoot);
+    // SPPO_ADDON_PATH points at a specific .node file (a second build tree, a debug build).
+    const explicit = process.env.SPPO_ADDON_PATH;
+    if (explicit) {
+      cached = require(explicit) as NativeAddon;
+    } else {
+      const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+      cached = load(packageRoot);
+    }
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     throw new Error(
