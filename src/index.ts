@@ -1,3 +1,8 @@
 // Public API of sppo-native.
 export { native, cudaAvailable, requireDevice, type DeviceName, type BuildInfo, type CudaDevice } from './native.js';
 export { systemInfo, formatInfo, type SystemInfo } from './info.js';
+export * from './kernels/index.js';
+export * from './model/index.js';
+export * from './judge/index.js';
+export * from './sppo/index.js';
+export * from './eval/stats.js';

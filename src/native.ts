@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { NativeSppoLossArgs, SppoLossResult } from './kernels/sppoLoss.js';
 
 const require = createRequire(import.meta.url);
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -30,7 +31,21 @@ export interface NativeAddon {
   // info_binding.cpp
   buildInfo(): BuildInfo;
   cudaDevices(): { devices: CudaDevice[]; reason: string };
-  // kernels_binding.cpp (section grows with the kernels)
+  // kernels_binding.cpp (src/kernels/ validates before calling these)
+  logprobForward(args: {
+    logits: Float32Array | Uint16Array; dtype: 'f32' | 'bf16'; rows: number; vocab: number;
+    labels: Int32Array; device: DeviceName;
+  }): Promise<{ tokenLogp: Float32Array; lse: Float32Array }>;
+  logprobBackward(args: {
+    logits: Float32Array | Uint16Array; dtype: 'f32' | 'bf16'; rows: number; vocab: number;
+    labels: Int32Array; gradToken: Float32Array; lse?: Float32Array; inPlace: boolean;
+    gradDtype: 'f32' | 'bf16'; device: DeviceName;
+  }): Promise<Float32Array | Uint16Array>;
+  maskedSequenceSum(args: {
+    tokenLogp: Float32Array; mask: Uint8Array; batch: number; seqLen: number; device: DeviceName;
+  }): Promise<Float32Array>;
+  sppoLoss(args: NativeSppoLossArgs): Promise<SppoLossResult>;
+  lossTypes: string[];
   [key: string]: unknown;
 }
 

@@ -1,12 +1,14 @@
 // The command line: a thin layer over the API. Each command lives in its own file.
 import yargs from 'yargs';
 import { infoCommand } from './info.js';
+import { trainCommand } from './train.js';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('sppo-native')
     .usage('$0 <command> [options]\n\nSelf-Play Preference Optimization for language models.')
     .command(infoCommand)
+    .command(trainCommand)
     .demandCommand(1, 'Name a command (see --help).')
     .strict()
     .recommendCommands()

@@ -4,6 +4,8 @@
 export interface JudgeInput {
   prompt: string;          // the user turn (plain text, no chat template)
   responses: string[];     // K responses
+  /** Row index of the prompt in this iteration's prompt set, when known (keys precomputed judges). */
+  index?: number;
 }
 
 export interface Judgment {

@@ -1,0 +1,217 @@
+// CPU (reference) backend of kernels/logprob.h: one row per task, fp32 math, max-subtracted
+// softmax. Errors cannot leave an OpenMP region, so rows record problems and we throw after.
+#include "kernels/logprob.h"
+
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/error.h"
+#include "core/parallel.h"
+
+namespace sppo {
+namespace cpu {
+namespace {
+
+// Reads element v of a logits row as float.
+inline float load(const void* row, DType dtype, int64_t v) {
+  if (dtype == DType::F32) return static_cast<const float*>(row)[v];
+  if (dtype == DType::BF16) return bf16_to_f32(static_cast<const uint16_t*>(row)[v]);
+  return f16_to_f32(static_cast<const uint16_t*>(row)[v]);
+}
+
+inline void store(void* row, DType dtype, int64_t v, float x) {
+  if (dtype == DType::F32) static_cast<float*>(row)[v] = x;
+  else if (dtype == DType::BF16) static_cast<uint16_t*>(row)[v] = f32_to_bf16(x);
+  else static_cast<uint16_t*>(row)[v] = f32_to_f16(x);
+}
+
+void check_dtype(DType t, const char* what) {
+  SPPO_CHECK(t == DType::F32 || t == DType::BF16 || t == DType::F16, what,
+             " must be F32, BF16 or F16 (got ", dtype_name(t), ")");
+}
+
+void check_shape_and_labels(int64_t N, int64_t V, const int32_t* labels) {
+  SPPO_CHECK(N >= 0, "N must be >= 0 (got ", N, ")");
+  SPPO_CHECK(V >= 1, "V must be >= 1 (got ", V, ")");
+  SPPO_CHECK(N == 0 || labels != nullptr, "labels must not be null");
+  for (int64_t n = 0; n < N; ++n) {
+    int32_t y = labels[n];
+    SPPO_CHECK(y == kIgnoreIndex || (y >= 0 && y < V), "labels[", n, "] = ", y,
+               " is out of range (need 0 <= label < V = ", V, ", or -100 to ignore)");
+  }
+}
+
+// Row max and whether every element is finite (x * 0 is NaN exactly for inf and NaN).
+template <typename Load>
+inline void row_max(Load ld, int64_t V, float* max_out, bool* finite_out) {
+  constexpr int L = 8;
+  float m[L], z[L];
+  for (int i = 0; i < L; ++i) m[i] = -std::numeric_limits<float>::infinity(), z[i] = 0.f;
+  int64_t v = 0;
+  for (; v + L <= V; v += L)
+    for (int i = 0; i < L; ++i) {
+      float x = ld(v + i);
+      m[i] = x > m[i] ? x : m[i];
+      z[i] += x * 0.f;
+    }
+  for (; v < V; ++v) {
+    float x = ld(v);
+    m[0] = x > m[0] ? x : m[0];
+    z[0] += x * 0.f;
+  }
+  float mm = m[0], zz = 0.f;
+  for (int i = 0; i < L; ++i) mm = m[i] > mm ? m[i] : mm, zz += z[i];
+  *max_out = mm;
+  *finite_out = (zz == 0.f);
+}
+
+template <typename Load>
+inline float row_lse(Load ld, int64_t V, float mx) {
+  constexpr int L = 8;
+  float s[L] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t v = 0;
+  for (; v + L <= V; v += L)
+    for (int i = 0; i < L; ++i) s[i] += std::exp(ld(v + i) - mx);
+  for (; v < V; ++v) s[0] += std::exp(ld(v) - mx);
+  double sum = 0;
+  for (int i = 0; i < L; ++i) sum += s[i];
+  return mx + static_cast<float>(std::log(sum));
+}
+
+// Computes lse of row n (validating finiteness); returns false on a non-finite element.
+inline bool compute_lse(const void* row, DType dtype, int64_t V, float* lse) {
+  float mx;
+  bool finite;
+  if (dtype == DType::F32) {
+    const float* p = static_cast<const float*>(row);
+    auto ld = [p](int64_t v) { return p[v]; };
+    row_max(ld, V, &mx, &finite);
+    if (!finite) return false;
+    *lse = row_lse(ld, V, mx);
+  } else {
+    auto ld = [row, dtype](int64_t v) { return load(row, dtype, v); };
+    row_max(ld, V, &mx, &finite);
+    if (!finite) return false;
+    *lse = row_lse(ld, V, mx);
+  }
+  return true;
+}
+
+[[noreturn]] void report_nonfinite(const char* field, const void* data, DType dtype, int64_t row,
+                                   int64_t V) {
+  const char* base = static_cast<const char*>(data) + row * V * static_cast<int64_t>(dtype_size(dtype));
+  for (int64_t v = 0; v < V; ++v) {
+    float x = load(base, dtype, v);
+    if (!std::isfinite(x)) fail(field, "[", row, ", ", v, "] is not finite (", x, ")");
+  }
+  fail(field, " row ", row, " is not finite");
+}
+
+// Lowest row flagged bad, or -1.
+int64_t first_bad(const std::vector<uint8_t>& bad) {
+  for (size_t i = 0; i < bad.size(); ++i)
+    if (bad[i]) return static_cast<int64_t>(i);
+  return -1;
+}
+
+}  // namespace
+
+void logprob_forward(const void* logits, DType dtype, int64_t N, int64_t V, const int32_t* labels,
+                     float* token_logp, float* lse) {
+  check_dtype(dtype, "logits dtype");
+  check_shape_and_labels(N, V, labels);
+  if (N == 0) return;
+  SPPO_CHECK(logits != nullptr, "logits must not be null");
+  SPPO_CHECK(token_logp != nullptr, "token_logp must not be null");
+  const int64_t row_bytes = V * static_cast<int64_t>(dtype_size(dtype));
+  std::vector<uint8_t> bad(static_cast<size_t>(N), 0);
+  parallel_for(N, [&](int64_t n) {
+    const char* row = static_cast<const char*>(logits) + n * row_bytes;
+    float l;
+    if (!compute_lse(row, dtype, V, &l)) {
+      bad[n] = 1;
+      token_logp[n] = std::numeric_limits<float>::quiet_NaN();
+      if (lse) lse[n] = token_logp[n];
+      return;
+    }
+    if (lse) lse[n] = l;
+    token_logp[n] = labels[n] == kIgnoreIndex ? 0.f : load(row, dtype, labels[n]) - l;
+  });
+  int64_t b = first_bad(bad);
+  if (b >= 0) report_nonfinite("logits", logits, dtype, b, V);
+}
+
+void logprob_backward(const void* logits, DType dtype, int64_t N, int64_t V, const int32_t* labels,
+                      const float* grad_token, const float* lse, void* grad_logits, DType grad_dtype) {
+  check_dtype(dtype, "logits dtype");
+  check_dtype(grad_dtype, "grad_logits dtype");
+  check_shape_and_labels(N, V, labels);
+  if (N == 0) return;
+  SPPO_CHECK(logits != nullptr, "logits must not be null");
+  SPPO_CHECK(grad_token != nullptr, "grad_token must not be null");
+  SPPO_CHECK(grad_logits != nullptr, "grad_logits must not be null");
+  SPPO_CHECK(grad_logits != logits || grad_dtype == dtype,
+             "in-place backward needs grad_logits dtype == logits dtype (got ", dtype_name(grad_dtype),
+             " over ", dtype_name(dtype), ")");
+  for (int64_t n = 0; n < N; ++n) {
+    if (labels[n] == kIgnoreIndex) continue;
+    SPPO_CHECK(std::isfinite(grad_token[n]), "grad_token[", n, "] is not finite (", grad_token[n], ")");
+    if (lse) SPPO_CHECK(std::isfinite(lse[n]), "lse[", n, "] is not finite (", lse[n], ")");
+  }
+  const int64_t row_bytes = V * static_cast<int64_t>(dtype_size(dtype));
+  const int64_t grow_bytes = V * static_cast<int64_t>(dtype_size(grad_dtype));
+  std::vector<uint8_t> bad(static_cast<size_t>(N), 0);
+  parallel_for(N, [&](int64_t n) {
+    const char* row = static_cast<const char*>(logits) + n * row_bytes;
+    char* grow = static_cast<char*>(grad_logits) + n * grow_bytes;
+    const int32_t y = labels[n];
+    if (y == kIgnoreIndex) {
+      for (int64_t v = 0; v < V; ++v) store(grow, grad_dtype, v, 0.f);
+      return;
+    }
+    float l;
+    if (lse) {
+      l = lse[n];
+    } else if (!compute_lse(row, dtype, V, &l)) {
+      bad[n] = 1;
+      return;
+    }
+    const float g = grad_token[n];
+    // Read the label logit before the row is overwritten (in place) and write its term last.
+    const float xy = load(row, dtype, y);
+    if (dtype == DType::F32 && grad_dtype == DType::F32) {
+      const float* p = reinterpret_cast<const float*>(row);
+      float* q = reinterpret_cast<float*>(grow);
+      for (int64_t v = 0; v < V; ++v) q[v] = -g * std::exp(p[v] - l);
+    } else {
+      for (int64_t v = 0; v < V; ++v) store(grow, grad_dtype, v, -g * std::exp(load(row, dtype, v) - l));
+    }
+    store(grow, grad_dtype, y, g * (1.f - std::exp(xy - l)));
+  });
+  int64_t b = first_bad(bad);
+  if (b >= 0) report_nonfinite("logits", logits, dtype, b, V);
+}
+
+void masked_sequence_sum(const float* token_logp, const uint8_t* mask, int64_t B, int64_t T,
+                         float* seq_logp) {
+  SPPO_CHECK(B >= 0 && T >= 0, "B and T must be >= 0 (got B = ", B, ", T = ", T, ")");
+  if (B == 0) return;
+  SPPO_CHECK(seq_logp != nullptr, "seq_logp must not be null");
+  SPPO_CHECK(T == 0 || (token_logp != nullptr && mask != nullptr), "token_logp and mask must not be null");
+  for (int64_t i = 0; i < B * T; ++i) {
+    SPPO_CHECK(mask[i] <= 1, "mask[", i / T, ", ", i % T, "] = ", int(mask[i]), " (must be 0 or 1)");
+    if (mask[i]) SPPO_CHECK(std::isfinite(token_logp[i]), "token_logp[", i / T, ", ", i % T,
+                            "] is not finite (", token_logp[i], ")");
+  }
+  parallel_for(B, [&](int64_t b) {
+    double s = 0;
+    for (int64_t t = 0; t < T; ++t)
+      if (mask[b * T + t]) s += token_logp[b * T + t];
+    seq_logp[b] = static_cast<float>(s);
+  });
+}
+
+}  // namespace cpu
+}  // namespace sppo

@@ -1,0 +1,183 @@
+#include "model/cpu/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "model/cpu/par.h"
+
+namespace sppo::cpu_model {
+
+template <typename T>
+void rmsnorm_forward(const T* x, const T* w, int64_t n, int64_t H, double eps, T* y, T* rstd) {
+  parallel_for_cost(n, 3.0 * H, [&](int64_t r) {
+    const T* xr = x + r * H;
+    T ss = 0;
+    for (int64_t j = 0; j < H; ++j) ss += xr[j] * xr[j];
+    const T rs = T(1) / std::sqrt(ss / T(H) + T(eps));
+    rstd[r] = rs;
+    T* yr = y + r * H;
+    for (int64_t j = 0; j < H; ++j) yr[j] = w[j] * (xr[j] * rs);
+  });
+}
+
+template <typename T>
+void rmsnorm_backward(const T* x, const T* w, const T* rstd, const T* dy, int64_t n, int64_t H, T* dx, T* dw,
+                      bool accumulate_dx) {
+  // y_j = w_j x_j r, r = (mean(x^2)+eps)^-1/2:  dx_i = r g_i - x_i r^3 / H * sum_j g_j x_j, g = dy*w.
+  parallel_for_cost(n, 5.0 * H, [&](int64_t r) {
+    const T* xr = x + r * H;
+    const T* dyr = dy + r * H;
+    const T rs = rstd[r];
+    T dot = 0;
+    for (int64_t j = 0; j < H; ++j) dot += dyr[j] * w[j] * xr[j];
+    const T c = dot * rs * rs * rs / T(H);
+    T* dxr = dx + r * H;
+    for (int64_t j = 0; j < H; ++j) {
+      const T g = rs * dyr[j] * w[j] - xr[j] * c;
+      dxr[j] = accumulate_dx ? dxr[j] + g : g;
+    }
+  });
+  // dw_j = sum_r dy_rj x_rj r_r, parallel over column blocks so each sum has a fixed order.
+  constexpr int64_t kCols = 64;
+  parallel_for_cost((H + kCols - 1) / kCols, 3.0 * kCols * n, [&](int64_t blk) {
+    const int64_t j0 = blk * kCols, j1 = std::min(H, j0 + kCols);
+    for (int64_t r = 0; r < n; ++r) {
+      const T* xr = x + r * H;
+      const T* dyr = dy + r * H;
+      const T rs = rstd[r];
+      for (int64_t j = j0; j < j1; ++j) dw[j] += dyr[j] * xr[j] * rs;
+    }
+  });
+}
+
+template <typename T>
+void swiglu_forward(const T* gate, const T* up, int64_t count, T* act) {
+  constexpr int64_t kChunk = 4096;
+  parallel_for_cost((count + kChunk - 1) / kChunk, 20.0 * kChunk, [&](int64_t c) {
+    const int64_t i1 = std::min(count, (c + 1) * kChunk);
+    for (int64_t i = c * kChunk; i < i1; ++i) {
+      const T g = gate[i];
+      act[i] = g / (T(1) + std::exp(-g)) * up[i];
+    }
+  });
+}
+
+template <typename T>
+void swiglu_backward(const T* gate, const T* up, const T* dact, int64_t count, T* dgate, T* dup) {
+  constexpr int64_t kChunk = 4096;
+  parallel_for_cost((count + kChunk - 1) / kChunk, 20.0 * kChunk, [&](int64_t c) {
+    const int64_t i1 = std::min(count, (c + 1) * kChunk);
+    for (int64_t i = c * kChunk; i < i1; ++i) {
+      const T g = gate[i];
+      const T sig = T(1) / (T(1) + std::exp(-g));
+      const T silu = g * sig;
+      dup[i] = dact[i] * silu;
+      dgate[i] = dact[i] * up[i] * sig * (T(1) + g * (T(1) - sig));
+    }
+  });
+}
+
+template <typename T>
+void attention_forward(const AttnShape& s, const T* q, const T* k, const T* v, const uint8_t* mask, T* out, T* lse) {
+  const int64_t group = s.nh / s.nkv, qw = s.nh * s.hd, kw = s.nkv * s.hd;
+  const T scale = static_cast<T>(s.scale);
+  parallel_for_cost(s.B * s.T * s.nh, 2.0 * s.T * s.hd, [&](int64_t idx) {
+    const int64_t h = idx % s.nh, row = idx / s.nh, b = row / s.T, t = row % s.T, g = h / group;
+    T* o = out + row * qw + h * s.hd;
+    std::fill(o, o + s.hd, T(0));
+    if (!mask[row]) {
+      lse[row * s.nh + h] = 0;
+      return;
+    }
+    const T* qv = q + row * qw + h * s.hd;
+    std::vector<T> sc(t + 1);
+    T m = -INFINITY;
+    for (int64_t j = 0; j <= t; ++j) {
+      const int64_t kr = b * s.T + j;
+      if (!mask[kr]) continue;
+      const T* kv = k + kr * kw + g * s.hd;
+      T d = 0;
+      for (int64_t i = 0; i < s.hd; ++i) d += qv[i] * kv[i];
+      sc[j] = d * scale;
+      m = std::max(m, sc[j]);
+    }
+    T sum = 0;
+    for (int64_t j = 0; j <= t; ++j) {
+      const int64_t kr = b * s.T + j;
+      if (!mask[kr]) continue;
+      sc[j] = std::exp(sc[j] - m);
+      sum += sc[j];
+    }
+    const T inv = T(1) / sum;
+    for (int64_t j = 0; j <= t; ++j) {
+      const int64_t kr = b * s.T + j;
+      if (!mask[kr]) continue;
+      const T p = sc[j] * inv;
+      const T* vv = v + kr * kw + g * s.hd;
+      for (int64_t i = 0; i < s.hd; ++i) o[i] += p * vv[i];
+    }
+    lse[row * s.nh + h] = m + std::log(sum);
+  });
+}
+
+template <typename T>
+void attention_backward(const AttnShape& s, const T* q, const T* k, const T* v, const uint8_t* mask, const T* out,
+                        const T* lse, const T* dout, T* dq, T* dk, T* dv) {
+  const int64_t group = s.nh / s.nkv, qw = s.nh * s.hd, kw = s.nkv * s.hd;
+  const T scale = static_cast<T>(s.scale);
+  std::fill(dq, dq + s.B * s.T * qw, T(0));
+  std::fill(dk, dk + s.B * s.T * kw, T(0));
+  std::fill(dv, dv + s.B * s.T * kw, T(0));
+  // One task per (sequence, kv head) owns that head's dk/dv and its query heads' dq.
+  parallel_for_cost(s.B * s.nkv, 4.0 * s.T * s.T * s.hd * (s.nh / s.nkv), [&](int64_t task) {
+    const int64_t b = task / s.nkv, g = task % s.nkv;
+    for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+      for (int64_t t = 0; t < s.T; ++t) {
+        const int64_t row = b * s.T + t;
+        if (!mask[row]) continue;
+        const T* qv = q + row * qw + h * s.hd;
+        const T* dov = dout + row * qw + h * s.hd;
+        const T* ov = out + row * qw + h * s.hd;
+        const T l = lse[row * s.nh + h];
+        T D = 0;  // sum_j p_j dp_j = dout . out
+        for (int64_t i = 0; i < s.hd; ++i) D += dov[i] * ov[i];
+        T* dqv = dq + row * qw + h * s.hd;
+        for (int64_t j = 0; j <= t; ++j) {
+          const int64_t kr = b * s.T + j;
+          if (!mask[kr]) continue;
+          const T* kv = k + kr * kw + g * s.hd;
+          const T* vv = v + kr * kw + g * s.hd;
+          T d = 0, e = 0;
+          for (int64_t i = 0; i < s.hd; ++i) {
+            d += qv[i] * kv[i];
+            e += dov[i] * vv[i];
+          }
+          const T pj = std::exp(d * scale - l);
+          const T ds = pj * (e - D) * scale;
+          T* dkv = dk + kr * kw + g * s.hd;
+          T* dvv = dv + kr * kw + g * s.hd;
+          for (int64_t i = 0; i < s.hd; ++i) {
+            dqv[i] += ds * kv[i];
+            dkv[i] += ds * qv[i];
+            dvv[i] += pj * dov[i];
+          }
+        }
+      }
+    }
+  });
+}
+
+#define SPPO_INSTANTIATE(T)                                                                                  \
+  template void rmsnorm_forward<T>(const T*, const T*, int64_t, int64_t, double, T*, T*);                    \
+  template void rmsnorm_backward<T>(const T*, const T*, const T*, const T*, int64_t, int64_t, T*, T*, bool); \
+  template void swiglu_forward<T>(const T*, const T*, int64_t, T*);                                         \
+  template void swiglu_backward<T>(const T*, const T*, const T*, int64_t, T*, T*);                           \
+  template void attention_forward<T>(const AttnShape&, const T*, const T*, const T*, const uint8_t*, T*, T*); \
+  template void attention_backward<T>(const AttnShape&, const T*, const T*, const T*, const uint8_t*,       \
+                                      const T*, const T*, const T*, T*, T*, T*);
+SPPO_INSTANTIATE(float)
+SPPO_INSTANTIATE(double)
+#undef SPPO_INSTANTIATE
+
+}  // namespace sppo::cpu_model

@@ -1,0 +1,270 @@
+// Forward-pass tests of the Llama model against the independent float64 reference: logits,
+// padding, sequence log-probabilities, reward scores, KV-cache decoding, and input errors.
+#include <algorithm>
+#include <cmath>
+
+#include "model/rope.h"
+#include "test_model_common.h"
+
+using namespace model_test;
+using sppo::LlamaEngine;
+using sppo::LlamaModel;
+
+namespace {
+
+// max |a - b| / max |b| over the real positions of a padded batch vs per-sequence reference.
+double logits_error(const sppo::LlamaConfig& c, const std::vector<float>& got, const Batch& b,
+                    const std::vector<std::vector<int32_t>>& seqs, const llama_ref::Weights& w) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < b.B; ++i) {
+    auto ref = llama_ref::logits(c, w, seqs[i]);
+    for (size_t t = 0; t < seqs[i].size(); ++t)
+      for (int64_t v = 0; v < c.vocab_size; ++v) {
+        const double g = got[((i * b.T) + b.start[i] + t) * c.vocab_size + v];
+        num = std::max(num, std::fabs(g - ref[t][v]));
+        den = std::max(den, std::fabs(ref[t][v]));
+      }
+  }
+  return num / den;
+}
+
+std::vector<std::vector<int32_t>> random_seqs(sppo_test::Rng& rng, int64_t V, std::vector<int64_t> lens) {
+  std::vector<std::vector<int32_t>> s;
+  for (auto n : lens) s.push_back(random_tokens(rng, n, V));
+  return s;
+}
+
+}  // namespace
+
+TEST(rope_inverse_frequencies_match_transformers_formulas) {
+  for (auto c : {llama2_tiny(), linear_tiny(), llama3_tiny()}) {
+    for (int64_t hd : {int64_t(4), int64_t(8), int64_t(128)}) {
+      c.head_dim = hd;
+      auto got = sppo::rope_inv_freq(c);
+      auto ref = llama_ref::inv_freq(c);
+      CHECK(got.size() == ref.size());
+      for (size_t i = 0; i < ref.size(); ++i) CHECK_CLOSE(got[i], ref[i], 0.0, 2e-6);
+    }
+  }
+  // llama3: high frequencies untouched, low ones divided by the factor, the middle smoothed.
+  auto c = llama3_tiny();
+  auto scaled = sppo::rope_inv_freq(c);
+  c.rope_type = sppo::RopeType::Default;
+  auto plain = sppo::rope_inv_freq(c);
+  CHECK(scaled[0] == plain[0] && scaled[1] == plain[1]);
+  CHECK_CLOSE(scaled[3], plain[3] / 8.0, 0.0, 1e-6);
+  CHECK(scaled[2] < plain[2] && scaled[2] > plain[2] / 8.0);
+}
+
+TEST(logits_match_float64_reference_for_each_config_style) {
+  sppo_test::Rng rng(1);
+  for (auto c : {llama3_tiny(), llama2_tiny(), linear_tiny()}) {
+    LlamaEngine<double> ref_eng(c);
+    randomize(ref_eng.params(), rng);
+    auto w = weights_of(ref_eng.params());
+    auto seqs = random_seqs(rng, c.vocab_size, {rng.integer(3, 9), rng.integer(1, 9), 9});
+    for (bool left : {false, true}) {
+      Batch b = pad(seqs, {0, 0, 0}, left, 1);
+      LlamaModel m(c);
+      LlamaEngine<float> fe(c);
+      copy_weights(ref_eng, fe);
+      copy_weights(fe, m);
+      std::vector<float> lg(b.B * b.T * c.vocab_size);
+      m.logits(b.view(), lg.data());
+      const double err = logits_error(c, lg, b, seqs, w);
+      std::printf("  %s heads %lld/%lld %s padding: fp32 rel err %.2e\n", c.tie_word_embeddings ? "tied" : "untied",
+                  (long long)c.num_heads, (long long)c.num_kv_heads, left ? "left" : "right", err);
+      CHECK(err < 1e-5);
+      std::vector<double> lgd(lg.size());
+      ref_eng.logits(b.view(), lgd.data());
+      std::vector<float> lgd_f(lgd.begin(), lgd.end());
+      CHECK(logits_error(c, lgd_f, b, seqs, w) < 2e-6);  // fp32-rounded rope angles, as transformers
+    }
+  }
+}
+
+TEST(left_and_right_padding_agree_on_logits_and_logprobs) {
+  sppo_test::Rng rng(2);
+  auto c = llama3_tiny();
+  LlamaModel m(c);
+  LlamaEngine<float> fe(c);
+  randomize(fe.params(), rng);
+  copy_weights(fe, m);
+  auto seqs = random_seqs(rng, c.vocab_size, {4, 7, 2, 6});
+  std::vector<int64_t> resp = {2, 3, 1, 5};
+  Batch l = pad(seqs, resp, true), r = pad(seqs, resp, false, 2, 5);
+  std::vector<float> ll(l.B * l.T * c.vocab_size), lr(r.B * r.T * c.vocab_size);
+  m.logits(l.view(), ll.data());
+  m.logits(r.view(), lr.data());
+  for (int64_t i = 0; i < l.B; ++i)
+    for (size_t t = 0; t < seqs[i].size(); ++t)
+      for (int64_t v = 0; v < c.vocab_size; ++v)
+        CHECK_CLOSE(ll[(i * l.T + l.start[i] + t) * c.vocab_size + v], lr[(i * r.T + t) * c.vocab_size + v], 1e-5,
+                    1e-5);
+  std::vector<float> sl(l.B), sr(r.B);
+  m.sequence_logprobs(l.view(), sl.data());
+  m.sequence_logprobs(r.view(), sr.data());
+  for (int64_t i = 0; i < l.B; ++i) CHECK_CLOSE(sl[i], sr[i], 1e-5, 1e-5);
+}
+
+TEST(sequence_logprobs_match_reference_log_softmax) {
+  sppo_test::Rng rng(3);
+  for (auto c : {llama3_tiny(), llama2_tiny()}) {
+    LlamaModel m(c);
+    LlamaEngine<double> de(c);
+    randomize(de.params(), rng);
+    LlamaEngine<float> fe(c);
+    copy_weights(de, fe);
+    copy_weights(fe, m);
+    auto w = weights_of(de.params());
+    auto seqs = random_seqs(rng, c.vocab_size, {5, 8, 3});
+    std::vector<int64_t> resp = {2, 7, 1};
+    Batch b = pad(seqs, resp, true);
+    std::vector<float> seq(b.B), tok(b.B * b.T);
+    m.sequence_logprobs(b.view(), seq.data(), tok.data());
+    for (int64_t i = 0; i < b.B; ++i) {
+      auto ref = llama_ref::logits(c, w, seqs[i]);
+      double total = 0;
+      const int64_t n = static_cast<int64_t>(seqs[i].size());
+      for (int64_t t = 0; t < n; ++t) {
+        double expect = 0;
+        if (t >= n - resp[i]) {
+          double mx = -1e300, z = 0;
+          for (double x : ref[t - 1]) mx = std::max(mx, x);
+          for (double x : ref[t - 1]) z += std::exp(x - mx);
+          expect = ref[t - 1][seqs[i][t]] - mx - std::log(z);
+          total += expect;
+        }
+        CHECK_CLOSE(tok[i * b.T + b.start[i] + t], expect, 1e-5, 1e-5);
+      }
+      CHECK_CLOSE(seq[i], total, 1e-5, 1e-5);
+    }
+  }
+}
+
+TEST(reward_scores_match_reference_at_last_real_token) {
+  sppo_test::Rng rng(4);
+  auto c = reward_tiny();
+  LlamaModel m(c);
+  CHECK(m.find_param("score.weight") != nullptr);
+  CHECK(m.find_param("lm_head.weight") == nullptr);
+  LlamaEngine<double> de(c);
+  randomize(de.params(), rng);
+  LlamaEngine<float> fe(c);
+  copy_weights(de, fe);
+  copy_weights(fe, m);
+  auto w = weights_of(de.params());
+  auto seqs = random_seqs(rng, c.vocab_size, {6, 2, 9});
+  for (bool left : {true, false}) {
+    Batch b = pad(seqs, {0, 0, 0}, left, 2);
+    std::vector<float> s(b.B * c.num_labels);
+    m.scores(b.view(), s.data());
+    for (int64_t i = 0; i < b.B; ++i) {
+      auto ref = llama_ref::score(c, w, seqs[i]);
+      for (int64_t l = 0; l < c.num_labels; ++l) CHECK_CLOSE(s[i * c.num_labels + l], ref[l], 1e-5, 1e-5);
+    }
+  }
+  std::vector<float> out(100);
+  Batch b = pad(seqs, {0, 0, 0}, true);
+  CHECK_THROWS_WITH(m.logits(b.view(), out.data()), "sequence-classification");
+  b.mask[b.T] = 0;  // fully padded row 1 (length 2, left padded: only last two columns real)
+  b.mask[b.T + b.T - 1] = 0;
+  b.mask[b.T + b.T - 2] = 0;
+  CHECK_THROWS_WITH(m.scores(b.view(), out.data()), "row 1 has no real token");
+}
+
+TEST(kv_cache_decoding_reproduces_full_forward_logits) {
+  sppo_test::Rng rng(5);
+  for (auto c : {llama3_tiny(), linear_tiny(), medium()}) {
+    LlamaEngine<float> e(c);
+    randomize(e.params(), rng);
+    const int64_t k = c.vocab_size == medium().vocab_size ? 6 : 1;
+    auto seqs = random_seqs(rng, c.vocab_size, {9 * k, 6 * k, 11 * k});
+    Batch b = pad(seqs, {0, 0, 0}, false);
+    std::vector<float> full(b.B * b.T * c.vocab_size);
+    e.logits(b.view(), full.data());
+    // Ragged prefill of different prompt lengths, then one token per sequence per step.
+    std::vector<int64_t> prompt = {3 * k, 1, 5 * k};
+    sppo::KVCache<float> cache;
+    e.cache_init(cache, {9 * k, 6 * k, 11 * k});
+    std::vector<sppo::DecodeItem> items;
+    for (int64_t i = 0; i < 3; ++i) items.push_back({i, seqs[i].data(), prompt[i]});
+    std::vector<float> lg(3 * c.vocab_size);
+    double worst = 0;
+    auto compare = [&](int64_t k, int64_t i, int64_t t) {
+      for (int64_t v = 0; v < c.vocab_size; ++v) {
+        const double a = lg[k * c.vocab_size + v], r = full[(i * b.T + t) * c.vocab_size + v];
+        worst = std::max(worst, std::fabs(a - r));
+      }
+    };
+    e.decode(cache, items, lg.data());
+    for (int64_t i = 0; i < 3; ++i) compare(i, i, prompt[i] - 1);
+    for (int64_t step = 0;; ++step) {
+      items.clear();
+      std::vector<int64_t> ts;
+      for (int64_t i = 0; i < 3; ++i) {
+        const int64_t t = prompt[i] + step;
+        if (t < static_cast<int64_t>(seqs[i].size())) {
+          items.push_back({i, seqs[i].data() + t, 1});
+          ts.push_back(t);
+        }
+      }
+      if (items.empty()) break;
+      e.decode(cache, items, lg.data());
+      for (size_t k = 0; k < items.size(); ++k) compare(k, items[k].seq, ts[k]);
+    }
+    std::printf("  max |cached - full| = %.2e\n", worst);
+    CHECK(worst < 1e-5);
+    CHECK_THROWS_WITH(e.decode(cache, {{0, seqs[0].data(), 1}}, lg.data()), "is full");
+  }
+}
+
+TEST(bad_inputs_give_errors_naming_the_field) {
+  auto c = llama3_tiny();
+  LlamaModel m(c);
+  sppo_test::Rng rng(6);
+  m.init_random(rng.integer(0, 1 << 30), 0.3);
+  auto seqs = random_seqs(rng, c.vocab_size, {4, 3});
+  std::vector<float> out(2 * 4 * c.vocab_size), seq(2);
+  Batch b = pad(seqs, {2, 1}, true);
+  b.tok[1 * b.T + 2] = static_cast<int32_t>(c.vocab_size);
+  CHECK_THROWS_WITH(m.logits(b.view(), out.data()), "tokens[1, 2]");
+  b = pad(seqs, {2, 1}, true);
+  b.mask[3] = 2;
+  CHECK_THROWS_WITH(m.logits(b.view(), out.data()), "attention_mask[0, 3]");
+  b = pad(seqs, {2, 1}, true);
+  b.resp[1 * b.T + 0] = 1;  // a padding position of the left-padded second row
+  CHECK_THROWS_WITH(m.sequence_logprobs(b.view(), seq.data()), "response_mask[1, 0] is set on a padding");
+  b = pad(seqs, {4, 1}, false);  // the first token cannot be predicted
+  CHECK_THROWS_WITH(m.sequence_logprobs(b.view(), seq.data()), "response_mask[0, 0]");
+  b = pad(seqs, {2, 1}, true);
+  auto v = b.view();
+  v.B = 0;
+  CHECK_THROWS_WITH(m.logits(v, out.data()), "batch size B");
+  v = b.view();
+  v.response_mask = nullptr;
+  CHECK_THROWS_WITH(m.sequence_logprobs(v, seq.data()), "response_mask is null");
+  std::vector<float> sc(2);
+  CHECK_THROWS_WITH(m.scores(b.view(), sc.data()), "causal LM");
+  // Configs.
+  auto bad = c;
+  bad.num_kv_heads = 3;
+  CHECK_THROWS_WITH(LlamaModel x(bad), "num_kv_heads");
+  bad = c;
+  bad.head_dim = 7;
+  CHECK_THROWS_WITH(LlamaModel x(bad), "head_dim");
+  bad = c;
+  bad.vocab_size = 0;
+  CHECK_THROWS_WITH(sppo::validate_config(bad), "vocab_size");
+  bad = c;
+  bad.rms_norm_eps = 0;
+  CHECK_THROWS_WITH(sppo::validate_config(bad), "rms_norm_eps");
+  bad = c;
+  bad.rope_high_freq_factor = 0.5;
+  CHECK_THROWS_WITH(sppo::validate_config(bad), "rope_high_freq_factor");
+  bad = c;
+  bad.rope_type = static_cast<sppo::RopeType>(7);
+  CHECK_THROWS_WITH(sppo::validate_config(bad), "rope_type");
+}
+
+TEST_MAIN()

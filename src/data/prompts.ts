@@ -1,0 +1,154 @@
+// Prompt sets: JSONL, JSON, Parquet, or a Hugging Face dataset folder of Parquet shards. The prompt
+// column holds text or a chat-message list (its first user turn is taken). Empty and duplicate
+// prompts are dropped and counted.
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { extname, join, relative } from 'node:path';
+import { readParquet } from './parquet.js';
+
+export interface PromptSet {
+  prompts: string[];
+  source: string;
+  rows: number;
+  droppedEmpty: number;
+  droppedDuplicate: number;
+}
+
+export class PromptFileError extends Error {}
+
+function promptText(value: unknown, where: string, column: string): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value)) {
+    // A chat: the user turn is the prompt (the reference's `prompt` column is plain text, but
+    // UltraFeedback-style sets also ship `messages`/`chosen` lists).
+    for (const m of value) {
+      if (m && typeof m === 'object' && (m as { role?: unknown }).role === 'user') {
+        const c = (m as { content?: unknown }).content;
+        if (typeof c === 'string') return c;
+      }
+    }
+    throw new PromptFileError(`${where}: column '${column}' holds a message list with no user turn with string content`);
+  }
+  throw new PromptFileError(`${where}: column '${column}' must hold text or a chat-message list (got ${typeof value})`);
+}
+
+function rowsFromJson(file: string, text: string): Record<string, unknown>[] {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new PromptFileError(`${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  // Either a list of rows, or {"data": [...]}, or a column-oriented {"prompt": [...]}.
+  if (Array.isArray(data)) return data as Record<string, unknown>[];
+  if (data && typeof data === 'object') {
+    const obj = data as Record<string, unknown>;
+    if (Array.isArray(obj.data)) return obj.data as Record<string, unknown>[];
+    const cols = Object.entries(obj).filter(([, v]) => Array.isArray(v)) as [string, unknown[]][];
+    if (cols.length > 0 && cols.length === Object.keys(obj).length) {
+      const n = cols[0]![1].length;
+      return Array.from({ length: n }, (_, i) => Object.fromEntries(cols.map(([k, v]) => [k, v[i]])));
+    }
+  }
+  throw new PromptFileError(`${file}: expected a JSON list of rows, {"data": [...]}, or an object of columns`);
+}
+
+function rowsFromJsonl(file: string, text: string): Record<string, unknown>[] {
+  const rows: Record<string, unknown>[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '') continue;
+    try {
+      rows.push(JSON.parse(line) as Record<string, unknown>);
+    } catch (err) {
+      throw new PromptFileError(`${file}:${i + 1}: not valid JSON (${(err as Error).message})`);
+    }
+  }
+  return rows;
+}
+
+/** The Parquet shards of a dataset folder, in a stable order (splits' files sorted by path). */
+export function parquetShards(folder: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir).sort()) {
+      if (name.startsWith('.')) continue;
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (name.endsWith('.parquet')) out.push(p);
+    }
+  };
+  walk(folder);
+  return out;
+}
+
+interface RawTable {
+  columns: string[];
+  rows: Record<string, unknown>[];
+}
+
+async function readTable(file: string): Promise<RawTable> {
+  if (!existsSync(file)) throw new PromptFileError(`prompt file ${file} does not exist`);
+  const st = statSync(file);
+  if (st.isDirectory()) {
+    const shards = parquetShards(file);
+    if (shards.length === 0) throw new PromptFileError(`prompt folder ${file} has no .parquet files (a Hugging Face dataset folder holds Parquet shards)`);
+    const tables: RawTable[] = [];
+    for (const s of shards) tables.push(await readParquet(s));
+    const columns = tables[0]!.columns;
+    for (let i = 1; i < tables.length; i++) {
+      const missing = columns.filter((c) => !tables[i]!.columns.includes(c));
+      if (missing.length) throw new PromptFileError(`${relative(file, shards[i]!)} in ${file} lacks columns ${missing.join(', ')} that other shards have`);
+    }
+    return { columns, rows: tables.flatMap((t) => t.rows) };
+  }
+  const ext = extname(file).toLowerCase();
+  if (ext === '.parquet') return readParquet(file);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new PromptFileError(`cannot read prompt file ${file}: ${(err as Error).message}`);
+  }
+  let rows: Record<string, unknown>[];
+  if (ext === '.jsonl' || ext === '.ndjson') rows = rowsFromJsonl(file, text);
+  else if (ext === '.json') rows = rowsFromJson(file, text);
+  else throw new PromptFileError(`prompt file ${file}: unknown format '${ext || '(no extension)'}' (use .jsonl, .json, .parquet or a folder of Parquet shards)`);
+  const columns = [...new Set(rows.flatMap((r) => (r && typeof r === 'object' ? Object.keys(r) : [])))];
+  return { columns, rows };
+}
+
+export async function loadPrompts(file: string, column = 'prompt'): Promise<PromptSet> {
+  const table = await readTable(file);
+  if (table.rows.length === 0) throw new PromptFileError(`prompt file ${file} has no rows`);
+  if (!table.columns.includes(column)) {
+    throw new PromptFileError(
+      `prompt file ${file} has no column '${column}' (columns: ${table.columns.join(', ') || 'none'}); choose one with --prompt-column`,
+    );
+  }
+  const seen = new Set<string>();
+  const prompts: string[] = [];
+  let droppedEmpty = 0;
+  let droppedDuplicate = 0;
+  table.rows.forEach((row, i) => {
+    if (row === null || typeof row !== 'object' || Array.isArray(row)) {
+      throw new PromptFileError(`${file}: row ${i + 1} is not an object`);
+    }
+    const text = promptText(row[column], `${file}: row ${i + 1}`, column);
+    if (text === null || text.trim() === '') {
+      droppedEmpty++;
+      return;
+    }
+    if (seen.has(text)) {
+      droppedDuplicate++;
+      return;
+    }
+    seen.add(text);
+    prompts.push(text);
+  });
+  if (prompts.length === 0) {
+    throw new PromptFileError(`prompt file ${file} has no usable prompts in column '${column}' (${droppedEmpty} empty, ${droppedDuplicate} duplicate rows dropped)`);
+  }
+  return { prompts, source: file, rows: table.rows.length, droppedEmpty, droppedDuplicate };
+}

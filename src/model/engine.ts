@@ -1,0 +1,302 @@
+// The model engine: ModelHandle (src/model/types.ts) over the addon's Model class.
+// TypeScript validates inputs, pads batches and owns the checkpoint metadata; the addon does the
+// math off the event loop.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { requireDevice, type DeviceName } from '../native.js';
+import { createNativeModel, type NativeModel } from './addon.js';
+import { padBatch, unpadLogits, type PaddingSide } from './batch.js';
+import { loadWeights, saveModelFolder } from './checkpoint.js';
+import { parseModelConfig, readModelConfig, toNativeConfig, type GenerationConfig, type ModelConfig } from './config.js';
+import { buildSafetensorsHeader, readSafetensorsHeader } from './safetensors.js';
+import type {
+  Generation,
+  GenerateOptions,
+  LossType,
+  ModelHandle,
+  OptimizerOptions,
+  PreferencePair,
+  SaveOptions,
+  ScoredSequence,
+  StepMetrics,
+} from './types.js';
+
+export interface LoadModelOptions {
+  device?: DeviceName;
+  /** Recompute each layer in backward instead of storing its activations. */
+  gradientCheckpointing?: boolean;
+}
+
+const LOSSES: readonly LossType[] = ['sppo', 'sppo_single', 'sppo_hard', 'dpo', 'ipo'];
+const OPTIMIZER_FORMAT = 'sppo-native-optimizer';
+
+function checkDevice(device: DeviceName): void {
+  requireDevice(device);
+  if (device !== 'cpu') {
+    throw new Error(`device '${device}': the model engine runs on the CPU backend in this build (use device 'cpu')`);
+  }
+}
+
+function finite(v: number, what: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${what} must be a finite number (got ${String(v)})`);
+  return v;
+}
+
+function probability(v: number, what: string): number {
+  finite(v, what);
+  if (v < 0 || v > 1) throw new Error(`${what} must be a probability in [0, 1] (got ${v})`);
+  return v;
+}
+
+export class EngineModel implements ModelHandle {
+  readonly folder: string | null;
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly device: DeviceName;
+  readonly vocabSize: number;
+  readonly eosTokenIds: number[];
+  readonly isRewardModel: boolean;
+  readonly modelConfig: ModelConfig;
+  private readonly generation: GenerationConfig | null;
+  private readonly nativeModel: NativeModel;
+
+  constructor(nativeModel: NativeModel, modelConfig: ModelConfig, generation: GenerationConfig | null, folder: string | null, device: DeviceName) {
+    this.nativeModel = nativeModel;
+    this.modelConfig = modelConfig;
+    this.generation = generation;
+    this.folder = folder;
+    this.device = device;
+    this.config = modelConfig.raw;
+    this.vocabSize = modelConfig.vocabSize;
+    this.eosTokenIds = [...modelConfig.eosTokenIds];
+    this.isRewardModel = modelConfig.sequenceClassification;
+  }
+
+  private get limits() {
+    return { vocabSize: this.vocabSize, maxLength: this.modelConfig.maxSequenceLength };
+  }
+
+  private requireCausal(what: string): void {
+    if (this.isRewardModel) throw new Error(`${what}: this is a reward model (${this.modelConfig.architecture}); it has no language-model head`);
+  }
+
+  /** Parameter names and shapes, in the core's order. */
+  parameters(): { name: string; shape: number[] }[] {
+    return this.nativeModel.params();
+  }
+
+  /** A copy of one parameter's values (for tests and tools). */
+  parameter(name: string): Float32Array {
+    return this.nativeModel.readParam(name);
+  }
+
+  setGradientCheckpointing(on: boolean): void {
+    this.nativeModel.setGradientCheckpointing(on);
+  }
+
+  async logits(seqs: number[][], opts: { padding?: PaddingSide } = {}): Promise<Float32Array[]> {
+    this.requireCausal('logits');
+    const side = opts.padding ?? 'right';
+    const batch = padBatch(seqs, this.limits, { side });
+    const flat = await this.nativeModel.logits(batch);
+    return seqs.map((_, b) => unpadLogits(flat, batch, this.vocabSize, b, side));
+  }
+
+  async sequenceLogprobs(seqs: ScoredSequence[], opts: { padding?: PaddingSide } = {}): Promise<Float64Array> {
+    this.requireCausal('sequenceLogprobs');
+    if (!Array.isArray(seqs) || seqs.length === 0) throw new Error('sequenceLogprobs: sequences must be a non-empty array');
+    const batch = padBatch(
+      seqs.map((s) => s.tokens),
+      this.limits,
+      { side: opts.padding ?? 'right', promptLengths: seqs.map((s) => s.promptLength) },
+    );
+    return Float64Array.from(await this.nativeModel.sequenceLogprobs(batch));
+  }
+
+  async scores(seqs: number[][]): Promise<Float32Array> {
+    if (!this.isRewardModel) throw new Error(`scores: this is a causal language model (${this.modelConfig.architecture}), not a reward model`);
+    if (this.modelConfig.numLabels !== 1) {
+      throw new Error(`scores: the reward model has num_labels = ${this.modelConfig.numLabels}; one score per sequence needs num_labels = 1`);
+    }
+    return this.nativeModel.scores(padBatch(seqs, this.limits, { side: 'right' }));
+  }
+
+  async generate(prompts: number[][], seeds: number[], opts: GenerateOptions): Promise<Generation[]> {
+    this.requireCausal('generate');
+    if (!Array.isArray(prompts) || prompts.length === 0) throw new Error('generate: prompts must be a non-empty array');
+    if (!Array.isArray(seeds) || seeds.length !== prompts.length) {
+      throw new Error(`generate: seeds must have one seed per prompt (${prompts.length}), got ${Array.isArray(seeds) ? seeds.length : 'none'}`);
+    }
+    seeds.forEach((s, i) => {
+      if (!Number.isSafeInteger(s) || s < 0) throw new Error(`generate: seeds[${i}] must be a non-negative integer (got ${s})`);
+    });
+    padBatch(prompts, this.limits, { what: 'prompts' }); // validates the ids
+    const maxLen = this.modelConfig.maxSequenceLength;
+    if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
+      throw new Error(`generate: maxNewTokens must be a non-negative integer (got ${opts.maxNewTokens})`);
+    }
+    if (maxLen !== null) {
+      prompts.forEach((p, i) => {
+        if (p.length + opts.maxNewTokens > maxLen) {
+          throw new Error(`generate: prompts[${i}] (${p.length} tokens) + maxNewTokens (${opts.maxNewTokens}) exceeds the sliding window (${maxLen})`);
+        }
+      });
+    }
+    finite(opts.temperature, 'generate: temperature');
+    if (opts.temperature < 0) throw new Error(`generate: temperature must be >= 0 (got ${opts.temperature})`);
+    finite(opts.topP, 'generate: topP');
+    if (!(opts.topP > 0 && opts.topP <= 1)) throw new Error(`generate: topP must be in (0, 1] (got ${opts.topP})`);
+    if (opts.topK !== undefined && (!Number.isInteger(opts.topK) || opts.topK < 0)) {
+      throw new Error(`generate: topK must be a non-negative integer (got ${opts.topK})`);
+    }
+    const eos = opts.eosTokenIds ?? this.eosTokenIds;
+    eos.forEach((id, i) => {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new Error(`generate: eosTokenIds[${i}] = ${id} is not a token id`);
+    });
+    const out = await this.nativeModel.generate(
+      prompts.map((p) => Int32Array.from(p)),
+      seeds,
+      {
+        maxNewTokens: opts.maxNewTokens,
+        temperature: opts.temperature,
+        topP: opts.topP,
+        ...(opts.topK !== undefined ? { topK: opts.topK } : {}),
+        greedy: opts.greedy ?? false,
+        eosTokenIds: eos,
+      },
+    );
+    return out.map((g) => ({ tokens: Array.from(g.tokens), logprobs: Array.from(g.logprobs), finishReason: g.stoppedAtEos ? 'eos' : 'length' }));
+  }
+
+  async accumulate(pairs: PreferencePair[], loss: LossType, beta: number, scale: number): Promise<StepMetrics> {
+    this.requireCausal('accumulate');
+    if (!LOSSES.includes(loss)) throw new Error(`accumulate: loss must be one of ${LOSSES.join(', ')} (got '${String(loss)}')`);
+    finite(beta, 'accumulate: beta');
+    if (!(beta > 0)) throw new Error(`accumulate: beta must be > 0 (got ${beta})`);
+    finite(scale, 'accumulate: scale');
+    if (!Array.isArray(pairs) || pairs.length === 0) throw new Error('accumulate: pairs must be a non-empty array');
+    const col = (f: (p: PreferencePair, i: number) => number): Float32Array => Float32Array.from(pairs.map(f));
+    const side = (key: 'chosen' | 'rejected') =>
+      padBatch(
+        pairs.map((p) => p[key].tokens),
+        this.limits,
+        { promptLengths: pairs.map((p) => p[key].promptLength), what: `pairs.${key}` },
+      );
+    return this.nativeModel.accumulate({
+      chosen: side('chosen'),
+      rejected: side('rejected'),
+      refChosen: col((p, i) => finite(p.refChosen, `pairs[${i}].refChosen`)),
+      refRejected: col((p, i) => finite(p.refRejected, `pairs[${i}].refRejected`)),
+      chosenProbs: col((p, i) => probability(p.chosenProbs, `pairs[${i}].chosenProbs`)),
+      chosenProbsWin: col((p, i) => probability(p.chosenProbsWin, `pairs[${i}].chosenProbsWin`)),
+      chosenProbsLose: col((p, i) => probability(p.chosenProbsLose, `pairs[${i}].chosenProbsLose`)),
+      loss,
+      beta,
+      scale,
+    });
+  }
+
+  async optimizerStep(lr: number, maxGradNorm: number, opts: OptimizerOptions): Promise<{ gradNorm: number }> {
+    this.requireCausal('optimizerStep');
+    finite(lr, 'optimizerStep: lr');
+    if (lr < 0) throw new Error(`optimizerStep: lr must be >= 0 (got ${lr})`);
+    finite(maxGradNorm, 'optimizerStep: maxGradNorm');
+    checkOptimizer(opts);
+    const r = await this.nativeModel.optimizerStep(lr, maxGradNorm, { ...opts });
+    return { gradNorm: r.gradNorm };
+  }
+
+  zeroGrad(): void {
+    this.nativeModel.zeroGrad();
+  }
+
+  gradients(): Map<string, Float32Array> {
+    const out = new Map<string, Float32Array>();
+    for (const p of this.nativeModel.params()) out.set(p.name, this.nativeModel.gradient(p.name));
+    return out;
+  }
+
+  async save(folder: string, opts: SaveOptions = {}): Promise<void> {
+    await saveModelFolder(this.nativeModel, folder, { config: this.modelConfig, generation: this.generation }, opts);
+  }
+
+  async saveOptimizerState(file: string): Promise<void> {
+    const info = await this.nativeModel.optimizerStateInfo();
+    if (!info) throw new Error('saveOptimizerState: no optimizer state yet (take an optimizer step or load a state first)');
+    const plan = buildSafetensorsHeader(
+      info.entries.map((e) => ({ name: e.name, shape: [e.numel] })),
+      'F32',
+      { format: OPTIMIZER_FORMAT, kind: info.kind, step_count: String(info.stepCount) },
+    );
+    mkdirSync(dirname(file), { recursive: true });
+    await this.nativeModel.saveOptimizerState(file, plan.header, plan.dataBytes);
+  }
+
+  async loadOptimizerState(file: string, opts: OptimizerOptions): Promise<void> {
+    checkOptimizer(opts);
+    const h = readSafetensorsHeader(file);
+    const meta = h.metadata;
+    if (!meta || meta.format !== OPTIMIZER_FORMAT) throw new Error(`${file}: not an sppo-native optimizer state (__metadata__.format)`);
+    if (meta.kind !== opts.kind) throw new Error(`${file}: holds '${String(meta.kind)}' optimizer state but the options ask for '${opts.kind}'`);
+    const stepCount = Number(meta.step_count);
+    if (!Number.isSafeInteger(stepCount) || stepCount < 0) throw new Error(`${file}: __metadata__.step_count must be a non-negative integer`);
+    const entries = [...h.tensors.values()].map((t) => {
+      if (t.dtype !== 'F32') throw new Error(`${file}: optimizer tensor '${t.name}' must be F32 (got ${t.dtype})`);
+      return { name: t.name, file, offset: t.offset, nbytes: t.nbytes };
+    });
+    await this.nativeModel.loadOptimizerState(entries, stepCount, { ...opts });
+  }
+
+  free(): void {
+    this.nativeModel.free();
+  }
+}
+
+function checkOptimizer(opts: OptimizerOptions): void {
+  if (!opts || (opts.kind !== 'rmsprop' && opts.kind !== 'adamw')) {
+    throw new Error(`optimizer kind must be 'rmsprop' or 'adamw' (got '${String(opts?.kind)}')`);
+  }
+  for (const k of ['alpha', 'beta1', 'beta2', 'eps', 'weightDecay'] as const) {
+    const v = opts[k];
+    if (v !== undefined) finite(v, `optimizer.${k}`);
+  }
+}
+
+/** Loads a Hugging Face model folder (config.json + safetensors) onto `device`. */
+export async function loadModel(folder: string, opts: LoadModelOptions = {}): Promise<EngineModel> {
+  const device = opts.device ?? 'cpu';
+  checkDevice(device);
+  const { config, generation } = readModelConfig(folder);
+  const model = createNativeModel(toNativeConfig(config));
+  try {
+    await loadWeights(model, folder, config);
+    if (opts.gradientCheckpointing) model.setGradientCheckpointing(true);
+  } catch (err) {
+    if (!model.busy) model.free();
+    throw err;
+  }
+  return new EngineModel(model, config, generation, folder, device);
+}
+
+/**
+ * A model with random weights (normal(0, std) matrices, unit norms), deterministic in `seed`,
+ * from a config.json object. For tests, benchmarks and the demo.
+ */
+export async function createRandomModel(
+  configJson: Record<string, unknown>,
+  seed: number,
+  opts: LoadModelOptions & { std?: number } = {},
+): Promise<EngineModel> {
+  const device = opts.device ?? 'cpu';
+  checkDevice(device);
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`createRandomModel: seed must be a non-negative integer (got ${seed})`);
+  const config = parseModelConfig(configJson, 'createRandomModel config');
+  const model = createNativeModel(toNativeConfig(config));
+  try {
+    await model.initRandom(seed, opts.std ?? 0.02);
+    if (opts.gradientCheckpointing) model.setGradientCheckpointing(true);
+  } catch (err) {
+    if (!model.busy) model.free();
+    throw err;
+  }
+  return new EngineModel(model, config, null, null, device);
+}

@@ -1,0 +1,170 @@
+// Rollout: K responses per prompt from the policy, in shards. Each shard is written atomically as
+// a Parquet file; a rerun skips finished shards. When all are done they are merged into
+// generated.parquet with the reference columns (prompt, generate_0..generate_{K-1} as message
+// lists) plus token ids, token counts and finish reasons.
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { GenerateOptions, Generation, ModelHandle } from '../model/types.js';
+import type { TextCodec } from '../text/codec.js';
+import { readParquet, writeParquet, type ColumnSpec, type Message } from '../data/parquet.js';
+import { sampleSeed } from './seeds.js';
+import { progressBar } from '../util/progress.js';
+import { noEvents, type EventSink } from '../util/events.js';
+
+export interface RolloutOptions {
+  k: number;
+  temperature: number;
+  topP: number;
+  maxNewTokens: number;
+  batchSize: number;
+  shardSize: number;
+  maxPromptTokens: number;
+  seed: number;
+}
+
+export interface RolloutRow {
+  promptIndex: number;
+  prompt: string;
+  promptTokens: number[];
+  responses: string[];
+  responseTokens: number[][];
+  finishReasons: string[];
+}
+
+export function shardCount(prompts: number, shardSize: number): number {
+  return Math.ceil(prompts / shardSize);
+}
+
+export function shardName(i: number): string {
+  return `shard-${String(i).padStart(5, '0')}.parquet`;
+}
+
+function chat(prompt: string, response: string): Message[] {
+  return [
+    { content: prompt, role: 'user' },
+    { content: response, role: 'assistant' },
+  ];
+}
+
+export function rolloutColumns(rows: RolloutRow[], k: number): ColumnSpec[] {
+  const cols: ColumnSpec[] = [
+    { name: 'prompt', kind: 'string', data: rows.map((r) => r.prompt) },
+    { name: 'prompt_index', kind: 'int', data: rows.map((r) => r.promptIndex) },
+    { name: 'prompt_tokens', kind: 'ints', data: rows.map((r) => r.promptTokens) },
+  ];
+  for (let j = 0; j < k; j++) cols.push({ name: `generate_${j}`, kind: 'messages', data: rows.map((r) => chat(r.prompt, r.responses[j]!)) });
+  for (let j = 0; j < k; j++) cols.push({ name: `response_tokens_${j}`, kind: 'ints', data: rows.map((r) => r.responseTokens[j]!) });
+  for (let j = 0; j < k; j++) cols.push({ name: `num_tokens_${j}`, kind: 'int', data: rows.map((r) => r.responseTokens[j]!.length) });
+  for (let j = 0; j < k; j++) cols.push({ name: `finish_reason_${j}`, kind: 'string', data: rows.map((r) => r.finishReasons[j]!) });
+  return cols;
+}
+
+/** Reads a generated table (shard or merged) back into rows; `k` is inferred from the columns. */
+export async function readRollout(file: string): Promise<{ rows: RolloutRow[]; k: number }> {
+  const t = await readParquet(file);
+  let k = 0;
+  while (t.columns.includes(`generate_${k}`)) k++;
+  for (const c of ['prompt', 'prompt_index', 'prompt_tokens', 'response_tokens_0']) {
+    if (!t.columns.includes(c)) throw new Error(`${file} is not a generated table of sppo-native: column '${c}' is missing (columns: ${t.columns.join(', ')})`);
+  }
+  const rows = t.rows.map((r) => {
+    const responses: string[] = [];
+    const responseTokens: number[][] = [];
+    const finishReasons: string[] = [];
+    for (let j = 0; j < k; j++) {
+      const msgs = r[`generate_${j}`] as Message[];
+      responses.push(msgs.find((m) => m.role === 'assistant')?.content ?? '');
+      responseTokens.push(r[`response_tokens_${j}`] as number[]);
+      finishReasons.push(String(r[`finish_reason_${j}`]));
+    }
+    return {
+      promptIndex: r.prompt_index as number,
+      prompt: r.prompt as string,
+      promptTokens: r.prompt_tokens as number[],
+      responses,
+      responseTokens,
+      finishReasons,
+    };
+  });
+  return { rows, k };
+}
+
+/** Samples K responses for `indices` of `prompts` (in generate calls of batchSize prompts). */
+export async function samplePrompts(
+  model: ModelHandle,
+  codec: TextCodec,
+  prompts: readonly string[],
+  indices: readonly number[],
+  opts: RolloutOptions,
+  seedOf: (promptIndex: number, k: number) => number,
+  tick: (n: number) => void = () => {},
+): Promise<RolloutRow[]> {
+  const promptTokens = indices.map((i) => codec.encodePrompt(prompts[i]!, opts.maxPromptTokens));
+  const gen: GenerateOptions = {
+    maxNewTokens: opts.maxNewTokens,
+    temperature: opts.temperature,
+    topP: opts.topP,
+    eosTokenIds: codec.eosIds.length ? codec.eosIds : model.eosTokenIds,
+  };
+  const out: Generation[][] = indices.map(() => []);
+  for (let k = 0; k < opts.k; k++) {
+    for (let b = 0; b < indices.length; b += opts.batchSize) {
+      const idx = indices.slice(b, b + opts.batchSize);
+      const gens = await model.generate(promptTokens.slice(b, b + opts.batchSize), idx.map((p) => seedOf(p, k)), gen);
+      if (gens.length !== idx.length) throw new Error(`the model returned ${gens.length} generations for ${idx.length} prompts`);
+      gens.forEach((g, j) => out[b + j]!.push(g));
+      tick(idx.length);
+    }
+  }
+  return indices.map((p, i) => ({
+    promptIndex: p,
+    prompt: prompts[p]!,
+    promptTokens: promptTokens[i]!,
+    responses: out[i]!.map((g) => codec.decode(g.tokens)),
+    responseTokens: out[i]!.map((g) => g.tokens),
+    finishReasons: out[i]!.map((g) => g.finishReason),
+  }));
+}
+
+export interface RolloutStage {
+  model: () => Promise<ModelHandle>;
+  codec: TextCodec;
+  prompts: readonly string[];
+  dir: string;          // shards go to dir/rollout/
+  output: string;       // generated.parquet
+  opts: RolloutOptions;
+  iteration: number;
+  onEvent?: EventSink;
+}
+
+/** Runs (or resumes) the rollout stage; returns the number of shards generated now. */
+export async function runRollout(s: RolloutStage): Promise<number> {
+  const onEvent = s.onEvent ?? noEvents;
+  const shardDir = join(s.dir, 'rollout');
+  mkdirSync(shardDir, { recursive: true });
+  const n = shardCount(s.prompts.length, s.opts.shardSize);
+  const todo: number[] = [];
+  for (let i = 0; i < n; i++) if (!existsSync(join(shardDir, shardName(i)))) todo.push(i);
+  const total = s.prompts.length * s.opts.k;
+  const bar = progressBar(`iteration ${s.iteration} rollout`, total);
+  const shardPrompts = (i: number): number => Math.min(s.opts.shardSize, s.prompts.length - i * s.opts.shardSize);
+  let done = 0;
+  for (let i = 0; i < n; i++) if (!todo.includes(i)) done += shardPrompts(i) * s.opts.k;
+  bar.tick(done);
+  for (const i of todo) {
+    const model = await s.model();
+    const start = i * s.opts.shardSize;
+    const indices = Array.from({ length: shardPrompts(i) }, (_, j) => start + j);
+    const rows = await samplePrompts(model, s.codec, s.prompts, indices, s.opts, (p, k) => sampleSeed(p, k, s.opts.seed), (m) => {
+      done += m;
+      bar.tick(m);
+      onEvent({ type: 'progress', iteration: s.iteration, stage: 'rollout', done, total });
+    });
+    writeParquet(join(shardDir, shardName(i)), rolloutColumns(rows, s.opts.k));
+  }
+  bar.done();
+  const all: RolloutRow[] = [];
+  for (let i = 0; i < n; i++) all.push(...(await readRollout(join(shardDir, shardName(i)))).rows);
+  writeParquet(s.output, rolloutColumns(all, s.opts.k));
+  return todo.length;
+}

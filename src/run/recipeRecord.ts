@@ -1,0 +1,32 @@
+// recipe.resolved.yaml: the full recipe of a run, written when it starts. A rerun with a recipe
+// that would change finished work (model, prompts, sampling, judge, loss, batch shape...) is
+// refused with the differing keys named; settings that only steer what is still to come
+// (iterations, lr, clipping, resume frequency, eval, device, output) may change, with a note.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { Recipe } from '../recipe/types.js';
+import { recipeFields, getPath } from '../recipe/fields.js';
+import { recipeToYaml } from '../recipe/load.js';
+import { writeFileAtomic } from './atomic.js';
+import type { EventSink } from '../util/events.js';
+
+const MAY_CHANGE = new Set(['iterations', 'output', 'device', 'train.lr', 'train.maxGradNorm', 'train.resumeEvery', 'rollout.batchSize', 'eval.prompts', 'eval.samples']);
+
+export function recordRecipe(out: string, recipe: Recipe, onEvent: EventSink): void {
+  const file = join(out, 'recipe.resolved.yaml');
+  if (existsSync(file)) {
+    const old = parseYaml(readFileSync(file, 'utf8')) as unknown;
+    const changed = recipeFields
+      .map((f) => f.path)
+      .filter((p) => JSON.stringify(getPath(old, p) ?? null) !== JSON.stringify(getPath(recipe, p) ?? null));
+    const blocking = changed.filter((p) => !MAY_CHANGE.has(p));
+    if (blocking.length) {
+      const detail = blocking.map((p) => `${p} (was ${JSON.stringify(getPath(old, p))}, now ${JSON.stringify(getPath(recipe, p))})`).join('; ');
+      throw new Error(`run folder ${out} was started with a different recipe: ${detail}. Rerun with the same settings to resume, or choose a new --output`);
+    }
+    if (changed.length) onEvent({ type: 'log', message: `recipe changed on resume: ${changed.join(', ')} (recorded in ${file})` });
+    else return;
+  }
+  writeFileAtomic(file, recipeToYaml(recipe));
+}

@@ -1,0 +1,5 @@
+// SPPO bookkeeping: preference matrices, win rates, pairs and training rows.
+export { sigmoid, validateMatrix, validateScores, matrixFromScores, symmetrize, MATRIX_TOLERANCE } from './matrix.js';
+export { winRates } from './winRates.js';
+export { selectPairs, parsePairing, pairingSupportsLoss, argmax, argmin, PAIRINGS, type Pair, type Pairing } from './pairs.js';
+export { trainRows, conversation, type TrainRow, type ChatMessage } from './trainTable.js';

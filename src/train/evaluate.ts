@@ -1,0 +1,57 @@
+// Win rate of policy A against policy B under a judge: for each prompt and sample s, the judge
+// compares A's s-th response with B's s-th response; outcome 1 when P(A > B) > 1/2, 0 when below,
+// 0.5 on a tie (src/eval/stats.ts outcomeFromMatrix), averaged, with a Wilson interval.
+import type { Judge } from '../judge/types.js';
+import type { ModelHandle } from '../model/types.js';
+import type { TextCodec } from '../text/codec.js';
+import { outcomeFromMatrix, winRate, type WinRate } from '../eval/stats.js';
+import { validateMatrix } from '../sppo/matrix.js';
+import { samplePrompts, type RolloutOptions, type RolloutRow } from '../rollout/rollout.js';
+import { evalSeed } from '../rollout/seeds.js';
+
+export interface EvalSampling {
+  samples: number;
+  temperature: number;
+  topP: number;
+  maxNewTokens: number;
+  maxPromptTokens: number;
+  batchSize: number;
+  seed: number;
+}
+
+/** `samples` responses per prompt, seeded by the eval stream (rollout/seeds.ts evalSeed). */
+export function sampleForEval(model: ModelHandle, codec: TextCodec, prompts: readonly string[], s: EvalSampling): Promise<RolloutRow[]> {
+  const opts: RolloutOptions = {
+    k: s.samples,
+    temperature: s.temperature,
+    topP: s.topP,
+    maxNewTokens: s.maxNewTokens,
+    batchSize: s.batchSize,
+    shardSize: prompts.length,
+    maxPromptTokens: s.maxPromptTokens,
+    seed: s.seed,
+  };
+  return samplePrompts(model, codec, prompts, prompts.map((_, i) => i), opts, (p, k) => evalSeed(p, k, s.seed));
+}
+
+export async function compareSamples(judge: Judge, a: RolloutRow[], b: RolloutRow[], batch = 64): Promise<WinRate> {
+  if (a.length !== b.length) throw new Error(`eval: ${a.length} prompts for A but ${b.length} for B`);
+  const inputs: { prompt: string; responses: string[] }[] = [];
+  a.forEach((ra, i) => {
+    const rb = b[i]!;
+    if (ra.prompt !== rb.prompt) throw new Error(`eval: prompt ${i} differs between A and B`);
+    const n = Math.min(ra.responses.length, rb.responses.length);
+    for (let s = 0; s < n; s++) inputs.push({ prompt: ra.prompt, responses: [ra.responses[s]!, rb.responses[s]!] });
+  });
+  const outcomes: number[] = [];
+  for (let i = 0; i < inputs.length; i += batch) {
+    const chunk = inputs.slice(i, i + batch);
+    const js = await judge.judge(chunk);
+    if (js.length !== chunk.length) throw new Error(`judge '${judge.name}' returned ${js.length} judgments for ${chunk.length} comparisons`);
+    js.forEach((j, n) => {
+      validateMatrix(j.probability as unknown, `judge '${judge.name}', comparison ${i + n}`, 2);
+      outcomes.push(outcomeFromMatrix(j.probability));
+    });
+  }
+  return winRate(outcomes);
+}

@@ -1,0 +1,113 @@
+// Judge stage: each rollout shard gets a judged shard (prompt, generate_k, probability = the K x K
+// matrix, rm_scores = the judge's scores or null), written atomically; a rerun skips finished
+// shards. Then judged.parquet merges them, with the reference columns.
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Judge, Judgment } from '../judge/types.js';
+import { validateMatrix, validateScores } from '../sppo/matrix.js';
+import { readParquet, writeParquet, type ColumnSpec, type Message } from '../data/parquet.js';
+import { readRollout, shardName, type RolloutRow } from '../rollout/rollout.js';
+import { progressBar } from '../util/progress.js';
+import { noEvents, type EventSink } from '../util/events.js';
+
+export interface JudgedRow {
+  promptIndex: number;
+  prompt: string;
+  responses: string[];
+  probability: number[][];
+  scores: number[] | null;
+}
+
+export function judgedColumns(rows: JudgedRow[]): ColumnSpec[] {
+  const k = rows[0]?.responses.length ?? 0;
+  const cols: ColumnSpec[] = [
+    { name: 'prompt', kind: 'string', data: rows.map((r) => r.prompt) },
+    { name: 'prompt_index', kind: 'int', data: rows.map((r) => r.promptIndex) },
+  ];
+  for (let j = 0; j < k; j++) {
+    cols.push({
+      name: `generate_${j}`,
+      kind: 'messages',
+      data: rows.map((r): Message[] => [
+        { content: r.prompt, role: 'user' },
+        { content: r.responses[j]!, role: 'assistant' },
+      ]),
+    });
+  }
+  cols.push({ name: 'probability', kind: 'matrix', data: rows.map((r) => r.probability) });
+  cols.push({ name: 'rm_scores', kind: 'doubles', data: rows.map((r) => r.scores) });
+  return cols;
+}
+
+export async function readJudged(file: string): Promise<JudgedRow[]> {
+  const t = await readParquet(file);
+  for (const c of ['prompt', 'prompt_index', 'probability', 'rm_scores', 'generate_0']) {
+    if (!t.columns.includes(c)) throw new Error(`${file} is not a judged table of sppo-native: column '${c}' is missing (columns: ${t.columns.join(', ')})`);
+  }
+  let k = 0;
+  while (t.columns.includes(`generate_${k}`)) k++;
+  return t.rows.map((r) => ({
+    promptIndex: r.prompt_index as number,
+    prompt: r.prompt as string,
+    responses: Array.from({ length: k }, (_, j) => (r[`generate_${j}`] as Message[]).find((m) => m.role === 'assistant')?.content ?? ''),
+    probability: r.probability as number[][],
+    scores: (r.rm_scores as number[] | null) ?? null,
+  }));
+}
+
+/** Judges rollout rows, checking every answer; errors name the judge and the prompt. */
+export async function judgeRows(judge: Judge, rows: RolloutRow[], batch: number, tick: (n: number) => void = () => {}): Promise<JudgedRow[]> {
+  const out: JudgedRow[] = [];
+  for (let b = 0; b < rows.length; b += batch) {
+    const chunk = rows.slice(b, b + batch);
+    let answers: Judgment[];
+    try {
+      answers = await judge.judge(chunk.map((r) => ({ prompt: r.prompt, responses: r.responses, index: r.promptIndex })));
+    } catch (err) {
+      throw new Error(`judge '${judge.name}' failed on prompts ${chunk[0]!.promptIndex}..${chunk[chunk.length - 1]!.promptIndex}: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(answers) || answers.length !== chunk.length) {
+      throw new Error(`judge '${judge.name}' returned ${Array.isArray(answers) ? answers.length : 'no'} judgments for ${chunk.length} prompts`);
+    }
+    chunk.forEach((r, i) => {
+      const a = answers[i]!;
+      const what = `judge '${judge.name}', prompt ${r.promptIndex}`;
+      validateMatrix(a.probability as unknown, what, r.responses.length);
+      if (a.scores !== null && a.scores !== undefined) validateScores(a.scores as unknown, what, r.responses.length);
+      out.push({ promptIndex: r.promptIndex, prompt: r.prompt, responses: r.responses, probability: a.probability, scores: a.scores ?? null });
+    });
+    tick(chunk.length);
+  }
+  return out;
+}
+
+export interface JudgeStage {
+  judge: () => Promise<Judge>;
+  dir: string;        // reads dir/rollout/, writes dir/judged/
+  shards: number;
+  output: string;     // judged.parquet
+  iteration: number;
+  batch: number;
+  onEvent?: EventSink;
+}
+
+export async function runJudgeStage(s: JudgeStage): Promise<void> {
+  const onEvent = s.onEvent ?? noEvents;
+  const judgedDir = join(s.dir, 'judged');
+  mkdirSync(judgedDir, { recursive: true });
+  const bar = progressBar(`iteration ${s.iteration} judge`, s.shards);
+  for (let i = 0; i < s.shards; i++) {
+    const file = join(judgedDir, shardName(i));
+    if (!existsSync(file)) {
+      const { rows } = await readRollout(join(s.dir, 'rollout', shardName(i)));
+      const judged = await judgeRows(await s.judge(), rows, s.batch);
+      writeParquet(file, judgedColumns(judged));
+    }
+    bar.tick();
+    onEvent({ type: 'progress', iteration: s.iteration, stage: 'judge', done: i + 1, total: s.shards });
+  }
+  bar.done();
+  const all: JudgedRow[] = [];
+  for (let i = 0; i < s.shards; i++) all.push(...(await readJudged(join(judgedDir, shardName(i)))));
+  writeParquet(s.output, judgedColumns(all));
+}

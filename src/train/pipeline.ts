@@ -1,0 +1,280 @@
+// The SPPO iteration driver. Each iteration t runs, in its folder iter-t/ of the run folder:
+//   prompts.jsonl (pinned) -> rollout/ shards -> generated.parquet -> judged/ shards ->
+//   judged.parquet -> train.parquet -> ref_logprobs.parquet -> steps (metrics.jsonl, resume/) ->
+//   checkpoint-epoch-E/ -> eval.json (optional) -> summary.json (the iteration is done).
+// Every stage writes its output atomically before the next starts, so rerunning the same command
+// resumes at the first unfinished stage, shard or step.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { ModelHandle } from '../model/types.js';
+import type { Judge } from '../judge/types.js';
+import { createJudge, type JudgeContext } from '../judge/factory.js';
+import type { Recipe } from '../recipe/types.js';
+import { validateRecipe } from '../recipe/load.js';
+import { acquireRunLock } from '../run/lock.js';
+import { writeFileAtomic } from '../run/atomic.js';
+import { recordRecipe } from '../run/recipeRecord.js';
+import { TextCodec } from '../text/codec.js';
+import { readRollout, runRollout, rolloutColumns, shardCount, type RolloutRow } from '../rollout/rollout.js';
+import { writeParquet } from '../data/parquet.js';
+import { runJudgeStage, readJudged } from './judgeStage.js';
+import { buildTrainRows, readTrainTable, writeTrainTable } from './trainTable.js';
+import { pairSequences, preferencePair } from './sequences.js';
+import { computeRefLogprobs, readRefLogprobs, writeRefLogprobs } from './refLogprobs.js';
+import { checkpointDir, runTraining } from './trainer.js';
+import { compareSamples, sampleForEval } from './evaluate.js';
+import { iterationPrompts, pinPrompts, readPinnedPrompts } from './prompts.js';
+import { nativeEngine, type ModelProvider } from './engine.js';
+import { ensureDemoModel } from './demo.js';
+import { seededPermutation } from '../util/rng.js';
+import { noEvents, type EventSink } from '../util/events.js';
+import type { WinRate } from '../eval/stats.js';
+
+export interface TrainOptions {
+  provider?: ModelProvider;
+  onEvent?: EventSink;
+  /** Extra judge context (timeouts, stderr); the engine hooks are filled in. */
+  judgeContext?: JudgeContext;
+}
+
+export interface IterationSummary {
+  iteration: number;
+  prompts: number;
+  pairs: number;
+  steps: number;
+  meanLoss: number;
+  finalLoss: number;
+  meanRewardMargin: number;
+  meanAccuracy: number;
+  policy: string;              // the checkpoint that became pi_{t+1}
+  winRate: WinRate | null;     // against pi_0 (eval.prompts > 0)
+}
+
+export interface RunResult {
+  output: string;
+  baseModel: string;
+  finalModel: string;
+  iterations: IterationSummary[];
+}
+
+const done = (file: string): boolean => existsSync(file);
+
+function metricsSummary(file: string): { steps: number; meanLoss: number; finalLoss: number; margin: number; accuracy: number } {
+  const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+  const ms = lines.map((l) => JSON.parse(l) as Record<string, number>);
+  const mean = (k: string): number => (ms.length ? ms.reduce((a, m) => a + (m[k] ?? 0), 0) / ms.length : NaN);
+  return { steps: ms.length, meanLoss: mean('loss'), finalLoss: ms[ms.length - 1]?.loss ?? NaN, margin: mean('rewards/margins'), accuracy: mean('rewards/accuracies') };
+}
+
+export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<RunResult> {
+  const recipe = validateRecipe(structuredClone(recipeIn));
+  const provider = opts.provider ?? nativeEngine;
+  const onEvent = opts.onEvent ?? noEvents;
+  const out = resolve(recipe.output);
+  mkdirSync(out, { recursive: true });
+  const lock = acquireRunLock(out);
+  let judge: Judge | undefined;
+  const codecs = new Map<string, TextCodec>();
+  try {
+    recordRecipe(out, recipe, onEvent);
+    const base = recipe.model === 'demo' ? await ensureDemoModel(join(out, 'base-model'), provider, recipe.device) : resolve(recipe.model);
+    if (!existsSync(join(base, 'config.json'))) throw new Error(`model folder ${base} has no config.json`);
+    const codec = TextCodec.load(base, { chatTemplateFile: recipe.chatTemplate });
+    const ctx: JudgeContext = {
+      ...opts.judgeContext,
+      loadModel: (folder) => provider.load(folder, recipe.device),
+      rewardModelTokens: (folder, prompt, response) => {
+        let c = codecs.get(folder);
+        if (!c) codecs.set(folder, (c = TextCodec.load(folder)));
+        return c.encodeConversation(prompt, response);
+      },
+    };
+    const getJudge = async (): Promise<Judge> => (judge ??= await createJudge(recipe.judge, ctx));
+    let parts: string[][] | undefined;
+    const allPrompts = async (): Promise<string[][]> => (parts ??= await iterationPrompts(recipe, onEvent));
+    const promptsFor = async (t: number): Promise<string[]> => {
+      const dir = join(out, `iter-${t}`);
+      const pinned = readPinnedPrompts(dir);
+      if (pinned) return pinned;
+      const p = (await allPrompts())[t - 1]!;
+      pinPrompts(dir, p);
+      return p;
+    };
+
+    const summaries: IterationSummary[] = [];
+    let policyFolder = base;
+    for (let t = 1; t <= recipe.iterations; t++) {
+      const s = await runIteration({ t, out, recipe, provider, onEvent, codec, base, policyFolder, getJudge, prompts: () => promptsFor(t), allPrompts });
+      summaries.push(s);
+      policyFolder = s.policy;
+    }
+    const result: RunResult = { output: out, baseModel: base, finalModel: policyFolder, iterations: summaries };
+    writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(result, null, 2)}\n`);
+    return result;
+  } finally {
+    if (judge) await judge.close();
+    lock.release();
+  }
+}
+
+interface IterationContext {
+  t: number;
+  out: string;
+  recipe: Recipe;
+  provider: ModelProvider;
+  onEvent: EventSink;
+  codec: TextCodec;
+  base: string;
+  policyFolder: string;
+  getJudge: () => Promise<Judge>;
+  prompts: () => Promise<string[]>;
+  allPrompts: () => Promise<string[][]>;
+}
+
+async function runIteration(c: IterationContext): Promise<IterationSummary> {
+  const { t, recipe, onEvent } = c;
+  const dir = join(c.out, `iter-${t}`);
+  const summaryFile = join(dir, 'summary.json');
+  if (done(summaryFile)) {
+    onEvent({ type: 'stage', iteration: t, stage: 'iteration', status: 'skipped', detail: 'already finished' });
+    const s = JSON.parse(readFileSync(summaryFile, 'utf8')) as IterationSummary;
+    onEvent({ type: 'iteration', iteration: t, summary: s as unknown as Record<string, unknown> });
+    return s;
+  }
+  mkdirSync(dir, { recursive: true });
+  const prompts = await c.prompts();
+  let policy: ModelHandle | undefined;
+  const getPolicy = async (): Promise<ModelHandle> => (policy ??= await c.provider.load(c.policyFolder, recipe.device));
+  const stage = async (name: string, output: string, run: () => Promise<void>): Promise<void> => {
+    if (done(output)) {
+      onEvent({ type: 'stage', iteration: t, stage: name, status: 'skipped', detail: 'already done' });
+      return;
+    }
+    onEvent({ type: 'stage', iteration: t, stage: name, status: 'start' });
+    await run();
+    onEvent({ type: 'stage', iteration: t, stage: name, status: 'done' });
+  };
+  let trained: ModelHandle | undefined;
+  try {
+    const generated = join(dir, 'generated.parquet');
+    const shards = shardCount(prompts.length, recipe.rollout.shardSize);
+    await stage('rollout', generated, async () => {
+      await runRollout({
+        model: getPolicy,
+        codec: c.codec,
+        prompts,
+        dir,
+        output: generated,
+        iteration: t,
+        onEvent,
+        opts: { ...recipe.rollout, maxPromptTokens: recipe.lengths.maxPromptTokens, seed: recipe.seed },
+      });
+    });
+    const judged = join(dir, 'judged.parquet');
+    await stage('judge', judged, () => runJudgeStage({ judge: c.getJudge, dir, shards, output: judged, iteration: t, batch: 16, onEvent }));
+    const trainFile = join(dir, 'train.parquet');
+    await stage('pairs', trainFile, async () => writeTrainTable(trainFile, buildTrainRows(await readJudged(judged), recipe.sppo.pairing)));
+
+    const rows = await readTrainTable(trainFile);
+    const rollout = new Map<number, RolloutRow>((await readRollout(generated)).rows.map((r) => [r.promptIndex, r]));
+    const seqs = pairSequences(rows, rollout, recipe.lengths.maxLength);
+    const refFile = join(dir, 'ref_logprobs.parquet');
+    await stage('reference', refFile, async () => writeRefLogprobs(refFile, await computeRefLogprobs(await getPolicy(), seqs, recipe.train.microBatch)));
+    const ref = (await readRefLogprobs(refFile, rows.length))!;
+    const pairs = rows.map((r, i) => preferencePair(r, seqs[i]!, ref.chosen[i]!, ref.rejected[i]!));
+
+    const trainDone = join(dir, 'train.done.json');
+    await stage('train', trainDone, async () => {
+      const result = await runTraining({
+        iteration: t,
+        dir,
+        recipe,
+        pairs,
+        loadPolicy: getPolicy,
+        loadFolder: (f) => c.provider.load(f, recipe.device),
+        tokenizerFrom: c.base,
+        onEvent,
+      });
+      trained = result.model;
+      // Training either continued the pi_t handle or loaded a resume state.
+      if (policy && policy !== trained) policy.free();
+      policy = undefined;
+      writeFileAtomic(trainDone, `${JSON.stringify(result.plan)}\n`);
+    });
+    const next = checkpointDir(dir, recipe.train.selectedEpoch);
+
+    let win: WinRate | null = null;
+    if (recipe.eval.prompts > 0) {
+      const evalFile = join(dir, 'eval.json');
+      await stage('eval', evalFile, async () => {
+        const evalPrompts = await evalPromptSet(c);
+        const sampling = {
+          samples: recipe.eval.samples,
+          temperature: recipe.rollout.temperature,
+          topP: recipe.rollout.topP,
+          maxNewTokens: recipe.rollout.maxNewTokens,
+          maxPromptTokens: recipe.lengths.maxPromptTokens,
+          batchSize: recipe.rollout.batchSize,
+          seed: recipe.seed,
+        };
+        const baseFile = join(c.out, 'eval', 'base.parquet');
+        let baseRows: RolloutRow[];
+        if (existsSync(baseFile)) baseRows = (await readRollout(baseFile)).rows;
+        else {
+          const baseModel = await c.provider.load(c.base, recipe.device);
+          try {
+            baseRows = await sampleForEval(baseModel, c.codec, evalPrompts, sampling);
+          } finally {
+            baseModel.free();
+          }
+          writeParquet(baseFile, rolloutColumns(baseRows, recipe.eval.samples));
+        }
+        const useTrained = trained && recipe.train.selectedEpoch === recipe.train.epochs;
+        const model = useTrained ? trained! : await c.provider.load(next, recipe.device);
+        let rowsA: RolloutRow[];
+        try {
+          rowsA = await sampleForEval(model, c.codec, evalPrompts, sampling);
+        } finally {
+          if (!useTrained) model.free();
+        }
+        writeParquet(join(dir, 'eval.parquet'), rolloutColumns(rowsA, recipe.eval.samples));
+        const w = await compareSamples(await c.getJudge(), rowsA, baseRows);
+        writeFileAtomic(evalFile, `${JSON.stringify(w, null, 2)}\n`);
+      });
+      win = JSON.parse(readFileSync(evalFile, 'utf8')) as WinRate;
+      onEvent({ type: 'winrate', iteration: t, winRate: win.winRate, low: win.lower, high: win.upper, comparisons: win.n });
+    }
+
+    const m = metricsSummary(join(dir, 'metrics.jsonl'));
+    const summary: IterationSummary = {
+      iteration: t,
+      prompts: prompts.length,
+      pairs: rows.length,
+      steps: m.steps,
+      meanLoss: m.meanLoss,
+      finalLoss: m.finalLoss,
+      meanRewardMargin: m.margin,
+      meanAccuracy: m.accuracy,
+      policy: next,
+      winRate: win,
+    };
+    writeFileAtomic(summaryFile, `${JSON.stringify(summary, null, 2)}\n`);
+    onEvent({ type: 'iteration', iteration: t, summary: summary as unknown as Record<string, unknown> });
+    return summary;
+  } finally {
+    policy?.free();
+    trained?.free();
+  }
+}
+
+/** The eval prompts: a seeded sample of eval.prompts prompts from all iterations' prompts, pinned. */
+async function evalPromptSet(c: IterationContext): Promise<string[]> {
+  const dir = join(c.out, 'eval');
+  const pinned = readPinnedPrompts(dir);
+  if (pinned) return pinned;
+  const uniq = [...new Set((await c.allPrompts()).flat())];
+  const order = seededPermutation(uniq.length, c.recipe.seed + 17);
+  const chosen = order.slice(0, Math.min(c.recipe.eval.prompts, uniq.length)).map((i) => uniq[i]!);
+  pinPrompts(dir, chosen);
+  return chosen;
+}

@@ -1,0 +1,35 @@
+// Shared setup for the model suites: tiny random checkpoints in a temp folder, with a logged seed.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseModelConfig, type ModelConfig } from '../../src/model/config.js';
+import { writeTinyCheckpoint, type TinyCheckpoint, type TinyCheckpointOptions, type TinyKind } from '../../src/model/tiny.js';
+
+export function makeTempDir(prefix: string): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function testSeed(label: string): number {
+  const fromEnv = process.env.SPPO_TEST_SEED;
+  const seed = fromEnv ? Number(fromEnv) : Math.floor(Math.random() * 2 ** 31);
+  console.log(`${label}: seed ${seed} (set SPPO_TEST_SEED to replay)`);
+  return seed;
+}
+
+export interface Tiny extends TinyCheckpoint {
+  parsed: ModelConfig;
+}
+
+export function tiny(dir: string, kind: TinyKind, seed: number, opts: TinyCheckpointOptions = {}, name: string = kind): Tiny {
+  const ck = writeTinyCheckpoint(join(dir, name), kind, seed, opts);
+  return { ...ck, parsed: parseModelConfig(ck.config, kind) };
+}
+
+/** Random token sequences of lengths in [minLen, maxLen]. */
+export function randomSequences(rand: () => number, count: number, vocab: number, minLen: number, maxLen: number): number[][] {
+  return Array.from({ length: count }, () => {
+    const len = minLen + Math.floor(rand() * (maxLen - minLen + 1));
+    return Array.from({ length: len }, () => Math.floor(rand() * vocab));
+  });
+}
