@@ -7,8 +7,8 @@
 // Environment: SPPO_CUDA=auto|on|off (default auto), SPPO_CUDA_ARCHS="80;90",
 // SPPO_BUILD_JOBS (default: number of cores), SPPO_SKIP_NATIVE=1 to skip entirely.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -56,6 +56,43 @@ function markSystem(system) {
   writeFileSync(marker, `${system}\n`);
 }
 
+// node-gyp downloads Node headers from nodejs.org unless told where they are. Offline order:
+// npm's nodedir setting; headers installed beside this Node (/usr/include/node and the like);
+// node-gyp's own cache; else a header folder made from the node-api-headers package (the addon
+// uses Node-API only) with a minimal common.gypi.
+function nodedirArgs() {
+  if (process.env.npm_config_nodedir) return [];
+  const version = process.versions.node;
+  const hasHeaders = (prefix) => {
+    try {
+      const h = readFileSync(join(prefix, 'include', 'node', 'node_version.h'), 'utf8');
+      const v = ['MAJOR', 'MINOR', 'PATCH'].map((k) => h.match(new RegExp(`define NODE_${k}_VERSION (\\d+)`))?.[1]);
+      return v.join('.') === version && existsSync(join(prefix, 'include', 'node', 'common.gypi'));
+    } catch {
+      return false;
+    }
+  };
+  const prefixes = [process.config.variables.node_prefix, join(dirname(process.execPath), '..')].filter(Boolean);
+  if (process.env.SPPO_GYP_NODEDIR !== 'node-api-headers') {
+    const local = prefixes.find(hasHeaders);
+    if (local) return [`--nodedir=${local}`];
+    const cache = process.env.XDG_CACHE_HOME ? join(process.env.XDG_CACHE_HOME, 'node-gyp') : join(homedir(), '.cache', 'node-gyp');
+    if (existsSync(join(cache, version, 'include', 'node', 'common.gypi'))) return [];
+  }
+  const api = dirname(require.resolve('node-api-headers/package.json'));
+  // Outside build/: `node-gyp rebuild` cleans build/ before it configures.
+  const dir = join(tmpdir(), `sppo-native-nodedir-${version}`);
+  const inc = join(dir, 'include', 'node');
+  mkdirSync(inc, { recursive: true });
+  for (const f of readdirSync(join(api, 'include'))) copyFileSync(join(api, 'include', f), join(inc, f));
+  writeFileSync(
+    join(inc, 'common.gypi'),
+    "{ 'target_defaults': { 'default_configuration': 'Release', 'configurations': { 'Release': {}, 'Debug': {} } } }\n",
+  );
+  console.log(`sppo-native: no local Node headers for ${version}; using node-api-headers (${dir})`);
+  return [`--nodedir=${dir}`];
+}
+
 const forceGyp = process.env.SPPO_BUILD_SYSTEM === 'gyp';
 if (!forceGyp && has('cmake')) {
   switchSystem('cmake-js');
@@ -80,6 +117,6 @@ if (!forceGyp && has('cmake')) {
     console.error('sppo-native: neither CMake nor node-gyp was found; install CMake (>= 3.18) to build the addon');
     process.exit(1);
   }
-  run(process.execPath, [candidates[0], 'rebuild', `--jobs=${jobs}`]);
+  run(process.execPath, [candidates[0], 'rebuild', `--jobs=${jobs}`, ...nodedirArgs()]);
   markSystem('node-gyp');
 }

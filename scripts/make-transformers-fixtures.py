@@ -68,11 +68,13 @@ def randomize(model, gen):
                 p.copy_(noise / math.sqrt(p.shape[1]))
 
 
-def sequences(gen, vocab, count, lo, hi):
+def sequences(gen, vocab, count, lo, hi, first=0):
+    """Random token lists; `first` > 0 keeps ids below it out (a reward model's pad id: transformers
+    finds the scored position from pad ids, the engine from the attention mask)."""
     out = []
     for _ in range(count):
         n = int(torch.randint(lo, hi + 1, (1,), generator=gen))
-        out.append([int(t) for t in torch.randint(0, vocab, (n,), generator=gen)])
+        out.append([int(t) for t in torch.randint(first, vocab, (n,), generator=gen)])
     return out
 
 
@@ -106,7 +108,7 @@ def make(name, out_root, seed):
     model = model.double().eval()  # exactly the saved float32 values, now in float64
 
     vocab = config.vocab_size
-    seqs = sequences(gen, vocab, 3, 4, 16)
+    seqs = sequences(gen, vocab, 3, 4, 16, first=1 if name == "reward" else 0)
     expected = {"name": name, "seed": seed, "torch": torch.__version__, "transformers": transformers.__version__,
                 "sequences": seqs}
     with torch.no_grad():

@@ -52,7 +52,7 @@ export async function trainCommandRun(src: { recipeFile?: string; overrides: Rec
   return result;
 }
 
-export interface GenerateOptions {
+export interface GenerateRunOptions {
   model: string;
   prompts: string;
   promptColumn?: string;
@@ -74,7 +74,7 @@ export interface GenerateOptions {
 }
 
 /** Samples K responses per prompt and writes `output`/generated.parquet; returns its path. */
-export async function generate(o: GenerateOptions): Promise<string> {
+export async function generate(o: GenerateRunOptions): Promise<string> {
   const provider = o.provider ?? nativeEngine;
   const out = resolve(o.output);
   mkdirSync(out, { recursive: true });

@@ -6,3 +6,4 @@ export * from './model/index.js';
 export * from './judge/index.js';
 export * from './sppo/index.js';
 export * from './eval/stats.js';
+export * from './api.js';

@@ -184,6 +184,10 @@ describe('saving', () => {
     expect(readSafetensorsHeader(join(out, 'model.safetensors')).metadata).toEqual({ format: 'pt' });
     const b = await load(out);
     expectSameParams(a, b);
+    // Without tokenizerFrom, the tokenizer of the folder the model came from travels along.
+    const again = join(dir, 'saved-f32-again');
+    await b.save(again);
+    expect(readFileSync(join(again, 'tokenizer_config.json'), 'utf8')).toBe(readFileSync(join(t.folder, 'tokenizer_config.json'), 'utf8'));
     const seqs = randomSequences(rand, 2, 64, 3, 9);
     const [la, lb] = [await a.logits(seqs), await b.logits(seqs)];
     for (let i = 0; i < seqs.length; i++) expect(bitsEqual(la[i]!, lb[i]!)).toBe(true);

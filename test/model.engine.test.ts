@@ -227,6 +227,23 @@ describe('training through the addon', () => {
     }
   });
 
+  it('gradient checkpointing (recomputing each layer) gives the same gradients', async () => {
+    const ckpt = await loadModel(t.folder, { gradientCheckpointing: true });
+    models.push(ckpt);
+    const pairs = randomPairs(t, 2);
+    m.zeroGrad();
+    await m.accumulate(pairs, 'sppo', 0.1, 1);
+    await ckpt.accumulate(pairs, 'sppo', 0.1, 1);
+    const [a, b] = [m.gradients(), ckpt.gradients()];
+    for (const [name, g] of a) {
+      const h = b.get(name)!;
+      let scale = 0;
+      for (const v of g) scale = Math.max(scale, Math.abs(v));
+      for (let i = 0; i < g.length; i++) expect(Math.abs(g[i]! - h[i]!), name).toBeLessThanOrEqual(1e-6 * scale);
+    }
+    m.zeroGrad();
+  });
+
   it('optimizerStep clips, applies RMSprop as PyTorch and zeroes the gradients', async () => {
     m.zeroGrad();
     await m.accumulate(randomPairs(t, 2), 'sppo', 0.1, 0.5);

@@ -1,7 +1,7 @@
 // Tokenizer and chat template: exactly one BOS whichever side adds it, EOS ids, truncation that
 // keeps the end, the --chat-template fallback, and the tokenizer families the pipeline needs.
 import { describe, expect, it } from 'vitest';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TextCodec } from '../src/text/codec.js';
@@ -168,4 +168,3 @@ describe('tokenizer families', () => {
   });
 });
 
-void cpSync;

@@ -55,10 +55,10 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
-int64_t parse_int(const std::string& flag, const std::string& v) {
+int64_t parse_int(const std::string& flag, const std::string& v, long long min = 1) {
   char* end = nullptr;
   long long x = std::strtoll(v.c_str(), &end, 10);
-  if (!end || *end || x <= 0) fail(flag, " needs a positive integer (got '", v, "')");
+  if (v.empty() || !end || *end || x < min) fail(flag, " needs an integer >= ", min, " (got '", v, "')");
   return x;
 }
 
@@ -77,7 +77,7 @@ Options parse(int argc, char** argv) {
       for (auto& v : split(next())) o.vocabs.push_back(parse_int("--vocab", v));
     } else if (a == "--dtype") o.dtypes = split(next());
     else if (a == "--iters") o.iters = static_cast<int>(parse_int(a, next()));
-    else if (a == "--warmup") o.warmup = static_cast<int>(parse_int(a, next()));
+    else if (a == "--warmup") o.warmup = static_cast<int>(parse_int(a, next(), 0));
     else if (a == "--json") o.json = next();
     else if (a == "--help" || a == "-h") {
       std::printf("usage: bench_kernels [--device cpu|cuda] [--rows N] [--vocab 32000,128256] [--dtype bf16,f32] "
@@ -279,6 +279,7 @@ int main(int argc, char** argv) {
     if (!o.json.empty()) {
       std::ofstream f(o.json);
       if (!f) fail("cannot write --json file '", o.json, "'");
+      f.precision(9);
       f << "{\n  \"suite\": \"kernels\",\n  \"source\": \"native\",\n  \"date\": \"" << today() << "\",\n"
         << "  \"device\": \"" << o.device << "\",\n  \"deviceName\": \"" << device_name << "\",\n"
         << "  \"copyBandwidthGBs\": " << bw << ",\n  \"iters\": " << o.iters << ",\n  \"warmup\": " << o.warmup

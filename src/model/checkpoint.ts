@@ -23,6 +23,10 @@ export const TOKENIZER_FILES = [
   'chat_template.json',
 ];
 
+export function hasTokenizerFiles(folder: string): boolean {
+  return TOKENIZER_FILES.some((f) => existsSync(join(folder, f)));
+}
+
 const shapeText = (s: readonly number[]): string => `[${s.join(', ')}]`;
 
 function listNames(names: string[]): string {

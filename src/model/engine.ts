@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import { requireDevice, type DeviceName } from '../native.js';
 import { createNativeModel, type NativeModel } from './addon.js';
 import { padBatch, unpadLogits, type PaddingSide } from './batch.js';
-import { loadWeights, saveModelFolder } from './checkpoint.js';
+import { hasTokenizerFiles, loadWeights, saveModelFolder } from './checkpoint.js';
 import { parseModelConfig, readModelConfig, toNativeConfig, type GenerationConfig, type ModelConfig } from './config.js';
 import { buildSafetensorsHeader, readSafetensorsHeader } from './safetensors.js';
 import type {
@@ -215,8 +215,10 @@ export class EngineModel implements ModelHandle {
     return out;
   }
 
+  /** Without `tokenizerFrom`, the tokenizer files of the folder this model was loaded from are copied. */
   async save(folder: string, opts: SaveOptions = {}): Promise<void> {
-    await saveModelFolder(this.nativeModel, folder, { config: this.modelConfig, generation: this.generation }, opts);
+    const from = opts.tokenizerFrom ?? (this.folder && hasTokenizerFiles(this.folder) ? this.folder : undefined);
+    await saveModelFolder(this.nativeModel, folder, { config: this.modelConfig, generation: this.generation }, { ...opts, tokenizerFrom: from });
   }
 
   async saveOptimizerState(file: string): Promise<void> {

@@ -30,6 +30,7 @@ export function acquireRunLock(folder: string): RunLock {
       const release = (): void => {
         if (released) return;
         released = true;
+        process.off('exit', release);
         try {
           if (readFileSync(file, 'utf8') === me) rmSync(file, { force: true });
         } catch {

@@ -13,9 +13,10 @@ import type { EventSink } from '../util/events.js';
 
 const MAY_CHANGE = new Set(['iterations', 'output', 'device', 'train.lr', 'train.maxGradNorm', 'train.resumeEvery', 'rollout.batchSize', 'eval.prompts', 'eval.samples']);
 
-export function recordRecipe(out: string, recipe: Recipe, onEvent: EventSink): void {
+/** `started`: whether any work exists yet; before that, the recipe may change freely. */
+export function recordRecipe(out: string, recipe: Recipe, onEvent: EventSink, started = true): void {
   const file = join(out, 'recipe.resolved.yaml');
-  if (existsSync(file)) {
+  if (existsSync(file) && started) {
     const old = parseYaml(readFileSync(file, 'utf8')) as unknown;
     const changed = recipeFields
       .map((f) => f.path)

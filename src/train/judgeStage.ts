@@ -64,7 +64,8 @@ export async function judgeRows(judge: Judge, rows: RolloutRow[], batch: number,
     try {
       answers = await judge.judge(chunk.map((r) => ({ prompt: r.prompt, responses: r.responses, index: r.promptIndex })));
     } catch (err) {
-      throw new Error(`judge '${judge.name}' failed on prompts ${chunk[0]!.promptIndex}..${chunk[chunk.length - 1]!.promptIndex}: ${(err as Error).message}`);
+      const msg = (err as Error).message;
+      throw new Error(`prompts ${chunk[0]!.promptIndex}..${chunk[chunk.length - 1]!.promptIndex}: ${msg.includes(judge.name) ? msg : `judge '${judge.name}': ${msg}`}`);
     }
     if (!Array.isArray(answers) || answers.length !== chunk.length) {
       throw new Error(`judge '${judge.name}' returned ${Array.isArray(answers) ? answers.length : 'no'} judgments for ${chunk.length} prompts`);
@@ -100,7 +101,15 @@ export async function runJudgeStage(s: JudgeStage): Promise<void> {
     const file = join(judgedDir, shardName(i));
     if (!existsSync(file)) {
       const { rows } = await readRollout(join(s.dir, 'rollout', shardName(i)));
-      const judged = await judgeRows(await s.judge(), rows, s.batch);
+      let judged: JudgedRow[];
+      try {
+        judged = await judgeRows(await s.judge(), rows, s.batch);
+      } catch (err) {
+        throw new Error(
+          `iteration ${s.iteration}, judging shard ${i + 1} of ${s.shards}: ${(err as Error).message}\n` +
+            `(finished shards are kept in ${judgedDir}; fix the judge and rerun the same command to resume)`,
+        );
+      }
       writeParquet(file, judgedColumns(judged));
     }
     bar.tick();

@@ -4,11 +4,12 @@
 //   checkpoint-epoch-E/ -> eval.json (optional) -> summary.json (the iteration is done).
 // Every stage writes its output atomically before the next starts, so rerunning the same command
 // resumes at the first unfinished stage, shard or step.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ModelHandle } from '../model/types.js';
 import type { Judge } from '../judge/types.js';
 import { createJudge, type JudgeContext } from '../judge/factory.js';
+import { parseJudgeSpec } from '../judge/spec.js';
 import type { Recipe } from '../recipe/types.js';
 import { validateRecipe } from '../recipe/load.js';
 import { acquireRunLock } from '../run/lock.js';
@@ -76,10 +77,11 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
   let judge: Judge | undefined;
   const codecs = new Map<string, TextCodec>();
   try {
-    recordRecipe(out, recipe, onEvent);
+    // Inputs are checked before the recipe is recorded, so that fixing a typo is not a "changed recipe".
     const base = recipe.model === 'demo' ? await ensureDemoModel(join(out, 'base-model'), provider, recipe.device) : resolve(recipe.model);
     if (!existsSync(join(base, 'config.json'))) throw new Error(`model folder ${base} has no config.json`);
     const codec = TextCodec.load(base, { chatTemplateFile: recipe.chatTemplate });
+    parseJudgeSpec(recipe.judge);
     const ctx: JudgeContext = {
       ...opts.judgeContext,
       loadModel: (folder) => provider.load(folder, recipe.device),
@@ -100,6 +102,12 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
       pinPrompts(dir, p);
       return p;
     };
+
+    // Until the first rollout shard exists nothing depends on the recipe: re-read the prompts.
+    const started = existsSync(join(out, 'iter-1', 'rollout'));
+    if (!started) rmSync(join(out, 'iter-1', 'prompts.jsonl'), { force: true });
+    if (!readPinnedPrompts(join(out, 'iter-1'))) await allPrompts();
+    recordRecipe(out, recipe, onEvent, started);
 
     const summaries: IterationSummary[] = [];
     let policyFolder = base;

@@ -58,25 +58,60 @@ void tile_nt(const T* A, const T* B, T* C, int64_t i0, int64_t i1, int64_t j0, i
   }
 }
 
-// C[M,N] (+)= sum_k a(i,k) * B[k,:], a(i,k) = A[i*sai + k*sak]: rows of C are updated with
-// axpys over contiguous columns, each element summed over k in order.
+// RM x RN block of C held in registers while k runs over [k0, k1): each element is updated as
+// c += a(i,k) * b(k,j) in increasing k, whatever the blocking, so results do not depend on M.
+template <typename T, int RM, int RN>
+inline void micro_axpy_full(const T* A, int64_t sai, int64_t sak, const T* B, int64_t ldb, T* C, int64_t ldc,
+                            int64_t k0, int64_t k1) {
+  T acc[RM][RN];
+  for (int i = 0; i < RM; ++i)
+    for (int j = 0; j < RN; ++j) acc[i][j] = C[i * ldc + j];
+  for (int64_t k = k0; k < k1; ++k) {
+    const T* b = B + k * ldb;
+    T a[RM];
+    for (int i = 0; i < RM; ++i) a[i] = A[i * sai + k * sak];
+    for (int i = 0; i < RM; ++i)
+      for (int j = 0; j < RN; ++j) acc[i][j] += a[i] * b[j];
+  }
+  for (int i = 0; i < RM; ++i)
+    for (int j = 0; j < RN; ++j) C[i * ldc + j] = acc[i][j];
+}
+
+// The same update for a partial block at the edge of C (identical arithmetic per element).
+template <typename T>
+inline void micro_axpy_edge(const T* A, int64_t sai, int64_t sak, const T* B, int64_t ldb, T* C, int64_t ldc,
+                            int64_t k0, int64_t k1, int rows, int cols) {
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) {
+      T c = C[i * ldc + j];
+      for (int64_t k = k0; k < k1; ++k) c += A[i * sai + k * sak] * B[k * ldb + j];
+      C[i * ldc + j] = c;
+    }
+}
+
+// C[M,N] (+)= sum_k a(i,k) * B[k,:], a(i,k) = A[i*sai + k*sak]. Tiles of C in parallel; inside a
+// tile, k is blocked so that the B block stays in cache while all row groups use it.
 template <typename T>
 void gemm_axpy(const T* A, int64_t sai, int64_t sak, const T* B, T* C, int64_t M, int64_t N, int64_t K,
                bool accumulate) {
-  constexpr int64_t kRows = 4, kCols = 256;
-  const int64_t mb = (M + kRows - 1) / kRows, nb = (N + kCols - 1) / kCols;
-  parallel_for_cost(mb * nb, double(kRows) * kCols * K, [&](int64_t t) {
-    const int64_t i0 = (t / nb) * kRows, i1 = std::min(M, i0 + kRows);
-    const int64_t j0 = (t % nb) * kCols, j1 = std::min(N, j0 + kCols);
+  constexpr int RM = 4, RN = 8;
+  constexpr int64_t kTileRows = 32, kTileCols = 128, kKb = 256;
+  const int64_t mb = (M + kTileRows - 1) / kTileRows, nb = (N + kTileCols - 1) / kTileCols;
+  parallel_for_cost(mb * nb, double(kTileRows) * kTileCols * K, [&](int64_t t) {
+    const int64_t i0 = (t / nb) * kTileRows, i1 = std::min(M, i0 + kTileRows);
+    const int64_t j0 = (t % nb) * kTileCols, j1 = std::min(N, j0 + kTileCols);
     if (!accumulate)
       for (int64_t i = i0; i < i1; ++i) std::fill(C + i * N + j0, C + i * N + j1, T(0));
-    for (int64_t k = 0; k < K; ++k) {
-      const T* b = B + k * N;
-      for (int64_t i = i0; i < i1; ++i) {
-        const T a = A[i * sai + k * sak];
-        T* c = C + i * N;
-        for (int64_t j = j0; j < j1; ++j) c[j] += a * b[j];
-      }
+    for (int64_t k0 = 0; k0 < K; k0 += kKb) {
+      const int64_t k1 = std::min(K, k0 + kKb);
+      for (int64_t i = i0; i < i1; i += RM)
+        for (int64_t j = j0; j < j1; j += RN)
+          if (i + RM <= i1 && j + RN <= j1)
+            micro_axpy_full<T, RM, RN>(A + i * sai, sai, sak, B + j, N, C + i * N + j, N, k0, k1);
+          else
+            micro_axpy_edge<T>(A + i * sai, sai, sak, B + j, N, C + i * N + j, N, k0, k1,
+                               static_cast<int>(std::min<int64_t>(RM, i1 - i)),
+                               static_cast<int>(std::min<int64_t>(RN, j1 - j)));
     }
   });
 }

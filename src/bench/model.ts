@@ -1,0 +1,124 @@
+// `sppo-native bench model`: CPU throughput of the model engine on a small random Llama-style
+// config through the addon: SPPO training steps (forward + backward of both sides of each pair,
+// then an RMSprop step) and KV-cache generation. Measured here, never in tests.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import type { DeviceName } from '../native.js';
+import { createRandomModel } from '../model/engine.js';
+import { SeededRandom } from '../model/tiny.js';
+import type { PreferencePair } from '../model/types.js';
+
+export interface ModelBenchOptions {
+  /** 'tiny' (seconds) or 'small' (a ~20M-parameter model). */
+  size?: 'tiny' | 'small';
+  pairs?: number;       // pairs per training step
+  seqLen?: number;      // tokens per sequence (prompt + response)
+  steps?: number;       // measured training steps (after one warm-up)
+  prompts?: number;     // generation batch
+  newTokens?: number;   // tokens generated per prompt
+  gradientCheckpointing?: boolean;
+}
+
+export interface ModelBenchResult {
+  config: Record<string, unknown>;
+  parameters: number;
+  threads: number;
+  train: { pairs: number; seqLen: number; steps: number; secondsPerStep: number; tokensPerSecond: number };
+  generate: { prompts: number; newTokens: number; seconds: number; tokensPerSecond: number };
+}
+
+const SIZES: Record<'tiny' | 'small', Record<string, unknown>> = {
+  tiny: { vocab_size: 512, hidden_size: 64, intermediate_size: 172, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 },
+  small: { vocab_size: 8192, hidden_size: 512, intermediate_size: 1376, num_hidden_layers: 6, num_attention_heads: 8, num_key_value_heads: 4 },
+};
+
+function configFor(size: 'tiny' | 'small'): Record<string, unknown> {
+  return {
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_act: 'silu', max_position_embeddings: 4096,
+    rms_norm_eps: 1e-5, rope_theta: 500000, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, ...SIZES[size],
+  };
+}
+
+export async function benchModel(opts: ModelBenchOptions = {}): Promise<ModelBenchResult> {
+  const size = opts.size ?? 'small';
+  const nPairs = opts.pairs ?? 4;
+  const seqLen = opts.seqLen ?? 128;
+  const steps = opts.steps ?? 2;
+  const nPrompts = opts.prompts ?? 4;
+  const newTokens = opts.newTokens ?? 32;
+  for (const [k, v] of Object.entries({ pairs: nPairs, seqLen, steps, prompts: nPrompts, newTokens })) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`bench model: ${k} must be a positive integer (got ${v})`);
+  }
+  const config = configFor(size);
+  const vocab = config.vocab_size as number;
+  const rng = new SeededRandom(12345);
+  const seq = (n: number) => Array.from({ length: n }, () => 3 + Math.floor(rng.uniform() * (vocab - 3)));
+  const model = await createRandomModel(config, 1, { gradientCheckpointing: opts.gradientCheckpointing ?? false });
+  try {
+    const parameters = model.parameters().reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+    const promptLen = Math.max(1, Math.floor(seqLen / 4));
+    const pairs: PreferencePair[] = Array.from({ length: nPairs }, () => ({
+      chosen: { tokens: seq(seqLen), promptLength: promptLen },
+      rejected: { tokens: seq(seqLen), promptLength: promptLen },
+      refChosen: -100 * rng.uniform(), refRejected: -100 * rng.uniform(),
+      chosenProbs: rng.uniform(), chosenProbsWin: rng.uniform(), chosenProbsLose: rng.uniform(),
+    }));
+    const step = async () => {
+      await model.accumulate(pairs, 'sppo', 1e-3, 1);
+      await model.optimizerStep(5e-7, 1, { kind: 'rmsprop' });
+    };
+    await step(); // warm-up: optimizer state, allocations
+    let t0 = performance.now();
+    for (let i = 0; i < steps; i++) await step();
+    const secondsPerStep = (performance.now() - t0) / 1000 / steps;
+
+    const prompts = Array.from({ length: nPrompts }, () => seq(16));
+    const gopts = { maxNewTokens: newTokens, temperature: 0.7, topP: 0.9, eosTokenIds: [] as number[] };
+    await model.generate(prompts.slice(0, 1), [0], { ...gopts, maxNewTokens: 2 });
+    t0 = performance.now();
+    const gens = await model.generate(prompts, prompts.map((_, i) => i * 50), gopts);
+    const genSeconds = (performance.now() - t0) / 1000;
+    const generated = gens.reduce((s, g) => s + g.tokens.length, 0);
+    return {
+      config,
+      parameters,
+      threads: cpus().length,
+      train: { pairs: nPairs, seqLen, steps, secondsPerStep, tokensPerSecond: (2 * nPairs * seqLen) / secondsPerStep },
+      generate: { prompts: nPrompts, newTokens, seconds: genSeconds, tokensPerSecond: generated / genSeconds },
+    };
+  } finally {
+    model.free();
+  }
+}
+
+export function formatModelBench(r: ModelBenchResult): string {
+  const c = r.config;
+  const rows: [string, string][] = [
+    ['model', `Llama-style H=${String(c.hidden_size)} L=${String(c.num_hidden_layers)} heads=${String(c.num_attention_heads)}/${String(c.num_key_value_heads)} V=${String(c.vocab_size)} (${(r.parameters / 1e6).toFixed(2)}M params), CPU, ${r.threads} threads`],
+    ['train step', `${r.train.pairs} pairs x 2 x ${r.train.seqLen} tokens: ${(r.train.secondsPerStep * 1000).toFixed(1)} ms/step, ${r.train.tokensPerSecond.toFixed(0)} tokens/s`],
+    ['generate', `${r.generate.prompts} prompts x ${r.generate.newTokens} new tokens: ${r.generate.seconds.toFixed(3)} s, ${r.generate.tokensPerSecond.toFixed(1)} tokens/s`],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+}
+
+/** Runs the suite, prints the table and writes the JSON report (default bench/out/model-<date>.json). */
+export async function runModelBench(
+  opts: ModelBenchOptions & { device?: DeviceName; out?: string; log?: (line: string) => void } = {},
+): Promise<ModelBenchResult & { out: string }> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  if ((opts.device ?? 'cpu') !== 'cpu') {
+    throw new Error("bench model: the model engine runs on the CPU backend in this build (use --device cpu)");
+  }
+  if (opts.size !== undefined && opts.size !== 'tiny' && opts.size !== 'small') {
+    throw new Error(`bench model: --size must be 'tiny' or 'small' (got '${String(opts.size)}')`);
+  }
+  const r = await benchModel(opts);
+  log(formatModelBench(r));
+  const out = resolve(opts.out ?? join('bench', 'out', `model-${new Date().toISOString().slice(0, 10)}.json`));
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify({ suite: 'model', date: new Date().toISOString(), ...r }, null, 2)}\n`);
+  log(`wrote ${out}`);
+  return { ...r, out };
+}

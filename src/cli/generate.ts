@@ -1,0 +1,39 @@
+import type { CommandModule } from 'yargs';
+import { withRecipeFlags, recipeOverrides } from '../recipe/flags.js';
+import { defaultRecipe } from '../recipe/fields.js';
+import { applyOverrides } from '../recipe/load.js';
+import { generate } from '../api.js';
+import { printEvents } from '../util/printEvents.js';
+
+export const GENERATE_FIELDS = [
+  'model', 'prompts', 'promptColumn', 'maxPrompts', 'output', 'device', 'chatTemplate', 'seed',
+  'rollout.k', 'rollout.temperature', 'rollout.topP', 'rollout.maxNewTokens', 'rollout.batchSize', 'rollout.shardSize', 'lengths.maxPromptTokens',
+] as const;
+
+export const generateCommand: CommandModule<object, Record<string, unknown>> = {
+  command: 'generate',
+  describe: 'Sample K responses per prompt from a model into <output>/generated.parquet (reference columns; resumable)',
+  builder: (y) => withRecipeFlags(y, GENERATE_FIELDS).demandOption(['model', 'prompts', 'output']),
+  handler: async (args) => {
+    const r = applyOverrides(defaultRecipe(), recipeOverrides(args, GENERATE_FIELDS));
+    const file = await generate({
+      model: r.model,
+      prompts: r.prompts[0]!,
+      promptColumn: r.promptColumn,
+      maxPrompts: r.maxPrompts,
+      output: r.output,
+      device: r.device,
+      chatTemplate: r.chatTemplate,
+      seed: r.seed,
+      k: r.rollout.k,
+      temperature: r.rollout.temperature,
+      topP: r.rollout.topP,
+      maxNewTokens: r.rollout.maxNewTokens,
+      batchSize: r.rollout.batchSize,
+      shardSize: r.rollout.shardSize,
+      maxPromptTokens: r.lengths.maxPromptTokens,
+      onEvent: printEvents(),
+    });
+    console.log(file);
+  },
+};

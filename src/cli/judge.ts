@@ -1,0 +1,26 @@
+import type { CommandModule } from 'yargs';
+import { judgeGenerated } from '../api.js';
+import { parsePairing } from '../sppo/pairs.js';
+
+interface JudgeArgs {
+  input: string;
+  judge: string;
+  output: string;
+  pairing: string;
+}
+
+export const judgeCommand: CommandModule<object, JudgeArgs> = {
+  command: 'judge',
+  describe: 'Judge a generated.parquet: writes <output>/judged.parquet (probability, rm_scores) and <output>/train.parquet',
+  builder: (y) =>
+    y
+      .option('input', { type: 'string', demandOption: true, describe: 'A generated.parquet (from `generate` or a run folder)' })
+      .option('judge', { type: 'string', demandOption: true, describe: 'Judge: reward-model:<folder>, command:<cmd>, precomputed:<file>, or builtin:<demo|length|cyclic>' })
+      .option('output', { type: 'string', demandOption: true, describe: 'Output folder' })
+      .option('pairing', { type: 'string', default: 'best-worst', choices: ['best-worst', 'all'], describe: 'Training pairs: best-worst (reference) or all (Algorithm 1)' }),
+  handler: async (args) => {
+    const out = await judgeGenerated({ input: args.input, judge: args.judge, output: args.output, pairing: parsePairing(args.pairing) });
+    console.log(out.judged);
+    console.log(out.train);
+  },
+};

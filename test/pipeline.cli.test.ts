@@ -1,0 +1,104 @@
+// The CLI end to end on the real engine: the demo at reduced size, resume equivalence under
+// SIGKILL at random moments, and clear errors for bad input. Spawns bin/sppo-native.js, which
+// runs the compiled dist/ (npm test builds it first).
+import { describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { seededRandom } from './sppo.seed.js';
+
+const repo = join(import.meta.dirname, '..');
+const bin = join(repo, 'bin', 'sppo-native.js');
+const haveDist = existsSync(join(repo, 'dist', 'cli', 'main.js'));
+const root = mkdtempSync(join(tmpdir(), 'sppo-cli-'));
+const { rand } = seededRandom('pipeline.cli');
+
+function cli(args: string[]): { code: number | null; stdout: string; stderr: string; ms: number } {
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, SPPO_NO_PROGRESS: '1' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 };
+}
+
+/** Starts the CLI and SIGKILLs it after `ms` (if still running); resolves when it is gone. */
+function runAndKill(args: string[], ms: number): Promise<'killed' | 'finished'> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: root, stdio: 'ignore', env: { ...process.env, SPPO_NO_PROGRESS: '1' } });
+    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve(signal === 'SIGKILL' ? 'killed' : 'finished');
+    });
+  });
+}
+
+function files(dir: string, keep: (f: string) => boolean): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const n of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, n.name);
+      if (n.isDirectory()) walk(p);
+      else if (keep(p)) out.push(relative(dir, p));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+// The demo recipe at reduced size (few prompts, two iterations), so each run takes about a second.
+const small = ['--iterations', '2', '--max-prompts', '16', '--shard-size', '4', '-k', '4', '--eval-prompts', '8', '--global-batch', '4', '--micro-batch', '2'];
+
+describe.skipIf(!haveDist)('the CLI on the real engine (skipped: dist/ not built; `npm test` builds it)', () => {
+  it('runs the demo at reduced size and prints each iteration\'s win rate', () => {
+    const r = cli(['train', '--output', 'runs/small', ...small]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/sppo-native demo: the demo recipe .*recipe.yaml/);
+    expect(r.stdout).toMatch(/iteration 1: win rate against the starting policy \d+\.\d% \[95% CI/);
+    expect(r.stdout).toMatch(/iteration 2: win rate against the starting policy/);
+    const summary = JSON.parse(readFileSync(join(root, 'runs/small/summary.json'), 'utf8')) as { iterations: { winRate: { n: number } }[] };
+    expect(summary.iterations).toHaveLength(2);
+    expect(summary.iterations[1]!.winRate.n).toBe(16);
+    expect(existsSync(join(root, 'runs/small/iter-2/checkpoint-epoch-2/model.safetensors'))).toBe(true);
+  });
+
+  it('a run killed at random moments and rerun ends byte-identical to an uninterrupted one', async () => {
+    const ref = cli(['train', '--output', 'runs/ref', ...small]);
+    expect(ref.code, ref.stderr).toBe(0);
+    const args = ['train', '--output', 'runs/killed', ...small];
+    const outcomes: string[] = [];
+    for (let i = 0; i < 6; i++) outcomes.push(await runAndKill(args, 80 + rand() * ref.ms));
+    console.log(`[pipeline.cli] kills: ${outcomes.join(', ')} (uninterrupted run ${ref.ms} ms)`);
+    const last = cli(args);
+    expect(last.code, last.stderr).toBe(0);
+    const keep = (f: string): boolean => (/\.(safetensors|parquet)$/.test(f) && !f.includes('/resume/') && !/\.tmp-/.test(f)) || f.endsWith('prompts.jsonl');
+    const a = files(join(root, 'runs/ref'), keep);
+    const b = files(join(root, 'runs/killed'), keep);
+    expect(b).toEqual(a);
+    expect(a.filter((f) => f.endsWith('model.safetensors')).length).toBe(5); // base + 2 epochs x 2 iterations
+    for (const f of a) expect(readFileSync(join(root, 'runs/killed', f)).equals(readFileSync(join(root, 'runs/ref', f))), f).toBe(true);
+    // metrics.jsonl: every step exactly once with the same numbers (tokens/s aside).
+    for (const it of [1, 2]) {
+      const m = (run: string) => readFileSync(join(root, run, `iter-${it}`, 'metrics.jsonl'), 'utf8').trim().split('\n')
+        .map((l) => { const { 'tokens/s': _, ...rest } = JSON.parse(l) as Record<string, number>; return rest; });
+      expect(m('runs/killed')).toEqual(m('runs/ref'));
+    }
+  });
+
+  it('bad input exits 1 with a clear message', () => {
+    const noModel = cli(['train', '--model', join(root, 'nothing'), '--prompts', 'p.jsonl', '--judge', 'builtin:demo', '--output', 'runs/bad']);
+    expect(noModel.code).toBe(1);
+    expect(noModel.stderr).toMatch(/sppo-native: model folder .*nothing has no config.json/);
+    writeFileSync(join(root, 'q.jsonl'), '{"question": "why"}\n');
+    const col = cli(['train', '--prompts', 'q.jsonl', '--output', 'runs/bad2']);
+    expect(col.code).toBe(1);
+    expect(col.stderr).toMatch(/has no column 'prompt' \(columns: question\); choose one with --prompt-column/);
+    const flag = cli(['train', '--lr', 'fast']);
+    expect(flag.code).toBe(1);
+    expect(flag.stderr).toMatch(/--lr|lr/);
+    const recipe = join(root, 'r.yaml');
+    writeFileSync(recipe, 'train:\n  learning_rate: 1\n');
+    const unk = cli(['train', '--recipe', recipe]);
+    expect(unk.code).toBe(1);
+    expect(unk.stderr).toMatch(/unknown key 'train.learning_rate'/);
+  });
+});
