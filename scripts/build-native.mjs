@@ -59,7 +59,7 @@ function markSystem(system) {
 // node-gyp downloads Node headers from nodejs.org unless told where they are. Offline order:
 // npm's nodedir setting; headers installed beside this Node (/usr/include/node and the like);
 // node-gyp's own cache; else a header folder made from the node-api-headers package (the addon
-// uses Node-API only) with a minimal common.gypi.
+// uses Node-API only) with a minimal common.gypi (SPPO_GYP_NODEDIR=node-api-headers forces this).
 function nodedirArgs() {
   if (process.env.npm_config_nodedir) return [];
   const version = process.versions.node;
@@ -79,12 +79,24 @@ function nodedirArgs() {
     const cache = process.env.XDG_CACHE_HOME ? join(process.env.XDG_CACHE_HOME, 'node-gyp') : join(homedir(), '.cache', 'node-gyp');
     if (existsSync(join(cache, version, 'include', 'node', 'common.gypi'))) return [];
   }
-  const api = dirname(require.resolve('node-api-headers/package.json'));
+  let api;
+  try {
+    api = dirname(require.resolve('node-api-headers/package.json'));
+  } catch {
+    try {
+      // A dependency of cmake-js, which may not be hoisted.
+      api = dirname(createRequire(require.resolve('cmake-js/package.json')).resolve('node-api-headers/package.json'));
+    } catch {
+      console.log('sppo-native: no local Node headers and no node-api-headers package; node-gyp will try to download headers');
+      return [];
+    }
+  }
   // Outside build/: `node-gyp rebuild` cleans build/ before it configures.
   const dir = join(tmpdir(), `sppo-native-nodedir-${version}`);
   const inc = join(dir, 'include', 'node');
   mkdirSync(inc, { recursive: true });
   for (const f of readdirSync(join(api, 'include'))) copyFileSync(join(api, 'include', f), join(inc, f));
+  writeFileSync(join(inc, 'config.gypi'), "{ 'variables': {} }\n");
   writeFileSync(
     join(inc, 'common.gypi'),
     "{ 'target_defaults': { 'default_configuration': 'Release', 'configurations': { 'Release': {}, 'Debug': {} } } }\n",

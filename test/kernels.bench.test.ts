@@ -35,7 +35,7 @@ describe('bench kernels', () => {
     expect(saved.source).toBe('addon');
   });
 
-  it.skipIf(!nativeBenchPath())('runs the native executable when built (skipped: no build/bench/bench_kernels)', async () => {
+  it.skipIf(!nativeBenchPath())('runs the native benchmark executable (skipped where none is built)', async () => {
     const out = join(dir, 'native.json');
     const r = await runKernelBench({ via: 'native', rows: 4, vocab: [500], dtypes: ['bf16', 'f32'], iters: 1, warmup: 0, out, log: () => {} });
     expect(r.source).toBe('native');

@@ -46,9 +46,26 @@ function files(dir: string, keep: (f: string) => boolean): string[] {
 }
 
 // The demo recipe at reduced size (few prompts, two iterations), so each run takes about a second.
-const small = ['--iterations', '2', '--max-prompts', '16', '--shard-size', '4', '-k', '4', '--eval-prompts', '8', '--global-batch', '4', '--micro-batch', '2'];
+const small = ['--iterations', '2', '--epochs', '2', '--max-prompts', '16', '--shard-size', '4', '-k', '4', '--eval-prompts', '8', '--global-batch', '4', '--micro-batch', '2'];
 
 describe.skipIf(!haveDist)('the CLI on the real engine (skipped: dist/ not built; `npm test` builds it)', () => {
+  it('runs the full demo with no arguments: its last iteration wins at least 75% of comparisons', () => {
+    const r = cli(['train']);
+    expect(r.code, r.stderr).toBe(0);
+    console.log(`[pipeline.cli] demo: ${r.ms} ms\n${r.stdout}`);
+    const summary = JSON.parse(readFileSync(join(root, 'runs/demo/summary.json'), 'utf8')) as { iterations: { winRate: { n: number; wins: number; winRate: number } }[] };
+    expect(summary.iterations).toHaveLength(3);
+    const last = summary.iterations[2]!.winRate;
+    expect(last.n).toBe(256);
+    expect(last.wins / last.n).toBeGreaterThanOrEqual(0.75); // strict wins; ties not counted
+    expect(r.stdout).toMatch(/iteration 3: win rate against the starting policy/);
+    // Rerunning the finished demo does no work and prints the same table.
+    const again = cli(['train']);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/iteration 3: iteration skipped/);
+    expect(again.stdout.slice(again.stdout.indexOf('win rate against the starting policy ('))).toBe(r.stdout.slice(r.stdout.indexOf('win rate against the starting policy (')));
+  });
+
   it('runs the demo at reduced size and prints each iteration\'s win rate', () => {
     const r = cli(['train', '--output', 'runs/small', ...small]);
     expect(r.code, r.stderr).toBe(0);
@@ -59,6 +76,21 @@ describe.skipIf(!haveDist)('the CLI on the real engine (skipped: dist/ not built
     expect(summary.iterations).toHaveLength(2);
     expect(summary.iterations[1]!.winRate.n).toBe(16);
     expect(existsSync(join(root, 'runs/small/iter-2/checkpoint-epoch-2/model.safetensors'))).toBe(true);
+    // generate -> judge -> eval on the run's models.
+    const prompts = join(repo, 'data/demo/prompts.jsonl');
+    const g = cli(['generate', '--model', 'runs/small/base-model', '--prompts', prompts, '--max-prompts', '6', '-k', '3', '--max-new-tokens', '5', '--output', 'gen']);
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.stdout.trim()).toBe(join(root, 'gen', 'generated.parquet'));
+    const j = cli(['judge', '--input', 'gen/generated.parquet', '--judge', 'builtin:demo', '--output', 'gen']);
+    expect(j.code, j.stderr).toBe(0);
+    expect(existsSync(join(root, 'gen', 'train.parquet'))).toBe(true);
+    const e = cli(['eval', '--model-a', 'runs/small/iter-2/checkpoint-epoch-2', '--model-b', 'runs/small/base-model', '--prompts', prompts,
+      '--judge', 'builtin:demo', '--max-prompts', '10', '--max-new-tokens', '16', '--temperature', '1', '--top-p', '1', '--json']);
+    expect(e.code, e.stderr).toBe(0);
+    const w = JSON.parse(e.stdout) as { n: number; lower: number; upper: number; winRate: number };
+    expect(w.n).toBe(10);
+    expect(w.lower).toBeLessThanOrEqual(w.winRate);
+    expect(w.upper).toBeGreaterThanOrEqual(w.winRate);
   });
 
   it('a run killed at random moments and rerun ends byte-identical to an uninterrupted one', async () => {
@@ -66,10 +98,18 @@ describe.skipIf(!haveDist)('the CLI on the real engine (skipped: dist/ not built
     expect(ref.code, ref.stderr).toBe(0);
     const args = ['train', '--output', 'runs/killed', ...small];
     const outcomes: string[] = [];
-    for (let i = 0; i < 6; i++) outcomes.push(await runAndKill(args, 80 + rand() * ref.ms));
+    // Kill early and often: each rerun resumes, so short random windows land all over the run.
+    while (outcomes.length < 12) {
+      const o = await runAndKill(args, 60 + rand() * 0.5 * ref.ms);
+      outcomes.push(o);
+      if (o === 'finished') break;
+    }
+    expect(outcomes.filter((o) => o === 'killed').length).toBeGreaterThanOrEqual(2);
     console.log(`[pipeline.cli] kills: ${outcomes.join(', ')} (uninterrupted run ${ref.ms} ms)`);
     const last = cli(args);
     expect(last.code, last.stderr).toBe(0);
+    // No temp files survive the kills (the last run removes what killed ones left).
+    expect(files(join(root, 'runs/killed'), (f) => /\.tmp-\d+-/.test(f))).toEqual([]);
     const keep = (f: string): boolean => (/\.(safetensors|parquet)$/.test(f) && !f.includes('/resume/') && !/\.tmp-/.test(f)) || f.endsWith('prompts.jsonl');
     const a = files(join(root, 'runs/ref'), keep);
     const b = files(join(root, 'runs/killed'), keep);

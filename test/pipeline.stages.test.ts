@@ -77,6 +77,20 @@ describe('an SPPO run on a fake model', () => {
     expect(again.hooks.calls).toMatchObject({ generate: 0, accumulate: 0 });
   });
 
+  it('takes one prompt file per iteration, and pairs every response under `all`', async () => {
+    const files = [0, 1].map((t) => {
+      const f = join(root, `iter${t}.jsonl`);
+      writeFileSync(f, Array.from({ length: 3 + t }, (_, i) => JSON.stringify({ text: `prompt ${t} ${i} sky` })).join('\n'));
+      return f;
+    });
+    const r = recipe('perfile', (x) => { x.prompts = files; x.promptColumn = 'text'; x.sppo.pairing = 'all'; });
+    const res = await train(r, { provider: fakeProvider() });
+    expect(res.iterations.map((s) => s.prompts)).toEqual([3, 4]);
+    expect(res.iterations.map((s) => s.pairs)).toEqual([3 * 3, 4 * 3]); // K = 3 rows per prompt
+    const p2 = readFileSync(join(r.output, 'iter-2', 'prompts.jsonl'), 'utf8');
+    expect(p2).toContain('prompt 1 3 sky');
+  });
+
   it('samples do not depend on batch or shard size', async () => {
     const codec = TextCodec.load(DEMO_DIR);
     const provider = fakeProvider();

@@ -10,6 +10,10 @@ namespace sppo {
 template <typename T>
 struct LlamaEngine<T>::Acts {
   std::vector<T> x, xn1, rstd1, q, k, v, att, lse, x1, xn2, rstd2, gate, up, act;
+  void release() {
+    for (auto* buf : {&x, &xn1, &rstd1, &q, &k, &v, &att, &lse, &x1, &xn2, &rstd2, &gate, &up, &act})
+      std::vector<T>().swap(*buf);
+  }
   void resize(int64_t N, const LlamaConfig& c, bool full) {
     x.resize(N * c.hidden_size);
     if (!full) return;

@@ -16,18 +16,12 @@ using namespace cpu_model;
 
 template <typename T>
 void LlamaEngine<T>::cache_init(KVCache<T>& cache, const std::vector<int64_t>& capacities) const {
-  const int64_t kw = cfg_.num_kv_heads * cfg_.head_dim;
+  for (size_t i = 0; i < capacities.size(); ++i)
+    SPPO_CHECK(capacities[i] > 0, "KV cache: capacity of sequence ", i, " must be >= 1");
   cache.cap = capacities;
   cache.len.assign(capacities.size(), 0);
-  cache.offset.resize(capacities.size());
-  int64_t total = 0;
-  for (size_t i = 0; i < capacities.size(); ++i) {
-    SPPO_CHECK(capacities[i] > 0, "KV cache: capacity of sequence ", i, " must be >= 1");
-    cache.offset[i] = total;
-    total += capacities[i];
-  }
-  cache.k.assign(cfg_.num_layers, std::vector<T>(total * kw));
-  cache.v.assign(cfg_.num_layers, std::vector<T>(total * kw));
+  cache.k.assign(cfg_.num_layers, std::vector<std::vector<T>>(capacities.size()));
+  cache.v.assign(cfg_.num_layers, std::vector<std::vector<T>>(capacities.size()));
 }
 
 template <typename T>
@@ -72,18 +66,25 @@ void LlamaEngine<T>::decode(KVCache<T>& cache, const std::vector<DecodeItem>& it
     matmul_nt(xn.data(), W(li.v), v.data(), R, kw, H, false);
     rope_apply(q.data(), R, nh, hd, cs.data(), sn.data(), false);
     rope_apply(k.data(), R, nkv, hd, cs.data(), sn.data(), false);
-    T* ck = cache.k[l].data();
-    T* cv = cache.v[l].data();
+    auto& ck = cache.k[l];
+    auto& cv = cache.v[l];
+    for (const auto& it : items) {  // grow (amortised doubling) to hold the new rows
+      const size_t need = static_cast<size_t>((cache.len[it.seq] + it.count) * kw);
+      if (ck[it.seq].size() < need) {
+        ck[it.seq].resize(need);
+        cv[it.seq].resize(need);
+      }
+    }
     for (int64_t r = 0; r < R; ++r) {
-      const int64_t at = (cache.offset[row_seq[r]] + row_pos[r]) * kw;
-      std::copy(k.data() + r * kw, k.data() + (r + 1) * kw, ck + at);
-      std::copy(v.data() + r * kw, v.data() + (r + 1) * kw, cv + at);
+      const int64_t at = row_pos[r] * kw;
+      std::copy(k.data() + r * kw, k.data() + (r + 1) * kw, ck[row_seq[r]].data() + at);
+      std::copy(v.data() + r * kw, v.data() + (r + 1) * kw, cv[row_seq[r]].data() + at);
     }
     // Same arithmetic, in the same order, as attention_forward over a padded batch.
     parallel_for_cost(R * nh, 4.0 * hd * (cache.len[row_seq[0]] + 8), [&](int64_t idx) {
       const int64_t r = idx / nh, h = idx % nh, g = h / group, pos = row_pos[r];
-      const T* base_k = ck + cache.offset[row_seq[r]] * kw + g * hd;
-      const T* base_v = cv + cache.offset[row_seq[r]] * kw + g * hd;
+      const T* base_k = ck[row_seq[r]].data() + g * hd;
+      const T* base_v = cv[row_seq[r]].data() + g * hd;
       const T* qv = q.data() + r * qw + h * hd;
       T* o = att.data() + r * qw + h * hd;
       std::vector<T> sc(pos + 1);

@@ -86,7 +86,7 @@ void LlamaEngine<T>::init_random(uint64_t seed, double std) {
     for (auto& x : p.data) {  // Box-Muller on splitmix64: portable and deterministic in seed
       const double u1 = (static_cast<double>(splitmix64(s) >> 11) + 1.0) * 0x1.0p-53;
       const double u2 = static_cast<double>(splitmix64(s) >> 11) * 0x1.0p-53;
-      x = static_cast<T>(std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
+      x = static_cast<T>(std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * 3.14159265358979323846 * u2));
     }
   }
 }
@@ -227,6 +227,7 @@ void LlamaEngine<T>::layer_backward(int l, const Acts& a, T* dx) {
 
 template <typename T>
 void LlamaEngine<T>::forward(const TokenBatch& batch, bool keep) {
+  head_cached_ = false;
   prepare_batch(batch);
   const int64_t N = N_, H = cfg_.hidden_size, L = cfg_.num_layers;
   const bool full_store = keep && !checkpointing_;
@@ -238,9 +239,10 @@ void LlamaEngine<T>::forward(const TokenBatch& batch, bool keep) {
   if (!full_store) scratch_->resize(N, cfg_, true);
   for (int64_t l = 0; l < L; ++l) {
     if (keep) {
+      if (!full_store) acts_[l]->release();  // checkpointing keeps only each layer's input
       acts_[l]->resize(N, cfg_, full_store);
     } else {
-      std::vector<T>().swap(acts_[l]->x);  // a forward without backward frees old activations
+      acts_[l]->release();  // a forward without backward frees old activations
     }
   }
   // Layer l reads its input from acts_[l]->x (when kept) or from a ping-pong buffer.
@@ -259,11 +261,7 @@ void LlamaEngine<T>::forward(const TokenBatch& batch, bool keep) {
   for (int64_t l = 0; l < L; ++l) {
     Acts& a = full_store ? *acts_[l] : *scratch_;
     T* out = l + 1 < L ? (keep ? acts_[l + 1]->x.data() : (x == xa.data() ? xb.data() : xa.data())) : xL_.data();
-    if (full_store) {
-      layer_forward(static_cast<int>(l), x, a, out);  // a.x is x itself
-    } else {
-      layer_forward(static_cast<int>(l), x, a, out);
-    }
+    layer_forward(static_cast<int>(l), x, a, out);  // with full_store, a.x is x itself
     x = out;
   }
   hidden_.resize(N * H);

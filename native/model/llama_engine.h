@@ -19,12 +19,18 @@ struct EngineParam {
   std::vector<T> data, grad;
 };
 
-// Per-sequence key/value cache for generation: every layer holds rows [capacity, nkv*hd] per
-// sequence; len[i] rows of sequence i are filled.
+// Per-sequence key/value cache for generation: k[layer][seq] holds len[seq] rows of nkv*hd,
+// grown on demand up to cap[seq] rows, so memory follows what is actually generated.
 template <typename T>
 struct KVCache {
-  std::vector<int64_t> cap, len, offset;
-  std::vector<std::vector<T>> k, v;  // per layer
+  std::vector<int64_t> cap, len;
+  std::vector<std::vector<std::vector<T>>> k, v;  // [layer][seq]
+  // Frees a finished sequence's rows (it can take no more tokens afterwards).
+  void release(int64_t seq) {
+    for (auto& layer : k) std::vector<T>().swap(layer[seq]);
+    for (auto& layer : v) std::vector<T>().swap(layer[seq]);
+    cap[seq] = len[seq];
+  }
 };
 
 // One sequence's new tokens for a decode call.
@@ -88,7 +94,7 @@ class LlamaEngine {
   void prepare_batch(const TokenBatch& b);
   void layer_forward(int l, const T* x, Acts& a, T* x_out);
   void layer_backward(int l, const Acts& a, T* dx);
-  void head_logprob(const Rows& rows, T* tok_lp, T* d_hidden, const T* grad_seq);
+  void head_logprob(const Rows& rows, T* tok_lp, T* d_hidden, const T* grad_seq, bool keep = false);
   Rows response_rows(const TokenBatch& b) const;
 
   LlamaConfig cfg_;
@@ -107,7 +113,11 @@ class LlamaEngine {
   std::vector<T> cos_, sin_;
   std::vector<Acts*> acts_;           // per layer (full activations, or only x with checkpointing)
   Acts* scratch_ = nullptr;
-  std::vector<T> xL_, rstdF_, hidden_, buf_;
+  std::vector<T> xL_, rstdF_, hidden_;
+  // Head logits and log-sum-exp of the last training forward when they fit in one chunk, so
+  // the backward pass need not recompute them.
+  std::vector<T> head_logits_, head_lse_;
+  bool head_cached_ = false;
 };
 
 extern template class LlamaEngine<float>;

@@ -59,15 +59,25 @@ typename LlamaEngine<T>::Rows LlamaEngine<T>::response_rows(const TokenBatch& b)
   return rows;
 }
 
-// Forward (d_hidden null): tok_lp[i] for each row. Backward: recomputes each chunk's logits,
-// turns them into d logits in place with weight grad_seq[seq], and adds d hidden / d head.
+// Forward (d_hidden null): tok_lp[i] for each row; keep: hold a single chunk's logits for the
+// backward. Backward: recomputes (or reuses) each chunk's logits, turns them into d logits in
+// place with weight grad_seq[seq], and adds d hidden and d head weight.
 template <typename T>
-void LlamaEngine<T>::head_logprob(const Rows& rows, T* tok_lp, T* d_hidden, const T* grad_seq) {
+void LlamaEngine<T>::head_logprob(const Rows& rows, T* tok_lp, T* d_hidden, const T* grad_seq, bool keep) {
   const int64_t n = static_cast<int64_t>(rows.row.size()), H = cfg_.hidden_size, V = cfg_.vocab_size;
   if (n == 0) return;
   // About 16M logits per chunk bounds the extra memory whatever the vocabulary.
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t(1) << 24) / V));
-  std::vector<T> h(chunk * H), lg(chunk * V), lse(chunk), g(chunk), dh(chunk * H);
+  const bool reuse = d_hidden && head_cached_ && chunk == n;
+  std::vector<T> h(chunk * H), lg, lse, g(chunk), dh(chunk * H);
+  if (reuse) {
+    lg.swap(head_logits_);
+    lse.swap(head_lse_);
+  } else {
+    lg.resize(chunk * V);
+    lse.resize(chunk);
+  }
+  head_cached_ = false;
   const T* Wh = head_w();
   for (int64_t c0 = 0; c0 < n; c0 += chunk) {
     const int64_t m = std::min(chunk, n - c0);
@@ -75,12 +85,19 @@ void LlamaEngine<T>::head_logprob(const Rows& rows, T* tok_lp, T* d_hidden, cons
       const T* src = hidden_.data() + rows.row[c0 + i] * H;
       std::copy(src, src + H, h.data() + i * H);
     }
-    matmul_nt(h.data(), Wh, lg.data(), m, V, H, false);
-    std::vector<T> out(m);
-    lp_forward(lg.data(), m, V, rows.label.data() + c0, out.data(), lse.data());
-    if (!d_hidden) {
-      std::copy(out.begin(), out.end(), tok_lp + c0);
-      continue;
+    if (!reuse) {
+      matmul_nt(h.data(), Wh, lg.data(), m, V, H, false);
+      std::vector<T> out(m);
+      lp_forward(lg.data(), m, V, rows.label.data() + c0, out.data(), lse.data());
+      if (!d_hidden) {
+        std::copy(out.begin(), out.end(), tok_lp + c0);
+        if (keep && chunk == n) {
+          head_logits_.swap(lg);
+          head_lse_.swap(lse);
+          head_cached_ = true;
+        }
+        continue;
+      }
     }
     for (int64_t i = 0; i < m; ++i) g[i] = grad_seq[rows.seq[c0 + i]];
     lp_backward_inplace(lg.data(), m, V, rows.label.data() + c0, g.data(), lse.data());
@@ -166,7 +183,7 @@ void LlamaEngine<T>::sequence_logprobs_train(const TokenBatch& batch, T* seq_log
   forward(batch, true);
   const Rows rows = response_rows(batch);
   std::vector<T> tok(rows.row.size());
-  head_logprob(rows, tok.data(), nullptr, nullptr);
+  head_logprob(rows, tok.data(), nullptr, nullptr, true);
   std::vector<double> sums(batch.B, 0.0);
   for (size_t i = 0; i < tok.size(); ++i) sums[rows.seq[i]] += static_cast<double>(tok[i]);
   std::vector<T> seq(batch.B), grad(batch.B, T(0));
@@ -180,7 +197,7 @@ void LlamaEngine<T>::sequence_logprobs_train(const TokenBatch& batch, T* seq_log
 
 #define SPPO_INSTANTIATE(T)                                                                               \
   template typename LlamaEngine<T>::Rows LlamaEngine<T>::response_rows(const TokenBatch&) const;           \
-  template void LlamaEngine<T>::head_logprob(const Rows&, T*, T*, const T*);                               \
+  template void LlamaEngine<T>::head_logprob(const Rows&, T*, T*, const T*, bool);                               \
   template void LlamaEngine<T>::logits(const TokenBatch&, T*);                                             \
   template void LlamaEngine<T>::scores(const TokenBatch&, T*);                                             \
   template void LlamaEngine<T>::scores_backward(const TokenBatch&, const T*);                              \

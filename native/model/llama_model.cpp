@@ -166,6 +166,7 @@ std::vector<Generation> LlamaModel::generate(const std::vector<std::vector<int32
     } else if (static_cast<int64_t>(out[i].tokens.size()) >= opts.max_new_tokens) {
       active[i] = 0;
     }
+    if (!active[i]) cache.release(i);
   };
   // Prefill in groups of about 2048 prompt tokens to bound activation memory.
   std::vector<float> lg;

@@ -26,7 +26,7 @@ std::vector<float> rope_inv_freq(const LlamaConfig& c) {
     const double low_wavelen = old_ctx / c.rope_low_freq_factor;
     const double high_wavelen = old_ctx / c.rope_high_freq_factor;
     for (auto& f : inv) {
-      const float wavelen = static_cast<float>(2.0 * M_PI) / f;
+      const float wavelen = static_cast<float>(2.0 * 3.14159265358979323846) / f;
       float scaled = wavelen > low_wavelen ? f / factor : f;
       const bool medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
       if (medium) {

@@ -22,6 +22,9 @@ void validate_generate_options(const GenerateOptions& o, int64_t V) {
 }
 
 int32_t sample_next(const float* logits, int64_t V, const GenerateOptions& o, std::mt19937_64& rng, float* logp) {
+  for (int64_t j = 0; j < V; ++j)
+    SPPO_CHECK(std::isfinite(logits[j]), "generate: the model produced a non-finite logit (", logits[j],
+               ") for token ", j, "; are the weights finite?");
   if (o.greedy || o.temperature == 0.0) {
     int64_t best = 0;
     for (int64_t j = 1; j < V; ++j)

@@ -23,7 +23,7 @@ inline std::vector<double> inv_freq(const sppo::LlamaConfig& c) {
     const double lo_wl = c.rope_original_max_position / c.rope_low_freq_factor;
     const double hi_wl = c.rope_original_max_position / c.rope_high_freq_factor;
     for (auto& f : inv) {
-      const double wl = 2 * M_PI / f;
+      const double wl = 2 * 3.14159265358979323846 / f;
       if (wl < hi_wl) continue;                            // high frequency: unchanged
       if (wl > lo_wl) { f = f / c.rope_factor; continue; } // low frequency: divided
       const double smooth = (c.rope_original_max_position / wl - c.rope_low_freq_factor) /

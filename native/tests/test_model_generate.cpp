@@ -198,6 +198,8 @@ TEST(generate_rejects_bad_arguments) {
   o = GenerateOptions();
   o.eos_ids = {1000};
   CHECK_THROWS_WITH(m->generate({{1}}, {1}, o), "eos_ids[0]");
+  m->params()[0].data[0] = NAN;  // poisons the embedding of token 0
+  CHECK_THROWS_WITH(m->generate({{0}}, {1}, GenerateOptions()), "non-finite logit");
   LlamaModel r(reward_tiny());
   CHECK_THROWS_WITH(r.generate({{1}}, {1}, GenerateOptions()), "sequence-classification");
 }

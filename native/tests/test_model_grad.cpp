@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/parallel.h"  // omp.h when built with OpenMP
 #include "kernels/sppo_loss.h"
 #include "test_model_common.h"
 
@@ -151,6 +152,29 @@ TEST(gradient_checkpointing_gives_identical_gradients) {
     if (!same) std::printf("  %s differs with checkpointing\n", p.name.c_str());
     CHECK(same);
   }
+}
+
+TEST(gradients_do_not_depend_on_the_thread_count) {
+#ifdef _OPENMP
+  sppo_test::Rng rng(17);
+  auto c = medium();
+  LlamaModel m(c);
+  m.init_random(static_cast<uint64_t>(rng.integer(0, 1 << 30)), 0.15);
+  Batch b = pad(seqs_for(rng, c.vocab_size, 8), {20, 30, 10}, false);
+  std::vector<float> g = {0.3f, -1.0f, 0.7f};
+  const int saved = omp_get_max_threads();
+  std::vector<std::vector<float>> by_threads[2];
+  for (int k = 0; k < 2; ++k) {
+    omp_set_num_threads(k == 0 ? 1 : std::max(2, saved));
+    m.zero_grad();
+    m.sequence_logprobs_backward(b.view(), g.data(), 1.0f);
+    for (auto& p : m.params()) by_threads[k].emplace_back(p.grad, p.grad + p.numel());
+  }
+  omp_set_num_threads(saved);
+  CHECK(by_threads[0] == by_threads[1]);
+#else
+  std::printf("  skipped: built without OpenMP, so there is one thread only\n");
+#endif
 }
 
 TEST(left_and_right_padding_give_the_same_gradients) {

@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { withRecipeFlags, recipeOverrides } from '../recipe/flags.js';
 import { trainCommandRun } from '../api.js';
 import { printEvents } from '../util/printEvents.js';
+import { formatWinRate } from '../eval/stats.js';
 
 interface TrainArgs {
   recipe?: string;
@@ -20,6 +21,12 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         .epilogue('Rerunning the same command resumes an interrupted run at the first unfinished stage, shard or step.'),
     ),
   handler: async (args) => {
-    await trainCommandRun({ recipeFile: args.recipe, overrides: recipeOverrides(args) }, printEvents());
+    const result = await trainCommandRun({ recipeFile: args.recipe, overrides: recipeOverrides(args) }, printEvents());
+    const rated = result.iterations.filter((s) => s.winRate);
+    if (rated.length) {
+      console.log(`\nwin rate against the starting policy (${rated[0]!.winRate!.n} comparisons each):`);
+      for (const s of rated) console.log(`  iteration ${s.iteration}: ${formatWinRate(s.winRate!)}`);
+    }
+    console.log(`final policy: ${result.finalModel}`);
   },
 };

@@ -27,7 +27,7 @@ export const recipeFields: readonly Field[] = [
   { path: 'output', flag: 'output', type: { kind: 'string' }, default: 'runs/sppo', describe: 'Run folder (created; rerunning the same command resumes it)' },
   { path: 'device', flag: 'device', type: { kind: 'enum', values: ['cpu', 'cuda'] }, default: 'cpu', describe: 'Compute device' },
   { path: 'chatTemplate', flag: 'chat-template', type: { kind: 'string', nullable: true }, default: null, describe: 'Jinja chat template file, for a model folder whose tokenizer_config.json has none' },
-  { path: 'seed', flag: 'seed', type: { kind: 'int', min: 0 }, default: 42, describe: 'Seed for prompt splits, sampling and shuffles' },
+  { path: 'seed', flag: 'seed', type: { kind: 'int', min: 0, max: 1_000_000 }, default: 42, describe: 'Seed for prompt splits, sampling and shuffles' },
   { path: 'iterations', flag: 'iterations', type: { kind: 'int', min: 1 }, default: 3, describe: 'SPPO iterations' },
   { path: 'rollout.k', flag: 'k', type: { kind: 'int', min: 2, max: 1999 }, default: 5, describe: 'Responses sampled per prompt (K)' },
   { path: 'rollout.temperature', flag: 'temperature', type: { kind: 'number', min: 0 }, default: 0.7, describe: 'Sampling temperature' },

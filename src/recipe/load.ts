@@ -125,6 +125,11 @@ export function validateRecipe(r: Recipe): Recipe {
   if (r.train.selectedEpoch > r.train.epochs) {
     throw new RecipeError(`train.selectedEpoch (${r.train.selectedEpoch}) must not exceed train.epochs (${r.train.epochs})`);
   }
+  if (r.sppo.pairing === 'all' && r.sppo.loss !== 'sppo') {
+    // Algorithm 1's all-responses form is a sum of per-response squares only for the sppo loss
+    // (src/sppo/pairs.ts); the wrap-around pair would push dpo/ipo/sppo_single the wrong way.
+    throw new RecipeError(`sppo.pairing 'all' needs sppo.loss 'sppo' (got '${r.sppo.loss}'); use pairing 'best-worst' with other losses`);
+  }
   if (r.lengths.maxPromptTokens >= r.lengths.maxLength) {
     throw new RecipeError(`lengths.maxPromptTokens (${r.lengths.maxPromptTokens}) must be less than lengths.maxLength (${r.lengths.maxLength})`);
   }

@@ -15,6 +15,7 @@ import { validateRecipe } from '../recipe/load.js';
 import { acquireRunLock } from '../run/lock.js';
 import { writeFileAtomic } from '../run/atomic.js';
 import { recordRecipe } from '../run/recipeRecord.js';
+import { removeStaleTemps } from '../run/cleanup.js';
 import { TextCodec } from '../text/codec.js';
 import { readRollout, runRollout, rolloutColumns, shardCount, type RolloutRow } from '../rollout/rollout.js';
 import { writeParquet } from '../data/parquet.js';
@@ -77,6 +78,8 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
   let judge: Judge | undefined;
   const codecs = new Map<string, TextCodec>();
   try {
+    const stale = removeStaleTemps(out);
+    if (stale) onEvent({ type: 'log', message: `removed ${stale} temp file(s) left by an interrupted run in ${out}` });
     // Inputs are checked before the recipe is recorded, so that fixing a typo is not a "changed recipe".
     const base = recipe.model === 'demo' ? await ensureDemoModel(join(out, 'base-model'), provider, recipe.device) : resolve(recipe.model);
     if (!existsSync(join(base, 'config.json'))) throw new Error(`model folder ${base} has no config.json`);

@@ -90,6 +90,12 @@ inline bool compute_lse(const void* row, DType dtype, int64_t V, float* lse) {
     row_max(ld, V, &mx, &finite);
     if (!finite) return false;
     *lse = row_lse(ld, V, mx);
+  } else if (dtype == DType::BF16) {
+    const uint16_t* p = static_cast<const uint16_t*>(row);
+    auto ld = [p](int64_t v) { return bf16_to_f32(p[v]); };
+    row_max(ld, V, &mx, &finite);
+    if (!finite) return false;
+    *lse = row_lse(ld, V, mx);
   } else {
     auto ld = [row, dtype](int64_t v) { return load(row, dtype, v); };
     row_max(ld, V, &mx, &finite);
@@ -185,6 +191,10 @@ void logprob_backward(const void* logits, DType dtype, int64_t N, int64_t V, con
       const float* p = reinterpret_cast<const float*>(row);
       float* q = reinterpret_cast<float*>(grow);
       for (int64_t v = 0; v < V; ++v) q[v] = -g * std::exp(p[v] - l);
+    } else if (dtype == DType::BF16 && grad_dtype == DType::BF16) {
+      const uint16_t* p = reinterpret_cast<const uint16_t*>(row);
+      uint16_t* q = reinterpret_cast<uint16_t*>(grow);
+      for (int64_t v = 0; v < V; ++v) q[v] = f32_to_bf16(-g * std::exp(bf16_to_f32(p[v]) - l));
     } else {
       for (int64_t v = 0; v < V; ++v) store(grow, grad_dtype, v, -g * std::exp(load(row, dtype, v) - l));
     }

@@ -1,7 +1,7 @@
 // Blocked fp32/fp64 matrix products for the CPU model, parallel with sppo::parallel_for.
-// Each output element is summed in a fixed order that depends only on K (never on M, the
-// blocking or the thread count), so a row's result is bitwise the same alone or in a batch and
-// recomputation (gradient checkpointing) reproduces it exactly.
+// Each output element is summed in a fixed order that depends only on the inner (summed)
+// dimension, never on the other sizes, the blocking or the thread count: a row's result is
+// bitwise the same alone or in a batch, and recomputation (gradient checkpointing) reproduces it.
 #pragma once
 #include <cstdint>
 
