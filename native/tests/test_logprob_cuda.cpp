@@ -131,17 +131,6 @@ TEST(cuda_masked_sum_and_errors) {
                     "labels[3] = 300");
 }
 
-int main() {
-  std::string why;
-  if (cuda_devices(&why).empty()) {
-    std::printf("skipped: no CUDA device (%s)\n", why.c_str());
-    return 77;  // ctest SKIP_RETURN_CODE
-  }
-  return sppo_test::run_all();
-}
-#else
-int main() {
-  std::printf("skipped: this build has no CUDA backend (SPPO_CUDA=off or no nvcc)\n");
-  return 77;  // ctest SKIP_RETURN_CODE
-}
 #endif
+
+TEST_MAIN_CUDA()

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "core/device.h"
+
 namespace sppo_test {
 
 struct Case {
@@ -119,3 +121,23 @@ inline int run_all() {
 
 #define TEST_MAIN() \
   int main() { return ::sppo_test::run_all(); }
+
+// main() of a GPU suite: exits 77 (ctest's SKIP_RETURN_CODE for *_cuda tests) with the reason
+// when this build has no CUDA backend or no device is visible, so a skip is never a pass.
+#ifdef SPPO_WITH_CUDA
+#define TEST_MAIN_CUDA()                                                                  \
+  int main() {                                                                            \
+    std::string why;                                                                      \
+    if (::sppo::cuda_devices(&why).empty()) {                                             \
+      std::printf("skipped: no CUDA device (%s)\n", why.c_str());                         \
+      return 77;                                                                          \
+    }                                                                                     \
+    return ::sppo_test::run_all();                                                        \
+  }
+#else
+#define TEST_MAIN_CUDA()                                                                  \
+  int main() {                                                                            \
+    std::printf("skipped: this build has no CUDA backend (SPPO_CUDA=off or no nvcc)\n");  \
+    return 77;                                                                            \
+  }
+#endif

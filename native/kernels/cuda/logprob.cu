@@ -77,8 +77,16 @@ __device__ __forceinline__ void block_merge(Online& st) {
   st = r;
 }
 
+// Loads 16 bytes: through the read-only (non-coherent) path only when the kernel never writes
+// the row; the in-place backward writes it, so it must use a plain load.
+template <bool READ_ONLY>
+__device__ __forceinline__ uint4 load16(const uint4* p) {
+  if constexpr (READ_ONLY) return __ldg(p);
+  else return *p;
+}
+
 // Online softmax over one row; returns lse (NaN and *finite = false on a non-finite element).
-template <typename E, int BLOCK>
+template <typename E, int BLOCK, bool READ_ONLY>
 __device__ __forceinline__ float row_lse(const typename E::raw* row, int64_t V, bool* finite) {
   constexpr int K = kVec<E>;
   Online st;
@@ -90,10 +98,10 @@ __device__ __forceinline__ float row_lse(const typename E::raw* row, int64_t V, 
   const uint4* vp = reinterpret_cast<const uint4*>(row + sp.head);
   // Two 16-byte loads in flight per thread.
   for (int64_t j = threadIdx.x; j < sp.nvec; j += 2 * BLOCK) {
-    const uint4 u0 = __ldg(vp + j);
+    const uint4 u0 = load16<READ_ONLY>(vp + j);
     const bool two = j + BLOCK < sp.nvec;
     uint4 u1 = u0;
-    if (two) u1 = __ldg(vp + j + BLOCK);
+    if (two) u1 = load16<READ_ONLY>(vp + j + BLOCK);
     float v[K];
     unpack<E>(u0, v);
     st.add(v, K);
@@ -120,7 +128,7 @@ __global__ void __launch_bounds__(BLOCK)
   const int32_t y = labels[n];
   const bool ok_label = y == kIgnoreIndex || (y >= 0 && y < V);
   bool finite;
-  const float l = row_lse<E, BLOCK>(row, V, &finite);
+  const float l = row_lse<E, BLOCK, true>(row, V, &finite);
   if (threadIdx.x == 0) {
     if (!ok_label) report(err, n, kErrLabel);
     if (!finite) report(err, n, kErrLogits);
@@ -159,7 +167,7 @@ __global__ void __launch_bounds__(BLOCK)
     }
   } else {
     bool finite;
-    l = row_lse<E, BLOCK>(row, V, &finite);
+    l = row_lse<E, BLOCK, false>(row, V, &finite);
     if (!finite) {
       if (threadIdx.x == 0) report(err, n, kErrLogits);
       return;
