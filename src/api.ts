@@ -1,21 +1,24 @@
 // The programmatic API: the same operations as the CLI (which is a thin layer over this file),
 // each reporting progress through `onEvent`.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Recipe } from './recipe/types.js';
 import { resolveRecipe } from './recipe/resolve.js';
 import { train, type RunResult, type TrainOptions } from './train/pipeline.js';
 import { DEMO_RECIPE } from './train/demo.js';
-import { nativeEngine, type ModelProvider } from './train/engine.js';
+import { checkDevice, nativeEngine, type ModelProvider } from './train/engine.js';
+import { checkJudgeTarget } from './train/judgeCheck.js';
+import { engineJudgeContext } from './train/judgeContext.js';
+import { defaultRecipe } from './recipe/fields.js';
+import { recordOptions } from './run/optionsRecord.js';
 import { createJudge, type JudgeContext } from './judge/factory.js';
-import type { Judge } from './judge/types.js';
 import { TextCodec } from './text/codec.js';
 import { loadPrompts } from './data/prompts.js';
-import { runRollout, readRollout } from './rollout/rollout.js';
+import { runRollout, readRollout, type RolloutOptions, type RolloutRow } from './rollout/rollout.js';
 import { judgeRows, judgedColumns } from './train/judgeStage.js';
 import { buildTrainRows, writeTrainTable } from './train/trainTable.js';
 import { writeParquet } from './data/parquet.js';
-import { compareSamples, sampleForEval } from './train/evaluate.js';
+import { compareSamples, sampleForEval, type EvalSampling } from './train/evaluate.js';
 import { acquireRunLock } from './run/lock.js';
 import { noEvents, type EventSink } from './util/events.js';
 import type { WinRate } from './eval/stats.js';
@@ -56,6 +59,8 @@ export interface GenerateRunOptions {
   model: string;
   prompts: string;
   promptColumn?: string;
+  /** Dataset folders: the split to read (default: the only one, or `train`). */
+  promptSplitName?: string | null;
   /** Output folder: generated.parquet (and resumable shards under rollout/). */
   output: string;
   k?: number;
@@ -73,41 +78,59 @@ export interface GenerateRunOptions {
   onEvent?: EventSink;
 }
 
-/** Samples K responses per prompt and writes `output`/generated.parquet; returns its path. */
+/**
+ * Samples K responses per prompt and writes `output`/generated.parquet; returns its path. The
+ * options that decide the samples are recorded in `output`/generate.json; a rerun resumes the
+ * shards only with the same ones (batch size and device may change).
+ */
 export async function generate(o: GenerateRunOptions): Promise<string> {
   const provider = o.provider ?? nativeEngine;
+  const d = defaultRecipe();
+  const device = o.device ?? d.device;
   const out = resolve(o.output);
+  const model = resolve(o.model);
+  if (!existsSync(join(model, 'config.json'))) throw new Error(`model folder ${model} has no config.json`);
   mkdirSync(out, { recursive: true });
   const lock = acquireRunLock(out);
   try {
-    const set = await loadPrompts(o.prompts, o.promptColumn ?? 'prompt');
+    await checkDevice(provider, device);
+    const rollout: RolloutOptions = {
+      k: o.k ?? d.rollout.k,
+      temperature: o.temperature ?? d.rollout.temperature,
+      topP: o.topP ?? d.rollout.topP,
+      maxNewTokens: o.maxNewTokens ?? d.rollout.maxNewTokens,
+      batchSize: o.batchSize ?? d.rollout.batchSize,
+      shardSize: o.shardSize ?? d.rollout.shardSize,
+      maxPromptTokens: o.maxPromptTokens ?? d.lengths.maxPromptTokens,
+      seed: o.seed ?? d.seed,
+    };
+    const chatTemplate = o.chatTemplate ? resolve(o.chatTemplate) : null;
+    const codec = TextCodec.load(model, { chatTemplateFile: chatTemplate });
+    const set = await loadPrompts(o.prompts, o.promptColumn ?? d.promptColumn, { splitName: o.promptSplitName });
     const prompts = o.maxPrompts ? set.prompts.slice(0, o.maxPrompts) : set.prompts;
-    const codec = TextCodec.load(o.model, { chatTemplateFile: o.chatTemplate ?? null });
-    let model: Awaited<ReturnType<ModelProvider['load']>> | undefined;
+    const shardDir = join(out, 'rollout');
+    const started = existsSync(shardDir) && readdirSync(shardDir).some((n) => n.endsWith('.parquet') && !n.startsWith('.'));
+    const { batchSize: _b, ...decisive } = rollout;
+    const record = join(out, 'generate.json');
+    const options = { model, prompts: resolve(o.prompts), promptColumn: o.promptColumn ?? d.promptColumn, promptSplitName: o.promptSplitName ?? null, maxPrompts: o.maxPrompts ?? 0, chatTemplate, ...decisive };
+    recordOptions(record, options, started);
+    let handle: Awaited<ReturnType<ModelProvider['load']>> | undefined;
     const file = join(out, 'generated.parquet');
     try {
       await runRollout({
-        model: async () => (model ??= await provider.load(o.model, o.device ?? 'cpu')),
+        model: async () => (handle ??= await provider.load(model, device)),
         codec,
         prompts,
         dir: out,
         output: file,
         iteration: 0,
         onEvent: o.onEvent,
-        opts: {
-          k: o.k ?? 5,
-          temperature: o.temperature ?? 0.7,
-          topP: o.topP ?? 0.9,
-          maxNewTokens: o.maxNewTokens ?? 2048,
-          batchSize: o.batchSize ?? 16,
-          shardSize: o.shardSize ?? 64,
-          maxPromptTokens: o.maxPromptTokens ?? 512,
-          seed: o.seed ?? 42,
-        },
+        opts: rollout,
       });
     } finally {
-      model?.free();
+      handle?.free();
     }
+    if (!existsSync(record)) recordOptions(record, options, false); // an older folder, its shards checked
     return file;
   } finally {
     lock.release();
@@ -128,7 +151,7 @@ export interface JudgeOptions {
 export async function judgeGenerated(o: JudgeOptions): Promise<{ judged: string; train: string }> {
   if (!existsSync(o.input)) throw new Error(`generated table ${o.input} does not exist`);
   const { rows } = await readRollout(o.input);
-  const judge = await createJudge(o.judge, o.judgeContext ?? {});
+  const judge = await createJudge(o.judge, engineJudgeContext(nativeEngine, 'cpu', o.judgeContext));
   try {
     const judged = await judgeRows(judge, rows, 16);
     const out = resolve(o.output);
@@ -147,6 +170,8 @@ export interface EvalOptions {
   modelB: string;
   prompts: string;
   promptColumn?: string;
+  /** Dataset folders: the split to read (default: the only one, or `train`). */
+  promptSplitName?: string | null;
   judge: string;
   maxPrompts?: number;
   samples?: number;
@@ -162,37 +187,51 @@ export interface EvalOptions {
   judgeContext?: JudgeContext;
 }
 
-/** Win rate of model A against model B under a judge, with a 95% Wilson interval. */
+/**
+ * Win rate of model A against model B under a judge, with a 95% Wilson interval. Every input
+ * (prompts, device, both models' folders and tokenizers, the judge) is checked, and the judge
+ * started, before any sampling.
+ */
 export async function evaluate(o: EvalOptions): Promise<WinRate> {
   const provider = o.provider ?? nativeEngine;
-  const set = await loadPrompts(o.prompts, o.promptColumn ?? 'prompt');
+  const d = defaultRecipe();
+  const device = o.device ?? d.device;
+  const set = await loadPrompts(o.prompts, o.promptColumn ?? d.promptColumn, { splitName: o.promptSplitName });
   const prompts = o.maxPrompts ? set.prompts.slice(0, o.maxPrompts) : set.prompts;
-  const sampling = {
-    samples: o.samples ?? 1,
-    temperature: o.temperature ?? 0.7,
-    topP: o.topP ?? 0.9,
-    maxNewTokens: o.maxNewTokens ?? 2048,
-    maxPromptTokens: o.maxPromptTokens ?? 512,
-    batchSize: o.batchSize ?? 16,
-    seed: o.seed ?? 42,
+  const sampling: EvalSampling = {
+    samples: o.samples ?? d.eval.samples,
+    temperature: o.temperature ?? d.rollout.temperature,
+    topP: o.topP ?? d.rollout.topP,
+    maxNewTokens: o.maxNewTokens ?? d.rollout.maxNewTokens,
+    maxPromptTokens: o.maxPromptTokens ?? d.lengths.maxPromptTokens,
+    batchSize: o.batchSize ?? d.rollout.batchSize,
+    seed: o.seed ?? d.seed,
   };
-  const sample = async (folder: string) => {
-    const codec = TextCodec.load(folder, { chatTemplateFile: o.chatTemplate ?? null });
-    const m = await provider.load(folder, o.device ?? 'cpu');
+  const models = [o.modelA, o.modelB].map((m, i) => {
+    const folder = resolve(m);
+    const which = i === 0 ? 'model A' : 'model B';
+    if (!existsSync(join(folder, 'config.json'))) throw new Error(`${which}: model folder ${folder} has no config.json`);
     try {
-      return await sampleForEval(m, codec, prompts, sampling);
-    } finally {
-      m.free();
+      return { folder, codec: TextCodec.load(folder, { chatTemplateFile: o.chatTemplate ?? null }) };
+    } catch (err) {
+      throw new Error(`${which}: ${(err as Error).message}`);
     }
-  };
-  const a = await sample(o.modelA);
-  const b = await sample(o.modelB);
-  let judge: Judge | undefined;
+  });
+  await checkDevice(provider, device);
+  checkJudgeTarget(o.judge, o.judgeContext?.cwd ?? process.cwd());
+  const judge = await createJudge(o.judge, engineJudgeContext(provider, device, o.judgeContext));
   try {
-    judge = await createJudge(o.judge, o.judgeContext ?? {});
-    return await compareSamples(judge, a, b);
+    const samples: RolloutRow[][] = [];
+    for (const m of models) {
+      const handle = await provider.load(m.folder, device);
+      try {
+        samples.push(await sampleForEval(handle, m.codec, prompts, sampling));
+      } finally {
+        handle.free();
+      }
+    }
+    return await compareSamples(judge, samples[0]!, samples[1]!);
   } finally {
-    await judge?.close();
+    await judge.close();
   }
 }
-

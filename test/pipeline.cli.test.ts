@@ -134,11 +134,63 @@ describe.skipIf(!haveDist)('the CLI on the real engine (skipped: dist/ not built
     expect(col.stderr).toMatch(/has no column 'prompt' \(columns: question\); choose one with --prompt-column/);
     const flag = cli(['train', '--lr', 'fast']);
     expect(flag.code).toBe(1);
-    expect(flag.stderr).toMatch(/--lr|lr/);
+    expect(flag.stderr).toMatch(/--lr: train.lr must be a finite number \(got 'fast'\)/);
     const recipe = join(root, 'r.yaml');
     writeFileSync(recipe, 'train:\n  learning_rate: 1\n');
     const unk = cli(['train', '--recipe', recipe]);
     expect(unk.code).toBe(1);
     expect(unk.stderr).toMatch(/unknown key 'train.learning_rate'/);
+  });
+});
+
+// Needs no model: `judge` with a command judge, and --help.
+describe.skipIf(!haveDist)('the CLI without a model (skipped: dist/ not built; `npm test` builds it)', () => {
+  it('Ctrl-C / SIGTERM ends a running command judge and exits 130 / 143', async () => {
+    const { writeParquet } = await import('../src/data/parquet.js');
+    const { rolloutColumns } = await import('../src/rollout/rollout.js');
+    const input = join(root, 'sig-generated.parquet');
+    writeParquet(input, rolloutColumns([{ promptIndex: 0, prompt: 'why', promptTokens: [1], responses: ['a', 'b'], responseTokens: [[3], [4]], finishReasons: ['eos', 'eos'] }], 2));
+    for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+      const pidFile = join(root, `sig-${signal}.pid`);
+      const script = join(root, `sig-${signal}.mjs`);
+      // Handshakes, records its pid, then never answers (and ignores the end of its stdin).
+      writeFileSync(script, `import { writeFileSync } from 'node:fs';
+writeFileSync(${JSON.stringify(pidFile)}, String(process.pid));
+console.log(JSON.stringify({ protocol: 'sppo-judge', version: 1 }));
+setInterval(() => {}, 1000);\n`);
+      const child = spawn(process.execPath, [bin, 'judge', '--input', input, '--judge', `command:node ${script}`, '--output', `sig-${signal}`], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+      const t0 = Date.now();
+      while (!existsSync(pidFile) && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
+      expect(existsSync(pidFile), stderr).toBe(true);
+      const judgePid = Number(readFileSync(pidFile, 'utf8'));
+      await new Promise((r) => setTimeout(r, 300)); // the request is outstanding now
+      child.kill(signal);
+      expect(await exited, stderr).toBe(code);
+      expect(stderr).toMatch(new RegExp(`${signal}: stopping`));
+      const alive = (): boolean => { try { process.kill(judgePid, 0); return true; } catch { return false; } };
+      const t1 = Date.now();
+      while (alive() && Date.now() - t1 < 3000) await new Promise((r) => setTimeout(r, 50));
+      expect(alive(), `judge ${judgePid} still runs after ${signal}`).toBe(false);
+    }
+  });
+
+  it('--help describes each command\'s flags as that command uses them', () => {
+    const gen = cli(['generate', '--help']);
+    expect(gen.code).toBe(0);
+    expect(gen.stdout).not.toMatch(/"demo"|one per iteration|per iteration|runs\/sppo|for prompt splits|recipe:/);
+    expect(gen.stdout).toMatch(/--output +Output folder: generated.parquet.*\[required\]/s);
+    expect(gen.stdout).toMatch(/--prompt-split-name/);
+    const ev = cli(['eval', '--help']);
+    expect(ev.code).toBe(0);
+    expect(ev.stdout).not.toMatch(/"demo"|one per iteration|per iteration|runs\/sppo|for prompt splits|recipe:/);
+    expect(ev.stdout).toMatch(/--seed +Sampling seed \(both models sample with the same seeds\)/);
+    const tr = cli(['train', '--help']);
+    expect(tr.stdout).toMatch(/--weight-decay +Weight decay: decoupled for AdamW[\s\S]*for RMSprop an L2\s+term added to the gradient/);
+    const two = cli(['generate', '--model', 'm', '--prompts', 'a.jsonl', 'b.jsonl', '--output', 'o']);
+    expect(two.code).toBe(1);
+    expect(two.stderr).toMatch(/generate takes one prompt file with --prompts \(got 2/);
   });
 });

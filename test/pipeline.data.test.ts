@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadPrompts, parquetShards } from '../src/data/prompts.js';
+import { datasetSplits, loadPrompts, parquetShards } from '../src/data/prompts.js';
 import { splitDisjoint } from '../src/data/split.js';
 import { readParquet, writeParquet } from '../src/data/parquet.js';
 import { seededRandom } from './sppo.seed.js';
@@ -65,6 +65,35 @@ describe('prompt files', () => {
       expect(set.droppedDuplicate, f).toBe(dup);
       expect(set.rows, f).toBe(rows.length);
     }
+  });
+
+  it('reads one split of a dataset folder: the asked one, the only one, or train', async () => {
+    const ds = join(dir, 'splits');
+    mkdirSync(join(ds, 'data'), { recursive: true });
+    const cut = 1 + Math.floor(rand() * (unique.length - 2));
+    const train = unique.slice(0, cut);
+    const test = unique.slice(cut);
+    writeParquet(join(ds, 'data', 'train-00000-of-00001.parquet'), [{ name: 'prompt', kind: 'string', data: train }]);
+    writeParquet(join(ds, 'data', 'test-00000-of-00001.parquet'), [{ name: 'prompt', kind: 'string', data: test }]);
+    expect(datasetSplits(ds).size).toBe(2);
+    expect((await loadPrompts(ds)).prompts).toEqual(train); // never the test split mixed in
+    expect((await loadPrompts(ds, 'prompt', { splitName: 'test' })).prompts).toEqual(test);
+    await expect(loadPrompts(ds, 'prompt', { splitName: 'validation' })).rejects.toThrow(/has no split 'validation'; its splits: test, train; choose one with --prompt-split-name/);
+    // The parquet-converter layout (<config>/<split>/0000.parquet), without a train split.
+    const conv = join(dir, 'converted');
+    for (const [split, rows] of [['test_prefs', test], ['train_prefs', train]] as const) {
+      mkdirSync(join(conv, 'default', split), { recursive: true });
+      writeParquet(join(conv, 'default', split, '0000.parquet'), [{ name: 'prompt', kind: 'string', data: rows }]);
+    }
+    await expect(loadPrompts(conv)).rejects.toThrow(/has no split 'train' \(the default when a folder has several splits\); its splits: test_prefs, train_prefs/);
+    expect((await loadPrompts(conv, 'prompt', { splitName: 'train_prefs' })).prompts).toEqual(train);
+    const one = join(dir, 'one-split');
+    mkdirSync(one);
+    writeParquet(join(one, 'validation.parquet'), [{ name: 'prompt', kind: 'string', data: test }]);
+    expect((await loadPrompts(one)).prompts).toEqual(test);
+    const file = join(dir, 'split-file.jsonl');
+    writeFileSync(file, '{"prompt": "a"}\n');
+    await expect(loadPrompts(file, 'prompt', { splitName: 'train' })).rejects.toThrow(/applies to dataset folders only/);
   });
 
   it('takes a configurable column and the user turn of chat-message lists', async () => {

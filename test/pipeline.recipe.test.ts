@@ -44,6 +44,24 @@ describe('recipe files and overrides', () => {
     expect(validateRecipe(r)).toBe(r);
   });
 
+  it('resolves reward-model: and precomputed: judge targets like other paths', () => {
+    const sub = mkdtempSync(join(dir, 'judges-'));
+    const cases: [string, string][] = [
+      ['reward-model:./rm?tau=2', `reward-model:${join(sub, 'rm')}?tau=2`],
+      ['precomputed:scores.jsonl', `precomputed:${join(sub, 'scores.jsonl')}`],
+      ['precomputed:/abs/s.parquet?tau=0.5', 'precomputed:/abs/s.parquet?tau=0.5'],
+      ['command:python judge.py --x ./y', 'command:python judge.py --x ./y'], // runs in the working folder
+      ['builtin:length?unit=chars', 'builtin:length?unit=chars'],
+    ];
+    cases.forEach(([spec, want], i) => {
+      const f = join(sub, `judge-${i}.yaml`);
+      writeFileSync(f, `judge: "${spec}"\n`);
+      expect(loadRecipeFile(f).judge, spec).toBe(want);
+    });
+    // Flags resolve against the working folder.
+    expect(applyOverrides(defaultRecipe(), { judge: 'precomputed:s.jsonl' }).judge).toBe(`precomputed:${join(process.cwd(), 's.jsonl')}`);
+  });
+
   it('round-trips through recipe.resolved.yaml', () => {
     const r = defaultRecipe();
     r.model = '/m';
@@ -63,7 +81,9 @@ describe('recipe files and overrides', () => {
     expect(() => loadRecipeFile(yamlFile('s.yaml', 'train: 3\n'))).toThrow(/train must be a mapping/);
     expect(() => loadRecipeFile(yamlFile('bad.yaml', 'a: [1,\n'))).toThrow(/not valid YAML/);
     expect(() => loadRecipeFile(join(dir, 'missing.yaml'))).toThrow(/missing.yaml does not exist/);
-    expect(() => applyOverrides(defaultRecipe(), { 'train.lr': 'fast' })).toThrow(/--lr: train.lr must be a finite number/);
+    expect(() => applyOverrides(defaultRecipe(), { 'train.lr': 'fast' })).toThrow(/--lr: train.lr must be a finite number \(got 'fast'\)/);
+    expect(() => applyOverrides(defaultRecipe(), { 'train.lr': NaN })).toThrow(/--lr: train.lr must be a finite number \(got NaN\)/);
+    expect(() => loadRecipeFile(yamlFile('inf.yaml', 'train:\n  lr: .inf\n'))).toThrow(/train.lr must be a finite number \(got Infinity\)/);
   });
 
   it('checks fields against each other', () => {

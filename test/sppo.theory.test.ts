@@ -3,10 +3,14 @@
 // Neumann winner at the O(1/sqrt(T)) rate of the paper's regret argument, while the last iterate
 // need not converge; under a transitive (Bradley-Terry) preference SPPO concentrates on the best
 // response. Fresh random games each run; the seed is logged.
+// These check the mathematics on theory.ts's closed-form update only; the same claims through the
+// real implementation (winRates, the training table, the native loss kernel, the engine's training
+// step) are in test/sppo.theory.kernel.test.ts and test/sppo.theory.engine.test.ts.
 import { describe, expect, it } from 'vitest';
 import {
   averageExploitabilityBound,
   boundOptimalEta,
+  cyclicTournament,
   exploitability,
   kl,
   runSppo,
@@ -21,16 +25,6 @@ const rps = (p: number): number[][] => [
   [p, 0.5, 1 - p],
   [1 - p, p, 0.5],
 ];
-
-/** Balanced cyclic tournament on odd n kinds: kind a beats the (n-1)/2 kinds before it. */
-function cyclicTournament(n: number, p: number): number[][] {
-  return Array.from({ length: n }, (_, a) =>
-    Array.from({ length: n }, (_, b) => {
-      const d = (((a - b) % n) + n) % n;
-      return d === 0 ? 0.5 : 2 * d < n ? p : 1 - p;
-    }),
-  );
-}
 
 /** A random skew-symmetric game: P = 1/2 + A, A = -A^T, entries of P in [0, 1]. */
 function randomGame(n: number, rand: () => number): number[][] {

@@ -4,9 +4,10 @@ import { defaultRecipe } from '../recipe/fields.js';
 import { applyOverrides } from '../recipe/load.js';
 import { evaluate } from '../api.js';
 import { formatWinRate } from '../eval/stats.js';
+import { EVAL_TEXTS, onePromptFile } from './commandFlags.js';
 
 const EVAL_FIELDS = [
-  'prompts', 'promptColumn', 'maxPrompts', 'judge', 'device', 'chatTemplate', 'seed', 'eval.samples',
+  'prompts', 'promptColumn', 'promptSplitName', 'maxPrompts', 'judge', 'device', 'chatTemplate', 'seed', 'eval.samples',
   'rollout.temperature', 'rollout.topP', 'rollout.maxNewTokens', 'rollout.batchSize', 'lengths.maxPromptTokens',
 ] as const;
 
@@ -20,14 +21,16 @@ export const evalCommand: CommandModule<object, Record<string, unknown>> = {
         .option('model-b', { type: 'string', demandOption: true, describe: 'Model B (e.g. the base model)' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON' }),
       EVAL_FIELDS,
+      EVAL_TEXTS,
     ).demandOption(['prompts', 'judge']),
   handler: async (args) => {
     const r = applyOverrides(defaultRecipe(), recipeOverrides(args, EVAL_FIELDS));
     const w = await evaluate({
       modelA: String(args['model-a']),
       modelB: String(args['model-b']),
-      prompts: r.prompts[0]!,
+      prompts: onePromptFile(r.prompts, 'eval'),
       promptColumn: r.promptColumn,
+      promptSplitName: r.promptSplitName,
       maxPrompts: r.maxPrompts,
       judge: r.judge,
       samples: r.eval.samples,

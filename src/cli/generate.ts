@@ -4,22 +4,24 @@ import { defaultRecipe } from '../recipe/fields.js';
 import { applyOverrides } from '../recipe/load.js';
 import { generate } from '../api.js';
 import { printEvents } from '../util/printEvents.js';
+import { GENERATE_TEXTS, onePromptFile } from './commandFlags.js';
 
 export const GENERATE_FIELDS = [
-  'model', 'prompts', 'promptColumn', 'maxPrompts', 'output', 'device', 'chatTemplate', 'seed',
+  'model', 'prompts', 'promptColumn', 'promptSplitName', 'maxPrompts', 'output', 'device', 'chatTemplate', 'seed',
   'rollout.k', 'rollout.temperature', 'rollout.topP', 'rollout.maxNewTokens', 'rollout.batchSize', 'rollout.shardSize', 'lengths.maxPromptTokens',
 ] as const;
 
 export const generateCommand: CommandModule<object, Record<string, unknown>> = {
   command: 'generate',
   describe: 'Sample K responses per prompt from a model into <output>/generated.parquet (reference columns; resumable)',
-  builder: (y) => withRecipeFlags(y, GENERATE_FIELDS).demandOption(['model', 'prompts', 'output']),
+  builder: (y) => withRecipeFlags(y, GENERATE_FIELDS, GENERATE_TEXTS).demandOption(['model', 'prompts', 'output']),
   handler: async (args) => {
     const r = applyOverrides(defaultRecipe(), recipeOverrides(args, GENERATE_FIELDS));
     const file = await generate({
       model: r.model,
-      prompts: r.prompts[0]!,
+      prompts: onePromptFile(r.prompts, 'generate'),
       promptColumn: r.promptColumn,
+      promptSplitName: r.promptSplitName,
       maxPrompts: r.maxPrompts,
       output: r.output,
       device: r.device,

@@ -6,8 +6,25 @@ import { trainCommand } from './train.js';
 import { generateCommand } from './generate.js';
 import { judgeCommand } from './judge.js';
 import { evalCommand } from './eval.js';
+import { closeAllCommandJudges } from '../judge/command.js';
+
+let stopping = false;
+
+/**
+ * Ctrl-C / SIGTERM: end the command judges (they run in their own process groups, so the signal
+ * does not reach them) and exit 130 / 143. Finished work is on disk; a rerun resumes. A second
+ * signal exits at once.
+ */
+function onSignal(signal: NodeJS.Signals, code: number): void {
+  if (stopping) process.exit(code);
+  stopping = true;
+  console.error(`\nsppo-native: ${signal}: stopping (finished work is kept; rerun the same command to resume)`);
+  closeAllCommandJudges().finally(() => process.exit(code));
+}
 
 export async function main(argv: string[]): Promise<void> {
+  process.on('SIGINT', () => onSignal('SIGINT', 130));
+  process.on('SIGTERM', () => onSignal('SIGTERM', 143));
   await yargs(argv)
     .scriptName('sppo-native')
     .usage('$0 <command> [options]\n\nSelf-Play Preference Optimization for language models.')
@@ -24,6 +41,8 @@ export async function main(argv: string[]): Promise<void> {
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err, y) => {
+      // Stopping on a signal: the work that failed was cut off on purpose; onSignal exits.
+      if (stopping) return;
       if (err) {
         console.error(`sppo-native: ${err.message}`);
       } else {

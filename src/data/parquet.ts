@@ -2,9 +2,11 @@
 // hyparquet-writer and read with hyparquet. Message lists and matrices are real nested Parquet
 // types (list<struct<content, role>>, list<list<double>>), as the reference pipeline's pandas
 // tables, so other tools read them unchanged.
-import { readFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { writeFileAtomic } from '../run/atomic.js';
 
 export interface Message {
@@ -84,43 +86,127 @@ export function writeParquet(file: string, columns: ColumnSpec[]): void {
   writeFileAtomic(file, tableToParquet(columns));
 }
 
-function toArrayBuffer(buf: Buffer): ArrayBuffer {
-  return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
-}
-
-function normalize(v: unknown): unknown {
-  if (typeof v === 'bigint') return Number(v);
-  if (Array.isArray(v)) return v.map(normalize);
-  if (v !== null && typeof v === 'object' && !(v instanceof Uint8Array) && !(v instanceof Date)) {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = normalize(x);
-    return out;
-  }
-  return v;
-}
-
 export interface ParquetTable {
   columns: string[];
   rows: Record<string, unknown>[];
 }
 
+/**
+ * Limits on reading one Parquet file. The decoder (hyparquet) trusts sizes inside the file, so a
+ * corrupt or hostile file can make it loop for minutes over billions of values, exhaust memory,
+ * or leave rejected promises behind; it therefore runs in a worker thread that is stopped at a
+ * deadline (base + per MiB of file) and whose heap is capped (maxHeapMb applies to new workers).
+ */
+export const parquetReadLimits = { baseTimeoutMs: 30_000, timeoutMsPerMiB: 1_000, maxHeapMb: 4096 };
+
+// The worker: reads the file, decodes every row, turns bigints into numbers, posts the table.
+// Stray rejections from a failed decode are swallowed: the failure was already reported.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { readFileSync } = require('node:fs');
+process.on('unhandledRejection', () => {});
+const normalize = (v) => {
+  if (typeof v === 'bigint') return Number(v);
+  if (Array.isArray(v)) return v.map(normalize);
+  if (v !== null && typeof v === 'object' && !(v instanceof Uint8Array) && !(v instanceof Date)) {
+    const out = {};
+    for (const [k, x] of Object.entries(v)) out[k] = normalize(x);
+    return out;
+  }
+  return v;
+};
+const lib = import(workerData.hyparquet);
+parentPort.on('message', async ({ file }) => {
+  try {
+    const { parquetMetadata, parquetReadObjects, parquetSchema } = await lib;
+    let bytes;
+    try {
+      bytes = readFileSync(file);
+    } catch (err) {
+      parentPort.postMessage({ readError: err.message });
+      return;
+    }
+    const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    const metadata = parquetMetadata(ab);
+    const columns = parquetSchema(metadata).children.map((c) => c.element.name);
+    const rows = await parquetReadObjects({ file: ab, metadata });
+    parentPort.postMessage({ columns, rows: rows.map(normalize) });
+  } catch (err) {
+    parentPort.postMessage({ error: String((err && err.message) || err) });
+  }
+});
+`;
+
+type WorkerReply = { columns: string[]; rows: Record<string, unknown>[] } | { error: string } | { readError: string };
+
+let worker: Worker | null = null;
+let queue: Promise<unknown> = Promise.resolve();
+
+function spawnWorker(): Worker {
+  const hyparquet = pathToFileURL(createRequire(import.meta.url).resolve('hyparquet')).href;
+  const w = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { hyparquet },
+    resourceLimits: { maxOldGenerationSizeMb: parquetReadLimits.maxHeapMb },
+  });
+  w.unref(); // an idle reader never keeps the process alive
+  // A reader that fails between reads is dropped (the next read starts a fresh one).
+  const drop = (): void => {
+    if (worker === w) worker = null;
+  };
+  w.on('error', drop).on('exit', drop);
+  return w;
+}
+
+function readInWorker(file: string, bytes: number): Promise<ParquetTable> {
+  const w = (worker ??= spawnWorker());
+  const ms = parquetReadLimits.baseTimeoutMs + (parquetReadLimits.timeoutMsPerMiB * bytes) / 2 ** 20;
+  const bad = (why: string): Error => new Error(`${file} is not a readable Parquet file: ${why}`);
+  return new Promise<ParquetTable>((resolve, reject) => {
+    const discard = (): void => {
+      if (worker === w) worker = null;
+      void w.terminate();
+    };
+    const finish = (settle: () => void): void => {
+      clearTimeout(timer);
+      w.off('message', onMessage).off('error', onError).off('exit', onExit);
+      w.unref();
+      settle();
+    };
+    const onMessage = (m: WorkerReply): void =>
+      finish(() => {
+        if ('readError' in m) reject(new Error(`cannot read Parquet file ${file}: ${m.readError}`));
+        else if ('error' in m) reject(bad(m.error));
+        else resolve(m);
+      });
+    const onError = (err: Error): void => {
+      discard();
+      finish(() => reject(bad(err.message)));
+    };
+    const onExit = (code: number): void => {
+      discard();
+      finish(() => reject(bad(`the reader stopped (exit code ${code})`)));
+    };
+    const timer = setTimeout(() => {
+      discard();
+      finish(() => reject(bad(`decoding took longer than ${Math.round(ms)} ms (corrupt sizes?)`)));
+    }, ms);
+    w.on('message', onMessage).on('error', onError).on('exit', onExit);
+    w.ref();
+    w.postMessage({ file });
+  });
+}
+
 /** Reads a whole Parquet file into row objects (bigints become numbers). */
 export async function readParquet(file: string): Promise<ParquetTable> {
-  let bytes: Buffer;
+  let bytes: number;
   try {
-    bytes = readFileSync(file);
+    bytes = statSync(file).size;
   } catch (err) {
     throw new Error(`cannot read Parquet file ${file}: ${(err as Error).message}`);
   }
-  const ab = toArrayBuffer(bytes);
-  let columns: string[];
-  let rows: Record<string, unknown>[];
-  try {
-    const metadata = parquetMetadata(ab);
-    columns = parquetSchema(metadata).children.map((c) => c.element.name);
-    rows = (await parquetReadObjects({ file: ab, metadata })) as Record<string, unknown>[];
-  } catch (err) {
-    throw new Error(`${file} is not a readable Parquet file: ${(err as Error).message}`);
-  }
-  return { columns, rows: rows.map((r) => normalize(r) as Record<string, unknown>) };
+  // One file at a time through the one worker.
+  const run = queue.then(() => readInWorker(file, bytes));
+  queue = run.catch(() => undefined);
+  return run;
 }

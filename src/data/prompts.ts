@@ -2,7 +2,7 @@
 // column holds text or a chat-message list (its first user turn is taken). Empty and duplicate
 // prompts are dropped and counted.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { extname, join, relative } from 'node:path';
+import { basename, dirname, extname, join, relative } from 'node:path';
 import { readParquet } from './parquet.js';
 
 export interface PromptSet {
@@ -46,7 +46,10 @@ function rowsFromJson(file: string, text: string): Record<string, unknown>[] {
     if (Array.isArray(obj.data)) return obj.data as Record<string, unknown>[];
     const cols = Object.entries(obj).filter(([, v]) => Array.isArray(v)) as [string, unknown[]][];
     if (cols.length > 0 && cols.length === Object.keys(obj).length) {
-      const n = cols[0]![1].length;
+      const [first, n] = [cols[0]![0], cols[0]![1].length];
+      // Ragged columns have no row structure; reading n rows would silently drop or pad values.
+      const ragged = cols.find(([, v]) => v.length !== n);
+      if (ragged) throw new PromptFileError(`${file}: column '${ragged[0]}' has ${ragged[1].length} values but column '${first}' has ${n}`);
       return Array.from({ length: n }, (_, i) => Object.fromEntries(cols.map(([k, v]) => [k, v[i]])));
     }
   }
@@ -66,6 +69,51 @@ function rowsFromJsonl(file: string, text: string): Record<string, unknown>[] {
     }
   }
   return rows;
+}
+
+/**
+ * The split a shard of a Hugging Face dataset folder belongs to: `<split>-00000-of-00002.parquet`,
+ * `<split>/0000.parquet` (the parquet-converter layout), or `data/<split>.parquet`.
+ */
+export function shardSplit(folder: string, shard: string): string {
+  const name = basename(shard);
+  const numbered = /^(.+?)-\d+-of-\d+\.parquet$/.exec(name);
+  if (numbered) return numbered[1]!;
+  const parent = relative(folder, dirname(shard));
+  const dir = basename(parent);
+  if (parent !== '' && dir !== 'data') return dir;
+  // `train.parquet`, `train-1.parquet`; bare numbers (`0000.parquet`) name no split.
+  const stem = name.replace(/\.parquet$/, '').replace(/[-_]\d+$/, '');
+  return /^\d+$/.test(stem) ? 'default' : stem;
+}
+
+/** The shards of `folder` grouped by split, in a stable order. */
+export function datasetSplits(folder: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const s of parquetShards(folder)) {
+    const split = shardSplit(folder, s);
+    out.set(split, [...(out.get(split) ?? []), s]);
+  }
+  return out;
+}
+
+/**
+ * The shards to read from a dataset folder: the asked split; with none asked, the only split or
+ * `train` when there are several. Never a mix of splits (that would train on the test set).
+ */
+export function selectSplitShards(folder: string, splitName: string | null | undefined): { split: string; shards: string[] } {
+  const splits = datasetSplits(folder);
+  if (splits.size === 0) throw new PromptFileError(`prompt folder ${folder} has no .parquet files (a Hugging Face dataset folder holds Parquet shards)`);
+  const names = [...splits.keys()];
+  const want = splitName ?? (splits.size === 1 ? names[0]! : 'train');
+  const shards = splits.get(want);
+  if (!shards) {
+    throw new PromptFileError(
+      `prompt folder ${folder} has no split '${want}'${splitName ? '' : ` (the default when a folder has several splits)`}; ` +
+        `its splits: ${names.join(', ')}; choose one with --prompt-split-name (recipe: promptSplitName)`,
+    );
+  }
+  return { split: want, shards };
 }
 
 /** The Parquet shards of a dataset folder, in a stable order (splits' files sorted by path). */
@@ -88,12 +136,14 @@ interface RawTable {
   rows: Record<string, unknown>[];
 }
 
-async function readTable(file: string): Promise<RawTable> {
+async function readTable(file: string, splitName: string | null): Promise<RawTable> {
   if (!existsSync(file)) throw new PromptFileError(`prompt file ${file} does not exist`);
   const st = statSync(file);
+  if (!st.isDirectory() && splitName !== null) {
+    throw new PromptFileError(`prompt file ${file}: a split name ('${splitName}') applies to dataset folders only; leave --prompt-split-name unset for a file`);
+  }
   if (st.isDirectory()) {
-    const shards = parquetShards(file);
-    if (shards.length === 0) throw new PromptFileError(`prompt folder ${file} has no .parquet files (a Hugging Face dataset folder holds Parquet shards)`);
+    const { shards } = selectSplitShards(file, splitName);
     const tables: RawTable[] = [];
     for (const s of shards) tables.push(await readParquet(s));
     const columns = tables[0]!.columns;
@@ -119,8 +169,13 @@ async function readTable(file: string): Promise<RawTable> {
   return { columns, rows };
 }
 
-export async function loadPrompts(file: string, column = 'prompt'): Promise<PromptSet> {
-  const table = await readTable(file);
+export interface LoadPromptsOptions {
+  /** Dataset folders: the split to read (default: the only one, or `train`). */
+  splitName?: string | null;
+}
+
+export async function loadPrompts(file: string, column = 'prompt', opts: LoadPromptsOptions = {}): Promise<PromptSet> {
+  const table = await readTable(file, opts.splitName ?? null);
   if (table.rows.length === 0) throw new PromptFileError(`prompt file ${file} has no rows`);
   if (!table.columns.includes(column)) {
     throw new PromptFileError(

@@ -1,12 +1,21 @@
 // Win rate of A against B from per-prompt comparisons, with a confidence interval.
 //
 // Each comparison is an outcome in [0, 1]: 1 = A won, 0 = B won, 0.5 = tie, or a judge's
-// probability P(A > B). The win rate is their mean. The interval is Wilson's score interval
-// computed with n comparisons and p^ = mean: for 0/1 outcomes it is the usual Wilson interval; ties
-// and probabilities have variance at most mu(1 - mu) (any variable in [0, 1] does), so the same
-// interval is, if anything, conservative for them. Wilson rather than the normal approximation
-// because win rates near 0 or 1 (a good iteration) are exactly where the latter breaks down.
-// A percentile bootstrap is available for comparison (seeded, so reproducible).
+// probability P(A > B). The win rate is their mean. With one comparison per prompt the interval is
+// Wilson's score interval computed with n comparisons and p^ = mean: for 0/1 outcomes it is the
+// usual Wilson interval; ties and probabilities have variance at most mu(1 - mu) (any variable in
+// [0, 1] does), so the same interval is, if anything, conservative for them. Wilson rather than the
+// normal approximation because win rates near 0 or 1 (a good iteration) are exactly where the
+// latter breaks down.
+//
+// Several samples per prompt are not independent: the prompt (its difficulty, its topic) moves all
+// of them together, so n comparisons carry less information than n independent ones. Given each
+// comparison's prompt (`clusters`), the interval uses the cluster-robust (sandwich) variance of the
+// mean, G/(G-1) sum_c (S_c - n_c mu)^2 / n^2 over G prompts, through the design effect
+// deff = var_cluster / var_iid (Kish): Wilson's interval with the effective size n / max(1, deff).
+// That keeps Wilson's behaviour near 0 and 1, equals plain Wilson when every prompt has one
+// comparison, and never reports a narrower interval than the independent one. A cluster (prompt)
+// bootstrap is available for comparison (seeded, so reproducible).
 import { mulberry32 } from '../util/rng.js';
 
 export interface WinRate {
@@ -18,8 +27,17 @@ export interface WinRate {
   lower: number;
   upper: number;
   confidence: number;
-  method: 'wilson' | 'bootstrap';
+  /** 'wilson' / 'bootstrap': comparisons treated as independent (one per prompt); the cluster-
+   * methods account for several comparisons per prompt. */
+  method: 'wilson' | 'bootstrap' | 'cluster-wilson' | 'cluster-bootstrap';
+  /** Independent units: prompts when `clusters` were given, else n. */
+  clusters?: number;
+  /** var(mean) over its value for independent comparisons (1 when each prompt has one). */
+  designEffect?: number;
 }
+
+/** A prompt's identity (its index or its text): comparisons with equal keys share a prompt. */
+export type ClusterKey = string | number;
 
 /** Inverse standard normal CDF (Acklam's rational approximation, relative error < 1.2e-9). */
 export function normalQuantile(p: number): number {
@@ -58,6 +76,56 @@ function checkOutcomes(outcomes: readonly number[], confidence: number): void {
   if (!(confidence > 0 && confidence < 1)) throw new Error(`win rate: confidence must be in (0, 1) (got ${confidence})`);
 }
 
+/** Groups comparison indices by prompt, in order of first appearance; throws on a bad key list. */
+function groupClusters(outcomes: readonly number[], clusters: readonly ClusterKey[]): number[][] {
+  if (!Array.isArray(clusters) || clusters.length !== outcomes.length) {
+    const got = Array.isArray(clusters) ? `${clusters.length} entries` : `a ${typeof clusters}`;
+    throw new Error(`win rate: clusters has ${got} for ${outcomes.length} comparisons (one prompt id per comparison)`);
+  }
+  const groups = new Map<ClusterKey, number[]>();
+  clusters.forEach((c, i) => {
+    if (!(typeof c === 'string' || (typeof c === 'number' && Number.isFinite(c)))) {
+      throw new Error(`win rate: clusters[${i}] is ${String(c)}, expected a prompt id (a string or a finite number)`);
+    }
+    const g = groups.get(c);
+    if (g) g.push(i);
+    else groups.set(c, [i]);
+  });
+  return [...groups.values()];
+}
+
+/**
+ * Design effect of the mean under clustering: the cluster-robust variance of the mean over the
+ * independent-sample one, floored at 1 (see the header). Outcomes that are all equal carry no
+ * within-sample variance to compare with, so each prompt then counts once (deff = n / G).
+ */
+export function designEffect(outcomes: readonly number[], clusters: readonly ClusterKey[]): number {
+  checkOutcomes(outcomes, 0.95);
+  return designEffectOfGroups(outcomes, groupClusters(outcomes, clusters));
+}
+
+function designEffectOfGroups(outcomes: readonly number[], groups: readonly (readonly number[])[]): number {
+  const n = outcomes.length;
+  const g = groups.length;
+  if (g === n) return 1;
+  if (g < 2) return n; // one prompt: no between-prompt variance can be estimated; it counts once
+  let sum = 0;
+  for (const o of outcomes) sum += o;
+  const mu = sum / n;
+  let ss = 0;
+  for (const o of outcomes) ss += (o - mu) * (o - mu);
+  if (!(ss > 0)) return n / g;
+  let between = 0;
+  for (const idx of groups) {
+    let r = 0;
+    for (const i of idx) r += outcomes[i]! - mu;
+    between += r * r;
+  }
+  const varCluster = ((g / (g - 1)) * between) / (n * n);
+  const varIid = ss / (n - 1) / n;
+  return Math.max(1, varCluster / varIid);
+}
+
 function counts(outcomes: readonly number[]) {
   let wins = 0, losses = 0, ties = 0, sum = 0;
   for (const o of outcomes) {
@@ -69,31 +137,80 @@ function counts(outcomes: readonly number[]) {
   return { wins, losses, ties, mean: sum / outcomes.length };
 }
 
-/** Win rate with a Wilson interval (see the header for why it also holds for ties/probabilities). */
-export function winRate(outcomes: readonly number[], confidence = 0.95): WinRate {
+/**
+ * Win rate with a Wilson interval. `clusters` (optional) gives each comparison's prompt; with
+ * several comparisons per prompt the interval widens by the design effect (see the header).
+ */
+export function winRate(outcomes: readonly number[], confidence = 0.95, clusters?: readonly ClusterKey[]): WinRate {
   checkOutcomes(outcomes, confidence);
   const c = counts(outcomes);
-  const [lower, upper] = wilsonInterval(c.mean, outcomes.length, confidence);
-  return { n: outcomes.length, wins: c.wins, losses: c.losses, ties: c.ties, winRate: c.mean, lower, upper, confidence, method: 'wilson' };
+  const n = outcomes.length;
+  const groups = clusters === undefined ? null : groupClusters(outcomes, clusters);
+  const base = { n, wins: c.wins, losses: c.losses, ties: c.ties, winRate: c.mean, confidence };
+  if (groups === null || groups.length === n) {
+    const [lower, upper] = wilsonInterval(c.mean, n, confidence);
+    return { ...base, lower, upper, method: 'wilson', clusters: n, designEffect: 1 };
+  }
+  const deff = designEffectOfGroups(outcomes, groups);
+  const [lower, upper] = wilsonInterval(c.mean, n / deff, confidence);
+  return { ...base, lower, upper, method: 'cluster-wilson', clusters: groups.length, designEffect: deff };
 }
 
-/** Win rate with a percentile bootstrap interval over prompts (mulberry32 stream from `seed`). */
-export function winRateBootstrap(outcomes: readonly number[], confidence = 0.95, resamples = 2000, seed = 1): WinRate {
+/** Win rate from comparisons grouped by prompt: perPrompt[i] holds prompt i's outcomes. */
+export function winRateByPrompt(perPrompt: readonly (readonly number[])[], confidence = 0.95): WinRate {
+  if (!Array.isArray(perPrompt)) throw new Error('win rate: perPrompt must be an array of per-prompt outcome lists');
+  const outcomes: number[] = [];
+  const clusters: number[] = [];
+  perPrompt.forEach((os, p) => {
+    if (!Array.isArray(os)) throw new Error(`win rate: perPrompt[${p}] must be an array of outcomes (got ${typeof os})`);
+    for (const o of os) {
+      outcomes.push(o);
+      clusters.push(p);
+    }
+  });
+  return winRate(outcomes, confidence, clusters);
+}
+
+/**
+ * Win rate with a percentile bootstrap interval (mulberry32 stream from `seed`). Resamples prompts
+ * when `clusters` is given (all of a prompt's comparisons together; the mean is then the ratio
+ * sum / count over the drawn prompts), single comparisons otherwise.
+ */
+export function winRateBootstrap(
+  outcomes: readonly number[],
+  confidence = 0.95,
+  resamples = 2000,
+  seed = 1,
+  clusters?: readonly ClusterKey[],
+): WinRate {
   checkOutcomes(outcomes, confidence);
   if (!Number.isInteger(resamples) || resamples < 100) throw new Error(`win rate: resamples must be an integer >= 100 (got ${resamples})`);
-  const rand = mulberry32(seed);
   const n = outcomes.length;
+  const groups = clusters === undefined ? outcomes.map((_, i) => [i]) : groupClusters(outcomes, clusters);
+  const g = groups.length;
+  const sums = groups.map((idx) => idx.reduce((a, i) => a + outcomes[i]!, 0));
+  const sizes = groups.map((idx) => idx.length);
+  const rand = mulberry32(seed);
   const means = new Float64Array(resamples);
   for (let b = 0; b < resamples; b++) {
     let sum = 0;
-    for (let i = 0; i < n; i++) sum += outcomes[Math.floor(rand() * n)]!;
-    means[b] = sum / n;
+    let count = 0;
+    for (let i = 0; i < g; i++) {
+      const c = Math.floor(rand() * g);
+      sum += sums[c]!;
+      count += sizes[c]!;
+    }
+    means[b] = sum / count;
   }
   means.sort();
   const alpha = (1 - confidence) / 2;
   const at = (q: number) => means[Math.min(resamples - 1, Math.max(0, Math.floor(q * resamples)))]!;
   const c = counts(outcomes);
-  return { n, wins: c.wins, losses: c.losses, ties: c.ties, winRate: c.mean, lower: at(alpha), upper: at(1 - alpha), confidence, method: 'bootstrap' };
+  const clustered = g < n;
+  return {
+    n, wins: c.wins, losses: c.losses, ties: c.ties, winRate: c.mean, lower: at(alpha), upper: at(1 - alpha), confidence,
+    method: clustered ? 'cluster-bootstrap' : 'bootstrap', clusters: g,
+  };
 }
 
 /**
@@ -111,5 +228,8 @@ export function outcomeFromMatrix(p: readonly (readonly number[])[], mode: 'hard
 
 export function formatWinRate(w: WinRate): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  return `${pct(w.winRate)} [${pct(w.lower)}, ${pct(w.upper)}] (${Math.round(100 * w.confidence)}% ${w.method}; ${w.wins} wins, ${w.ties} ties, ${w.losses} losses of ${w.n})`;
+  const prompts = w.clusters !== undefined && w.clusters < w.n
+    ? ` over ${w.clusters} prompts${w.designEffect !== undefined ? `, design effect ${w.designEffect.toFixed(2)}` : ''}`
+    : '';
+  return `${pct(w.winRate)} [${pct(w.lower)}, ${pct(w.upper)}] (${Math.round(100 * w.confidence)}% ${w.method}; ${w.wins} wins, ${w.ties} ties, ${w.losses} losses of ${w.n}${prompts})`;
 }

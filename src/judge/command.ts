@@ -28,6 +28,18 @@ interface Pending {
 }
 
 const STDERR_TAIL = 2000;
+
+/** Judges whose process may still run: ended by closeAllCommandJudges on SIGINT/SIGTERM. */
+const live = new Set<CommandJudge>();
+
+/**
+ * Ends every running command judge now (SIGTERM to its process group, SIGKILL after `graceMs`).
+ * For signal handlers: a judge leads its own process group, so a terminal's Ctrl-C never reaches
+ * it, and 'exit' handlers do not run when a signal ends the process.
+ */
+export async function closeAllCommandJudges(graceMs = 1000): Promise<void> {
+  await Promise.all([...live].map((j) => j.kill(graceMs)));
+}
 const clip = (s: string, n = 200) => (s.length > n ? `${s.slice(0, n)}…` : s);
 
 export class CommandJudge implements Judge {
@@ -81,6 +93,7 @@ export class CommandJudge implements Judge {
       env: opts.env ?? process.env,
     });
     this.pid = this.child.pid;
+    live.add(this);
     process.on('exit', this.killOnExit);
     this.exitedPromise = new Promise<void>((resolve) => {
       // 'exit', not 'close': a descendant that left the group may hold the pipes open forever.
@@ -150,6 +163,19 @@ export class CommandJudge implements Judge {
       process.off('exit', this.killOnExit);
     }
     await this.exitedPromise;
+    live.delete(this);
+  }
+
+  /** Ends the judge at once: SIGTERM to its process group, SIGKILL after `graceMs`. */
+  async kill(graceMs = 1000): Promise<void> {
+    this.closing = true;
+    this.clearTimer();
+    this.rejectAll(new Error(`judge '${this.name}' was stopped`));
+    this.killGroup('SIGTERM');
+    if (!(await this.waitExit(graceMs))) this.killGroup('SIGKILL');
+    this.killGroup('SIGKILL'); // anything it left in its group
+    process.off('exit', this.killOnExit);
+    live.delete(this);
   }
 
   private onStdout(data: string): void {
@@ -250,6 +276,7 @@ export class CommandJudge implements Judge {
     this.rejectAll(err);
     this.killGroup('SIGKILL');
     process.off('exit', this.killOnExit);
+    live.delete(this);
   }
 
   private rejectAll(err: Error): void {

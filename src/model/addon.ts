@@ -1,6 +1,7 @@
 // The typed surface of the addon's Model class (native/addon/model_binding.cpp and friends).
 import { native } from '../native.js';
 import type { NativeLlamaConfig } from './config.js';
+import type { StepMetrics } from './types.js';
 
 export interface NativeBatch {
   tokens: Int32Array;
@@ -24,16 +25,8 @@ export interface NativeGeneration {
   stoppedAtEos: boolean;
 }
 
-export interface NativeStepMetrics {
-  loss: number;
-  rewardsChosen: number;
-  rewardsRejected: number;
-  margins: number;
-  accuracy: number;
-  policyChosenLogp: number;
-  policyRejectedLogp: number;
-  tokens: number;
-}
+/** The addon returns the metrics in the engine's own shape. */
+export type NativeStepMetrics = StepMetrics;
 
 export interface NativePairs {
   chosen: NativeBatch;

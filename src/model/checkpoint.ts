@@ -4,8 +4,8 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import type { SaveOptions } from './types.js';
 import type { NativeModel } from './addon.js';
-import type { GenerationConfig, ModelConfig } from './config.js';
-import { LOADABLE_DTYPES, buildSafetensorsHeader, numelOf, openCheckpoint, planShards } from './safetensors.js';
+import { expectedParameters, type GenerationConfig, type ModelConfig } from './config.js';
+import { LOADABLE_DTYPES, buildSafetensorsHeader, numelOf, openCheckpoint, planShards, type Checkpoint } from './safetensors.js';
 
 /** Buffers transformers keeps out of the state dict today but older checkpoints may contain. */
 const IGNORED = [/\.rotary_emb\.inv_freq$/];
@@ -34,13 +34,48 @@ function listNames(names: string[]): string {
   return names.length > 8 ? `${shown} and ${names.length - 8} more` : shown;
 }
 
-/** Fills every parameter of `model` from the safetensors in `folder`, after checking them all. */
-export async function loadWeights(model: NativeModel, folder: string, config: ModelConfig): Promise<void> {
+export interface WeightRange {
+  name: string;
+  file: string;
+  offset: number;
+  nbytes: number;
+  dtype: string;
+}
+
+/**
+ * Checks every header of the checkpoint in `folder` against `params` (names and shapes) and returns
+ * the byte range of each.
+ */
+export function planWeights(folder: string, config: ModelConfig, params: readonly { name: string; shape: readonly number[] }[]): WeightRange[] {
+  return planFrom(openCheckpoint(folder), folder, config, params);
+}
+
+/**
+ * Validates the checkpoint in `folder` against config.json in pure TypeScript, before the native
+ * model allocates anything: a config with absurd sizes is refused unless the files really hold
+ * tensors that large. The layer count is bounded by the tensor count first, so that a huge
+ * num_hidden_layers is refused before the expected parameters are even listed.
+ */
+export function checkCheckpoint(folder: string, config: ModelConfig): void {
   const ckpt = openCheckpoint(folder);
-  const params = model.params();
+  const perLayer = 9; // two norms, four attention and three MLP projections
+  if (config.numLayers * perLayer > ckpt.tensors.size) {
+    throw new Error(
+      `${join(folder, 'config.json')}: field 'num_hidden_layers' (${config.numLayers}) needs ${config.numLayers * perLayer}+ tensors but the checkpoint holds ${ckpt.tensors.size}`,
+    );
+  }
+  planFrom(ckpt, folder, config, [...expectedParameters(config)].map(([name, shape]) => ({ name, shape })));
+}
+
+function planFrom(
+  ckpt: Checkpoint,
+  folder: string,
+  config: ModelConfig,
+  params: readonly { name: string; shape: readonly number[] }[],
+): WeightRange[] {
   const wanted = new Set(params.map((p) => p.name));
   const missing: string[] = [];
-  const ranges = [];
+  const ranges: WeightRange[] = [];
   for (const p of params) {
     const t = ckpt.tensors.get(p.name);
     if (!t) {
@@ -62,7 +97,12 @@ export async function loadWeights(model: NativeModel, folder: string, config: Mo
   if (unexpected.length > 0) {
     throw new Error(`${folder}: checkpoint has ${unexpected.length} tensor(s) this ${config.architecture} does not use: ${listNames(unexpected)}`);
   }
-  await model.loadTensors(ranges);
+  return ranges;
+}
+
+/** Fills every parameter of `model` from the safetensors in `folder`, after checking them all. */
+export async function loadWeights(model: NativeModel, folder: string, config: ModelConfig): Promise<void> {
+  await model.loadTensors(planWeights(folder, config, model.params()));
 }
 
 /** Writes text to `file` atomically (temp file in the same folder, then rename). */

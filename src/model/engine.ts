@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import { requireDevice, type DeviceName } from '../native.js';
 import { createNativeModel, type NativeModel } from './addon.js';
 import { padBatch, unpadLogits, type PaddingSide } from './batch.js';
-import { hasTokenizerFiles, loadWeights, saveModelFolder } from './checkpoint.js';
+import { checkCheckpoint, hasTokenizerFiles, loadWeights, saveModelFolder } from './checkpoint.js';
 import { parseModelConfig, readModelConfig, toNativeConfig, type GenerationConfig, type ModelConfig } from './config.js';
 import { buildSafetensorsHeader, readSafetensorsHeader } from './safetensors.js';
 import type {
@@ -195,14 +195,14 @@ export class EngineModel implements ModelHandle {
     });
   }
 
-  async optimizerStep(lr: number, maxGradNorm: number, opts: OptimizerOptions): Promise<{ gradNorm: number }> {
+  async optimizerStep(lr: number, maxGradNorm: number, opts: OptimizerOptions): Promise<{ gradNorm: number; stepped: boolean }> {
     this.requireCausal('optimizerStep');
     finite(lr, 'optimizerStep: lr');
     if (lr < 0) throw new Error(`optimizerStep: lr must be >= 0 (got ${lr})`);
     finite(maxGradNorm, 'optimizerStep: maxGradNorm');
     checkOptimizer(opts);
     const r = await this.nativeModel.optimizerStep(lr, maxGradNorm, { ...opts });
-    return { gradNorm: r.gradNorm };
+    return { gradNorm: r.gradNorm, stepped: r.stepped };
   }
 
   zeroGrad(): void {
@@ -268,6 +268,8 @@ export async function loadModel(folder: string, opts: LoadModelOptions = {}): Pr
   const device = opts.device ?? 'cpu';
   checkDevice(device);
   const { config, generation } = readModelConfig(folder);
+  // Headers against config.json before the core allocates: absurd declared sizes never reach it.
+  checkCheckpoint(folder, config);
   const model = createNativeModel(toNativeConfig(config));
   try {
     await loadWeights(model, folder, config);

@@ -126,12 +126,15 @@ export function parseSafetensorsHeader(headerBytes: Buffer, file: string, fileSi
     tensors.set(name, { name, file, dtype, shape: shape as number[], offset: dataStart + begin, nbytes: end - begin });
   }
   ranges.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  for (let i = 1; i < ranges.length; i++) {
-    const prev = ranges[i - 1]!;
-    const cur = ranges[i]!;
-    if (cur.begin < prev.end && cur.end > cur.begin && prev.end > prev.begin) {
-      throw new Error(`${file}: tensors '${prev.name}' and '${cur.name}' overlap (bytes ${cur.begin}..${Math.min(prev.end, cur.end)})`);
+  // Compare each range with the furthest-reaching one before it (not just its neighbour, which
+  // may be an empty tensor sitting inside a larger one); empty tensors occupy no bytes.
+  let reach: { name: string; end: number } | null = null;
+  for (const cur of ranges) {
+    if (cur.end === cur.begin) continue;
+    if (reach && cur.begin < reach.end) {
+      throw new Error(`${file}: tensors '${reach.name}' and '${cur.name}' overlap (bytes ${cur.begin}..${Math.min(reach.end, cur.end)})`);
     }
+    if (!reach || cur.end > reach.end) reach = cur;
   }
   return { file, fileSize, dataStart, tensors, metadata };
 }

@@ -80,8 +80,11 @@ export interface ModelHandle {
 
   /** Micro-batch: loss + backward, gradients accumulate scaled by `scale`. */
   accumulate(pairs: PreferencePair[], loss: LossType, beta: number, scale: number): Promise<StepMetrics>;
-  /** Clip, step the optimizer (created on first use from `opts`), zero gradients. */
-  optimizerStep(lr: number, maxGradNorm: number, opts: OptimizerOptions): Promise<{ gradNorm: number }>;
+  /**
+   * Clip, step the optimizer (created on first use from `opts`), zero gradients. `stepped` is
+   * false when the gradient norm is not finite: the weights and optimizer state are left as they were.
+   */
+  optimizerStep(lr: number, maxGradNorm: number, opts: OptimizerOptions): Promise<{ gradNorm: number; stepped: boolean }>;
   zeroGrad(): void;
   gradients(): Map<string, Float32Array>;
 

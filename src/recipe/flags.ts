@@ -1,17 +1,34 @@
 // yargs options for every recipe field (one table: src/recipe/fields.ts). No yargs defaults, so
 // that only flags actually given override the recipe file; the default is shown in the help.
+// Commands other than train (generate, eval) use a few fields in their own sense and pass their
+// own help text for them (FlagText).
 import type { Argv } from 'yargs';
 import { recipeFields } from './fields.js';
 
-export function withRecipeFlags<T>(y: Argv<T>, only?: readonly string[]): Argv<T> {
+export interface FlagText {
+  describe: string;
+  /** The default shown; null: none shown (a required flag). Default: the field's default. */
+  default?: string | null;
+}
+
+function shownDefault(v: unknown): string {
+  return v === null ? 'none' : Array.isArray(v) ? (v.length ? v.join(' ') : 'none') : v === '' ? 'none' : String(v);
+}
+
+export function withRecipeFlags<T>(y: Argv<T>, only?: readonly string[], texts: Readonly<Record<string, FlagText>> = {}): Argv<T> {
   let out = y;
   for (const f of recipeFields) {
     if (only && !only.includes(f.path)) continue;
-    const def = f.default === null ? 'none' : Array.isArray(f.default) ? (f.default.length ? f.default.join(' ') : 'none') : f.default === '' ? 'none' : String(f.default);
+    const text = texts[f.path];
+    const def = text?.default === undefined ? shownDefault(f.default) : text.default;
+    const numeric = f.type.kind === 'int' || f.type.kind === 'number';
     const group = f.path.includes('.') ? `${f.path.split('.')[0]} options:` : 'Run options:';
     out = out.option(f.flag, {
-      describe: `${f.describe} [recipe: ${f.path}; default: ${def}]`,
-      type: f.type.kind === 'int' || f.type.kind === 'number' ? 'number' : 'string',
+      describe: `${text?.describe ?? f.describe} [${only ? '' : `recipe: ${f.path}; `}${def === null ? 'required' : `default: ${def}`}]`,
+      // Numbers are not typed for yargs: it would turn `--lr fast` into NaN, and the recipe's own
+      // check (src/recipe/load.ts) reports the value as typed.
+      type: numeric ? undefined : 'string',
+      requiresArg: numeric ? true : undefined,
       array: f.type.kind === 'strings' ? true : undefined,
       choices: f.type.kind === 'enum' ? [...f.type.values] : undefined,
       group,

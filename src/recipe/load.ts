@@ -4,14 +4,18 @@ import { readFileSync, existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { Recipe } from './types.js';
+import { parseJudgeSpec } from '../judge/spec.js';
 import { defaultRecipe, fieldByPath, getPath, recipeFields, setPath, type Field } from './fields.js';
 
 const pathFields = new Set(['model', 'prompts', 'chatTemplate']);
+// Judge kinds whose target is a file or folder (a command: runs in the working folder as typed).
+const judgePathKinds = ['reward-model:', 'precomputed:'];
 
 export class RecipeError extends Error {}
 
 function describeValue(v: unknown): string {
-  return typeof v === 'string' ? `'${v}'` : JSON.stringify(v);
+  // Numbers as typed: NaN and Infinity would print as `null` through JSON.stringify.
+  return typeof v === 'string' ? `'${v}'` : typeof v === 'number' ? String(v) : JSON.stringify(v);
 }
 
 /** Converts and checks one value for `field`; `where` names its origin in errors. */
@@ -55,7 +59,26 @@ export function coerceField(field: Field, raw: unknown, where: string): unknown 
   }
 }
 
+/** `reward-model:<folder>[?opts]` / `precomputed:<file>[?opts]` with the target resolved against `base`. */
+function resolveJudgePath(spec: string, base: string): string {
+  const kind = judgePathKinds.find((k) => spec.startsWith(k));
+  if (!kind) return spec;
+  const rest = spec.slice(kind.length);
+  let target = rest;
+  let options = '';
+  try {
+    const parsed = parseJudgeSpec(spec);
+    target = parsed.target;
+    options = rest.slice(target.length);
+  } catch {
+    return spec; // reported, with the syntax expected, when the judge is checked
+  }
+  if (target.trim() === '' || isAbsolute(target)) return spec;
+  return `${kind}${resolve(base, target)}${options}`;
+}
+
 function resolvePathValue(path: string, value: unknown, base: string): unknown {
+  if (path === 'judge' && typeof value === 'string') return resolveJudgePath(value, base);
   if (!pathFields.has(path) || value === null) return value;
   const fix = (p: string): string => (path === 'model' && p === 'demo') || isAbsolute(p) ? p : resolve(base, p);
   return Array.isArray(value) ? value.map((v) => fix(String(v))) : fix(String(value));

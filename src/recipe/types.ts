@@ -12,6 +12,8 @@ export interface Recipe {
   /** One prompt file (split into `iterations` disjoint parts) or one file per iteration. */
   prompts: string[];
   promptColumn: string;
+  /** Dataset folders: the split to read (null: the only split, or `train` when there are several). */
+  promptSplitName: string | null;
   /** `disjoint`: each iteration gets its own seeded part of the prompts; `reuse`: all of them each time. */
   promptSplit: PromptSplit;
   /** Cap on prompts per iteration (0 = all). */

@@ -5,22 +5,16 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GenerateOptions, Generation, ModelHandle } from '../model/types.js';
+import type { Recipe } from '../recipe/types.js';
 import type { TextCodec } from '../text/codec.js';
 import { readParquet, writeParquet, type ColumnSpec, type Message } from '../data/parquet.js';
+import { conversation } from '../sppo/trainTable.js';
 import { sampleSeed } from './seeds.js';
 import { progressBar } from '../util/progress.js';
 import { noEvents, type EventSink } from '../util/events.js';
 
-export interface RolloutOptions {
-  k: number;
-  temperature: number;
-  topP: number;
-  maxNewTokens: number;
-  batchSize: number;
-  shardSize: number;
-  maxPromptTokens: number;
-  seed: number;
-}
+/** The recipe's rollout settings plus the prompt cut and the run seed. */
+export type RolloutOptions = Recipe['rollout'] & { maxPromptTokens: number; seed: number };
 
 export interface RolloutRow {
   promptIndex: number;
@@ -39,20 +33,13 @@ export function shardName(i: number): string {
   return `shard-${String(i).padStart(5, '0')}.parquet`;
 }
 
-function chat(prompt: string, response: string): Message[] {
-  return [
-    { content: prompt, role: 'user' },
-    { content: response, role: 'assistant' },
-  ];
-}
-
 export function rolloutColumns(rows: RolloutRow[], k: number): ColumnSpec[] {
   const cols: ColumnSpec[] = [
     { name: 'prompt', kind: 'string', data: rows.map((r) => r.prompt) },
     { name: 'prompt_index', kind: 'int', data: rows.map((r) => r.promptIndex) },
     { name: 'prompt_tokens', kind: 'ints', data: rows.map((r) => r.promptTokens) },
   ];
-  for (let j = 0; j < k; j++) cols.push({ name: `generate_${j}`, kind: 'messages', data: rows.map((r) => chat(r.prompt, r.responses[j]!)) });
+  for (let j = 0; j < k; j++) cols.push({ name: `generate_${j}`, kind: 'messages', data: rows.map((r) => conversation(r.prompt, r.responses[j]!)) });
   for (let j = 0; j < k; j++) cols.push({ name: `response_tokens_${j}`, kind: 'ints', data: rows.map((r) => r.responseTokens[j]!) });
   for (let j = 0; j < k; j++) cols.push({ name: `num_tokens_${j}`, kind: 'int', data: rows.map((r) => r.responseTokens[j]!.length) });
   for (let j = 0; j < k; j++) cols.push({ name: `finish_reason_${j}`, kind: 'string', data: rows.map((r) => r.finishReasons[j]!) });
@@ -137,6 +124,24 @@ export interface RolloutStage {
   onEvent?: EventSink;
 }
 
+/**
+ * Reads finished shard `i` and checks that it holds what this rollout would write there: K
+ * responses for each of the same prompts. A shard made with other options is refused by name.
+ */
+async function readShard(file: string, i: number, s: RolloutStage): Promise<RolloutRow[]> {
+  const { rows, k } = await readRollout(file);
+  const start = i * s.opts.shardSize;
+  const n = Math.min(s.opts.shardSize, s.prompts.length - start);
+  if (k !== s.opts.k) throw new Error(`rollout shard ${file} holds ${k} responses per prompt, but K is ${s.opts.k}; it was made with other options`);
+  if (rows.length !== n) throw new Error(`rollout shard ${file} holds ${rows.length} prompts, but shard ${i} has ${n}; it was made with other options (prompts or shard size)`);
+  rows.forEach((r, j) => {
+    if (r.promptIndex !== start + j || r.prompt !== s.prompts[start + j]) {
+      throw new Error(`rollout shard ${file}, row ${j}: holds prompt ${r.promptIndex} ${JSON.stringify(r.prompt.slice(0, 40))}, not prompt ${start + j} of this prompt set; it was made with other prompts`);
+    }
+  });
+  return rows;
+}
+
 /** Runs (or resumes) the rollout stage; returns the number of shards generated now. */
 export async function runRollout(s: RolloutStage): Promise<number> {
   const onEvent = s.onEvent ?? noEvents;
@@ -144,7 +149,11 @@ export async function runRollout(s: RolloutStage): Promise<number> {
   mkdirSync(shardDir, { recursive: true });
   const n = shardCount(s.prompts.length, s.opts.shardSize);
   const todo: number[] = [];
-  for (let i = 0; i < n; i++) if (!existsSync(join(shardDir, shardName(i)))) todo.push(i);
+  for (let i = 0; i < n; i++) {
+    const file = join(shardDir, shardName(i));
+    if (!existsSync(file)) todo.push(i);
+    else await readShard(file, i, s); // before any sampling: a mismatch costs nothing
+  }
   const total = s.prompts.length * s.opts.k;
   const bar = progressBar(`iteration ${s.iteration} rollout`, total);
   const shardPrompts = (i: number): number => Math.min(s.opts.shardSize, s.prompts.length - i * s.opts.shardSize);
@@ -164,7 +173,7 @@ export async function runRollout(s: RolloutStage): Promise<number> {
   }
   bar.done();
   const all: RolloutRow[] = [];
-  for (let i = 0; i < n; i++) all.push(...(await readRollout(join(shardDir, shardName(i)))).rows);
+  for (let i = 0; i < n; i++) all.push(...(await readShard(join(shardDir, shardName(i)), i, s)));
   writeParquet(s.output, rolloutColumns(all, s.opts.k));
   return todo.length;
 }

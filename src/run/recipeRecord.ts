@@ -2,6 +2,7 @@
 // that would change finished work (model, prompts, sampling, judge, loss, batch shape...) is
 // refused with the differing keys named; settings that only steer what is still to come
 // (iterations, lr, clipping, resume frequency, eval, device, output) may change, with a note.
+// The caller may allow more (the judge, while no shard of the current iteration has been judged).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -13,20 +14,30 @@ import type { EventSink } from '../util/events.js';
 
 const MAY_CHANGE = new Set(['iterations', 'output', 'device', 'train.lr', 'train.maxGradNorm', 'train.resumeEvery', 'rollout.batchSize', 'eval.prompts', 'eval.samples']);
 
-/** `started`: whether any work exists yet; before that, the recipe may change freely. */
-export function recordRecipe(out: string, recipe: Recipe, onEvent: EventSink, started = true): void {
+/** The recorded recipe of a run folder (parsed YAML), or null before the first run. */
+export function recordedRecipe(out: string): unknown {
+  const file = join(out, 'recipe.resolved.yaml');
+  return existsSync(file) ? (parseYaml(readFileSync(file, 'utf8')) as unknown) : null;
+}
+
+/**
+ * `started`: whether any work exists yet; before that, the recipe may change freely.
+ * `alsoMayChange`: keys that no finished work depends on in this run folder right now.
+ */
+export function recordRecipe(out: string, recipe: Recipe, onEvent: EventSink, started = true, alsoMayChange: readonly string[] = []): void {
   const file = join(out, 'recipe.resolved.yaml');
   if (existsSync(file) && started) {
     const old = parseYaml(readFileSync(file, 'utf8')) as unknown;
     const changed = recipeFields
       .map((f) => f.path)
       .filter((p) => JSON.stringify(getPath(old, p) ?? null) !== JSON.stringify(getPath(recipe, p) ?? null));
-    const blocking = changed.filter((p) => !MAY_CHANGE.has(p));
+    const blocking = changed.filter((p) => !MAY_CHANGE.has(p) && !alsoMayChange.includes(p));
     if (blocking.length) {
       const detail = blocking.map((p) => `${p} (was ${JSON.stringify(getPath(old, p))}, now ${JSON.stringify(getPath(recipe, p))})`).join('; ');
       throw new Error(`run folder ${out} was started with a different recipe: ${detail}. Rerun with the same settings to resume, or choose a new --output`);
     }
-    if (changed.length) onEvent({ type: 'log', message: `recipe changed on resume: ${changed.join(', ')} (recorded in ${file})` });
+    const detail = changed.map((p) => `${p} (was ${JSON.stringify(getPath(old, p))}, now ${JSON.stringify(getPath(recipe, p))})`).join('; ');
+    if (changed.length) onEvent({ type: 'log', message: `recipe changed on resume: ${detail} (recorded in ${file})` });
     else return;
   }
   writeFileAtomic(file, recipeToYaml(recipe));

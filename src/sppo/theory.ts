@@ -64,3 +64,15 @@ export function averageExploitabilityBound(start: readonly number[], eta: number
 export function kl(q: readonly number[], pi: readonly number[]): number {
   return q.reduce((a, v, i) => (v > 0 ? a + v * Math.log(v / pi[i]!) : a), 0);
 }
+
+/** Balanced cyclic tournament on odd n kinds: kind a beats each of the (n-1)/2 kinds before it with probability p. */
+export function cyclicTournament(n: number, p: number): number[][] {
+  if (!Number.isInteger(n) || n < 3 || n % 2 === 0) throw new Error(`cyclicTournament: n must be an odd integer >= 3 (got ${n})`);
+  if (!(p >= 0 && p <= 1)) throw new Error(`cyclicTournament: p must be in [0, 1] (got ${p})`);
+  return Array.from({ length: n }, (_, a) =>
+    Array.from({ length: n }, (_, b) => {
+      const d = (((a - b) % n) + n) % n;
+      return d === 0 ? 0.5 : 2 * d < n ? p : 1 - p;
+    }),
+  );
+}

@@ -1,5 +1,7 @@
 // Where models come from. The pipeline takes a ModelProvider so that tests can run every stage
 // on a fake model; the default provider is the native engine (src/model/engine.ts).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { DeviceName } from '../native.js';
 import type { ModelHandle } from '../model/types.js';
 
@@ -28,3 +30,21 @@ export const nativeEngine: ModelProvider = {
     return (await loadEngine()).createRandomModel(config, seed, { device });
   },
 };
+
+/**
+ * Fails early, with the engine's own reason, when `provider` cannot run on `device`: a tiny random
+ * model is created there and freed. Called before any rollout so that `--device cuda` on a build or
+ * machine without it is refused at once, not after the prompts are read and the run recorded.
+ */
+export async function checkDevice(provider: ModelProvider, device: DeviceName): Promise<void> {
+  if (device === 'cpu') return; // the reference backend; every build has it
+  const { DEMO_DIR } = await import('./demo.js');
+  const config = JSON.parse(readFileSync(join(DEMO_DIR, 'model-config.json'), 'utf8')) as Record<string, unknown>;
+  let m: ModelHandle;
+  try {
+    m = await provider.createRandom(config, 0, device);
+  } catch (err) {
+    throw new Error(`--device ${device} cannot be used: ${(err as Error).message}`);
+  }
+  m.free();
+}

@@ -7,6 +7,7 @@ import type { Judge, Judgment } from '../judge/types.js';
 import { validateMatrix, validateScores } from '../sppo/matrix.js';
 import { readParquet, writeParquet, type ColumnSpec, type Message } from '../data/parquet.js';
 import { readRollout, shardName, type RolloutRow } from '../rollout/rollout.js';
+import { conversation } from '../sppo/trainTable.js';
 import { progressBar } from '../util/progress.js';
 import { noEvents, type EventSink } from '../util/events.js';
 
@@ -28,10 +29,7 @@ export function judgedColumns(rows: JudgedRow[]): ColumnSpec[] {
     cols.push({
       name: `generate_${j}`,
       kind: 'messages',
-      data: rows.map((r): Message[] => [
-        { content: r.prompt, role: 'user' },
-        { content: r.responses[j]!, role: 'assistant' },
-      ]),
+      data: rows.map((r) => conversation(r.prompt, r.responses[j]!)),
     });
   }
   cols.push({ name: 'probability', kind: 'matrix', data: rows.map((r) => r.probability) });
@@ -107,7 +105,8 @@ export async function runJudgeStage(s: JudgeStage): Promise<void> {
       } catch (err) {
         throw new Error(
           `iteration ${s.iteration}, judging shard ${i + 1} of ${s.shards}: ${(err as Error).message}\n` +
-            `(finished shards are kept in ${judgedDir}; fix the judge and rerun the same command to resume)`,
+            `(finished shards are kept in ${judgedDir}; fix the judge and rerun the same command to resume. ` +
+            `A different --judge is accepted while no shard of this iteration has been judged: delete ${judgedDir} first if some were)`,
         );
       }
       writeParquet(file, judgedColumns(judged));

@@ -1,20 +1,23 @@
-// The SPPO iteration driver. Each iteration t runs, in its folder iter-t/ of the run folder:
-//   prompts.jsonl (pinned) -> rollout/ shards -> generated.parquet -> judged/ shards ->
+// The SPPO iteration driver. Every iteration's prompts are pinned (iter-t/prompts.jsonl,
+// prompt-parts.json) before the first rollout. Each iteration t then runs, in iter-t/:
+//   rollout/ shards -> generated.parquet -> judged/ shards ->
 //   judged.parquet -> train.parquet -> ref_logprobs.parquet -> steps (metrics.jsonl, resume/) ->
-//   checkpoint-epoch-E/ -> eval.json (optional) -> summary.json (the iteration is done).
+//   checkpoint-epoch-E/ -> train.done.json (resume/ removed) -> eval.json (optional) -> summary.json.
 // Every stage writes its output atomically before the next starts, so rerunning the same command
 // resumes at the first unfinished stage, shard or step.
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ModelHandle } from '../model/types.js';
 import type { Judge } from '../judge/types.js';
 import { createJudge, type JudgeContext } from '../judge/factory.js';
-import { parseJudgeSpec } from '../judge/spec.js';
+import { engineJudgeContext } from './judgeContext.js';
+import { checkJudgeTarget } from './judgeCheck.js';
 import type { Recipe } from '../recipe/types.js';
 import { validateRecipe } from '../recipe/load.js';
 import { acquireRunLock } from '../run/lock.js';
 import { writeFileAtomic } from '../run/atomic.js';
-import { recordRecipe } from '../run/recipeRecord.js';
+import { recordedRecipe, recordRecipe } from '../run/recipeRecord.js';
+import { getPath } from '../recipe/fields.js';
 import { removeStaleTemps } from '../run/cleanup.js';
 import { TextCodec } from '../text/codec.js';
 import { readRollout, runRollout, rolloutColumns, shardCount, type RolloutRow } from '../rollout/rollout.js';
@@ -24,9 +27,9 @@ import { buildTrainRows, readTrainTable, writeTrainTable } from './trainTable.js
 import { pairSequences, preferencePair } from './sequences.js';
 import { computeRefLogprobs, readRefLogprobs, writeRefLogprobs } from './refLogprobs.js';
 import { checkpointDir, runTraining } from './trainer.js';
-import { compareSamples, sampleForEval } from './evaluate.js';
-import { iterationPrompts, pinPrompts, readPinnedPrompts } from './prompts.js';
-import { nativeEngine, type ModelProvider } from './engine.js';
+import { compareSamples, sampleForEval, type EvalSampling } from './evaluate.js';
+import { allPinnedPrompts, pinIterationPrompts, pinPrompts, pinnedPromptsOf, readPinnedPrompts } from './prompts.js';
+import { checkDevice, nativeEngine, type ModelProvider } from './engine.js';
 import { ensureDemoModel } from './demo.js';
 import { seededPermutation } from '../util/rng.js';
 import { noEvents, type EventSink } from '../util/events.js';
@@ -76,46 +79,34 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
   mkdirSync(out, { recursive: true });
   const lock = acquireRunLock(out);
   let judge: Judge | undefined;
-  const codecs = new Map<string, TextCodec>();
   try {
     const stale = removeStaleTemps(out);
     if (stale) onEvent({ type: 'log', message: `removed ${stale} temp file(s) left by an interrupted run in ${out}` });
-    // Inputs are checked before the recipe is recorded, so that fixing a typo is not a "changed recipe".
+    // Inputs are checked before the recipe is recorded, so that fixing a typo is not a "changed
+    // recipe", and before any rollout, so that a bad device or judge does not waste one.
+    await checkDevice(provider, recipe.device);
     const base = recipe.model === 'demo' ? await ensureDemoModel(join(out, 'base-model'), provider, recipe.device) : resolve(recipe.model);
     if (!existsSync(join(base, 'config.json'))) throw new Error(`model folder ${base} has no config.json`);
     const codec = TextCodec.load(base, { chatTemplateFile: recipe.chatTemplate });
-    parseJudgeSpec(recipe.judge);
-    const ctx: JudgeContext = {
-      ...opts.judgeContext,
-      loadModel: (folder) => provider.load(folder, recipe.device),
-      rewardModelTokens: (folder, prompt, response) => {
-        let c = codecs.get(folder);
-        if (!c) codecs.set(folder, (c = TextCodec.load(folder)));
-        return c.encodeConversation(prompt, response);
-      },
-    };
+    checkJudgeTarget(recipe.judge, opts.judgeContext?.cwd ?? process.cwd());
+    const ctx = engineJudgeContext(provider, recipe.device, opts.judgeContext);
     const getJudge = async (): Promise<Judge> => (judge ??= await createJudge(recipe.judge, ctx));
-    let parts: string[][] | undefined;
-    const allPrompts = async (): Promise<string[][]> => (parts ??= await iterationPrompts(recipe, onEvent));
-    const promptsFor = async (t: number): Promise<string[]> => {
-      const dir = join(out, `iter-${t}`);
-      const pinned = readPinnedPrompts(dir);
-      if (pinned) return pinned;
-      const p = (await allPrompts())[t - 1]!;
-      pinPrompts(dir, p);
-      return p;
-    };
 
-    // Until the first rollout shard exists nothing depends on the recipe: re-read the prompts.
+    // Until the first rollout shard exists nothing depends on the recipe: the prompts are re-read
+    // and pinned before the recipe is recorded. Afterwards the recipe is checked first, so that
+    // the pinned parts are only ever completed from the prompt settings the run started with.
     const started = existsSync(join(out, 'iter-1', 'rollout'));
-    if (!started) rmSync(join(out, 'iter-1', 'prompts.jsonl'), { force: true });
-    if (!readPinnedPrompts(join(out, 'iter-1'))) await allPrompts();
-    recordRecipe(out, recipe, onEvent, started);
+    const oldIterations = getPath(recordedRecipe(out), 'iterations');
+    const pin = (): Promise<void> =>
+      pinIterationPrompts(out, recipe, onEvent, started, typeof oldIterations === 'number' ? oldIterations : recipe.iterations);
+    if (!started) await pin();
+    recordRecipe(out, recipe, onEvent, started, judgeUnused(out) ? ['judge'] : []);
+    if (started) await pin();
 
     const summaries: IterationSummary[] = [];
     let policyFolder = base;
     for (let t = 1; t <= recipe.iterations; t++) {
-      const s = await runIteration({ t, out, recipe, provider, onEvent, codec, base, policyFolder, getJudge, prompts: () => promptsFor(t), allPrompts });
+      const s = await runIteration({ t, out, recipe, provider, onEvent, codec, base, policyFolder, getJudge });
       summaries.push(s);
       policyFolder = s.policy;
     }
@@ -138,8 +129,19 @@ interface IterationContext {
   base: string;
   policyFolder: string;
   getJudge: () => Promise<Judge>;
-  prompts: () => Promise<string[]>;
-  allPrompts: () => Promise<string[][]>;
+}
+
+/**
+ * Whether the judge may change: no shard of the current (first unfinished) iteration has been
+ * judged, so nothing unfinished depends on it (a judge that failed is fixed and the run resumed).
+ */
+function judgeUnused(out: string): boolean {
+  let t = 1;
+  while (existsSync(join(out, `iter-${t}`, 'summary.json'))) t++;
+  const dir = join(out, `iter-${t}`);
+  const judged = join(dir, 'judged');
+  const shards = existsSync(judged) ? readdirSync(judged).filter((n) => n.endsWith('.parquet') && !n.startsWith('.')) : [];
+  return shards.length === 0 && !existsSync(join(dir, 'judged.parquet'));
 }
 
 async function runIteration(c: IterationContext): Promise<IterationSummary> {
@@ -153,7 +155,7 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
     return s;
   }
   mkdirSync(dir, { recursive: true });
-  const prompts = await c.prompts();
+  const prompts = pinnedPromptsOf(c.out, t);
   let policy: ModelHandle | undefined;
   const getPolicy = async (): Promise<ModelHandle> => (policy ??= await c.provider.load(c.policyFolder, recipe.device));
   const stage = async (name: string, output: string, run: () => Promise<void>): Promise<void> => {
@@ -212,34 +214,16 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
       policy = undefined;
       writeFileAtomic(trainDone, `${JSON.stringify(result.plan)}\n`);
     });
+    // The resume state (a full fp32 model and optimizer state) is needed only until train.done.json
+    // exists; removed after it, so a crash in between leaves either the state or the done marker.
+    if (done(trainDone)) for (const d of [join(dir, 'resume'), join(dir, 'resume.old')]) rmSync(d, { recursive: true, force: true });
     const next = checkpointDir(dir, recipe.train.selectedEpoch);
 
     let win: WinRate | null = null;
     if (recipe.eval.prompts > 0) {
       const evalFile = join(dir, 'eval.json');
       await stage('eval', evalFile, async () => {
-        const evalPrompts = await evalPromptSet(c);
-        const sampling = {
-          samples: recipe.eval.samples,
-          temperature: recipe.rollout.temperature,
-          topP: recipe.rollout.topP,
-          maxNewTokens: recipe.rollout.maxNewTokens,
-          maxPromptTokens: recipe.lengths.maxPromptTokens,
-          batchSize: recipe.rollout.batchSize,
-          seed: recipe.seed,
-        };
-        const baseFile = join(c.out, 'eval', 'base.parquet');
-        let baseRows: RolloutRow[];
-        if (existsSync(baseFile)) baseRows = (await readRollout(baseFile)).rows;
-        else {
-          const baseModel = await c.provider.load(c.base, recipe.device);
-          try {
-            baseRows = await sampleForEval(baseModel, c.codec, evalPrompts, sampling);
-          } finally {
-            baseModel.free();
-          }
-          writeParquet(baseFile, rolloutColumns(baseRows, recipe.eval.samples));
-        }
+        const { prompts: evalPrompts, baseRows, sampling } = await evalBase(c);
         const useTrained = trained && recipe.train.selectedEpoch === recipe.train.epochs;
         const model = useTrained ? trained! : await c.provider.load(next, recipe.device);
         let rowsA: RolloutRow[];
@@ -278,14 +262,67 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
   }
 }
 
-/** The eval prompts: a seeded sample of eval.prompts prompts from all iterations' prompts, pinned. */
-async function evalPromptSet(c: IterationContext): Promise<string[]> {
+interface EvalSettings {
+  prompts: number;
+  samples: number;
+}
+
+/**
+ * The eval prompts (a seeded sample of eval.prompts prompts from all iterations' pinned prompts)
+ * and pi_0's samples on them, pinned in eval/ with the settings they were made with
+ * (eval/settings.json, written last). When eval.prompts or eval.samples changed on resume both are
+ * recomputed; the seeds make the recomputed ones extend the old ones.
+ */
+async function evalBase(c: IterationContext): Promise<{ prompts: string[]; baseRows: RolloutRow[]; sampling: EvalSampling }> {
+  const { recipe } = c;
   const dir = join(c.out, 'eval');
-  const pinned = readPinnedPrompts(dir);
-  if (pinned) return pinned;
-  const uniq = [...new Set((await c.allPrompts()).flat())];
-  const order = seededPermutation(uniq.length, c.recipe.seed + 17);
-  const chosen = order.slice(0, Math.min(c.recipe.eval.prompts, uniq.length)).map((i) => uniq[i]!);
-  pinPrompts(dir, chosen);
-  return chosen;
+  const settingsFile = join(dir, 'settings.json');
+  const baseFile = join(dir, 'base.parquet');
+  const want: EvalSettings = { prompts: recipe.eval.prompts, samples: recipe.eval.samples };
+  const had = existsSync(settingsFile) ? (JSON.parse(readFileSync(settingsFile, 'utf8')) as EvalSettings) : null;
+  if (!had || had.prompts !== want.prompts || had.samples !== want.samples) {
+    if (had) {
+      c.onEvent({
+        type: 'log',
+        message: `eval settings changed (prompts ${had.prompts} -> ${want.prompts}, samples ${had.samples} -> ${want.samples}): recomputing the eval prompts and pi_0's samples in ${dir}`,
+      });
+    }
+    rmSync(settingsFile, { force: true });
+    rmSync(join(dir, 'prompts.jsonl'), { force: true });
+    rmSync(baseFile, { force: true });
+  }
+  const sampling: EvalSampling = {
+    samples: recipe.eval.samples,
+    temperature: recipe.rollout.temperature,
+    topP: recipe.rollout.topP,
+    maxNewTokens: recipe.rollout.maxNewTokens,
+    maxPromptTokens: recipe.lengths.maxPromptTokens,
+    batchSize: recipe.rollout.batchSize,
+    seed: recipe.seed,
+  };
+  let prompts = readPinnedPrompts(dir);
+  if (!prompts) {
+    const uniq = [...new Set(allPinnedPrompts(c.out).flat())];
+    const order = seededPermutation(uniq.length, recipe.seed + 17);
+    prompts = order.slice(0, Math.min(recipe.eval.prompts, uniq.length)).map((i) => uniq[i]!);
+    pinPrompts(dir, prompts);
+  }
+  let baseRows: RolloutRow[];
+  if (existsSync(baseFile)) {
+    const read = await readRollout(baseFile);
+    if (read.k !== sampling.samples || read.rows.length !== prompts.length) {
+      throw new Error(`${baseFile} holds ${read.rows.length} prompts x ${read.k} samples, but ${settingsFile} says ${prompts.length} x ${sampling.samples}; delete ${dir} to recompute it`);
+    }
+    baseRows = read.rows;
+  } else {
+    const baseModel = await c.provider.load(c.base, recipe.device);
+    try {
+      baseRows = await sampleForEval(baseModel, c.codec, prompts, sampling);
+    } finally {
+      baseModel.free();
+    }
+    writeParquet(baseFile, rolloutColumns(baseRows, sampling.samples));
+  }
+  writeFileAtomic(settingsFile, `${JSON.stringify(want)}\n`);
+  return { prompts, baseRows, sampling };
 }

@@ -12,6 +12,7 @@ import { learningRate, warmupSteps } from './schedule.js';
 import { progressBar } from '../util/progress.js';
 import { noEvents, type EventSink } from '../util/events.js';
 
+/** A non-finite loss or gradient norm: training stops before the step; a rerun resumes. */
 export class NanLossError extends Error {}
 
 export interface TrainPlan {
@@ -94,23 +95,45 @@ export async function runTraining(s: TrainStage): Promise<TrainResult> {
   const plan = planTraining(s.pairs.length, t);
   if (plan.pairs === 0) throw new Error(`iteration ${s.iteration}: no training pairs`);
   const opt = optimizerOptions(t);
-  const loss: LossType = s.recipe.sppo.loss;
-  const beta = 1 / s.recipe.sppo.eta;
   const resumeDir = join(s.dir, 'resume');
-  const metricsFile = join(s.dir, 'metrics.jsonl');
 
   let model: ModelHandle;
   let start = 0;
+  // A model loaded here (from a resume state) is ours to free when training fails; the pi_t
+  // handle from loadPolicy belongs to the caller.
+  let ownModel = false;
   const saved = resolveAtomicDir(resumeDir);
   if (saved) {
     const state = JSON.parse(readFileSync(join(saved, 'state.json'), 'utf8')) as ResumeState;
     model = await s.loadFolder(join(saved, 'model'));
-    await model.loadOptimizerState(join(saved, 'optimizer.safetensors'), opt);
+    ownModel = true;
+    try {
+      await model.loadOptimizerState(join(saved, 'optimizer.safetensors'), opt);
+    } catch (err) {
+      model.free();
+      throw err;
+    }
     start = state.step;
     onEvent({ type: 'log', message: `iteration ${s.iteration}: resuming training at step ${start + 1} of ${plan.totalSteps}` });
   } else {
     model = await s.loadPolicy();
   }
+  try {
+    return await trainSteps(s, model, plan, start);
+  } catch (err) {
+    if (ownModel) model.free();
+    throw err;
+  }
+}
+
+async function trainSteps(s: TrainStage, model: ModelHandle, plan: TrainPlan, start: number): Promise<TrainResult> {
+  const onEvent = s.onEvent ?? noEvents;
+  const t = s.recipe.train;
+  const opt = optimizerOptions(t);
+  const loss: LossType = s.recipe.sppo.loss;
+  const beta = 1 / s.recipe.sppo.eta;
+  const resumeDir = join(s.dir, 'resume');
+  const metricsFile = join(s.dir, 'metrics.jsonl');
   truncateMetrics(metricsFile, start);
 
   let lastSaved = start;
@@ -152,7 +175,17 @@ export async function runTraining(s: TrainStage): Promise<TrainResult> {
         weighted(acc, metrics, w);
       }
       const lr = learningRate(t.schedule, t.lr, step, plan.totalSteps, plan.warmup);
-      const { gradNorm } = await model.optimizerStep(lr, t.maxGradNorm, opt);
+      const { gradNorm, stepped } = await model.optimizerStep(lr, t.maxGradNorm, opt);
+      if (!stepped) {
+        // The engine skipped the step (non-finite gradient norm): stop before any metrics line or
+        // resume state records it, so the rerun redoes this step from the last saved state.
+        model.zeroGrad();
+        throw new NanLossError(
+          `iteration ${s.iteration}, step ${step + 1}: the gradient norm is ${gradNorm} (loss ${acc.loss}); ` +
+            `training stopped before the optimizer step. Finished work is kept in ${s.dir}; lower the learning rate ` +
+            `(--lr, now ${t.lr}) or check the judge's probabilities, then rerun the same command to resume at step ${lastSaved + 1}`,
+        );
+      }
       const secs = Math.max(1e-9, (Date.now() - began) / 1000);
       const line = {
         iteration: s.iteration,

@@ -13,7 +13,13 @@ import { mulberry32 } from '../../src/util/rng.js';
 export interface FakeHooks {
   /** Return NaN as the loss of this (1-based) accumulate call count, counted per process. */
   nanAtAccumulate?: number;
+  /** Report a NaN gradient norm (and skip the step, as the engine does) at this (1-based) optimizerStep call. */
+  nanGradAtStep?: number;
+  /** Devices other than these are refused by load and createRandom (default: cpu only). */
+  devices?: string[];
   calls?: { generate: number; accumulate: number; steps: number; loads: number };
+  /** Every model handed out, to check that each is freed. */
+  models?: FakeModel[];
 }
 
 function logSoftmax(w: Float64Array, temperature = 1): Float64Array {
@@ -148,9 +154,14 @@ export class FakeModel implements ModelHandle {
     };
   }
 
-  async optimizerStep(lr: number, maxGradNorm: number, opts: OptimizerOptions): Promise<{ gradNorm: number }> {
+  async optimizerStep(lr: number, maxGradNorm: number, opts: OptimizerOptions): Promise<{ gradNorm: number; stepped: boolean }> {
     if (this.hooks.calls) this.hooks.calls.steps++;
     let norm = Math.sqrt(this.grad.reduce((a, g) => a + g * g, 0));
+    if (this.hooks.calls && this.hooks.calls.steps === this.hooks.nanGradAtStep) norm = NaN;
+    if (!Number.isFinite(norm)) {
+      this.zeroGrad(); // as the engine: no update, no optimizer state change
+      return { gradNorm: norm, stepped: false };
+    }
     const clip = maxGradNorm > 0 && norm > maxGradNorm ? maxGradNorm / norm : 1;
     const alpha = opts.alpha ?? 0.99;
     const eps = opts.eps ?? 1e-8;
@@ -162,7 +173,7 @@ export class FakeModel implements ModelHandle {
     }
     this.stepCount++;
     this.zeroGrad();
-    return { gradNorm: norm };
+    return { gradNorm: norm, stepped: true };
   }
 
   zeroGrad(): void {
@@ -202,19 +213,29 @@ export class FakeModel implements ModelHandle {
 /** A provider of fake models: createRandom seeds small logits; load reads save's JSON. */
 export function fakeProvider(hooks: FakeHooks = {}): ModelProvider & { hooks: FakeHooks } {
   hooks.calls ??= { generate: 0, accumulate: 0, steps: 0, loads: 0 };
+  hooks.models ??= [];
+  const checkDevice = (device: string): void => {
+    if (!(hooks.devices ?? ['cpu']).includes(device)) throw new Error(`fake model: device '${device}' is not supported by this engine`);
+  };
+  const made = (m: FakeModel): FakeModel => {
+    hooks.models!.push(m);
+    return m;
+  };
   return {
     hooks,
-    async load(folder) {
+    async load(folder, device) {
+      checkDevice(device);
       hooks.calls!.loads++;
       const file = join(folder, 'weights.json');
       if (!existsSync(file)) throw new Error(`fake model: ${folder} has no weights.json`);
       const config = JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8')) as Record<string, unknown>;
-      return new FakeModel(folder, config, Float64Array.from(JSON.parse(readFileSync(file, 'utf8')) as number[]), hooks);
+      return made(new FakeModel(folder, config, Float64Array.from(JSON.parse(readFileSync(file, 'utf8')) as number[]), hooks));
     },
-    async createRandom(config, seed) {
+    async createRandom(config, seed, device) {
+      checkDevice(device);
       const rand = mulberry32(seed);
       const v = Number(config.vocab_size);
-      return new FakeModel(null, config, Float64Array.from({ length: v }, () => 0.1 * (rand() - 0.5)), hooks);
+      return made(new FakeModel(null, config, Float64Array.from({ length: v }, () => 0.1 * (rand() - 0.5)), hooks));
     },
   };
 }

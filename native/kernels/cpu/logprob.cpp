@@ -9,6 +9,8 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/simd.h"
+#include "core/simd_avx2.h"
 
 namespace sppo {
 namespace cpu {
@@ -80,10 +82,101 @@ inline float row_lse(Load ld, int64_t V, float mx) {
   return mx + static_cast<float>(std::log(sum));
 }
 
+#if SPPO_HAVE_AVX2_PATH
+// AVX2 row kernels for F32 and BF16 rows (the hot paths): same passes as the portable code,
+// with a vectorized exp. Tails go through an 8-float buffer padded with -inf (exp(-inf) = 0).
+template <bool kBf16>
+SPPO_TARGET_AVX2 inline __m256 load8(const void* row, int64_t v) {
+  if (kBf16) return simd::load_bf16x8(static_cast<const uint16_t*>(row) + v);
+  return _mm256_loadu_ps(static_cast<const float*>(row) + v);
+}
+
+template <bool kBf16>
+SPPO_TARGET_AVX2 void row_max_avx2(const void* row, int64_t V, float* max_out, bool* finite_out) {
+  __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity()), z = _mm256_setzero_ps();
+  int64_t v = 0;
+  for (; v + 8 <= V; v += 8) {
+    const __m256 x = load8<kBf16>(row, v);
+    m = _mm256_max_ps(m, x);
+    z = _mm256_add_ps(z, _mm256_mul_ps(x, _mm256_setzero_ps()));  // NaN exactly for inf and NaN
+  }
+  alignas(32) float mm[8], zz[8];
+  _mm256_store_ps(mm, m);
+  _mm256_store_ps(zz, z);
+  float mx = mm[0], zs = 0.f;
+  for (int i = 0; i < 8; ++i) mx = mm[i] > mx ? mm[i] : mx, zs += zz[i];
+  const DType dt = kBf16 ? DType::BF16 : DType::F32;
+  for (; v < V; ++v) {
+    const float x = load(row, dt, v);
+    mx = x > mx ? x : mx;
+    zs += x * 0.f;
+  }
+  *max_out = mx;
+  *finite_out = (zs == 0.f);
+}
+
+template <bool kBf16>
+SPPO_TARGET_AVX2 float row_lse_avx2(const void* row, int64_t V, float mx) {
+  const __m256 vm = _mm256_set1_ps(mx);
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();  // two chains: more lanes, more accurate
+  int64_t v = 0;
+  for (; v + 16 <= V; v += 16) {
+    s0 = _mm256_add_ps(s0, simd::exp8(_mm256_sub_ps(load8<kBf16>(row, v), vm)));
+    s1 = _mm256_add_ps(s1, simd::exp8(_mm256_sub_ps(load8<kBf16>(row, v + 8), vm)));
+  }
+  for (; v + 8 <= V; v += 8) s0 = _mm256_add_ps(s0, simd::exp8(_mm256_sub_ps(load8<kBf16>(row, v), vm)));
+  if (v < V) {
+    alignas(32) float t[8];
+    const DType dt = kBf16 ? DType::BF16 : DType::F32;
+    for (int i = 0; i < 8; ++i) t[i] = v + i < V ? load(row, dt, v + i) : -std::numeric_limits<float>::infinity();
+    s1 = _mm256_add_ps(s1, simd::exp8(_mm256_sub_ps(_mm256_load_ps(t), vm)));
+  }
+  alignas(32) float a[8], b[8];
+  _mm256_store_ps(a, s0);
+  _mm256_store_ps(b, s1);
+  double sum = 0;
+  for (int i = 0; i < 8; ++i) sum += double(a[i]) + double(b[i]);
+  return mx + static_cast<float>(std::log(sum));
+}
+
+// q[v] = -g exp(p[v] - l) over a row; q may alias p (same dtype).
+template <bool kBf16>
+SPPO_TARGET_AVX2 void row_backward_avx2(const void* row, void* grow, int64_t V, float g, float l) {
+  const __m256 vl = _mm256_set1_ps(l), vng = _mm256_set1_ps(-g);
+  int64_t v = 0;
+  for (; v + 8 <= V; v += 8) {
+    const __m256 q = _mm256_mul_ps(vng, simd::exp8(_mm256_sub_ps(load8<kBf16>(row, v), vl)));
+    if (kBf16) simd::store_bf16x8(static_cast<uint16_t*>(grow) + v, q);
+    else _mm256_storeu_ps(static_cast<float*>(grow) + v, q);
+  }
+  if (v < V) {
+    alignas(32) float t[8];
+    const DType dt = kBf16 ? DType::BF16 : DType::F32;
+    for (int i = 0; i < 8; ++i) t[i] = v + i < V ? load(row, dt, v + i) : 0.f;
+    _mm256_store_ps(t, _mm256_mul_ps(vng, simd::exp8(_mm256_sub_ps(_mm256_load_ps(t), vl))));
+    for (int i = 0; v + i < V; ++i) store(grow, dt, v + i, t[i]);
+  }
+}
+#endif
+
 // Computes lse of row n (validating finiteness); returns false on a non-finite element.
 inline bool compute_lse(const void* row, DType dtype, int64_t V, float* lse) {
   float mx;
   bool finite;
+#if SPPO_HAVE_AVX2_PATH
+  if (simd::use_avx2() && (dtype == DType::F32 || dtype == DType::BF16)) {
+    if (dtype == DType::F32) {
+      row_max_avx2<false>(row, V, &mx, &finite);
+      if (!finite) return false;
+      *lse = row_lse_avx2<false>(row, V, mx);
+    } else {
+      row_max_avx2<true>(row, V, &mx, &finite);
+      if (!finite) return false;
+      *lse = row_lse_avx2<true>(row, V, mx);
+    }
+    return true;
+  }
+#endif
   if (dtype == DType::F32) {
     const float* p = static_cast<const float*>(row);
     auto ld = [p](int64_t v) { return p[v]; };
@@ -187,6 +280,12 @@ void logprob_backward(const void* logits, DType dtype, int64_t N, int64_t V, con
     const float g = grad_token[n];
     // Read the label logit before the row is overwritten (in place) and write its term last.
     const float xy = load(row, dtype, y);
+#if SPPO_HAVE_AVX2_PATH
+    if (simd::use_avx2() && dtype == grad_dtype && (dtype == DType::F32 || dtype == DType::BF16)) {
+      if (dtype == DType::F32) row_backward_avx2<false>(row, grow, V, g, l);
+      else row_backward_avx2<true>(row, grow, V, g, l);
+    } else
+#endif
     if (dtype == DType::F32 && grad_dtype == DType::F32) {
       const float* p = reinterpret_cast<const float*>(row);
       float* q = reinterpret_cast<float*>(grow);

@@ -1,8 +1,11 @@
 #include "model/cpu/matmul.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
+#include "core/simd.h"
+#include "core/simd_avx2.h"
 #include "model/cpu/par.h"
 
 namespace sppo::cpu_model {
@@ -10,7 +13,7 @@ namespace {
 
 constexpr int kLanes = 16;      // independent partial sums per dot product (vectorizable)
 constexpr int64_t kKc = 512;    // K block: partial dots over a block are added to C in order
-constexpr int64_t kTileM = 32;
+constexpr int64_t kTileM = 36;  // a multiple of the AVX2 kernel's 3 rows
 constexpr int64_t kTileN = 64;
 
 // RM x RN dot products over k in [0, K); lanes are summed in a fixed order, then the tail.
@@ -59,6 +62,118 @@ void tile_nt(const T* A, const T* B, T* C, int64_t i0, int64_t i1, int64_t j0, i
   }
 }
 
+#if SPPO_HAVE_AVX2_PATH
+// AVX2+FMA float kernel, same dot-product form: RM x RN dot products with 8 k-lanes each,
+// FMA-accumulated in k order, the k tail as one more masked step, lanes summed by hsum8.
+// Every output element gets exactly this sequence whatever RM/RN/tile it falls in, so a
+// row's result stays independent of M, N, the tiling and the threads.
+template <int RM, int RN>
+SPPO_TARGET_AVX2 inline void micro_nt_avx2(const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+                                           int64_t ldc, int64_t K, bool store) {
+  __m256 s[RM][RN];
+  for (int i = 0; i < RM; ++i)
+    for (int j = 0; j < RN; ++j) s[i][j] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 a[RM];
+    for (int i = 0; i < RM; ++i) a[i] = _mm256_loadu_ps(A + i * lda + k);
+    for (int j = 0; j < RN; ++j) {
+      const __m256 b = _mm256_loadu_ps(B + j * ldb + k);
+      for (int i = 0; i < RM; ++i) s[i][j] = _mm256_fmadd_ps(a[i], b, s[i][j]);
+    }
+  }
+  if (k < K) {
+    alignas(32) static const int32_t ramp[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ramp + 8 - (K - k)));
+    __m256 a[RM];
+    for (int i = 0; i < RM; ++i) a[i] = _mm256_maskload_ps(A + i * lda + k, mask);
+    for (int j = 0; j < RN; ++j) {
+      const __m256 b = _mm256_maskload_ps(B + j * ldb + k, mask);
+      for (int i = 0; i < RM; ++i) s[i][j] = _mm256_fmadd_ps(a[i], b, s[i][j]);
+    }
+  }
+  for (int i = 0; i < RM; ++i)
+    for (int j = 0; j < RN; ++j) {
+      const float r = simd::hsum8(s[i][j]);
+      float& c = C[i * ldc + j];
+      c = store ? r : c + r;
+    }
+}
+
+// 3 x 4 blocks: 12 accumulators + 3 A + 1 B vectors fill the 16 ymm registers.
+SPPO_TARGET_AVX2 void tile_nt_avx2(const float* A, const float* B, float* C, int64_t i0, int64_t i1, int64_t j0,
+                                   int64_t j1, int64_t N, int64_t K, bool accumulate) {
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kc = std::min(kKc, K - k0);
+    const bool store = !accumulate && k0 == 0;
+    int64_t i = i0;
+#define SPPO_MM_ROWS(RM)                                                                               \
+  {                                                                                                    \
+    const float* a = A + i * K + k0;                                                                   \
+    float* c = C + i * N;                                                                              \
+    int64_t j = j0;                                                                                    \
+    for (; j + 4 <= j1; j += 4) micro_nt_avx2<RM, 4>(a, K, B + j * K + k0, K, c + j, N, kc, store);   \
+    switch (j1 - j) {                                                                                  \
+      case 3: micro_nt_avx2<RM, 3>(a, K, B + j * K + k0, K, c + j, N, kc, store); break;               \
+      case 2: micro_nt_avx2<RM, 2>(a, K, B + j * K + k0, K, c + j, N, kc, store); break;               \
+      case 1: micro_nt_avx2<RM, 1>(a, K, B + j * K + k0, K, c + j, N, kc, store); break;               \
+      default: break;                                                                                  \
+    }                                                                                                  \
+  }
+    for (; i + 3 <= i1; i += 3) SPPO_MM_ROWS(3)
+    if (i1 - i == 2) SPPO_MM_ROWS(2)
+    else if (i1 - i == 1) SPPO_MM_ROWS(1)
+#undef SPPO_MM_ROWS
+  }
+}
+#endif
+
+template <typename T>
+void tile_nt_dispatch(const T* A, const T* B, T* C, int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t N,
+                      int64_t K, bool accumulate) {
+#if SPPO_HAVE_AVX2_PATH
+  if constexpr (std::is_same_v<T, float>) {
+    if (simd::use_avx2()) return tile_nt_avx2(A, B, C, i0, i1, j0, j1, N, K, accumulate);
+  }
+#endif
+  tile_nt(A, B, C, i0, i1, j0, j1, N, K, accumulate);
+}
+
+#if SPPO_HAVE_AVX2_PATH
+// One block of transpose(): 8 x 8 sub-blocks through registers, the ragged edges one by one.
+SPPO_TARGET_AVX2 void transpose_block_avx2(const float* in, int64_t R, int64_t C, float* out, int64_t r0, int64_t r1,
+                                           int64_t c0, int64_t c1) {
+  int64_t r = r0;
+  for (; r + 8 <= r1; r += 8) {
+    int64_t c = c0;
+    for (; c + 8 <= c1; c += 8) {
+      __m256 x[8], t[8];
+      for (int i = 0; i < 8; ++i) x[i] = _mm256_loadu_ps(in + (r + i) * C + c);
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(x[i], x[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(x[i], x[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4) {
+        x[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        x[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        x[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        x[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+      }
+      // Now x[i] (i < 4) holds rows r..r+3 of column c+i in its low half and of column c+i+4 in
+      // its high half; x[i+4] the same for rows r+4..r+7.
+      for (int i = 0; i < 4; ++i) {
+        _mm256_storeu_ps(out + (c + i) * R + r, _mm256_permute2f128_ps(x[i], x[i + 4], 0x20));
+        _mm256_storeu_ps(out + (c + i + 4) * R + r, _mm256_permute2f128_ps(x[i], x[i + 4], 0x31));
+      }
+    }
+    for (int64_t i = r; i < r + 8; ++i)
+      for (int64_t cc = c; cc < c1; ++cc) out[cc * R + i] = in[i * C + cc];
+  }
+  for (; r < r1; ++r)
+    for (int64_t c = c0; c < c1; ++c) out[c * R + r] = in[r * C + c];
+}
+#endif
+
 // out[C, R] = in[R, C]^T, in cache-sized blocks.
 template <typename T>
 void transpose(const T* in, int64_t R, int64_t C, T* out) {
@@ -67,6 +182,11 @@ void transpose(const T* in, int64_t R, int64_t C, T* out) {
   parallel_for_cost(rb * cb, double(kB) * kB, [&](int64_t t) {
     const int64_t r0 = (t / cb) * kB, r1 = std::min(R, r0 + kB);
     const int64_t c0 = (t % cb) * kB, c1 = std::min(C, c0 + kB);
+#if SPPO_HAVE_AVX2_PATH
+    if constexpr (std::is_same_v<T, float>) {
+      if (simd::use_avx2()) return transpose_block_avx2(in, R, C, out, r0, r1, c0, c1);
+    }
+#endif
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t c = c0; c < c1; ++c) out[c * R + r] = in[r * C + c];
   });
@@ -84,7 +204,7 @@ void matmul_nt(const T* A, const T* B, T* C, int64_t M, int64_t N, int64_t K, bo
   const int64_t mt = (M + kTileM - 1) / kTileM, nt = (N + kTileN - 1) / kTileN;
   parallel_for_cost(mt * nt, double(kTileM) * kTileN * K, [&](int64_t t) {
     const int64_t i0 = (t / nt) * kTileM, j0 = (t % nt) * kTileN;
-    tile_nt(A, B, C, i0, std::min(M, i0 + kTileM), j0, std::min(N, j0 + kTileN), N, K, accumulate);
+    tile_nt_dispatch(A, B, C, i0, std::min(M, i0 + kTileM), j0, std::min(N, j0 + kTileN), N, K, accumulate);
   });
 }
 

@@ -2,6 +2,8 @@
 // Each output element is summed in a fixed order that depends only on the inner (summed)
 // dimension, never on the other sizes, the blocking or the thread count: a row's result is
 // bitwise the same alone or in a batch, and recomputation (gradient checkpointing) reproduces it.
+// float products use an AVX2+FMA kernel where the CPU has it (chosen once per process, see
+// core/simd.h), the portable kernel elsewhere: results differ between the two by fp32 rounding.
 #pragma once
 #include <cstdint>
 

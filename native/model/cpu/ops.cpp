@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
+#include "core/simd.h"
+#include "core/simd_avx2.h"
 #include "model/cpu/par.h"
 
 namespace sppo::cpu_model {
@@ -78,6 +81,75 @@ void swiglu_backward(const T* gate, const T* up, const T* dact, int64_t count, T
   });
 }
 
+#if SPPO_HAVE_AVX2_PATH
+// attention_forward's task for float with hd % 8 == 0, bitwise equal to the portable loop (the
+// KV-cache decoder repeats that arithmetic and must agree with it): 8 keys' dot products at
+// once, one key per lane, each still summed in i order with a rounded multiply then add.
+// Target "avx2" without "fma" so that the compiler cannot contract those into FMAs.
+__attribute__((target("avx2"))) void attention_forward_task_avx2(const AttnShape& s, const float* q,
+                                                                 const float* k, const float* v,
+                                                                 const uint8_t* mask, float* out, float* lse,
+                                                                 int64_t row, int64_t h, float* sc) {
+  const int64_t group = s.nh / s.nkv, qw = s.nh * s.hd, kw = s.nkv * s.hd, hd = s.hd;
+  const int64_t b = row / s.T, t = row % s.T, g = h / group;
+  const float scale = static_cast<float>(s.scale);
+  float* o = out + row * qw + h * hd;
+  const float* qv = q + row * qw + h * hd;
+  const float* kb = k + b * s.T * kw + g * hd;  // key j of this sequence and head: kb + j * kw
+  int64_t j = 0;
+  for (; j + 8 <= t + 1; j += 8) {
+    __m256 d = _mm256_setzero_ps();
+    for (int64_t i = 0; i < hd; i += 8) {
+      __m256 x[8], y[8];
+      for (int l = 0; l < 8; ++l) x[l] = _mm256_loadu_ps(kb + (j + l) * kw + i);
+      for (int l = 0; l < 8; l += 2) {
+        y[l] = _mm256_unpacklo_ps(x[l], x[l + 1]);
+        y[l + 1] = _mm256_unpackhi_ps(x[l], x[l + 1]);
+      }
+      for (int l = 0; l < 8; l += 4) {
+        x[l] = _mm256_shuffle_ps(y[l], y[l + 2], 0x44);
+        x[l + 1] = _mm256_shuffle_ps(y[l], y[l + 2], 0xEE);
+        x[l + 2] = _mm256_shuffle_ps(y[l + 1], y[l + 3], 0x44);
+        x[l + 3] = _mm256_shuffle_ps(y[l + 1], y[l + 3], 0xEE);
+      }
+      __m256 col[8];  // col[c] lane l = key j + l, element i + c
+      for (int c = 0; c < 4; ++c) {
+        col[c] = _mm256_permute2f128_ps(x[c], x[c + 4], 0x20);
+        col[c + 4] = _mm256_permute2f128_ps(x[c], x[c + 4], 0x31);
+      }
+      for (int c = 0; c < 8; ++c) d = _mm256_add_ps(d, _mm256_mul_ps(_mm256_set1_ps(qv[i + c]), col[c]));
+    }
+    _mm256_storeu_ps(sc + j, _mm256_mul_ps(d, _mm256_set1_ps(scale)));
+  }
+  for (; j <= t; ++j) {
+    const float* kv = kb + j * kw;
+    float d = 0;
+    for (int64_t i = 0; i < hd; ++i) d = d + qv[i] * kv[i];
+    sc[j] = d * scale;
+  }
+  // From here on, the portable loop's scalar steps (keys with mask 0 are skipped).
+  float m = -INFINITY;
+  for (int64_t jj = 0; jj <= t; ++jj)
+    if (mask[b * s.T + jj]) m = std::max(m, sc[jj]);
+  float sum = 0;
+  for (int64_t jj = 0; jj <= t; ++jj) {
+    if (!mask[b * s.T + jj]) continue;
+    sc[jj] = std::exp(sc[jj] - m);
+    sum += sc[jj];
+  }
+  const float inv = 1.f / sum;
+  for (int64_t jj = 0; jj <= t; ++jj) {
+    const int64_t kr = b * s.T + jj;
+    if (!mask[kr]) continue;
+    const __m256 p = _mm256_set1_ps(sc[jj] * inv);
+    const float* vv = v + kr * kw + g * hd;
+    for (int64_t i = 0; i < hd; i += 8)
+      _mm256_storeu_ps(o + i, _mm256_add_ps(_mm256_loadu_ps(o + i), _mm256_mul_ps(p, _mm256_loadu_ps(vv + i))));
+  }
+  lse[row * s.nh + h] = m + std::log(sum);
+}
+#endif
+
 template <typename T>
 void attention_forward(const AttnShape& s, const T* q, const T* k, const T* v, const uint8_t* mask, T* out, T* lse) {
   const int64_t group = s.nh / s.nkv, qw = s.nh * s.hd, kw = s.nkv * s.hd;
@@ -90,8 +162,14 @@ void attention_forward(const AttnShape& s, const T* q, const T* k, const T* v, c
       lse[row * s.nh + h] = 0;
       return;
     }
-    const T* qv = q + row * qw + h * s.hd;
     std::vector<T> sc(t + 1);
+#if SPPO_HAVE_AVX2_PATH
+    if constexpr (std::is_same_v<T, float>) {
+      if (s.hd % 8 == 0 && simd::use_avx2())
+        return attention_forward_task_avx2(s, q, k, v, mask, out, lse, row, h, sc.data());
+    }
+#endif
+    const T* qv = q + row * qw + h * s.hd;
     T m = -INFINITY;
     for (int64_t j = 0; j <= t; ++j) {
       const int64_t kr = b * s.T + j;
@@ -121,6 +199,54 @@ void attention_forward(const AttnShape& s, const T* q, const T* k, const T* v, c
   });
 }
 
+#if SPPO_HAVE_AVX2_PATH
+// attention_backward's task (sequence b, kv head g) for float with hd % 8 == 0: the same
+// loops, with 8-lane FMA dot products and updates.
+SPPO_TARGET_AVX2 void attention_backward_task_avx2(const AttnShape& s, const float* q, const float* k,
+                                                   const float* v, const uint8_t* mask, const float* out,
+                                                   const float* lse, const float* dout, float* dq, float* dk,
+                                                   float* dv, int64_t b, int64_t g) {
+  const int64_t group = s.nh / s.nkv, qw = s.nh * s.hd, kw = s.nkv * s.hd, hd = s.hd;
+  const float scale = static_cast<float>(s.scale);
+  for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+    for (int64_t t = 0; t < s.T; ++t) {
+      const int64_t row = b * s.T + t;
+      if (!mask[row]) continue;
+      const float* qv = q + row * qw + h * hd;
+      const float* dov = dout + row * qw + h * hd;
+      const float* ov = out + row * qw + h * hd;
+      const float l = lse[row * s.nh + h];
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t i = 0; i < hd; i += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(dov + i), _mm256_loadu_ps(ov + i), acc);
+      const float D = simd::hsum8(acc);  // sum_j p_j dp_j = dout . out
+      float* dqv = dq + row * qw + h * hd;
+      for (int64_t j = 0; j <= t; ++j) {
+        const int64_t kr = b * s.T + j;
+        if (!mask[kr]) continue;
+        const float* kv = k + kr * kw + g * hd;
+        const float* vv = v + kr * kw + g * hd;
+        __m256 ad = _mm256_setzero_ps(), ae = _mm256_setzero_ps();
+        for (int64_t i = 0; i < hd; i += 8) {
+          ad = _mm256_fmadd_ps(_mm256_loadu_ps(qv + i), _mm256_loadu_ps(kv + i), ad);
+          ae = _mm256_fmadd_ps(_mm256_loadu_ps(dov + i), _mm256_loadu_ps(vv + i), ae);
+        }
+        const float d = simd::hsum8(ad), e = simd::hsum8(ae);
+        const float pj = std::exp(d * scale - l);
+        const __m256 ds = _mm256_set1_ps(pj * (e - D) * scale), p8 = _mm256_set1_ps(pj);
+        float* dkv = dk + kr * kw + g * hd;
+        float* dvv = dv + kr * kw + g * hd;
+        for (int64_t i = 0; i < hd; i += 8) {
+          _mm256_storeu_ps(dqv + i, _mm256_fmadd_ps(ds, _mm256_loadu_ps(kv + i), _mm256_loadu_ps(dqv + i)));
+          _mm256_storeu_ps(dkv + i, _mm256_fmadd_ps(ds, _mm256_loadu_ps(qv + i), _mm256_loadu_ps(dkv + i)));
+          _mm256_storeu_ps(dvv + i, _mm256_fmadd_ps(p8, _mm256_loadu_ps(dov + i), _mm256_loadu_ps(dvv + i)));
+        }
+      }
+    }
+  }
+}
+#endif
+
 template <typename T>
 void attention_backward(const AttnShape& s, const T* q, const T* k, const T* v, const uint8_t* mask, const T* out,
                         const T* lse, const T* dout, T* dq, T* dk, T* dv) {
@@ -132,6 +258,12 @@ void attention_backward(const AttnShape& s, const T* q, const T* k, const T* v, 
   // One task per (sequence, kv head) owns that head's dk/dv and its query heads' dq.
   parallel_for_cost(s.B * s.nkv, 4.0 * s.T * s.T * s.hd * (s.nh / s.nkv), [&](int64_t task) {
     const int64_t b = task / s.nkv, g = task % s.nkv;
+#if SPPO_HAVE_AVX2_PATH
+    if constexpr (std::is_same_v<T, float>) {
+      if (s.hd % 8 == 0 && simd::use_avx2())
+        return attention_backward_task_avx2(s, q, k, v, mask, out, lse, dout, dq, dk, dv, b, g);
+    }
+#endif
     for (int64_t h = g * group; h < (g + 1) * group; ++h) {
       for (int64_t t = 0; t < s.T; ++t) {
         const int64_t row = b * s.T + t;

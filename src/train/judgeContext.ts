@@ -1,0 +1,22 @@
+// The judge context that plugs the model engine into reward-model judges: models load through the
+// provider on the run's device, and each reward model's own tokenizer and chat template encode
+// the conversations (one TextCodec per folder, loaded once).
+import type { DeviceName } from '../native.js';
+import type { JudgeContext } from '../judge/factory.js';
+import { TextCodec } from '../text/codec.js';
+import type { ModelProvider } from './engine.js';
+
+export function engineJudgeContext(provider: ModelProvider, device: DeviceName, extra: JudgeContext = {}): JudgeContext {
+  const codecs = new Map<string, TextCodec>();
+  return {
+    ...extra,
+    loadModel: extra.loadModel ?? ((folder) => provider.load(folder, device)),
+    rewardModelTokens:
+      extra.rewardModelTokens ??
+      ((folder, prompt, response) => {
+        let c = codecs.get(folder);
+        if (!c) codecs.set(folder, (c = TextCodec.load(folder)));
+        return c.encodeConversation(prompt, response);
+      }),
+  };
+}
