@@ -158,7 +158,7 @@ export async function judgeGenerated(o: JudgeOptions): Promise<{ judged: string;
     const judgedFile = join(out, 'judged.parquet');
     const trainFile = join(out, 'train.parquet');
     writeParquet(judgedFile, judgedColumns(judged));
-    writeTrainTable(trainFile, buildTrainRows(judged, o.pairing ?? 'best-worst'));
+    writeTrainTable(trainFile, buildTrainRows(judged, o.pairing ?? defaultRecipe().sppo.pairing));
     return { judged: judgedFile, train: trainFile };
   } finally {
     await judge.close();

@@ -378,6 +378,15 @@ const removeFile: Mutation = (files) => {
   return `${f} removed`;
 };
 
+/** Marks a file replaced by a folder of the same name (compared by identity). */
+const FOLDER = Buffer.from('<folder>');
+
+const fileToFolder: Mutation = (files) => {
+  const f = pick([...files.keys()]);
+  files.set(f, FOLDER);
+  return `${f} is a folder`;
+};
+
 const editGeneration: Mutation = (files) => {
   const f = 'generation_config.json';
   if (!files.has(f)) return `${f} already gone`;
@@ -397,7 +406,7 @@ const editGeneration: Mutation = (files) => {
 // Weighted: header and JSON edits are where validation has the most to check.
 const MUTATIONS: readonly [Mutation, number][] = [
   [flipHeaderByte, 3], [setHeaderLength, 2], [truncateFile, 2], [extendFile, 1], [flipDataByte, 1],
-  [editHeaderJson, 6], [editConfig, 4], [editIndex, 2], [removeFile, 1], [editGeneration, 1],
+  [editHeaderJson, 6], [editConfig, 4], [editIndex, 2], [removeFile, 1], [fileToFolder, 0.5], [editGeneration, 1],
 ];
 const TOTAL_WEIGHT = MUTATIONS.reduce((a, [, w]) => a + w, 0);
 function randomMutation(): Mutation {
@@ -466,7 +475,10 @@ const INTERNAL = /Cannot read propert|is not a function|is not iterable|undefine
 
 function writeCase(folder: string, files: Files): void {
   mkdirSync(folder, { recursive: true });
-  for (const [f, buf] of files) writeFileSync(join(folder, f), buf);
+  for (const [f, buf] of files) {
+    if (buf === FOLDER) mkdirSync(join(folder, f, 'inside'), { recursive: true });
+    else writeFileSync(join(folder, f), buf);
+  }
 }
 
 describe('model loading under random corruption', () => {

@@ -181,7 +181,7 @@ setInterval(() => {}, 1000);\n`);
     const gen = cli(['generate', '--help']);
     expect(gen.code).toBe(0);
     expect(gen.stdout).not.toMatch(/"demo"|one per iteration|per iteration|runs\/sppo|for prompt splits|recipe:/);
-    expect(gen.stdout).toMatch(/--output +Output folder: generated.parquet.*\[required\]/s);
+    expect(gen.stdout).toMatch(/--output +Output folder: generated.parquet[^[]*\[string\] \[required\]/);
     expect(gen.stdout).toMatch(/--prompt-split-name/);
     const ev = cli(['eval', '--help']);
     expect(ev.code).toBe(0);

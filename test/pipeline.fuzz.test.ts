@@ -287,6 +287,9 @@ function expectedPrompts(text: string, jsonl: boolean, column: string): { prompt
   return { prompts, rows: rows.length, empty, dup };
 }
 
+const STUCK_PARQUET =
+  'UEFSMRUGFbgCFeABXBUOFQAVDhUB8GMbAAAAdEF6IS9ybmJuai9rWsOpInUifWg7NTR6ZzVYAAAAAA4AAABwejsgMyxtQ2cwLENdbSsAAABYL2jkuK0uaWY6My9yNVpkdjA0ZDLkuK0yOAlbeXRbXENta3s0N1hnQmY7RkEAjhIAFQQZLEgEcm9vdBUCABUMJQIYBnByb21wdCUAABYOGRwZHCYIHBUMGRUAGRgGcHJvbXB0FQIWDhbmAhaOAiYIAAAW5gIWDjaOAgAoCWh5cGFycXVldBkcHAAAAFsAAABQQVIx';
+
 const INTERNAL = /Cannot read propert|is not a function|is not iterable|undefined \(reading|Maximum call stack/;
 
 function writeCase(folder: string, c: Case): void {
@@ -349,6 +352,22 @@ describe('prompt files under random corruption', () => {
     expect(slowest).toBeLessThan(5000);
     expect(loaded).toBeGreaterThan(0);
     expect(refused).toBeGreaterThan(0);
+  });
+
+  it('stops a Parquet decode that would run for minutes, and reads the next file normally', async () => {
+    // A shard the fuzzer once produced (11 bytes deleted from a page header): hyparquet then fills
+    // a definition-level array of a corrupt, huge length. Before the reader ran in a worker with a
+    // deadline, this blocked the event loop for minutes.
+    const stuck = join(dir, 'stuck', 'data', 'train-00000-of-00001.parquet');
+    mkdirSync(join(stuck, '..'), { recursive: true });
+    writeFileSync(stuck, Buffer.from(STUCK_PARQUET, 'base64'));
+    const t0 = performance.now();
+    await expect(loadPrompts(join(dir, 'stuck'))).rejects.toThrow(`${stuck} is not a readable Parquet file`);
+    expect(performance.now() - t0).toBeLessThan(parquetReadLimits.baseTimeoutMs + 2000);
+    const prompts = Array.from({ length: rng.int(2, 30) }, (_, i) => `p${i} ${randomPrompt()}`);
+    const ok = join(dir, 'ok.parquet');
+    writeFileSync(ok, tableToParquet([{ name: 'prompt', kind: 'string', data: prompts }]));
+    expect((await loadPrompts(ok)).prompts).toEqual(prompts.filter((p) => p.trim() !== ''));
   });
 
   it('refuses column-oriented JSON whose columns differ in length', async () => {

@@ -177,6 +177,28 @@ describe('failures in training', () => {
   });
 });
 
+describe('on the real engine', () => {
+  it('a gradient that overflows stops training with a clear error (the engine skips the step)', async () => {
+    const { createRandomModel } = await import('../src/model/engine.js');
+    const { runTraining } = await import('../src/train/trainer.js');
+    const config = JSON.parse(readFileSync(join(DEMO_DIR, 'model-config.json'), 'utf8')) as Record<string, unknown>;
+    const tok = (): number => 3 + Math.floor(rand() * 120);
+    const seq = () => ({ tokens: [1, tok(), tok(), ...Array.from({ length: 1 + Math.floor(rand() * 4) }, tok)], promptLength: 3 });
+    const pairs = Array.from({ length: 4 }, () => ({ chosen: seq(), rejected: seq(), refChosen: -20 * rand(), refRejected: -20 * rand(), chosenProbs: 0.9, chosenProbsWin: 1, chosenProbsLose: 0 }));
+    // eta 1e38: the loss (about 1e75) is finite in float64, its float32 gradient is not.
+    const r = recipe('engine-grad', (x) => { x.sppo.eta = 1e38; x.train = { ...x.train, globalBatch: 4, microBatch: 2, epochs: 1 }; });
+    mkdirSync(r.output, { recursive: true });
+    const model = await createRandomModel(config, 1 + Math.floor(rand() * 1000));
+    try {
+      await expect(runTraining({ iteration: 1, dir: r.output, recipe: r, pairs, tokenizerFrom: DEMO_DIR, loadPolicy: async () => model, loadFolder: async () => model }))
+        .rejects.toThrow(/iteration 1, step 1: the gradient norm is (NaN|Infinity) .*training stopped before the optimizer step/);
+    } finally {
+      model.free();
+    }
+    expect(existsSync(join(r.output, 'metrics.jsonl')) ? readFileSync(join(r.output, 'metrics.jsonl'), 'utf8') : '').toBe('');
+  });
+});
+
 describe('eval settings on resume', () => {
   it('recomputes the pinned eval prompts and base samples when eval.prompts or eval.samples change', async () => {
     const r = recipe('eval', (x) => { x.eval = { prompts: 4, samples: 1 }; });

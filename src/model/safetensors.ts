@@ -54,6 +54,8 @@ export function numelOf(shape: readonly number[]): number {
 export function readSafetensorsHeader(file: string): SafetensorsHeader {
   let fd: number;
   try {
+    // Stat first: opening a FIFO would block, and a folder opens but fails later without its name.
+    if (!statSync(file).isFile()) throw new Error('not a regular file');
     fd = openSync(file, 'r');
   } catch (err) {
     throw new Error(`${file}: cannot open (${(err as Error).message})`);

@@ -7,7 +7,7 @@ import { recipeFields } from './fields.js';
 
 export interface FlagText {
   describe: string;
-  /** The default shown; null: none shown (a required flag). Default: the field's default. */
+  /** The default shown; null: none (a flag the command requires). Default: the field's default. */
   default?: string | null;
 }
 
@@ -24,7 +24,8 @@ export function withRecipeFlags<T>(y: Argv<T>, only?: readonly string[], texts: 
     const numeric = f.type.kind === 'int' || f.type.kind === 'number';
     const group = f.path.includes('.') ? `${f.path.split('.')[0]} options:` : 'Run options:';
     out = out.option(f.flag, {
-      describe: `${text?.describe ?? f.describe} [${only ? '' : `recipe: ${f.path}; `}${def === null ? 'required' : `default: ${def}`}]`,
+      // No default shown for a flag the command requires (yargs marks it [required]).
+      describe: `${text?.describe ?? f.describe}${def === null ? '' : ` [${only ? '' : `recipe: ${f.path}; `}default: ${def}]`}`,
       // Numbers are not typed for yargs: it would turn `--lr fast` into NaN, and the recipe's own
       // check (src/recipe/load.ts) reports the value as typed.
       type: numeric ? undefined : 'string',

@@ -1,6 +1,6 @@
 // Win rate of policy A against policy B under a judge: for each prompt and sample s, the judge
 // compares A's s-th response with B's s-th response; outcome 1 when P(A > B) > 1/2, 0 when below,
-// 0.5 on a tie (src/eval/stats.ts outcomeFromMatrix), averaged, with a Wilson interval.
+// 0.5 on a tie (src/eval/stats.ts outcomeFromMatrix), averaged, with a Wilson interval clustered by prompt (src/eval/stats.ts).
 import type { Judge } from '../judge/types.js';
 import type { ModelHandle } from '../model/types.js';
 import type { TextCodec } from '../text/codec.js';
@@ -37,11 +37,16 @@ export function sampleForEval(model: ModelHandle, codec: TextCodec, prompts: rea
 export async function compareSamples(judge: Judge, a: RolloutRow[], b: RolloutRow[], batch = 64): Promise<WinRate> {
   if (a.length !== b.length) throw new Error(`eval: ${a.length} prompts for A but ${b.length} for B`);
   const inputs: { prompt: string; responses: string[] }[] = [];
+  // Comparisons of one prompt are correlated: the interval is clustered by prompt.
+  const promptIds: number[] = [];
   a.forEach((ra, i) => {
     const rb = b[i]!;
     if (ra.prompt !== rb.prompt) throw new Error(`eval: prompt ${i} differs between A and B`);
     const n = Math.min(ra.responses.length, rb.responses.length);
-    for (let s = 0; s < n; s++) inputs.push({ prompt: ra.prompt, responses: [ra.responses[s]!, rb.responses[s]!] });
+    for (let s = 0; s < n; s++) {
+      inputs.push({ prompt: ra.prompt, responses: [ra.responses[s]!, rb.responses[s]!] });
+      promptIds.push(i);
+    }
   });
   const outcomes: number[] = [];
   for (let i = 0; i < inputs.length; i += batch) {
@@ -53,5 +58,5 @@ export async function compareSamples(judge: Judge, a: RolloutRow[], b: RolloutRo
       outcomes.push(outcomeFromMatrix(j.probability));
     });
   }
-  return winRate(outcomes);
+  return winRate(outcomes, 0.95, promptIds);
 }
