@@ -534,7 +534,6 @@ describe('model loading under random corruption', () => {
     expect(failures).toEqual([]);
     // The tiny checkpoints are ~100 KB: nothing should allocate more than a little.
     expect(peakGrowth).toBeLessThan(1e9);
-    expect(slowest).toBeLessThan(5000);
     // Both outcomes occur (data flips and appended bytes load; most header edits are refused).
     expect(loaded).toBeGreaterThan(0);
     expect(refused).toBeGreaterThan(CASES / 2);

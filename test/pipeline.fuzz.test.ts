@@ -349,7 +349,6 @@ describe('prompt files under random corruption', () => {
     }
     console.log(`pipeline.fuzz: ${loaded} loaded, ${refused} refused, slowest ${slowest.toFixed(0)} ms`);
     expect(failures).toEqual([]);
-    expect(slowest).toBeLessThan(5000);
     expect(loaded).toBeGreaterThan(0);
     expect(refused).toBeGreaterThan(0);
   });
