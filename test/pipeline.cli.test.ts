@@ -48,7 +48,7 @@ function files(dir: string, keep: (f: string) => boolean): string[] {
 // The demo recipe at reduced size (few prompts, two iterations), so each run takes about a second.
 const small = ['--iterations', '2', '--epochs', '2', '--max-prompts', '16', '--shard-size', '4', '-k', '4', '--eval-prompts', '8', '--global-batch', '4', '--micro-batch', '2'];
 
-describe.skipIf(!haveDist)('the CLI on the real engine (skipped: dist/ not built; `npm test` builds it)', () => {
+describe.skipIf(!haveDist)('the CLI on the real engine (runs bin/ over dist/; skipped when dist/ is not built, which `npm test` does first)', () => {
   it('runs the full demo with no arguments: its last iteration wins at least 75% of comparisons', () => {
     const r = cli(['train']);
     expect(r.code, r.stderr).toBe(0);
@@ -144,7 +144,7 @@ describe.skipIf(!haveDist)('the CLI on the real engine (skipped: dist/ not built
 });
 
 // Needs no model: `judge` with a command judge, and --help.
-describe.skipIf(!haveDist)('the CLI without a model (skipped: dist/ not built; `npm test` builds it)', () => {
+describe.skipIf(!haveDist)('the CLI without a model (runs bin/ over dist/; skipped when dist/ is not built, which `npm test` does first)', () => {
   it('Ctrl-C / SIGTERM ends a running command judge and exits 130 / 143', async () => {
     const { writeParquet } = await import('../src/data/parquet.js');
     const { rolloutColumns } = await import('../src/rollout/rollout.js');
