@@ -55,27 +55,37 @@ export async function trainCommandRun(src: { recipeFile?: string; overrides: Rec
   return result;
 }
 
-export interface GenerateRunOptions {
-  model: string;
+/** What `generate` and `evaluate` share: the prompts and how responses are sampled (unset: the default recipe's). */
+export interface PromptSamplingOptions {
   prompts: string;
   promptColumn?: string;
   /** Dataset folders: the split to read (default: the only one, or `train`). */
   promptSplitName?: string | null;
-  /** Output folder: generated.parquet (and resumable shards under rollout/). */
-  output: string;
-  k?: number;
+  maxPrompts?: number;
   temperature?: number;
   topP?: number;
   maxNewTokens?: number;
-  batchSize?: number;
-  shardSize?: number;
   maxPromptTokens?: number;
-  maxPrompts?: number;
+  batchSize?: number;
   seed?: number;
   chatTemplate?: string | null;
   device?: 'cpu' | 'cuda';
   provider?: ModelProvider;
+}
+
+export interface GenerateRunOptions extends PromptSamplingOptions {
+  model: string;
+  /** Output folder: generated.parquet (and resumable shards under rollout/). */
+  output: string;
+  k?: number;
+  shardSize?: number;
   onEvent?: EventSink;
+}
+
+/** The prompts of `o.prompts`, the first `o.maxPrompts` of them when set. */
+async function promptsOf(o: PromptSamplingOptions, d: Recipe): Promise<string[]> {
+  const set = await loadPrompts(o.prompts, o.promptColumn ?? d.promptColumn, { splitName: o.promptSplitName });
+  return o.maxPrompts ? set.prompts.slice(0, o.maxPrompts) : set.prompts;
 }
 
 /**
@@ -106,8 +116,7 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
     };
     const chatTemplate = o.chatTemplate ? resolve(o.chatTemplate) : null;
     const codec = TextCodec.load(model, { chatTemplateFile: chatTemplate });
-    const set = await loadPrompts(o.prompts, o.promptColumn ?? d.promptColumn, { splitName: o.promptSplitName });
-    const prompts = o.maxPrompts ? set.prompts.slice(0, o.maxPrompts) : set.prompts;
+    const prompts = await promptsOf(o, d);
     const shardDir = join(out, 'rollout');
     const started = existsSync(shardDir) && readdirSync(shardDir).some((n) => n.endsWith('.parquet') && !n.startsWith('.'));
     const { batchSize: _b, ...decisive } = rollout;
@@ -165,25 +174,11 @@ export async function judgeGenerated(o: JudgeOptions): Promise<{ judged: string;
   }
 }
 
-export interface EvalOptions {
+export interface EvalOptions extends PromptSamplingOptions {
   modelA: string;
   modelB: string;
-  prompts: string;
-  promptColumn?: string;
-  /** Dataset folders: the split to read (default: the only one, or `train`). */
-  promptSplitName?: string | null;
   judge: string;
-  maxPrompts?: number;
   samples?: number;
-  temperature?: number;
-  topP?: number;
-  maxNewTokens?: number;
-  maxPromptTokens?: number;
-  batchSize?: number;
-  seed?: number;
-  chatTemplate?: string | null;
-  device?: 'cpu' | 'cuda';
-  provider?: ModelProvider;
   judgeContext?: JudgeContext;
 }
 
@@ -196,8 +191,7 @@ export async function evaluate(o: EvalOptions): Promise<WinRate> {
   const provider = o.provider ?? nativeEngine;
   const d = defaultRecipe();
   const device = o.device ?? d.device;
-  const set = await loadPrompts(o.prompts, o.promptColumn ?? d.promptColumn, { splitName: o.promptSplitName });
-  const prompts = o.maxPrompts ? set.prompts.slice(0, o.maxPrompts) : set.prompts;
+  const prompts = await promptsOf(o, d);
   const sampling: EvalSampling = {
     samples: o.samples ?? d.eval.samples,
     temperature: o.temperature ?? d.rollout.temperature,

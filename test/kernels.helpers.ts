@@ -1,17 +1,8 @@
 // Shared helpers for the kernel suites: a logged-seed PRNG and float64 references.
+import { seededRandom } from './sppo.seed.js';
+
 export function makeRng(suite: string): { seed: number; uniform(lo?: number, hi?: number): number; normal(): number; int(lo: number, hi: number): number } {
-  const env = process.env.SPPO_TEST_SEED;
-  const seed = env ? Number(env) >>> 0 : (Date.now() ^ (Math.random() * 2 ** 32)) >>> 0;
-  console.log(`${suite}: seed ${seed} (set SPPO_TEST_SEED to replay)`);
-  let a = seed;
-  const next = (): number => {
-    // mulberry32
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const { seed, rand: next } = seededRandom(suite);
   return {
     seed,
     uniform: (lo = 0, hi = 1) => lo + (hi - lo) * next(),

@@ -3,7 +3,7 @@
 // tokenizer files, optimizer state, and malformed checkpoints refused with clear errors.
 import { existsSync, readFileSync, readdirSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createNativeModel } from '../src/model/addon.js';
 import { readModelConfig, toNativeConfig } from '../src/model/config.js';
 import { encodeSafetensors, roundTo } from '../src/model/encode.js';
@@ -11,24 +11,14 @@ import { createRandomModel, loadModel, type EngineModel } from '../src/model/eng
 import { openCheckpoint, readSafetensorsHeader } from '../src/model/safetensors.js';
 import { SeededRandom, tinyConfig } from '../src/model/tiny.js';
 import type { PreferencePair } from '../src/model/types.js';
-import { makeTempDir, randomSequences, testSeed, tiny } from './helpers/modelFixtures.js';
+import { makeTempDir, modelsFreedAfterAll, randomSequences, testSeed, tiny } from './helpers/modelFixtures.js';
 import { cudaAvailable } from '../src/native.js';
 
 const seed = testSeed('model.checkpoint');
 const rng = new SeededRandom(seed);
 const rand = () => rng.uniform();
 const { dir, cleanup } = makeTempDir('sppo-ckpt-');
-const open: EngineModel[] = [];
-afterAll(() => {
-  for (const m of open) {
-    try {
-      m.free();
-    } catch {
-      /* freed */
-    }
-  }
-  cleanup();
-});
+const open = modelsFreedAfterAll(cleanup);
 async function load(folder: string): Promise<EngineModel> {
   const m = await loadModel(folder);
   open.push(m);

@@ -2,7 +2,7 @@
 // (test/helpers/llamaReference.ts) on tiny random checkpoints: logits, padding, sequence
 // log-probs, reward scores, gradients by name (finite differences), optimizer step, sampling.
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type EngineModel } from '../src/model/engine.js';
 import { SeededRandom } from '../src/model/tiny.js';
 import type { PreferencePair } from '../src/model/types.js';
@@ -14,23 +14,13 @@ import {
   referenceSequenceLogprob,
   type Weights,
 } from './helpers/llamaReference.js';
-import { makeTempDir, randomSequences, testSeed, tiny, type Tiny } from './helpers/modelFixtures.js';
+import { makeTempDir, modelsFreedAfterAll, randomSequences, testSeed, tiny, type Tiny } from './helpers/modelFixtures.js';
 
 const seed = testSeed('model.engine');
 const rng = new SeededRandom(seed);
 const rand = () => rng.uniform();
 const { dir, cleanup } = makeTempDir('sppo-engine-');
-const models: EngineModel[] = [];
-afterAll(() => {
-  for (const m of models) {
-    try {
-      m.free();
-    } catch {
-      /* already freed */
-    }
-  }
-  cleanup();
-});
+const models = modelsFreedAfterAll(cleanup);
 
 async function open(t: Tiny): Promise<EngineModel> {
   const m = await loadModel(t.folder);

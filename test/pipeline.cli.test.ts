@@ -25,7 +25,7 @@ function runAndKill(args: string[], ms: number): Promise<'killed' | 'finished'> 
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [bin, ...args], { cwd: root, stdio: 'ignore', env: { ...process.env, SPPO_NO_PROGRESS: '1' } });
     const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.on('exit', (code, signal) => {
+    child.on('exit', (_code, signal) => {
       clearTimeout(timer);
       resolve(signal === 'SIGKILL' ? 'killed' : 'finished');
     });

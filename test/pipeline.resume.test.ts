@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { train } from '../src/train/pipeline.js';
 import { evaluate, generate } from '../src/api.js';
-import { defaultRecipe } from '../src/recipe/fields.js';
 import type { Recipe } from '../src/recipe/types.js';
 import { DEMO_DIR } from '../src/train/demo.js';
 import { readParquet } from '../src/data/parquet.js';
 import type { PipelineEvent } from '../src/util/events.js';
+import { fakeRunRecipe, fakeWeights } from './helpers/fakeRun.js';
 import { fakeProvider } from './helpers/fakeModel.js';
 import { seededRandom } from './sppo.seed.js';
 
@@ -25,24 +25,10 @@ const demoLines = readFileSync(join(DEMO_DIR, 'prompts.jsonl'), 'utf8').split('\
 const shuffled = demoLines.map((l) => [rand(), l] as const).sort((a, b) => a[0] - b[0]).map(([, l]) => l);
 writeFileSync(promptFile, `${shuffled.slice(0, 40).join('\n')}\n`);
 
-function recipe(name: string, patch: (r: Recipe) => void = () => {}): Recipe {
-  const r = defaultRecipe();
-  r.model = 'demo';
-  r.prompts = [promptFile];
-  r.judge = 'builtin:demo';
-  r.output = join(root, name);
-  r.seed = testSeed % 1000;
-  r.iterations = 2;
-  r.maxPrompts = 8;
-  r.rollout = { ...r.rollout, k: 3, maxNewTokens: 6, temperature: 1, topP: 1, batchSize: 4, shardSize: 4 };
-  r.lengths = { maxPromptTokens: 32, maxLength: 40 };
-  r.sppo.eta = 10;
-  r.train = { ...r.train, lr: 0.05, globalBatch: 4, microBatch: 2, epochs: 2, selectedEpoch: 1, resumeEvery: 1, warmupRatio: 0.2 };
-  patch(r);
-  return r;
-}
+const recipe = (name: string, patch?: (r: Recipe) => void): Recipe =>
+  fakeRunRecipe({ root, promptFile: promptFile, maxPrompts: 8, seed: testSeed }, name, patch);
 
-const weights = (folder: string): number[] => JSON.parse(readFileSync(join(folder, 'weights.json'), 'utf8')) as number[];
+const weights = fakeWeights;
 const pinned = (out: string, t: number): string[] => readFileSync(join(out, `iter-${t}`, 'prompts.jsonl'), 'utf8').split('\n').filter(Boolean);
 const logs = (): { sink: (e: PipelineEvent) => void; text: () => string } => {
   const lines: string[] = [];
@@ -71,7 +57,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
 describe('prompt parts stay disjoint across resumes', () => {
   it('pins every part at the start: an edited prompt file or more iterations never reuse prompts', async () => {
     const ref = recipe('parts-ref');
-    const refRes = await train(ref, { provider: fakeProvider() });
+    await train(ref, { provider: fakeProvider() });
     const p1 = pinned(ref.output, 1);
     const p2 = pinned(ref.output, 2);
     expect(p1.filter((p) => p2.includes(p))).toEqual([]);

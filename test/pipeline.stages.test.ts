@@ -6,7 +6,6 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { train } from '../src/train/pipeline.js';
-import { defaultRecipe } from '../src/recipe/fields.js';
 import type { Recipe } from '../src/recipe/types.js';
 import { DEMO_DIR } from '../src/train/demo.js';
 import { readParquet } from '../src/data/parquet.js';
@@ -14,30 +13,17 @@ import { runRollout } from '../src/rollout/rollout.js';
 import { TextCodec } from '../src/text/codec.js';
 import { runTraining } from '../src/train/trainer.js';
 import type { PreferencePair } from '../src/model/types.js';
+import { fakeRunRecipe, fakeWeights } from './helpers/fakeRun.js';
 import { fakeProvider, FakeModel } from './helpers/fakeModel.js';
 import { seededRandom } from './sppo.seed.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sppo-stages-'));
 const { seed: testSeed, rand } = seededRandom('pipeline.stages');
 
-function recipe(name: string, patch: (r: Recipe) => void = () => {}): Recipe {
-  const r = defaultRecipe();
-  r.model = 'demo';
-  r.prompts = [join(DEMO_DIR, 'prompts.jsonl')];
-  r.judge = 'builtin:demo';
-  r.output = join(root, name);
-  r.seed = testSeed % 1000;
-  r.iterations = 2;
-  r.maxPrompts = 10;
-  r.rollout = { ...r.rollout, k: 3, maxNewTokens: 6, temperature: 1, topP: 1, batchSize: 4, shardSize: 4 };
-  r.lengths = { maxPromptTokens: 32, maxLength: 40 };
-  r.sppo.eta = 10;
-  r.train = { ...r.train, lr: 0.05, globalBatch: 4, microBatch: 2, epochs: 2, selectedEpoch: 1, resumeEvery: 1, warmupRatio: 0.2 };
-  patch(r);
-  return r;
-}
+const recipe = (name: string, patch?: (r: Recipe) => void): Recipe =>
+  fakeRunRecipe({ root, promptFile: join(DEMO_DIR, 'prompts.jsonl'), maxPrompts: 10, seed: testSeed }, name, patch);
 
-const weights = (folder: string): number[] => JSON.parse(readFileSync(join(folder, 'weights.json'), 'utf8')) as number[];
+const weights = fakeWeights;
 
 describe('an SPPO run on a fake model', () => {
   it('writes every stage with the reference columns, and the selected epoch becomes the next policy', async () => {

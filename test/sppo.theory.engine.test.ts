@@ -17,6 +17,7 @@ import { trainRows } from '../src/sppo/trainTable.js';
 import { winRates } from '../src/sppo/winRates.js';
 import { exploitability } from '../src/sppo/theory.js';
 import { seededRandom } from './sppo.seed.js';
+import { stratifiedRollout } from './helpers/stratifiedRollout.js';
 
 const KINDS = ['rock', 'paper', 'scissors'];
 const TOKENS = [10, 11, 12]; // the kind tokens of the tiny vocabulary
@@ -36,19 +37,6 @@ async function kindPolicy(model: EngineModel): Promise<{ logp: number[]; pi: num
   const e = logp.map((l) => Math.exp(l - m));
   const z = e.reduce((a, b) => a + b, 0);
   return { logp, pi: e.map((v) => v / z) };
-}
-
-/** Systematic sampling of K kinds from pi (each kind about K pi times). */
-function stratifiedRollout(pi: readonly number[], k: number, offset: number): number[] {
-  const kinds: number[] = [];
-  let y = 0;
-  let cum = pi[0]!;
-  for (let i = 0; i < k; i++) {
-    const x = (i + offset) / k;
-    while (x > cum && y < pi.length - 1) cum += pi[++y]!;
-    kinds.push(y);
-  }
-  return kinds;
 }
 
 describe('SPPO through the engine on a tiny model with rock-paper-scissors responses (builtin:cyclic)', () => {
@@ -106,7 +94,7 @@ describe('SPPO through the engine on a tiny model with rock-paper-scissors respo
       const logNextPresent = Math.log(next.reduce((a, v, k) => (present[k] ? a + v : a), 0));
       const miss = Math.max(...next.map((v, k) => (present[k] ? Math.abs(Math.log(v) - logNextPresent - (logClosed[k]! - lse)) : 0)));
       closedMiss.push(miss);
-      stepSize.push(Math.max(...next.map((v, k) => (present[k] ? Math.abs(logClosed[k]! - lse - Math.log(pi[k]!) + Math.log(pi.reduce((a, u, j) => (present[j] ? a + u : a), 0))) : 0))));
+      stepSize.push(Math.max(...next.map((_, k) => (present[k] ? Math.abs(logClosed[k]! - lse - Math.log(pi[k]!) + Math.log(pi.reduce((a, u, j) => (present[j] ? a + u : a), 0))) : 0))));
     }
     iterates.push((await kindPolicy(model)).pi);
   });

@@ -25,6 +25,7 @@ import { trainRows } from '../src/sppo/trainTable.js';
 import { validateMatrix } from '../src/sppo/matrix.js';
 import { boundOptimalEta, cyclicTournament, exploitability, winAgainst } from '../src/sppo/theory.js';
 import { seededRandom } from './sppo.seed.js';
+import { stratifiedRollout } from './helpers/stratifiedRollout.js';
 
 const T = 300;          // SPPO iterations per game
 const K = 400;          // responses per rollout
@@ -35,19 +36,6 @@ function logSoftmax(theta: readonly number[]): number[] {
   const m = Math.max(...theta);
   const lse = m + Math.log(theta.reduce((a, v) => a + Math.exp(v - m), 0));
   return theta.map((v) => v - lse);
-}
-
-/** Systematic (stratified) sampling: K responses, kind y about K pi(y) times, |count - K pi| < 1. */
-function stratifiedRollout(pi: readonly number[], k: number, offset: number): number[] {
-  const kinds: number[] = [];
-  let y = 0;
-  let cum = pi[0]!;
-  for (let i = 0; i < k; i++) {
-    const x = (i + offset) / k;
-    while (x > cum && y < pi.length - 1) cum += pi[++y]!;
-    kinds.push(y);
-  }
-  return kinds;
 }
 
 /** One iteration's training table through the project's code, as kinds and per-kind win rates. */

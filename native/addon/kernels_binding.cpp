@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "addon/args.h"
 #include "addon/async.h"
 #include "addon/registry.h"
 #include "core/device.h"
@@ -328,11 +329,7 @@ Napi::Value SppoLoss(const Napi::CallbackInfo& info) {
         o.Set("rewardsChosen", arr(r.rewards_chosen));
         o.Set("rewardsRejected", arr(r.rewards_rejected));
         Napi::Object s = Napi::Object::New(env);
-        s.Set("loss", r.summary.loss);
-        s.Set("rewardsChosen", r.summary.rewards_chosen);
-        s.Set("rewardsRejected", r.summary.rewards_rejected);
-        s.Set("margins", r.summary.margins);
-        s.Set("accuracy", r.summary.accuracy);
+        SetLossSummary(s, r.summary);
         o.Set("summary", s);
         return o;
       });
@@ -340,23 +337,17 @@ Napi::Value SppoLoss(const Napi::CallbackInfo& info) {
 
 // Wraps a binding so sppo::Error from synchronous checks (require_device) becomes a JS Error.
 template <Napi::Value (*Fn)(const Napi::CallbackInfo&)>
-Napi::Value Guarded(const Napi::CallbackInfo& info) {
-  try {
-    return Fn(info);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(info.Env(), e.what());
-  }
+Napi::Value Checked(const Napi::CallbackInfo& info) {
+  return Guarded(info.Env(), [&] { return Fn(info); });
 }
 
 }  // namespace
 
 void RegisterKernels(Napi::Env env, Napi::Object exports) {
-  exports.Set("logprobForward", Napi::Function::New(env, Guarded<LogprobForward>, "logprobForward"));
-  exports.Set("logprobBackward", Napi::Function::New(env, Guarded<LogprobBackward>, "logprobBackward"));
-  exports.Set("maskedSequenceSum", Napi::Function::New(env, Guarded<MaskedSequenceSum>, "maskedSequenceSum"));
-  exports.Set("sppoLoss", Napi::Function::New(env, Guarded<SppoLoss>, "sppoLoss"));
+  exports.Set("logprobForward", Napi::Function::New(env, Checked<LogprobForward>, "logprobForward"));
+  exports.Set("logprobBackward", Napi::Function::New(env, Checked<LogprobBackward>, "logprobBackward"));
+  exports.Set("maskedSequenceSum", Napi::Function::New(env, Checked<MaskedSequenceSum>, "maskedSequenceSum"));
+  exports.Set("sppoLoss", Napi::Function::New(env, Checked<SppoLoss>, "sppoLoss"));
   exports.Set("lossTypes", [&] {
     Napi::Array a = Napi::Array::New(env, 5);
     for (int i = 0; i < 5; ++i) a.Set(static_cast<uint32_t>(i), loss_type_name(static_cast<LossType>(i)));

@@ -2,6 +2,7 @@
 #include <cstring>
 #include <limits>
 
+#include "addon/args.h"
 #include "addon/async.h"
 #include "addon/model_args.h"
 #include "addon/model_object.h"
@@ -9,16 +10,6 @@
 #include "core/error.h"
 
 namespace sppo::addon {
-
-Napi::Value Guarded(Napi::Env env, const std::function<Napi::Value()>& body) {
-  try {
-    return body();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
-}
 
 void ModelObject::CheckUsable(Napi::Env env, const char* what) const {
   if (!state_) throw Napi::Error::New(env, std::string("Model.") + what + ": the model was freed");
@@ -271,11 +262,7 @@ Napi::Value ModelObject::Accumulate(const Napi::CallbackInfo& info) {
       },
       [](Napi::Env e, StepMetrics& m) -> Napi::Value {
         Napi::Object r = Napi::Object::New(e);
-        r.Set("loss", m.summary.loss);
-        r.Set("rewardsChosen", m.summary.rewards_chosen);
-        r.Set("rewardsRejected", m.summary.rewards_rejected);
-        r.Set("margins", m.summary.margins);
-        r.Set("accuracy", m.summary.accuracy);
+        SetLossSummary(r, m.summary);
         r.Set("policyChosenLogp", m.policy_chosen_logp);
         r.Set("policyRejectedLogp", m.policy_rejected_logp);
         r.Set("tokens", static_cast<double>(m.tokens));

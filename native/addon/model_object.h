@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "addon/args.h"  // Guarded, used by every Model method
 #include "model/llama.h"
 #include "optim/optimizer.h"
 
@@ -73,9 +74,5 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
   std::shared_ptr<ModelState> state_;
   std::shared_ptr<std::atomic<bool>> busy_ = std::make_shared<std::atomic<bool>>(false);
 };
-
-// Runs `body` and turns a C++ exception into a JS exception (node-addon-api only forwards
-// Napi::Error by itself; anything else would terminate the process).
-Napi::Value Guarded(Napi::Env env, const std::function<Napi::Value()>& body);
 
 }  // namespace sppo::addon

@@ -1,4 +1,4 @@
-// AVX2+FMA building blocks (8 floats per vector): exp, bf16 load/store, horizontal sum.
+// AVX2+FMA building blocks (8 floats per vector): exp, bf16 load/store, horizontal sum, 8x8 transpose.
 // Every function is compiled for AVX2 only through its target attribute; call them only from
 // other SPPO_TARGET_AVX2 functions, after simd::use_avx2() said yes.
 #pragma once
@@ -70,6 +70,29 @@ SPPO_TARGET_AVX2 inline float hsum8(__m256 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
   return _mm_cvtss_f32(s);
+}
+
+// In-register 8 x 8 transpose: on entry x[i] is row i, on return x[c] is column c. Data movement
+// only, so it is marked plain "avx2" to inline into the non-FMA attention kernel as well.
+__attribute__((target("avx2"))) inline void transpose8x8(__m256 x[8]) {
+  __m256 t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(x[i], x[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(x[i], x[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    x[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    x[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    x[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    x[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  // Now x[i] (i < 4) holds rows 0..3 of column i in its low half and of column i+4 in its high
+  // half; x[i+4] the same for rows 4..7.
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm256_permute2f128_ps(x[i], x[i + 4], 0x20);
+    t[i + 4] = _mm256_permute2f128_ps(x[i], x[i + 4], 0x31);
+  }
+  for (int i = 0; i < 8; ++i) x[i] = t[i];
 }
 
 }  // namespace sppo::simd

@@ -115,6 +115,17 @@ inline void copy_weights(sppo::LlamaEngine<float>& from, sppo::LlamaModel& to) {
   }
 }
 
+// Fresh random weights for `m` (float64 draws rounded to float, as a float model holds them);
+// returns the float64 weights for the reference.
+inline llama_ref::Weights randomize_model(const sppo::LlamaConfig& c, sppo::LlamaModel& m, sppo_test::Rng& rng) {
+  sppo::LlamaEngine<double> de(c);
+  randomize(de.params(), rng);
+  sppo::LlamaEngine<float> fe(c);
+  copy_weights(de, fe);
+  copy_weights(fe, m);
+  return weights_of(de.params());
+}
+
 // A padded batch over sequences; response tokens are the last resp_len[i] tokens of each.
 struct Batch {
   int64_t B = 0, T = 0;

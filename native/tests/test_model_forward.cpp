@@ -111,12 +111,7 @@ TEST(sequence_logprobs_match_reference_log_softmax) {
   sppo_test::Rng rng(3);
   for (auto c : {llama3_tiny(), llama2_tiny()}) {
     LlamaModel m(c);
-    LlamaEngine<double> de(c);
-    randomize(de.params(), rng);
-    LlamaEngine<float> fe(c);
-    copy_weights(de, fe);
-    copy_weights(fe, m);
-    auto w = weights_of(de.params());
+    auto w = randomize_model(c, m, rng);
     auto seqs = random_seqs(rng, c.vocab_size, {5, 8, 3});
     std::vector<int64_t> resp = {2, 7, 1};
     Batch b = pad(seqs, resp, true);
@@ -148,12 +143,7 @@ TEST(reward_scores_match_reference_at_last_real_token) {
   LlamaModel m(c);
   CHECK(m.find_param("score.weight") != nullptr);
   CHECK(m.find_param("lm_head.weight") == nullptr);
-  LlamaEngine<double> de(c);
-  randomize(de.params(), rng);
-  LlamaEngine<float> fe(c);
-  copy_weights(de, fe);
-  copy_weights(fe, m);
-  auto w = weights_of(de.params());
+  auto w = randomize_model(c, m, rng);
   auto seqs = random_seqs(rng, c.vocab_size, {6, 2, 9});
   for (bool left : {true, false}) {
     Batch b = pad(seqs, {0, 0, 0}, left, 2);

@@ -76,7 +76,7 @@ export class CommandJudge implements Judge {
   }
 
   private constructor(
-    private readonly command: string,
+    command: string,
     private readonly opts: CommandJudgeOptions,
   ) {
     this.name = `command:${command}`;

@@ -1,8 +1,11 @@
 // Shared setup for the model suites: tiny random checkpoints in a temp folder, with a logged seed.
+import { afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseModelConfig, type ModelConfig } from '../../src/model/config.js';
+import type { EngineModel } from '../../src/model/engine.js';
+import { seededRandom } from '../sppo.seed.js';
 import { writeTinyCheckpoint, type TinyCheckpoint, type TinyCheckpointOptions, type TinyKind } from '../../src/model/tiny.js';
 
 export function makeTempDir(prefix: string): { dir: string; cleanup: () => void } {
@@ -10,11 +13,27 @@ export function makeTempDir(prefix: string): { dir: string; cleanup: () => void 
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * A list for the models a suite opens: after the suite each is freed (unless it already was),
+ * then `cleanup` runs (the temp folder they were loaded from).
+ */
+export function modelsFreedAfterAll(cleanup: () => void): EngineModel[] {
+  const models: EngineModel[] = [];
+  afterAll(() => {
+    for (const m of models) {
+      try {
+        m.free();
+      } catch {
+        /* already freed */
+      }
+    }
+    cleanup();
+  });
+  return models;
+}
+
 export function testSeed(label: string): number {
-  const fromEnv = process.env.SPPO_TEST_SEED;
-  const seed = fromEnv ? Number(fromEnv) : Math.floor(Math.random() * 2 ** 31);
-  console.log(`${label}: seed ${seed} (set SPPO_TEST_SEED to replay)`);
-  return seed;
+  return seededRandom(label).seed;
 }
 
 export interface Tiny extends TinyCheckpoint {

@@ -147,24 +147,10 @@ SPPO_TARGET_AVX2 void transpose_block_avx2(const float* in, int64_t R, int64_t C
   for (; r + 8 <= r1; r += 8) {
     int64_t c = c0;
     for (; c + 8 <= c1; c += 8) {
-      __m256 x[8], t[8];
+      __m256 x[8];
       for (int i = 0; i < 8; ++i) x[i] = _mm256_loadu_ps(in + (r + i) * C + c);
-      for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(x[i], x[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(x[i], x[i + 1]);
-      }
-      for (int i = 0; i < 8; i += 4) {
-        x[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        x[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        x[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        x[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-      }
-      // Now x[i] (i < 4) holds rows r..r+3 of column c+i in its low half and of column c+i+4 in
-      // its high half; x[i+4] the same for rows r+4..r+7.
-      for (int i = 0; i < 4; ++i) {
-        _mm256_storeu_ps(out + (c + i) * R + r, _mm256_permute2f128_ps(x[i], x[i + 4], 0x20));
-        _mm256_storeu_ps(out + (c + i + 4) * R + r, _mm256_permute2f128_ps(x[i], x[i + 4], 0x31));
-      }
+      simd::transpose8x8(x);
+      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(out + (c + i) * R + r, x[i]);
     }
     for (int64_t i = r; i < r + 8; ++i)
       for (int64_t cc = c; cc < c1; ++cc) out[cc * R + i] = in[i * C + cc];

@@ -154,23 +154,9 @@ __attribute__((target("avx2"))) void attention_forward_task_avx2(const AttnShape
   for (; j + 8 <= t + 1; j += 8) {
     __m256 d = _mm256_setzero_ps();
     for (int64_t i = 0; i < hd; i += 8) {
-      __m256 x[8], y[8];
-      for (int l = 0; l < 8; ++l) x[l] = _mm256_loadu_ps(kb + (j + l) * kw + i);
-      for (int l = 0; l < 8; l += 2) {
-        y[l] = _mm256_unpacklo_ps(x[l], x[l + 1]);
-        y[l + 1] = _mm256_unpackhi_ps(x[l], x[l + 1]);
-      }
-      for (int l = 0; l < 8; l += 4) {
-        x[l] = _mm256_shuffle_ps(y[l], y[l + 2], 0x44);
-        x[l + 1] = _mm256_shuffle_ps(y[l], y[l + 2], 0xEE);
-        x[l + 2] = _mm256_shuffle_ps(y[l + 1], y[l + 3], 0x44);
-        x[l + 3] = _mm256_shuffle_ps(y[l + 1], y[l + 3], 0xEE);
-      }
-      __m256 col[8];  // col[c] lane l = key j + l, element i + c
-      for (int c = 0; c < 4; ++c) {
-        col[c] = _mm256_permute2f128_ps(x[c], x[c + 4], 0x20);
-        col[c + 4] = _mm256_permute2f128_ps(x[c], x[c + 4], 0x31);
-      }
+      __m256 col[8];  // row l: key j + l; after the transpose col[c] lane l = key j + l, element i + c
+      for (int l = 0; l < 8; ++l) col[l] = _mm256_loadu_ps(kb + (j + l) * kw + i);
+      simd::transpose8x8(col);
       for (int c = 0; c < 8; ++c) d = _mm256_add_ps(d, _mm256_mul_ps(_mm256_set1_ps(qv[i + c]), col[c]));
     }
     _mm256_storeu_ps(sc + j, _mm256_mul_ps(d, _mm256_set1_ps(scale)));
