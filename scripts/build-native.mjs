@@ -6,6 +6,8 @@
 //   one install uses exactly one of the two, and a tree built by the other is cleaned first.
 // Environment: SPPO_CUDA=auto|on|off (default auto), SPPO_CUDA_ARCHS="80;90",
 // SPPO_BUILD_JOBS (default: number of cores), SPPO_SKIP_NATIVE=1 to skip entirely.
+// --force starts from an empty build/ (after changing compilers, CUDA toolkits or options that
+// CMake caches); without it the build is incremental.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, homedir, tmpdir } from 'node:os';
@@ -22,6 +24,8 @@ if (process.env.SPPO_SKIP_NATIVE === '1') {
   console.log('sppo-native: SPPO_SKIP_NATIVE=1, not building the native addon');
   process.exit(0);
 }
+
+if (process.argv.includes('--force')) rmSync(build, { recursive: true, force: true });
 
 const cuda = (process.env.SPPO_CUDA ?? 'auto').toLowerCase();
 if (!['auto', 'on', 'off'].includes(cuda)) {
