@@ -2,8 +2,12 @@
 // processed together (ragged, no padding); each row attends to its own sequence's cache.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
+#include <vector>
 
 #include "core/error.h"
+#include "core/simd.h"
+#include "core/simd_avx2.h"
 #include "model/cpu/par.h"
 #include "model/cpu/matmul.h"
 #include "model/cpu/ops.h"
@@ -13,6 +17,86 @@
 namespace sppo {
 
 using namespace cpu_model;
+
+namespace {
+
+#if SPPO_HAVE_AVX2_PATH
+// attention_forward_task_avx2's arithmetic for one cached row (float, hd % 8 == 0): 8 keys' dot
+// products at once, one key per lane, each summed in i order with a rounded multiply then add
+// (target "avx2" without "fma" so nothing is contracted), then the scalar softmax steps.
+__attribute__((target("avx2"))) void decode_attention_avx2(const float* qv, const float* base_k,
+                                                           const float* base_v, int64_t n, int64_t hd,
+                                                           int64_t kw, float scale, float* o, float* sc) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    __m256 d = _mm256_setzero_ps();
+    for (int64_t i = 0; i < hd; i += 8) {
+      __m256 col[8];  // row l: key j + l; after the transpose col[c] lane l = key j + l, element i + c
+      for (int l = 0; l < 8; ++l) col[l] = _mm256_loadu_ps(base_k + (j + l) * kw + i);
+      simd::transpose8x8(col);
+      for (int c = 0; c < 8; ++c) d = _mm256_add_ps(d, _mm256_mul_ps(_mm256_set1_ps(qv[i + c]), col[c]));
+    }
+    _mm256_storeu_ps(sc + j, _mm256_mul_ps(d, _mm256_set1_ps(scale)));
+  }
+  for (; j < n; ++j) {
+    const float* kv = base_k + j * kw;
+    float d = 0;
+    for (int64_t i = 0; i < hd; ++i) d = d + qv[i] * kv[i];
+    sc[j] = d * scale;
+  }
+  float m = -INFINITY;
+  for (int64_t jj = 0; jj < n; ++jj) m = std::max(m, sc[jj]);
+  float sum = 0;
+  for (int64_t jj = 0; jj < n; ++jj) {
+    sc[jj] = std::exp(sc[jj] - m);
+    sum += sc[jj];
+  }
+  const float inv = 1.f / sum;
+  for (int64_t i = 0; i < hd; ++i) o[i] = 0.f;
+  for (int64_t jj = 0; jj < n; ++jj) {
+    const __m256 p = _mm256_set1_ps(sc[jj] * inv);
+    const float* vv = base_v + jj * kw;
+    for (int64_t i = 0; i < hd; i += 8)
+      _mm256_storeu_ps(o + i, _mm256_add_ps(_mm256_loadu_ps(o + i), _mm256_mul_ps(p, _mm256_loadu_ps(vv + i))));
+  }
+}
+#endif
+
+// One query row and head against its sequence's n cached keys (stride kw), into o [hd].
+template <typename T>
+void decode_attention_task(const T* qv, const T* base_k, const T* base_v, int64_t n, int64_t hd, int64_t kw,
+                           T scale, T* o) {
+  thread_local std::vector<T> sc;  // scores; reused across tasks instead of one allocation each
+  if (static_cast<int64_t>(sc.size()) < n) sc.resize(n);
+#if SPPO_HAVE_AVX2_PATH
+  if constexpr (std::is_same_v<T, float>) {
+    if (hd % 8 == 0 && simd::use_avx2())
+      return decode_attention_avx2(qv, base_k, base_v, n, hd, kw, scale, o, sc.data());
+  }
+#endif
+  T m = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) {
+    const T* kv = base_k + j * kw;
+    T d = 0;
+    for (int64_t i = 0; i < hd; ++i) d += qv[i] * kv[i];
+    sc[j] = d * scale;
+    m = std::max(m, sc[j]);
+  }
+  T sum = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    sc[j] = std::exp(sc[j] - m);
+    sum += sc[j];
+  }
+  const T inv = T(1) / sum;
+  std::fill(o, o + hd, T(0));
+  for (int64_t j = 0; j < n; ++j) {
+    const T p = sc[j] * inv;
+    const T* vv = base_v + j * kw;
+    for (int64_t i = 0; i < hd; ++i) o[i] += p * vv[i];
+  }
+}
+
+}  // namespace
 
 template <typename T>
 void LlamaEngine<T>::cache_init(KVCache<T>& cache, const std::vector<int64_t>& capacities) const {
@@ -82,32 +166,10 @@ void LlamaEngine<T>::decode(KVCache<T>& cache, const std::vector<DecodeItem>& it
     }
     // Same arithmetic, in the same order, as attention_forward over a padded batch.
     parallel_for_cost(R * nh, 4.0 * hd * (cache.len[row_seq[0]] + 8), [&](int64_t idx) {
-      const int64_t r = idx / nh, h = idx % nh, g = h / group, pos = row_pos[r];
-      const T* base_k = ck[row_seq[r]].data() + g * hd;
-      const T* base_v = cv[row_seq[r]].data() + g * hd;
-      const T* qv = q.data() + r * qw + h * hd;
-      T* o = att.data() + r * qw + h * hd;
-      std::vector<T> sc(pos + 1);
-      T m = -INFINITY;
-      for (int64_t j = 0; j <= pos; ++j) {
-        const T* kv = base_k + j * kw;
-        T d = 0;
-        for (int64_t i = 0; i < hd; ++i) d += qv[i] * kv[i];
-        sc[j] = d * scale;
-        m = std::max(m, sc[j]);
-      }
-      T sum = 0;
-      for (int64_t j = 0; j <= pos; ++j) {
-        sc[j] = std::exp(sc[j] - m);
-        sum += sc[j];
-      }
-      const T inv = T(1) / sum;
-      std::fill(o, o + hd, T(0));
-      for (int64_t j = 0; j <= pos; ++j) {
-        const T p = sc[j] * inv;
-        const T* vv = base_v + j * kw;
-        for (int64_t i = 0; i < hd; ++i) o[i] += p * vv[i];
-      }
+      const int64_t r = idx / nh, h = idx % nh, g = h / group;
+      decode_attention_task(q.data() + r * qw + h * hd, ck[row_seq[r]].data() + g * hd,
+                            cv[row_seq[r]].data() + g * hd, row_pos[r] + 1, hd, kw, scale,
+                            att.data() + r * qw + h * hd);
     });
     matmul_nt(att.data(), W(li.o), x.data(), R, H, qw, true);
     rmsnorm_forward(x.data(), W(li.ln2), R, H, cfg_.rms_norm_eps, xn.data(), rstd.data());
