@@ -59,7 +59,7 @@ describe('win rate with a confidence interval', () => {
     expect(Math.abs(b.lower - a.lower)).toBeLessThan(0.02);
     expect(Math.abs(b.upper - a.upper)).toBeLessThan(0.02);
     expect(winRateBootstrap(outcomes, 0.95, 2000, 42)).toEqual(b); // reproducible
-    expect(formatWinRate(a)).toMatch(/^\d+\.\d% \[\d+\.\d%, \d+\.\d%\] \(95% wilson; \d+ wins, \d+ ties, \d+ losses of 400\)$/);
+    expect(formatWinRate(a)).toMatch(/^\d+\.\d% \[\d+\.\d%, \d+\.\d%\] \(95% wilson; \d+ wins?, \d+ ties?, \d+ loss(es)? of 400\)$/);
   });
 
   it('reads a comparison from a judge matrix', () => {

@@ -7,7 +7,6 @@
 
 #include "core/error.h"
 #include "core/simd.h"
-#include "core/simd_avx2.h"
 #include "model/cpu/par.h"
 #include "model/cpu/matmul.h"
 #include "model/cpu/ops.h"
@@ -21,29 +20,11 @@ using namespace cpu_model;
 namespace {
 
 #if SPPO_HAVE_AVX2_PATH
-// attention_forward_task_avx2's arithmetic for one cached row (float, hd % 8 == 0): 8 keys' dot
-// products at once, one key per lane, each summed in i order with a rounded multiply then add
-// (target "avx2" without "fma" so nothing is contracted), then the scalar softmax steps.
-__attribute__((target("avx2"))) void decode_attention_avx2(const float* qv, const float* base_k,
-                                                           const float* base_v, int64_t n, int64_t hd,
-                                                           int64_t kw, float scale, float* o, float* sc) {
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    __m256 d = _mm256_setzero_ps();
-    for (int64_t i = 0; i < hd; i += 8) {
-      __m256 col[8];  // row l: key j + l; after the transpose col[c] lane l = key j + l, element i + c
-      for (int l = 0; l < 8; ++l) col[l] = _mm256_loadu_ps(base_k + (j + l) * kw + i);
-      simd::transpose8x8(col);
-      for (int c = 0; c < 8; ++c) d = _mm256_add_ps(d, _mm256_mul_ps(_mm256_set1_ps(qv[i + c]), col[c]));
-    }
-    _mm256_storeu_ps(sc + j, _mm256_mul_ps(d, _mm256_set1_ps(scale)));
-  }
-  for (; j < n; ++j) {
-    const float* kv = base_k + j * kw;
-    float d = 0;
-    for (int64_t i = 0; i < hd; ++i) d = d + qv[i] * kv[i];
-    sc[j] = d * scale;
-  }
+// attention_forward_task_avx2's arithmetic for one cached row (float, hd % 8 == 0), through the
+// same shared pieces, so the cache reproduces the full forward bitwise.
+void decode_attention_avx2(const float* qv, const float* base_k, const float* base_v, int64_t n, int64_t hd,
+                           int64_t kw, float scale, float* o, float* sc) {
+  attention_scores_avx2(qv, base_k, n, hd, kw, scale, sc);
   float m = -INFINITY;
   for (int64_t jj = 0; jj < n; ++jj) m = std::max(m, sc[jj]);
   float sum = 0;
@@ -53,12 +34,7 @@ __attribute__((target("avx2"))) void decode_attention_avx2(const float* qv, cons
   }
   const float inv = 1.f / sum;
   for (int64_t i = 0; i < hd; ++i) o[i] = 0.f;
-  for (int64_t jj = 0; jj < n; ++jj) {
-    const __m256 p = _mm256_set1_ps(sc[jj] * inv);
-    const float* vv = base_v + jj * kw;
-    for (int64_t i = 0; i < hd; i += 8)
-      _mm256_storeu_ps(o + i, _mm256_add_ps(_mm256_loadu_ps(o + i), _mm256_mul_ps(p, _mm256_loadu_ps(vv + i))));
-  }
+  for (int64_t jj = 0; jj < n; ++jj) add_scaled_row_avx2(o, base_v + jj * kw, sc[jj] * inv, hd);
 }
 #endif
 

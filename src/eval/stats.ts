@@ -226,10 +226,12 @@ export function outcomeFromMatrix(p: readonly (readonly number[])[], mode: 'hard
   return v > 0.5 ? 1 : v < 0.5 ? 0 : 0.5;
 }
 
+const count = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
+
 export function formatWinRate(w: WinRate): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const prompts = w.clusters !== undefined && w.clusters < w.n
     ? ` over ${w.clusters} prompts${w.designEffect !== undefined ? `, design effect ${w.designEffect.toFixed(2)}` : ''}`
     : '';
-  return `${pct(w.winRate)} [${pct(w.lower)}, ${pct(w.upper)}] (${Math.round(100 * w.confidence)}% ${w.method}; ${w.wins} wins, ${w.ties} ties, ${w.losses} losses of ${w.n}${prompts})`;
+  return `${pct(w.winRate)} [${pct(w.lower)}, ${pct(w.upper)}] (${Math.round(100 * w.confidence)}% ${w.method}; ${count(w.wins, 'win')}, ${count(w.ties, 'tie')}, ${count(w.losses, 'loss', 'losses')} of ${w.n}${prompts})`;
 }

@@ -136,37 +136,41 @@ void swiglu_backward(const T* gate, const T* up, const T* dact, int64_t count, T
 }
 
 #if SPPO_HAVE_AVX2_PATH
-// attention_forward's task for float with hd % 8 == 0, bitwise equal to the portable loop (the
-// KV-cache decoder repeats that arithmetic and must agree with it): 8 keys' dot products at
-// once, one key per lane, each still summed in i order with a rounded multiply then add.
-// Target "avx2" without "fma" so that the compiler cannot contract those into FMAs.
-__attribute__((target("avx2"))) void attention_forward_task_avx2(const AttnShape& s, const float* q,
-                                                                 const float* k, const float* v,
-                                                                 const uint8_t* mask, float* out, float* lse,
-                                                                 int64_t row, int64_t h, float* sc) {
-  const int64_t group = s.nh / s.nkv, qw = s.nh * s.hd, kw = s.nkv * s.hd, hd = s.hd;
-  const int64_t b = row / s.T, t = row % s.T, g = h / group;
-  const float scale = static_cast<float>(s.scale);
-  float* o = out + row * qw + h * hd;
-  const float* qv = q + row * qw + h * hd;
-  const float* kb = k + b * s.T * kw + g * hd;  // key j of this sequence and head: kb + j * kw
+__attribute__((target("avx2"))) void attention_scores_avx2(const float* qv, const float* k, int64_t n,
+                                                           int64_t hd, int64_t kw, float scale, float* sc) {
   int64_t j = 0;
-  for (; j + 8 <= t + 1; j += 8) {
+  for (; j + 8 <= n; j += 8) {  // 8 keys at once, one per lane
     __m256 d = _mm256_setzero_ps();
     for (int64_t i = 0; i < hd; i += 8) {
       __m256 col[8];  // row l: key j + l; after the transpose col[c] lane l = key j + l, element i + c
-      for (int l = 0; l < 8; ++l) col[l] = _mm256_loadu_ps(kb + (j + l) * kw + i);
+      for (int l = 0; l < 8; ++l) col[l] = _mm256_loadu_ps(k + (j + l) * kw + i);
       simd::transpose8x8(col);
       for (int c = 0; c < 8; ++c) d = _mm256_add_ps(d, _mm256_mul_ps(_mm256_set1_ps(qv[i + c]), col[c]));
     }
     _mm256_storeu_ps(sc + j, _mm256_mul_ps(d, _mm256_set1_ps(scale)));
   }
-  for (; j <= t; ++j) {
-    const float* kv = kb + j * kw;
+  for (; j < n; ++j) {
+    const float* kv = k + j * kw;
     float d = 0;
     for (int64_t i = 0; i < hd; ++i) d = d + qv[i] * kv[i];
     sc[j] = d * scale;
   }
+}
+
+__attribute__((target("avx2"))) void add_scaled_row_avx2(float* o, const float* v, float p, int64_t hd) {
+  const __m256 pv = _mm256_set1_ps(p);
+  for (int64_t i = 0; i < hd; i += 8)
+    _mm256_storeu_ps(o + i, _mm256_add_ps(_mm256_loadu_ps(o + i), _mm256_mul_ps(pv, _mm256_loadu_ps(v + i))));
+}
+
+// attention_forward's task for float with hd % 8 == 0, bitwise equal to the portable loop.
+void attention_forward_task_avx2(const AttnShape& s, const float* q, const float* k, const float* v,
+                                 const uint8_t* mask, float* out, float* lse, int64_t row, int64_t h, float* sc) {
+  const int64_t group = s.nh / s.nkv, qw = s.nh * s.hd, kw = s.nkv * s.hd, hd = s.hd;
+  const int64_t b = row / s.T, t = row % s.T, g = h / group;
+  float* o = out + row * qw + h * hd;
+  attention_scores_avx2(q + row * qw + h * hd, k + b * s.T * kw + g * hd, t + 1, hd, kw,
+                        static_cast<float>(s.scale), sc);
   // From here on, the portable loop's scalar steps (keys with mask 0 are skipped).
   float m = -INFINITY;
   for (int64_t jj = 0; jj <= t; ++jj)
@@ -180,11 +184,7 @@ __attribute__((target("avx2"))) void attention_forward_task_avx2(const AttnShape
   const float inv = 1.f / sum;
   for (int64_t jj = 0; jj <= t; ++jj) {
     const int64_t kr = b * s.T + jj;
-    if (!mask[kr]) continue;
-    const __m256 p = _mm256_set1_ps(sc[jj] * inv);
-    const float* vv = v + kr * kw + g * hd;
-    for (int64_t i = 0; i < hd; i += 8)
-      _mm256_storeu_ps(o + i, _mm256_add_ps(_mm256_loadu_ps(o + i), _mm256_mul_ps(p, _mm256_loadu_ps(vv + i))));
+    if (mask[kr]) add_scaled_row_avx2(o, v + kr * kw + g * hd, sc[jj] * inv, hd);
   }
   lse[row * s.nh + h] = m + std::log(sum);
 }

@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "core/simd.h"
+
 namespace sppo::cpu_model {
 
 // y = x * rsqrt(mean(x^2) + eps) * w over rows of H; rstd [n] saved for backward.
@@ -33,5 +35,17 @@ void attention_forward(const AttnShape& s, const T* q, const T* k, const T* v, c
 template <typename T>
 void attention_backward(const AttnShape& s, const T* q, const T* k, const T* v, const uint8_t* mask, const T* out,
                         const T* lse, const T* dout, T* dq, T* dk, T* dv);
+
+#if SPPO_HAVE_AVX2_PATH
+// The AVX2 pieces of float attention (hd % 8 == 0), shared by attention_forward and the KV-cache
+// decoder so that both give bitwise-equal results. Compiled for "avx2" without "fma": each dot
+// product is summed in element order with a rounded multiply then add, like the portable loop.
+// Call only after simd::use_avx2().
+// sc[j] = scale * <qv, key j> for keys j < n at k + j * kw.
+void attention_scores_avx2(const float* qv, const float* k, int64_t n, int64_t hd, int64_t kw, float scale,
+                           float* sc);
+// o[0..hd) += p * v for one value row.
+void add_scaled_row_avx2(float* o, const float* v, float p, int64_t hd);
+#endif
 
 }  // namespace sppo::cpu_model
