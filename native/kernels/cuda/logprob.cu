@@ -49,10 +49,8 @@ struct Online {
   }
 };
 
-// Reduces every thread's state to the block; all threads get the result in `st`.
-template <int BLOCK>
-__device__ __forceinline__ void block_merge(Online& st) {
-  __shared__ float sm[32], ss[32], sz[32];
+// Merges the states of a warp's 32 lanes; every lane gets the result.
+__device__ __forceinline__ void warp_merge(Online& st) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
     float om = __shfl_xor_sync(0xffffffffu, st.m, o);
@@ -60,6 +58,13 @@ __device__ __forceinline__ void block_merge(Online& st) {
     float oz = __shfl_xor_sync(0xffffffffu, st.z, o);
     st.merge(om, os, oz);
   }
+}
+
+// Reduces every thread's state to the block; all threads get the result in `st`.
+template <int BLOCK>
+__device__ __forceinline__ void block_merge(Online& st) {
+  __shared__ float sm[32], ss[32], sz[32];
+  warp_merge(st);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   constexpr int kWarps = BLOCK / 32;
   __syncthreads();  // the shared arrays may still be read by a previous call
@@ -67,13 +72,7 @@ __device__ __forceinline__ void block_merge(Online& st) {
   __syncthreads();
   Online r;
   if (lane < kWarps) r.m = sm[lane], r.s = ss[lane], r.z = sz[lane];
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    float om = __shfl_xor_sync(0xffffffffu, r.m, o);
-    float os = __shfl_xor_sync(0xffffffffu, r.s, o);
-    float oz = __shfl_xor_sync(0xffffffffu, r.z, o);
-    r.merge(om, os, oz);
-  }
+  warp_merge(r);
   st = r;
 }
 
