@@ -8,7 +8,8 @@ import type { NativeSppoLossArgs, SppoLossResult } from './kernels/sppoLoss.js';
 const require = createRequire(import.meta.url);
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-export type DeviceName = 'cpu' | 'cuda';
+export type { DeviceName } from './native/kinds.js';
+import type { DeviceName } from './native/kinds.js';
 
 export interface BuildInfo {
   cuda: boolean;

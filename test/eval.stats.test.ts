@@ -2,7 +2,7 @@
 // on simulated evaluations, ties and probabilities, the bootstrap, and input errors.
 import { describe, expect, it } from 'vitest';
 import { formatWinRate, normalQuantile, outcomeFromMatrix, wilsonInterval, winRate, winRateBootstrap } from '../src/eval/stats.js';
-import { matrixFromScores } from '../src/sppo/matrix.js';
+import { matrixFromScores } from '../src/judge/matrix.js';
 import { seededRandom } from './sppo.seed.js';
 
 describe('win rate with a confidence interval', () => {

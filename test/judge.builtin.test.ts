@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createJudge } from '../src/judge/factory.js';
 import { parseJudgeSpec } from '../src/judge/spec.js';
 import { cyclicKind, demoScore, DEMO_WORDS } from '../src/judge/builtin.js';
-import { sigmoid, validateMatrix } from '../src/sppo/matrix.js';
+import { sigmoid, validateMatrix } from '../src/judge/matrix.js';
 import { winRates } from '../src/sppo/winRates.js';
 import { selectPairs } from '../src/sppo/pairs.js';
 import { seededRandom } from './sppo.seed.js';

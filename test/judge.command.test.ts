@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createJudge } from '../src/judge/factory.js';
 import { CommandJudge } from '../src/judge/command.js';
-import { sigmoid } from '../src/sppo/matrix.js';
+import { sigmoid } from '../src/judge/matrix.js';
 import { seededRandom } from './sppo.seed.js';
 
 let dir = '';

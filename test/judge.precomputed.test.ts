@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parquetWriteFile } from 'hyparquet-writer';
 import { createJudge } from '../src/judge/factory.js';
-import { matrixFromScores, sigmoid } from '../src/sppo/matrix.js';
+import { matrixFromScores, sigmoid } from '../src/judge/matrix.js';
 import { seededRandom } from './sppo.seed.js';
 
 let dir = '';

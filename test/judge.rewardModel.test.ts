@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { resolve } from 'node:path';
 import type { ModelHandle } from '../src/model/types.js';
 import { createJudge } from '../src/judge/factory.js';
-import { sigmoid } from '../src/sppo/matrix.js';
+import { sigmoid } from '../src/judge/matrix.js';
 import { seededRandom } from './sppo.seed.js';
 
 function fakeEngine(reward: (tokens: number[]) => number, isRewardModel = true) {

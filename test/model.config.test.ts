@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { expectedParameters, parseModelConfig, readModelConfig, toNativeConfig } from '../src/model/config.js';
-import { TINY_KINDS, tinyConfig } from '../src/model/tiny.js';
+import { TINY_KINDS, tinyConfig } from './helpers/tinyModels.js';
 
 // Shapes of real releases (sizes only; no weights).
 const LLAMA2_7B = {

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type EngineModel } from '../src/model/engine.js';
-import { SeededRandom } from '../src/model/tiny.js';
+import { SeededRandom } from '../src/util/rng.js';
 import type { PreferencePair } from '../src/model/types.js';
 import {
   logSoftmax,

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/model/engine.js';
 import { parseSafetensorsHeader } from '../src/model/safetensors.js';
-import { SeededRandom, writeTinyCheckpoint, type TinyKind } from '../src/model/tiny.js';
+import { SeededRandom } from '../src/util/rng.js';
+import { writeTinyCheckpoint, type TinyKind } from './helpers/tinyModels.js';
 import type { LoadableDtype } from '../src/model/safetensors.js';
 import { makeTempDir, testSeed } from './helpers/modelFixtures.js';
 

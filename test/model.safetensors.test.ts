@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bf16ToF32, encodeSafetensors, f16ToF32, f32ToBf16, f32ToF16 } from '../src/model/encode.js';
 import { buildSafetensorsHeader, MAX_HEADER_BYTES, openCheckpoint, planShards, readSafetensorsHeader } from '../src/model/safetensors.js';
-import { writeTinyCheckpoint } from '../src/model/tiny.js';
+import { writeTinyCheckpoint } from './helpers/tinyModels.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sppo-st-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

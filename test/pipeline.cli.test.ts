@@ -147,7 +147,7 @@ describe.skipIf(!haveDist)('the CLI on the real engine (runs bin/ over dist/; sk
 describe.skipIf(!haveDist)('the CLI without a model (runs bin/ over dist/; skipped when dist/ is not built, which `npm test` does first)', () => {
   it('Ctrl-C / SIGTERM ends a running command judge and exits 130 / 143', async () => {
     const { writeParquet } = await import('../src/data/parquet.js');
-    const { rolloutColumns } = await import('../src/rollout/rollout.js');
+    const { rolloutColumns } = await import('../src/stages/rollout.js');
     const input = join(root, 'sig-generated.parquet');
     writeParquet(input, rolloutColumns([{ promptIndex: 0, prompt: 'why', promptTokens: [1], responses: ['a', 'b'], responseTokens: [[3], [4]], finishReasons: ['eos', 'eos'] }], 2));
     for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parquetReadLimits, tableToParquet, type Message } from '../src/data/parquet.js';
 import { loadPrompts } from '../src/data/prompts.js';
-import { SeededRandom } from '../src/model/tiny.js';
+import { SeededRandom } from '../src/util/rng.js';
 import { makeTempDir, testSeed } from './helpers/modelFixtures.js';
 
 const seed = testSeed('pipeline.fuzz');

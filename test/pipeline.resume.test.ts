@@ -6,10 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { train } from '../src/train/pipeline.js';
+import { train } from '../src/pipeline/pipeline.js';
 import { evaluate, generate } from '../src/api.js';
 import type { Recipe } from '../src/recipe/types.js';
-import { DEMO_DIR } from '../src/train/demo.js';
+import { DEMO_DIR } from '../src/pipeline/demo.js';
 import { readParquet } from '../src/data/parquet.js';
 import type { PipelineEvent } from '../src/util/events.js';
 import { fakeRunRecipe, fakeWeights } from './helpers/fakeRun.js';
@@ -166,7 +166,7 @@ describe('failures in training', () => {
 describe('on the real engine', () => {
   it('a gradient that overflows stops training with a clear error (the engine skips the step)', async () => {
     const { createRandomModel } = await import('../src/model/engine.js');
-    const { runTraining } = await import('../src/train/trainer.js');
+    const { runTraining } = await import('../src/stages/train.js');
     const config = JSON.parse(readFileSync(join(DEMO_DIR, 'model-config.json'), 'utf8')) as Record<string, unknown>;
     const tok = (): number => 3 + Math.floor(rand() * 120);
     const seq = () => ({ tokens: [1, tok(), tok(), ...Array.from({ length: 1 + Math.floor(rand() * 4) }, tok)], promptLength: 3 });

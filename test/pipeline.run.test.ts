@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveAtomicDir, writeDirAtomic, writeFileAtomic } from '../src/run/atomic.js';
 import { acquireRunLock } from '../src/run/lock.js';
-import { learningRate, warmupSteps } from '../src/train/schedule.js';
+import { learningRate, warmupSteps } from '../src/stages/schedule.js';
 import { seededRandom } from './sppo.seed.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sppo-run-'));

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TextCodec } from '../src/text/codec.js';
-import { DEMO_DIR } from '../src/train/demo.js';
+import { DEMO_DIR } from '../src/pipeline/demo.js';
 import { seededRandom } from './sppo.seed.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sppo-text-'));

@@ -2,7 +2,7 @@
 // (UCLA-AGI/SPPO scripts/compute_prob.py): hand-checked cases, then random ones against a direct
 // float64 transcription of those definitions.
 import { describe, expect, it } from 'vitest';
-import { matrixFromScores, sigmoid, symmetrize, validateMatrix, validateScores } from '../src/sppo/matrix.js';
+import { matrixFromScores, sigmoid, symmetrize, validateMatrix, validateScores } from '../src/judge/matrix.js';
 import { winRates } from '../src/sppo/winRates.js';
 import { pairingSupportsLoss, parsePairing, selectPairs } from '../src/sppo/pairs.js';
 import { trainRows } from '../src/sppo/trainTable.js';
@@ -128,10 +128,13 @@ describe('`all` pairing (Algorithm 1)', () => {
 describe('training rows', () => {
   it('have the reference columns and message lists', () => {
     const judgment = { probability: matrixFromScores([0.2, -1, 0.7]), scores: [0.2, -1, 0.7] };
-    const rows = trainRows('Name a colour.', ['Red.', 'Hm.', 'Blue and green.'], judgment, 'best-worst');
+    const rows = trainRows({ promptIndex: 4, prompt: 'Name a colour.', responses: ['Red.', 'Hm.', 'Blue and green.'], ...judgment }, 'best-worst');
     const r = winRates(judgment.probability);
     expect(rows).toEqual([
       {
+        promptIndex: 4,
+        chosenIndex: 2,
+        rejectedIndex: 1,
         chosen: [
           { content: 'Name a colour.', role: 'user' },
           { content: 'Blue and green.', role: 'assistant' },
@@ -140,17 +143,16 @@ describe('training rows', () => {
           { content: 'Name a colour.', role: 'user' },
           { content: 'Hm.', role: 'assistant' },
         ],
-        chosen_probs: judgment.probability[2]![1],
-        chosen_probs_win: r[2],
-        chosen_probs_lose: r[1],
+        chosenProbs: judgment.probability[2]![1],
+        chosenProbsWin: r[2],
+        chosenProbsLose: r[1],
       },
     ]);
-    expect(Object.keys(rows[0]!)).toEqual(['chosen', 'rejected', 'chosen_probs', 'chosen_probs_win', 'chosen_probs_lose']);
   });
 
   it('refuse a judgment of the wrong size, naming the prompt', () => {
     const judgment = { probability: matrixFromScores([1, 2]), scores: [1, 2] };
-    expect(() => trainRows('x', ['a', 'b', 'c'], judgment, 'best-worst', 'prompt 7')).toThrow(/prompt 7: the judgment has a 2x2 matrix for 3 responses/);
+    expect(() => trainRows({ promptIndex: 7, prompt: 'x', responses: ['a', 'b', 'c'], ...judgment }, 'best-worst')).toThrow(/prompt 7: the judgment has a 2x2 matrix for 3 responses/);
   });
 });
 

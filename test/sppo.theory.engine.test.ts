@@ -9,7 +9,7 @@
 // kinds is exactly the closed form (test/sppo.theory.kernel.test.ts covers the tabular case).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRandomModel, type EngineModel } from '../src/model/engine.js';
-import { tinyConfig } from '../src/model/tiny.js';
+import { tinyConfig } from './helpers/tinyModels.js';
 import type { PreferencePair, ScoredSequence } from '../src/model/types.js';
 import { createJudge } from '../src/judge/factory.js';
 import type { Judge } from '../src/judge/types.js';
@@ -75,11 +75,11 @@ describe('SPPO through the engine on a tiny model with rock-paper-scissors respo
       const pHat = new Array<number>(KINDS.length).fill(NaN);
       kinds.forEach((k, i) => (pHat[k] = rates[i]!));
       const kindOf = (m: { content: string }[]) => KINDS.indexOf(m[1]!.content);
-      const pairs: PreferencePair[] = trainRows(PROMPT_TEXT, responses, judgment!, 'all', `iteration ${t}`).map((r) => {
+      const pairs: PreferencePair[] = trainRows({ promptIndex: t, prompt: PROMPT_TEXT, responses, ...judgment! }, 'all').map((r) => {
         const w = kindOf(r.chosen), l = kindOf(r.rejected);
         return {
           chosen: seq(w), rejected: seq(l), refChosen: logp[w]!, refRejected: logp[l]!,
-          chosenProbs: r.chosen_probs, chosenProbsWin: r.chosen_probs_win, chosenProbsLose: r.chosen_probs_lose,
+          chosenProbs: r.chosenProbs, chosenProbsWin: r.chosenProbsWin, chosenProbsLose: r.chosenProbsLose,
         };
       });
       for (let s = 0; s < STEPS; s++) {

@@ -22,7 +22,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { sppoLoss } from '../src/kernels/index.js';
 import { winRates } from '../src/sppo/winRates.js';
 import { trainRows } from '../src/sppo/trainTable.js';
-import { validateMatrix } from '../src/sppo/matrix.js';
+import { validateMatrix } from '../src/judge/matrix.js';
 import { boundOptimalEta, cyclicTournament, exploitability, winAgainst } from '../src/sppo/theory.js';
 import { seededRandom } from './sppo.seed.js';
 import { stratifiedRollout } from './helpers/stratifiedRollout.js';
@@ -45,7 +45,7 @@ function buildTable(P: readonly (readonly number[])[], pi: readonly number[], of
   const responses = kinds.map((y, i) => `kind ${y} (sample ${i})`);
   const probability = kinds.map((a) => kinds.map((b) => P[a]![b]!));
   const rates = winRates(probability, what);
-  const rows = trainRows('which kind?', responses, { probability, scores: null }, 'all', what);
+  const rows = trainRows({ promptIndex: offset, prompt: 'which kind?', responses, probability, scores: null }, 'all');
   const kindOf = (m: { content: string }[]) => Number(/^kind (\d+) /.exec(m[1]!.content)![1]);
   const w = new Array<number>(n).fill(0);
   for (const y of kinds) w[y]! += 1 / K;
@@ -58,8 +58,8 @@ function buildTable(P: readonly (readonly number[])[], pi: readonly number[], of
     pHat,
     chosen: rows.map((r) => kindOf(r.chosen)),
     rejected: rows.map((r) => kindOf(r.rejected)),
-    win: Float32Array.from(rows, (r) => r.chosen_probs_win),
-    lose: Float32Array.from(rows, (r) => r.chosen_probs_lose),
+    win: Float32Array.from(rows, (r) => r.chosenProbsWin),
+    lose: Float32Array.from(rows, (r) => r.chosenProbsLose),
   };
 }
 type Table = ReturnType<typeof buildTable>;

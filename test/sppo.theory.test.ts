@@ -16,7 +16,7 @@ import {
   runSppo,
   type Matrix,
 } from '../src/sppo/theory.js';
-import { sigmoid, validateMatrix } from '../src/sppo/matrix.js';
+import { sigmoid, validateMatrix } from '../src/judge/matrix.js';
 import { seededRandom } from './sppo.seed.js';
 
 /** Rock-paper-scissors with P(winner) = p. */

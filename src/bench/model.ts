@@ -6,7 +6,7 @@ import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { DeviceName } from '../native.js';
 import { createRandomModel } from '../model/engine.js';
-import { SeededRandom } from '../model/tiny.js';
+import { SeededRandom } from '../util/rng.js';
 import type { PreferencePair } from '../model/types.js';
 
 export interface ModelBenchOptions {

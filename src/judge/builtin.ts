@@ -21,7 +21,7 @@
 import type { Judge, JudgeInput, Judgment } from './types.js';
 import { checkOptions, positiveOption, type JudgeSpec } from './spec.js';
 import { validateBatch } from './input.js';
-import { matrixFromScores } from '../sppo/matrix.js';
+import { matrixFromScores } from './matrix.js';
 
 export const DEMO_WORDS: readonly string[] = ['red', 'orange', 'yellow', 'green', 'blue', 'purple', 'pink', 'brown', 'black', 'white'];
 export const BUILTIN_JUDGES = ['demo', 'length', 'cyclic'] as const;

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Judge, JudgeInput, Judgment } from './types.js';
 import { validateBatch } from './input.js';
-import { matrixFromScores, validateMatrix, validateScores } from '../sppo/matrix.js';
+import { matrixFromScores, validateMatrix, validateScores } from './matrix.js';
 
 export const PROTOCOL = 'sppo-judge';
 export const PROTOCOL_VERSION = 1;

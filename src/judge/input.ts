@@ -1,6 +1,6 @@
 // Checks a judge batch before any work, so a bad call fails with the judge and the row named.
 import type { JudgeInput } from './types.js';
-import { describe } from '../sppo/matrix.js';
+import { describe } from './matrix.js';
 
 export function validateBatch(batch: readonly JudgeInput[], judgeName: string): void {
   if (!Array.isArray(batch)) throw new Error(`judge '${judgeName}': judge() takes an array of {prompt, responses} (got ${describe(batch)})`);

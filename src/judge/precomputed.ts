@@ -16,7 +16,7 @@ import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import type { Judge, JudgeInput, Judgment } from './types.js';
 import { validateBatch } from './input.js';
 import { checkOptions, positiveOption, type JudgeSpec } from './spec.js';
-import { describe, matrixFromScores, validateMatrix, validateScores } from '../sppo/matrix.js';
+import { describe, matrixFromScores, validateMatrix, validateScores } from './matrix.js';
 
 interface Entry {
   where: string; // "line 3" / "row 2" for error messages

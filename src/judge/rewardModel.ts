@@ -6,7 +6,7 @@ import type { ModelHandle } from '../model/types.js';
 import type { Judge, JudgeInput, Judgment } from './types.js';
 import { validateBatch } from './input.js';
 import { checkOptions, positiveOption, type JudgeSpec } from './spec.js';
-import { matrixFromScores } from '../sppo/matrix.js';
+import { matrixFromScores } from './matrix.js';
 
 export interface RewardModelContext {
   loadModel: (folder: string) => Promise<ModelHandle>;

@@ -1,6 +1,6 @@
 // Judge specs: `<kind>:<target>[?key=value&...]`. For `command:` everything after the colon is
 // the shell command (a command may contain '?' or '&'), so it takes no options.
-import { describe } from '../sppo/matrix.js';
+import { describe } from './matrix.js';
 
 export type JudgeKind = 'reward-model' | 'command' | 'precomputed' | 'builtin';
 export const JUDGE_KINDS: readonly JudgeKind[] = ['reward-model', 'command', 'precomputed', 'builtin'];

@@ -3,8 +3,9 @@
 import { native, type DeviceName } from '../native.js';
 import { checkDevice, checkFinite, checkLength, checkProbabilities, toFloat32, type FloatArray } from './validate.js';
 
-export const LOSS_TYPES = ['sppo', 'sppo_single', 'sppo_hard', 'dpo', 'ipo'] as const;
-export type LossType = (typeof LOSS_TYPES)[number];
+import { LOSS_TYPES, type LossType } from '../native/kinds.js';
+
+export { LOSS_TYPES, type LossType };
 
 export function isLossType(v: unknown): v is LossType {
   return typeof v === 'string' && (LOSS_TYPES as readonly string[]).includes(v);

@@ -4,6 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { requireDevice, type DeviceName } from '../native.js';
+import { LOSS_TYPES, OPTIMIZER_KINDS } from '../native/kinds.js';
 import { createNativeModel, type NativeModel } from './addon.js';
 import { padBatch, unpadLogits, type PaddingSide } from './batch.js';
 import { checkCheckpoint, hasTokenizerFiles, loadWeights, saveModelFolder } from './checkpoint.js';
@@ -27,7 +28,6 @@ export interface LoadModelOptions {
   gradientCheckpointing?: boolean;
 }
 
-const LOSSES: readonly LossType[] = ['sppo', 'sppo_single', 'sppo_hard', 'dpo', 'ipo'];
 const OPTIMIZER_FORMAT = 'sppo-native-optimizer';
 
 function checkDevice(device: DeviceName): void {
@@ -169,7 +169,7 @@ export class EngineModel implements ModelHandle {
 
   async accumulate(pairs: PreferencePair[], loss: LossType, beta: number, scale: number): Promise<StepMetrics> {
     this.requireCausal('accumulate');
-    if (!LOSSES.includes(loss)) throw new Error(`accumulate: loss must be one of ${LOSSES.join(', ')} (got '${String(loss)}')`);
+    if (!(LOSS_TYPES as readonly string[]).includes(loss)) throw new Error(`accumulate: loss must be one of ${LOSS_TYPES.join(', ')} (got '${String(loss)}')`);
     finite(beta, 'accumulate: beta');
     if (!(beta > 0)) throw new Error(`accumulate: beta must be > 0 (got ${beta})`);
     finite(scale, 'accumulate: scale');
@@ -254,8 +254,8 @@ export class EngineModel implements ModelHandle {
 }
 
 function checkOptimizer(opts: OptimizerOptions): void {
-  if (!opts || (opts.kind !== 'rmsprop' && opts.kind !== 'adamw')) {
-    throw new Error(`optimizer kind must be 'rmsprop' or 'adamw' (got '${String(opts?.kind)}')`);
+  if (!opts || !(OPTIMIZER_KINDS as readonly string[]).includes(opts.kind)) {
+    throw new Error(`optimizer kind must be one of ${OPTIMIZER_KINDS.join(', ')} (got '${String(opts?.kind)}')`);
   }
   for (const k of ['alpha', 'beta1', 'beta2', 'eps', 'weightDecay'] as const) {
     const v = opts[k];

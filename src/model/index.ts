@@ -25,4 +25,4 @@ export {
 } from './config.js';
 export { readSafetensorsHeader, openCheckpoint, buildSafetensorsHeader, type TensorEntry, type Checkpoint } from './safetensors.js';
 export { padBatch, type PaddingSide } from './batch.js';
-export { writeTinyCheckpoint, tinyConfig, SeededRandom, TINY_KINDS, type TinyKind } from './tiny.js';
+export { writeRandomModelFolder, type RandomFolderOptions, type RandomModelFolder } from './randomFolder.js';

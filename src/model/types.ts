@@ -1,8 +1,8 @@
 // The TypeScript face of the model engine (CONTRACT between the engine bindings in src/model/
 // and the SPPO pipeline). Implemented by src/model/engine.ts.
-import type { DeviceName } from '../native.js';
+import type { DeviceName, LossType, OptimizerKind } from '../native/kinds.js';
 
-export type LossType = 'sppo' | 'sppo_single' | 'sppo_hard' | 'dpo' | 'ipo';
+export type { LossType, OptimizerKind };
 
 /** One sequence: prompt tokens then response tokens; only the response is scored. */
 export interface ScoredSequence {
@@ -48,7 +48,7 @@ export interface Generation {
 }
 
 export interface OptimizerOptions {
-  kind: 'rmsprop' | 'adamw';
+  kind: OptimizerKind;
   alpha?: number;
   beta1?: number;
   beta2?: number;

@@ -1,63 +1,98 @@
 // One table describes every recipe setting: its YAML path, its CLI flag, its type, its default
-// (the reference recipe) and its help text. Loading, overriding, validating and --help all read it.
+// (the reference recipe) and its help text. Loading, overriding, validating, --help and the
+// Recipe type itself (src/recipe/types.ts) all follow from it.
+import { DEVICES, LOSS_TYPES, OPTIMIZER_KINDS } from '../native/kinds.js';
+import { PAIRINGS } from '../sppo/pairs.js';
+import { SCHEDULES } from '../stages/schedule.js';
 import type { Recipe } from './types.js';
 
 export type FieldType =
-  | { kind: 'string'; nullable?: boolean }
-  | { kind: 'strings' }
-  | { kind: 'int'; min: number; max?: number }
-  | { kind: 'number'; min?: number; max?: number; exclusiveMin?: boolean }
-  | { kind: 'enum'; values: readonly string[] };
+  | { readonly kind: 'string'; readonly nullable?: boolean }
+  | { readonly kind: 'strings' }
+  | { readonly kind: 'int'; readonly min: number; readonly max?: number }
+  | { readonly kind: 'number'; readonly min?: number; readonly max?: number; readonly exclusiveMin?: boolean }
+  | { readonly kind: 'enum'; readonly values: readonly string[] };
 
-export interface Field {
-  path: string;        // YAML path, dotted
-  flag: string;        // CLI flag without dashes
-  type: FieldType;
-  default: unknown;
-  describe: string;
+/** The value a field of type `T` holds. */
+export type ValueOf<T extends FieldType> = T extends { kind: 'string'; nullable: true }
+  ? string | null
+  : T extends { kind: 'string' }
+    ? string
+    : T extends { kind: 'strings' }
+      ? string[]
+      : T extends { kind: 'int' | 'number' }
+        ? number
+        : T extends { kind: 'enum'; values: readonly (infer V)[] }
+          ? V
+          : never;
+
+export interface Field<P extends string = string, T extends FieldType = FieldType> {
+  readonly path: P;        // YAML path, dotted
+  readonly flag: string;   // CLI flag without dashes
+  readonly type: T;
+  readonly default: ValueOf<T>;
+  readonly describe: string;
 }
 
-export const recipeFields: readonly Field[] = [
-  { path: 'model', flag: 'model', type: { kind: 'string' }, default: '', describe: 'Base model: a Hugging Face model folder (config.json, safetensors, tokenizer), or "demo" (the bundled tiny model)' },
-  { path: 'prompts', flag: 'prompts', type: { kind: 'strings' }, default: [], describe: 'Prompt file(s): JSONL, JSON, Parquet or a dataset folder of Parquet shards; one file (split per iteration) or one per iteration' },
-  { path: 'promptColumn', flag: 'prompt-column', type: { kind: 'string' }, default: 'prompt', describe: 'Column holding the prompt (text, or a chat-message list whose user turn is used)' },
-  { path: 'promptSplitName', flag: 'prompt-split-name', type: { kind: 'string', nullable: true }, default: null, describe: 'Split of a Hugging Face dataset folder to read (e.g. train, test): default the only split, or "train" when the folder has several' },
-  { path: 'promptSplit', flag: 'prompt-split', type: { kind: 'enum', values: ['disjoint', 'reuse'] }, default: 'disjoint', describe: 'With one prompt file: "disjoint" seeded parts per iteration (reference), or "reuse" all prompts every iteration' },
-  { path: 'maxPrompts', flag: 'max-prompts', type: { kind: 'int', min: 0 }, default: 0, describe: 'At most this many prompts per iteration (0 = all)' },
-  { path: 'judge', flag: 'judge', type: { kind: 'string' }, default: '', describe: 'Judge: reward-model:<folder>, command:<cmd>, precomputed:<file>, or builtin:<name>' },
-  { path: 'output', flag: 'output', type: { kind: 'string' }, default: 'runs/sppo', describe: 'Run folder (created; rerunning the same command resumes it)' },
-  { path: 'device', flag: 'device', type: { kind: 'enum', values: ['cpu', 'cuda'] }, default: 'cpu', describe: 'Compute device' },
-  { path: 'chatTemplate', flag: 'chat-template', type: { kind: 'string', nullable: true }, default: null, describe: 'Jinja chat template file, for a model folder whose tokenizer_config.json has none' },
-  { path: 'seed', flag: 'seed', type: { kind: 'int', min: 0, max: 1_000_000 }, default: 42, describe: 'Seed for prompt splits, sampling and shuffles' },
-  { path: 'iterations', flag: 'iterations', type: { kind: 'int', min: 1 }, default: 3, describe: 'SPPO iterations' },
-  { path: 'rollout.k', flag: 'k', type: { kind: 'int', min: 2, max: 1999 }, default: 5, describe: 'Responses sampled per prompt (K)' },
-  { path: 'rollout.temperature', flag: 'temperature', type: { kind: 'number', min: 0 }, default: 0.7, describe: 'Sampling temperature' },
-  { path: 'rollout.topP', flag: 'top-p', type: { kind: 'number', min: 0, max: 1, exclusiveMin: true }, default: 0.9, describe: 'Nucleus sampling top-p' },
-  { path: 'rollout.maxNewTokens', flag: 'max-new-tokens', type: { kind: 'int', min: 1 }, default: 2048, describe: 'Most tokens generated per response' },
-  { path: 'rollout.batchSize', flag: 'rollout-batch', type: { kind: 'int', min: 1 }, default: 16, describe: 'Prompts per generate call' },
-  { path: 'rollout.shardSize', flag: 'shard-size', type: { kind: 'int', min: 1 }, default: 64, describe: 'Prompts per rollout/judge shard (the unit a rerun resumes from)' },
-  { path: 'lengths.maxPromptTokens', flag: 'max-prompt-tokens', type: { kind: 'int', min: 1 }, default: 512, describe: 'Longer prompts keep their last tokens' },
-  { path: 'lengths.maxLength', flag: 'max-length', type: { kind: 'int', min: 2 }, default: 1024, describe: 'Prompt + response tokens in training; longer responses are cut' },
-  { path: 'sppo.eta', flag: 'eta', type: { kind: 'number', min: 0, exclusiveMin: true }, default: 1000, describe: 'SPPO eta = 1/beta' },
-  { path: 'sppo.loss', flag: 'loss', type: { kind: 'enum', values: ['sppo', 'sppo_single', 'sppo_hard', 'dpo', 'ipo'] }, default: 'sppo', describe: 'Loss' },
-  { path: 'sppo.pairing', flag: 'pairing', type: { kind: 'enum', values: ['best-worst', 'all'] }, default: 'best-worst', describe: 'Training pairs: "best-worst" (reference) or "all" (Algorithm 1)' },
-  { path: 'train.lr', flag: 'lr', type: { kind: 'number', min: 0, exclusiveMin: true }, default: 5e-7, describe: 'Peak learning rate' },
-  { path: 'train.optimizer', flag: 'optimizer', type: { kind: 'enum', values: ['rmsprop', 'adamw'] }, default: 'rmsprop', describe: 'Optimizer' },
-  { path: 'train.weightDecay', flag: 'weight-decay', type: { kind: 'number', min: 0 }, default: 0, describe: 'Weight decay: decoupled for AdamW (as torch.optim.AdamW); for RMSprop an L2 term added to the gradient (as torch.optim.RMSprop)' },
-  { path: 'train.schedule', flag: 'schedule', type: { kind: 'enum', values: ['linear', 'cosine', 'constant'] }, default: 'linear', describe: 'Learning-rate schedule after warmup' },
-  { path: 'train.warmupRatio', flag: 'warmup-ratio', type: { kind: 'number', min: 0, max: 1 }, default: 0.1, describe: 'Fraction of steps spent warming up' },
-  { path: 'train.globalBatch', flag: 'global-batch', type: { kind: 'int', min: 1 }, default: 64, describe: 'Pairs per optimizer step' },
-  { path: 'train.microBatch', flag: 'micro-batch', type: { kind: 'int', min: 1 }, default: 4, describe: 'Pairs per forward/backward (global batch must be a multiple)' },
-  { path: 'train.maxGradNorm', flag: 'max-grad-norm', type: { kind: 'number', min: 0 }, default: 1.0, describe: 'Gradient clipping norm (0 = off)' },
-  { path: 'train.epochs', flag: 'epochs', type: { kind: 'int', min: 1 }, default: 1, describe: 'Epochs per iteration (a checkpoint each)' },
-  { path: 'train.selectedEpoch', flag: 'selected-epoch', type: { kind: 'int', min: 1 }, default: 1, describe: 'The epoch whose checkpoint becomes the next policy' },
-  { path: 'train.resumeEvery', flag: 'resume-every', type: { kind: 'int', min: 1 }, default: 50, describe: 'Save a resume state every this many steps' },
-  { path: 'train.saveDtype', flag: 'save-dtype', type: { kind: 'enum', values: ['float32', 'bfloat16'] }, default: 'float32', describe: 'Checkpoint dtype' },
-  { path: 'eval.prompts', flag: 'eval-prompts', type: { kind: 'int', min: 0 }, default: 0, describe: 'After each iteration, judge this many prompts of pi_t+1 against pi_0 (0 = off)' },
-  { path: 'eval.samples', flag: 'eval-samples', type: { kind: 'int', min: 1 }, default: 1, describe: 'Samples per eval prompt' },
-];
+// Builders that keep each field's path and type literal, so that Recipe can be derived and a
+// default that does not fit its type is a compile error.
+const field = <const P extends string, const T extends FieldType>(path: P, flag: string, type: T, def: ValueOf<T>, describe: string): Field<P, T> => ({
+  path,
+  flag,
+  type,
+  default: def,
+  describe,
+});
+const str = { kind: 'string' } as const;
+const nullableStr = { kind: 'string', nullable: true } as const;
+const strs = { kind: 'strings' } as const;
+const int = <const Min extends number>(min: Min, max?: number) => (max === undefined ? { kind: 'int', min } as const : { kind: 'int', min, max } as const);
+const num = (o: { min?: number; max?: number; exclusiveMin?: boolean } = {}) => ({ kind: 'number', ...o }) as const;
+const oneOf = <const V extends readonly string[]>(values: V) => ({ kind: 'enum', values }) as const;
 
-export const fieldByPath = new Map(recipeFields.map((f) => [f.path, f]));
+export const recipeFields = [
+  field('model', 'model', str, '', 'Base model: a Hugging Face model folder (config.json, safetensors, tokenizer), or "demo" (the bundled tiny model)'),
+  field('prompts', 'prompts', strs, [], 'Prompt file(s): JSONL, JSON, Parquet or a dataset folder of Parquet shards; one file (split per iteration) or one per iteration'),
+  field('promptColumn', 'prompt-column', str, 'prompt', 'Column holding the prompt (text, or a chat-message list whose user turn is used)'),
+  field('promptSplitName', 'prompt-split-name', nullableStr, null, 'Split of a Hugging Face dataset folder to read (e.g. train, test): default the only split, or "train" when the folder has several'),
+  field('promptSplit', 'prompt-split', oneOf(['disjoint', 'reuse']), 'disjoint', 'With one prompt file: "disjoint" seeded parts per iteration (reference), or "reuse" all prompts every iteration'),
+  field('maxPrompts', 'max-prompts', int(0), 0, 'At most this many prompts per iteration (0 = all)'),
+  field('judge', 'judge', str, '', 'Judge: reward-model:<folder>, command:<cmd>, precomputed:<file>, or builtin:<name>'),
+  field('output', 'output', str, 'runs/sppo', 'Run folder (created; rerunning the same command resumes it)'),
+  field('device', 'device', oneOf(DEVICES), 'cpu', 'Compute device'),
+  field('chatTemplate', 'chat-template', nullableStr, null, 'Jinja chat template file, for a model folder whose tokenizer_config.json has none'),
+  field('seed', 'seed', int(0, 1_000_000), 42, 'Seed for prompt splits, sampling and shuffles'),
+  field('iterations', 'iterations', int(1), 3, 'SPPO iterations'),
+  field('rollout.k', 'k', int(2, 1999), 5, 'Responses sampled per prompt (K)'),
+  field('rollout.temperature', 'temperature', num({ min: 0 }), 0.7, 'Sampling temperature'),
+  field('rollout.topP', 'top-p', num({ min: 0, max: 1, exclusiveMin: true }), 0.9, 'Nucleus sampling top-p'),
+  field('rollout.maxNewTokens', 'max-new-tokens', int(1), 2048, 'Most tokens generated per response'),
+  field('rollout.batchSize', 'rollout-batch', int(1), 16, 'Prompts per generate call'),
+  field('rollout.shardSize', 'shard-size', int(1), 64, 'Prompts per rollout/judge shard (the unit a rerun resumes from)'),
+  field('lengths.maxPromptTokens', 'max-prompt-tokens', int(1), 512, 'Longer prompts keep their last tokens'),
+  field('lengths.maxLength', 'max-length', int(2), 1024, 'Prompt + response tokens in training; longer responses are cut'),
+  field('sppo.eta', 'eta', num({ min: 0, exclusiveMin: true }), 1000, 'SPPO eta = 1/beta'),
+  field('sppo.loss', 'loss', oneOf(LOSS_TYPES), 'sppo', 'Loss'),
+  field('sppo.pairing', 'pairing', oneOf(PAIRINGS), 'best-worst', 'Training pairs: "best-worst" (reference) or "all" (Algorithm 1)'),
+  field('train.lr', 'lr', num({ min: 0, exclusiveMin: true }), 5e-7, 'Peak learning rate'),
+  field('train.optimizer', 'optimizer', oneOf(OPTIMIZER_KINDS), 'rmsprop', 'Optimizer'),
+  field('train.weightDecay', 'weight-decay', num({ min: 0 }), 0, 'Weight decay: decoupled for AdamW (as torch.optim.AdamW); for RMSprop an L2 term added to the gradient (as torch.optim.RMSprop)'),
+  field('train.schedule', 'schedule', oneOf(SCHEDULES), 'linear', 'Learning-rate schedule after warmup'),
+  field('train.warmupRatio', 'warmup-ratio', num({ min: 0, max: 1 }), 0.1, 'Fraction of steps spent warming up'),
+  field('train.globalBatch', 'global-batch', int(1), 64, 'Pairs per optimizer step'),
+  field('train.microBatch', 'micro-batch', int(1), 4, 'Pairs per forward/backward (global batch must be a multiple)'),
+  field('train.maxGradNorm', 'max-grad-norm', num({ min: 0 }), 1.0, 'Gradient clipping norm (0 = off)'),
+  field('train.epochs', 'epochs', int(1), 1, 'Epochs per iteration (a checkpoint each)'),
+  field('train.selectedEpoch', 'selected-epoch', int(1), 1, 'The epoch whose checkpoint becomes the next policy'),
+  field('train.resumeEvery', 'resume-every', int(1), 50, 'Save a resume state every this many steps'),
+  field('train.saveDtype', 'save-dtype', oneOf(['float32', 'bfloat16']), 'float32', 'Checkpoint dtype'),
+  field('eval.prompts', 'eval-prompts', int(0), 0, 'After each iteration, judge this many prompts of pi_t+1 against pi_0 (0 = off)'),
+  field('eval.samples', 'eval-samples', int(1), 1, 'Samples per eval prompt'),
+] as const;
+
+export type RecipeField = (typeof recipeFields)[number];
+
+export const fieldByPath: ReadonlyMap<string, Field> = new Map(recipeFields.map((f): [string, Field] => [f.path, f]));
 
 export function getPath(obj: unknown, path: string): unknown {
   let cur: unknown = obj;
@@ -81,5 +116,5 @@ export function setPath(obj: Record<string, unknown>, path: string, value: unkno
 export function defaultRecipe(): Recipe {
   const r: Record<string, unknown> = {};
   for (const f of recipeFields) setPath(r, f.path, structuredClone(f.default));
-  return r as unknown as Recipe;
+  return r as unknown as Recipe; // built from every field of the table Recipe is derived from
 }

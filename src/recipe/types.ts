@@ -1,72 +1,16 @@
-// The recipe: every setting of an SPPO run. Defaults are the reference recipe (DESIGN.md).
-import type { LossType } from '../model/types.js';
+// The recipe: every setting of an SPPO run, as a type derived from the field table
+// (src/recipe/fields.ts), so that a setting is declared once, with its default and help text.
+// Defaults are the reference recipe (DESIGN.md).
+import type { Field, RecipeField, ValueOf } from './fields.js';
 
-export type Pairing = 'best-worst' | 'all';
-export type OptimizerKind = 'rmsprop' | 'adamw';
-export type ScheduleKind = 'linear' | 'cosine' | 'constant';
-export type PromptSplit = 'disjoint' | 'reuse';
+type Nest<P extends string, V> = P extends `${infer Head}.${infer Rest}` ? { [K in Head]: Nest<Rest, V> } : { [K in P]: V };
+type FieldNest<F> = F extends Field<infer P, infer T> ? Nest<P, ValueOf<T>> : never;
+type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
+type Expand<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]: Expand<T[K]> } : T;
 
-export interface Recipe {
-  /** Base model: a Hugging Face folder, or `demo` for the bundled tiny model. */
-  model: string;
-  /** One prompt file (split into `iterations` disjoint parts) or one file per iteration. */
-  prompts: string[];
-  promptColumn: string;
-  /** Dataset folders: the split to read (null: the only split, or `train` when there are several). */
-  promptSplitName: string | null;
-  /** `disjoint`: each iteration gets its own seeded part of the prompts; `reuse`: all of them each time. */
-  promptSplit: PromptSplit;
-  /** Cap on prompts per iteration (0 = all). */
-  maxPrompts: number;
-  judge: string;
-  /** Run folder. */
-  output: string;
-  device: 'cpu' | 'cuda';
-  /** A Jinja chat template file, for model folders without one. */
-  chatTemplate: string | null;
-  seed: number;
-  iterations: number;
-  rollout: {
-    k: number;
-    temperature: number;
-    topP: number;
-    maxNewTokens: number;
-    /** Prompts per generate call. */
-    batchSize: number;
-    /** Prompts per rollout/judge shard (the unit of resume). */
-    shardSize: number;
-  };
-  lengths: {
-    /** Prompts longer than this keep their last tokens. */
-    maxPromptTokens: number;
-    /** Prompt + response; responses are cut to fit when training. */
-    maxLength: number;
-  };
-  sppo: {
-    /** eta = 1/beta. */
-    eta: number;
-    loss: LossType;
-    pairing: Pairing;
-  };
-  train: {
-    lr: number;
-    optimizer: OptimizerKind;
-    weightDecay: number;
-    schedule: ScheduleKind;
-    warmupRatio: number;
-    globalBatch: number;
-    microBatch: number;
-    maxGradNorm: number;
-    epochs: number;
-    selectedEpoch: number;
-    /** Save a resume state every this many optimizer steps (and at each epoch end). */
-    resumeEvery: number;
-    /** Save checkpoints as float32 or bfloat16. */
-    saveDtype: 'float32' | 'bfloat16';
-  };
-  eval: {
-    /** After each iteration, sample this many prompts from pi_{t+1} and pi_0 and judge them (0 = off). */
-    prompts: number;
-    samples: number;
-  };
-}
+export type Recipe = Expand<UnionToIntersection<FieldNest<RecipeField>>>;
+
+export type PromptSplit = Recipe['promptSplit'];
+export type { Pairing } from '../sppo/pairs.js';
+export type { ScheduleKind } from '../stages/schedule.js';
+export type { OptimizerKind } from '../native/kinds.js';

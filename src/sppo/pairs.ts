@@ -18,11 +18,11 @@
 //   K = 1 gives one self-pair. The wrap-around row has the worst response as `chosen`, so `all` is
 //   meant for the `sppo` loss; with dpo/ipo/sppo_single that row would push the wrong way
 //   (see pairingSupportsLoss).
-import { validateMatrix, validateScores } from './matrix.js';
+import { validateMatrix, validateScores } from '../judge/matrix.js';
 import { winRates } from './winRates.js';
 
-export type Pairing = 'best-worst' | 'all';
-export const PAIRINGS: readonly Pairing[] = ['best-worst', 'all'];
+export const PAIRINGS = ['best-worst', 'all'] as const;
+export type Pairing = (typeof PAIRINGS)[number];
 
 export interface Pair {
   chosen: number;          // response index w

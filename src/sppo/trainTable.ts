@@ -1,47 +1,79 @@
-// Rows of the training table, with the reference columns (UCLA-AGI/SPPO scripts/compute_prob.py):
-// chosen and rejected are message lists [{content: prompt, role: 'user'}, {content: response,
-// role: 'assistant'}] (the `generate_i` format), chosen_probs = P_wl, chosen_probs_win = p_w,
-// chosen_probs_lose = p_l.
+// The training table (train.parquet): the reference columns (UCLA-AGI/SPPO scripts/compute_prob.py)
+// chosen and rejected (message lists), chosen_probs = P_wl, chosen_probs_win = p_w,
+// chosen_probs_lose = p_l; plus prompt_index / chosen_index / rejected_index so that training
+// uses the exact sampled token ids rather than a re-tokenization of the text.
 import type { Judgment } from '../judge/types.js';
+import { conversation, type ChatMessage } from '../data/messages.js';
+import { readParquet, writeParquet, type ColumnSpec } from '../data/parquet.js';
 import { selectPairs, type Pairing } from './pairs.js';
 
-export interface ChatMessage {
-  content: string;
-  role: 'user' | 'assistant';
-}
-
-export interface TrainRow {
+export interface TrainTableRow {
+  promptIndex: number;
+  chosenIndex: number;
+  rejectedIndex: number;
   chosen: ChatMessage[];
   rejected: ChatMessage[];
-  chosen_probs: number;
-  chosen_probs_win: number;
-  chosen_probs_lose: number;
+  chosenProbs: number;
+  chosenProbsWin: number;
+  chosenProbsLose: number;
 }
 
-/** The reference `generate_i` cell: one user turn, one assistant turn. */
-export function conversation(prompt: string, response: string): ChatMessage[] {
-  return [
-    { content: prompt, role: 'user' },
-    { content: response, role: 'assistant' },
-  ];
+/** One prompt's judged responses: what pairing needs. */
+export interface JudgedPrompt extends Judgment {
+  promptIndex: number;
+  prompt: string;
+  responses: readonly string[];
 }
 
-/** Training rows for one prompt; `what` names the prompt in errors (e.g. "prompt 12"). */
-export function trainRows(
-  prompt: string,
-  responses: readonly string[],
-  judgment: Judgment,
-  pairing: Pairing,
-  what = 'train rows',
-): TrainRow[] {
-  if (judgment.probability.length !== responses.length) {
-    throw new Error(`${what}: the judgment has a ${judgment.probability.length}x${judgment.probability.length} matrix for ${responses.length} responses`);
+/** Training rows of one prompt; errors name it as `prompt <index>`. */
+export function trainRows(j: JudgedPrompt, pairing: Pairing): TrainTableRow[] {
+  const what = `prompt ${j.promptIndex}`;
+  if (j.probability.length !== j.responses.length) {
+    throw new Error(`${what}: the judgment has a ${j.probability.length}x${j.probability.length} matrix for ${j.responses.length} responses`);
   }
-  return selectPairs(judgment.probability, judgment.scores, pairing, what).map((p) => ({
-    chosen: conversation(prompt, responses[p.chosen]!),
-    rejected: conversation(prompt, responses[p.rejected]!),
-    chosen_probs: p.chosenProbs,
-    chosen_probs_win: p.chosenProbsWin,
-    chosen_probs_lose: p.chosenProbsLose,
+  return selectPairs(j.probability, j.scores, pairing, what).map((p) => ({
+    promptIndex: j.promptIndex,
+    chosenIndex: p.chosen,
+    rejectedIndex: p.rejected,
+    chosen: conversation(j.prompt, j.responses[p.chosen]!),
+    rejected: conversation(j.prompt, j.responses[p.rejected]!),
+    chosenProbs: p.chosenProbs,
+    chosenProbsWin: p.chosenProbsWin,
+    chosenProbsLose: p.chosenProbsLose,
+  }));
+}
+
+export function buildTrainRows(judged: readonly JudgedPrompt[], pairing: Pairing): TrainTableRow[] {
+  return judged.flatMap((j) => trainRows(j, pairing));
+}
+
+export function writeTrainTable(file: string, rows: TrainTableRow[]): void {
+  const cols: ColumnSpec[] = [
+    { name: 'chosen', kind: 'messages', data: rows.map((r) => r.chosen) },
+    { name: 'rejected', kind: 'messages', data: rows.map((r) => r.rejected) },
+    { name: 'chosen_probs', kind: 'double', data: rows.map((r) => r.chosenProbs) },
+    { name: 'chosen_probs_win', kind: 'double', data: rows.map((r) => r.chosenProbsWin) },
+    { name: 'chosen_probs_lose', kind: 'double', data: rows.map((r) => r.chosenProbsLose) },
+    { name: 'prompt_index', kind: 'int', data: rows.map((r) => r.promptIndex) },
+    { name: 'chosen_index', kind: 'int', data: rows.map((r) => r.chosenIndex) },
+    { name: 'rejected_index', kind: 'int', data: rows.map((r) => r.rejectedIndex) },
+  ];
+  writeParquet(file, cols);
+}
+
+export async function readTrainTable(file: string): Promise<TrainTableRow[]> {
+  const t = await readParquet(file);
+  for (const c of ['chosen', 'rejected', 'chosen_probs', 'chosen_probs_win', 'chosen_probs_lose', 'prompt_index', 'chosen_index', 'rejected_index']) {
+    if (!t.columns.includes(c)) throw new Error(`${file}: column '${c}' is missing (columns: ${t.columns.join(', ')})`);
+  }
+  return t.rows.map((r) => ({
+    promptIndex: r.prompt_index as number,
+    chosenIndex: r.chosen_index as number,
+    rejectedIndex: r.rejected_index as number,
+    chosen: r.chosen as ChatMessage[],
+    rejected: r.rejected as ChatMessage[],
+    chosenProbs: r.chosen_probs as number,
+    chosenProbsWin: r.chosen_probs_win as number,
+    chosenProbsLose: r.chosen_probs_lose as number,
   }));
 }

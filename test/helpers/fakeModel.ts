@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type {
   GenerateOptions, Generation, LossType, ModelHandle, OptimizerOptions, PreferencePair, SaveOptions, ScoredSequence, StepMetrics,
 } from '../../src/model/types.js';
-import type { ModelProvider } from '../../src/train/engine.js';
+import type { ModelProvider } from '../../src/pipeline/modelProvider.js';
 import { mulberry32 } from '../../src/util/rng.js';
 
 export interface FakeHooks {

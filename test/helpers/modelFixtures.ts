@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { parseModelConfig, type ModelConfig } from '../../src/model/config.js';
 import type { EngineModel } from '../../src/model/engine.js';
 import { seededRandom } from '../sppo.seed.js';
-import { writeTinyCheckpoint, type TinyCheckpoint, type TinyCheckpointOptions, type TinyKind } from '../../src/model/tiny.js';
+import { writeTinyCheckpoint, type TinyKind } from './tinyModels.js';
+import type { RandomModelFolder as TinyCheckpoint, RandomFolderOptions as TinyCheckpointOptions } from '../../src/model/randomFolder.js';
 
 export function makeTempDir(prefix: string): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));

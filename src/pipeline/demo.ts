@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../native.js';
 import type { DeviceName } from '../native.js';
 import { writeDirAtomic } from '../run/atomic.js';
-import type { ModelProvider } from './engine.js';
+import type { ModelProvider } from './modelProvider.js';
 
 export const DEMO_DIR = join(packageRoot, 'data', 'demo');
 export const DEMO_RECIPE = join(DEMO_DIR, 'recipe.yaml');

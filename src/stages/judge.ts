@@ -4,10 +4,10 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Judge, Judgment } from '../judge/types.js';
-import { validateMatrix, validateScores } from '../sppo/matrix.js';
+import { validateMatrix, validateScores } from '../judge/matrix.js';
 import { readParquet, writeParquet, type ColumnSpec, type Message } from '../data/parquet.js';
-import { readRollout, shardName, type RolloutRow } from '../rollout/rollout.js';
-import { conversation } from '../sppo/trainTable.js';
+import { readRollout, shardName, type RolloutRow } from './rollout.js';
+import { conversation } from '../data/messages.js';
 import { progressBar } from '../util/progress.js';
 import { noEvents, type EventSink } from '../util/events.js';
 

@@ -4,10 +4,10 @@
 import type { Judge } from '../judge/types.js';
 import type { ModelHandle } from '../model/types.js';
 import type { TextCodec } from '../text/codec.js';
-import { outcomeFromMatrix, winRate, type WinRate } from '../eval/stats.js';
-import { validateMatrix } from '../sppo/matrix.js';
-import { samplePrompts, type RolloutOptions, type RolloutRow } from '../rollout/rollout.js';
-import { evalSeed } from '../rollout/seeds.js';
+import { outcomeFromMatrix, winRate, type WinRate } from './stats.js';
+import { validateMatrix } from '../judge/matrix.js';
+import { samplePrompts, type RolloutOptions, type RolloutRow } from '../stages/rollout.js';
+import { evalSeed } from '../stages/seeds.js';
 
 export interface EvalSampling {
   samples: number;

@@ -8,7 +8,7 @@ import type { GenerateOptions, Generation, ModelHandle } from '../model/types.js
 import type { Recipe } from '../recipe/types.js';
 import type { TextCodec } from '../text/codec.js';
 import { readParquet, writeParquet, type ColumnSpec, type Message } from '../data/parquet.js';
-import { conversation } from '../sppo/trainTable.js';
+import { conversation } from '../data/messages.js';
 import { sampleSeed } from './seeds.js';
 import { progressBar } from '../util/progress.js';
 import { noEvents, type EventSink } from '../util/events.js';

@@ -1,8 +1,8 @@
 // Token sequences for training: the sampled prompt ids followed by the sampled response ids, the
 // response cut so that prompt + response <= maxLength (as TRL's max_length truncation).
 import type { PreferencePair, ScoredSequence } from '../model/types.js';
-import type { RolloutRow } from '../rollout/rollout.js';
-import type { TrainTableRow } from './trainTable.js';
+import type { RolloutRow } from './rollout.js';
+import type { TrainTableRow } from '../sppo/trainTable.js';
 
 export function scoredSequence(prompt: number[], response: number[], maxLength: number): ScoredSequence {
   const room = Math.max(0, maxLength - prompt.length);

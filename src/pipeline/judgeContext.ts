@@ -4,7 +4,7 @@
 import type { DeviceName } from '../native.js';
 import type { JudgeContext } from '../judge/factory.js';
 import { TextCodec } from '../text/codec.js';
-import type { ModelProvider } from './engine.js';
+import type { ModelProvider } from './modelProvider.js';
 
 export function engineJudgeContext(provider: ModelProvider, device: DeviceName, extra: JudgeContext = {}): JudgeContext {
   const codecs = new Map<string, TextCodec>();

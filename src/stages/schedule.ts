@@ -4,7 +4,8 @@
 //   linear: lr * max(0, (total - s) / (total - w))
 //   cosine: lr * max(0, 0.5 * (1 + cos(pi * (s - w) / (total - w))))
 //   constant: lr
-import type { ScheduleKind } from '../recipe/types.js';
+export const SCHEDULES = ['linear', 'cosine', 'constant'] as const;
+export type ScheduleKind = (typeof SCHEDULES)[number];
 
 export function warmupSteps(total: number, warmupRatio: number): number {
   return Math.ceil(warmupRatio * total);
