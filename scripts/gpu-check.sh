@@ -38,7 +38,7 @@ if [ "${#suites[@]}" -gt 0 ]; then
 fi
 
 step "native kernel benchmark"
-build/bench/bench_kernels --device cuda ${BENCH_ARGS:-} --json "$RES/native.json" 2>&1 | tee "$RES/bench-native.txt" || failed bench-native
+build/bench/bench_logprob --device cuda ${BENCH_ARGS:-} --json "$RES/native.json" 2>&1 | tee "$RES/bench-native.txt" || failed bench-native
 
 if [ "${SKIP_TORCH:-0}" != 1 ]; then
   step "PyTorch baseline"

@@ -1,6 +1,7 @@
 // buildInfo() and cudaDevices(): what this build has and which GPUs it sees.
 #include "addon/registry.h"
 #include "core/device.h"
+#include "train/optimizer_config.h"
 
 namespace sppo::addon {
 
@@ -43,6 +44,10 @@ Napi::Value CudaDevicesJs(const Napi::CallbackInfo& info) {
 void RegisterInfo(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfoJs, "buildInfo"));
   exports.Set("cudaDevices", Napi::Function::New(env, CudaDevicesJs, "cudaDevices"));
+  Napi::Array kinds = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (OptimizerKind k : kOptimizerKinds) kinds.Set(i++, optimizer_kind_name(k));
+  exports.Set("optimizerKinds", kinds);
 }
 
 }  // namespace sppo::addon

@@ -12,14 +12,13 @@
 #include "addon/args.h"
 #include "addon/async.h"
 #include "addon/registry.h"
+#include "addon/staged.h"
+#include "backend/backend.h"
 #include "core/device.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "kernels/logprob.h"
 #include "kernels/sppo_loss.h"
-#ifdef SPPO_WITH_CUDA
-#include "kernels/cuda/device_buffer.h"
-#endif
 
 namespace sppo::addon {
 
@@ -121,8 +120,7 @@ Napi::Value LogprobForward(const Napi::CallbackInfo& info) {
   const int64_t N = int_field(o, "rows"), V = int_field(o, "vocab");
   product(env, N, V, "rows * vocab");
   const DType dtype = dtype_field(o, "dtype");
-  const Device device = device_field(o);
-  require_device(device);
+  const std::shared_ptr<Backend> be = backend_for(device_field(o));
   Napi::Value logits_v;
   void* logits = logits_field(o, dtype, N * V, &logits_v);
   auto labels = copy_of(typed_field<int32_t>(o, "labels", napi_int32_array, "Int32Array", N), N);
@@ -134,18 +132,12 @@ Napi::Value LogprobForward(const Napi::CallbackInfo& info) {
   return RunAsync<int>(
       env,
       [=]() {
-        if (device == Device::CPU) {
-          cpu::logprob_forward(logits, dtype, N, V, labels.data(), tl_p, lse_p);
-        } else {
-#ifdef SPPO_WITH_CUDA
-          cuda::DeviceBuffer d_logits(logits, static_cast<size_t>(N * V) * dtype_size(dtype));
-          cuda::DeviceBuffer d_labels(labels.data(), labels.size() * 4), d_tl(N * 4), d_lse(N * 4);
-          cuda::logprob_forward(d_logits.get(), dtype, N, V, d_labels.as<int32_t>(), d_tl.as<float>(),
-                                d_lse.as<float>(), nullptr);
-          d_tl.download(tl_p, N * 4);
-          d_lse.download(lse_p, N * 4);
-#endif
-        }
+        Staged x(be, logits, dtype, N * V, true), y(be, labels.data(), DType::I32, N, true);
+        Staged t(be, tl_p, DType::F32, N, false), l(be, lse_p, DType::F32, N, false);
+        be->logprob_forward(x.tensor(), N, V, y.tensor(), t.tensor(), l.tensor());
+        be->synchronize();
+        t.fetch();
+        l.fetch();
         return 0;
       },
       [=](Napi::Env env, int&) -> Napi::Value {
@@ -165,8 +157,7 @@ Napi::Value LogprobBackward(const Napi::CallbackInfo& info) {
   const int64_t N = int_field(o, "rows"), V = int_field(o, "vocab");
   product(env, N, V, "rows * vocab");
   const DType dtype = dtype_field(o, "dtype");
-  const Device device = device_field(o);
-  require_device(device);
+  const std::shared_ptr<Backend> be = backend_for(device_field(o));
   const bool in_place = o.Get("inPlace").ToBoolean().Value();
   const DType gdtype = has_field(o, "gradDtype") ? dtype_field(o, "gradDtype") : dtype;
   if (in_place && gdtype != dtype) type_error(env, "inPlace needs gradDtype equal to dtype");
@@ -183,23 +174,15 @@ Napi::Value LogprobBackward(const Napi::CallbackInfo& info) {
   return RunAsync<int>(
       env,
       [=]() {
-        const float* lse_p = has_lse ? lse.data() : nullptr;
-        if (device == Device::CPU) {
-          cpu::logprob_backward(logits, dtype, N, V, labels.data(), grad.data(), lse_p, out, gdtype);
-        } else {
-#ifdef SPPO_WITH_CUDA
-          const size_t in_bytes = static_cast<size_t>(N * V) * dtype_size(dtype);
-          const size_t out_bytes = static_cast<size_t>(N * V) * dtype_size(gdtype);
-          cuda::DeviceBuffer d_logits(logits, in_bytes);
-          cuda::DeviceBuffer d_labels(labels.data(), N * 4), d_grad(grad.data(), N * 4);
-          cuda::DeviceBuffer d_lse(lse_p, has_lse ? N * 4 : 0);
-          cuda::DeviceBuffer d_out(in_place ? 0 : out_bytes);
-          void* dst = in_place ? d_logits.get() : d_out.get();
-          cuda::logprob_backward(d_logits.get(), dtype, N, V, d_labels.as<int32_t>(), d_grad.as<float>(),
-                                 has_lse ? d_lse.as<float>() : nullptr, dst, gdtype, nullptr);
-          (in_place ? d_logits : d_out).download(out, out_bytes);
-#endif
-        }
+        Staged x(be, logits, dtype, N * V, true), y(be, labels.data(), DType::I32, N, true);
+        Staged g(be, grad.data(), DType::F32, N, true);
+        Staged l(be, has_lse ? lse.data() : nullptr, DType::F32, has_lse ? N : 0, true);
+        Staged o(be, in_place ? nullptr : out, gdtype, N * V, false);
+        const Tensor dst = in_place ? x.tensor() : o.tensor();
+        be->logprob_backward(x.tensor(), N, V, y.tensor(), g.tensor(), l.tensor(), dst);
+        be->synchronize();
+        if (in_place) x.fetch();
+        else o.fetch();
         return 0;
       },
       [=](Napi::Env, int&) -> Napi::Value {
@@ -214,8 +197,7 @@ Napi::Value MaskedSequenceSum(const Napi::CallbackInfo& info) {
   Napi::Object o = options(info, "maskedSequenceSum");
   const int64_t B = int_field(o, "batch"), T = int_field(o, "seqLen");
   product(env, B, T, "batch * seqLen");
-  const Device device = device_field(o);
-  require_device(device);
+  const std::shared_ptr<Backend> be = backend_for(device_field(o));
   auto tl = copy_of(typed_field<float>(o, "tokenLogp", napi_float32_array, "Float32Array", B * T), B * T);
   auto mask = copy_of(typed_field<uint8_t>(o, "mask", napi_uint8_array, "Uint8Array", B * T), B * T);
   Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(B));
@@ -224,15 +206,12 @@ Napi::Value MaskedSequenceSum(const Napi::CallbackInfo& info) {
   return RunAsync<int>(
       env,
       [=]() {
-        if (device == Device::CPU) {
-          cpu::masked_sequence_sum(tl.data(), mask.data(), B, T, out_p);
-        } else {
-#ifdef SPPO_WITH_CUDA
-          cuda::DeviceBuffer d_tl(tl.data(), tl.size() * 4), d_mask(mask.data(), mask.size()), d_out(B * 4);
-          cuda::masked_sequence_sum(d_tl.as<float>(), d_mask.as<uint8_t>(), B, T, d_out.as<float>(), nullptr);
-          d_out.download(out_p, B * 4);
-#endif
-        }
+        Staged t(be, tl.data(), DType::F32, B * T, true);
+        Staged m(be, mask.data(), DType::U8, B * T, true);
+        Staged o(be, out_p, DType::F32, B, false);
+        be->masked_sequence_sum(t.tensor(), m.tensor(), B, T, o.tensor());
+        be->synchronize();
+        o.fetch();
         return 0;
       },
       [=](Napi::Env, int&) -> Napi::Value { return keep_out->Value(); });
@@ -248,8 +227,7 @@ struct LossResult {
 Napi::Value SppoLoss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = options(info, "sppoLoss");
-  const Device device = device_field(o);
-  require_device(device);
+  const std::shared_ptr<Backend> be = backend_for(device_field(o));
   Napi::Value pc_v = o.Get("policyChosen");
   if (!pc_v.IsTypedArray() || pc_v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     type_error(env, "policyChosen must be a Float32Array");
@@ -275,45 +253,30 @@ Napi::Value SppoLoss(const Napi::CallbackInfo& info) {
         LossResult r;
         for (auto* v : {&r.losses, &r.grad_chosen, &r.grad_rejected, &r.rewards_chosen, &r.rewards_rejected})
           v->resize(B);
-        LossInputs in;
-        in.B = B;
-        in.beta = beta;
-        in.type = type;
-        auto ptr = [](const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); };
-        if (device == Device::CPU) {
-          in.policy_chosen = ptr(pc);
-          in.policy_rejected = ptr(pr);
-          in.ref_chosen = ptr(rc);
-          in.ref_rejected = ptr(rr);
-          in.chosen_probs = ptr(p);
-          in.chosen_probs_win = ptr(pw);
-          in.chosen_probs_lose = ptr(pl);
-          r.summary = cpu::sppo_loss(in, {r.losses.data(), r.grad_chosen.data(), r.grad_rejected.data(),
-                                          r.rewards_chosen.data(), r.rewards_rejected.data()});
-        } else {
-#ifdef SPPO_WITH_CUDA
-          auto up = [](const std::vector<float>& v) { return cuda::DeviceBuffer(v.empty() ? nullptr : v.data(), v.size() * 4); };
-          cuda::DeviceBuffer d_pc = up(pc), d_pr = up(pr), d_rc = up(rc), d_rr = up(rr), d_p = up(p), d_pw = up(pw),
-                             d_pl = up(pl);
-          cuda::DeviceBuffer outs[5] = {cuda::DeviceBuffer(B * 4), cuda::DeviceBuffer(B * 4), cuda::DeviceBuffer(B * 4),
-                                        cuda::DeviceBuffer(B * 4), cuda::DeviceBuffer(B * 4)};
-          auto dptr = [](const cuda::DeviceBuffer& b) { return b.bytes() ? b.as<float>() : nullptr; };
-          in.policy_chosen = dptr(d_pc);
-          in.policy_rejected = dptr(d_pr);
-          in.ref_chosen = dptr(d_rc);
-          in.ref_rejected = dptr(d_rr);
-          in.chosen_probs = dptr(d_p);
-          in.chosen_probs_win = dptr(d_pw);
-          in.chosen_probs_lose = dptr(d_pl);
-          r.summary = cuda::sppo_loss(in, {outs[0].as<float>(), outs[1].as<float>(), outs[2].as<float>(),
-                                           outs[3].as<float>(), outs[4].as<float>()}, nullptr);
-          outs[0].download(r.losses.data(), B * 4);
-          outs[1].download(r.grad_chosen.data(), B * 4);
-          outs[2].download(r.grad_rejected.data(), B * 4);
-          outs[3].download(r.rewards_chosen.data(), B * 4);
-          outs[4].download(r.rewards_rejected.data(), B * 4);
-#endif
-        }
+        auto in_col = [&](const std::vector<float>& v) {
+          return std::make_unique<Staged>(be, v.empty() ? nullptr : v.data(), DType::F32,
+                                          static_cast<int64_t>(v.size()), true);
+        };
+        auto out_col = [&](std::vector<float>& v) { return std::make_unique<Staged>(be, v.data(), DType::F32, B, false); };
+        auto spc = in_col(pc), spr = in_col(pr), src = in_col(rc), srr = in_col(rr), sp = in_col(p), spw = in_col(pw),
+             spl = in_col(pl);
+        auto ol = out_col(r.losses), ogc = out_col(r.grad_chosen), ogr = out_col(r.grad_rejected),
+             orc = out_col(r.rewards_chosen), orr = out_col(r.rewards_rejected);
+        double summary[5];
+        Staged os(be, summary, DType::F64, 5, false);
+        LossTensors lt{spc->tensor(), spr->tensor(), src->tensor(), srr->tensor(), sp->tensor(), spw->tensor(), spl->tensor()};
+        LossResultTensors lr;
+        lr.losses = ol->tensor();
+        lr.grad_chosen = ogc->tensor();
+        lr.grad_rejected = ogr->tensor();
+        lr.rewards_chosen = orc->tensor();
+        lr.rewards_rejected = orr->tensor();
+        lr.summary = os.tensor();
+        be->sppo_loss(type, beta, B, lt, lr);
+        be->synchronize();
+        for (auto* o : {ol.get(), ogc.get(), ogr.get(), orc.get(), orr.get()}) o->fetch();
+        os.fetch();
+        r.summary = LossSummary{summary[0], summary[1], summary[2], summary[3], summary[4]};
         return r;
       },
       [](Napi::Env env, LossResult& r) -> Napi::Value {
@@ -335,7 +298,7 @@ Napi::Value SppoLoss(const Napi::CallbackInfo& info) {
       });
 }
 
-// Wraps a binding so sppo::Error from synchronous checks (require_device) becomes a JS Error.
+// Wraps a binding so sppo::Error from synchronous checks (backend_for) becomes a JS Error.
 template <Napi::Value (*Fn)(const Napi::CallbackInfo&)>
 Napi::Value Checked(const Napi::CallbackInfo& info) {
   return Guarded(info.Env(), [&] { return Fn(info); });
@@ -349,8 +312,9 @@ void RegisterKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("maskedSequenceSum", Napi::Function::New(env, Checked<MaskedSequenceSum>, "maskedSequenceSum"));
   exports.Set("sppoLoss", Napi::Function::New(env, Checked<SppoLoss>, "sppoLoss"));
   exports.Set("lossTypes", [&] {
-    Napi::Array a = Napi::Array::New(env, 5);
-    for (int i = 0; i < 5; ++i) a.Set(static_cast<uint32_t>(i), loss_type_name(static_cast<LossType>(i)));
+    Napi::Array a = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (LossType t : kLossTypes) a.Set(i++, loss_type_name(t));
     return a;
   }());
 }

@@ -148,7 +148,11 @@ OptimizerConfig ReadOptimizerConfig(Napi::Env env, const Napi::Value& v) {
   if (!v.IsObject()) type_error(env, "optimizer options must be an object {kind, ...}");
   Napi::Object o = v.As<Napi::Object>();
   OptimizerConfig c;
-  c.kind = ReadString(env, Field(env, o, "kind", "optimizer", true), "optimizer.kind");
+  try {
+    c.kind = parse_optimizer_kind(ReadString(env, Field(env, o, "kind", "optimizer", true), "optimizer.kind"));
+  } catch (const std::exception& e) {
+    type_error(env, e.what());
+  }
   auto number = [&](const char* key, double& dst) {
     Napi::Value f = o.Get(key);
     if (!f.IsUndefined()) dst = ReadNumber(env, f, std::string("optimizer.") + key);

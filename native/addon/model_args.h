@@ -1,5 +1,5 @@
-// Conversions from JS arguments to the core's plain structs for the model bindings. Everything
-// is copied into native vectors on the JS thread, so queued work never touches JS memory.
+// Conversions from JS arguments to the core's plain structs for the model and trainer bindings.
+// Everything is copied into native vectors on the JS thread, so queued work never touches JS memory.
 #pragma once
 #include <napi.h>
 
@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "model/llama.h"
-#include "optim/optimizer.h"
+#include "model/llama_model.h"
+#include "train/optimizer_config.h"
 
 namespace sppo::addon {
 

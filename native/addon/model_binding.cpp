@@ -1,4 +1,4 @@
-// The Model class: construction, forward passes, sampling, backward and gradients.
+// The Model class: construction, forward passes, sampling, parameters, cancel and free.
 #include <cstring>
 #include <limits>
 
@@ -7,60 +7,103 @@
 #include "addon/model_args.h"
 #include "addon/model_object.h"
 #include "addon/registry.h"
+#include "backend/backend.h"
 #include "core/error.h"
+#include "model/generate.h"
 
 namespace sppo::addon {
 
-void ModelObject::CheckUsable(Napi::Env env, const char* what) const {
-  if (!state_) throw Napi::Error::New(env, std::string("Model.") + what + ": the model was freed");
-  if (busy_->load())
-    throw Napi::Error::New(env, std::string("Model.") + what +
-                                    ": another call on this model is still running (await it first)");
+Napi::FunctionReference* ModelObject::constructor_ = nullptr;
+
+void CheckUsable(Napi::Env env, const std::shared_ptr<ModelState>& st, const std::string& what) {
+  if (!st || !st->model) throw Napi::Error::New(env, what + ": the model was freed");
+  if (st->busy.load())
+    throw Napi::Error::New(env, what + ": another call on this model is still running (await it first)");
 }
 
-std::shared_ptr<Lease> ModelObject::Acquire(Napi::Env env, const char* what) {
-  CheckUsable(env, what);
-  busy_->store(true);
-  return std::make_shared<Lease>(busy_);
+std::shared_ptr<Lease> Acquire(Napi::Env env, const std::shared_ptr<ModelState>& st, const std::string& what) {
+  CheckUsable(env, st, what);
+  st->busy.store(true);
+  return std::make_shared<Lease>(st);
 }
 
+Napi::Value TensorToJs(Napi::Env env, Backend& be, const Tensor& t) {
+  if (t.dtype == DType::F64) {
+    Napi::Float64Array a = Napi::Float64Array::New(env, static_cast<size_t>(t.numel));
+    if (t.numel) be.download(a.Data(), t.data, t.bytes());
+    return a;
+  }
+  SPPO_CHECK(t.dtype == DType::F32, "TensorToJs: F32 or F64 only (got ", dtype_name(t.dtype), ")");
+  Napi::Float32Array a = Napi::Float32Array::New(env, static_cast<size_t>(t.numel));
+  if (t.numel) be.download(a.Data(), t.data, t.bytes());
+  return a;
+}
+
+namespace {
+Napi::Float32Array ToF32(Napi::Env env, const std::vector<float>& v) {
+  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
+  return a;
+}
+
+Precision ReadPrecision(Napi::Env env, const Napi::Value& v) {
+  if (v.IsUndefined()) return Precision::FP32;
+  const std::string p = ReadString(env, v, "options.precision");
+  if (p == "fp32") return Precision::FP32;
+  if (p == "fp64") return Precision::FP64;
+  if (p == "bf16") return Precision::BF16;
+  throw Napi::TypeError::New(env, "options.precision must be 'fp32', 'fp64' or 'bf16' (got '" + p + "')");
+}
+}  // namespace
+
+// new Model(config, {device?, precision?})
 ModelObject::ModelObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelObject>(info) {
   Napi::Env env = info.Env();
   if (!info.IsConstructCall()) throw Napi::TypeError::New(env, "Model must be called with new");
   LlamaConfig cfg = ReadLlamaConfig(env, info[0]);
+  Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  device_ = o.Get("device").IsUndefined() ? "cpu" : ReadString(env, o.Get("device"), "options.device");
+  if (device_ != "cpu" && device_ != "cuda")
+    throw Napi::TypeError::New(env, "options.device must be 'cpu' or 'cuda' (got '" + device_ + "')");
+  const Precision precision = ReadPrecision(env, o.Get("precision"));
   try {
-    validate_config(cfg);
     auto st = std::make_shared<ModelState>();
-    st->model = std::make_unique<LlamaModel>(cfg);
+    st->model = std::make_shared<LlamaModel>(backend_for(device_ == "cpu" ? sppo::Device::CPU : sppo::Device::CUDA),
+                                             cfg, precision);
     state_ = std::move(st);
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
   }
 }
 
+std::shared_ptr<ModelState> ModelObject::StateOf(Napi::Env env, const Napi::Value& v, const char* what) {
+  if (!v.IsObject() || !constructor_ || !v.As<Napi::Object>().InstanceOf(constructor_->Value()))
+    throw Napi::TypeError::New(env, std::string(what) + " must be a Model");
+  return Unwrap(v.As<Napi::Object>())->state_;
+}
+
 Napi::Value ModelObject::Params(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckUsable(env, "params");
-  return Guarded(env, [&]() -> Napi::Value {
-    auto& ps = state_->model->params();
-    Napi::Array out = Napi::Array::New(env, ps.size());
-    for (size_t i = 0; i < ps.size(); ++i) {
-      Napi::Object p = Napi::Object::New(env);
-      p.Set("name", ps[i].name);
-      Napi::Array shape = Napi::Array::New(env, ps[i].shape.size());
-      for (size_t d = 0; d < ps[i].shape.size(); ++d) shape.Set(d, Napi::Number::New(env, static_cast<double>(ps[i].shape[d])));
-      p.Set("shape", shape);
-      out.Set(i, p);
-    }
-    return out;
-  });
+  CheckUsable(env, state_, "Model.params");
+  const auto& ps = state_->model->layout().params();
+  Napi::Array out = Napi::Array::New(env, ps.size());
+  for (size_t i = 0; i < ps.size(); ++i) {
+    Napi::Object p = Napi::Object::New(env);
+    p.Set("name", ps[i].name);
+    Napi::Array shape = Napi::Array::New(env, ps[i].shape.size());
+    for (size_t d = 0; d < ps[i].shape.size(); ++d) shape.Set(d, Napi::Number::New(env, static_cast<double>(ps[i].shape[d])));
+    p.Set("shape", shape);
+    p.Set("offset", static_cast<double>(ps[i].offset));
+    out.Set(i, p);
+  }
+  return out;
 }
 
 Napi::Value ModelObject::InitRandom(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const auto seed = static_cast<uint64_t>(ReadInt(env, info[0], "seed", 0, (int64_t{1} << 53)));
   const double stddev = info.Length() > 1 && !info[1].IsUndefined() ? ReadNumber(env, info[1], "std") : 0.02;
-  auto lease = Acquire(env, "initRandom");
+  auto lease = Acquire(env, state_, "Model.initRandom");
   auto st = state_;
   return RunAsync<bool>(
       env, [st, lease, seed, stddev]() { st->model->init_random(seed, stddev); return true; },
@@ -69,35 +112,28 @@ Napi::Value ModelObject::InitRandom(const Napi::CallbackInfo& info) {
 
 Napi::Value ModelObject::SetGradientCheckpointing(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckUsable(env, "setGradientCheckpointing");
+  CheckUsable(env, state_, "Model.setGradientCheckpointing");
   if (info.Length() < 1 || !info[0].IsBoolean()) throw Napi::TypeError::New(env, "argument on must be a boolean");
-  return Guarded(env, [&]() -> Napi::Value {
-    state_->model->set_gradient_checkpointing(info[0].As<Napi::Boolean>().Value());
-    return env.Undefined();
-  });
-}
-
-static Napi::Float32Array ToF32(Napi::Env env, const std::vector<float>& v) {
-  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
-  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
-  return a;
+  state_->model->set_gradient_checkpointing(info[0].As<Napi::Boolean>().Value());
+  return env.Undefined();
 }
 
 Napi::Value ModelObject::Logits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckUsable(env, "logits");
+  CheckUsable(env, state_, "Model.logits");
   const LlamaConfig& cfg = state_->model->config();
   if (cfg.sequence_classification)
     throw Napi::Error::New(env, "Model.logits: a sequence-classification (reward) model has no language-model head; use scores");
   auto batch = std::make_shared<HostBatch>(ReadBatch(env, info[0], "batch", false, cfg.vocab_size));
   const int64_t V = cfg.vocab_size;
-  auto lease = Acquire(env, "logits");
+  auto lease = Acquire(env, state_, "Model.logits");
   auto st = state_;
   return RunAsync<std::vector<float>>(
       env,
       [st, lease, batch, V]() {
         std::vector<float> out(static_cast<size_t>(batch->B * batch->T * V));
-        st->model->logits(batch->view(), out.data());
+        st->model->set_cancel(lease->cancel_point());
+        st->model->logits(batch->view(), Tensor(out.data(), DType::F32, static_cast<int64_t>(out.size())));
         return out;
       },
       [](Napi::Env e, std::vector<float>& out) -> Napi::Value { return ToF32(e, out); });
@@ -105,19 +141,20 @@ Napi::Value ModelObject::Logits(const Napi::CallbackInfo& info) {
 
 Napi::Value ModelObject::Scores(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckUsable(env, "scores");
+  CheckUsable(env, state_, "Model.scores");
   const LlamaConfig& cfg = state_->model->config();
   if (!cfg.sequence_classification)
     throw Napi::Error::New(env, "Model.scores: this is a causal language model, not a sequence-classification (reward) model");
   auto batch = std::make_shared<HostBatch>(ReadBatch(env, info[0], "batch", false, cfg.vocab_size));
   const int64_t L = cfg.num_labels;
-  auto lease = Acquire(env, "scores");
+  auto lease = Acquire(env, state_, "Model.scores");
   auto st = state_;
   return RunAsync<std::vector<float>>(
       env,
       [st, lease, batch, L]() {
         std::vector<float> out(static_cast<size_t>(batch->B * L));
-        st->model->scores(batch->view(), out.data());
+        st->model->set_cancel(lease->cancel_point());
+        st->model->scores(batch->view(), Tensor(out.data(), DType::F32, static_cast<int64_t>(out.size())));
         return out;
       },
       [](Napi::Env e, std::vector<float>& out) -> Napi::Value { return ToF32(e, out); });
@@ -125,33 +162,36 @@ Napi::Value ModelObject::Scores(const Napi::CallbackInfo& info) {
 
 Napi::Value ModelObject::SequenceLogprobs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckUsable(env, "sequenceLogprobs");
+  CheckUsable(env, state_, "Model.sequenceLogprobs");
   const LlamaConfig& cfg = state_->model->config();
   if (cfg.sequence_classification)
     throw Napi::Error::New(env, "Model.sequenceLogprobs: a sequence-classification (reward) model has no language-model head");
   auto batch = std::make_shared<HostBatch>(ReadBatch(env, info[0], "batch", true, cfg.vocab_size));
-  auto lease = Acquire(env, "sequenceLogprobs");
+  auto lease = Acquire(env, state_, "Model.sequenceLogprobs");
   auto st = state_;
   return RunAsync<std::vector<float>>(
       env,
       [st, lease, batch]() {
         std::vector<float> out(static_cast<size_t>(batch->B));
-        st->model->sequence_logprobs(batch->view(), out.data(), nullptr);
+        st->model->set_cancel(lease->cancel_point());
+        st->model->sequence_logprobs(batch->view(), Tensor(out.data(), DType::F32, batch->B));
         return out;
       },
       [](Napi::Env e, std::vector<float>& out) -> Napi::Value { return ToF32(e, out); });
 }
 
+// generate(prompts: Int32Array[], samplesPerPrompt, seeds: number[] (one per prompt), options)
 Napi::Value ModelObject::Generate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckUsable(env, "generate");
+  CheckUsable(env, state_, "Model.generate");
   const LlamaConfig& cfg = state_->model->config();
   if (cfg.sequence_classification)
     throw Napi::Error::New(env, "Model.generate: a sequence-classification (reward) model cannot generate");
-  if (info.Length() < 3 || !info[0].IsArray() || !info[1].IsArray() || !info[2].IsObject())
-    throw Napi::TypeError::New(env, "Model.generate(prompts: Int32Array[], seeds: number[], options)");
+  if (info.Length() < 4 || !info[0].IsArray() || !info[2].IsArray() || !info[3].IsObject())
+    throw Napi::TypeError::New(env, "Model.generate(prompts: Int32Array[], samplesPerPrompt: number, seeds: number[], options)");
   Napi::Array jp = info[0].As<Napi::Array>();
-  Napi::Array js = info[1].As<Napi::Array>();
+  const int64_t samples = ReadInt(env, info[1], "samplesPerPrompt", 1, int64_t{1} << 20);
+  Napi::Array js = info[2].As<Napi::Array>();
   if (jp.Length() != js.Length())
     throw Napi::TypeError::New(env, "generate: " + std::to_string(js.Length()) + " seeds for " +
                                         std::to_string(jp.Length()) + " prompts");
@@ -170,7 +210,7 @@ Napi::Value ModelObject::Generate(const Napi::CallbackInfo& info) {
         throw Napi::TypeError::New(env, what + " holds token " + std::to_string(t) + " outside the vocabulary");
     (*seeds)[i] = static_cast<uint64_t>(ReadInt(env, js.Get(i), "seeds[" + std::to_string(i) + "]", 0, int64_t{1} << 53));
   }
-  Napi::Object o = info[2].As<Napi::Object>();
+  Napi::Object o = info[3].As<Napi::Object>();
   GenerateOptions opts;
   opts.max_new_tokens = ReadInt(env, o.Get("maxNewTokens"), "options.maxNewTokens", 0, int64_t{1} << 24);
   opts.temperature = ReadNumber(env, o.Get("temperature"), "options.temperature");
@@ -185,10 +225,14 @@ Napi::Value ModelObject::Generate(const Napi::CallbackInfo& info) {
         ReadInt(env, ea.Get(i), "options.eosTokenIds[" + std::to_string(i) + "]", 0, cfg.vocab_size - 1)));
   if (opts.temperature < 0) throw Napi::TypeError::New(env, "options.temperature must be >= 0");
   if (!(opts.top_p > 0 && opts.top_p <= 1)) throw Napi::TypeError::New(env, "options.topP must be in (0, 1]");
-  auto lease = Acquire(env, "generate");
+  auto lease = Acquire(env, state_, "Model.generate");
   auto st = state_;
   return RunAsync<std::vector<Generation>>(
-      env, [st, lease, prompts, seeds, opts]() { return st->model->generate(*prompts, *seeds, opts); },
+      env,
+      [st, lease, prompts, samples, seeds, opts]() {
+        st->model->set_cancel(lease->cancel_point());
+        return generate(*st->model, *prompts, samples, *seeds, opts);
+      },
       [](Napi::Env e, std::vector<Generation>& gens) -> Napi::Value {
         Napi::Array out = Napi::Array::New(e, gens.size());
         for (size_t i = 0; i < gens.size(); ++i) {
@@ -204,141 +248,70 @@ Napi::Value ModelObject::Generate(const Napi::CallbackInfo& info) {
       });
 }
 
-namespace {
-// Owns every array a PairBatch points into.
-struct HostPairs {
-  HostBatch chosen, rejected;
-  std::vector<float> ref_chosen, ref_rejected, probs, probs_win, probs_lose;
-  PairBatch view() const {
-    PairBatch p;
-    p.chosen = chosen.view();
-    p.rejected = rejected.view();
-    p.ref_chosen = ref_chosen.data();
-    p.ref_rejected = ref_rejected.data();
-    p.chosen_probs = probs.data();
-    p.chosen_probs_win = probs_win.data();
-    p.chosen_probs_lose = probs_lose.data();
-    return p;
-  }
-};
-}  // namespace
-
-Napi::Value ModelObject::Accumulate(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CheckUsable(env, "accumulate");
-  const LlamaConfig& cfg = state_->model->config();
-  if (cfg.sequence_classification)
-    throw Napi::Error::New(env, "Model.accumulate: a sequence-classification (reward) model cannot be trained on the SPPO loss");
-  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Model.accumulate(pairs)");
-  Napi::Object o = info[0].As<Napi::Object>();
-  auto pairs = std::make_shared<HostPairs>();
-  pairs->chosen = ReadBatch(env, o.Get("chosen"), "pairs.chosen", true, cfg.vocab_size);
-  pairs->rejected = ReadBatch(env, o.Get("rejected"), "pairs.rejected", true, cfg.vocab_size);
-  const int64_t B = pairs->chosen.B;
-  if (pairs->rejected.B != B)
-    throw Napi::TypeError::New(env, "pairs.rejected.B must equal pairs.chosen.B");
-  const auto n = static_cast<size_t>(B);
-  pairs->ref_chosen = ReadFloats(env, o.Get("refChosen"), n, "pairs.refChosen");
-  pairs->ref_rejected = ReadFloats(env, o.Get("refRejected"), n, "pairs.refRejected");
-  pairs->probs = ReadFloats(env, o.Get("chosenProbs"), n, "pairs.chosenProbs");
-  pairs->probs_win = ReadFloats(env, o.Get("chosenProbsWin"), n, "pairs.chosenProbsWin");
-  pairs->probs_lose = ReadFloats(env, o.Get("chosenProbsLose"), n, "pairs.chosenProbsLose");
-  const std::string loss_name = ReadString(env, o.Get("loss"), "pairs.loss");
-  const double beta = ReadNumber(env, o.Get("beta"), "pairs.beta");
-  const double scale = ReadNumber(env, o.Get("scale"), "pairs.scale");
-  LossType loss;
-  try {
-    loss = parse_loss_type(loss_name);
-  } catch (const std::exception& e) {
-    throw Napi::TypeError::New(env, e.what());
-  }
-  if (!(beta > 0)) throw Napi::TypeError::New(env, "pairs.beta must be > 0");
-  auto lease = Acquire(env, "accumulate");
-  auto st = state_;
-  return RunAsync<StepMetrics>(
-      env,
-      [st, lease, pairs, loss, beta, scale]() {
-        return st->model->loss_and_backward(pairs->view(), loss, beta, static_cast<float>(scale));
-      },
-      [](Napi::Env e, StepMetrics& m) -> Napi::Value {
-        Napi::Object r = Napi::Object::New(e);
-        SetLossSummary(r, m.summary);
-        r.Set("policyChosenLogp", m.policy_chosen_logp);
-        r.Set("policyRejectedLogp", m.policy_rejected_logp);
-        r.Set("tokens", static_cast<double>(m.tokens));
-        return r;
-      });
-}
-
-Napi::Value ModelObject::ZeroGrad(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CheckUsable(env, "zeroGrad");
-  return Guarded(env, [&]() -> Napi::Value {
-    state_->model->zero_grad();
-    return env.Undefined();
-  });
-}
-
-// Copies one parameter's data or gradient into a new Float32Array.
-static Napi::Value CopyParam(Napi::Env env, LlamaModel& model, const Napi::Value& name_v, bool grad) {
-  const std::string name = ReadString(env, name_v, "name");
-  ParamRef* p = model.find_param(name);
-  if (!p) throw Napi::Error::New(env, "no parameter named '" + name + "'");
-  const float* src = grad ? p->grad : p->data;
-  if (!src) throw Napi::Error::New(env, "parameter '" + name + "' has no " + (grad ? "gradient" : "data"));
-  Napi::Float32Array a = Napi::Float32Array::New(env, static_cast<size_t>(p->numel()));
-  if (p->numel() > 0) std::memcpy(a.Data(), src, static_cast<size_t>(p->numel()) * sizeof(float));
-  return a;
-}
-
-Napi::Value ModelObject::Gradient(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CheckUsable(env, "gradient");
-  return Guarded(env, [&]() { return CopyParam(env, *state_->model, info[0], true); });
-}
-
 Napi::Value ModelObject::ReadParam(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckUsable(env, "readParam");
-  return Guarded(env, [&]() { return CopyParam(env, *state_->model, info[0], false); });
+  CheckUsable(env, state_, "Model.readParam");
+  const std::string name = ReadString(env, info[0], "name");
+  return Guarded(env, [&]() { return TensorToJs(env, state_->model->backend(), state_->model->param(name)); });
+}
+
+// memoryPlan(rows, training) -> {weights, activations, head, total} bytes
+Napi::Value ModelObject::MemoryPlan(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckUsable(env, state_, "Model.memoryPlan");
+  const int64_t rows = ReadInt(env, info[0], "rows", 1, int64_t{1} << 31);
+  if (info.Length() < 2 || !info[1].IsBoolean()) throw Napi::TypeError::New(env, "argument training must be a boolean");
+  const sppo::MemoryPlan p = state_->model->memory_plan(rows, info[1].As<Napi::Boolean>().Value());
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("weights", static_cast<double>(p.weights));
+  o.Set("activations", static_cast<double>(p.activations));
+  o.Set("head", static_cast<double>(p.head));
+  o.Set("total", static_cast<double>(p.total()));
+  return o;
+}
+
+Napi::Value ModelObject::Cancel(const Napi::CallbackInfo& info) {
+  if (state_) state_->cancel.cancel();
+  return info.Env().Undefined();
 }
 
 Napi::Value ModelObject::Free(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!state_) return env.Undefined();  // freeing twice is harmless
-  if (busy_->load())
+  if (state_->busy.load())
     throw Napi::Error::New(env, "Model.free: a call on this model is still running (await it first)");
-  state_.reset();
+  state_.reset();  // trainers made from this model keep it until they are freed
   return env.Undefined();
 }
 
-Napi::Value ModelObject::IsBusy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_->load()); }
+Napi::Value ModelObject::IsBusy(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), state_ && state_->busy.load());
+}
 Napi::Value ModelObject::IsFreed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !state_); }
+Napi::Value ModelObject::Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), device_); }
 
 Napi::Function ModelObject::Define(Napi::Env env) {
-  return DefineClass(env, "Model",
-                     {
-                         InstanceMethod<&ModelObject::Params>("params"),
-                         InstanceMethod<&ModelObject::InitRandom>("initRandom"),
-                         InstanceMethod<&ModelObject::SetGradientCheckpointing>("setGradientCheckpointing"),
-                         InstanceMethod<&ModelObject::Logits>("logits"),
-                         InstanceMethod<&ModelObject::Scores>("scores"),
-                         InstanceMethod<&ModelObject::SequenceLogprobs>("sequenceLogprobs"),
-                         InstanceMethod<&ModelObject::Generate>("generate"),
-                         InstanceMethod<&ModelObject::Accumulate>("accumulate"),
-                         InstanceMethod<&ModelObject::ZeroGrad>("zeroGrad"),
-                         InstanceMethod<&ModelObject::Gradient>("gradient"),
-                         InstanceMethod<&ModelObject::ReadParam>("readParam"),
-                         InstanceMethod<&ModelObject::Free>("free"),
-                         InstanceAccessor<&ModelObject::IsBusy>("busy"),
-                         InstanceAccessor<&ModelObject::IsFreed>("freed"),
-                         InstanceMethod<&ModelObject::LoadTensors>("loadTensors"),
-                         InstanceMethod<&ModelObject::SaveTensors>("saveTensors"),
-                         InstanceMethod<&ModelObject::OptimizerStep>("optimizerStep"),
-                         InstanceMethod<&ModelObject::OptimizerStateInfo>("optimizerStateInfo"),
-                         InstanceMethod<&ModelObject::SaveOptimizerState>("saveOptimizerState"),
-                         InstanceMethod<&ModelObject::LoadOptimizerState>("loadOptimizerState"),
-                     });
+  Napi::Function f = DefineClass(env, "Model",
+                                 {
+                                     InstanceMethod<&ModelObject::Params>("params"),
+                                     InstanceMethod<&ModelObject::InitRandom>("initRandom"),
+                                     InstanceMethod<&ModelObject::SetGradientCheckpointing>("setGradientCheckpointing"),
+                                     InstanceMethod<&ModelObject::Logits>("logits"),
+                                     InstanceMethod<&ModelObject::Scores>("scores"),
+                                     InstanceMethod<&ModelObject::SequenceLogprobs>("sequenceLogprobs"),
+                                     InstanceMethod<&ModelObject::Generate>("generate"),
+                                     InstanceMethod<&ModelObject::ReadParam>("readParam"),
+                                     InstanceMethod<&ModelObject::MemoryPlan>("memoryPlan"),
+                                     InstanceMethod<&ModelObject::Cancel>("cancel"),
+                                     InstanceMethod<&ModelObject::Free>("free"),
+                                     InstanceAccessor<&ModelObject::IsBusy>("busy"),
+                                     InstanceAccessor<&ModelObject::IsFreed>("freed"),
+                                     InstanceAccessor<&ModelObject::Device>("device"),
+                                     InstanceMethod<&ModelObject::LoadTensors>("loadTensors"),
+                                     InstanceMethod<&ModelObject::SaveTensors>("saveTensors"),
+                                 });
+  constructor_ = new Napi::FunctionReference(Napi::Persistent(f));  // lives as long as the process
+  return f;
 }
 
 void RegisterModel(Napi::Env env, Napi::Object exports) { exports.Set("Model", ModelObject::Define(env)); }

@@ -4,6 +4,7 @@
 #include "addon/model_args.h"
 #include "addon/model_object.h"
 #include "core/error.h"
+#include "io/arena_io.h"
 #include "io/tensor_file.h"
 
 namespace sppo::addon {
@@ -19,7 +20,7 @@ struct LoadEntry {
 // loadTensors([{name, file, offset, nbytes, dtype}]): every parameter named is filled.
 Napi::Value ModelObject::LoadTensors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckUsable(env, "loadTensors");
+  CheckUsable(env, state_, "Model.loadTensors");
   if (info.Length() < 1 || !info[0].IsArray())
     throw Napi::TypeError::New(env, "Model.loadTensors(entries: {name, file, offset, nbytes, dtype}[])");
   Napi::Array arr = info[0].As<Napi::Array>();
@@ -40,23 +41,21 @@ Napi::Value ModelObject::LoadTensors(const Napi::CallbackInfo& info) {
     } catch (const sppo::Error& err) {
       throw Napi::TypeError::New(env, err.what());
     }
-    ParamRef* p = state_->model->find_param(e.name);
-    if (!p) throw Napi::Error::New(env, e.file + ": tensor '" + e.name + "' is not a parameter of this model");
-    if (e.nbytes != static_cast<uint64_t>(p->numel()) * dtype_size(e.dtype))
+    const int pi = state_->model->layout().find(e.name);
+    if (pi < 0) throw Napi::Error::New(env, e.file + ": tensor '" + e.name + "' is not a parameter of this model");
+    const int64_t numel = state_->model->layout()[pi].numel;
+    if (e.nbytes != static_cast<uint64_t>(numel) * dtype_size(e.dtype))
       throw Napi::Error::New(env, e.file + ": tensor '" + e.name + "' has " + std::to_string(e.nbytes) +
-                                      " bytes, the parameter needs " + std::to_string(p->numel()) + " elements");
+                                      " bytes, the parameter needs " + std::to_string(numel) + " elements");
     entries->push_back(std::move(e));
   }
-  auto lease = Acquire(env, "loadTensors");
+  auto lease = Acquire(env, state_, "Model.loadTensors");
   auto st = state_;
   return RunAsync<bool>(
       env,
       [st, lease, entries]() {
-        for (const auto& e : *entries) {
-          ParamRef* p = st->model->find_param(e.name);
-          SPPO_CHECK(p != nullptr, "parameter '", e.name, "' disappeared");
-          io::read_tensor(e.file, e.offset, e.nbytes, e.dtype, p->data, p->numel(), e.name);
-        }
+        for (const auto& e : *entries)
+          io::load_into(e.file, e.offset, e.nbytes, e.dtype, st->model->backend(), st->model->param(e.name), e.name);
         return true;
       },
       [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
@@ -65,7 +64,7 @@ Napi::Value ModelObject::LoadTensors(const Napi::CallbackInfo& info) {
 // saveTensors(file, headerJson, names[], dtype, dataBytes): the header describes `names` in order.
 Napi::Value ModelObject::SaveTensors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckUsable(env, "saveTensors");
+  CheckUsable(env, state_, "Model.saveTensors");
   const std::string file = ReadString(env, info[0], "file");
   const std::string header = ReadString(env, info[1], "headerJson");
   if (info.Length() < 3 || !info[2].IsArray()) throw Napi::TypeError::New(env, "argument names must be an array");
@@ -80,20 +79,18 @@ Napi::Value ModelObject::SaveTensors(const Napi::CallbackInfo& info) {
   auto list = std::make_shared<std::vector<std::string>>();
   for (uint32_t i = 0; i < names.Length(); ++i) {
     list->push_back(ReadString(env, names.Get(i), "names[" + std::to_string(i) + "]"));
-    if (!state_->model->find_param(list->back()))
+    if (state_->model->layout().find(list->back()) < 0)
       throw Napi::Error::New(env, "saveTensors: no parameter named '" + list->back() + "'");
   }
-  auto lease = Acquire(env, "saveTensors");
+  auto lease = Acquire(env, state_, "Model.saveTensors");
   auto st = state_;
   return RunAsync<bool>(
       env,
       [st, lease, file, header, list, dtype, bytes]() {
-        std::vector<io::TensorSource> src;
-        for (const auto& n : *list) {
-          ParamRef* p = st->model->find_param(n);
-          src.push_back({p->data, p->numel()});
-        }
-        io::write_safetensors(file, header, src, dtype, bytes);
+        std::vector<Tensor> ts;
+        for (const auto& n : *list) ts.push_back(st->model->param(n));
+        const io::HostFloats host = io::host_floats(st->model->backend(), ts);
+        io::write_safetensors(file, header, host.sources, dtype, bytes);
         return true;
       },
       [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });

@@ -1,45 +1,53 @@
-// The addon's Model object: a sppo::LlamaModel (and its optimizer) behind a JS class. Methods
-// are split by concern over model_binding.cpp (forward, backward, sampling, gradients),
-// model_io_binding.cpp (tensor load/save) and optimizer_binding.cpp. Long calls run through
-// RunAsync; a busy flag rejects a second call on the same model while one is in flight, and every
-// call after free() is rejected, so misuse from JS is an error, never a crash.
+// The addon's Model object: a sppo::LlamaModel on a backend chosen by its device, behind a JS
+// class (model_binding.cpp: forward passes, sampling, parameters; model_io_binding.cpp: tensor
+// load/save). Long calls run through RunAsync. One call at a time per model, its trainers
+// included (they share its activations): a second call while one is in flight, or any call after
+// free(), is an error, never a crash. cancel() stops the call in flight within about one step.
 #pragma once
 #include <napi.h>
 
 #include <atomic>
-#include <functional>
 #include <memory>
 #include <string>
 
-#include "addon/args.h"  // Guarded, used by every Model method
-#include "model/llama.h"
-#include "optim/optimizer.h"
+#include "addon/args.h"  // Guarded, used by every method
+#include "core/cancel.h"
+#include "model/llama_model.h"
 
 namespace sppo::addon {
 
-// What worker threads share with the JS object; kept alive by the work in flight.
+// What worker threads share with the JS objects; kept alive by the work in flight and by the
+// trainers made from the model.
 struct ModelState {
-  std::unique_ptr<LlamaModel> model;
-  std::unique_ptr<Optimizer> optimizer;
-  OptimizerConfig optimizer_config;
+  std::shared_ptr<LlamaModel> model;
+  CancelFlag cancel;
+  std::atomic<bool> busy{false};
 };
 
 // Held by an async call for as long as its worker lives; clears the busy flag when released.
 class Lease {
  public:
-  explicit Lease(std::shared_ptr<std::atomic<bool>> busy) : busy_(std::move(busy)) {}
-  ~Lease() { busy_->store(false); }
+  explicit Lease(std::shared_ptr<ModelState> st) : st_(std::move(st)) {}
+  ~Lease() { st_->busy.store(false); }
   Lease(const Lease&) = delete;
   Lease& operator=(const Lease&) = delete;
+  // The cancel point of this call (a fresh ticket).
+  CancelPoint cancel_point() { return CancelPoint{&st_->cancel, st_->cancel.begin()}; }
 
  private:
-  std::shared_ptr<std::atomic<bool>> busy_;
+  std::shared_ptr<ModelState> st_;
 };
+
+// Throws a JS Error naming `what` when `st` is freed or busy; else marks it busy.
+std::shared_ptr<Lease> Acquire(Napi::Env env, const std::shared_ptr<ModelState>& st, const std::string& what);
+void CheckUsable(Napi::Env env, const std::shared_ptr<ModelState>& st, const std::string& what);
 
 class ModelObject : public Napi::ObjectWrap<ModelObject> {
  public:
   static Napi::Function Define(Napi::Env env);
   explicit ModelObject(const Napi::CallbackInfo& info);
+  // The state behind a JS Model (for Trainer's constructor); throws a TypeError otherwise.
+  static std::shared_ptr<ModelState> StateOf(Napi::Env env, const Napi::Value& v, const char* what);
 
  private:
   // model_binding.cpp
@@ -50,29 +58,24 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
   Napi::Value Scores(const Napi::CallbackInfo& info);
   Napi::Value SequenceLogprobs(const Napi::CallbackInfo& info);
   Napi::Value Generate(const Napi::CallbackInfo& info);
-  Napi::Value Accumulate(const Napi::CallbackInfo& info);
-  Napi::Value ZeroGrad(const Napi::CallbackInfo& info);
-  Napi::Value Gradient(const Napi::CallbackInfo& info);
   Napi::Value ReadParam(const Napi::CallbackInfo& info);
+  Napi::Value MemoryPlan(const Napi::CallbackInfo& info);
+  Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value Free(const Napi::CallbackInfo& info);
   Napi::Value IsBusy(const Napi::CallbackInfo& info);
   Napi::Value IsFreed(const Napi::CallbackInfo& info);
+  Napi::Value Device(const Napi::CallbackInfo& info);
   // model_io_binding.cpp
   Napi::Value LoadTensors(const Napi::CallbackInfo& info);
   Napi::Value SaveTensors(const Napi::CallbackInfo& info);
-  // optimizer_binding.cpp
-  Napi::Value OptimizerStep(const Napi::CallbackInfo& info);
-  Napi::Value OptimizerStateInfo(const Napi::CallbackInfo& info);
-  Napi::Value SaveOptimizerState(const Napi::CallbackInfo& info);
-  Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info);
-
-  // Throws a JS Error when the model was freed or a call is in flight; `what` names the method.
-  void CheckUsable(Napi::Env env, const char* what) const;
-  // CheckUsable, then marks the model busy until the returned lease is released.
-  std::shared_ptr<Lease> Acquire(Napi::Env env, const char* what);
 
   std::shared_ptr<ModelState> state_;
-  std::shared_ptr<std::atomic<bool>> busy_ = std::make_shared<std::atomic<bool>>(false);
+  std::string device_;
+
+  static Napi::FunctionReference* constructor_;
 };
+
+// Copies `n` elements of a backend tensor (F32 or F64) into a new JS typed array.
+Napi::Value TensorToJs(Napi::Env env, Backend& be, const Tensor& t);
 
 }  // namespace sppo::addon

@@ -12,8 +12,11 @@
 #include <vector>
 
 #include "core/parallel.h"
-#include "model/llama.h"
-#include "optim/optimizer.h"
+#include "backend/backend.h"
+#include "comm/communicator.h"
+#include "model/generate.h"
+#include "model/llama_model.h"
+#include "train/trainer.h"
 
 using namespace sppo;
 
@@ -70,10 +73,9 @@ int main(int argc, char** argv) {
   c.head_dim = 32;
   c.rope_theta = 500000;
   c.tie_word_embeddings = true;
-  LlamaModel m(c);
+  LlamaModel m(backend_for(Device::CPU), c, Precision::FP32);
   m.init_random(1, 0.02);
-  int64_t nparams = 0;
-  for (auto& p : m.params()) nparams += p.numel();
+  const int64_t nparams = m.layout().count();
   std::printf("config: V=%lld H=%lld I=%lld L=%lld heads=%lld/%lld params=%.1fM threads=%d\n", (long long)c.vocab_size,
               (long long)c.hidden_size, (long long)c.intermediate_size, (long long)c.num_layers,
               (long long)c.num_heads, (long long)c.num_kv_heads, nparams / 1e6, cpu_threads());
@@ -82,7 +84,7 @@ int main(int argc, char** argv) {
   Sides ch = make_side(g, batch, seq, c.vocab_size), rj = make_side(g, batch, seq, c.vocab_size);
   std::vector<float> refc(batch, -100.f), refr(batch, -100.f), pw(batch, 0.7f), pl(batch, 0.3f), pwl(batch, 0.6f);
   PairBatch pb{ch.view(batch, seq), rj.view(batch, seq), refc.data(), refr.data(), pwl.data(), pw.data(), pl.data()};
-  auto opt = make_optimizer(OptimizerConfig(), m.params());
+  Trainer trainer(m, make_local_communicator(m.backend_ptr()), TrainerOptions());
 
   std::printf("\n%-34s %10s %12s %14s\n", "benchmark", "seconds", "tokens/s", "tokens/cpu-s");
   double cpu0 = 0;
@@ -91,16 +93,14 @@ int main(int argc, char** argv) {
   };
   for (bool ckpt : {false, true}) {
     m.set_gradient_checkpointing(ckpt);
-    m.zero_grad();
-    m.loss_and_backward(pb, LossType::SPPO, 1e-3, 1.0f);  // warm-up
+    trainer.accumulate(pb, LossType::SPPO, 1e-3, 1.0);  // warm-up
+    trainer.step(5e-7, 1.0);
     double t0 = now();
     cpu0 = cpu_now();
     int64_t toks = 0;
     for (int64_t r = 0; r < repeat; ++r) {
-      m.zero_grad();
-      toks += m.loss_and_backward(pb, LossType::SPPO, 1e-3, 1.0f).tokens;
-      clip_grad_norm(m.params(), 1.0);
-      opt->step(m.params(), 5e-7);
+      toks += trainer.accumulate(pb, LossType::SPPO, 1e-3, 1.0).tokens;
+      trainer.step(5e-7, 1.0);
     }
     row(ckpt ? "train step (checkpointing)" : "train step", now() - t0, static_cast<double>(toks));
   }
@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
     std::vector<float> lp(batch);
     double t0 = now();
     cpu0 = cpu_now();
-    for (int64_t r = 0; r < repeat; ++r) m.sequence_logprobs(ch.view(batch, seq), lp.data());
+    for (int64_t r = 0; r < repeat; ++r) m.sequence_logprobs(ch.view(batch, seq), Tensor(lp.data(), DType::F32, batch));
     row("sequence log-probs (forward)", now() - t0, static_cast<double>(repeat * batch * seq));
   }
   {
@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
     o.top_p = 0.9;
     double t0 = now();
     cpu0 = cpu_now();
-    auto gen = m.generate(prompts, seeds, o);
+    auto gen = generate(m, prompts, 1, seeds, o);
     const double secs = now() - t0;
     int64_t toks = 0;
     for (auto& x : gen) toks += static_cast<int64_t>(x.tokens.size());

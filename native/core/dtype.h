@@ -7,7 +7,9 @@
 
 namespace sppo {
 
-enum class DType : int { F32 = 0, BF16 = 1, F16 = 2, F64 = 3 };
+// Floating types hold tensors; I32 (token ids, labels, positions, indices) and U8 (masks) hold
+// the integer inputs ops read.
+enum class DType : int { F32 = 0, BF16 = 1, F16 = 2, F64 = 3, I32 = 4, U8 = 5 };
 
 inline std::size_t dtype_size(DType t) {
   switch (t) {
@@ -15,6 +17,8 @@ inline std::size_t dtype_size(DType t) {
     case DType::BF16: return 2;
     case DType::F16: return 2;
     case DType::F64: return 8;
+    case DType::I32: return 4;
+    case DType::U8: return 1;
   }
   return 0;
 }
@@ -25,6 +29,8 @@ inline const char* dtype_name(DType t) {
     case DType::BF16: return "BF16";
     case DType::F16: return "F16";
     case DType::F64: return "F64";
+    case DType::I32: return "I32";
+    case DType::U8: return "U8";
   }
   return "?";
 }

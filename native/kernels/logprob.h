@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "runtime/cuda_launch.h"
 
 namespace sppo {
 
@@ -27,18 +28,25 @@ void logprob_backward(const void* logits, DType dtype, int64_t N, int64_t V, con
 // seq_logp[b] = sum_t mask[b*T + t] * token_logp[b*T + t]   (mask: 0/1 bytes)
 void masked_sequence_sum(const float* token_logp, const uint8_t* mask, int64_t B, int64_t T,
                          float* seq_logp);
+// The float64 twin (fp64 test models): same contract, double logits and results.
+void logprob_forward_f64(const double* logits, int64_t N, int64_t V, const int32_t* labels, double* token_logp,
+                         double* lse);
+void logprob_backward_f64(const double* logits, int64_t N, int64_t V, const int32_t* labels,
+                          const double* grad_token, const double* lse, double* grad_logits);
 }  // namespace cpu
 
 #ifdef SPPO_WITH_CUDA
 namespace cuda {
-// Same contracts; every pointer is device memory; runs on `stream` (a cudaStream_t, 0 = default).
+// Same contracts; every pointer is device memory; queued on the launch's stream without
+// synchronising: a bad label or non-finite logit is recorded in the stream's deferred error word
+// (runtime/device_errors.h) and thrown, with the CPU's message, at the next check.
 void logprob_forward(const void* logits, DType dtype, int64_t N, int64_t V, const int32_t* labels,
-                     float* token_logp, float* lse, void* stream);
+                     float* token_logp, float* lse, const Launch& launch);
 void logprob_backward(const void* logits, DType dtype, int64_t N, int64_t V, const int32_t* labels,
                       const float* grad_token, const float* lse, void* grad_logits, DType grad_dtype,
-                      void* stream);
+                      const Launch& launch);
 void masked_sequence_sum(const float* token_logp, const uint8_t* mask, int64_t B, int64_t T,
-                         float* seq_logp, void* stream);
+                         float* seq_logp, const Launch& launch);
 }  // namespace cuda
 #endif
 

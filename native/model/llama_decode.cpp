@@ -1,172 +1,104 @@
-// LlamaEngine incremental decoding with a per-sequence KV cache. Rows of all sequences are
-// processed together (ragged, no padding); each row attends to its own sequence's cache.
+// LlamaModel::decode: new rows of several sequences at once (ragged, no padding), each attending
+// to its own sequence's paged cache. The arithmetic per row equals the full forward's (the same
+// ops; attention_decode matches attention_forward), so cached decoding reproduces it bit for bit.
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
-#include <vector>
 
 #include "core/error.h"
-#include "core/simd.h"
-#include "model/cpu/par.h"
-#include "model/cpu/matmul.h"
-#include "model/cpu/ops.h"
-#include "model/engine_internal.h"
-#include "model/rope.h"
+#include "model/kv_cache.h"
+#include "model/llama_impl.h"
 
 namespace sppo {
 
-using namespace cpu_model;
-
-namespace {
-
-#if SPPO_HAVE_AVX2_PATH
-// attention_forward_task_avx2's arithmetic for one cached row (float, hd % 8 == 0), through the
-// same shared pieces, so the cache reproduces the full forward bitwise.
-void decode_attention_avx2(const float* qv, const float* base_k, const float* base_v, int64_t n, int64_t hd,
-                           int64_t kw, float scale, float* o, float* sc) {
-  attention_scores_avx2(qv, base_k, n, hd, kw, scale, sc);
-  float m = -INFINITY;
-  for (int64_t jj = 0; jj < n; ++jj) m = std::max(m, sc[jj]);
-  float sum = 0;
-  for (int64_t jj = 0; jj < n; ++jj) {
-    sc[jj] = std::exp(sc[jj] - m);
-    sum += sc[jj];
-  }
-  const float inv = 1.f / sum;
-  for (int64_t i = 0; i < hd; ++i) o[i] = 0.f;
-  for (int64_t jj = 0; jj < n; ++jj) add_scaled_row_avx2(o, base_v + jj * kw, sc[jj] * inv, hd);
-}
-#endif
-
-// One query row and head against its sequence's n cached keys (stride kw), into o [hd].
-template <typename T>
-void decode_attention_task(const T* qv, const T* base_k, const T* base_v, int64_t n, int64_t hd, int64_t kw,
-                           T scale, T* o) {
-  thread_local std::vector<T> sc;  // scores; reused across tasks instead of one allocation each
-  if (static_cast<int64_t>(sc.size()) < n) sc.resize(n);
-#if SPPO_HAVE_AVX2_PATH
-  if constexpr (std::is_same_v<T, float>) {
-    if (hd % 8 == 0 && simd::use_avx2())
-      return decode_attention_avx2(qv, base_k, base_v, n, hd, kw, scale, o, sc.data());
-  }
-#endif
-  T m = -INFINITY;
-  for (int64_t j = 0; j < n; ++j) {
-    const T* kv = base_k + j * kw;
-    T d = 0;
-    for (int64_t i = 0; i < hd; ++i) d += qv[i] * kv[i];
-    sc[j] = d * scale;
-    m = std::max(m, sc[j]);
-  }
-  T sum = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    sc[j] = std::exp(sc[j] - m);
-    sum += sc[j];
-  }
-  const T inv = T(1) / sum;
-  std::fill(o, o + hd, T(0));
-  for (int64_t j = 0; j < n; ++j) {
-    const T p = sc[j] * inv;
-    const T* vv = base_v + j * kw;
-    for (int64_t i = 0; i < hd; ++i) o[i] += p * vv[i];
-  }
-}
-
-}  // namespace
-
-template <typename T>
-void LlamaEngine<T>::cache_init(KVCache<T>& cache, const std::vector<int64_t>& capacities) const {
-  for (size_t i = 0; i < capacities.size(); ++i)
-    SPPO_CHECK(capacities[i] > 0, "KV cache: capacity of sequence ", i, " must be >= 1");
-  cache.cap = capacities;
-  cache.len.assign(capacities.size(), 0);
-  cache.k.assign(cfg_.num_layers, std::vector<std::vector<T>>(capacities.size()));
-  cache.v.assign(cfg_.num_layers, std::vector<std::vector<T>>(capacities.size()));
-}
-
-template <typename T>
-void LlamaEngine<T>::decode(KVCache<T>& cache, const std::vector<DecodeItem>& items, T* last_logits) {
-  SPPO_CHECK(!cfg_.sequence_classification, "generate: a sequence-classification model cannot generate");
-  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size, V = cfg_.vocab_size;
-  const int64_t nh = cfg_.num_heads, nkv = cfg_.num_kv_heads, hd = cfg_.head_dim;
-  const int64_t qw = nh * hd, kw = nkv * hd, group = nh / nkv, half = hd / 2;
+void LlamaModel::decode(KVCache& cache, const std::vector<DecodeItem>& items, const Tensor& last_logits) {
+  Impl& m = *impl_;
+  const LlamaConfig& c = m.cfg;
+  SPPO_CHECK(!c.sequence_classification, "generate: a sequence-classification model cannot generate");
+  const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
+  const int64_t nh = c.num_heads, nkv = c.num_kv_heads, hd = c.head_dim, half = hd / 2;
+  const int64_t qw = nh * hd, kw = nkv * hd, n_items = static_cast<int64_t>(items.size());
+  require(last_logits, m.dt.act, n_items * V, "decode", "last_logits");
   int64_t R = 0;
   for (const auto& it : items) {
-    SPPO_CHECK(it.seq >= 0 && it.seq < static_cast<int64_t>(cache.len.size()), "decode: bad sequence ", it.seq);
+    SPPO_CHECK(cache.is_open(it.seq), "decode: sequence ", it.seq, " is not open in the KV cache");
     SPPO_CHECK(it.count >= 1, "decode: sequence ", it.seq, " has no new tokens");
-    SPPO_CHECK(cache.len[it.seq] + it.count <= cache.cap[it.seq], "decode: KV cache of sequence ", it.seq,
-               " is full (capacity ", cache.cap[it.seq], ")");
+    for (int64_t j = 0; j < it.count; ++j)
+      SPPO_CHECK(it.tokens[j] >= 0 && it.tokens[j] < V, "decode: token ", it.tokens[j],
+                 " is outside the vocabulary [0, ", V, ")");
     R += it.count;
   }
-  std::vector<int64_t> row_seq(R), row_pos(R), last_row;
-  std::vector<T> x(R * H);
+  if (R == 0) return;
+  std::vector<int32_t> ids(R), pos(R), seq(R), len(R), slots, last(n_items);
   {
-    int64_t r = 0;
-    const T* E = W(emb_);
+    int64_t r = 0, i = 0;
     for (const auto& it : items) {
+      const int64_t start = cache.length(it.seq);
+      const std::vector<int32_t> s = cache.append(it.seq, it.count);
+      slots.insert(slots.end(), s.begin(), s.end());
       for (int64_t j = 0; j < it.count; ++j, ++r) {
-        const int32_t tok = it.tokens[j];
-        SPPO_CHECK(tok >= 0 && tok < V, "decode: token ", tok, " is outside the vocabulary [0, ", V, ")");
-        row_seq[r] = it.seq;
-        row_pos[r] = cache.len[it.seq] + j;
-        std::copy(E + tok * H, E + (tok + 1) * H, x.data() + r * H);
+        ids[r] = it.tokens[j];
+        pos[r] = static_cast<int32_t>(start + j);
+        seq[r] = it.seq;
+        len[r] = static_cast<int32_t>(start + j + 1);
       }
-      last_row.push_back(r - 1);
+      last[i++] = static_cast<int32_t>(r - 1);
     }
   }
-  std::vector<T> cs(R * half), sn(R * half);
-  rope_tables<T>(inv_freq_, row_pos.data(), R, cs.data(), sn.data());
-  std::vector<T> xn(R * H), rstd(R), q(R * qw), k(R * kw), v(R * kw), att(R * qw), gate(R * I), up(R * I);
-  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd)));
-  for (int64_t l = 0; l < cfg_.num_layers; ++l) {
-    const LayerIdx& li = layers_[l];
-    rmsnorm_forward(x.data(), W(li.ln1), R, H, cfg_.rms_norm_eps, xn.data(), rstd.data());
-    matmul_nt(xn.data(), W(li.q), q.data(), R, qw, H, false);
-    matmul_nt(xn.data(), W(li.k), k.data(), R, kw, H, false);
-    matmul_nt(xn.data(), W(li.v), v.data(), R, kw, H, false);
-    rope_apply(q.data(), R, nh, hd, cs.data(), sn.data(), false);
-    rope_apply(k.data(), R, nkv, hd, cs.data(), sn.data(), false);
-    auto& ck = cache.k[l];
-    auto& cv = cache.v[l];
-    for (const auto& it : items) {  // grow (amortised doubling) to hold the new rows
-      const size_t need = static_cast<size_t>((cache.len[it.seq] + it.count) * kw);
-      if (ck[it.seq].size() < need) {
-        ck[it.seq].resize(need);
-        cv[it.seq].resize(need);
-      }
-    }
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t at = row_pos[r] * kw;
-      std::copy(k.data() + r * kw, k.data() + (r + 1) * kw, ck[row_seq[r]].data() + at);
-      std::copy(v.data() + r * kw, v.data() + (r + 1) * kw, cv[row_seq[r]].data() + at);
-    }
-    // Same arithmetic, in the same order, as attention_forward over a padded batch.
-    parallel_for_cost(R * nh, 4.0 * hd * (cache.len[row_seq[0]] + 8), [&](int64_t idx) {
-      const int64_t r = idx / nh, h = idx % nh, g = h / group;
-      decode_attention_task(q.data() + r * qw + h * hd, ck[row_seq[r]].data() + g * hd,
-                            cv[row_seq[r]].data() + g * hd, row_pos[r] + 1, hd, kw, scale,
-                            att.data() + r * qw + h * hd);
-    });
-    matmul_nt(att.data(), W(li.o), x.data(), R, H, qw, true);
-    rmsnorm_forward(x.data(), W(li.ln2), R, H, cfg_.rms_norm_eps, xn.data(), rstd.data());
-    matmul_nt(xn.data(), W(li.gate), gate.data(), R, I, H, false);
-    matmul_nt(xn.data(), W(li.up), up.data(), R, I, H, false);
-    swiglu_forward(gate.data(), up.data(), R * I, gate.data());
-    matmul_nt(gate.data(), W(li.down), x.data(), R, H, I, true);
+  cache.sync_tables();
+  ArenaPlan plan;
+  for (const char* name : {"ids", "pos", "seq", "len", "slots"}) plan.add(name, DType::I32, R);
+  plan.add("last", DType::I32, n_items);
+  plan.add("cos", m.dt.act, R * half);
+  plan.add("sin", m.dt.act, R * half);
+  plan.add("x", m.dt.act, R * H);
+  plan.add("xn", m.dt.act, R * H);
+  plan.add("rstd", m.dt.stat, R);
+  plan.add("q", m.dt.act, R * qw);
+  plan.add("k", m.dt.act, R * kw);
+  plan.add("v", m.dt.act, R * kw);
+  plan.add("att", m.dt.act, R * qw);
+  plan.add("gate", m.dt.act, R * I);
+  plan.add("up", m.dt.act, R * I);
+  plan.add("xl", m.dt.act, n_items * H);
+  plan.add("hl", m.dt.act, n_items * H);
+  plan.add("rl", m.dt.stat, n_items);
+  const auto v = m.decode_ws.take(plan);
+  const Tensor d_ids = v[0], d_pos = v[1], d_seq = v[2], d_len = v[3], d_slots = v[4], d_last = v[5];
+  const Tensor cs = v[6], sn = v[7], x = v[8], xn = v[9], rstd = v[10], q = v[11], k = v[12], vv = v[13],
+               att = v[14], gate = v[15], up = v[16], xl = v[17], hl = v[18], rl = v[19];
+  Backend& b = *m.be;
+  b.upload(d_ids.data, ids.data(), d_ids.bytes());
+  b.upload(d_pos.data, pos.data(), d_pos.bytes());
+  b.upload(d_seq.data, seq.data(), d_seq.bytes());
+  b.upload(d_len.data, len.data(), d_len.bytes());
+  b.upload(d_slots.data, slots.data(), d_slots.bytes());
+  b.upload(d_last.data, last.data(), d_last.bytes());
+  b.embedding_forward(m.W(m.layout.embedding()), V, H, d_ids, R, x);
+  b.rope_tables(m.inv_freq.view(DType::F32, half), half, d_pos, R, cs, sn);
+  const PagedShape ps{R, nh, nkv, hd, cache.block_size(), cache.num_blocks(), cache.table_stride(),
+                      1.0 / std::sqrt(static_cast<double>(hd))};
+  const int64_t pool_rows = cache.num_blocks() * cache.block_size();
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    m.cancel.check();
+    const auto& L = m.layout.layer(l);
+    b.rmsnorm_forward(x, m.W(L.ln1), R, H, c.rms_norm_eps, xn, rstd);
+    b.matmul(xn, m.W(L.q), q, R, qw, H, false, true, false);
+    b.matmul(xn, m.W(L.k), k, R, kw, H, false, true, false);
+    b.matmul(xn, m.W(L.v), vv, R, kw, H, false, true, false);
+    b.rope_apply(q, R, nh, hd, cs, sn, false);
+    b.rope_apply(k, R, nkv, hd, cs, sn, false);
+    b.kv_write(k, vv, d_slots, R, kw, pool_rows, cache.k_pool(l), cache.v_pool(l));
+    b.attention_decode(ps, q, cache.k_pool(l), cache.v_pool(l), cache.tables(), d_seq, d_len, att);
+    b.matmul(att, m.W(L.o), x, R, H, qw, false, true, true);
+    b.rmsnorm_forward(x, m.W(L.ln2), R, H, c.rms_norm_eps, xn, rstd);
+    b.matmul(xn, m.W(L.gate), gate, R, I, H, false, true, false);
+    b.matmul(xn, m.W(L.up), up, R, I, H, false, true, false);
+    b.swiglu_forward(gate, up, R * I, gate);
+    b.matmul(gate, m.W(L.down), x, R, H, I, false, true, true);
   }
-  for (const auto& it : items) cache.len[it.seq] += it.count;
-  const int64_t n = static_cast<int64_t>(items.size());
-  std::vector<T> xl(n * H), hl(n * H), rl(n);
-  for (int64_t i = 0; i < n; ++i) std::copy(x.data() + last_row[i] * H, x.data() + (last_row[i] + 1) * H, xl.data() + i * H);
-  rmsnorm_forward(xl.data(), W(norm_), n, H, cfg_.rms_norm_eps, hl.data(), rl.data());
-  matmul_nt(hl.data(), head_w(), last_logits, n, V, H, false);
+  b.gather_rows(x, R, d_last, n_items, H, xl);
+  b.rmsnorm_forward(xl, m.W(m.layout.final_norm()), n_items, H, c.rms_norm_eps, hl, rl);
+  b.matmul(hl, m.W(m.layout.head()), last_logits, n_items, V, H, false, true, false);
 }
-
-#define SPPO_INSTANTIATE(T)                                                                      \
-  template void LlamaEngine<T>::cache_init(KVCache<T>&, const std::vector<int64_t>&) const;      \
-  template void LlamaEngine<T>::decode(KVCache<T>&, const std::vector<DecodeItem>&, T*);
-SPPO_INSTANTIATE(float)
-SPPO_INSTANTIATE(double)
-#undef SPPO_INSTANTIATE
 
 }  // namespace sppo

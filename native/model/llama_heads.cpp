@@ -1,211 +1,224 @@
-// LlamaEngine heads: full logits, sequence-classification scores, and response-token
-// log-probabilities computed only at the rows that predict a response token, in chunks.
+// LlamaModel heads: full logits, reward-model scores, and response-token log-probabilities,
+// computed only at the rows that predict a response token, in chunks of about 16M logits so the
+// extra memory is bounded whatever the vocabulary; and the training entry points over them.
 #include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
-#include "kernels/logprob.h"
-#include "model/cpu/matmul.h"
-#include "model/engine_internal.h"
+#include "model/llama_impl.h"
 
 namespace sppo {
 
-using namespace cpu_model;
-
 namespace {
-
-// Log-probabilities of labels from a logits chunk; float goes through the shared kernels,
-// double (tests only) through the same formula written here.
-void lp_forward(const float* logits, int64_t n, int64_t V, const int32_t* labels, float* out, float* lse) {
-  cpu::logprob_forward(logits, DType::F32, n, V, labels, out, lse);
-}
-void lp_backward_inplace(float* logits, int64_t n, int64_t V, const int32_t* labels, const float* g,
-                         const float* lse) {
-  cpu::logprob_backward(logits, DType::F32, n, V, labels, g, lse, logits, DType::F32);
-}
-void lp_forward(const double* logits, int64_t n, int64_t V, const int32_t* labels, double* out, double* lse) {
-  for (int64_t r = 0; r < n; ++r) {
-    const double* x = logits + r * V;
-    double m = x[0];
-    for (int64_t j = 1; j < V; ++j) m = std::max(m, x[j]);
-    double s = 0;
-    for (int64_t j = 0; j < V; ++j) s += std::exp(x[j] - m);
-    lse[r] = m + std::log(s);
-    out[r] = x[labels[r]] - lse[r];
-  }
-}
-void lp_backward_inplace(double* logits, int64_t n, int64_t V, const int32_t* labels, const double* g,
-                         const double* lse) {
-  for (int64_t r = 0; r < n; ++r) {
-    double* x = logits + r * V;
-    for (int64_t j = 0; j < V; ++j) x[j] = -g[r] * std::exp(x[j] - lse[r]);
-    x[labels[r]] += g[r];
-  }
+constexpr int64_t kChunkLogits = int64_t(1) << 24;
 }
 
-}  // namespace
-
-template <typename T>
-typename LlamaEngine<T>::Rows LlamaEngine<T>::response_rows(const TokenBatch& b) const {
-  Rows rows;
+HeadRows LlamaModel::Impl::response_rows(const TokenBatch& b) const {
+  HeadRows r;
   for (int64_t bi = 0; bi < b.B; ++bi)
     for (int64_t t = 1; t < b.T; ++t)
       if (b.response_mask[bi * b.T + t]) {
-        rows.row.push_back(bi * b.T + t - 1);  // the logits at t-1 predict token t
-        rows.seq.push_back(bi);
-        rows.label.push_back(b.tokens[bi * b.T + t]);
-        rows.pos.push_back(static_cast<int32_t>(t));
+        r.row.push_back(static_cast<int32_t>(bi * b.T + t - 1));  // the logits at t-1 predict token t
+        r.seq.push_back(static_cast<int32_t>(bi));
+        r.label.push_back(b.tokens[bi * b.T + t]);
+        r.pos.push_back(static_cast<int32_t>(t));
       }
+  return r;
+}
+
+std::vector<int32_t> LlamaModel::Impl::last_rows(const TokenBatch& b) const {
+  std::vector<int32_t> rows(static_cast<size_t>(b.B));
+  for (int64_t bi = 0; bi < b.B; ++bi) {
+    int64_t t = b.T - 1;
+    while (t >= 0 && !b.attention_mask[bi * b.T + t]) --t;
+    SPPO_CHECK(t >= 0, "scores: row ", bi, " has no real token (attention_mask is all 0)");
+    rows[static_cast<size_t>(bi)] = static_cast<int32_t>(bi * b.T + t);
+  }
   return rows;
 }
 
-// Forward (d_hidden null): tok_lp[i] for each row; keep: hold a single chunk's logits for the
-// backward. Backward: recomputes (or reuses) each chunk's logits, turns them into d logits in
-// place with weight grad_seq[seq], and adds d hidden and d head weight.
-template <typename T>
-void LlamaEngine<T>::head_logprob(const Rows& rows, T* tok_lp, T* d_hidden, const T* grad_seq, bool keep) {
-  const int64_t n = static_cast<int64_t>(rows.row.size()), H = cfg_.hidden_size, V = cfg_.vocab_size;
-  if (n == 0) return;
-  // About 16M logits per chunk bounds the extra memory whatever the vocabulary.
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t(1) << 24) / V));
-  const bool reuse = d_hidden && head_cached_ && chunk == n;
-  std::vector<T> h(chunk * H), lg, lse, g(chunk), dh(chunk * H);
-  if (reuse) {
-    lg.swap(head_logits_);
-    lse.swap(head_lse_);
-  } else {
-    lg.resize(chunk * V);
-    lse.resize(chunk);
-  }
-  head_cached_ = false;
-  const T* Wh = head_w();
+// Plans the log-prob head's buffers for rows.n() rows and uploads the row indices.
+static void plan_logprob_head(LlamaModel::Impl& m) {
+  const int64_t n = m.rows.n(), H = m.cfg.hidden_size, V = m.cfg.vocab_size;
+  m.chunk = std::max<int64_t>(1, std::min<int64_t>(n, kChunkLogits / V));
+  ArenaPlan plan;
+  plan.add("row", DType::I32, n);
+  plan.add("seq", DType::I32, n);
+  plan.add("label", DType::I32, n);
+  plan.add("tok_lp", m.dt.stat, n);
+  plan.add("lse", m.dt.stat, n);
+  plan.add("g", m.dt.stat, n);
+  plan.add("seq_out", m.dt.stat, m.B);
+  plan.add("h", m.dt.act, m.chunk * H);
+  plan.add("logits", m.dt.act, m.chunk * V);
+  plan.add("dh", m.dt.act, m.chunk * H);
+  const auto v = m.head_ws.take(plan);
+  m.rows.d_row = v[0];
+  m.rows.d_seq = v[1];
+  m.rows.d_label = v[2];
+  m.tok_lp = v[3];
+  m.lse = v[4];
+  m.g_rows = v[5];
+  m.seq_out = v[6];
+  m.head_h = v[7];
+  m.head_logits = v[8];
+  m.head_dh = v[9];
+  m.be->upload(m.rows.d_row.data, m.rows.row.data(), m.rows.d_row.bytes());
+  m.be->upload(m.rows.d_seq.data, m.rows.seq.data(), m.rows.d_seq.bytes());
+  m.be->upload(m.rows.d_label.data, m.rows.label.data(), m.rows.d_label.bytes());
+}
+
+void LlamaModel::Impl::logprob_head_forward(bool keep) {
+  plan_logprob_head(*this);
+  const int64_t n = rows.n(), H = cfg.hidden_size, V = cfg.vocab_size;
+  const Tensor Wh = W(layout.head());
   for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+    cancel.check();
     const int64_t m = std::min(chunk, n - c0);
-    for (int64_t i = 0; i < m; ++i) {
-      const T* src = hidden_.data() + rows.row[c0 + i] * H;
-      std::copy(src, src + H, h.data() + i * H);
+    be->gather_rows(hidden, N, rows.d_row.slice(c0, m), m, H, head_h);
+    be->matmul(head_h, Wh, head_logits, m, V, H, false, true, false);
+    be->logprob_forward(head_logits, m, V, rows.d_label.slice(c0, m), tok_lp.slice(c0, m), lse.slice(c0, m));
+  }
+  head_cached = keep && chunk >= n;
+  be->segment_sum(tok_lp, rows.d_seq, n, B, seq_out);
+}
+
+void LlamaModel::Impl::logprob_head_backward(const Tensor& grad_seq, const Tensor& d_hidden, const Tensor& grads) {
+  const int64_t n = rows.n(), H = cfg.hidden_size, V = cfg.vocab_size;
+  const Tensor Wh = W(layout.head());
+  const Tensor dWh = G(grads, layout[layout.head()]);
+  be->expand_segments(grad_seq, rows.d_seq, n, B, 1.0, g_rows);
+  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+    cancel.check();
+    const int64_t m = std::min(chunk, n - c0);
+    if (!head_cached) {
+      be->gather_rows(hidden, N, rows.d_row.slice(c0, m), m, H, head_h);
+      be->matmul(head_h, Wh, head_logits, m, V, H, false, true, false);
     }
-    if (!reuse) {
-      matmul_nt(h.data(), Wh, lg.data(), m, V, H, false);
-      std::vector<T> out(m);
-      lp_forward(lg.data(), m, V, rows.label.data() + c0, out.data(), lse.data());
-      if (!d_hidden) {
-        std::copy(out.begin(), out.end(), tok_lp + c0);
-        if (keep && chunk == n) {
-          head_logits_.swap(lg);
-          head_lse_.swap(lse);
-          head_cached_ = true;
-        }
-        continue;
-      }
+    // d logits in place over the logits: no second [rows, V] buffer.
+    be->logprob_backward(head_logits, m, V, rows.d_label.slice(c0, m), g_rows.slice(c0, m), lse.slice(c0, m),
+                         head_logits);
+    be->matmul(head_logits, Wh, head_dh, m, H, V, false, false, false);
+    be->matmul(head_logits, head_h, dWh, V, H, m, true, false, true);
+    be->scatter_add_rows(head_dh, rows.d_row.slice(c0, m), m, H, N, d_hidden);
+  }
+  head_cached = false;
+}
+
+void LlamaModel::logits(const TokenBatch& b, const Tensor& out) {
+  Impl& m = *impl_;
+  SPPO_CHECK(!m.cfg.sequence_classification, "logits: this is a sequence-classification model (use scores)");
+  check_batch(b, "logits", false);
+  const int64_t V = m.cfg.vocab_size, H = m.cfg.hidden_size;
+  require(out, out.dtype, b.B * b.T * V, "logits", "output");
+  m.prepare_batch(b);
+  m.forward(false);
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(m.N, kChunkLogits / V));
+  ArenaPlan plan;
+  plan.add("logits", m.dt.act, chunk * V);
+  const Tensor lg = m.head_ws.take(plan)[0];
+  for (int64_t r0 = 0; r0 < m.N; r0 += chunk) {
+    const int64_t rows = std::min(chunk, m.N - r0);
+    m.be->matmul(m.hidden.slice(r0 * H, rows * H), m.W(m.layout.head()), lg, rows, V, H, false, true, false);
+    m.download_as(lg, out.slice(r0 * V, rows * V), rows * V);
+  }
+}
+
+// Gathers the last real row of each sequence and applies the score head: [B, num_labels].
+static Tensor score_head(LlamaModel::Impl& m, const TokenBatch& b) {
+  const int64_t H = m.cfg.hidden_size, nl = m.cfg.num_labels;
+  m.score_rows_h = m.last_rows(b);
+  ArenaPlan plan;
+  plan.add("rows", DType::I32, b.B);
+  plan.add("h", m.dt.act, b.B * H);
+  plan.add("scores", m.dt.act, b.B * nl);
+  plan.add("dh", m.dt.act, b.B * H);
+  const auto v = m.head_ws.take(plan);
+  m.score_rows = v[0];
+  m.head_h = v[1];
+  m.scores_out = v[2];
+  m.head_dh = v[3];
+  m.be->upload(m.score_rows.data, m.score_rows_h.data(), m.score_rows.bytes());
+  m.be->gather_rows(m.hidden, m.N, m.score_rows, b.B, H, m.head_h);
+  m.be->matmul(m.head_h, m.W(m.layout.head()), m.scores_out, b.B, nl, H, false, true, false);
+  return m.scores_out;
+}
+
+void LlamaModel::scores(const TokenBatch& b, const Tensor& out) {
+  Impl& m = *impl_;
+  SPPO_CHECK(m.cfg.sequence_classification, "scores: this is a causal LM without a score head (use logits)");
+  check_batch(b, "scores", false);
+  require(out, out.dtype, b.B * m.cfg.num_labels, "scores", "output");
+  m.last_rows(b);  // refuse an all-padding row before any work
+  m.prepare_batch(b);
+  m.forward(false);
+  m.download_as(score_head(m, b), out, b.B * m.cfg.num_labels);
+}
+
+void LlamaModel::sequence_logprobs(const TokenBatch& b, const Tensor& seq_out, const Tensor& token_out) {
+  Impl& m = *impl_;
+  SPPO_CHECK(!m.cfg.sequence_classification, "sequence_logprobs: this is a sequence-classification model");
+  check_batch(b, "sequence_logprobs", true);
+  require(seq_out, seq_out.dtype, b.B, "sequence_logprobs", "output");
+  m.prepare_batch(b);
+  m.forward(false);
+  m.rows = m.response_rows(b);
+  m.logprob_head_forward(false);
+  m.download_as(m.seq_out, seq_out, b.B);
+  if (!token_out.empty()) {
+    require(token_out, token_out.dtype, b.B * b.T, "sequence_logprobs", "token output");
+    const int64_t n = m.rows.n();
+    std::vector<double> tok(static_cast<size_t>(n));
+    m.download_as(m.tok_lp, Tensor(tok.data(), DType::F64, n), n);
+    for (int64_t i = 0; i < b.B * b.T; ++i) {
+      if (token_out.dtype == DType::F32) token_out.as<float>()[i] = 0;
+      else token_out.as<double>()[i] = 0;
     }
-    for (int64_t i = 0; i < m; ++i) g[i] = grad_seq[rows.seq[c0 + i]];
-    lp_backward_inplace(lg.data(), m, V, rows.label.data() + c0, g.data(), lse.data());
-    matmul_nn(lg.data(), Wh, dh.data(), m, H, V, false);
-    matmul_tn_acc(lg.data(), h.data(), head_g(), m, V, H);
-    for (int64_t i = 0; i < m; ++i) {
-      T* dst = d_hidden + rows.row[c0 + i] * H;
-      for (int64_t j = 0; j < H; ++j) dst[j] += dh[i * H + j];
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t at = static_cast<int64_t>(m.rows.seq[i]) * b.T + m.rows.pos[i];
+      if (token_out.dtype == DType::F32) token_out.as<float>()[at] = static_cast<float>(tok[i]);
+      else token_out.as<double>()[at] = tok[i];
     }
   }
 }
 
-template <typename T>
-void LlamaEngine<T>::logits(const TokenBatch& batch, T* out) {
-  SPPO_CHECK(!cfg_.sequence_classification, "logits: this is a sequence-classification model (use scores)");
-  SPPO_CHECK(out != nullptr, "logits: output buffer is null");
-  check_batch(batch, "logits", false);
-  forward(batch, false);
-  matmul_nt(hidden_.data(), head_w(), out, N_, cfg_.vocab_size, cfg_.hidden_size, false);
-}
-
-namespace {
-int64_t last_real(const TokenBatch& b, int64_t bi) {
-  for (int64_t t = b.T - 1; t >= 0; --t)
-    if (b.attention_mask[bi * b.T + t]) return t;
-  fail("scores: row ", bi, " has no real token (attention_mask is all 0)");
-}
-}  // namespace
-
-template <typename T>
-void LlamaEngine<T>::scores(const TokenBatch& batch, T* out) {
-  SPPO_CHECK(cfg_.sequence_classification, "scores: this is a causal LM without a score head (use logits)");
-  SPPO_CHECK(out != nullptr, "scores: output buffer is null");
-  check_batch(batch, "scores", false);
-  for (int64_t b = 0; b < batch.B; ++b) last_real(batch, b);
-  forward(batch, false);
-  const int64_t H = cfg_.hidden_size, nl = cfg_.num_labels;
-  for (int64_t b = 0; b < batch.B; ++b) {
-    const int64_t row = b * batch.T + last_real(batch, b);
-    matmul_nt(hidden_.data() + row * H, W(score_), out + b * nl, 1, nl, H, false);
+Tensor LlamaModel::forward_train(const TokenBatch& b, TrainHead head) {
+  Impl& m = *impl_;
+  if (head == TrainHead::LogProbs) {
+    SPPO_CHECK(!m.cfg.sequence_classification, "training on log-probabilities: this is a sequence-classification model");
+    check_batch(b, "sequence_logprobs", true);
+  } else {
+    SPPO_CHECK(m.cfg.sequence_classification, "training on scores: this is a causal LM without a score head");
+    check_batch(b, "scores", false);
+    m.last_rows(b);
   }
+  m.prepare_batch(b);
+  m.forward(true);
+  m.head_kind = head;
+  if (head == TrainHead::Scores) return score_head(m, b);
+  m.rows = m.response_rows(b);
+  m.logprob_head_forward(true);
+  return m.seq_out;
 }
 
-template <typename T>
-void LlamaEngine<T>::scores_backward(const TokenBatch& batch, const T* d_scores) {
-  SPPO_CHECK(cfg_.sequence_classification, "scores_backward: this is a causal LM without a score head");
-  check_batch(batch, "scores_backward", false);
-  for (int64_t b = 0; b < batch.B; ++b) last_real(batch, b);
-  forward(batch, true);
-  const int64_t H = cfg_.hidden_size, nl = cfg_.num_labels;
-  std::vector<T> dh(N_ * H, T(0));
-  for (int64_t b = 0; b < batch.B; ++b) {
-    const int64_t row = b * batch.T + last_real(batch, b);
-    matmul_nn(d_scores + b * nl, W(score_), dh.data() + row * H, 1, H, nl, false);
-    matmul_tn_acc(d_scores + b * nl, hidden_.data() + row * H, G(score_), 1, nl, H);
+void LlamaModel::backward_train(const Tensor& grad, const Tensor& grads, const BackwardHooks* hooks) {
+  Impl& m = *impl_;
+  SPPO_CHECK(m.kept, "backward_train: call forward_train first");
+  require(grads, m.dt.grad, m.layout.total(), "backward_train", "grads");
+  const int64_t H = m.cfg.hidden_size, nl = m.cfg.num_labels;
+  const BackwardTemps t = m.plan_backward();
+  m.be->zero(t.d_hidden.data, static_cast<std::size_t>(m.N * H) * dtype_size(m.dt.act));
+  if (m.head_kind == TrainHead::LogProbs) {
+    require(grad, m.dt.stat, m.B, "backward_train", "grad");
+    m.logprob_head_backward(grad, t.d_hidden, grads);
+  } else {
+    require(grad, m.dt.act, m.B * nl, "backward_train", "grad");
+    const Tensor dWs = Impl::G(grads, m.layout[m.layout.head()]);
+    m.be->matmul(grad, m.W(m.layout.head()), m.head_dh, m.B, H, nl, false, false, false);
+    m.be->matmul(grad, m.head_h, dWs, nl, H, m.B, true, false, true);
+    m.be->scatter_add_rows(m.head_dh, m.score_rows, m.B, H, m.N, t.d_hidden);
   }
-  backward(dh.data());
+  m.backward(t.d_hidden, grads, t, hooks);
 }
-
-template <typename T>
-void LlamaEngine<T>::sequence_logprobs(const TokenBatch& batch, T* seq_logp, T* token_logp) {
-  SPPO_CHECK(!cfg_.sequence_classification, "sequence_logprobs: this is a sequence-classification model");
-  SPPO_CHECK(seq_logp != nullptr, "sequence_logprobs: seq_logp is null");
-  check_batch(batch, "sequence_logprobs", true);
-  forward(batch, false);
-  const Rows rows = response_rows(batch);
-  std::vector<T> tok(rows.row.size());
-  head_logprob(rows, tok.data(), nullptr, nullptr);
-  std::vector<double> sums(batch.B, 0.0);
-  for (size_t i = 0; i < tok.size(); ++i) sums[rows.seq[i]] += static_cast<double>(tok[i]);
-  for (int64_t b = 0; b < batch.B; ++b) seq_logp[b] = static_cast<T>(sums[b]);
-  if (token_logp) {
-    std::fill(token_logp, token_logp + batch.B * batch.T, T(0));
-    for (size_t i = 0; i < tok.size(); ++i) token_logp[rows.seq[i] * batch.T + rows.pos[i]] = tok[i];
-  }
-}
-
-template <typename T>
-void LlamaEngine<T>::sequence_logprobs_train(const TokenBatch& batch, T* seq_logp,
-                                             const std::function<void(const T*, T*)>& loss) {
-  SPPO_CHECK(!cfg_.sequence_classification, "sequence_logprobs: this is a sequence-classification model");
-  check_batch(batch, "sequence_logprobs", true);
-  forward(batch, true);
-  const Rows rows = response_rows(batch);
-  std::vector<T> tok(rows.row.size());
-  head_logprob(rows, tok.data(), nullptr, nullptr, true);
-  std::vector<double> sums(batch.B, 0.0);
-  for (size_t i = 0; i < tok.size(); ++i) sums[rows.seq[i]] += static_cast<double>(tok[i]);
-  std::vector<T> seq(batch.B), grad(batch.B, T(0));
-  for (int64_t b = 0; b < batch.B; ++b) seq[b] = static_cast<T>(sums[b]);
-  if (seq_logp) std::copy(seq.begin(), seq.end(), seq_logp);
-  loss(seq.data(), grad.data());
-  std::vector<T> dh(N_ * cfg_.hidden_size, T(0));
-  head_logprob(rows, nullptr, dh.data(), grad.data());
-  backward(dh.data());
-}
-
-#define SPPO_INSTANTIATE(T)                                                                               \
-  template typename LlamaEngine<T>::Rows LlamaEngine<T>::response_rows(const TokenBatch&) const;           \
-  template void LlamaEngine<T>::head_logprob(const Rows&, T*, T*, const T*, bool);                               \
-  template void LlamaEngine<T>::logits(const TokenBatch&, T*);                                             \
-  template void LlamaEngine<T>::scores(const TokenBatch&, T*);                                             \
-  template void LlamaEngine<T>::scores_backward(const TokenBatch&, const T*);                              \
-  template void LlamaEngine<T>::sequence_logprobs(const TokenBatch&, T*, T*);                              \
-  template void LlamaEngine<T>::sequence_logprobs_train(const TokenBatch&, T*,                             \
-                                                        const std::function<void(const T*, T*)>&);
-SPPO_INSTANTIATE(float)
-SPPO_INSTANTIATE(double)
-#undef SPPO_INSTANTIATE
 
 }  // namespace sppo

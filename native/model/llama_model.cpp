@@ -1,198 +1,403 @@
-// LlamaModel: the public fp32 CPU model (model/llama.h) over LlamaEngine<float>, plus the
-// preference-loss step and batched generation.
+// LlamaModel: weights, batch checks and upload, the decoder forward and backward, memory plans.
+#include "model/llama_model.h"
+
 #include <algorithm>
-#include <random>
+#include <cmath>
 
 #include "core/error.h"
-#include "kernels/sppo_loss.h"
-#include "model/llama.h"
-#include "model/llama_engine.h"
-#include "model/sampler.h"
+#include "model/llama_impl.h"
+#include "model/rope_freq.h"
 
 namespace sppo {
 
-struct LlamaModel::Impl {
-  explicit Impl(const LlamaConfig& c) : eng(c) {
-    for (auto& p : eng.params()) {
-      ParamRef r;
-      r.name = p.name;
-      r.shape = p.shape;
-      r.data = p.data.data();
-      r.grad = p.grad.data();
-      refs.push_back(std::move(r));
-    }
-  }
-  LlamaEngine<float> eng;
-  std::vector<ParamRef> refs;  // views into eng's storage, which never reallocates
-};
-
-LlamaModel::LlamaModel(const LlamaConfig& config) : impl_(new Impl(config)) {}
-LlamaModel::~LlamaModel() = default;
-const LlamaConfig& LlamaModel::config() const { return impl_->eng.config(); }
-std::vector<ParamRef>& LlamaModel::params() { return impl_->refs; }
-
-ParamRef* LlamaModel::find_param(const std::string& name) {
-  for (auto& r : impl_->refs)
-    if (r.name == name) return &r;
-  return nullptr;
-}
-
-void LlamaModel::init_random(uint64_t seed, double std) { impl_->eng.init_random(seed, std); }
-void LlamaModel::set_gradient_checkpointing(bool on) { impl_->eng.set_checkpointing(on); }
-void LlamaModel::zero_grad() { impl_->eng.zero_grad(); }
-void LlamaModel::logits(const TokenBatch& batch, float* out) { impl_->eng.logits(batch, out); }
-void LlamaModel::scores(const TokenBatch& batch, float* out) { impl_->eng.scores(batch, out); }
-
-void LlamaModel::sequence_logprobs(const TokenBatch& batch, float* seq_logp, float* token_logp) {
-  impl_->eng.sequence_logprobs(batch, seq_logp, token_logp);
-}
-
-void LlamaModel::sequence_logprobs_backward(const TokenBatch& batch, const float* grad_seq, float scale) {
-  SPPO_CHECK(grad_seq != nullptr, "sequence_logprobs_backward: grad_seq is null");
-  impl_->eng.sequence_logprobs_train(batch, nullptr, [&](const float*, float* g) {
-    for (int64_t b = 0; b < batch.B; ++b) g[b] = grad_seq[b] * scale;
-  });
-}
-
 namespace {
-// Chosen rows then rejected rows in one batch, right-padded to the longer side (mask 0), so a
-// single forward/backward covers both.
-struct Joined {
-  std::vector<int32_t> tok;
-  std::vector<uint8_t> mask, resp;
-  TokenBatch batch;
-};
-Joined join(const TokenBatch& c, const TokenBatch& r) {
-  Joined j;
-  const int64_t T = std::max(c.T, r.T), B = c.B + r.B;
-  j.tok.assign(B * T, 0);
-  j.mask.assign(B * T, 0);
-  j.resp.assign(B * T, 0);
-  auto put = [&](const TokenBatch& s, int64_t row0) {
-    for (int64_t b = 0; b < s.B; ++b)
-      for (int64_t t = 0; t < s.T; ++t) {
-        const int64_t d = (row0 + b) * T + t, i = b * s.T + t;
-        j.tok[d] = s.tokens[i];
-        j.mask[d] = s.attention_mask[i];
-        j.resp[d] = s.response_mask[i];
-      }
-  };
-  put(c, 0);
-  put(r, c.B);
-  j.batch = TokenBatch{B, T, j.tok.data(), j.mask.data(), j.resp.data()};
-  return j;
+uint64_t splitmix64(uint64_t& s) {
+  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
 }
 }  // namespace
 
-StepMetrics LlamaModel::loss_and_backward(const PairBatch& pairs, LossType type, double beta, float scale) {
-  const TokenBatch& c = pairs.chosen;
-  const TokenBatch& r = pairs.rejected;
-  SPPO_CHECK(c.B == r.B, "loss_and_backward: chosen has ", c.B, " rows but rejected has ", r.B);
-  auto& eng = impl_->eng;
-  eng.check_batch(c, "loss_and_backward chosen", true);
-  eng.check_batch(r, "loss_and_backward rejected", true);
-  Joined j = join(c, r);
-  const int64_t B = c.B;
-  StepMetrics m;
-  eng.sequence_logprobs_train(j.batch, nullptr, [&](const float* seq, float* grad) {
-    std::vector<float> losses(B), gc(B), gr(B);
-    LossInputs in;
-    in.B = B;
-    in.policy_chosen = seq;
-    in.policy_rejected = seq + B;
-    in.ref_chosen = pairs.ref_chosen;
-    in.ref_rejected = pairs.ref_rejected;
-    in.chosen_probs = pairs.chosen_probs;
-    in.chosen_probs_win = pairs.chosen_probs_win;
-    in.chosen_probs_lose = pairs.chosen_probs_lose;
-    in.beta = beta;
-    in.type = type;
-    LossOutputs out;
-    out.losses = losses.data();
-    out.grad_chosen = gc.data();
-    out.grad_rejected = gr.data();
-    m.summary = cpu::sppo_loss(in, out);
-    double sc = 0, sr = 0;
-    for (int64_t b = 0; b < B; ++b) {
-      grad[b] = gc[b] * scale;
-      grad[B + b] = gr[b] * scale;
-      sc += seq[b];
-      sr += seq[B + b];
-    }
-    m.policy_chosen_logp = sc / B;
-    m.policy_rejected_logp = sr / B;
-  });
-  for (uint8_t v : j.mask) m.tokens += v;
-  return m;
+LlamaModel::Impl::Impl(std::shared_ptr<Backend> b, const LlamaConfig& c, Precision p)
+    : be(std::move(b)), cfg(c), prec(p), dt(dtypes_of(p)), layout(c), batch_ws(be, "the batch"),
+      act_ws(be, "the activations"), head_ws(be, "the log-prob head"), bwd_ws(be, "the backward pass"),
+      decode_ws(be, "the decode step") {
+  SPPO_CHECK(be->device() != Device::CPU || p != Precision::BF16,
+             "the CPU backend computes in fp32 or fp64; bf16 models need the CUDA backend");
+  ArenaPlan plan;
+  plan.add("weights", dt.weight, layout.total());
+  const std::size_t need = plan.bytes(), have = be->available_memory();
+  SPPO_CHECK(need <= have, "the model's weights need ", format_bytes(static_cast<double>(need)), " but the ",
+             be->name(), " backend has ", format_bytes(static_cast<double>(have)), " available");
+  weights = Buffer(be, need);
+  be->zero(weights.data(), weights.bytes());
+  const std::vector<float> inv = rope_inv_freq(c);
+  inv_freq = Buffer(be, inv.size() * sizeof(float));
+  be->upload(inv_freq.data(), inv.data(), inv.size() * sizeof(float));
 }
 
-std::vector<Generation> LlamaModel::generate(const std::vector<std::vector<int32_t>>& prompts,
-                                             const std::vector<uint64_t>& seeds, const GenerateOptions& opts) {
-  auto& eng = impl_->eng;
-  const LlamaConfig& cfg = eng.config();
-  const int64_t V = cfg.vocab_size;
-  SPPO_CHECK(!cfg.sequence_classification, "generate: a sequence-classification model cannot generate");
-  SPPO_CHECK(seeds.size() == prompts.size(), "generate: ", prompts.size(), " prompts but ", seeds.size(), " seeds");
-  validate_generate_options(opts, V);
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    SPPO_CHECK(!prompts[i].empty(), "generate: prompt ", i, " is empty");
-    for (size_t t = 0; t < prompts[i].size(); ++t)
-      SPPO_CHECK(prompts[i][t] >= 0 && prompts[i][t] < V, "generate: prompt ", i, " token ", t, " = ",
-                 prompts[i][t], " is outside the vocabulary [0, ", V, ")");
+Tensor LlamaModel::Impl::W(int i) const {
+  const ParamSpec& p = layout[i];
+  return weights.view(dt.weight, p.numel, static_cast<std::size_t>(p.offset) * dtype_size(dt.weight));
+}
+
+Tensor LlamaModel::Impl::G(const Tensor& grads, const ParamSpec& p) { return grads.slice(p.offset, p.numel); }
+
+LlamaModel::LlamaModel(std::shared_ptr<Backend> backend, const LlamaConfig& config, Precision precision)
+    : impl_(std::make_unique<Impl>(std::move(backend), config, precision)) {}
+LlamaModel::~LlamaModel() = default;
+
+const LlamaConfig& LlamaModel::config() const { return impl_->cfg; }
+Precision LlamaModel::precision() const { return impl_->prec; }
+Dtypes LlamaModel::dtypes() const { return impl_->dt; }
+Backend& LlamaModel::backend() const { return *impl_->be; }
+const std::shared_ptr<Backend>& LlamaModel::backend_ptr() const { return impl_->be; }
+const ParamLayout& LlamaModel::layout() const { return impl_->layout; }
+Tensor LlamaModel::weights() const { return impl_->weights.view(impl_->dt.weight, impl_->layout.total()); }
+Tensor LlamaModel::param(int i) const {
+  SPPO_CHECK(i >= 0 && i < static_cast<int>(impl_->layout.params().size()), "parameter index ", i, " out of range");
+  return impl_->W(i);
+}
+Tensor LlamaModel::param(const std::string& name) const {
+  const int i = impl_->layout.find(name);
+  SPPO_CHECK(i >= 0, "no parameter named '", name, "'");
+  return impl_->W(i);
+}
+void LlamaModel::set_gradient_checkpointing(bool on) { impl_->checkpointing = on; }
+bool LlamaModel::gradient_checkpointing() const { return impl_->checkpointing; }
+void LlamaModel::set_cancel(CancelPoint c) { impl_->cancel = c; }
+const CancelPoint& LlamaModel::cancel_point() const { return impl_->cancel; }
+
+void LlamaModel::init_random(uint64_t seed, double std) {
+  SPPO_CHECK(std::isfinite(std) && std >= 0, "init_random: std must be finite and >= 0, got ", std);
+  Impl& m = *impl_;
+  // Drawn in the natural parameter order (embedding, layers 0.., norm, head) whatever the arena
+  // order, so a seed gives the same model as before the arena existed.
+  std::vector<int> order;
+  order.push_back(m.layout.embedding());
+  for (int64_t l = 0; l < m.cfg.num_layers; ++l) {
+    const auto& L = m.layout.layer(l);
+    for (int i : {L.ln1, L.q, L.k, L.v, L.o, L.ln2, L.gate, L.up, L.down}) order.push_back(i);
   }
-  const int64_t n = static_cast<int64_t>(prompts.size());
-  std::vector<Generation> out(n);
-  if (n == 0 || opts.max_new_tokens == 0) return out;
-  std::vector<std::mt19937_64> rng;
-  std::vector<int64_t> caps(n);
+  order.push_back(m.layout.final_norm());
+  if (m.layout.head() != m.layout.embedding()) order.push_back(m.layout.head());
+  uint64_t s = seed;
+  for (int i : order) {
+    const ParamSpec& p = m.layout[i];
+    std::vector<double> v(static_cast<size_t>(p.numel));
+    if (p.shape.size() == 1) {
+      std::fill(v.begin(), v.end(), 1.0);
+    } else {
+      for (auto& x : v) {  // Box-Muller on splitmix64: portable and deterministic in seed
+        const double u1 = (static_cast<double>(splitmix64(s) >> 11) + 1.0) * 0x1.0p-53;
+        const double u2 = static_cast<double>(splitmix64(s) >> 11) * 0x1.0p-53;
+        x = std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * 3.14159265358979323846 * u2);
+      }
+    }
+    const Tensor dst = m.W(i);
+    std::vector<char> bytes(dst.bytes());
+    for (int64_t j = 0; j < p.numel; ++j) {
+      if (m.dt.weight == DType::F64) reinterpret_cast<double*>(bytes.data())[j] = v[j];
+      else if (m.dt.weight == DType::F32) reinterpret_cast<float*>(bytes.data())[j] = static_cast<float>(v[j]);
+      else reinterpret_cast<uint16_t*>(bytes.data())[j] = f32_to_bf16(static_cast<float>(v[j]));
+    }
+    m.be->upload(dst.data, bytes.data(), bytes.size());
+  }
+}
+
+void LlamaModel::check_batch(const TokenBatch& b, const char* what, bool need_response) const {
+  constexpr int64_t kMax = int64_t(1) << 31;
+  SPPO_CHECK(b.B > 0 && b.B < kMax, what, ": batch size B must be >= 1, got ", b.B);
+  SPPO_CHECK(b.T > 0 && b.T < kMax, what, ": sequence length T must be >= 1, got ", b.T);
+  SPPO_CHECK(b.B * b.T < kMax, what, ": B*T is too large (", b.B, "x", b.T, ")");
+  SPPO_CHECK(b.tokens != nullptr, what, ": tokens is null");
+  SPPO_CHECK(b.attention_mask != nullptr, what, ": attention_mask is null");
+  if (need_response) SPPO_CHECK(b.response_mask != nullptr, what, ": response_mask is null");
+  const int64_t V = impl_->cfg.vocab_size;
+  for (int64_t bi = 0; bi < b.B; ++bi)
+    for (int64_t t = 0; t < b.T; ++t) {
+      const int64_t i = bi * b.T + t;
+      const uint8_t m = b.attention_mask[i];
+      SPPO_CHECK(m <= 1, what, ": attention_mask[", bi, ", ", t, "] must be 0 or 1, got ", int(m));
+      if (m) {
+        SPPO_CHECK(b.tokens[i] >= 0 && b.tokens[i] < V, what, ": tokens[", bi, ", ", t, "] = ", b.tokens[i],
+                   " is outside the vocabulary [0, ", V, ")");
+      }
+      if (need_response) {
+        const uint8_t r = b.response_mask[i];
+        SPPO_CHECK(r <= 1, what, ": response_mask[", bi, ", ", t, "] must be 0 or 1, got ", int(r));
+        if (r) {
+          SPPO_CHECK(m, what, ": response_mask[", bi, ", ", t, "] is set on a padding position");
+          SPPO_CHECK(t > 0 && b.attention_mask[i - 1], what, ": response_mask[", bi, ", ", t,
+                     "] is set but the previous position is missing or padding, so nothing predicts it");
+        }
+      }
+    }
+}
+
+void LlamaModel::Impl::prepare_batch(const TokenBatch& b) {
+  B = b.B;
+  T = b.T;
+  N = b.B * b.T;
+  ids_h.resize(N);
+  pos_h.resize(N);
+  mask_h.assign(b.attention_mask, b.attention_mask + N);
+  for (int64_t bi = 0; bi < B; ++bi) {
+    int32_t c = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t i = bi * T + t;
+      c += mask_h[i];
+      pos_h[i] = mask_h[i] ? c - 1 : 0;  // transformers: cumsum(mask) - 1, pads at 0
+      ids_h[i] = mask_h[i] ? b.tokens[i] : -1;
+    }
+  }
+  const int64_t half = cfg.head_dim / 2;
+  ArenaPlan plan;
+  plan.add("ids", DType::I32, N);
+  plan.add("mask", DType::U8, N);
+  plan.add("positions", DType::I32, N);
+  plan.add("cos", dt.act, N * half);
+  plan.add("sin", dt.act, N * half);
+  auto v = batch_ws.take(plan);
+  ids = v[0];
+  mask = v[1];
+  pos = v[2];
+  cos = v[3];
+  sin = v[4];
+  be->upload(ids.data, ids_h.data(), ids.bytes());
+  be->upload(mask.data, mask_h.data(), mask.bytes());
+  be->upload(pos.data, pos_h.data(), pos.bytes());
+  be->rope_tables(inv_freq.view(DType::F32, half), half, pos, N, cos, sin);
+}
+
+namespace {
+// Adds one layer's activation views (all, or only x) to a plan; returns the indices' start.
+void add_layer(ArenaPlan& plan, const LlamaConfig& c, const Dtypes& dt, int64_t N, bool full, bool with_x) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  const int64_t qw = c.num_heads * c.head_dim, kw = c.num_kv_heads * c.head_dim;
+  if (with_x) plan.add("x", dt.act, N * H);
+  if (!full) return;
+  plan.add("xn1", dt.act, N * H);
+  plan.add("rstd1", dt.stat, N);
+  plan.add("q", dt.act, N * qw);
+  plan.add("k", dt.act, N * kw);
+  plan.add("v", dt.act, N * kw);
+  plan.add("att", dt.act, N * qw);
+  plan.add("lse", dt.stat, N * c.num_heads);
+  plan.add("x1", dt.act, N * H);
+  plan.add("xn2", dt.act, N * H);
+  plan.add("rstd2", dt.stat, N);
+  plan.add("gate", dt.act, N * I);
+  plan.add("up", dt.act, N * I);
+  plan.add("act", dt.act, N * I);
+}
+
+// Reads add_layer's views back in the same order.
+void read_layer(const std::vector<Tensor>& v, size_t& at, LayerActs& a, bool full, bool with_x) {
+  if (with_x) a.x = v[at++];
+  if (!full) return;
+  for (Tensor* t : {&a.xn1, &a.rstd1, &a.q, &a.k, &a.v, &a.att, &a.lse, &a.x1, &a.xn2, &a.rstd2, &a.gate, &a.up, &a.act})
+    *t = v[at++];
+}
+
+ArenaPlan activation_plan(const LlamaConfig& c, const Dtypes& dt, int64_t N, bool keep, bool checkpointing) {
+  ArenaPlan plan;
+  const bool full = keep && !checkpointing;
+  const int64_t H = c.hidden_size;
+  if (keep)
+    for (int64_t l = 0; l < c.num_layers; ++l) add_layer(plan, c, dt, N, full, true);
+  if (!full) add_layer(plan, c, dt, N, true, false);  // the scratch set
+  if (!keep) {
+    plan.add("xa", dt.act, N * H);
+    plan.add("xb", dt.act, N * H);
+  }
+  plan.add("xL", dt.act, N * H);
+  plan.add("hidden", dt.act, N * H);
+  plan.add("rstdF", dt.stat, N);
+  return plan;
+}
+
+ArenaPlan backward_plan(const LlamaConfig& c, const Dtypes& dt, int64_t N) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  const int64_t qw = c.num_heads * c.head_dim, kw = c.num_kv_heads * c.head_dim;
+  ArenaPlan plan;
+  plan.add("dx", dt.act, N * H);
+  plan.add("dxn", dt.act, N * H);
+  plan.add("dact", dt.act, N * I);
+  plan.add("dgate", dt.act, N * I);
+  plan.add("dup", dt.act, N * I);
+  plan.add("datt", dt.act, N * qw);
+  plan.add("dq", dt.act, N * qw);
+  plan.add("dk", dt.act, N * kw);
+  plan.add("dv", dt.act, N * kw);
+  plan.add("recompute_out", dt.act, N * H);
+  plan.add("d_hidden", dt.act, N * H);
+  return plan;
+}
+}  // namespace
+
+void LlamaModel::Impl::plan_activations(bool keep, bool training) {
+  (void)training;
+  const bool full = keep && !checkpointing;
+  const auto v = act_ws.take(activation_plan(cfg, dt, N, keep, checkpointing));
+  size_t at = 0;
+  layers.assign(keep ? static_cast<size_t>(cfg.num_layers) : 0, LayerActs());
+  for (auto& a : layers) read_layer(v, at, a, full, true);
+  scratch = LayerActs();
+  if (!full) read_layer(v, at, scratch, true, false);
+  if (!keep) {
+    xa = v[at++];
+    xb = v[at++];
+  }
+  xL = v[at++];
+  hidden = v[at++];
+  rstdF = v[at++];
+  kept_full = full;
+}
+
+BackwardTemps LlamaModel::Impl::plan_backward() {
+  const auto v = bwd_ws.take(backward_plan(cfg, dt, N));
+  BackwardTemps t;
+  size_t at = 0;
+  for (Tensor* x : {&t.dx, &t.dxn, &t.dact, &t.dgate, &t.dup, &t.datt, &t.dq, &t.dk, &t.dv, &t.recompute_out, &t.d_hidden})
+    *x = v[at++];
+  return t;
+}
+
+MemoryPlan LlamaModel::memory_plan(int64_t rows, bool training) const {
+  const Impl& m = *impl_;
+  MemoryPlan p;
+  p.weights = m.weights.bytes();
+  p.activations = activation_plan(m.cfg, m.dt, rows, training, m.checkpointing).bytes();
+  if (training) p.activations += backward_plan(m.cfg, m.dt, rows).bytes();
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(rows, (int64_t(1) << 24) / m.cfg.vocab_size));
+  p.head = static_cast<std::size_t>(chunk) * static_cast<std::size_t>(m.cfg.vocab_size + 2 * m.cfg.hidden_size) *
+           dtype_size(m.dt.act);
+  return p;
+}
+
+void LlamaModel::Impl::layer_forward(int64_t l, const Tensor& x, LayerActs& a, const Tensor& out) {
+  const auto& L = layout.layer(l);
+  const int64_t n = N, H = cfg.hidden_size, I = cfg.intermediate_size;
+  const int64_t nh = cfg.num_heads, nkv = cfg.num_kv_heads, hd = cfg.head_dim;
+  const int64_t qw = nh * hd, kw = nkv * hd;
+  Backend& b = *be;
+  a.x = x;
+  b.rmsnorm_forward(x, W(L.ln1), n, H, cfg.rms_norm_eps, a.xn1, a.rstd1);
+  b.matmul(a.xn1, W(L.q), a.q, n, qw, H, false, true, false);
+  b.matmul(a.xn1, W(L.k), a.k, n, kw, H, false, true, false);
+  b.matmul(a.xn1, W(L.v), a.v, n, kw, H, false, true, false);
+  b.rope_apply(a.q, n, nh, hd, cos, sin, false);
+  b.rope_apply(a.k, n, nkv, hd, cos, sin, false);
+  const AttnShape s{B, T, nh, nkv, hd, 1.0 / std::sqrt(static_cast<double>(hd))};
+  b.attention_forward(s, a.q, a.k, a.v, mask, a.att, a.lse);
+  b.copy(a.x1.data, x.data, static_cast<std::size_t>(n * H) * dtype_size(dt.act));
+  b.matmul(a.att, W(L.o), a.x1, n, H, qw, false, true, true);
+  b.rmsnorm_forward(a.x1, W(L.ln2), n, H, cfg.rms_norm_eps, a.xn2, a.rstd2);
+  b.matmul(a.xn2, W(L.gate), a.gate, n, I, H, false, true, false);
+  b.matmul(a.xn2, W(L.up), a.up, n, I, H, false, true, false);
+  b.swiglu_forward(a.gate, a.up, n * I, a.act);
+  b.copy(out.data, a.x1.data, static_cast<std::size_t>(n * H) * dtype_size(dt.act));
+  b.matmul(a.act, W(L.down), out, n, H, I, false, true, true);
+}
+
+void LlamaModel::Impl::layer_backward(int64_t l, const LayerActs& a, const BackwardTemps& t, const Tensor& grads,
+                                      const Tensor& dx) {
+  // dx: d(layer output) in, d(layer input) out.
+  const auto& L = layout.layer(l);
+  const int64_t n = N, H = cfg.hidden_size, I = cfg.intermediate_size;
+  const int64_t nh = cfg.num_heads, nkv = cfg.num_kv_heads, hd = cfg.head_dim;
+  const int64_t qw = nh * hd, kw = nkv * hd;
+  Backend& b = *be;
+  auto g = [&](int i) { return G(grads, layout[i]); };
+  // MLP: out = x1 + down(silu(gate) * up)
+  b.matmul(dx, W(L.down), t.dact, n, I, H, false, false, false);
+  b.matmul(dx, a.act, g(L.down), H, I, n, true, false, true);
+  b.swiglu_backward(a.gate, a.up, t.dact, n * I, t.dgate, t.dup);
+  b.matmul(t.dgate, W(L.gate), t.dxn, n, H, I, false, false, false);
+  b.matmul(t.dup, W(L.up), t.dxn, n, H, I, false, false, true);
+  b.matmul(t.dgate, a.xn2, g(L.gate), I, H, n, true, false, true);
+  b.matmul(t.dup, a.xn2, g(L.up), I, H, n, true, false, true);
+  b.rmsnorm_backward(a.x1, W(L.ln2), a.rstd2, t.dxn, n, H, dx, g(L.ln2), true);
+  // Attention: x1 = x + o_proj(attn(rope(q), rope(k), v))
+  b.matmul(dx, W(L.o), t.datt, n, qw, H, false, false, false);
+  b.matmul(dx, a.att, g(L.o), H, qw, n, true, false, true);
+  const AttnShape s{B, T, nh, nkv, hd, 1.0 / std::sqrt(static_cast<double>(hd))};
+  b.attention_backward(s, a.q, a.k, a.v, mask, a.att, a.lse, t.datt, t.dq, t.dk, t.dv);
+  b.rope_apply(t.dq, n, nh, hd, cos, sin, true);
+  b.rope_apply(t.dk, n, nkv, hd, cos, sin, true);
+  b.matmul(t.dq, W(L.q), t.dxn, n, H, qw, false, false, false);
+  b.matmul(t.dk, W(L.k), t.dxn, n, H, kw, false, false, true);
+  b.matmul(t.dv, W(L.v), t.dxn, n, H, kw, false, false, true);
+  b.matmul(t.dq, a.xn1, g(L.q), qw, H, n, true, false, true);
+  b.matmul(t.dk, a.xn1, g(L.k), kw, H, n, true, false, true);
+  b.matmul(t.dv, a.xn1, g(L.v), kw, H, n, true, false, true);
+  b.rmsnorm_backward(a.x, W(L.ln1), a.rstd1, t.dxn, n, H, dx, g(L.ln1), true);
+}
+
+void LlamaModel::Impl::forward(bool keep) {
+  head_cached = false;
+  plan_activations(keep, keep);
+  const int64_t L = cfg.num_layers, H = cfg.hidden_size;
+  Tensor x = keep ? layers[0].x : xa;
+  be->embedding_forward(W(layout.embedding()), cfg.vocab_size, H, ids, N, x);
+  for (int64_t l = 0; l < L; ++l) {
+    cancel.check();
+    LayerActs& a = kept_full ? layers[static_cast<size_t>(l)] : scratch;
+    const Tensor out = l + 1 < L ? (keep ? layers[static_cast<size_t>(l + 1)].x : (x.data == xa.data ? xb : xa)) : xL;
+    layer_forward(l, x, a, out);
+    x = out;
+  }
+  be->rmsnorm_forward(xL, W(layout.final_norm()), N, H, cfg.rms_norm_eps, hidden, rstdF);
+  kept = keep;
+}
+
+void LlamaModel::Impl::backward(const Tensor& d_hidden, const Tensor& grads, const BackwardTemps& t,
+                                const BackwardHooks* hooks) {
+  SPPO_CHECK(kept, "backward: the last forward did not keep activations");
+  const int64_t L = cfg.num_layers, H = cfg.hidden_size;
+  const Tensor dx = t.dx;
+  be->rmsnorm_backward(xL, W(layout.final_norm()), rstdF, d_hidden, N, H, dx, G(grads, layout[layout.final_norm()]),
+                       false);
+  if (hooks && hooks->grads_ready) hooks->grads_ready(layout.ready_after_layer(L));
+  for (int64_t l = L - 1; l >= 0; --l) {
+    cancel.check();
+    LayerActs& stored = layers[static_cast<size_t>(l)];
+    if (checkpointing) {
+      // Recompute this layer from its stored input: the same code on the same data gives the
+      // same activations bit for bit, so gradients equal the stored-activation path.
+      layer_forward(l, stored.x, scratch, t.recompute_out);
+      layer_backward(l, scratch, t, grads, dx);
+    } else {
+      layer_backward(l, stored, t, grads, dx);
+    }
+    if (hooks && hooks->grads_ready) hooks->grads_ready(layout.ready_after_layer(l));
+  }
+  be->embedding_backward(dx, ids, N, cfg.vocab_size, H, G(grads, layout[layout.embedding()]));
+  if (hooks && hooks->grads_ready) hooks->grads_ready(layout.total());
+  kept = false;
+}
+
+void LlamaModel::Impl::download_as(const Tensor& src, const Tensor& out, int64_t n) const {
+  SPPO_CHECK(out.dtype == DType::F32 || out.dtype == DType::F64, "outputs are F32 or F64 (got ", dtype_name(out.dtype),
+             ")");
+  require(out, out.dtype, n, "download", "output");
+  require(src, src.dtype, n, "download", "source");
+  if (src.dtype == out.dtype) {
+    be->download(out.data, src.data, static_cast<std::size_t>(n) * dtype_size(src.dtype));
+    return;
+  }
+  std::vector<char> tmp(static_cast<std::size_t>(n) * dtype_size(src.dtype));
+  be->download(tmp.data(), src.data, tmp.size());
   for (int64_t i = 0; i < n; ++i) {
-    rng.emplace_back(seeds[i]);
-    caps[i] = static_cast<int64_t>(prompts[i].size()) + opts.max_new_tokens;
+    double v;
+    if (src.dtype == DType::F32) v = reinterpret_cast<const float*>(tmp.data())[i];
+    else if (src.dtype == DType::F64) v = reinterpret_cast<const double*>(tmp.data())[i];
+    else v = bf16_to_f32(reinterpret_cast<const uint16_t*>(tmp.data())[i]);
+    if (out.dtype == DType::F32) out.as<float>()[i] = static_cast<float>(v);
+    else out.as<double>()[i] = v;
   }
-  KVCache<float> cache;
-  eng.cache_init(cache, caps);
-  std::vector<char> active(n, 1);
-  auto is_eos = [&](int32_t t) {
-    return std::find(opts.eos_ids.begin(), opts.eos_ids.end(), t) != opts.eos_ids.end();
-  };
-  auto take = [&](int64_t i, const float* lg) {
-    float lp = 0;
-    const int32_t t = sample_next(lg, V, opts, rng[i], &lp);
-    out[i].tokens.push_back(t);
-    out[i].logprobs.push_back(lp);
-    if (is_eos(t)) {
-      out[i].stopped_at_eos = true;
-      active[i] = 0;
-    } else if (static_cast<int64_t>(out[i].tokens.size()) >= opts.max_new_tokens) {
-      active[i] = 0;
-    }
-    if (!active[i]) cache.release(i);
-  };
-  // Prefill in groups of about 2048 prompt tokens to bound activation memory.
-  std::vector<float> lg;
-  for (int64_t i0 = 0; i0 < n;) {
-    std::vector<DecodeItem> items;
-    int64_t rows = 0;
-    int64_t i = i0;
-    for (; i < n && (items.empty() || rows + static_cast<int64_t>(prompts[i].size()) <= 2048); ++i) {
-      items.push_back(DecodeItem{i, prompts[i].data(), static_cast<int64_t>(prompts[i].size())});
-      rows += static_cast<int64_t>(prompts[i].size());
-    }
-    lg.resize(items.size() * V);
-    eng.decode(cache, items, lg.data());
-    for (size_t k = 0; k < items.size(); ++k) take(items[k].seq, lg.data() + k * V);
-    i0 = i;
-  }
-  for (;;) {
-    std::vector<DecodeItem> items;
-    for (int64_t i = 0; i < n; ++i)
-      if (active[i]) items.push_back(DecodeItem{i, &out[i].tokens.back(), 1});
-    if (items.empty()) break;
-    lg.resize(items.size() * V);
-    eng.decode(cache, items, lg.data());
-    for (size_t k = 0; k < items.size(); ++k) take(items[k].seq, lg.data() + k * V);
-  }
-  return out;
 }
 
 }  // namespace sppo

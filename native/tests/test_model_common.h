@@ -1,16 +1,128 @@
-// Shared helpers of the model test suites: tiny configs, random weights, padded batches.
+// Shared helpers of the model test suites: tiny configs, the Engine wrapper (a LlamaModel on the
+// CPU backend in fp32 or fp64 with its own gradient buffer, and host views of every parameter and
+// gradient), random weights, padded batches.
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "backend/backend.h"
+#include "backend/buffer.h"
+#include "backend/workspace.h"
 #include "llama_reference.h"
-#include "model/llama.h"
-#include "model/llama_engine.h"
+#include "model/generate.h"
+#include "model/llama_model.h"
 #include "testing.h"
+#include "train/preference_step.h"
 
 namespace model_test {
+
+// A host view of n elements (the CPU backend's memory is host memory).
+template <typename T>
+struct Span {
+  T* p = nullptr;
+  size_t n = 0;
+  size_t size() const { return n; }
+  T& operator[](size_t i) const { return p[i]; }
+  T* begin() const { return p; }
+  T* end() const { return p + n; }
+};
+
+template <typename T>
+struct ParamView {
+  std::string name;
+  std::vector<int64_t> shape;
+  Span<T> data, grad;
+  int64_t numel() const { return static_cast<int64_t>(data.n); }
+};
+
+// LlamaModel<fp32 | fp64> on the CPU backend, with a gradient buffer of the model's layout, and the
+// calls the tests make in host memory.
+template <typename T>
+class Engine {
+ public:
+  static constexpr sppo::Precision kPrecision = std::is_same_v<T, double> ? sppo::Precision::FP64 : sppo::Precision::FP32;
+  static constexpr sppo::DType kDtype = std::is_same_v<T, double> ? sppo::DType::F64 : sppo::DType::F32;
+
+  explicit Engine(const sppo::LlamaConfig& c)
+      : model_(sppo::backend_for(sppo::Device::CPU), c, kPrecision),
+        grads_(model_.backend_ptr(), static_cast<size_t>(model_.layout().total()) * sizeof(T)),
+        ws_(model_.backend_ptr(), "test loss") {
+    zero_grad();
+    for (int i = 0; i < static_cast<int>(model_.layout().params().size()); ++i) {
+      const sppo::ParamSpec& p = model_.layout()[i];
+      ParamView<T> v;
+      v.name = p.name;
+      v.shape = p.shape;
+      v.data = Span<T>{model_.param(i).template as<T>(), static_cast<size_t>(p.numel)};
+      v.grad = Span<T>{grads().template as<T>() + p.offset, static_cast<size_t>(p.numel)};
+      views_.push_back(v);
+    }
+  }
+
+  sppo::LlamaModel& model() { return model_; }
+  const sppo::LlamaConfig& config() const { return model_.config(); }
+  std::vector<ParamView<T>>& params() { return views_; }
+  ParamView<T>* find(const std::string& name) {
+    for (auto& v : views_)
+      if (v.name == name) return &v;
+    return nullptr;
+  }
+  sppo::Tensor grads() const { return grads_.view(kDtype, model_.layout().total()); }
+  void zero_grad() { std::fill(grads().template as<T>(), grads().template as<T>() + model_.layout().total(), T(0)); }
+  void init_random(uint64_t seed, double std) { model_.init_random(seed, std); }
+  void set_checkpointing(bool on) { model_.set_gradient_checkpointing(on); }
+  void set_gradient_checkpointing(bool on) { model_.set_gradient_checkpointing(on); }
+  void check_batch(const sppo::TokenBatch& b, const char* what, bool r) const { model_.check_batch(b, what, r); }
+
+  void logits(const sppo::TokenBatch& b, T* out) {
+    model_.logits(b, sppo::Tensor(out, kDtype, b.B * b.T * config().vocab_size));
+  }
+  void scores(const sppo::TokenBatch& b, T* out) {
+    model_.scores(b, sppo::Tensor(out, kDtype, b.B * config().num_labels));
+  }
+  void sequence_logprobs(const sppo::TokenBatch& b, T* seq, T* tok = nullptr) {
+    model_.sequence_logprobs(b, sppo::Tensor(seq, kDtype, b.B), tok ? sppo::Tensor(tok, kDtype, b.B * b.T) : sppo::Tensor());
+  }
+  // Forward with activations kept; loss(seq_logp, grad_seq) fills the gradient of the objective
+  // with respect to each sequence log-probability; backward adds the parameter gradients.
+  void sequence_logprobs_train(const sppo::TokenBatch& b, T* seq_out, const std::function<void(const T*, T*)>& loss) {
+    const sppo::Tensor seq = model_.forward_train(b, sppo::TrainHead::LogProbs);
+    std::vector<T> s(seq.template as<T>(), seq.template as<T>() + b.B), g(static_cast<size_t>(b.B), T(0));
+    if (seq_out) std::copy(s.begin(), s.end(), seq_out);
+    loss(s.data(), g.data());
+    model_.backward_train(sppo::Tensor(g.data(), kDtype, b.B), grads());
+  }
+  void sequence_logprobs_backward(const sppo::TokenBatch& b, const T* grad_seq, T scale = T(1)) {
+    sequence_logprobs_train(b, nullptr, [&](const T*, T* g) {
+      for (int64_t i = 0; i < b.B; ++i) g[i] = grad_seq[i] * scale;
+    });
+  }
+  // Adds d(sum_b sum_l d_scores[b,l] * scores[b,l]) / d params (sequence classification).
+  void scores_backward(const sppo::TokenBatch& b, const T* d_scores) {
+    model_.forward_train(b, sppo::TrainHead::Scores);
+    std::vector<T> d(d_scores, d_scores + b.B * config().num_labels);
+    model_.backward_train(sppo::Tensor(d.data(), kDtype, static_cast<int64_t>(d.size())), grads());
+  }
+  sppo::StepMetrics loss_and_backward(const sppo::PairBatch& p, sppo::LossType type, double beta, double scale) {
+    return sppo::preference_step(model_, p, type, beta, scale, grads(), nullptr, ws_);
+  }
+  std::vector<sppo::Generation> generate(const std::vector<std::vector<int32_t>>& prompts,
+                                         const std::vector<uint64_t>& seeds, const sppo::GenerateOptions& o,
+                                         int64_t samples = 1) {
+    return sppo::generate(model_, prompts, samples, seeds, o);
+  }
+
+ private:
+  sppo::LlamaModel model_;
+  sppo::Buffer grads_;
+  sppo::Workspace ws_;
+  std::vector<ParamView<T>> views_;
+};
+
 
 // Llama-3 style: GQA (4 heads over 2 kv heads), head_dim 8 != hidden/heads, llama3 rope with all
 // three frequency bands in play (wavelengths 6, 63, 628, 6283 vs 256..1024), tied embeddings.
@@ -99,30 +211,23 @@ llama_ref::Weights weights_of(const std::vector<P>& params) {
   return w;
 }
 
-// Copies double engine weights into a float engine with the same config.
-inline void copy_weights(sppo::LlamaEngine<double>& from, sppo::LlamaEngine<float>& to) {
+// Copies weights between engines with the same config (rounding to the destination's type).
+template <typename A, typename B>
+void copy_weights(Engine<A>& from, Engine<B>& to) {
   for (size_t i = 0; i < from.params().size(); ++i) {
     auto& s = from.params()[i].data;
     auto& d = to.params()[i].data;
-    for (size_t j = 0; j < s.size(); ++j) d[j] = static_cast<float>(s[j]);
-  }
-}
-
-inline void copy_weights(sppo::LlamaEngine<float>& from, sppo::LlamaModel& to) {
-  for (size_t i = 0; i < from.params().size(); ++i) {
-    auto& s = from.params()[i].data;
-    std::copy(s.begin(), s.end(), to.params()[i].data);
+    for (size_t j = 0; j < s.size(); ++j) d[j] = static_cast<B>(s[j]);
   }
 }
 
 // Fresh random weights for `m` (float64 draws rounded to float, as a float model holds them);
-// returns the float64 weights for the reference.
-inline llama_ref::Weights randomize_model(const sppo::LlamaConfig& c, sppo::LlamaModel& m, sppo_test::Rng& rng) {
-  sppo::LlamaEngine<double> de(c);
+// returns the float64 weights (of the rounded values) for the reference.
+inline llama_ref::Weights randomize_model(const sppo::LlamaConfig& c, Engine<float>& m, sppo_test::Rng& rng) {
+  Engine<double> de(c);
   randomize(de.params(), rng);
-  sppo::LlamaEngine<float> fe(c);
-  copy_weights(de, fe);
-  copy_weights(fe, m);
+  copy_weights(de, m);
+  copy_weights(m, de);
   return weights_of(de.params());
 }
 

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cmath>
 
-#include "model/rope.h"
+#include "model/kv_cache.h"
+#include "model/rope_freq.h"
 #include "test_model_common.h"
 
 using namespace model_test;
-using sppo::LlamaEngine;
-using sppo::LlamaModel;
+template <typename T>
+using LlamaEngine = model_test::Engine<T>;
+using LlamaModel = model_test::Engine<float>;
 
 namespace {
 
@@ -141,8 +143,8 @@ TEST(reward_scores_match_reference_at_last_real_token) {
   sppo_test::Rng rng(4);
   auto c = reward_tiny();
   LlamaModel m(c);
-  CHECK(m.find_param("score.weight") != nullptr);
-  CHECK(m.find_param("lm_head.weight") == nullptr);
+  CHECK(m.find("score.weight") != nullptr);
+  CHECK(m.find("lm_head.weight") == nullptr);
   auto w = randomize_model(c, m, rng);
   auto seqs = random_seqs(rng, c.vocab_size, {6, 2, 9});
   for (bool left : {true, false}) {
@@ -173,40 +175,95 @@ TEST(kv_cache_decoding_reproduces_full_forward_logits) {
     Batch b = pad(seqs, {0, 0, 0}, false);
     std::vector<float> full(b.B * b.T * c.vocab_size);
     e.logits(b.view(), full.data());
-    // Ragged prefill of different prompt lengths, then one token per sequence per step.
+    // Ragged prefill of different prompt lengths, then one token per sequence per step, through
+    // blocks of 8 positions so that sequences span several blocks.
     std::vector<int64_t> prompt = {3 * k, 1, 5 * k};
-    sppo::KVCache<float> cache;
-    e.cache_init(cache, {9 * k, 6 * k, 11 * k});
+    sppo::KVCache cache(e.model(), 3, 11 * k, sppo::KVCache::blocks_needed({9 * k, 6 * k, 11 * k}, 1, 0, 8), 8);
+    std::vector<int> ids;
     std::vector<sppo::DecodeItem> items;
-    for (int64_t i = 0; i < 3; ++i) items.push_back({i, seqs[i].data(), prompt[i]});
-    std::vector<float> lg(3 * c.vocab_size);
+    for (int64_t i = 0; i < 3; ++i) {
+      ids.push_back(cache.open());
+      items.push_back({ids[i], seqs[i].data(), prompt[i]});
+    }
+    std::vector<float> lg(3 * c.vocab_size, NAN);
+    const sppo::Tensor lgt(lg.data(), sppo::DType::F32, static_cast<int64_t>(lg.size()));
     double worst = 0;
-    auto compare = [&](int64_t k, int64_t i, int64_t t) {
+    auto compare = [&](int64_t row, int64_t i, int64_t t) {
       for (int64_t v = 0; v < c.vocab_size; ++v) {
-        const double a = lg[k * c.vocab_size + v], r = full[(i * b.T + t) * c.vocab_size + v];
+        const double a = lg[row * c.vocab_size + v], r = full[(i * b.T + t) * c.vocab_size + v];
         worst = std::max(worst, std::fabs(a - r));
       }
     };
-    e.decode(cache, items, lg.data());
+    e.model().decode(cache, items, lgt);
     for (int64_t i = 0; i < 3; ++i) compare(i, i, prompt[i] - 1);
     for (int64_t step = 0;; ++step) {
       items.clear();
-      std::vector<int64_t> ts;
+      std::vector<int64_t> ts, which;
       for (int64_t i = 0; i < 3; ++i) {
         const int64_t t = prompt[i] + step;
         if (t < static_cast<int64_t>(seqs[i].size())) {
-          items.push_back({i, seqs[i].data() + t, 1});
+          items.push_back({ids[i], seqs[i].data() + t, 1});
           ts.push_back(t);
+          which.push_back(i);
         }
       }
       if (items.empty()) break;
-      e.decode(cache, items, lg.data());
-      for (size_t k = 0; k < items.size(); ++k) compare(k, items[k].seq, ts[k]);
+      e.model().decode(cache, items, lgt);
+      for (size_t r = 0; r < items.size(); ++r) compare(static_cast<int64_t>(r), which[r], ts[r]);
     }
     std::printf("  max |cached - full| = %.2e\n", worst);
-    CHECK(worst < 1e-5);
-    CHECK_THROWS_WITH(e.decode(cache, {{0, seqs[0].data(), 1}}, lg.data()), "is full");
+    CHECK(worst == 0);  // the same arithmetic, bit for bit
+    const int64_t room = cache.table_stride() * cache.block_size() - cache.length(ids[0]);
+    const std::vector<int32_t> more(static_cast<size_t>(room + 1), 0);
+    CHECK_THROWS_WITH(e.model().decode(cache, {{ids[0], more.data(), room + 1}}, lgt), "would hold");
   }
+}
+
+TEST(kv_cache_forks_share_blocks_and_copy_before_writing) {
+  sppo_test::Rng rng(7);
+  auto c = llama3_tiny();
+  LlamaEngine<float> e(c);
+  randomize(e.params(), rng);
+  auto prompt = random_tokens(rng, 13, c.vocab_size);  // one full block of 8 and 5 positions
+  sppo::KVCache cache(e.model(), 4, 32, 12, 8);
+  const int p = cache.open();
+  std::vector<float> lg(c.vocab_size);
+  const sppo::Tensor lgt(lg.data(), sppo::DType::F32, c.vocab_size);
+  e.model().decode(cache, {{p, prompt.data(), 13}}, lgt);
+  const auto blocks = cache.blocks_of(p);
+  CHECK(blocks.size() == 2);
+  // The prompt's rows in every layer's pools, before any sample writes.
+  const int64_t kw = c.num_kv_heads * c.head_dim;
+  auto rows_of = [&](int32_t block, int64_t count) {
+    std::vector<float> out;
+    for (int64_t l = 0; l < c.num_layers; ++l)
+      for (const sppo::Tensor& pool : {cache.k_pool(l), cache.v_pool(l)}) {
+        const float* base = pool.as<float>() + static_cast<int64_t>(block) * 8 * kw;
+        out.insert(out.end(), base, base + count * kw);
+      }
+    return out;
+  };
+  const auto full0 = rows_of(blocks[0], 8), part0 = rows_of(blocks[1], 5);
+  const int s1 = cache.fork(p), s2 = cache.fork(p);
+  CHECK(cache.refcount(blocks[0]) == 3 && cache.refcount(blocks[1]) == 3);
+  cache.close(p);
+  CHECK(cache.refcount(blocks[0]) == 2);
+  const int32_t t1 = 1, t2 = 2;
+  e.model().decode(cache, {{s1, &t1, 1}}, lgt);
+  // s1 wrote position 13: its partial block is now a copy; the shared one is untouched.
+  const auto b1 = cache.blocks_of(s1), b2 = cache.blocks_of(s2);
+  CHECK(b1[0] == blocks[0] && b2[0] == blocks[0] && b1[1] != blocks[1] && b2[1] == blocks[1]);
+  CHECK(rows_of(blocks[0], 8) == full0);
+  CHECK(rows_of(blocks[1], 5) == part0);
+  CHECK(rows_of(b1[1], 5) == part0);  // the copy holds the prompt's rows
+  e.model().decode(cache, {{s2, &t2, 1}}, lgt);  // the last holder writes in place
+  CHECK(cache.blocks_of(s2)[1] == blocks[1]);
+  CHECK(rows_of(blocks[0], 8) == full0);
+  const int64_t before = cache.free_blocks();
+  cache.close(s1);
+  CHECK(cache.free_blocks() == before + 1);  // its own copy; the shared full block stays with s2
+  cache.close(s2);
+  CHECK(cache.free_blocks() == 12);
 }
 
 TEST(bad_inputs_give_errors_naming_the_field) {

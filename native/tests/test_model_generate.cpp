@@ -5,12 +5,13 @@
 #include <cmath>
 #include <map>
 
-#include "model/sampler.h"
+#include "core/philox.h"
+#include "kernels/sample.h"
 #include "test_model_common.h"
 
 using namespace model_test;
 using sppo::GenerateOptions;
-using sppo::LlamaModel;
+using LlamaModel = model_test::Engine<float>;
 
 namespace {
 
@@ -144,41 +145,107 @@ TEST(sampler_frequencies_match_top_k_top_p_distribution) {
   const int64_t V = 6;
   std::vector<float> logits(V);
   for (auto& x : logits) x = static_cast<float>(rng.normal(0, 1.5));
-  GenerateOptions o;
-  o.temperature = rng.uniform(0.6, 1.4);
-  o.top_k = 4;
-  o.top_p = rng.uniform(0.5, 0.95);
+  const double temperature = rng.uniform(0.6, 1.4), top_p = rng.uniform(0.5, 0.95);
+  const int64_t top_k = 4;
   // Expected distribution, computed the transformers way here: temperature, top-k, top-p.
   std::vector<double> z(V);
-  for (int64_t v = 0; v < V; ++v) z[v] = logits[v] / o.temperature;
+  for (int64_t v = 0; v < V; ++v) z[v] = logits[v] / temperature;
   std::vector<int64_t> order(V);
   for (int64_t v = 0; v < V; ++v) order[v] = v;
   std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return z[a] > z[b]; });
   std::vector<char> keep(V, 0);
-  for (int64_t r = 0; r < o.top_k; ++r) keep[order[r]] = 1;
+  for (int64_t r = 0; r < top_k; ++r) keep[order[r]] = 1;
   double zk = 0;
-  for (int64_t r = 0; r < o.top_k; ++r) zk += std::exp(z[order[r]]);
+  for (int64_t r = 0; r < top_k; ++r) zk += std::exp(z[order[r]]);
   double cum_desc = 0;  // keep the smallest top set whose mass reaches top_p
-  for (int64_t r = 0; r < o.top_k; ++r) {
-    if (cum_desc >= o.top_p) keep[order[r]] = 0;
+  for (int64_t r = 0; r < top_k; ++r) {
+    if (cum_desc >= top_p) keep[order[r]] = 0;
     cum_desc += std::exp(z[order[r]]) / zk;
   }
   double zt = 0;
   for (int64_t v = 0; v < V; ++v)
     if (keep[v]) zt += std::exp(z[v]);
-  std::mt19937_64 gen(static_cast<uint64_t>(rng.integer(0, 1 << 30)));
+  // Many draws of one row from consecutive Philox steps of a fresh seed.
   const int draws = 40000;
+  std::vector<float> w(V);
+  sppo::cpu::sample_weights(logits.data(), 1, V, temperature, w.data());
   std::vector<int> count(V, 0);
+  const uint64_t seed = static_cast<uint64_t>(rng.integer(0, 1 << 30));
   for (int i = 0; i < draws; ++i) {
+    const sppo::SampleStream st{seed, 3, static_cast<uint64_t>(i)};
+    int32_t t;
     float lp;
-    const int32_t t = sppo::sample_next(logits.data(), V, o, gen, &lp);
+    sppo::cpu::sample_pick(w.data(), 1, V, top_k, top_p, &st, &t, &lp);
     CHECK(keep[t]);
     CHECK_CLOSE(lp, z[t] - std::log(zt), 1e-5, 1e-5);
     ++count[t];
   }
+  // Pearson chi-square over the kept tokens against the truncated, tempered softmax: with at most
+  // 3 degrees of freedom, 30 is beyond the 0.9999 quantile.
+  double chi2 = 0;
+  int dof = -1;
   for (int64_t v = 0; v < V; ++v) {
-    const double p = keep[v] ? std::exp(z[v]) / zt : 0.0;
-    CHECK_CLOSE(count[v] / double(draws), p, 0.015, 0.0);  // > 5 standard deviations
+    if (!keep[v]) {
+      CHECK(count[v] == 0);
+      continue;
+    }
+    const double expect = draws * std::exp(z[v]) / zt;
+    chi2 += (count[v] - expect) * (count[v] - expect) / expect;
+    ++dof;
+  }
+  std::printf("  chi-square %.2f with %d degrees of freedom\n", chi2, dof);
+  CHECK(chi2 < 30);
+}
+
+// Sample k of a prompt, recomputed without any cache: the full forward over the prompt and the
+// tokens drawn so far, then the same weights and pick from Philox(seed, k, step).
+static std::vector<int32_t> uncached_sample(LlamaModel& m, const std::vector<int32_t>& prompt, uint64_t seed, uint64_t k,
+                                     const GenerateOptions& o) {
+  const int64_t V = m.config().vocab_size;
+  std::vector<int32_t> seq = prompt, out;
+  for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+    auto lg = full_logits(m, seq);
+    const float* row = lg.data() + (seq.size() - 1) * V;
+    std::vector<float> w(V);
+    sppo::cpu::sample_weights(row, 1, V, o.temperature, w.data());
+    const sppo::SampleStream st{seed, k, static_cast<uint64_t>(step)};
+    int32_t t;
+    float lp;
+    sppo::cpu::sample_pick(w.data(), 1, V, o.top_k, o.top_p, &st, &t, &lp);
+    out.push_back(t);
+    seq.push_back(t);
+    if (std::find(o.eos_ids.begin(), o.eos_ids.end(), t) != o.eos_ids.end()) break;
+  }
+  return out;
+}
+
+TEST(k_samples_sharing_one_prefill_equal_uncached_sampling) {
+  sppo_test::Rng rng(27);
+  for (auto c : {llama3_tiny(), llama2_tiny()}) {
+    std::unique_ptr<LlamaModel> m(make_model(rng, c));
+    // Prompts of 21 and 7 tokens: several cache blocks, and a partial block that the samples copy.
+    std::vector<std::vector<int32_t>> prompts = {random_tokens(rng, 21, c.vocab_size), random_tokens(rng, 7, c.vocab_size)};
+    std::vector<uint64_t> seeds = {static_cast<uint64_t>(rng.integer(0, 1 << 30)), static_cast<uint64_t>(rng.integer(0, 1 << 30))};
+    GenerateOptions o;
+    o.temperature = 0.9;
+    o.top_p = 0.9;
+    o.max_new_tokens = 12;
+    o.eos_ids = {2};
+    const int64_t K = 3;
+    auto gen = m->generate(prompts, seeds, o, K);
+    CHECK(gen.size() == prompts.size() * K);
+    for (size_t i = 0; i < prompts.size(); ++i)
+      for (int64_t k = 0; k < K; ++k) {
+        const auto& g = gen[i * K + k];
+        CHECK(g.tokens == uncached_sample(*m, prompts[i], seeds[i], static_cast<uint64_t>(k), o));
+        CHECK(g.logprobs.size() == g.tokens.size());
+      }
+    // Asking for more samples, or adding a prompt, changes none of these.
+    auto more = m->generate({prompts[1], prompts[0]}, {seeds[1], seeds[0]}, o, K + 2);
+    for (int64_t k = 0; k < K; ++k) {
+      CHECK(more[k].tokens == gen[K + k].tokens);
+      CHECK(more[(K + 2) + k].tokens == gen[k].tokens);
+    }
   }
 }
 
@@ -198,7 +265,7 @@ TEST(generate_rejects_bad_arguments) {
   o = GenerateOptions();
   o.eos_ids = {1000};
   CHECK_THROWS_WITH(m->generate({{1}}, {1}, o), "eos_ids[0]");
-  m->params()[0].data[0] = NAN;  // poisons the embedding of token 0
+  m->find("model.embed_tokens.weight")->data[0] = NAN;  // poisons the embedding of token 0
   CHECK_THROWS_WITH(m->generate({{0}}, {1}, GenerateOptions()), "non-finite logit");
   LlamaModel r(reward_tiny());
   CHECK_THROWS_WITH(r.generate({{1}}, {1}, GenerateOptions()), "sequence-classification");

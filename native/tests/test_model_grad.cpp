@@ -8,8 +8,9 @@
 #include "test_model_common.h"
 
 using namespace model_test;
-using sppo::LlamaEngine;
-using sppo::LlamaModel;
+template <typename T>
+using LlamaEngine = model_test::Engine<T>;
+using LlamaModel = model_test::Engine<float>;
 
 namespace {
 
@@ -142,13 +143,13 @@ TEST(gradient_checkpointing_gives_identical_gradients) {
   std::vector<std::vector<float>> off;
   m.zero_grad();
   m.sequence_logprobs_backward(b.view(), g.data(), 0.5f);
-  for (auto& p : m.params()) off.emplace_back(p.grad, p.grad + p.numel());
+  for (auto& p : m.params()) off.emplace_back(p.grad.begin(), p.grad.end());
   m.set_gradient_checkpointing(true);
   m.zero_grad();
   m.sequence_logprobs_backward(b.view(), g.data(), 0.5f);
   for (size_t k = 0; k < off.size(); ++k) {
     auto& p = m.params()[k];
-    bool same = std::equal(off[k].begin(), off[k].end(), p.grad);
+    bool same = std::equal(off[k].begin(), off[k].end(), p.grad.begin());
     if (!same) std::printf("  %s differs with checkpointing\n", p.name.c_str());
     CHECK(same);
   }
@@ -168,7 +169,7 @@ TEST(gradients_do_not_depend_on_the_thread_count) {
     omp_set_num_threads(k == 0 ? 1 : std::max(2, saved));
     m.zero_grad();
     m.sequence_logprobs_backward(b.view(), g.data(), 1.0f);
-    for (auto& p : m.params()) by_threads[k].emplace_back(p.grad, p.grad + p.numel());
+    for (auto& p : m.params()) by_threads[k].emplace_back(p.grad.begin(), p.grad.end());
   }
   omp_set_num_threads(saved);
   CHECK(by_threads[0] == by_threads[1]);
@@ -187,7 +188,7 @@ TEST(left_and_right_padding_give_the_same_gradients) {
   std::vector<std::vector<float>> left;
   m.zero_grad();
   m.sequence_logprobs_backward(pad(seqs, {2, 6, 2}, true).view(), g.data(), 1.0f);
-  for (auto& p : m.params()) left.emplace_back(p.grad, p.grad + p.numel());
+  for (auto& p : m.params()) left.emplace_back(p.grad.begin(), p.grad.end());
   m.zero_grad();
   m.sequence_logprobs_backward(pad(seqs, {2, 6, 2}, false, 3, 7).view(), g.data(), 1.0f);
   for (size_t k = 0; k < left.size(); ++k) {
@@ -219,7 +220,7 @@ TEST(sppo_loss_step_matches_loss_gradient_chain_rule) {
   m.zero_grad();
   sppo::StepMetrics sm = m.loss_and_backward(pb, sppo::LossType::SPPO, beta, scale);
   std::vector<std::vector<float>> got;
-  for (auto& p : m.params()) got.emplace_back(p.grad, p.grad + p.numel());
+  for (auto& p : m.params()) got.emplace_back(p.grad.begin(), p.grad.end());
   // Same thing by hand: log-probs, the loss kernel, then sequence_logprobs_backward per side.
   std::vector<float> sc(3), sr(3), losses(3), gc(3), gr(3);
   m.sequence_logprobs(bc.view(), sc.data());

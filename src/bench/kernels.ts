@@ -1,5 +1,5 @@
 // `sppo-native bench kernels`: times log-probability forward + in-place backward. Runs the native
-// benchmark executable (build/bench/bench_kernels, CUDA-event timed on a GPU) when the build has
+// benchmark executable (build/bench/bench_logprob, CUDA-event timed on a GPU) when the build has
 // one; otherwise times the kernels through the addon (wall clock). Prints a table and writes JSON.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -56,8 +56,8 @@ export interface KernelBenchReport {
 export function nativeBenchPath(): string | undefined {
   const candidates: string[] = [];
   const addon = process.env.SPPO_ADDON_PATH;
-  if (addon) candidates.push(join(dirname(dirname(resolve(addon))), 'bench', 'bench_kernels'));
-  candidates.push(join(packageRoot, 'build', 'bench', 'bench_kernels'));
+  if (addon) candidates.push(join(dirname(dirname(resolve(addon))), 'bench', 'bench_logprob'));
+  candidates.push(join(packageRoot, 'build', 'bench', 'bench_logprob'));
   return candidates.find((p) => existsSync(p));
 }
 
@@ -176,7 +176,7 @@ export async function runKernelBench(options: KernelBenchOptions = {}): Promise<
   const o = checkOptions(options);
   const exe = o.via === 'addon' ? undefined : nativeBenchPath();
   if (o.via === 'native' && !exe) {
-    throw new Error('the native benchmark executable was not found (build/bench/bench_kernels); build with CMake or use --via addon');
+    throw new Error('the native benchmark executable was not found (build/bench/bench_logprob); build with CMake or use --via addon');
   }
   const report = exe ? runNative(exe, o, log) : await runAddon(o, log);
   const out = resolve(options.out ?? defaultOut());

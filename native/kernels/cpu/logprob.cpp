@@ -2,6 +2,7 @@
 // softmax. Errors cannot leave an OpenMP region, so rows record problems and we throw after.
 #include "kernels/logprob.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -320,6 +321,51 @@ void masked_sequence_sum(const float* token_logp, const uint8_t* mask, int64_t B
       if (mask[b * T + t]) s += token_logp[b * T + t];
     seq_logp[b] = static_cast<float>(s);
   });
+}
+
+void logprob_forward_f64(const double* logits, int64_t N, int64_t V, const int32_t* labels, double* token_logp,
+                         double* lse) {
+  check_shape_and_labels(N, V, labels);
+  for (int64_t r = 0; r < N; ++r) {
+    const double* x = logits + r * V;
+    double m = x[0];
+    for (int64_t j = 0; j < V; ++j) {
+      SPPO_CHECK(std::isfinite(x[j]), "logits[", r, ", ", j, "] is not finite (", x[j], ")");
+      m = std::max(m, x[j]);
+    }
+    double s = 0;
+    for (int64_t j = 0; j < V; ++j) s += std::exp(x[j] - m);
+    const double l = m + std::log(s);
+    if (lse) lse[r] = l;
+    token_logp[r] = labels[r] == kIgnoreIndex ? 0.0 : x[labels[r]] - l;
+  }
+}
+
+void logprob_backward_f64(const double* logits, int64_t N, int64_t V, const int32_t* labels,
+                          const double* grad_token, const double* lse, double* grad_logits) {
+  check_shape_and_labels(N, V, labels);
+  for (int64_t r = 0; r < N; ++r) {
+    const double* x = logits + r * V;
+    double* d = grad_logits + r * V;
+    const int32_t y = labels[r];
+    if (y == kIgnoreIndex) {
+      for (int64_t j = 0; j < V; ++j) d[j] = 0;
+      continue;
+    }
+    double l;
+    if (lse) {
+      l = lse[r];
+    } else {
+      double m = x[0];
+      for (int64_t j = 0; j < V; ++j) m = std::max(m, x[j]);
+      double s = 0;
+      for (int64_t j = 0; j < V; ++j) s += std::exp(x[j] - m);
+      l = m + std::log(s);
+    }
+    const double g = grad_token[r], xy = x[y];
+    for (int64_t j = 0; j < V; ++j) d[j] = -g * std::exp(x[j] - l);
+    d[y] = g * (1.0 - std::exp(xy - l));
+  }
 }
 
 }  // namespace cpu

@@ -1,5 +1,5 @@
-// CPU (reference) backend of kernels/sppo_loss.h. B is a batch of pairs (small), so validation
-// is serial and the math runs in double.
+// CPU (reference) implementation of kernels/sppo_loss.h. B is a batch of pairs (small), so
+// validation is serial and the math runs in double.
 #include "kernels/sppo_loss.h"
 
 #include <cmath>
@@ -11,22 +11,25 @@ namespace sppo {
 namespace cpu {
 namespace {
 
-void check_finite(const float* x, int64_t B, const char* field) {
+template <typename T>
+void check_finite(const T* x, int64_t B, const char* field) {
   SPPO_CHECK(x != nullptr, field, " must not be null");
   for (int64_t i = 0; i < B; ++i)
     SPPO_CHECK(std::isfinite(x[i]), field, "[", i, "] is not finite (", x[i], ")");
 }
 
-void check_prob(const float* x, int64_t B, const char* field, const char* loss) {
+template <typename T>
+void check_prob(const T* x, int64_t B, const char* field, const char* loss) {
   SPPO_CHECK(x != nullptr, field, " is required by loss '", loss, "'");
   for (int64_t i = 0; i < B; ++i)
-    SPPO_CHECK(std::isfinite(x[i]) && x[i] >= 0.f && x[i] <= 1.f, field, "[", i, "] = ", x[i],
+    SPPO_CHECK(std::isfinite(x[i]) && x[i] >= T(0) && x[i] <= T(1), field, "[", i, "] = ", x[i],
                " is not a probability in [0, 1]");
 }
 
 }  // namespace
 
-LossSummary sppo_loss(const LossInputs& in, const LossOutputs& out) {
+template <typename T>
+LossSummary sppo_loss(const LossInputsT<T>& in, const LossOutputsT<T>& out) {
   const int64_t B = in.B;
   SPPO_CHECK(B > 0, "B must be > 0 (got ", B, ")");
   SPPO_CHECK(std::isfinite(in.beta) && in.beta > 0, "beta must be finite and > 0 (got ", in.beta, ")");
@@ -43,7 +46,7 @@ LossSummary sppo_loss(const LossInputs& in, const LossOutputs& out) {
   }
 
   double loss = 0, rc = 0, rr = 0, acc = 0;
-  const double invB = 1.0 / static_cast<double>(B);
+  const double invB = 1.0 / static_cast<double>(B), gs = out.grad_scale;
   for (int64_t i = 0; i < B; ++i) {
     const double s_w = double(in.policy_chosen[i]) - double(in.ref_chosen[i]);
     const double s_l = double(in.policy_rejected[i]) - double(in.ref_rejected[i]);
@@ -51,11 +54,11 @@ LossSummary sppo_loss(const LossInputs& in, const LossOutputs& out) {
     const double pw = in.type == LossType::SPPO ? in.chosen_probs_win[i] : 0.0;
     const double pl = in.type == LossType::SPPO ? in.chosen_probs_lose[i] : 0.0;
     const loss_math::Example e = loss_math::example(in.type, in.beta, s_w, s_l, p, pw, pl);
-    if (out.losses) out.losses[i] = static_cast<float>(e.loss);
-    if (out.grad_chosen) out.grad_chosen[i] = static_cast<float>(e.d_chosen * invB);
-    if (out.grad_rejected) out.grad_rejected[i] = static_cast<float>(e.d_rejected * invB);
-    if (out.rewards_chosen) out.rewards_chosen[i] = static_cast<float>(in.beta * s_w);
-    if (out.rewards_rejected) out.rewards_rejected[i] = static_cast<float>(in.beta * s_l);
+    if (out.losses) out.losses[i] = static_cast<T>(e.loss);
+    if (out.grad_chosen) out.grad_chosen[i] = static_cast<T>(e.d_chosen * invB * gs);
+    if (out.grad_rejected) out.grad_rejected[i] = static_cast<T>(e.d_rejected * invB * gs);
+    if (out.rewards_chosen) out.rewards_chosen[i] = static_cast<T>(in.beta * s_w);
+    if (out.rewards_rejected) out.rewards_rejected[i] = static_cast<T>(in.beta * s_l);
     loss += e.loss;
     rc += in.beta * s_w;
     rr += in.beta * s_l;
@@ -67,8 +70,18 @@ LossSummary sppo_loss(const LossInputs& in, const LossOutputs& out) {
   s.rewards_rejected = rr * invB;
   s.margins = (rc - rr) * invB;
   s.accuracy = acc * invB;
+  if (out.summary) {
+    out.summary[0] = s.loss;
+    out.summary[1] = s.rewards_chosen;
+    out.summary[2] = s.rewards_rejected;
+    out.summary[3] = s.margins;
+    out.summary[4] = s.accuracy;
+  }
   return s;
 }
+
+template LossSummary sppo_loss<float>(const LossInputsT<float>&, const LossOutputsT<float>&);
+template LossSummary sppo_loss<double>(const LossInputsT<double>&, const LossOutputsT<double>&);
 
 }  // namespace cpu
 }  // namespace sppo

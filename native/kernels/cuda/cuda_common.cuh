@@ -1,6 +1,6 @@
 // Shared device helpers for the CUDA kernels: element loads/stores by dtype, 16-byte vector
-// access, warp/block reductions, and the per-thread device error word kernels use to report bad
-// input (checked by the host after the launch so errors name the field like the CPU backend).
+// access, warp/block reductions, and report() into the stream's deferred error word (checked by
+// the host at the step boundary, so errors name the field like the CPU backend's).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -8,12 +8,15 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
-#include "kernels/cuda/device_buffer.h"
+#include "runtime/cuda_check.h"
+#include "runtime/cuda_launch.h"
+#include "runtime/device_errors.h"
 
 namespace sppo {
 namespace cuda {
 
 inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+inline cudaStream_t stream_of(const Launch& l) { return static_cast<cudaStream_t>(l.stream); }
 
 // ---- element types ----------------------------------------------------------------------------
 struct F32E {
@@ -74,26 +77,12 @@ __device__ __forceinline__ double block_sum(double v, double* smem) {
   return warp_sum(v);
 }
 
-// ---- device error word ------------------------------------------------------------------------
-// Kernels atomicMin a packed (index << 8 | code) so the lowest bad index wins; 0xff..ff = ok.
-constexpr unsigned long long kNoError = ~0ull;
-__device__ __forceinline__ void report(unsigned long long* err, int64_t index, unsigned code) {
-  atomicMin(err, (static_cast<unsigned long long>(index) << 8) | code);
+// ---- deferred errors (runtime/device_errors.h) ---------------------------------------------------
+// Packs (index, launch, code) so that the lowest index wins; the launch id comes from
+// DeviceErrors::expect on the host.
+__device__ __forceinline__ void report(unsigned long long* err, int64_t index, unsigned launch, unsigned code) {
+  atomicMin(err, (static_cast<unsigned long long>(index) << 24) | (static_cast<unsigned long long>(launch) << 8) | code);
 }
-
-// A small device buffer per host thread and device, reset before each launch that reports.
-class ErrorWord {
- public:
-  static ErrorWord& get();
-  unsigned long long* reset(cudaStream_t s);
-  // Synchronises the stream and returns the word (kNoError when nothing was reported).
-  unsigned long long read(cudaStream_t s);
-
- private:
-  unsigned long long* dev_ = nullptr;
-  unsigned long long* host_ = nullptr;  // pinned
-  int device_ = -1;
-};
 
 }  // namespace cuda
 }  // namespace sppo

@@ -1,8 +1,8 @@
 // CUDA backend of kernels/logprob.h. One block per row. Forward reads the row once with 16-byte
 // loads and an online softmax (running max and rescaled sum per thread, merged across the block);
 // backward reads the row once more and writes the gradient, in place when asked. fp32 math on
-// f32 or bf16 storage. Bad input is reported through the device error word and thrown by the
-// host with the same messages as the CPU backend.
+// f32 or bf16 storage. Bad input is reported to the stream's deferred error word and thrown, with
+// the CPU backend's messages, at the next check (no synchronisation per launch).
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -121,7 +121,7 @@ __device__ __forceinline__ float row_lse(const typename E::raw* row, int64_t V, 
 template <typename E, int BLOCK>
 __global__ void __launch_bounds__(BLOCK)
     forward_kernel(const typename E::raw* __restrict__ logits, int64_t V, const int32_t* __restrict__ labels,
-                   float* __restrict__ token_logp, float* __restrict__ lse, unsigned long long* err) {
+                   float* __restrict__ token_logp, float* __restrict__ lse, unsigned long long* err, unsigned launch) {
   const int64_t n = blockIdx.x;
   const typename E::raw* row = logits + n * V;
   const int32_t y = labels[n];
@@ -129,8 +129,8 @@ __global__ void __launch_bounds__(BLOCK)
   bool finite;
   const float l = row_lse<E, BLOCK, true>(row, V, &finite);
   if (threadIdx.x == 0) {
-    if (!ok_label) report(err, n, kErrLabel);
-    if (!finite) report(err, n, kErrLogits);
+    if (!ok_label) report(err, n, launch, kErrLabel);
+    if (!finite) report(err, n, launch, kErrLogits);
     if (lse) lse[n] = finite ? l : NAN;
     token_logp[n] = !finite ? NAN : (y == kIgnoreIndex || !ok_label) ? 0.f : E::load(row[y]) - l;
   }
@@ -140,7 +140,7 @@ template <typename E, typename G, int BLOCK>
 __global__ void __launch_bounds__(BLOCK)
     backward_kernel(const typename E::raw* logits, int64_t V, const int32_t* __restrict__ labels,
                     const float* __restrict__ grad_token, const float* __restrict__ lse_in, typename G::raw* out,
-                    unsigned long long* err) {
+                    unsigned long long* err, unsigned launch) {
   // No __restrict__ on logits/out: they alias when in place (each element is read, then written,
   // by the same thread).
   constexpr int K = kVec<E>;
@@ -149,7 +149,7 @@ __global__ void __launch_bounds__(BLOCK)
   typename G::raw* orow = out + n * V;
   const int32_t y = labels[n];
   if (!(y == kIgnoreIndex || (y >= 0 && y < V))) {
-    if (threadIdx.x == 0) report(err, n, kErrLabel);
+    if (threadIdx.x == 0) report(err, n, launch, kErrLabel);
     return;
   }
   if (y == kIgnoreIndex) {
@@ -161,19 +161,19 @@ __global__ void __launch_bounds__(BLOCK)
   if (lse_in) {
     l = lse_in[n];
     if (!isfinite(l)) {
-      if (threadIdx.x == 0) report(err, n, kErrLse);
+      if (threadIdx.x == 0) report(err, n, launch, kErrLse);
       return;
     }
   } else {
     bool finite;
     l = row_lse<E, BLOCK, false>(row, V, &finite);
     if (!finite) {
-      if (threadIdx.x == 0) report(err, n, kErrLogits);
+      if (threadIdx.x == 0) report(err, n, launch, kErrLogits);
       return;
     }
   }
   if (!isfinite(g)) {
-    if (threadIdx.x == 0) report(err, n, kErrGrad);
+    if (threadIdx.x == 0) report(err, n, launch, kErrGrad);
     return;
   }
   auto value = [&](int64_t i, float x) {
@@ -208,17 +208,17 @@ __global__ void __launch_bounds__(BLOCK)
 template <int BLOCK>
 __global__ void __launch_bounds__(BLOCK)
     masked_sum_kernel(const float* __restrict__ tl, const uint8_t* __restrict__ mask, int64_t T, float* __restrict__ out,
-                      unsigned long long* err) {
+                      unsigned long long* err, unsigned launch) {
   __shared__ double smem[32];
   const int64_t b = blockIdx.x;
   double s = 0;
   for (int64_t t = threadIdx.x; t < T; t += BLOCK) {
     const int64_t i = b * T + t;
     const uint8_t m = mask[i];
-    if (m > 1) report(err, i, kErrMask);
+    if (m > 1) report(err, i, launch, kErrMask);
     if (m == 1) {
       const float v = tl[i];
-      if (!isfinite(v)) report(err, i, kErrTokenLogp);
+      if (!isfinite(v)) report(err, i, launch, kErrTokenLogp);
       s += v;
     }
   }
@@ -236,10 +236,8 @@ T fetch(const T* dev, int64_t i) {
 }
 
 // Throws the CPU backend's message for a reported error.
-void throw_reported(unsigned long long word, const void* logits, DType dtype, int64_t V, const int32_t* labels,
+void throw_reported(unsigned code, int64_t n, const void* logits, DType dtype, int64_t V, const int32_t* labels,
                     const float* grad_token, const float* lse, int64_t T = 0, const float* tl = nullptr) {
-  const unsigned code = static_cast<unsigned>(word & 0xff);
-  const int64_t n = static_cast<int64_t>(word >> 8);
   switch (code) {
     case kErrLabel:
       fail("labels[", n, "] = ", fetch(labels, n), " is out of range (need 0 <= label < V = ", V,
@@ -286,29 +284,29 @@ void by_block(int64_t V, Launch&& launch) {
 }  // namespace
 
 void logprob_forward(const void* logits, DType dtype, int64_t N, int64_t V, const int32_t* labels,
-                     float* token_logp, float* lse, void* stream) {
+                     float* token_logp, float* lse, const Launch& l) {
   check_args(dtype, N, V);
   if (N == 0) return;
   SPPO_CHECK(logits && labels && token_logp, "logits, labels and token_logp must not be null");
-  cudaStream_t s = as_stream(stream);
-  auto& ew = ErrorWord::get();
-  unsigned long long* err = ew.reset(s);
+  cudaStream_t s = stream_of(l);
+  unsigned long long* err = l.errors->word();
+  const unsigned launch = l.errors->expect([=](unsigned code, int64_t n) {
+    throw_reported(code, n, logits, dtype, V, labels, nullptr, nullptr);
+  });
   by_block(V, [&](auto block) {
     constexpr int B = decltype(block)::value;
     if (dtype == DType::F32)
       forward_kernel<F32E, B><<<static_cast<unsigned>(N), B, 0, s>>>(static_cast<const float*>(logits), V, labels,
-                                                                     token_logp, lse, err);
+                                                                     token_logp, lse, err, launch);
     else
       forward_kernel<BF16E, B><<<static_cast<unsigned>(N), B, 0, s>>>(static_cast<const uint16_t*>(logits), V, labels,
-                                                                      token_logp, lse, err);
+                                                                      token_logp, lse, err, launch);
   });
   check_cuda(cudaGetLastError(), "logprob_forward launch");
-  const unsigned long long word = ew.read(s);
-  if (word != kNoError) throw_reported(word, logits, dtype, V, labels, nullptr, nullptr);
 }
 
 void logprob_backward(const void* logits, DType dtype, int64_t N, int64_t V, const int32_t* labels,
-                      const float* grad_token, const float* lse, void* grad_logits, DType grad_dtype, void* stream) {
+                      const float* grad_token, const float* lse, void* grad_logits, DType grad_dtype, const Launch& l) {
   check_args(dtype, N, V);
   SPPO_CHECK(grad_dtype == DType::F32 || grad_dtype == DType::BF16,
              "grad_logits dtype must be F32 or BF16 on CUDA (got ", dtype_name(grad_dtype), ")");
@@ -317,9 +315,11 @@ void logprob_backward(const void* logits, DType dtype, int64_t N, int64_t V, con
              dtype_name(dtype), ")");
   if (N == 0) return;
   SPPO_CHECK(logits && labels && grad_token && grad_logits, "logits, labels, grad_token and grad_logits must not be null");
-  cudaStream_t s = as_stream(stream);
-  auto& ew = ErrorWord::get();
-  unsigned long long* err = ew.reset(s);
+  cudaStream_t s = stream_of(l);
+  unsigned long long* err = l.errors->word();
+  const unsigned launch = l.errors->expect([=](unsigned code, int64_t n) {
+    throw_reported(code, n, logits, dtype, V, labels, grad_token, lse);
+  });
   by_block(V, [&](auto block) {
     constexpr int B = decltype(block)::value;
     const unsigned grid = static_cast<unsigned>(N);
@@ -328,33 +328,31 @@ void logprob_backward(const void* logits, DType dtype, int64_t N, int64_t V, con
     float* o32 = static_cast<float*>(grad_logits);
     uint16_t* o16 = static_cast<uint16_t*>(grad_logits);
     if (dtype == DType::F32 && grad_dtype == DType::F32)
-      backward_kernel<F32E, F32E, B><<<grid, B, 0, s>>>(x32, V, labels, grad_token, lse, o32, err);
+      backward_kernel<F32E, F32E, B><<<grid, B, 0, s>>>(x32, V, labels, grad_token, lse, o32, err, launch);
     else if (dtype == DType::F32)
-      backward_kernel<F32E, BF16E, B><<<grid, B, 0, s>>>(x32, V, labels, grad_token, lse, o16, err);
+      backward_kernel<F32E, BF16E, B><<<grid, B, 0, s>>>(x32, V, labels, grad_token, lse, o16, err, launch);
     else if (grad_dtype == DType::F32)
-      backward_kernel<BF16E, F32E, B><<<grid, B, 0, s>>>(x16, V, labels, grad_token, lse, o32, err);
+      backward_kernel<BF16E, F32E, B><<<grid, B, 0, s>>>(x16, V, labels, grad_token, lse, o32, err, launch);
     else
-      backward_kernel<BF16E, BF16E, B><<<grid, B, 0, s>>>(x16, V, labels, grad_token, lse, o16, err);
+      backward_kernel<BF16E, BF16E, B><<<grid, B, 0, s>>>(x16, V, labels, grad_token, lse, o16, err, launch);
   });
   check_cuda(cudaGetLastError(), "logprob_backward launch");
-  const unsigned long long word = ew.read(s);
-  if (word != kNoError) throw_reported(word, logits, dtype, V, labels, grad_token, lse);
 }
 
 void masked_sequence_sum(const float* token_logp, const uint8_t* mask, int64_t B, int64_t T, float* seq_logp,
-                         void* stream) {
+                         const Launch& l) {
   SPPO_CHECK(B >= 0 && T >= 0, "B and T must be >= 0 (got B = ", B, ", T = ", T, ")");
   SPPO_CHECK(B <= 0x7fffffff, "B must be < 2^31 on CUDA (got ", B, ")");
   if (B == 0) return;
   SPPO_CHECK(seq_logp != nullptr, "seq_logp must not be null");
   SPPO_CHECK(T == 0 || (token_logp != nullptr && mask != nullptr), "token_logp and mask must not be null");
-  cudaStream_t s = as_stream(stream);
-  auto& ew = ErrorWord::get();
-  unsigned long long* err = ew.reset(s);
-  masked_sum_kernel<256><<<static_cast<unsigned>(B), 256, 0, s>>>(token_logp, mask, T, seq_logp, err);
+  cudaStream_t s = stream_of(l);
+  unsigned long long* err = l.errors->word();
+  const unsigned launch = l.errors->expect([=](unsigned code, int64_t n) {
+    throw_reported(code, n, mask, DType::F32, 0, nullptr, nullptr, nullptr, T, token_logp);
+  });
+  masked_sum_kernel<256><<<static_cast<unsigned>(B), 256, 0, s>>>(token_logp, mask, T, seq_logp, err, launch);
   check_cuda(cudaGetLastError(), "masked_sequence_sum launch");
-  const unsigned long long word = ew.read(s);
-  if (word != kNoError) throw_reported(word, mask, DType::F32, 0, nullptr, nullptr, nullptr, T, token_logp);
 }
 
 }  // namespace cuda

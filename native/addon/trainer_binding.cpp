@@ -1,0 +1,326 @@
+// The Trainer class (trainer_object.h): accumulate, step, gradients and optimizer state.
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "addon/async.h"
+#include "addon/communicator_object.h"
+#include "addon/model_args.h"
+#include "addon/registry.h"
+#include "addon/trainer_object.h"
+#include "core/error.h"
+#include "io/arena_io.h"
+#include "io/tensor_file.h"
+
+namespace sppo::addon {
+
+namespace {
+// Owns every array a PairBatch points into.
+struct HostPairs {
+  HostBatch chosen, rejected;
+  std::vector<float> ref_chosen, ref_rejected, probs, probs_win, probs_lose;
+  PairBatch view() const {
+    PairBatch p;
+    p.chosen = chosen.view();
+    p.rejected = rejected.view();
+    p.ref_chosen = ref_chosen.data();
+    p.ref_rejected = ref_rejected.data();
+    p.chosen_probs = probs.data();
+    p.chosen_probs_win = probs_win.data();
+    p.chosen_probs_lose = probs_lose.data();
+    return p;
+  }
+};
+
+// "<param>.<slot>" names of a trainer's state, in save order, with their (slot, param) indices.
+struct StateEntry {
+  std::string name;
+  int slot, param;
+};
+std::vector<StateEntry> state_entries(const Trainer& t, const LlamaModel& m) {
+  std::vector<StateEntry> out;
+  const auto slots = t.slot_names();
+  const auto& ps = m.layout().params();
+  for (size_t p = 0; p < ps.size(); ++p)
+    for (size_t s = 0; s < slots.size(); ++s) out.push_back({ps[p].name + "." + slots[s], int(s), int(p)});
+  return out;
+}
+
+Tensor state_view(const Trainer& t, const LlamaModel& m, const StateEntry& e) {
+  const ParamSpec& p = m.layout()[e.param];
+  SPPO_CHECK(p.offset >= t.shard_begin() && p.offset + p.numel <= t.shard_end(),
+             "optimizer state of '", p.name, "' is not on this rank (ZeRO-1 shards are saved per rank)");
+  return t.slot(e.slot).slice(p.offset - t.shard_begin(), p.numel);
+}
+}  // namespace
+
+void TrainerObject::Check(Napi::Env env, const char* what) const {
+  if (!state_) throw Napi::Error::New(env, std::string("Trainer.") + what + ": the trainer was freed");
+  CheckUsable(env, state_->model, std::string("Trainer.") + what);
+}
+
+// new Trainer(model, {optimizer, communicator?, bucketBytes?, zero1?})
+TrainerObject::TrainerObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerObject>(info) {
+  Napi::Env env = info.Env();
+  if (!info.IsConstructCall()) throw Napi::TypeError::New(env, "Trainer must be called with new");
+  auto model = ModelObject::StateOf(env, info[0], "argument model");
+  CheckUsable(env, model, "new Trainer");
+  if (info.Length() < 2 || !info[1].IsObject()) throw Napi::TypeError::New(env, "new Trainer(model, {optimizer, ...})");
+  Napi::Object o = info[1].As<Napi::Object>();
+  TrainerOptions opts;
+  opts.optimizer = ReadOptimizerConfig(env, o.Get("optimizer"));
+  if (!o.Get("bucketBytes").IsUndefined())
+    opts.bucket_bytes = ReadInt(env, o.Get("bucketBytes"), "options.bucketBytes", 1, int64_t{1} << 40);
+  if (!o.Get("zero1").IsUndefined()) opts.zero1 = o.Get("zero1").ToBoolean().Value();
+  try {
+    std::shared_ptr<Communicator> comm = o.Get("communicator").IsUndefined()
+                                             ? make_local_communicator(model->model->backend_ptr())
+                                             : CommunicatorObject::Of(env, o.Get("communicator"), "options.communicator");
+    auto st = std::make_shared<TrainerState>();
+    st->model = model;
+    st->trainer = std::make_unique<Trainer>(*model->model, std::move(comm), opts);
+    state_ = std::move(st);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+// accumulate(pairs, last) -> metrics
+Napi::Value TrainerObject::Accumulate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Check(env, "accumulate");
+  const LlamaConfig& cfg = state_->model->model->config();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Trainer.accumulate(pairs, last)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto pairs = std::make_shared<HostPairs>();
+  pairs->chosen = ReadBatch(env, o.Get("chosen"), "pairs.chosen", true, cfg.vocab_size);
+  pairs->rejected = ReadBatch(env, o.Get("rejected"), "pairs.rejected", true, cfg.vocab_size);
+  const int64_t B = pairs->chosen.B;
+  if (pairs->rejected.B != B) throw Napi::TypeError::New(env, "pairs.rejected.B must equal pairs.chosen.B");
+  const auto n = static_cast<size_t>(B);
+  pairs->ref_chosen = ReadFloats(env, o.Get("refChosen"), n, "pairs.refChosen");
+  pairs->ref_rejected = ReadFloats(env, o.Get("refRejected"), n, "pairs.refRejected");
+  pairs->probs = ReadFloats(env, o.Get("chosenProbs"), n, "pairs.chosenProbs");
+  pairs->probs_win = ReadFloats(env, o.Get("chosenProbsWin"), n, "pairs.chosenProbsWin");
+  pairs->probs_lose = ReadFloats(env, o.Get("chosenProbsLose"), n, "pairs.chosenProbsLose");
+  const std::string loss_name = ReadString(env, o.Get("loss"), "pairs.loss");
+  const double beta = ReadNumber(env, o.Get("beta"), "pairs.beta");
+  const double scale = ReadNumber(env, o.Get("scale"), "pairs.scale");
+  const bool last = info.Length() < 2 || info[1].IsUndefined() ? true : info[1].ToBoolean().Value();
+  LossType loss;
+  try {
+    loss = parse_loss_type(loss_name);
+  } catch (const std::exception& e) {
+    throw Napi::TypeError::New(env, e.what());
+  }
+  if (!(beta > 0)) throw Napi::TypeError::New(env, "pairs.beta must be > 0");
+  auto lease = Acquire(env, state_->model, "Trainer.accumulate");
+  auto st = state_;
+  return RunAsync<StepMetrics>(
+      env,
+      [st, lease, pairs, loss, beta, scale, last]() {
+        st->model->model->set_cancel(lease->cancel_point());
+        return st->trainer->accumulate(pairs->view(), loss, beta, scale, last);
+      },
+      [](Napi::Env e, StepMetrics& m) -> Napi::Value {
+        Napi::Object r = Napi::Object::New(e);
+        SetLossSummary(r, m.summary);
+        r.Set("policyChosenLogp", m.policy_chosen_logp);
+        r.Set("policyRejectedLogp", m.policy_rejected_logp);
+        r.Set("tokens", static_cast<double>(m.tokens));
+        return r;
+      });
+}
+
+// step(lr, maxGradNorm) -> {gradNorm, stepped}
+Napi::Value TrainerObject::Step(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Check(env, "step");
+  const double lr = ReadNumber(env, info[0], "lr");
+  const double max_norm = ReadNumber(env, info[1], "maxGradNorm");
+  if (lr < 0) throw Napi::TypeError::New(env, "lr must be >= 0");
+  auto lease = Acquire(env, state_->model, "Trainer.step");
+  auto st = state_;
+  return RunAsync<StepResult>(
+      env,
+      [st, lease, lr, max_norm]() {
+        st->model->model->set_cancel(lease->cancel_point());
+        return st->trainer->step(lr, max_norm);
+      },
+      [](Napi::Env e, StepResult& r) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(e);
+        o.Set("gradNorm", r.grad_norm);
+        o.Set("stepped", r.stepped);
+        return o;
+      });
+}
+
+Napi::Value TrainerObject::ZeroGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Check(env, "zeroGrad");
+  return Guarded(env, [&]() -> Napi::Value {
+    state_->trainer->zero_grad();
+    return env.Undefined();
+  });
+}
+
+Napi::Value TrainerObject::Gradient(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Check(env, "gradient");
+  const std::string name = ReadString(env, info[0], "name");
+  return Guarded(env, [&]() {
+    return TensorToJs(env, state_->model->model->backend(), state_->trainer->gradient(name));
+  });
+}
+
+// stateInfo() -> {kind, stepCount, entries: [{name, numel}]}
+Napi::Value TrainerObject::StateInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Check(env, "stateInfo");
+  const Trainer& t = *state_->trainer;
+  const LlamaModel& m = *state_->model->model;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("kind", optimizer_kind_name(t.options().optimizer.kind));
+  o.Set("stepCount", static_cast<double>(t.step_count()));
+  const auto entries = state_entries(t, m);
+  Napi::Array arr = Napi::Array::New(env, entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("name", entries[i].name);
+    e.Set("numel", static_cast<double>(m.layout()[entries[i].param].numel));
+    arr.Set(static_cast<uint32_t>(i), e);
+  }
+  o.Set("entries", arr);
+  return o;
+}
+
+// saveState(file, headerJson, dataBytes): F32 tensors in stateInfo() order.
+Napi::Value TrainerObject::SaveState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Check(env, "saveState");
+  const std::string file = ReadString(env, info[0], "file");
+  const std::string header = ReadString(env, info[1], "headerJson");
+  const auto bytes = static_cast<uint64_t>(ReadInt(env, info[2], "dataBytes", 0, int64_t{1} << 53));
+  auto lease = Acquire(env, state_->model, "Trainer.saveState");
+  auto st = state_;
+  return RunAsync<bool>(
+      env,
+      [st, lease, file, header, bytes]() {
+        const LlamaModel& m = *st->model->model;
+        std::vector<Tensor> ts;
+        for (const auto& e : state_entries(*st->trainer, m)) ts.push_back(state_view(*st->trainer, m, e));
+        const io::HostFloats host = io::host_floats(m.backend(), ts);
+        io::write_safetensors(file, header, host.sources, DType::F32, bytes);
+        return true;
+      },
+      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+}
+
+// loadState(entries [{name, file, offset, nbytes}] (F32), stepCount)
+Napi::Value TrainerObject::LoadState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Check(env, "loadState");
+  if (info.Length() < 2 || !info[0].IsArray()) throw Napi::TypeError::New(env, "Trainer.loadState(entries, stepCount)");
+  struct Entry {
+    std::string file;
+    uint64_t offset, nbytes;
+  };
+  auto by_name = std::make_shared<std::map<std::string, Entry>>();
+  Napi::Array arr = info[0].As<Napi::Array>();
+  constexpr int64_t kMax = int64_t{1} << 53;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    const std::string what = "entries[" + std::to_string(i) + "]";
+    if (!arr.Get(i).IsObject()) throw Napi::TypeError::New(env, what + " must be an object");
+    Napi::Object o = arr.Get(i).As<Napi::Object>();
+    const std::string name = ReadString(env, o.Get("name"), what + ".name");
+    (*by_name)[name] = Entry{ReadString(env, o.Get("file"), what + ".file"),
+                             static_cast<uint64_t>(ReadInt(env, o.Get("offset"), what + ".offset", 0, kMax)),
+                             static_cast<uint64_t>(ReadInt(env, o.Get("nbytes"), what + ".nbytes", 0, kMax))};
+  }
+  const int64_t step_count = ReadInt(env, info[1], "stepCount", 0, kMax);
+  const auto entries = state_entries(*state_->trainer, *state_->model->model);
+  // Validate everything before changing anything.
+  for (const auto& e : entries) {
+    auto it = by_name->find(e.name);
+    if (it == by_name->end()) throw Napi::Error::New(env, "optimizer.load_state: missing state '" + e.name + "'");
+    const int64_t numel = state_->model->model->layout()[e.param].numel;
+    if (it->second.nbytes != static_cast<uint64_t>(numel) * 4)
+      throw Napi::Error::New(env, "optimizer.load_state: '" + e.name + "' has " + std::to_string(it->second.nbytes / 4) +
+                                      " elements, expected " + std::to_string(numel));
+  }
+  if (by_name->size() != entries.size())
+    throw Napi::Error::New(env, "optimizer.load_state: got " + std::to_string(by_name->size()) +
+                                    " state entries, expected " + std::to_string(entries.size()));
+  auto lease = Acquire(env, state_->model, "Trainer.loadState");
+  auto st = state_;
+  return RunAsync<bool>(
+      env,
+      [st, lease, by_name, entries, step_count]() {
+        const LlamaModel& m = *st->model->model;
+        for (const auto& e : entries) {
+          const Entry& f = by_name->at(e.name);
+          io::load_into(f.file, f.offset, f.nbytes, DType::F32, m.backend(), state_view(*st->trainer, m, e), e.name);
+        }
+        st->trainer->set_step_count(step_count);
+        return true;
+      },
+      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+}
+
+// buckets() -> [{begin, end}] and the last step's reduction order: {buckets, events: [{bucket, seconds}]}
+Napi::Value TrainerObject::Buckets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Check(env, "buckets");
+  const Trainer& t = *state_->trainer;
+  Napi::Array bs = Napi::Array::New(env, t.buckets().size());
+  for (size_t i = 0; i < t.buckets().size(); ++i) {
+    Napi::Object b = Napi::Object::New(env);
+    b.Set("begin", static_cast<double>(t.buckets()[i].begin));
+    b.Set("end", static_cast<double>(t.buckets()[i].end));
+    bs.Set(static_cast<uint32_t>(i), b);
+  }
+  Napi::Array ev = Napi::Array::New(env, t.last_bucket_events().size());
+  for (size_t i = 0; i < t.last_bucket_events().size(); ++i) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("bucket", t.last_bucket_events()[i].bucket);
+    e.Set("seconds", t.last_bucket_events()[i].seconds);
+    ev.Set(static_cast<uint32_t>(i), e);
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("buckets", bs);
+  o.Set("events", ev);
+  return o;
+}
+
+Napi::Value TrainerObject::Free(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!state_) return env.Undefined();
+  if (state_->model->busy.load())
+    throw Napi::Error::New(env, "Trainer.free: a call on its model is still running (await it first)");
+  state_.reset();
+  return env.Undefined();
+}
+
+Napi::Value TrainerObject::IsFreed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !state_); }
+
+Napi::Function TrainerObject::Define(Napi::Env env) {
+  return DefineClass(env, "Trainer",
+                     {
+                         InstanceMethod<&TrainerObject::Accumulate>("accumulate"),
+                         InstanceMethod<&TrainerObject::Step>("step"),
+                         InstanceMethod<&TrainerObject::ZeroGrad>("zeroGrad"),
+                         InstanceMethod<&TrainerObject::Gradient>("gradient"),
+                         InstanceMethod<&TrainerObject::StateInfo>("stateInfo"),
+                         InstanceMethod<&TrainerObject::SaveState>("saveState"),
+                         InstanceMethod<&TrainerObject::LoadState>("loadState"),
+                         InstanceMethod<&TrainerObject::Buckets>("buckets"),
+                         InstanceMethod<&TrainerObject::Free>("free"),
+                         InstanceAccessor<&TrainerObject::IsFreed>("freed"),
+                     });
+}
+
+void RegisterTrainer(Napi::Env env, Napi::Object exports) { exports.Set("Trainer", TrainerObject::Define(env)); }
+
+}  // namespace sppo::addon

@@ -1,0 +1,36 @@
+// CPU AdamW over a flat range (kernels/adamw.h), in the parameter's own precision as
+// torch.optim.AdamW computes in fp32.
+#include "kernels/adamw.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/par.h"
+
+namespace sppo::cpu {
+
+template <typename T>
+void adamw_step(T* p, const T* g, T* m, T* v, int64_t n, const AdamwParams& h, const double* sum_squares,
+                double max_norm) {
+  bool skip = false;
+  const T coef = static_cast<T>(optim_math::clip_coef(*sum_squares, max_norm, &skip));
+  if (skip) return;
+  const double t = static_cast<double>(h.step);
+  const T decay = static_cast<T>(1.0 - h.lr * h.weight_decay);
+  const T step_size = static_cast<T>(h.lr / (1.0 - std::pow(h.beta1, t)));
+  const T bc2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(h.beta2, t)));
+  const T b1 = static_cast<T>(h.beta1), b2 = static_cast<T>(h.beta2), eps = static_cast<T>(h.eps);
+  constexpr int64_t kChunk = 1 << 14;
+  parallel_for_cost((n + kChunk - 1) / kChunk, 12.0 * kChunk, [&](int64_t c) {
+    const int64_t i1 = std::min(n, (c + 1) * kChunk);
+    for (int64_t i = c * kChunk; i < i1; ++i)
+      optim_math::adamw(p[i], g[i] * coef, m[i], v[i], decay, b1, b2, step_size, bc2_sqrt, eps);
+  });
+}
+
+template void adamw_step<float>(float*, const float*, float*, float*, int64_t, const AdamwParams&, const double*,
+                                double);
+template void adamw_step<double>(double*, const double*, double*, double*, int64_t, const AdamwParams&,
+                                 const double*, double);
+
+}  // namespace sppo::cpu

@@ -1,0 +1,30 @@
+// CPU RMSprop over a flat range (kernels/rmsprop.h), in the parameter's own precision as
+// torch.optim.RMSprop computes in fp32.
+#include "kernels/rmsprop.h"
+
+#include <algorithm>
+
+#include "kernels/cpu/par.h"
+
+namespace sppo::cpu {
+
+template <typename T>
+void rmsprop_step(T* p, const T* g, T* v, int64_t n, const RmspropParams& h, const double* sum_squares,
+                  double max_norm) {
+  bool skip = false;
+  const T coef = static_cast<T>(optim_math::clip_coef(*sum_squares, max_norm, &skip));
+  if (skip) return;
+  const T lr = static_cast<T>(h.lr), alpha = static_cast<T>(h.alpha), eps = static_cast<T>(h.eps),
+          wd = static_cast<T>(h.weight_decay);
+  constexpr int64_t kChunk = 1 << 14;
+  parallel_for_cost((n + kChunk - 1) / kChunk, 8.0 * kChunk, [&](int64_t c) {
+    const int64_t i1 = std::min(n, (c + 1) * kChunk);
+    for (int64_t i = c * kChunk; i < i1; ++i) optim_math::rmsprop(p[i], g[i] * coef, v[i], lr, alpha, eps, wd);
+  });
+}
+
+template void rmsprop_step<float>(float*, const float*, float*, int64_t, const RmspropParams&, const double*, double);
+template void rmsprop_step<double>(double*, const double*, double*, int64_t, const RmspropParams&, const double*,
+                                   double);
+
+}  // namespace sppo::cpu

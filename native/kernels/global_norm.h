@@ -1,0 +1,18 @@
+// Sum of squares of gradients, for clipping by the global norm (CONTRACT: cpu/global_norm.cpp).
+//   *acc += sum_i g[i]^2, accumulated in double in a fixed order (chunks of kNormChunk elements
+//   in index order, each chunk's partial summed in order), independent of the thread count.
+// acc is device memory (a scalar), so several ranges (buckets, shards) add into one value and the
+// optimizer reads it there: the host never waits for it inside a step.
+#pragma once
+#include <cstdint>
+
+namespace sppo {
+
+constexpr int64_t kNormChunk = 1 << 16;
+
+namespace cpu {
+template <typename T>
+void sum_squares(const T* g, int64_t n, double* acc);
+}  // namespace cpu
+
+}  // namespace sppo

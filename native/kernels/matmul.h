@@ -1,0 +1,26 @@
+// Matrix products of the model (CONTRACT: cpu/matmul.cpp; the CUDA engine calls cuBLASLt).
+//   C[M, N] = op(A) op(B)   (C += ... when accumulate)
+//   op(A) = A stored [M, K] row-major, or A^T when trans_a (A stored [K, M]);
+//   op(B) = B stored [K, N] row-major, or B^T when trans_b (B stored [N, K]).
+// The three forms the model uses: x W^T (trans_b), dY W (none), dW += dY^T X (trans_a).
+//
+// Summation order (CPU): each C element is a sum over k in increasing order, in blocks of
+// kMatmulKc: within a block one fused multiply-add chain from zero, and each block's chain is then
+// added to C in block order (C starts at 0 unless accumulate). The order depends only on K, never
+// on M, N, the blocking or the threads: a row's result is bitwise the same alone or in a batch,
+// recomputation (gradient checkpointing) reproduces it, and the AVX-512 and AVX2 kernels agree
+// bit for bit. The portable kernel (no FMA) differs from them by fp32 rounding.
+#pragma once
+#include <cstdint>
+
+namespace sppo {
+
+constexpr int64_t kMatmulKc = 256;
+
+namespace cpu {
+template <typename T>
+void matmul(const T* A, const T* B, T* C, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+            bool accumulate);
+}  // namespace cpu
+
+}  // namespace sppo

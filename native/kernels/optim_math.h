@@ -1,0 +1,58 @@
+// Per-element math of the optimizers and of gradient clipping, shared by the CPU steps and the
+// CUDA engine's fused steps (host/device). PyTorch's fp32 semantics (torch.optim.RMSprop and
+// AdamW, torch.nn.utils.clip_grad_norm_):
+//   clip:    coef = min(1, max_norm / (norm + 1e-6)), norm = sqrt(sum of squares of all gradients);
+//            a non-finite norm skips the step (weights and state unchanged); max_norm <= 0: no clip
+//   RMSprop: g += wd p;  v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)
+//   AdamW:   p *= 1 - lr wd;  m += (1 - b1)(g - m);  v = b2 v + (1 - b2) g^2;
+//            p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define SPPO_OPT_HD __host__ __device__
+#else
+#define SPPO_OPT_HD
+#endif
+
+namespace sppo {
+
+struct RmspropParams {
+  double lr = 0, alpha = 0.99, eps = 1e-8, weight_decay = 0;
+};
+
+struct AdamwParams {
+  double lr = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  int64_t step = 1;  // the step being taken (1-based), for bias correction
+};
+
+namespace optim_math {
+
+// The gradient multiplier from the summed squares; *skip when the norm is not finite.
+SPPO_OPT_HD inline double clip_coef(double sum_squares, double max_norm, bool* skip) {
+  const double norm = std::sqrt(sum_squares);
+  *skip = !std::isfinite(norm);
+  if (*skip || max_norm <= 0) return 1.0;
+  const double c = max_norm / (norm + 1e-6);
+  return c < 1.0 ? c : 1.0;
+}
+
+template <typename T>
+SPPO_OPT_HD inline void rmsprop(T& p, T g, T& v, T lr, T alpha, T eps, T wd) {
+  if (wd != T(0)) g = g + wd * p;
+  v = alpha * v + (T(1) - alpha) * g * g;
+  p = p - lr * g / (std::sqrt(v) + eps);
+}
+
+// step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t), decay = 1 - lr wd.
+template <typename T>
+SPPO_OPT_HD inline void adamw(T& p, T g, T& m, T& v, T decay, T b1, T b2, T step_size, T bc2_sqrt, T eps) {
+  p = p * decay;
+  m = m + (T(1) - b1) * (g - m);
+  v = b2 * v + (T(1) - b2) * g * g;
+  p = p - step_size * m / (std::sqrt(v) / bc2_sqrt + eps);
+}
+
+}  // namespace optim_math
+}  // namespace sppo

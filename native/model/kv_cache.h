@@ -1,0 +1,71 @@
+// A paged key/value cache for generation (CONTRACT). Per layer a pool of blocks of block_size
+// positions (backend memory, the model's activation dtype); each sequence has a block table on
+// the host, uploaded before each decode step. Sequences can share blocks: fork() gives a new
+// sequence the same blocks (a prompt's K samples share its prefill); a shared block is copied
+// before it is written (copy-on-write), and a closed sequence's blocks return to the pool when
+// no other sequence holds them. Layout of the pools and the decode arithmetic: kernels/attention_decode.h.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "backend/buffer.h"
+#include "core/tensor.h"
+
+namespace sppo {
+
+class LlamaModel;
+
+class KVCache {
+ public:
+  // Room for `num_blocks` blocks shared by at most `max_sequences` sequences of at most
+  // `max_length` positions each.
+  KVCache(const LlamaModel& model, int64_t max_sequences, int64_t max_length, int64_t num_blocks,
+          int64_t block_size = 16);
+
+  // Blocks a set of prompts with `samples` forks each and up to `max_new` generated tokens needs.
+  static int64_t blocks_needed(const std::vector<int64_t>& prompt_lengths, int64_t samples, int64_t max_new,
+                               int64_t block_size);
+
+  int open();              // a new, empty sequence
+  int fork(int seq);       // a new sequence with seq's positions (shared blocks)
+  void close(int seq);     // frees seq; its blocks return to the pool when unshared
+  int64_t length(int seq) const;
+  bool is_open(int seq) const;
+
+  // Reserves `count` positions at the end of `seq` and returns their pool rows (slots): allocates
+  // blocks as needed and copies a shared partial last block first. Lengths advance at once.
+  std::vector<int32_t> append(int seq, int64_t count);
+
+  // Device views for a decode step: the pools of layer l, and the block tables (uploaded by
+  // sync_tables, rows = sequence ids, table_stride() entries each).
+  Tensor k_pool(int64_t layer) const;
+  Tensor v_pool(int64_t layer) const;
+  const Tensor& tables() const { return d_tables_; }
+  void sync_tables();
+
+  int64_t block_size() const { return bs_; }
+  int64_t num_blocks() const { return num_blocks_; }
+  int64_t table_stride() const { return stride_; }
+  int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
+  // Host view of a sequence's blocks and a block's holders (tests).
+  std::vector<int32_t> blocks_of(int seq) const;
+  int refcount(int32_t block) const { return ref_[static_cast<size_t>(block)]; }
+
+ private:
+  int32_t take_block();
+  void drop_block(int32_t b);
+
+  std::shared_ptr<Backend> be_;
+  int64_t layers_, kw_, bs_, num_blocks_, stride_, max_seqs_;
+  DType dtype_;
+  Buffer pools_;      // [layers][k, v][num_blocks * bs][kw]
+  Buffer tables_buf_;
+  Tensor d_tables_;
+  std::vector<int32_t> tables_;  // [max_seqs][stride], -1 unused
+  std::vector<int64_t> len_;
+  std::vector<uint8_t> open_;
+  std::vector<int> ref_;
+  std::vector<int32_t> free_;
+};
+
+}  // namespace sppo

@@ -1,0 +1,42 @@
+// Deferred device errors (CONTRACT): one 64-bit word in device memory per stream. A kernel that
+// finds bad input (a label out of range, a non-finite logit) atomicMin's a packed
+// (index << 24 | launch << 8 | code) into it and carries on without touching memory it should
+// not; nothing synchronises. The host checks the word at step boundaries (check(), called by the
+// backend's synchronize()): the launch's explainer, registered when it was queued, turns the code
+// into the CPU backend's exact message (fetching the offending value from device memory, which
+// the step still holds) and throws it. The lowest index of the earliest-registered... any reported
+// error wins; one error is reported per check.
+#pragma once
+#ifdef SPPO_WITH_CUDA
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace sppo::cuda {
+
+constexpr unsigned long long kNoError = ~0ull;
+
+class DeviceErrors {
+ public:
+  using Explain = std::function<void(unsigned code, int64_t index)>;  // throws
+
+  explicit DeviceErrors(void* stream);
+  ~DeviceErrors();
+  DeviceErrors(const DeviceErrors&) = delete;
+  DeviceErrors& operator=(const DeviceErrors&) = delete;
+
+  unsigned long long* word() const { return dev_; }
+  // Registers how to explain a code of the next launch; returns the launch id kernels pack.
+  unsigned expect(Explain explain);
+  // Waits for the stream, reads the word, resets it; throws the explained error if one was set.
+  void check();
+
+ private:
+  void* stream_;
+  unsigned long long* dev_ = nullptr;
+  unsigned long long* host_ = nullptr;  // pinned
+  std::vector<Explain> explain_;
+};
+
+}  // namespace sppo::cuda
+#endif

@@ -1,0 +1,117 @@
+// The CPU matrix product (kernels/matmul.h) against naive float64 sums, on shapes that hit partial
+// micro-tiles, several K blocks and packed-block edges, for every transpose form, with and without
+// accumulation; outputs are poisoned with NaN first. Then the summation-order contract: a row's
+// result does not depend on the other rows, on the thread count, or on the SIMD kernel.
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <vector>
+
+#include "core/parallel.h"
+#include "kernels/matmul.h"
+#include "testing.h"
+
+using sppo::cpu::matmul;
+
+namespace {
+
+template <typename T>
+std::vector<T> randn(sppo_test::Rng& rng, int64_t n) {
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(rng.normal());
+  return v;
+}
+
+// C0 (when accumulating) + op(A) op(B) in float64.
+template <typename T>
+std::vector<double> reference(const std::vector<T>& A, const std::vector<T>& B, const std::vector<T>& C0, int64_t M,
+                              int64_t N, int64_t K, bool ta, bool tb, bool acc) {
+  std::vector<double> want(M * N);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double v = acc ? double(C0[i * N + j]) : 0.0;
+      for (int64_t k = 0; k < K; ++k) v += double(ta ? A[k * M + i] : A[i * K + k]) * double(tb ? B[j * K + k] : B[k * N + j]);
+      want[i * N + j] = v;
+    }
+  return want;
+}
+
+template <typename T>
+int count_bad(const std::vector<T>& got, const std::vector<double>& want, int64_t K) {
+  const double eps = std::numeric_limits<T>::epsilon();
+  const double tol = 4 * eps * std::sqrt(double(K)) * 4;
+  int bad = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (!(std::fabs(double(got[i]) - want[i]) <= tol * (1 + std::fabs(want[i])))) ++bad;
+  return bad;
+}
+
+template <typename T>
+void check_shapes(uint64_t salt) {
+  sppo_test::Rng rng(salt);
+  // Edges of the 12x32 / 6x16 / 4x8 micro-tiles, the 256-wide K blocks and the 384-row A blocks.
+  const int64_t shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {13, 33, 17}, {70, 130, 600}, {2, 300, 513}, {400, 65, 257}};
+  for (auto& s : shapes) {
+    const int64_t M = s[0], N = s[1], K = s[2];
+    for (int form = 0; form < 4; ++form) {
+      const bool ta = form & 1, tb = form & 2;
+      for (bool acc : {false, true}) {
+        auto A = randn<T>(rng, M * K), B = randn<T>(rng, N * K), C0 = randn<T>(rng, M * N);
+        auto C = acc ? C0 : std::vector<T>(M * N, std::numeric_limits<T>::quiet_NaN());
+        matmul(A.data(), B.data(), C.data(), M, N, K, ta, tb, acc);
+        const int bad = count_bad(C, reference(A, B, C0, M, N, K, ta, tb, acc), K);
+        if (bad)
+          std::printf("  %d of %lld off: M=%lld N=%lld K=%lld ta=%d tb=%d acc=%d\n", bad, (long long)(M * N), (long long)M,
+                      (long long)N, (long long)K, ta, tb, acc);
+        CHECK(bad == 0);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST(every_form_matches_float64_sums_in_float) { check_shapes<float>(41); }
+TEST(every_form_matches_float64_sums_in_double) { check_shapes<double>(43); }
+
+TEST(k_zero_and_empty_shapes) {
+  std::vector<float> C(6, 3.f);
+  matmul<float>(nullptr, nullptr, C.data(), 2, 3, 0, false, false, true);
+  CHECK(C[0] == 3.f);
+  matmul<float>(nullptr, nullptr, C.data(), 2, 3, 0, false, false, false);
+  CHECK(C[5] == 0.f);
+  matmul<float>(nullptr, nullptr, C.data(), 0, 3, 5, false, false, false);  // nothing to do, nothing read
+  CHECK_THROWS_WITH(matmul<float>(nullptr, nullptr, C.data(), -1, 3, 5, false, false, false), "negative size");
+}
+
+TEST(a_rows_result_does_not_depend_on_the_other_rows) {
+  sppo_test::Rng rng(42);
+  const int64_t M = 37, N = 90, K = 600;
+  auto A = randn<float>(rng, M * K), B = randn<float>(rng, N * K);
+  std::vector<float> all(M * N), one(N);
+  matmul(A.data(), B.data(), all.data(), M, N, K, false, true, false);
+  for (int64_t i : {int64_t(0), int64_t(17), M - 1}) {
+    matmul(A.data() + i * K, B.data(), one.data(), 1, N, K, false, true, false);
+    for (int64_t j = 0; j < N; ++j) CHECK(one[j] == all[i * N + j]);  // bitwise
+  }
+}
+
+TEST(results_do_not_depend_on_the_thread_count) {
+#ifdef _OPENMP
+  sppo_test::Rng rng(44);
+  const int64_t M = 300, N = 200, K = 700;
+  auto A = randn<float>(rng, M * K), B = randn<float>(rng, K * N);
+  std::vector<float> one(M * N), two(M * N);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  matmul(A.data(), B.data(), one.data(), M, N, K, false, false, false);
+  omp_set_num_threads(std::max(2, saved));
+  matmul(A.data(), B.data(), two.data(), M, N, K, false, false, false);
+  omp_set_num_threads(saved);
+  CHECK(one == two);
+#else
+  std::printf("  skipped: built without OpenMP, so there is one thread only\n");
+#endif
+}
+
+TEST_MAIN()
