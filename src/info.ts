@@ -1,5 +1,5 @@
 // What this build has and which devices it sees: the data behind `sppo-native info`.
-import { native, type BuildInfo, type CudaDevice } from './native.js';
+import { native, type BuildInfo, type CudaDevice } from './native/addon.js';
 
 export interface SystemInfo {
   build: BuildInfo;

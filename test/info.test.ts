@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { native, requireDevice, cudaAvailable } from '../src/native.js';
+import { native, requireDevice, cudaAvailable } from '../src/native/addon.js';
 import { formatInfo, systemInfo } from '../src/info.js';
 
 describe('build info', () => {

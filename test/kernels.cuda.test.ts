@@ -1,7 +1,7 @@
 // CUDA against CPU on the same random inputs. Runs only where the build has the CUDA backend and
 // a GPU is visible (the GPU machine); elsewhere the suite is skipped with the reason in its name.
 import { describe, expect, it } from 'vitest';
-import { cudaAvailable } from '../src/native.js';
+import { cudaAvailable } from '../src/native/addon.js';
 import { logprobBackward, logprobForward, maskedSequenceSum, sppoLoss, LOSS_TYPES, IGNORE_INDEX } from '../src/kernels/index.js';
 import { fromBf16Array, toBf16Array } from '../src/kernels/bf16.js';
 import { expectClose, makeRng } from './kernels.helpers.js';

@@ -202,7 +202,7 @@ describe('bad input', () => {
   });
 
   it('the native layer checks sizes itself', async () => {
-    const { native } = await import('../src/native.js');
+    const { native } = await import('../src/native/addon.js');
     const { logits, labels } = base();
     await expect(async () =>
       native().logprobForward({ logits, dtype: 'f32', rows: N, vocab: V + 1, labels, device: 'cpu' }),

@@ -121,7 +121,7 @@ describe('sppoLoss bad input', () => {
   });
 
   it('the native layer validates too', async () => {
-    const { native } = await import('../src/native.js');
+    const { native } = await import('../src/native/addon.js');
     const f = (a: number[]): Float32Array => Float32Array.from(a);
     const args = { policyChosen: f([0, 0]), policyRejected: f([0, 0]), refChosen: f([0, 0]), refRejected: f([0, Infinity]), beta: 0.1, lossType: 'ipo' as const, device: 'cpu' as const };
     await expect(native().sppoLoss(args)).rejects.toThrow(/ref_rejected\[1\] is not finite/);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type EngineModel } from '../src/model/engine.js';
 import { SeededRandom } from '../src/util/rng.js';
-import type { PreferencePair } from '../src/model/types.js';
+import type { PreferencePair, TrainerHandle } from '../src/model/types.js';
 import {
   logSoftmax,
   maxNormRelError,
@@ -179,18 +179,20 @@ function randomPairs(t: Tiny, count: number): PreferencePair[] {
 describe('training through the addon', () => {
   let t: Tiny;
   let m: EngineModel;
+  let tr: TrainerHandle;
   beforeAll(async () => {
     t = tiny(dir, 'llama3', seed + 4, {}, 'train');
     m = await open(t);
+    tr = await m.createTrainer({ optimizer: { kind: 'rmsprop' } });
   });
 
   it('gradients by name exist for every parameter and match finite differences of the reference', async () => {
     const pairs = randomPairs(t, 2);
     const beta = 0.1;
-    m.zeroGrad();
-    const metrics = await m.accumulate(pairs, 'sppo', beta, 1);
+    tr.zeroGrad();
+    const metrics = await tr.accumulate(pairs, 'sppo', beta, 1);
     expect(Math.abs(metrics.loss - referenceSppoLoss(t, t.tensors, pairs, beta))).toBeLessThan(1e-3 * Math.max(1, metrics.loss));
-    const grads = m.gradients();
+    const grads = tr.gradients();
     const params = m.parameters();
     expect([...grads.keys()]).toEqual(params.map((p) => p.name));
     for (const p of params) {
@@ -221,30 +223,31 @@ describe('training through the addon', () => {
     const ckpt = await loadModel(t.folder, { gradientCheckpointing: true });
     models.push(ckpt);
     const pairs = randomPairs(t, 2);
-    m.zeroGrad();
-    await m.accumulate(pairs, 'sppo', 0.1, 1);
-    await ckpt.accumulate(pairs, 'sppo', 0.1, 1);
-    const [a, b] = [m.gradients(), ckpt.gradients()];
+    tr.zeroGrad();
+    await tr.accumulate(pairs, 'sppo', 0.1, 1);
+    const ckptTr = await ckpt.createTrainer({ optimizer: { kind: 'rmsprop' } });
+    await ckptTr.accumulate(pairs, 'sppo', 0.1, 1);
+    const [a, b] = [tr.gradients(), ckptTr.gradients()];
     for (const [name, g] of a) {
       const h = b.get(name)!;
       let scale = 0;
       for (const v of g) scale = Math.max(scale, Math.abs(v));
       for (let i = 0; i < g.length; i++) expect(Math.abs(g[i]! - h[i]!), name).toBeLessThanOrEqual(1e-6 * scale);
     }
-    m.zeroGrad();
+    tr.zeroGrad();
   });
 
-  it('optimizerStep clips, applies RMSprop as PyTorch and zeroes the gradients', async () => {
-    m.zeroGrad();
-    await m.accumulate(randomPairs(t, 2), 'sppo', 0.1, 0.5);
-    const grads = m.gradients();
+  it('a trainer step clips, applies RMSprop as PyTorch and zeroes the gradients', async () => {
+    tr.zeroGrad();
+    await tr.accumulate(randomPairs(t, 2), 'sppo', 0.1, 0.5);
+    const grads = tr.gradients();
     let sq = 0;
     for (const g of grads.values()) for (const v of g) sq += v * v;
     const norm = Math.sqrt(sq);
     const before = new Map(m.parameters().map((p) => [p.name, m.parameter(p.name)]));
     const lr = 1e-3;
     const maxNorm = norm / 2; // forces clipping: coefficient maxNorm / (norm + 1e-6)
-    const { gradNorm } = await m.optimizerStep(lr, maxNorm, { kind: 'rmsprop' });
+    const { gradNorm } = await tr.step(lr, maxNorm);
     expect(Math.abs(gradNorm - norm)).toBeLessThan(1e-4 * norm);
     const coef = maxNorm / (norm + 1e-6);
     for (const [name, g] of grads) {
@@ -257,7 +260,7 @@ describe('training through the addon', () => {
         expect(Math.abs(p1[i]! - want)).toBeLessThan(1e-6 + 1e-5 * Math.abs(want));
       }
     }
-    for (const g of m.gradients().values()) expect(g.every((v) => v === 0)).toBe(true);
+    for (const g of tr.gradients().values()) expect(g.every((v) => v === 0)).toBe(true);
   });
 });
 
@@ -266,15 +269,16 @@ describe('model lifetime and misuse', () => {
     const t = tiny(dir, 'llama2', seed + 5, {}, 'lifetime');
     const m = await loadModel(t.folder);
     const seqs = randomSequences(rand, 8, t.parsed.vocabSize, 30, 40);
+    const tr = await m.createTrainer({ optimizer: { kind: 'adamw' } });
     const first = m.logits(seqs);
     await expect(m.logits(seqs)).rejects.toThrow(/still running/);
     expect(() => m.free()).toThrow(/still running/);
-    expect(() => m.gradients()).toThrow(/still running/);
+    expect(() => tr.gradients()).toThrow(/still running/);
     await first;
-    m.free();
+    m.free(); // frees its trainer first
     await expect(m.logits(seqs)).rejects.toThrow(/the model was freed/);
-    expect(() => m.gradients()).toThrow(/the model was freed/);
-    expect(() => m.zeroGrad()).toThrow(/the model was freed/);
+    expect(() => tr.gradients()).toThrow(/the trainer was freed/);
+    expect(() => tr.zeroGrad()).toThrow(/the trainer was freed/);
     await expect(m.save(join(dir, 'never'))).rejects.toThrow(/the model was freed/);
     expect(() => m.free()).not.toThrow();
   });
@@ -287,12 +291,13 @@ describe('model lifetime and misuse', () => {
     await expect(m.sequenceLogprobs([{ tokens: [1, 2, 3], promptLength: 0 }])).rejects.toThrow(/promptLength = 0/);
     const long = Array.from({ length: t.parsed.slidingWindow! + 1 }, () => 1);
     await expect(m.logits([long])).rejects.toThrow(/sliding window \(48\)/);
-    await expect(m.accumulate(randomPairs(t, 1), 'kto' as never, 0.1, 1)).rejects.toThrow(/loss must be one of/);
+    const tr = await m.createTrainer({ optimizer: { kind: 'rmsprop' } });
+    await expect(tr.accumulate(randomPairs(t, 1), 'kto' as never, 0.1, 1)).rejects.toThrow(/loss must be one of/);
     const bad = randomPairs(t, 1);
     bad[0]!.chosenProbsWin = 1.5;
-    await expect(m.accumulate(bad, 'sppo', 0.1, 1)).rejects.toThrow(/pairs\[0\].chosenProbsWin must be a probability/);
+    await expect(tr.accumulate(bad, 'sppo', 0.1, 1)).rejects.toThrow(/pairs\[0\].chosenProbsWin must be a probability/);
     await expect(m.scores([[1, 2]])).rejects.toThrow(/not a reward model/);
-    await expect(m.optimizerStep(1e-3, 1, { kind: 'sgd' as never })).rejects.toThrow(/optimizer kind must be/);
+    await expect(m.createTrainer({ optimizer: { kind: 'sgd' as never } })).rejects.toThrow(/optimizer kind must be/);
   });
 });
 

@@ -52,7 +52,7 @@ describe('SPPO through the engine on a tiny model with rock-paper-scissors respo
     model = await createRandomModel(tinyConfig('llama2'), seed % 1_000_000);
     judge = await createJudge('builtin:cyclic?kinds=rock,paper,scissors&p=0.9');
     P = (await judge.judge([{ prompt: PROMPT_TEXT, responses: KINDS }]))[0]!.probability;
-    const adamw = { kind: 'adamw', weightDecay: 0 } as const;
+    const trainer = await model.createTrainer({ optimizer: { kind: 'adamw', weightDecay: 0 } });
 
     // A start away from the equilibrium: a few DPO steps that prefer rock.
     const start = await kindPolicy(model);
@@ -61,8 +61,8 @@ describe('SPPO through the engine on a tiny model with rock-paper-scissors respo
         chosen: seq(0), rejected: seq(l), refChosen: start.logp[0]!, refRejected: start.logp[l]!,
         chosenProbs: 1, chosenProbsWin: 1, chosenProbsLose: 0,
       }));
-      await model.accumulate(pairs, 'dpo', 1, 1);
-      await model.optimizerStep(0.01, 1, adamw);
+      await trainer.accumulate(pairs, 'dpo', 1, 1);
+      await trainer.step(0.01, 1);
     }
 
     for (let t = 1; t <= T; t++) {
@@ -83,8 +83,8 @@ describe('SPPO through the engine on a tiny model with rock-paper-scissors respo
         };
       });
       for (let s = 0; s < STEPS; s++) {
-        await model.accumulate(pairs, 'sppo', 1 / ETA, 1);
-        await model.optimizerStep(0.02 * (1 - s / STEPS), 1, adamw);
+        await trainer.accumulate(pairs, 'sppo', 1 / ETA, 1);
+        await trainer.step(0.02 * (1 - s / STEPS), 1);
       }
       const next = (await kindPolicy(model)).pi;
       // Closed form on the kinds present in the rollout (a kind absent from it has no target).

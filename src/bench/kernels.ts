@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { packageRoot, requireDevice, type DeviceName } from '../native.js';
+import { packageRoot, requireDevice, type DeviceName } from '../native/addon.js';
 import { logprobBackward, logprobForward } from '../kernels/logprob.js';
 import { f32ToBf16 } from '../kernels/bf16.js';
 

@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import type { DeviceName } from '../native.js';
+import type { DeviceName } from '../native/addon.js';
 import { createRandomModel } from '../model/engine.js';
 import { SeededRandom } from '../util/rng.js';
 import type { PreferencePair } from '../model/types.js';
@@ -64,19 +64,25 @@ export async function benchModel(opts: ModelBenchOptions = {}): Promise<ModelBen
       refChosen: -100 * rng.uniform(), refRejected: -100 * rng.uniform(),
       chosenProbs: rng.uniform(), chosenProbsWin: rng.uniform(), chosenProbsLose: rng.uniform(),
     }));
+    const trainer = await model.createTrainer({ optimizer: { kind: 'rmsprop' } });
     const step = async () => {
-      await model.accumulate(pairs, 'sppo', 1e-3, 1);
-      await model.optimizerStep(5e-7, 1, { kind: 'rmsprop' });
+      await trainer.accumulate(pairs, 'sppo', 1e-3, 1);
+      await trainer.step(5e-7, 1);
     };
-    await step(); // warm-up: optimizer state, allocations
-    let t0 = performance.now();
-    for (let i = 0; i < steps; i++) await step();
-    const secondsPerStep = (performance.now() - t0) / 1000 / steps;
+    let secondsPerStep: number;
+    try {
+      await step(); // warm-up: optimizer state, allocations
+      const t = performance.now();
+      for (let i = 0; i < steps; i++) await step();
+      secondsPerStep = (performance.now() - t) / 1000 / steps;
+    } finally {
+      trainer.free();
+    }
 
     const prompts = Array.from({ length: nPrompts }, () => seq(16));
     const gopts = { maxNewTokens: newTokens, temperature: 0.7, topP: 0.9, eosTokenIds: [] as number[] };
     await model.generate(prompts.slice(0, 1), [0], { ...gopts, maxNewTokens: 2 });
-    t0 = performance.now();
+    const t0 = performance.now();
     const gens = await model.generate(prompts, prompts.map((_, i) => i * 50), gopts);
     const genSeconds = (performance.now() - t0) / 1000;
     const generated = gens.reduce((s, g) => s + g.tokens.length, 0);

@@ -1,7 +1,7 @@
 // `sppo-native bench <suite>`: benchmark suites that print a table and write JSON. A suite is one
 // entry of `benchSuites` (its options are listed in the builder below).
 import type { Argv, CommandModule } from 'yargs';
-import type { DeviceName } from '../native.js';
+import type { DeviceName } from '../native/addon.js';
 import { runKernelBench, type KernelDType } from '../bench/kernels.js';
 import { runModelBench } from '../bench/model.js';
 

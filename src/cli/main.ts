@@ -7,18 +7,22 @@ import { generateCommand } from './generate.js';
 import { judgeCommand } from './judge.js';
 import { evalCommand } from './eval.js';
 import { closeAllCommandJudges } from '../judge/command.js';
+import { cancelAllNativeWork } from '../model/engine.js';
 
 let stopping = false;
 
 /**
- * Ctrl-C / SIGTERM: end the command judges (they run in their own process groups, so the signal
- * does not reach them) and exit 130 / 143. Finished work is on disk; a rerun resumes. A second
- * signal exits at once.
+ * Ctrl-C / SIGTERM: cancel the native call in flight (generation, log-probs, a training
+ * micro-batch: each returns within about a decode step or a layer; the process cannot exit while
+ * one runs), end the command judges (they run in their own process groups, so the signal does not
+ * reach them) and exit 130 / 143. Finished work is on disk; a rerun resumes. A second signal exits
+ * at once.
  */
 function onSignal(signal: NodeJS.Signals, code: number): void {
   if (stopping) process.exit(code);
   stopping = true;
   console.error(`\nsppo-native: ${signal}: stopping (finished work is kept; rerun the same command to resume)`);
+  cancelAllNativeWork();
   closeAllCommandJudges().finally(() => process.exit(code));
 }
 

@@ -19,7 +19,7 @@ export interface EvalSampling {
   seed: number;
 }
 
-/** `samples` responses per prompt, seeded by the eval stream (rollout/seeds.ts evalSeed). */
+/** `samples` responses per prompt, seeded by the eval stream (stages/seeds.ts evalSeed). */
 export function sampleForEval(model: ModelHandle, codec: TextCodec, prompts: readonly string[], s: EvalSampling): Promise<RolloutRow[]> {
   const opts: RolloutOptions = {
     k: s.samples,
@@ -31,7 +31,7 @@ export function sampleForEval(model: ModelHandle, codec: TextCodec, prompts: rea
     maxPromptTokens: s.maxPromptTokens,
     seed: s.seed,
   };
-  return samplePrompts(model, codec, prompts, prompts.map((_, i) => i), opts, (p, k) => evalSeed(p, k, s.seed));
+  return samplePrompts(model, codec, prompts, prompts.map((_, i) => i), opts, (p) => evalSeed(p, s.seed));
 }
 
 export async function compareSamples(judge: Judge, a: RolloutRow[], b: RolloutRow[], batch = 64): Promise<WinRate> {

@@ -1,6 +1,6 @@
 // Log-probabilities of labels from logits [rows, vocab], forward and backward, on typed arrays.
 // bf16 logits are a Uint16Array of raw bfloat16 bits (the top half of each float32).
-import { native, type DeviceName } from '../native.js';
+import { native, type DeviceName } from '../native/addon.js';
 import { checkCount, checkDevice, checkFinite, checkKind, checkLabels, checkLength, checkPositive } from './validate.js';
 
 export type LogitsDType = 'f32' | 'bf16';

@@ -1,6 +1,6 @@
 // The SPPO loss family (sppo, sppo_single, sppo_hard) and the paper's baselines (dpo, ipo) on
 // per-sequence log-probabilities, with gradients of the mean loss and the trainer metrics.
-import { native, type DeviceName } from '../native.js';
+import { native, type DeviceName, type LossSummary, type NativeSppoLossArgs, type SppoLossResult } from '../native/addon.js';
 import { checkDevice, checkFinite, checkLength, checkProbabilities, toFloat32, type FloatArray } from './validate.js';
 
 import { LOSS_TYPES, type LossType } from '../native/kinds.js';
@@ -29,24 +29,8 @@ export interface SppoLossInput {
   device?: DeviceName;
 }
 
-export interface SppoLossSummary {
-  loss: number;
-  rewardsChosen: number;
-  rewardsRejected: number;
-  margins: number;
-  accuracy: number;
-}
-
-export interface SppoLossResult {
-  losses: Float32Array;
-  /** d mean loss / d policyChosen. */
-  gradChosen: Float32Array;
-  gradRejected: Float32Array;
-  /** beta * (policy - ref). */
-  rewardsChosen: Float32Array;
-  rewardsRejected: Float32Array;
-  summary: SppoLossSummary;
-}
+export type SppoLossSummary = LossSummary;
+export type { SppoLossResult };
 
 const REQUIRED_PROBS: Record<LossType, ('chosenProbs' | 'chosenProbsWin' | 'chosenProbsLose')[]> = {
   sppo: ['chosenProbsWin', 'chosenProbsLose'],
@@ -89,15 +73,3 @@ export async function sppoLoss(input: SppoLossInput): Promise<SppoLossResult> {
   return native().sppoLoss({ ...cols, beta, lossType, device } as NativeSppoLossArgs);
 }
 
-export interface NativeSppoLossArgs {
-  policyChosen: Float32Array;
-  policyRejected: Float32Array;
-  refChosen: Float32Array;
-  refRejected: Float32Array;
-  chosenProbs?: Float32Array;
-  chosenProbsWin?: Float32Array;
-  chosenProbsLose?: Float32Array;
-  beta: number;
-  lossType: LossType;
-  device: DeviceName;
-}

@@ -1,6 +1,6 @@
 // Argument checks for the kernel API, run in TypeScript before any native call so bad input
 // fails with a message naming the argument (the native layer checks sizes again).
-import { requireDevice, type DeviceName } from '../native.js';
+import { requireDevice, type DeviceName } from '../native/addon.js';
 
 export type FloatArray = Float32Array | Float64Array | number[];
 

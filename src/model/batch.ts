@@ -1,5 +1,5 @@
 // Packs variable-length token sequences into the padded [B, T] batches the core takes.
-import type { NativeBatch } from './addon.js';
+import type { NativeBatch } from '../native/addon.js';
 
 export type PaddingSide = 'left' | 'right';
 

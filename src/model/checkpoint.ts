@@ -3,7 +3,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SaveOptions } from './types.js';
-import type { NativeModel } from './addon.js';
+import type { NativeModel } from '../native/addon.js';
 import { expectedParameters, type GenerationConfig, type ModelConfig } from './config.js';
 import { LOADABLE_DTYPES, buildSafetensorsHeader, numelOf, openCheckpoint, planShards, type Checkpoint } from './safetensors.js';
 

@@ -5,7 +5,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type Architecture = 'LlamaForCausalLM' | 'MistralForCausalLM' | 'LlamaForSequenceClassification';
-export type RopeType = 'default' | 'linear' | 'llama3';
+import type { NativeLlamaConfig, RopeType } from '../native/addon.js';
+
+export type { NativeLlamaConfig, RopeType };
 export type CheckpointDtype = 'float32' | 'bfloat16' | 'float16';
 
 export interface RopeConfig {
@@ -47,25 +49,6 @@ export interface ModelConfig {
 }
 
 /** The struct the addon's Model constructor takes (mirrors sppo::LlamaConfig). */
-export interface NativeLlamaConfig {
-  vocabSize: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  rmsNormEps: number;
-  ropeTheta: number;
-  ropeType: RopeType;
-  ropeFactor: number;
-  ropeLowFreqFactor: number;
-  ropeHighFreqFactor: number;
-  ropeOriginalMaxPosition: number;
-  tieWordEmbeddings: boolean;
-  sequenceClassification: boolean;
-  numLabels: number;
-}
 
 const ARCHITECTURES: readonly Architecture[] = ['LlamaForCausalLM', 'MistralForCausalLM', 'LlamaForSequenceClassification'];
 

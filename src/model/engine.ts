@@ -3,9 +3,9 @@
 // math off the event loop.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { requireDevice, type DeviceName } from '../native.js';
+import { requireDevice, type DeviceName } from '../native/addon.js';
 import { LOSS_TYPES, OPTIMIZER_KINDS } from '../native/kinds.js';
-import { createNativeModel, type NativeModel } from './addon.js';
+import { native, type NativeModel, type NativeTrainer } from '../native/addon.js';
 import { padBatch, unpadLogits, type PaddingSide } from './batch.js';
 import { checkCheckpoint, hasTokenizerFiles, loadWeights, saveModelFolder } from './checkpoint.js';
 import { parseModelConfig, readModelConfig, toNativeConfig, type GenerationConfig, type ModelConfig } from './config.js';
@@ -20,6 +20,9 @@ import type {
   SaveOptions,
   ScoredSequence,
   StepMetrics,
+  StepResult,
+  TrainerHandle,
+  TrainerOptions,
 } from './types.js';
 
 export interface LoadModelOptions {
@@ -33,8 +36,36 @@ const OPTIMIZER_FORMAT = 'sppo-native-optimizer';
 function checkDevice(device: DeviceName): void {
   requireDevice(device);
   if (device !== 'cpu') {
-    throw new Error(`device '${device}': the model engine runs on the CPU backend in this build (use device 'cpu')`);
+    throw new Error(`device '${device}': the model engine runs on the CPU backend in this build; the CUDA model engine is not built yet (use device 'cpu')`);
   }
+}
+
+/** A native call stopped by cancel() (or by a signal through cancelAllNativeWork). */
+export class CancelledError extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'CancelledError';
+  }
+}
+
+async function cancellable<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof Error && err.message === 'cancelled') throw new CancelledError();
+    throw err;
+  }
+}
+
+const liveModels = new Set<EngineModel>();
+
+/** Stops the native call in flight on every live model (Ctrl-C, SIGTERM): each returns within about a step. */
+export function cancelAllNativeWork(): void {
+  for (const m of liveModels) m.cancel();
+}
+
+function createNativeModel(config: ReturnType<typeof toNativeConfig>, device: DeviceName): NativeModel {
+  return new (native().Model)(config, { device, precision: 'fp32' });
 }
 
 function finite(v: number, what: string): number {
@@ -58,6 +89,7 @@ export class EngineModel implements ModelHandle {
   readonly modelConfig: ModelConfig;
   private readonly generation: GenerationConfig | null;
   private readonly nativeModel: NativeModel;
+  private readonly trainers = new Set<EngineTrainer>();
 
   constructor(nativeModel: NativeModel, modelConfig: ModelConfig, generation: GenerationConfig | null, folder: string | null, device: DeviceName) {
     this.nativeModel = nativeModel;
@@ -69,6 +101,7 @@ export class EngineModel implements ModelHandle {
     this.vocabSize = modelConfig.vocabSize;
     this.eosTokenIds = [...modelConfig.eosTokenIds];
     this.isRewardModel = modelConfig.sequenceClassification;
+    liveModels.add(this);
   }
 
   private get limits() {
@@ -97,7 +130,7 @@ export class EngineModel implements ModelHandle {
     this.requireCausal('logits');
     const side = opts.padding ?? 'right';
     const batch = padBatch(seqs, this.limits, { side });
-    const flat = await this.nativeModel.logits(batch);
+    const flat = await cancellable(this.nativeModel.logits(batch));
     return seqs.map((_, b) => unpadLogits(flat, batch, this.vocabSize, b, side));
   }
 
@@ -109,7 +142,7 @@ export class EngineModel implements ModelHandle {
       this.limits,
       { side: opts.padding ?? 'right', promptLengths: seqs.map((s) => s.promptLength) },
     );
-    return Float64Array.from(await this.nativeModel.sequenceLogprobs(batch));
+    return Float64Array.from(await cancellable(this.nativeModel.sequenceLogprobs(batch)));
   }
 
   async scores(seqs: number[][]): Promise<Float32Array> {
@@ -117,7 +150,7 @@ export class EngineModel implements ModelHandle {
     if (this.modelConfig.numLabels !== 1) {
       throw new Error(`scores: the reward model has num_labels = ${this.modelConfig.numLabels}; one score per sequence needs num_labels = 1`);
     }
-    return this.nativeModel.scores(padBatch(seqs, this.limits, { side: 'right' }));
+    return cancellable(this.nativeModel.scores(padBatch(seqs, this.limits, { side: 'right' })));
   }
 
   async generate(prompts: number[][], seeds: number[], opts: GenerateOptions): Promise<Generation[]> {
@@ -148,12 +181,15 @@ export class EngineModel implements ModelHandle {
     if (opts.topK !== undefined && (!Number.isInteger(opts.topK) || opts.topK < 0)) {
       throw new Error(`generate: topK must be a non-negative integer (got ${opts.topK})`);
     }
+    const samples = opts.samples ?? 1;
+    if (!Number.isInteger(samples) || samples < 1) throw new Error(`generate: samples must be a positive integer (got ${samples})`);
     const eos = opts.eosTokenIds ?? this.eosTokenIds;
     eos.forEach((id, i) => {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new Error(`generate: eosTokenIds[${i}] = ${id} is not a token id`);
     });
-    const out = await this.nativeModel.generate(
+    const out = await cancellable(this.nativeModel.generate(
       prompts.map((p) => Int32Array.from(p)),
+      samples,
       seeds,
       {
         maxNewTokens: opts.maxNewTokens,
@@ -163,12 +199,59 @@ export class EngineModel implements ModelHandle {
         greedy: opts.greedy ?? false,
         eosTokenIds: eos,
       },
-    );
+    ));
     return out.map((g) => ({ tokens: Array.from(g.tokens), logprobs: Array.from(g.logprobs), finishReason: g.stoppedAtEos ? 'eos' : 'length' }));
   }
 
-  async accumulate(pairs: PreferencePair[], loss: LossType, beta: number, scale: number): Promise<StepMetrics> {
-    this.requireCausal('accumulate');
+  async createTrainer(opts: TrainerOptions): Promise<TrainerHandle> {
+    this.requireCausal('createTrainer');
+    checkOptimizer(opts.optimizer);
+    if (opts.bucketBytes !== undefined && (!Number.isSafeInteger(opts.bucketBytes) || opts.bucketBytes < 1)) {
+      throw new Error(`createTrainer: bucketBytes must be a positive integer (got ${opts.bucketBytes})`);
+    }
+    const t = new (native().Trainer)(this.nativeModel, {
+      optimizer: { ...opts.optimizer },
+      ...(opts.bucketBytes !== undefined ? { bucketBytes: opts.bucketBytes } : {}),
+    });
+    const trainer = new EngineTrainer(t, this.nativeModel, this.limits, () => this.trainers.delete(trainer));
+    this.trainers.add(trainer);
+    return trainer;
+  }
+
+  cancel(): void {
+    if (!this.nativeModel.freed) this.nativeModel.cancel();
+  }
+
+  /** Without `tokenizerFrom`, the tokenizer files of the folder this model was loaded from are copied. */
+  async save(folder: string, opts: SaveOptions = {}): Promise<void> {
+    const from = opts.tokenizerFrom ?? (this.folder && hasTokenizerFiles(this.folder) ? this.folder : undefined);
+    await saveModelFolder(this.nativeModel, folder, { config: this.modelConfig, generation: this.generation }, { ...opts, tokenizerFrom: from });
+  }
+
+  /** Frees the model and the trainers made from it. */
+  free(): void {
+    if (!this.nativeModel.freed && this.nativeModel.busy) this.nativeModel.free(); // throws "still running"
+    for (const t of [...this.trainers]) t.free();
+    this.nativeModel.free();
+    liveModels.delete(this);
+  }
+}
+
+
+/** TrainerHandle over the addon's Trainer: validation in TypeScript, the math in the core. */
+export class EngineTrainer implements TrainerHandle {
+  constructor(
+    private readonly nativeTrainer: NativeTrainer,
+    private readonly nativeModel: NativeModel,
+    private readonly limits: { vocabSize: number; maxLength: number | null },
+    private readonly onFree: () => void,
+  ) {
+    this.names = nativeModel.params().map((p) => p.name);
+  }
+
+  private readonly names: string[];
+
+  async accumulate(pairs: PreferencePair[], loss: LossType, beta: number, scale: number, last = true): Promise<StepMetrics> {
     if (!(LOSS_TYPES as readonly string[]).includes(loss)) throw new Error(`accumulate: loss must be one of ${LOSS_TYPES.join(', ')} (got '${String(loss)}')`);
     finite(beta, 'accumulate: beta');
     if (!(beta > 0)) throw new Error(`accumulate: beta must be > 0 (got ${beta})`);
@@ -181,75 +264,77 @@ export class EngineModel implements ModelHandle {
         this.limits,
         { promptLengths: pairs.map((p) => p[key].promptLength), what: `pairs.${key}` },
       );
-    return this.nativeModel.accumulate({
-      chosen: side('chosen'),
-      rejected: side('rejected'),
-      refChosen: col((p, i) => finite(p.refChosen, `pairs[${i}].refChosen`)),
-      refRejected: col((p, i) => finite(p.refRejected, `pairs[${i}].refRejected`)),
-      chosenProbs: col((p, i) => probability(p.chosenProbs, `pairs[${i}].chosenProbs`)),
-      chosenProbsWin: col((p, i) => probability(p.chosenProbsWin, `pairs[${i}].chosenProbsWin`)),
-      chosenProbsLose: col((p, i) => probability(p.chosenProbsLose, `pairs[${i}].chosenProbsLose`)),
-      loss,
-      beta,
-      scale,
-    });
+    return cancellable(
+      this.nativeTrainer.accumulate(
+        {
+          chosen: side('chosen'),
+          rejected: side('rejected'),
+          refChosen: col((p, i) => finite(p.refChosen, `pairs[${i}].refChosen`)),
+          refRejected: col((p, i) => finite(p.refRejected, `pairs[${i}].refRejected`)),
+          chosenProbs: col((p, i) => probability(p.chosenProbs, `pairs[${i}].chosenProbs`)),
+          chosenProbsWin: col((p, i) => probability(p.chosenProbsWin, `pairs[${i}].chosenProbsWin`)),
+          chosenProbsLose: col((p, i) => probability(p.chosenProbsLose, `pairs[${i}].chosenProbsLose`)),
+          loss,
+          beta,
+          scale,
+        },
+        last,
+      ),
+    );
   }
 
-  async optimizerStep(lr: number, maxGradNorm: number, opts: OptimizerOptions): Promise<{ gradNorm: number; stepped: boolean }> {
-    this.requireCausal('optimizerStep');
-    finite(lr, 'optimizerStep: lr');
-    if (lr < 0) throw new Error(`optimizerStep: lr must be >= 0 (got ${lr})`);
-    finite(maxGradNorm, 'optimizerStep: maxGradNorm');
-    checkOptimizer(opts);
-    const r = await this.nativeModel.optimizerStep(lr, maxGradNorm, { ...opts });
+  async step(lr: number, maxGradNorm: number): Promise<StepResult> {
+    finite(lr, 'step: lr');
+    if (lr < 0) throw new Error(`step: lr must be >= 0 (got ${lr})`);
+    finite(maxGradNorm, 'step: maxGradNorm');
+    const r = await cancellable(this.nativeTrainer.step(lr, maxGradNorm));
     return { gradNorm: r.gradNorm, stepped: r.stepped };
   }
 
   zeroGrad(): void {
-    this.nativeModel.zeroGrad();
+    this.nativeTrainer.zeroGrad();
   }
 
   gradients(): Map<string, Float32Array> {
     const out = new Map<string, Float32Array>();
-    for (const p of this.nativeModel.params()) out.set(p.name, this.nativeModel.gradient(p.name));
+    for (const name of this.names) out.set(name, this.nativeTrainer.gradient(name));
     return out;
   }
 
-  /** Without `tokenizerFrom`, the tokenizer files of the folder this model was loaded from are copied. */
-  async save(folder: string, opts: SaveOptions = {}): Promise<void> {
-    const from = opts.tokenizerFrom ?? (this.folder && hasTokenizerFiles(this.folder) ? this.folder : undefined);
-    await saveModelFolder(this.nativeModel, folder, { config: this.modelConfig, generation: this.generation }, { ...opts, tokenizerFrom: from });
+  /** Gradient buckets and the last step's reduction order (for overlap measurements). */
+  buckets(): ReturnType<NativeTrainer['buckets']> {
+    return this.nativeTrainer.buckets();
   }
 
-  async saveOptimizerState(file: string): Promise<void> {
-    const info = await this.nativeModel.optimizerStateInfo();
-    if (!info) throw new Error('saveOptimizerState: no optimizer state yet (take an optimizer step or load a state first)');
+  async saveState(file: string): Promise<void> {
+    const info = this.nativeTrainer.stateInfo();
     const plan = buildSafetensorsHeader(
       info.entries.map((e) => ({ name: e.name, shape: [e.numel] })),
       'F32',
       { format: OPTIMIZER_FORMAT, kind: info.kind, step_count: String(info.stepCount) },
     );
     mkdirSync(dirname(file), { recursive: true });
-    await this.nativeModel.saveOptimizerState(file, plan.header, plan.dataBytes);
+    await this.nativeTrainer.saveState(file, plan.header, plan.dataBytes);
   }
 
-  async loadOptimizerState(file: string, opts: OptimizerOptions): Promise<void> {
-    checkOptimizer(opts);
+  async loadState(file: string): Promise<void> {
     const h = readSafetensorsHeader(file);
     const meta = h.metadata;
+    const kind = this.nativeTrainer.stateInfo().kind;
     if (!meta || meta.format !== OPTIMIZER_FORMAT) throw new Error(`${file}: not an sppo-native optimizer state (__metadata__.format)`);
-    if (meta.kind !== opts.kind) throw new Error(`${file}: holds '${String(meta.kind)}' optimizer state but the options ask for '${opts.kind}'`);
+    if (meta.kind !== kind) throw new Error(`${file}: holds '${String(meta.kind)}' optimizer state but the trainer uses '${kind}'`);
     const stepCount = Number(meta.step_count);
     if (!Number.isSafeInteger(stepCount) || stepCount < 0) throw new Error(`${file}: __metadata__.step_count must be a non-negative integer`);
     const entries = [...h.tensors.values()].map((t) => {
       if (t.dtype !== 'F32') throw new Error(`${file}: optimizer tensor '${t.name}' must be F32 (got ${t.dtype})`);
       return { name: t.name, file, offset: t.offset, nbytes: t.nbytes };
     });
-    await this.nativeModel.loadOptimizerState(entries, stepCount, { ...opts });
+    await this.nativeTrainer.loadState(entries, stepCount);
   }
 
   free(): void {
-    this.nativeModel.free();
+    this.nativeTrainer.free();
+    this.onFree();
   }
 }
 
@@ -270,7 +355,7 @@ export async function loadModel(folder: string, opts: LoadModelOptions = {}): Pr
   const { config, generation } = readModelConfig(folder);
   // Headers against config.json before the core allocates: absurd declared sizes never reach it.
   checkCheckpoint(folder, config);
-  const model = createNativeModel(toNativeConfig(config));
+  const model = createNativeModel(toNativeConfig(config), device);
   try {
     await loadWeights(model, folder, config);
     if (opts.gradientCheckpointing) model.setGradientCheckpointing(true);
@@ -294,7 +379,7 @@ export async function createRandomModel(
   checkDevice(device);
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`createRandomModel: seed must be a non-negative integer (got ${seed})`);
   const config = parseModelConfig(configJson, 'createRandomModel config');
-  const model = createNativeModel(toNativeConfig(config));
+  const model = createNativeModel(toNativeConfig(config), device);
   try {
     await model.initRandom(seed, opts.std ?? 0.02);
     if (opts.gradientCheckpointing) model.setGradientCheckpointing(true);

@@ -39,6 +39,8 @@ export interface GenerateOptions {
   topK?: number;
   greedy?: boolean;
   eosTokenIds: number[];
+  /** Samples per prompt (default 1), drawn from one shared prefill of the prompt. */
+  samples?: number;
 }
 
 export interface Generation {
@@ -64,6 +66,42 @@ export interface SaveOptions {
   dtype?: 'float32' | 'bfloat16';
 }
 
+export interface TrainerOptions {
+  optimizer: OptimizerOptions;
+  /** Gradient bytes per all-reduce bucket (default 25 MiB). */
+  bucketBytes?: number;
+}
+
+/** What an optimizer step did: `stepped` is false when the gradient norm was not finite. */
+export interface StepResult {
+  gradNorm: number;
+  stepped: boolean;
+}
+
+/**
+ * The training state of one model (CONTRACT): gradients, the optimizer and its state. A model used
+ * only for inference has none of it.
+ */
+export interface TrainerHandle {
+  /**
+   * One micro-batch: loss + backward, gradients accumulate scaled by `scale`. `last` (default
+   * true): this is the optimizer step's last micro-batch (its gradients are reduced across ranks
+   * during its backward).
+   */
+  accumulate(pairs: PreferencePair[], loss: LossType, beta: number, scale: number, last?: boolean): Promise<StepMetrics>;
+  /**
+   * Clip, step the optimizer, zero gradients. `stepped` is false when the gradient norm is not
+   * finite: the weights and optimizer state are left as they were.
+   */
+  step(lr: number, maxGradNorm: number): Promise<StepResult>;
+  zeroGrad(): void;
+  gradients(): Map<string, Float32Array>;
+  /** Optimizer state (and step count) for resume, in one safetensors file, written atomically. */
+  saveState(file: string): Promise<void>;
+  loadState(file: string): Promise<void>;
+  free(): void;
+}
+
 export interface ModelHandle {
   readonly folder: string | null;
   readonly config: Readonly<Record<string, unknown>>; // the config.json as loaded
@@ -75,22 +113,16 @@ export interface ModelHandle {
   logits(seqs: number[][]): Promise<Float32Array[]>;               // [len, V] per sequence
   sequenceLogprobs(seqs: ScoredSequence[]): Promise<Float64Array>; // summed response log-probs
   scores(seqs: number[][]): Promise<Float32Array>;                 // reward model: one per sequence
-  /** seeds[i] seeds prompt i alone: its samples do not depend on the batch. */
-  generate(prompts: number[][], seeds: number[], opts: GenerateOptions): Promise<Generation[]>;
-
-  /** Micro-batch: loss + backward, gradients accumulate scaled by `scale`. */
-  accumulate(pairs: PreferencePair[], loss: LossType, beta: number, scale: number): Promise<StepMetrics>;
   /**
-   * Clip, step the optimizer (created on first use from `opts`), zero gradients. `stepped` is
-   * false when the gradient norm is not finite: the weights and optimizer state are left as they were.
+   * opts.samples (default 1) samples per prompt, prompt-major. Sample k of prompt i draws from
+   * Philox(seeds[i], k, step): it does not depend on the rest of the batch.
    */
-  optimizerStep(lr: number, maxGradNorm: number, opts: OptimizerOptions): Promise<{ gradNorm: number; stepped: boolean }>;
-  zeroGrad(): void;
-  gradients(): Map<string, Float32Array>;
+  generate(prompts: number[][], seeds: number[], opts: GenerateOptions): Promise<Generation[]>;
+  /** Gradients and an optimizer for this model. */
+  createTrainer(opts: TrainerOptions): Promise<TrainerHandle>;
+  /** Stops the native call in flight (it rejects with a CancelledError) within about one step. */
+  cancel(): void;
 
   save(folder: string, opts?: SaveOptions): Promise<void>;
-  /** Optimizer state (and step count) for resume, in one safetensors file, written atomically. */
-  saveOptimizerState(file: string): Promise<void>;
-  loadOptimizerState(file: string, opts: OptimizerOptions): Promise<void>;
   free(): void;
 }

@@ -2,8 +2,8 @@
 // tokenizer, bundled prompts, the builtin:demo judge and its own recipe, all under data/demo/.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../native.js';
-import type { DeviceName } from '../native.js';
+import { packageRoot } from '../native/addon.js';
+import type { DeviceName } from '../native/addon.js';
 import { writeDirAtomic } from '../run/atomic.js';
 import type { ModelProvider } from './modelProvider.js';
 

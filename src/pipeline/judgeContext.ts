@@ -1,7 +1,7 @@
 // The judge context that plugs the model engine into reward-model judges: models load through the
 // provider on the run's device, and each reward model's own tokenizer and chat template encode
 // the conversations (one TextCodec per folder, loaded once).
-import type { DeviceName } from '../native.js';
+import type { DeviceName } from '../native/addon.js';
 import type { JudgeContext } from '../judge/factory.js';
 import { TextCodec } from '../text/codec.js';
 import type { ModelProvider } from './modelProvider.js';

@@ -2,7 +2,7 @@
 // on a fake model; the default provider is the native engine (src/model/engine.ts).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DeviceName } from '../native.js';
+import type { DeviceName } from '../native/addon.js';
 import type { ModelHandle } from '../model/types.js';
 
 export interface ModelProvider {

@@ -9,7 +9,7 @@ import type { Recipe } from '../recipe/types.js';
 import type { TextCodec } from '../text/codec.js';
 import { readParquet, writeParquet, type ColumnSpec, type Message } from '../data/parquet.js';
 import { conversation } from '../data/messages.js';
-import { sampleSeed } from './seeds.js';
+import { promptSeed } from './seeds.js';
 import { progressBar } from '../util/progress.js';
 import { noEvents, type EventSink } from '../util/events.js';
 
@@ -76,14 +76,17 @@ export async function readRollout(file: string): Promise<{ rows: RolloutRow[]; k
   return { rows, k };
 }
 
-/** Samples K responses for `indices` of `prompts` (in generate calls of batchSize prompts). */
+/**
+ * Samples K responses for `indices` of `prompts`: one generate call per batch of batchSize prompts
+ * draws all K samples of each from one shared prefill. `tick` counts finished samples.
+ */
 export async function samplePrompts(
   model: ModelHandle,
   codec: TextCodec,
   prompts: readonly string[],
   indices: readonly number[],
   opts: RolloutOptions,
-  seedOf: (promptIndex: number, k: number) => number,
+  seedOf: (promptIndex: number) => number,
   tick: (n: number) => void = () => {},
 ): Promise<RolloutRow[]> {
   const promptTokens = indices.map((i) => codec.encodePrompt(prompts[i]!, opts.maxPromptTokens));
@@ -93,15 +96,15 @@ export async function samplePrompts(
     topP: opts.topP,
     eosTokenIds: codec.eosIds.length ? codec.eosIds : model.eosTokenIds,
   };
-  const out: Generation[][] = indices.map(() => []);
-  for (let k = 0; k < opts.k; k++) {
-    for (let b = 0; b < indices.length; b += opts.batchSize) {
-      const idx = indices.slice(b, b + opts.batchSize);
-      const gens = await model.generate(promptTokens.slice(b, b + opts.batchSize), idx.map((p) => seedOf(p, k)), gen);
-      if (gens.length !== idx.length) throw new Error(`the model returned ${gens.length} generations for ${idx.length} prompts`);
-      gens.forEach((g, j) => out[b + j]!.push(g));
-      tick(idx.length);
+  const out: Generation[][] = [];
+  for (let b = 0; b < indices.length; b += opts.batchSize) {
+    const idx = indices.slice(b, b + opts.batchSize);
+    const gens = await model.generate(promptTokens.slice(b, b + opts.batchSize), idx.map(seedOf), { ...gen, samples: opts.k });
+    if (gens.length !== idx.length * opts.k) {
+      throw new Error(`the model returned ${gens.length} generations for ${idx.length} prompts x ${opts.k} samples`);
     }
+    idx.forEach((_, j) => out.push(gens.slice(j * opts.k, (j + 1) * opts.k)));
+    tick(idx.length * opts.k);
   }
   return indices.map((p, i) => ({
     promptIndex: p,
@@ -164,7 +167,7 @@ export async function runRollout(s: RolloutStage): Promise<number> {
     const model = await s.model();
     const start = i * s.opts.shardSize;
     const indices = Array.from({ length: shardPrompts(i) }, (_, j) => start + j);
-    const rows = await samplePrompts(model, s.codec, s.prompts, indices, s.opts, (p, k) => sampleSeed(p, k, s.opts.seed), (m) => {
+    const rows = await samplePrompts(model, s.codec, s.prompts, indices, s.opts, (p) => promptSeed(p, s.opts.seed), (m) => {
       done += m;
       bar.tick(m);
       onEvent({ type: 'progress', iteration: s.iteration, stage: 'rollout', done, total });

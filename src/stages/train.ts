@@ -4,7 +4,7 @@
 // ends with the same weights as an uninterrupted run.
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LossType, ModelHandle, OptimizerOptions, PreferencePair, StepMetrics } from '../model/types.js';
+import type { LossType, ModelHandle, OptimizerOptions, PreferencePair, StepMetrics, TrainerHandle } from '../model/types.js';
 import type { Recipe } from '../recipe/types.js';
 import { resolveAtomicDir, writeDirAtomic, writeFileAtomic } from '../run/atomic.js';
 import { seededPermutation } from '../util/rng.js';
@@ -107,29 +107,27 @@ export async function runTraining(s: TrainStage): Promise<TrainResult> {
     const state = JSON.parse(readFileSync(join(saved, 'state.json'), 'utf8')) as ResumeState;
     model = await s.loadFolder(join(saved, 'model'));
     ownModel = true;
-    try {
-      await model.loadOptimizerState(join(saved, 'optimizer.safetensors'), opt);
-    } catch (err) {
-      model.free();
-      throw err;
-    }
     start = state.step;
     onEvent({ type: 'log', message: `iteration ${s.iteration}: resuming training at step ${start + 1} of ${plan.totalSteps}` });
   } else {
     model = await s.loadPolicy();
   }
+  let trainer: TrainerHandle | undefined;
   try {
-    return await trainSteps(s, model, plan, start);
+    trainer = await model.createTrainer({ optimizer: opt });
+    if (saved) await trainer.loadState(join(saved, 'optimizer.safetensors'));
+    return await trainSteps(s, model, trainer, plan, start);
   } catch (err) {
     if (ownModel) model.free();
     throw err;
+  } finally {
+    trainer?.free();
   }
 }
 
-async function trainSteps(s: TrainStage, model: ModelHandle, plan: TrainPlan, start: number): Promise<TrainResult> {
+async function trainSteps(s: TrainStage, model: ModelHandle, trainer: TrainerHandle, plan: TrainPlan, start: number): Promise<TrainResult> {
   const onEvent = s.onEvent ?? noEvents;
   const t = s.recipe.train;
-  const opt = optimizerOptions(t);
   const loss: LossType = s.recipe.sppo.loss;
   const beta = 1 / s.recipe.sppo.eta;
   const resumeDir = join(s.dir, 'resume');
@@ -140,7 +138,7 @@ async function trainSteps(s: TrainStage, model: ModelHandle, plan: TrainPlan, st
   const saveResume = async (step: number): Promise<void> => {
     await writeDirAtomic(resumeDir, async (tmp) => {
       await model.save(join(tmp, 'model'), { dtype: 'float32' });
-      await model.saveOptimizerState(join(tmp, 'optimizer.safetensors'));
+      await trainer.saveState(join(tmp, 'optimizer.safetensors'));
       writeFileAtomic(join(tmp, 'state.json'), JSON.stringify({ step } satisfies ResumeState));
     });
     lastSaved = step;
@@ -159,13 +157,14 @@ async function trainSteps(s: TrainStage, model: ModelHandle, plan: TrainPlan, st
       const began = Date.now();
       const batch = order.slice(i * t.globalBatch, (i + 1) * t.globalBatch);
       const acc: Record<string, number> = {};
-      model.zeroGrad();
+      trainer.zeroGrad();
       for (let m = 0; m < batch.length; m += t.microBatch) {
         const micro = batch.slice(m, m + t.microBatch);
         const w = micro.length / batch.length;
-        const metrics = await model.accumulate(micro.map((j) => s.pairs[j]!), loss, beta, w);
+        const last = m + t.microBatch >= batch.length;
+        const metrics = await trainer.accumulate(micro.map((j) => s.pairs[j]!), loss, beta, w, last);
         if (!Number.isFinite(metrics.loss)) {
-          model.zeroGrad();
+          trainer.zeroGrad();
           throw new NanLossError(
             `iteration ${s.iteration}, step ${step + 1}: the loss is ${metrics.loss} (pairs ${micro.join(', ')}); ` +
               `training stopped before the optimizer step. Finished work is kept in ${s.dir}; lower the learning rate ` +
@@ -175,11 +174,11 @@ async function trainSteps(s: TrainStage, model: ModelHandle, plan: TrainPlan, st
         weighted(acc, metrics, w);
       }
       const lr = learningRate(t.schedule, t.lr, step, plan.totalSteps, plan.warmup);
-      const { gradNorm, stepped } = await model.optimizerStep(lr, t.maxGradNorm, opt);
+      const { gradNorm, stepped } = await trainer.step(lr, t.maxGradNorm);
       if (!stepped) {
         // The engine skipped the step (non-finite gradient norm): stop before any metrics line or
         // resume state records it, so the rerun redoes this step from the last saved state.
-        model.zeroGrad();
+        trainer.zeroGrad();
         throw new NanLossError(
           `iteration ${s.iteration}, step ${step + 1}: the gradient norm is ${gradNorm} (loss ${acc.loss}); ` +
             `training stopped before the optimizer step. Finished work is kept in ${s.dir}; lower the learning rate ` +

@@ -6,6 +6,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { join } from 'node:path';
 import type {
   GenerateOptions, Generation, LossType, ModelHandle, OptimizerOptions, PreferencePair, SaveOptions, ScoredSequence, StepMetrics,
+  TrainerHandle, TrainerOptions,
 } from '../../src/model/types.js';
 import type { ModelProvider } from '../../src/pipeline/modelProvider.js';
 import { mulberry32 } from '../../src/util/rng.js';
@@ -81,10 +82,12 @@ export class FakeModel implements ModelHandle {
   async generate(prompts: number[][], seeds: number[], opts: GenerateOptions): Promise<Generation[]> {
     if (this.hooks.calls) this.hooks.calls.generate++;
     const lp = logSoftmax(this.w, opts.temperature);
-    return prompts.map((_, i) => {
-      // The seed may exceed 2^32: fold it so different seeds give different streams.
+    const samples = opts.samples ?? 1;
+    return prompts.flatMap((_, i) => Array.from({ length: samples }, (_, k) => {
+      // The seed may exceed 2^32: fold it so different seeds give different streams; sample k
+      // gets its own stream, as the engine's Philox sequences.
       const seed = seeds[i]!;
-      const rand = mulberry32((seed % 4294967296) ^ Math.floor(seed / 4294967296));
+      const rand = mulberry32(((seed % 4294967296) ^ Math.floor(seed / 4294967296) ^ Math.imul(k, 0x9e3779b1)) >>> 0);
       const tokens: number[] = [];
       const logprobs: number[] = [];
       while (tokens.length < opts.maxNewTokens) {
@@ -102,7 +105,22 @@ export class FakeModel implements ModelHandle {
         if (opts.eosTokenIds.includes(tok)) return { tokens, logprobs, finishReason: 'eos' as const };
       }
       return { tokens, logprobs, finishReason: 'length' as const };
-    });
+    }));
+  }
+
+  cancel(): void {}
+
+  /** The fake's training state lives on the model; the trainer forwards to it. */
+  async createTrainer(opts: TrainerOptions): Promise<TrainerHandle> {
+    return {
+      accumulate: (pairs, loss, beta, scale) => this.accumulate(pairs, loss, beta, scale),
+      step: (lr, maxGradNorm) => this.optimizerStep(lr, maxGradNorm, opts.optimizer),
+      zeroGrad: () => this.zeroGrad(),
+      gradients: () => this.gradients(),
+      saveState: (file) => this.saveOptimizerState(file),
+      loadState: (file) => this.loadOptimizerState(file),
+      free: () => {},
+    };
   }
 
   async accumulate(pairs: PreferencePair[], loss: LossType, beta: number, scale: number): Promise<StepMetrics> {

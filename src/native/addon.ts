@@ -1,0 +1,279 @@
+// The one place the native addon is loaded, and its whole surface typed once: free functions
+// (build info, kernels), the kind lists, and the classes Model, Trainer and Communicator (one JS
+// object per native object, native/addon/*_binding.cpp). Everything else in src/ goes through
+// these types; policy and validation live in TypeScript, the addon only moves bytes and does math.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DeviceName, LossType, OptimizerKind } from './kinds.js';
+
+export type { DeviceName } from './kinds.js';
+
+const require = createRequire(import.meta.url);
+export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+// ---- info_binding.cpp ------------------------------------------------------------------------------
+export interface BuildInfo {
+  cuda: boolean;
+  cudaArchs: string;
+  cublasLt: boolean;
+  nccl: boolean;
+  openmp: boolean;
+  cpuThreads: number;
+}
+
+export interface CudaDevice {
+  index: number;
+  name: string;
+  computeCapability: string;
+  totalMemory: number;
+}
+
+// ---- kernels_binding.cpp (src/kernels/ validates before calling) ---------------------------------------
+export interface NativeSppoLossArgs {
+  policyChosen: Float32Array;
+  policyRejected: Float32Array;
+  refChosen: Float32Array;
+  refRejected: Float32Array;
+  chosenProbs?: Float32Array;
+  chosenProbsWin?: Float32Array;
+  chosenProbsLose?: Float32Array;
+  beta: number;
+  lossType: LossType;
+  device: DeviceName;
+}
+
+export interface LossSummary {
+  loss: number;
+  rewardsChosen: number;
+  rewardsRejected: number;
+  margins: number;
+  accuracy: number;
+}
+
+export interface SppoLossResult {
+  losses: Float32Array;
+  /** d mean loss / d policyChosen. */
+  gradChosen: Float32Array;
+  gradRejected: Float32Array;
+  /** beta * (policy - ref). */
+  rewardsChosen: Float32Array;
+  rewardsRejected: Float32Array;
+  summary: LossSummary;
+}
+
+// ---- model_binding.cpp, model_io_binding.cpp --------------------------------------------------------
+export type RopeType = 'default' | 'linear' | 'llama3';
+export type Precision = 'fp32' | 'fp64' | 'bf16';
+
+/** The core's LlamaConfig (native/model/llama_config.h); src/model/config.ts builds it from config.json. */
+export interface NativeLlamaConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeType: RopeType;
+  ropeFactor: number;
+  ropeLowFreqFactor: number;
+  ropeHighFreqFactor: number;
+  ropeOriginalMaxPosition: number;
+  tieWordEmbeddings: boolean;
+  sequenceClassification: boolean;
+  numLabels: number;
+}
+
+export interface NativeBatch {
+  tokens: Int32Array;
+  attentionMask: Uint8Array;
+  responseMask?: Uint8Array;
+  B: number;
+  T: number;
+}
+
+export interface NativeTensorRange {
+  name: string;
+  file: string;
+  offset: number;
+  nbytes: number;
+  dtype: string;
+}
+
+export interface NativeGenerateOptions {
+  maxNewTokens: number;
+  temperature: number;
+  topP: number;
+  topK?: number;
+  greedy?: boolean;
+  eosTokenIds: number[];
+}
+
+export interface NativeGeneration {
+  tokens: Int32Array;
+  logprobs: Float32Array;
+  stoppedAtEos: boolean;
+}
+
+export interface NativeMemoryPlan {
+  weights: number;
+  activations: number;
+  head: number;
+  total: number;
+}
+
+export interface NativeModel {
+  readonly busy: boolean;
+  readonly freed: boolean;
+  readonly device: DeviceName;
+  /** Parameters in arena order (the order backward finishes them), with element offsets. */
+  params(): { name: string; shape: number[]; offset: number }[];
+  initRandom(seed: number, std?: number): Promise<void>;
+  setGradientCheckpointing(on: boolean): void;
+  logits(batch: NativeBatch): Promise<Float32Array>;
+  scores(batch: NativeBatch): Promise<Float32Array>;
+  sequenceLogprobs(batch: NativeBatch): Promise<Float32Array>;
+  /** prompts.length * samplesPerPrompt generations, prompt-major; sample k of prompt i uses Philox(seeds[i], k, step). */
+  generate(prompts: Int32Array[], samplesPerPrompt: number, seeds: number[], opts: NativeGenerateOptions): Promise<NativeGeneration[]>;
+  readParam(name: string): Float32Array;
+  memoryPlan(rows: number, training: boolean): NativeMemoryPlan;
+  /** Stops the call in flight (it rejects with "cancelled") within about one decode step or layer. */
+  cancel(): void;
+  free(): void;
+  loadTensors(entries: NativeTensorRange[]): Promise<void>;
+  saveTensors(file: string, headerJson: string, names: string[], dtype: string, dataBytes: number): Promise<void>;
+}
+
+// ---- trainer_binding.cpp -----------------------------------------------------------------------------
+export interface NativeOptimizerOptions {
+  kind: OptimizerKind;
+  alpha?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+}
+
+export interface NativePairs {
+  chosen: NativeBatch;
+  rejected: NativeBatch;
+  refChosen: Float32Array;
+  refRejected: Float32Array;
+  chosenProbs: Float32Array;
+  chosenProbsWin: Float32Array;
+  chosenProbsLose: Float32Array;
+  loss: LossType;
+  beta: number;
+  scale: number;
+}
+
+export interface NativeStepMetrics extends LossSummary {
+  policyChosenLogp: number;
+  policyRejectedLogp: number;
+  tokens: number;
+}
+
+export interface NativeTrainerStateInfo {
+  kind: OptimizerKind;
+  stepCount: number;
+  entries: { name: string; numel: number }[];
+}
+
+export interface NativeBuckets {
+  buckets: { begin: number; end: number }[];
+  /** The last step's reductions, in order, with seconds since its backward began. */
+  events: { bucket: number; seconds: number }[];
+}
+
+export interface NativeTrainer {
+  readonly freed: boolean;
+  /** One micro-batch; `last`: the step's last, whose backward reduces gradient buckets as it goes. */
+  accumulate(pairs: NativePairs, last: boolean): Promise<NativeStepMetrics>;
+  step(lr: number, maxGradNorm: number): Promise<{ gradNorm: number; stepped: boolean }>;
+  zeroGrad(): void;
+  gradient(name: string): Float32Array;
+  stateInfo(): NativeTrainerStateInfo;
+  saveState(file: string, headerJson: string, dataBytes: number): Promise<void>;
+  loadState(entries: { name: string; file: string; offset: number; nbytes: number }[], stepCount: number): Promise<void>;
+  buckets(): NativeBuckets;
+  free(): void;
+}
+
+// ---- communicator_binding.cpp --------------------------------------------------------------------------
+export interface NativeCommunicator {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly kind: string;
+}
+
+/** The raw addon surface. Each section is owned by one binding file in native/addon/. */
+export interface NativeAddon {
+  buildInfo(): BuildInfo;
+  cudaDevices(): { devices: CudaDevice[]; reason: string };
+  lossTypes: string[];
+  optimizerKinds: string[];
+  logprobForward(args: {
+    logits: Float32Array | Uint16Array; dtype: 'f32' | 'bf16'; rows: number; vocab: number;
+    labels: Int32Array; device: DeviceName;
+  }): Promise<{ tokenLogp: Float32Array; lse: Float32Array }>;
+  logprobBackward(args: {
+    logits: Float32Array | Uint16Array; dtype: 'f32' | 'bf16'; rows: number; vocab: number;
+    labels: Int32Array; gradToken: Float32Array; lse?: Float32Array; inPlace: boolean;
+    gradDtype: 'f32' | 'bf16'; device: DeviceName;
+  }): Promise<Float32Array | Uint16Array>;
+  maskedSequenceSum(args: {
+    tokenLogp: Float32Array; mask: Uint8Array; batch: number; seqLen: number; device: DeviceName;
+  }): Promise<Float32Array>;
+  sppoLoss(args: NativeSppoLossArgs): Promise<SppoLossResult>;
+  Model: new (config: NativeLlamaConfig, opts?: { device?: DeviceName; precision?: Precision }) => NativeModel;
+  Trainer: new (
+    model: NativeModel,
+    opts: { optimizer: NativeOptimizerOptions; communicator?: NativeCommunicator; bucketBytes?: number; zero1?: boolean },
+  ) => NativeTrainer;
+  Communicator: new (opts?: { kind?: 'local'; device?: DeviceName }) => NativeCommunicator;
+}
+
+let cached: NativeAddon | undefined;
+
+/** Loads the addon once; a clear error says how to build it when it is missing. */
+export function native(): NativeAddon {
+  if (cached) return cached;
+  try {
+    // SPPO_ADDON_PATH points at a specific .node file (a second build tree, a debug build).
+    const explicit = process.env.SPPO_ADDON_PATH;
+    if (explicit) {
+      cached = require(explicit) as NativeAddon;
+    } else {
+      const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+      cached = load(packageRoot);
+    }
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `sppo-native: the native addon could not be loaded (${msg}). ` +
+        'Build it with `npm run build:native` (needs a C++17 compiler; CMake for the CUDA backend).',
+    );
+  }
+  return cached;
+}
+
+/** True when the CUDA backend is compiled in and at least one GPU is visible. */
+export function cudaAvailable(): boolean {
+  const addon = native();
+  return addon.buildInfo().cuda && addon.cudaDevices().devices.length > 0;
+}
+
+/** Throws a clear error when `device` cannot be used by this build on this machine. */
+export function requireDevice(device: DeviceName): void {
+  if (device === 'cpu') return;
+  if (device !== 'cuda') throw new Error(`device must be 'cpu' or 'cuda' (got '${String(device)}')`);
+  const addon = native();
+  if (!addon.buildInfo().cuda) {
+    throw new Error("device 'cuda' is not available: this build of sppo-native has no CUDA backend (rebuild with nvcc on PATH, SPPO_CUDA=on)");
+  }
+  const { devices, reason } = addon.cudaDevices();
+  if (devices.length === 0) throw new Error(`device 'cuda' is not available: ${reason || 'no CUDA devices visible'}`);
+}
