@@ -280,7 +280,9 @@ Napi::Value ModelObject::Free(const Napi::CallbackInfo& info) {
   if (!state_) return env.Undefined();  // freeing twice is harmless
   if (state_->busy.load())
     throw Napi::Error::New(env, "Model.free: a call on this model is still running (await it first)");
-  state_.reset();  // trainers made from this model keep it until they are freed
+  if (state_->trainers.load() > 0)
+    throw Napi::Error::New(env, "Model.free: free the trainers of this model first (they hold its gradients)");
+  state_.reset();
   return env.Undefined();
 }
 

@@ -22,6 +22,7 @@ struct ModelState {
   std::shared_ptr<LlamaModel> model;
   CancelFlag cancel;
   std::atomic<bool> busy{false};
+  std::atomic<int> trainers{0};  // live Trainer objects: the model cannot be freed under them
 };
 
 // Held by an async call for as long as its worker lives; clears the busy flag when released.

@@ -76,9 +76,11 @@ TrainerObject::TrainerObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
     std::shared_ptr<Communicator> comm = o.Get("communicator").IsUndefined()
                                              ? make_local_communicator(model->model->backend_ptr())
                                              : CommunicatorObject::Of(env, o.Get("communicator"), "options.communicator");
+    auto trainer = std::make_unique<Trainer>(*model->model, std::move(comm), opts);
     auto st = std::make_shared<TrainerState>();
+    model->trainers.fetch_add(1);
     st->model = model;
-    st->trainer = std::make_unique<Trainer>(*model->model, std::move(comm), opts);
+    st->trainer = std::move(trainer);
     state_ = std::move(st);
   } catch (const Napi::Error&) {
     throw;

@@ -13,6 +13,10 @@ namespace sppo::addon {
 struct TrainerState {
   std::shared_ptr<ModelState> model;
   std::unique_ptr<Trainer> trainer;
+  ~TrainerState() {
+    trainer.reset();  // before the model it refers to
+    if (model) model->trainers.fetch_sub(1);
+  }
 };
 
 class TrainerObject : public Napi::ObjectWrap<TrainerObject> {
