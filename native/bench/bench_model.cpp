@@ -1,7 +1,10 @@
-// CPU throughput of the Llama model on a small config: a training step on the SPPO loss
-// (forward + backward of chosen and rejected, tokens/s), sequence log-probabilities (forward
-// only), and batched KV-cache generation (new tokens/s). Prints a table.
-//   bench_model [--layers N] [--hidden H] [--batch B] [--seq T] [--new N] [--repeat R]
+// CPU throughput of the Llama model: a training step on the SPPO loss (forward + backward of
+// chosen and rejected, clip, RMSprop; tokens/s), sequence log-probabilities (forward only),
+// batched KV-cache generation (new tokens/s), and the rollout prefill shared by K samples against
+// K separate prefills. Prints a table; wall-clock medians after one warm-up.
+//   bench_model [--layers N] [--hidden H] [--heads N] [--kv-heads N] [--ffn I] [--vocab V]
+//               [--batch B] [--seq T] [--new N] [--k K] [--repeat R]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -48,7 +51,8 @@ Sides make_side(std::mt19937_64& g, int64_t B, int64_t T, int64_t V) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t layers = 4, hidden = 256, batch = 4, seq = 128, new_tokens = 32, repeat = 3;
+  int64_t layers = 4, hidden = 256, batch = 4, seq = 128, new_tokens = 32, repeat = 3, vocab = 8192, heads = -1,
+          kv_heads = -1, ffn = -1, k = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     const int64_t v = std::atoll(argv[i + 1]);
@@ -58,21 +62,26 @@ int main(int argc, char** argv) {
     else if (a == "--seq") seq = v;
     else if (a == "--new") new_tokens = v;
     else if (a == "--repeat") repeat = v;
+    else if (a == "--vocab") vocab = v;
+    else if (a == "--heads") heads = v;
+    else if (a == "--kv-heads") kv_heads = v;
+    else if (a == "--ffn") ffn = v;
+    else if (a == "--k") k = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
     }
   }
   LlamaConfig c;
-  c.vocab_size = 8192;
+  c.vocab_size = vocab;
   c.hidden_size = hidden;
-  c.intermediate_size = hidden * 11 / 4;
+  c.intermediate_size = ffn > 0 ? ffn : hidden * 11 / 4;
   c.num_layers = layers;
-  c.num_heads = hidden / 32;
-  c.num_kv_heads = std::max<int64_t>(1, hidden / 64);
-  c.head_dim = 32;
+  c.num_heads = heads > 0 ? heads : hidden / 32;
+  c.num_kv_heads = kv_heads > 0 ? kv_heads : std::max<int64_t>(1, c.num_heads / 2);
+  c.head_dim = hidden / c.num_heads;
   c.rope_theta = 500000;
-  c.tie_word_embeddings = true;
+  c.tie_word_embeddings = false;
   LlamaModel m(backend_for(Device::CPU), c, Precision::FP32);
   m.init_random(1, 0.02);
   const int64_t nparams = m.layout().count();
@@ -95,14 +104,17 @@ int main(int argc, char** argv) {
     m.set_gradient_checkpointing(ckpt);
     trainer.accumulate(pb, LossType::SPPO, 1e-3, 1.0);  // warm-up
     trainer.step(5e-7, 1.0);
-    double t0 = now();
+    std::vector<double> ts;
     cpu0 = cpu_now();
     int64_t toks = 0;
     for (int64_t r = 0; r < repeat; ++r) {
-      toks += trainer.accumulate(pb, LossType::SPPO, 1e-3, 1.0).tokens;
+      const double t0 = now();
+      toks = trainer.accumulate(pb, LossType::SPPO, 1e-3, 1.0).tokens;
       trainer.step(5e-7, 1.0);
+      ts.push_back(now() - t0);
     }
-    row(ckpt ? "train step (checkpointing)" : "train step", now() - t0, static_cast<double>(toks));
+    std::sort(ts.begin(), ts.end());
+    row(ckpt ? "train step (checkpointing)" : "train step", ts[ts.size() / 2], static_cast<double>(toks));
   }
   {
     std::vector<float> lp(batch);
@@ -116,7 +128,7 @@ int main(int argc, char** argv) {
     std::vector<uint64_t> seeds;
     for (int64_t i = 0; i < 2 * batch; ++i) {
       prompts.emplace_back(ch.tok.begin() + (i % batch) * seq, ch.tok.begin() + (i % batch) * seq + seq / 4);
-      seeds.push_back(static_cast<uint64_t>(i * 50));
+      seeds.push_back(static_cast<uint64_t>(i));
     }
     GenerateOptions o;
     o.max_new_tokens = new_tokens;
@@ -131,6 +143,23 @@ int main(int argc, char** argv) {
     char name[64];
     std::snprintf(name, sizeof name, "generate (%lld prompts, KV cache)", (long long)prompts.size());
     row(name, secs, static_cast<double>(toks));
+    // The rollout's prefill: K samples of each prompt from one prefill, against K calls of one
+    // sample each (K prefills). One new token, so the prefill dominates.
+    std::vector<std::vector<int32_t>> long_prompts;
+    for (int64_t i = 0; i < batch; ++i) long_prompts.emplace_back(ch.tok.begin() + i * seq, ch.tok.begin() + (i + 1) * seq);
+    std::vector<uint64_t> few(seeds.begin(), seeds.begin() + batch);
+    GenerateOptions one = o;
+    one.max_new_tokens = 1;
+    t0 = now();
+    cpu0 = cpu_now();
+    generate(m, long_prompts, k, few, one);
+    std::snprintf(name, sizeof name, "rollout prefill, K=%lld shared", (long long)k);
+    row(name, now() - t0, static_cast<double>(batch * k * seq));
+    t0 = now();
+    cpu0 = cpu_now();
+    for (int64_t r = 0; r < k; ++r) generate(m, long_prompts, 1, few, one);
+    std::snprintf(name, sizeof name, "rollout prefill, %lld separate", (long long)k);
+    row(name, now() - t0, static_cast<double>(batch * k * seq));
   }
   return 0;
 }
