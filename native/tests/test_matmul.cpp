@@ -4,6 +4,8 @@
 // result does not depend on the other rows, on the thread count, or on the SIMD kernel.
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <string>
 #include <limits>
 #include <vector>
 
@@ -114,4 +116,30 @@ TEST(results_do_not_depend_on_the_thread_count) {
 #endif
 }
 
-TEST_MAIN()
+// `test_matmul --checksum` prints a hash of the bits of many products (all forms, edge shapes,
+// accumulate); CMake runs it under the AVX-512 and the AVX2 kernels (SPPO_SIMD=avx2) and with 1
+// and 2 threads, and requires the same hash: the contract's bitwise agreement.
+static int checksum() {
+  sppo_test::Rng rng(0);
+  rng.gen.seed(12345);  // fixed inputs: the hashes of two runs must be comparable
+  uint64_t h = 1469598103934665603ull;
+  for (int64_t M : {1, 5, 13, 64, 65, 400})
+    for (int64_t N : {1, 17, 33, 100})
+      for (int64_t K : {1, 17, 256, 300, 600})
+        for (int f = 0; f < 4; ++f) {
+          auto A = randn<float>(rng, M * K), B = randn<float>(rng, N * K), C = randn<float>(rng, M * N);
+          matmul(A.data(), B.data(), C.data(), M, N, K, f & 1, f & 2, true);
+          for (float x : C) {
+            uint32_t u;
+            std::memcpy(&u, &x, 4);
+            h = (h ^ u) * 1099511628211ull;
+          }
+        }
+  std::printf("%016llx\n", static_cast<unsigned long long>(h));
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--checksum") return checksum();
+  return sppo_test::run_all();
+}

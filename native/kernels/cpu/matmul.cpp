@@ -9,6 +9,7 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/simd.h"
+#include "core/simd_avx2.h"
 
 #if SPPO_HAVE_AVX2_PATH
 #include <immintrin.h>
@@ -33,6 +35,9 @@ enum class Kernel { Portable, Avx2, Avx512 };
 bool cpu_has_avx512() {
 #if SPPO_HAVE_AVX2_PATH
   static const bool on = [] {
+    // SPPO_SIMD=avx2 keeps to the AVX2 kernels (to compare them with the AVX-512 ones).
+    const char* env = std::getenv("SPPO_SIMD");
+    if (env && std::strcmp(env, "avx2") == 0) return false;
     __builtin_cpu_init();
     return simd::use_avx2() && __builtin_cpu_supports("avx512f");
   }();
@@ -227,6 +232,136 @@ void micro(Kernel kind, int64_t kc, const T* a, const T* b, T* C, int64_t ldc, b
   micro_portable<T, 4, 8>(kc, a, b, C, ldc, store, rows, cols);
 }
 
+// ---- x W^T for few rows, without packing W ---------------------------------------------------------
+// For the decoder's few rows a packed copy of every weight would cost more than the product. This
+// path reads W = B [N, K] once: 16 (AVX-512) or 8 (AVX2) rows of W by as many k at a time,
+// transposed in registers, so that each vector holds one k for that many output columns; rows of
+// A go through in chunks with their accumulators in a small buffer. Per C element it is the same
+// FMA chain over each kc block as the packed kernels, so the results are bitwise equal.
+#if SPPO_HAVE_AVX2_PATH
+__attribute__((target("avx512f"))) inline void transpose16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  // Now r[4q + c] holds, in 128-bit lane L, column 4L + c of rows 4q .. 4q+3; two rounds of
+  // 128-bit lane shuffles gather the four row groups of each column.
+  for (int c = 0; c < 4; ++c) {
+    const __m512 v0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), v1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+    const __m512 w0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88), w1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+    t[c] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+    t[8 + c] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
+    t[4 + c] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+    t[12 + c] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// C[M, j0 .. j0+cols) over k in [k0, k0 + kc), cols <= 16, accumulators in acc [M][16].
+__attribute__((target("avx512f"))) void nt_block_avx512(const float* A, const float* B, int64_t M, int64_t K,
+                                                        int64_t j0, int64_t cols, int64_t k0, int64_t kc, float* acc) {
+  for (int64_t i = 0; i < M; ++i) _mm512_store_ps(acc + i * 16, _mm512_setzero_ps());
+  for (int64_t k = k0; k < k0 + kc; k += 16) {
+    const int64_t kk = std::min<int64_t>(16, k0 + kc - k);
+    const __mmask16 km = static_cast<__mmask16>((1u << kk) - 1u);
+    __m512 col[16];
+    for (int r = 0; r < 16; ++r)
+      col[r] = r < cols ? _mm512_maskz_loadu_ps(km, B + (j0 + r) * K + k) : _mm512_setzero_ps();
+    transpose16x16(col);  // col[c] lane r = B[j0 + r][k + c]
+    int64_t i = 0;
+    for (; i + 8 <= M; i += 8) {
+      __m512 a[8];
+      for (int q = 0; q < 8; ++q) a[q] = _mm512_load_ps(acc + (i + q) * 16);
+      for (int c = 0; c < 16; ++c) {
+        if (c >= kk) break;
+        for (int q = 0; q < 8; ++q) a[q] = _mm512_fmadd_ps(_mm512_set1_ps(A[(i + q) * K + k + c]), col[c], a[q]);
+      }
+      for (int q = 0; q < 8; ++q) _mm512_store_ps(acc + (i + q) * 16, a[q]);
+    }
+    for (; i < M; ++i) {
+      __m512 a = _mm512_load_ps(acc + i * 16);
+      for (int c = 0; c < 16; ++c) {
+        if (c >= kk) break;
+        a = _mm512_fmadd_ps(_mm512_set1_ps(A[i * K + k + c]), col[c], a);
+      }
+      _mm512_store_ps(acc + i * 16, a);
+    }
+  }
+}
+
+// The AVX2 twin: 8 rows of W by 8 k, accumulators acc [M][8].
+SPPO_TARGET_AVX2 void nt_block_avx2(const float* A, const float* B, int64_t M, int64_t K, int64_t j0, int64_t cols,
+                                    int64_t k0, int64_t kc, float* acc) {
+  alignas(32) static const int32_t ramp[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t i = 0; i < M; ++i) _mm256_store_ps(acc + i * 8, _mm256_setzero_ps());
+  for (int64_t k = k0; k < k0 + kc; k += 8) {
+    const int64_t kk = std::min<int64_t>(8, k0 + kc - k);
+    const __m256i km = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ramp + 8 - kk));
+    __m256 col[8];
+    for (int r = 0; r < 8; ++r) col[r] = r < cols ? _mm256_maskload_ps(B + (j0 + r) * K + k, km) : _mm256_setzero_ps();
+    simd::transpose8x8(col);  // col[c] lane r = B[j0 + r][k + c]
+    int64_t i = 0;
+    for (; i + 4 <= M; i += 4) {
+      __m256 a[4];
+      for (int q = 0; q < 4; ++q) a[q] = _mm256_load_ps(acc + (i + q) * 8);
+      for (int c = 0; c < 8; ++c) {
+        if (c >= kk) break;
+        for (int q = 0; q < 4; ++q) a[q] = _mm256_fmadd_ps(_mm256_broadcast_ss(A + (i + q) * K + k + c), col[c], a[q]);
+      }
+      for (int q = 0; q < 4; ++q) _mm256_store_ps(acc + (i + q) * 8, a[q]);
+    }
+    for (; i < M; ++i) {
+      __m256 a = _mm256_load_ps(acc + i * 8);
+      for (int c = 0; c < 8; ++c) {
+        if (c >= kk) break;
+        a = _mm256_fmadd_ps(_mm256_broadcast_ss(A + i * K + k + c), col[c], a);
+      }
+      _mm256_store_ps(acc + i * 8, a);
+    }
+  }
+}
+
+// Rows of A per call of the small path: above this, packing W pays for itself.
+constexpr int64_t kSmallRows = 64;
+
+void gemm_nt_small(Kernel kind, const float* A, const float* B, float* C, int64_t M, int64_t N, int64_t K,
+                   bool accumulate) {
+  const int64_t w = kind == Kernel::Avx512 ? 16 : 8;
+  const int64_t blocks = (N + w - 1) / w;
+  const bool par = static_cast<double>(M) * N * K > 1.0e6 && cpu_threads() > 1;
+#ifdef _OPENMP
+#pragma omp parallel if (par)
+#endif
+  {
+    alignas(64) float acc[kSmallRows * 16];
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t j0 = b * w, cols = std::min(w, N - j0);
+      for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+        const int64_t kc = std::min(kKc, K - k0);
+        if (kind == Kernel::Avx512) nt_block_avx512(A, B, M, K, j0, cols, k0, kc, acc);
+        else nt_block_avx2(A, B, M, K, j0, cols, k0, kc, acc);
+        const bool store = !accumulate && k0 == 0;
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < cols; ++j) {
+            float& c = C[i * N + j0 + j];
+            c = store ? acc[i * w + j] : c + acc[i * w + j];
+          }
+      }
+    }
+  }
+}
+#endif
+
 // Packed blocks, reused across calls of the same thread (the model calls from one worker thread
 // at a time per model; each calling thread has its own).
 template <typename T>
@@ -242,6 +377,12 @@ Packs<T>& packs() {
 template <typename T>
 void gemm(const Operands<T>& o, T* C, bool accumulate) {
   const Kernel kind = kernel_for<T>();
+#if SPPO_HAVE_AVX2_PATH
+  if constexpr (std::is_same_v<T, float>) {
+    if (kind != Kernel::Portable && o.tb && !o.ta && o.M <= kSmallRows)
+      return gemm_nt_small(kind, o.A, o.B, C, o.M, o.N, o.K, accumulate);
+  }
+#endif
   const Tile tile = tile_of(kind);
   const int64_t mr = tile.mr, nr = tile.nr, M = o.M, N = o.N, K = o.K;
   const int64_t nc_max = std::min(kNc, (N + nr - 1) / nr * nr);
