@@ -1,6 +1,6 @@
 // The programmatic API: the same operations as the CLI (which is a thin layer over this file),
 // each reporting progress through `onEvent`.
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Recipe } from './recipe/types.js';
 import { resolveRecipe } from './recipe/resolve.js';
@@ -13,14 +13,20 @@ import { defaultRecipe } from './recipe/fields.js';
 import { recordOptions } from './run/optionsRecord.js';
 import { createJudge, type JudgeContext } from './judge/factory.js';
 import { TextCodec } from './text/codec.js';
-import { loadPrompts } from './data/prompts.js';
+import { loadPrompts, type InvalidUtf8 } from './data/prompts.js';
 import { runRollout, readRollout, type RolloutOptions, type RolloutRow } from './stages/rollout.js';
 import { judgeRows, judgedColumns } from './stages/judge.js';
 import { buildTrainRows, writeTrainTable } from './sppo/trainTable.js';
 import { writeParquet } from './data/parquet.js';
-import { compareSamples, sampleForEval, type EvalSampling } from './eval/evaluate.js';
+import { compareSamples, comparisonCount, sampleForEval, type EvalSampling } from './eval/evaluate.js';
 import { acquireRunLock } from './run/lock.js';
-import { noEvents, type EventSink } from './util/events.js';
+import { noEvents, progressTicker, teeEvents, type EventSink } from './util/events.js';
+import { formatDuration } from './util/progress.js';
+import { openRunLog } from './run/runLog.js';
+import { prepareOutputFolder } from './run/outputFolder.js';
+import { checkTokenizerFits } from './text/vocabFit.js';
+import { describeSet } from './pipeline/prompts.js';
+import { contextWarning, contextWindow } from './stages/contextWindow.js';
 import type { WinRate } from './eval/stats.js';
 import type { Pairing } from './sppo/pairs.js';
 
@@ -42,16 +48,18 @@ export async function trainFromSources(
   opts: Omit<TrainOptions, 'onEvent'> = {},
 ): Promise<{ recipe: Recipe; demo: boolean; result: RunResult }> {
   const { recipe, demo } = resolveRecipe({ recipeFile: src.recipeFile, demoRecipeFile: DEMO_RECIPE, overrides: src.overrides });
-  if (demo) onEvent({ type: 'log', message: `sppo-native demo: the demo recipe ${DEMO_RECIPE} (a tiny model on CPU, builtin:demo judge), run folder ${recipe.output}` });
+  if (demo) {
+    onEvent({ type: 'log', message: `sppo-native demo: the demo recipe ${DEMO_RECIPE} (a tiny model on ${recipe.device}, judge ${recipe.judge}), run folder ${recipe.output}` });
+  }
   const result = await train(recipe, { ...opts, onEvent });
   return { recipe, demo, result };
 }
 
 /** The CLI's train: runs and prints where the result is. */
 export async function trainCommandRun(src: { recipeFile?: string; overrides: Record<string, unknown> }, onEvent: EventSink): Promise<RunResult> {
-  const started = Date.now();
   const { result } = await trainFromSources(src, onEvent);
-  onEvent({ type: 'log', message: `finished in ${((Date.now() - started) / 1000).toFixed(1)}s; final policy ${result.finalModel}` });
+  // Wall time since the process started (loading the addon and the model included), as a user's clock sees it.
+  onEvent({ type: 'log', message: `finished in ${process.uptime().toFixed(1)}s; final policy ${result.finalModel}` });
   return result;
 }
 
@@ -71,6 +79,9 @@ export interface PromptSamplingOptions {
   chatTemplate?: string | null;
   device?: 'cpu' | 'cuda';
   provider?: ModelProvider;
+  /** JSON/JSONL prompt bytes that are not UTF-8: refuse the file (default) or replace them, counted. */
+  promptInvalidUtf8?: InvalidUtf8;
+  onEvent?: EventSink;
 }
 
 export interface GenerateRunOptions extends PromptSamplingOptions {
@@ -79,14 +90,16 @@ export interface GenerateRunOptions extends PromptSamplingOptions {
   output: string;
   k?: number;
   shardSize?: number;
-  onEvent?: EventSink;
 }
 
 /** The prompts of `o.prompts`, the first `o.maxPrompts` of them when set. */
-async function promptsOf(o: PromptSamplingOptions, d: Recipe): Promise<string[]> {
-  const set = await loadPrompts(o.prompts, o.promptColumn ?? d.promptColumn, { splitName: o.promptSplitName });
+async function promptsOf(o: PromptSamplingOptions, d: Recipe, onEvent: EventSink): Promise<string[]> {
+  const set = await loadPrompts(o.prompts, o.promptColumn ?? d.promptColumn, { splitName: o.promptSplitName, invalidUtf8: o.promptInvalidUtf8 });
+  onEvent({ type: 'log', message: describeSet(set) });
   return o.maxPrompts ? set.prompts.slice(0, o.maxPrompts) : set.prompts;
 }
+
+const TEMPERATURE_0 = 'rollout.temperature is 0: sampling is greedy, so the samples of a prompt are identical';
 
 /**
  * Samples K responses per prompt and writes `output`/generated.parquet; returns its path. The
@@ -100,8 +113,10 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
   const out = resolve(o.output);
   const model = resolve(o.model);
   if (!existsSync(join(model, 'config.json'))) throw new Error(`model folder ${model} has no config.json`);
-  mkdirSync(out, { recursive: true });
+  prepareOutputFolder(out, 'generate');
   const lock = acquireRunLock(out);
+  const log = openRunLog(out, 'generate');
+  const onEvent = teeEvents(o.onEvent ?? noEvents, log.sink);
   try {
     await checkDevice(provider, device);
     const rollout: RolloutOptions = {
@@ -116,13 +131,24 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
     };
     const chatTemplate = o.chatTemplate ? resolve(o.chatTemplate) : null;
     const codec = TextCodec.load(model, { chatTemplateFile: chatTemplate });
-    const prompts = await promptsOf(o, d);
+    checkTokenizerFits(codec, model);
+    const prompts = await promptsOf(o, d, onEvent);
+    if (rollout.temperature === 0 && rollout.k > 1) onEvent({ type: 'warning', message: `${TEMPERATURE_0}: the ${rollout.k} responses of each prompt will be the same` });
     const shardDir = join(out, 'rollout');
     const started = existsSync(shardDir) && readdirSync(shardDir).some((n) => n.endsWith('.parquet') && !n.startsWith('.'));
     const { batchSize: _b, ...decisive } = rollout;
     const record = join(out, 'generate.json');
-    const options = { model, prompts: resolve(o.prompts), promptColumn: o.promptColumn ?? d.promptColumn, promptSplitName: o.promptSplitName ?? null, maxPrompts: o.maxPrompts ?? 0, chatTemplate, ...decisive };
+    const options = {
+      model, prompts: resolve(o.prompts), promptColumn: o.promptColumn ?? d.promptColumn, promptSplitName: o.promptSplitName ?? null, maxPrompts: o.maxPrompts ?? 0, chatTemplate,
+      // Recorded only when it changes the prompts, so that older records still match.
+      promptInvalidUtf8: o.promptInvalidUtf8 === 'replace' ? 'replace' : undefined,
+      ...decisive,
+    };
     recordOptions(record, options, started);
+    onEvent({
+      type: 'log',
+      message: `generate: ${rollout.k} sample${rollout.k === 1 ? '' : 's'} for each of ${prompts.length} prompts (${rollout.batchSize} prompts per generate call, at most ${rollout.maxNewTokens} new tokens each) into ${out}`,
+    });
     let handle: Awaited<ReturnType<ModelProvider['load']>> | undefined;
     const file = join(out, 'generated.parquet');
     try {
@@ -133,15 +159,21 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
         dir: out,
         output: file,
         iteration: 0,
-        onEvent: o.onEvent,
+        stageName: 'generate',
+        onEvent,
         opts: rollout,
       });
     } finally {
       handle?.free();
     }
     if (!existsSync(record)) recordOptions(record, options, false); // an older folder, its shards checked
+    log.note(`wrote ${file}`);
     return file;
+  } catch (err) {
+    log.note(`failed: ${(err as Error).message}`);
+    throw err;
   } finally {
+    log.close();
     lock.release();
   }
 }
@@ -154,15 +186,34 @@ export interface JudgeOptions {
   output: string;
   pairing?: Pairing;
   judgeContext?: JudgeContext;
+  /** Command judges: seconds a request may wait with no output (default: the recipe default, 600). */
+  judgeTimeout?: number;
+  judgeStartupTimeout?: number;
+  onEvent?: EventSink;
+}
+
+/** The judge context with the timeouts of `o` (seconds) where `ctx` sets none. */
+function withTimeouts(ctx: JudgeContext | undefined, o: { judgeTimeout?: number; judgeStartupTimeout?: number }): JudgeContext {
+  const d = defaultRecipe();
+  return {
+    ...ctx,
+    commandTimeoutMs: ctx?.commandTimeoutMs ?? (o.judgeTimeout ?? d.judgeTimeout) * 1000,
+    commandStartupTimeoutMs: ctx?.commandStartupTimeoutMs ?? (o.judgeStartupTimeout ?? d.judgeStartupTimeout) * 1000,
+  };
 }
 
 /** Judges a generated table: writes judged.parquet (probability, rm_scores) and train.parquet. */
 export async function judgeGenerated(o: JudgeOptions): Promise<{ judged: string; train: string }> {
+  const onEvent = o.onEvent ?? noEvents;
   if (!existsSync(o.input)) throw new Error(`generated table ${o.input} does not exist`);
   const { rows } = await readRollout(o.input);
-  const judge = await createJudge(o.judge, engineJudgeContext(nativeEngine, 'cpu', o.judgeContext));
+  const ctx = withTimeouts(o.judgeContext, o);
+  const judge = await createJudge(o.judge, engineJudgeContext(nativeEngine, 'cpu', ctx));
   try {
-    const judged = await judgeRows(judge, rows, 16);
+    const judged = await judgeRows(judge, rows, 16, {
+      tick: progressTicker(onEvent, { iteration: 0, stage: 'judge', unit: 'prompts' }, rows.length),
+      waiting: (w) => onEvent({ type: 'log', message: `judge: waiting on judge '${w.judge}' for ${formatDuration(w.elapsedMs / 1000)} (prompts ${w.firstPrompt}..${w.lastPrompt}; it is stopped after ${ctx.commandTimeoutMs! / 1000} s of silence)` }),
+    });
     const out = resolve(o.output);
     const judgedFile = join(out, 'judged.parquet');
     const trainFile = join(out, 'train.parquet');
@@ -180,6 +231,8 @@ export interface EvalOptions extends PromptSamplingOptions {
   judge: string;
   samples?: number;
   judgeContext?: JudgeContext;
+  judgeTimeout?: number;
+  judgeStartupTimeout?: number;
 }
 
 /**
@@ -191,7 +244,8 @@ export async function evaluate(o: EvalOptions): Promise<WinRate> {
   const provider = o.provider ?? nativeEngine;
   const d = defaultRecipe();
   const device = o.device ?? d.device;
-  const prompts = await promptsOf(o, d);
+  const onEvent = o.onEvent ?? noEvents;
+  const prompts = await promptsOf(o, d, onEvent);
   const sampling: EvalSampling = {
     samples: o.samples ?? d.eval.samples,
     temperature: o.temperature ?? d.rollout.temperature,
@@ -206,25 +260,31 @@ export async function evaluate(o: EvalOptions): Promise<WinRate> {
     const which = i === 0 ? 'model A' : 'model B';
     if (!existsSync(join(folder, 'config.json'))) throw new Error(`${which}: model folder ${folder} has no config.json`);
     try {
-      return { folder, codec: TextCodec.load(folder, { chatTemplateFile: o.chatTemplate ?? null }) };
+      const codec = TextCodec.load(folder, { chatTemplateFile: o.chatTemplate ?? null });
+      checkTokenizerFits(codec, folder);
+      return { folder, codec, which };
     } catch (err) {
       throw new Error(`${which}: ${(err as Error).message}`);
     }
   });
   await checkDevice(provider, device);
   checkJudgeTarget(o.judge, o.judgeContext?.cwd ?? process.cwd());
-  const judge = await createJudge(o.judge, engineJudgeContext(provider, device, o.judgeContext));
+  const judge = await createJudge(o.judge, engineJudgeContext(provider, device, withTimeouts(o.judgeContext, o)));
   try {
     const samples: RolloutRow[][] = [];
     for (const m of models) {
       const handle = await provider.load(m.folder, device);
       try {
-        samples.push(await sampleForEval(handle, m.codec, prompts, sampling));
+        const w = contextWarning(contextWindow(handle.config), sampling.maxPromptTokens, sampling.maxNewTokens, m.folder);
+        if (w) onEvent({ type: 'warning', message: w });
+        const tick = progressTicker(onEvent, { iteration: 0, stage: `${m.which} samples`, unit: 'samples' }, prompts.length * sampling.samples);
+        samples.push(await sampleForEval(handle, m.codec, prompts, sampling, tick));
       } finally {
         handle.free();
       }
     }
-    return await compareSamples(judge, samples[0]!, samples[1]!);
+    const tick = progressTicker(onEvent, { iteration: 0, stage: 'judge', unit: 'comparisons' }, comparisonCount(samples[0]!, samples[1]!));
+    return await compareSamples(judge, samples[0]!, samples[1]!, 64, tick);
   } finally {
     await judge.close();
   }

@@ -58,7 +58,7 @@ describe('run lock', () => {
 });
 
 describe('learning-rate schedule', () => {
-  it('warms up linearly from 0, then follows the chosen shape (transformers definitions)', () => {
+  it('warms up linearly to the peak, its first step above 0, then follows the chosen shape (transformers definitions after warmup)', () => {
     const total = 10 + Math.floor(rand() * 200);
     const ratio = rand() * 0.3;
     const peak = rand();
@@ -69,13 +69,20 @@ describe('learning-rate schedule', () => {
       const cos = learningRate('cosine', peak, s, total, w);
       const con = learningRate('constant', peak, s, total, w);
       if (s < w) {
-        for (const v of [lin, cos, con]) expect(v).toBeCloseTo((peak * s) / w, 12);
+        for (const v of [lin, cos, con]) expect(v).toBeCloseTo((peak * (s + 1)) / w, 12);
       } else {
         expect(lin).toBeCloseTo((peak * (total - s)) / (total - w), 12);
         expect(cos).toBeCloseTo(peak * 0.5 * (1 + Math.cos((Math.PI * (s - w)) / (total - w))), 12);
         expect(con).toBe(peak);
       }
     }
-    expect(learningRate('linear', 1, 0, 100, 10)).toBe(0);
+    expect(learningRate('linear', 1, 0, 100, 10)).toBeCloseTo(0.1, 15);
+  });
+
+  it('gives a single optimizer step (warmup ceil(0.1 * 1) = 1) the peak learning rate, not 0', () => {
+    for (const kind of ['linear', 'cosine', 'constant'] as const) {
+      expect(learningRate(kind, 5e-7, 0, 1, warmupSteps(1, 0.1))).toBe(5e-7);
+      expect(learningRate(kind, 5e-7, 0, 3, warmupSteps(3, 0.1))).toBeGreaterThan(0);
+    }
   });
 });

@@ -47,7 +47,9 @@ describe('an SPPO run on a fake model', () => {
     for (const k of ['loss', 'rewards/chosen', 'rewards/rejected', 'rewards/margins', 'rewards/accuracies', 'logps/chosen', 'logps/rejected', 'lr', 'grad_norm', 'tokens/s']) {
       expect(metrics.every((m) => Number.isFinite(m[k])), k).toBe(true);
     }
-    expect(metrics[0]!.lr).toBe(0); // warmup starts at 0, as transformers
+    // Warmup of w = ceil(0.2 * 6) = 2 steps starts at lr/w, not at 0 as transformers (src/stages/schedule.ts).
+    expect(metrics[0]!.lr).toBeCloseTo(r.train.lr / 2, 15);
+    expect(metrics[1]!.lr).toBeCloseTo(r.train.lr, 15);
     expect(existsSync(join(it1, 'checkpoint-epoch-1', 'weights.json'))).toBe(true);
     expect(existsSync(join(it1, 'checkpoint-epoch-2', 'tokenizer.json'))).toBe(true);
     expect(res.iterations[0]!.policy).toBe(join(it1, 'checkpoint-epoch-1'));

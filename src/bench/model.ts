@@ -1,23 +1,27 @@
-// `sppo-native bench model`: CPU throughput of the model engine on a small random Llama-style
-// config through the addon: SPPO training steps (forward + backward of both sides of each pair,
+// `sppo-native bench model`: CPU throughput of the model engine on a random Llama of a preset size
+// (tiny, small, 100m, 1b: src/model/presets.ts) through the addon: SPPO training steps (forward + backward of both sides of each pair,
 // then an RMSprop step) and KV-cache generation. Measured here, never in tests.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { DeviceName } from '../native/addon.js';
 import { createRandomModel } from '../model/engine.js';
 import { SeededRandom } from '../util/rng.js';
 import type { PreferencePair } from '../model/types.js';
+import { MODEL_PRESETS, isModelPreset, parameterCount, presetConfig, presetDescription, type ModelPreset } from '../model/presets.js';
 
 export interface ModelBenchOptions {
-  /** 'tiny' (seconds) or 'small' (a ~20M-parameter model). */
-  size?: 'tiny' | 'small';
+  /** A preset size (src/model/presets.ts); default 'small'. */
+  size?: ModelPreset;
   pairs?: number;       // pairs per training step
   seqLen?: number;      // tokens per sequence (prompt + response)
   steps?: number;       // measured training steps (after one warm-up)
   prompts?: number;     // generation batch
   newTokens?: number;   // tokens generated per prompt
   gradientCheckpointing?: boolean;
+  /** This machine's memory (default os.totalmem), for the plan check. */
+  memoryBytes?: () => number;
+  log?: (line: string) => void;
 }
 
 export interface ModelBenchResult {
@@ -28,29 +32,49 @@ export interface ModelBenchResult {
   generate: { prompts: number; newTokens: number; seconds: number; tokensPerSecond: number };
 }
 
-const SIZES: Record<'tiny' | 'small', Record<string, unknown>> = {
-  tiny: { vocab_size: 512, hidden_size: 64, intermediate_size: 172, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 },
-  small: { vocab_size: 8192, hidden_size: 512, intermediate_size: 1376, num_hidden_layers: 6, num_attention_heads: 8, num_key_value_heads: 4 },
+/** The larger sizes take minutes per step on a CPU: smaller default workloads for them. */
+const DEFAULT_WORK: Record<ModelPreset, { pairs: number; seqLen: number; steps: number; prompts: number; newTokens: number }> = {
+  tiny: { pairs: 4, seqLen: 128, steps: 2, prompts: 4, newTokens: 32 },
+  small: { pairs: 4, seqLen: 128, steps: 2, prompts: 4, newTokens: 32 },
+  '100m': { pairs: 2, seqLen: 128, steps: 1, prompts: 2, newTokens: 16 },
+  '1b': { pairs: 1, seqLen: 64, steps: 1, prompts: 1, newTokens: 8 },
 };
 
-function configFor(size: 'tiny' | 'small'): Record<string, unknown> {
-  return {
-    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_act: 'silu', max_position_embeddings: 4096,
-    rms_norm_eps: 1e-5, rope_theta: 500000, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, ...SIZES[size],
-  };
+/**
+ * Bytes the benchmark needs, planned before allocating: fp32 weights, gradients and the RMSprop
+ * state (12 bytes per parameter), plus logits and activations of one micro-batch (a rough bound).
+ */
+export function benchMemoryBytes(config: Record<string, unknown>, parameters: number, pairs: number, seqLen: number): number {
+  const tokens = 2 * pairs * seqLen;
+  const hidden = Number(config.hidden_size);
+  const layers = Number(config.num_hidden_layers);
+  const inter = Number(config.intermediate_size);
+  const vocab = Number(config.vocab_size);
+  const activations = 4 * tokens * (layers * (8 * hidden + 3 * inter) + 2 * vocab);
+  return 12 * parameters + activations;
 }
 
 export async function benchModel(opts: ModelBenchOptions = {}): Promise<ModelBenchResult> {
   const size = opts.size ?? 'small';
-  const nPairs = opts.pairs ?? 4;
-  const seqLen = opts.seqLen ?? 128;
-  const steps = opts.steps ?? 2;
-  const nPrompts = opts.prompts ?? 4;
-  const newTokens = opts.newTokens ?? 32;
+  const work = DEFAULT_WORK[size];
+  const nPairs = opts.pairs ?? work.pairs;
+  const seqLen = opts.seqLen ?? work.seqLen;
+  const steps = opts.steps ?? work.steps;
+  const nPrompts = opts.prompts ?? work.prompts;
+  const newTokens = opts.newTokens ?? work.newTokens;
   for (const [k, v] of Object.entries({ pairs: nPairs, seqLen, steps, prompts: nPrompts, newTokens })) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`bench model: ${k} must be a positive integer (got ${v})`);
   }
-  const config = configFor(size);
+  const config = presetConfig(size);
+  const planned = benchMemoryBytes(config, parameterCount(config), nPairs, seqLen);
+  const have = (opts.memoryBytes ?? totalmem)();
+  if (planned > 0.9 * have) {
+    throw new Error(
+      `bench model: --size ${size} needs about ${(planned / 2 ** 30).toFixed(1)} GiB (fp32 weights, gradients and optimizer state of ` +
+        `${(parameterCount(config) / 1e9).toFixed(2)}B parameters, and activations), but this machine has ${(have / 2 ** 30).toFixed(1)} GiB`,
+    );
+  }
+  opts.log?.(`bench model: ${size} = ${presetDescription(size)}; planned memory ${(planned / 2 ** 30).toFixed(2)} GiB${size === '1b' ? ' (slow on a CPU)' : ''}`);
   const vocab = config.vocab_size as number;
   const rng = new SeededRandom(12345);
   const seq = (n: number) => Array.from({ length: n }, () => 3 + Math.floor(rng.uniform() * (vocab - 3)));
@@ -117,10 +141,10 @@ export async function runModelBench(
   if ((opts.device ?? 'cpu') !== 'cpu') {
     throw new Error("bench model: the model engine runs on the CPU backend in this build (use --device cpu)");
   }
-  if (opts.size !== undefined && opts.size !== 'tiny' && opts.size !== 'small') {
-    throw new Error(`bench model: --size must be 'tiny' or 'small' (got '${String(opts.size)}')`);
+  if (opts.size !== undefined && !isModelPreset(opts.size)) {
+    throw new Error(`bench model: --size must be one of ${MODEL_PRESETS.join(', ')} (got '${String(opts.size)}')`);
   }
-  const r = await benchModel(opts);
+  const r = await benchModel({ ...opts, log });
   log(formatModelBench(r));
   const out = resolve(opts.out ?? join('bench', 'out', `model-${new Date().toISOString().slice(0, 10)}.json`));
   mkdirSync(dirname(out), { recursive: true });

@@ -4,6 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import type { DeviceName } from '../native/addon.js';
 import { runKernelBench, type KernelDType } from '../bench/kernels.js';
 import { runModelBench } from '../bench/model.js';
+import { MODEL_PRESETS, presetDescription, type ModelPreset } from '../model/presets.js';
 
 export interface BenchArgs {
   suite: string;
@@ -44,9 +45,9 @@ export const benchSuites: Record<string, BenchSuite> = {
     },
   },
   model: {
-    describe: 'model engine on the CPU: SPPO training steps and KV-cache generation on a small random Llama',
+    describe: 'model engine on the CPU: SPPO training steps and KV-cache generation on a random Llama of a preset size',
     run: async (a) => {
-      await runModelBench({ device: a.device, out: a.out, steps: a.iters, size: a.size as 'tiny' | 'small' | undefined });
+      await runModelBench({ device: a.device, out: a.out, steps: a.iters, size: a.size as ModelPreset | undefined });
     },
   },
 };
@@ -64,7 +65,11 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       .option('rows', { type: 'number', describe: 'kernels: rows (default 8192 on cuda, 512 on cpu)' })
       .option('vocab', { type: 'string', describe: 'kernels: vocabulary sizes, e.g. 32000,128256' })
       .option('dtype', { type: 'string', describe: 'kernels: bf16,f32' })
-      .option('size', { type: 'string', choices: ['tiny', 'small'], describe: 'model: random model size (default small, ~26M parameters)' })
+      .option('size', {
+        type: 'string',
+        choices: [...MODEL_PRESETS],
+        describe: `model: random model size (default small): ${MODEL_PRESETS.map((p) => `${p} = ${presetDescription(p)}`).join('; ')}`,
+      })
       .option('via', { type: 'string', choices: ['auto', 'native', 'addon'] as const, default: 'auto' as const, describe: 'kernels: native benchmark executable or the addon' }) as unknown as Argv<BenchArgs>,
   handler: async (args) => {
     const suite = benchSuites[args.suite];

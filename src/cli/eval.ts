@@ -4,10 +4,11 @@ import { defaultRecipe } from '../recipe/fields.js';
 import { applyOverrides } from '../recipe/load.js';
 import { evaluate } from '../api.js';
 import { formatWinRate } from '../eval/stats.js';
+import { printEvents } from '../util/printEvents.js';
 import { EVAL_TEXTS, onePromptFile } from './commandFlags.js';
 
 const EVAL_FIELDS = [
-  'prompts', 'promptColumn', 'promptSplitName', 'maxPrompts', 'judge', 'device', 'chatTemplate', 'seed', 'eval.samples',
+  'prompts', 'promptColumn', 'promptSplitName', 'promptInvalidUtf8', 'maxPrompts', 'judge', 'judgeTimeout', 'judgeStartupTimeout', 'device', 'chatTemplate', 'seed', 'eval.samples',
   'rollout.temperature', 'rollout.topP', 'rollout.maxNewTokens', 'rollout.batchSize', 'lengths.maxPromptTokens',
 ] as const;
 
@@ -31,6 +32,10 @@ export const evalCommand: CommandModule<object, Record<string, unknown>> = {
       prompts: onePromptFile(r.prompts, 'eval'),
       promptColumn: r.promptColumn,
       promptSplitName: r.promptSplitName,
+      promptInvalidUtf8: r.promptInvalidUtf8,
+      judgeTimeout: r.judgeTimeout,
+      judgeStartupTimeout: r.judgeStartupTimeout,
+      onEvent: printEvents(),
       maxPrompts: r.maxPrompts,
       judge: r.judge,
       samples: r.eval.samples,

@@ -7,7 +7,7 @@ import { printEvents } from '../util/printEvents.js';
 import { GENERATE_TEXTS, onePromptFile } from './commandFlags.js';
 
 export const GENERATE_FIELDS = [
-  'model', 'prompts', 'promptColumn', 'promptSplitName', 'maxPrompts', 'output', 'device', 'chatTemplate', 'seed',
+  'model', 'prompts', 'promptColumn', 'promptSplitName', 'promptInvalidUtf8', 'maxPrompts', 'output', 'device', 'chatTemplate', 'seed',
   'rollout.k', 'rollout.temperature', 'rollout.topP', 'rollout.maxNewTokens', 'rollout.batchSize', 'rollout.shardSize', 'lengths.maxPromptTokens',
 ] as const;
 
@@ -22,6 +22,7 @@ export const generateCommand: CommandModule<object, Record<string, unknown>> = {
       prompts: onePromptFile(r.prompts, 'generate'),
       promptColumn: r.promptColumn,
       promptSplitName: r.promptSplitName,
+      promptInvalidUtf8: r.promptInvalidUtf8,
       maxPrompts: r.maxPrompts,
       output: r.output,
       device: r.device,

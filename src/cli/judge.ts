@@ -1,12 +1,15 @@
 import type { CommandModule } from 'yargs';
 import { judgeGenerated } from '../api.js';
 import { parsePairing } from '../sppo/pairs.js';
+import { printEvents } from '../util/printEvents.js';
 
 interface JudgeArgs {
   input: string;
   judge: string;
   output: string;
   pairing: string;
+  'judge-timeout': number;
+  'judge-startup-timeout': number;
 }
 
 export const judgeCommand: CommandModule<object, JudgeArgs> = {
@@ -17,9 +20,22 @@ export const judgeCommand: CommandModule<object, JudgeArgs> = {
       .option('input', { type: 'string', demandOption: true, describe: 'A generated.parquet (from `generate` or a run folder)' })
       .option('judge', { type: 'string', demandOption: true, describe: 'Judge: reward-model:<folder>, command:<cmd>, precomputed:<file>, or builtin:<demo|length|cyclic>' })
       .option('output', { type: 'string', demandOption: true, describe: 'Output folder' })
+      .option('judge-timeout', { type: 'number', default: 600, describe: 'Command judges: seconds a request may wait with no output before the judge is stopped' })
+      .option('judge-startup-timeout', { type: 'number', default: 600, describe: 'Command judges: seconds allowed for the handshake (loading its model)' })
       .option('pairing', { type: 'string', default: 'best-worst', choices: ['best-worst', 'all'], describe: 'Training pairs: best-worst (reference) or all (Algorithm 1)' }),
   handler: async (args) => {
-    const out = await judgeGenerated({ input: args.input, judge: args.judge, output: args.output, pairing: parsePairing(args.pairing) });
+    for (const f of ['judge-timeout', 'judge-startup-timeout'] as const) {
+      if (!(Number.isFinite(args[f]) && args[f] > 0)) throw new Error(`--${f} must be a positive number of seconds (got ${String(args[f])})`);
+    }
+    const out = await judgeGenerated({
+      input: args.input,
+      judge: args.judge,
+      output: args.output,
+      pairing: parsePairing(args.pairing),
+      judgeTimeout: args['judge-timeout'],
+      judgeStartupTimeout: args['judge-startup-timeout'],
+      onEvent: printEvents(),
+    });
     console.log(out.judged);
     console.log(out.train);
   },

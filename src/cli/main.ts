@@ -6,8 +6,12 @@ import { trainCommand } from './train.js';
 import { generateCommand } from './generate.js';
 import { judgeCommand } from './judge.js';
 import { evalCommand } from './eval.js';
+import { initModelCommand } from './initModel.js';
 import { closeAllCommandJudges } from '../judge/command.js';
 import { cancelAllNativeWork } from '../model/engine.js';
+import { noteInOpenLogs } from '../run/runLog.js';
+import { repeatedFlag } from './repeatedFlags.js';
+import { isFsError } from '../util/fsErrors.js';
 
 let stopping = false;
 
@@ -22,6 +26,7 @@ function onSignal(signal: NodeJS.Signals, code: number): void {
   if (stopping) process.exit(code);
   stopping = true;
   console.error(`\nsppo-native: ${signal}: stopping (finished work is kept; rerun the same command to resume)`);
+  noteInOpenLogs(`stopped by ${signal} (exit ${code})`);
   cancelAllNativeWork();
   closeAllCommandJudges().finally(() => process.exit(code));
 }
@@ -29,7 +34,8 @@ function onSignal(signal: NodeJS.Signals, code: number): void {
 export async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => onSignal('SIGINT', 130));
   process.on('SIGTERM', () => onSignal('SIGTERM', 143));
-  await yargs(argv)
+  const cli = yargs(argv);
+  await cli
     .scriptName('sppo-native')
     .usage('$0 <command> [options]\n\nSelf-Play Preference Optimization for language models.')
     .command(infoCommand)
@@ -38,6 +44,15 @@ export async function main(argv: string[]): Promise<void> {
     .command(generateCommand)
     .command(judgeCommand)
     .command(evalCommand)
+    .command(initModelCommand)
+    .middleware((args) => {
+      const lists = new Set<string>((cli as unknown as { getOptions(): { array: string[] } }).getOptions().array);
+      const repeated = repeatedFlag(args as Record<string, unknown>, lists);
+      if (repeated) {
+        console.error(`sppo-native: ${repeated}`);
+        process.exit(1);
+      }
+    }, true)
     .demandCommand(1, 'Name a command (see --help).')
     .strict()
     .recommendCommands()
@@ -48,7 +63,8 @@ export async function main(argv: string[]): Promise<void> {
       // Stopping on a signal: the work that failed was cut off on purpose; onSignal exits.
       if (stopping) return;
       if (err) {
-        console.error(`sppo-native: ${err.message}`);
+        // A system error that reached here unexplained still says what it means (no stack).
+        console.error(`sppo-native: ${err.message}${isFsError(err) && !/cannot /.test(err.message) ? ' (a file-system error)' : ''}`);
       } else {
         console.error(y.help());
         console.error(`\n${msg}`);

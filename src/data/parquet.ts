@@ -158,10 +158,19 @@ function spawnWorker(): Worker {
   return w;
 }
 
+/** What a decoder error means for the user; the decoder's own words follow in parentheses. */
+function parquetTrouble(why: string): string {
+  if (/took longer|reader stopped/.test(why)) return why;
+  const kind = /PAR1|footer|magic|too short/i.test(why)
+    ? 'it does not end in a Parquet footer (a truncated file, or not Parquet at all)'
+    : 'its metadata or data pages are corrupt (a damaged or truncated file, or not Parquet)';
+  return `${kind} (decoder: ${why})`;
+}
+
 function readInWorker(file: string, bytes: number): Promise<ParquetTable> {
   const w = (worker ??= spawnWorker());
   const ms = parquetReadLimits.baseTimeoutMs + (parquetReadLimits.timeoutMsPerMiB * bytes) / 2 ** 20;
-  const bad = (why: string): Error => new Error(`${file} is not a readable Parquet file: ${why}`);
+  const bad = (why: string): Error => new Error(`${file} is not a readable Parquet file: ${parquetTrouble(why)}`);
   return new Promise<ParquetTable>((resolve, reject) => {
     const discard = (): void => {
       if (worker === w) worker = null;

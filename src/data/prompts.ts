@@ -1,9 +1,12 @@
 // Prompt sets: JSONL, JSON, Parquet, or a Hugging Face dataset folder of Parquet shards. The prompt
 // column holds text or a chat-message list (its first user turn is taken). Empty and duplicate
-// prompts are dropped and counted.
+// prompts are dropped and counted. JSON/JSONL bytes that are not UTF-8 are refused (or replaced
+// and counted when asked).
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, relative } from 'node:path';
 import { readParquet } from './parquet.js';
+
+export class PromptFileError extends Error {}
 
 export interface PromptSet {
   prompts: string[];
@@ -11,9 +14,59 @@ export interface PromptSet {
   rows: number;
   droppedEmpty: number;
   droppedDuplicate: number;
+  /** Invalid UTF-8 sequences replaced by U+FFFD (invalidUtf8: 'replace'). */
+  replacedInvalidUtf8: number;
 }
 
-export class PromptFileError extends Error {}
+/** What to do with bytes of a JSON/JSONL prompt file that are not UTF-8. */
+export type InvalidUtf8 = 'refuse' | 'replace';
+
+/**
+ * The text of a JSON/JSONL file. Bytes that are not UTF-8 are refused with the line and byte they
+ * are at, or (`replace`) replaced by U+FFFD and counted, never silently.
+ */
+export function decodeUtf8File(file: string, bytes: Buffer, mode: InvalidUtf8): { text: string; replaced: number } {
+  try {
+    return { text: new TextDecoder('utf-8', { fatal: true }).decode(bytes), replaced: 0 };
+  } catch {
+    // Not UTF-8: find where, or count the replacements.
+  }
+  const lossy = new TextDecoder('utf-8').decode(bytes);
+  if (mode === 'replace') {
+    // Each U+FFFD that the file did not itself hold (as EF BF BD) is a replacement.
+    const own = bytes.toString('latin1').split('\xef\xbf\xbd').length - 1;
+    const all = lossy.split('\ufffd').length - 1;
+    return { text: lossy, replaced: all - own };
+  }
+  const bad = firstInvalidByte(bytes);
+  let line = 1;
+  for (let i = 0; i < bad; i++) if (bytes[i] === 0x0a) line++;
+  throw new PromptFileError(
+    `${file}:${line}: not valid UTF-8 (byte 0x${(bytes[bad] ?? 0).toString(16).padStart(2, '0')} at byte offset ${bad}); ` +
+      'save the file as UTF-8, or pass --prompt-invalid-utf8 replace (recipe: promptInvalidUtf8) to replace invalid bytes with U+FFFD',
+  );
+}
+
+/** Offset of the first byte that does not start a valid UTF-8 sequence (bytes.length when none). */
+function firstInvalidByte(bytes: Uint8Array): number {
+  const strict = new TextDecoder('utf-8', { fatal: true });
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i]!;
+    const len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    if (len === 0 || i + len > bytes.length) return i;
+    if (len > 1) {
+      try {
+        strict.decode(bytes.subarray(i, i + len));
+      } catch {
+        return i;
+      }
+    }
+    i += len;
+  }
+  return bytes.length;
+}
+
 
 function promptText(value: unknown, where: string, column: string): string | null {
   if (value === null || value === undefined) return null;
@@ -134,9 +187,11 @@ export function parquetShards(folder: string): string[] {
 interface RawTable {
   columns: string[];
   rows: Record<string, unknown>[];
+  /** Invalid UTF-8 sequences replaced (JSON/JSONL only). */
+  replaced?: number;
 }
 
-async function readTable(file: string, splitName: string | null): Promise<RawTable> {
+async function readTable(file: string, splitName: string | null, invalidUtf8: InvalidUtf8): Promise<RawTable> {
   if (!existsSync(file)) throw new PromptFileError(`prompt file ${file} does not exist`);
   const st = statSync(file);
   if (!st.isDirectory() && splitName !== null) {
@@ -155,27 +210,30 @@ async function readTable(file: string, splitName: string | null): Promise<RawTab
   }
   const ext = extname(file).toLowerCase();
   if (ext === '.parquet') return readParquet(file);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (err) {
     throw new PromptFileError(`cannot read prompt file ${file}: ${(err as Error).message}`);
   }
-  let rows: Record<string, unknown>[];
-  if (ext === '.jsonl' || ext === '.ndjson') rows = rowsFromJsonl(file, text);
-  else if (ext === '.json') rows = rowsFromJson(file, text);
-  else throw new PromptFileError(`prompt file ${file}: unknown format '${ext || '(no extension)'}' (use .jsonl, .json, .parquet or a folder of Parquet shards)`);
+  if (ext !== '.jsonl' && ext !== '.ndjson' && ext !== '.json') {
+    throw new PromptFileError(`prompt file ${file}: unknown format '${ext || '(no extension)'}' (use .jsonl, .json, .parquet or a folder of Parquet shards)`);
+  }
+  const { text, replaced } = decodeUtf8File(file, bytes, invalidUtf8);
+  const rows = ext === '.json' ? rowsFromJson(file, text) : rowsFromJsonl(file, text);
   const columns = [...new Set(rows.flatMap((r) => (r && typeof r === 'object' ? Object.keys(r) : [])))];
-  return { columns, rows };
+  return { columns, rows, replaced };
 }
 
 export interface LoadPromptsOptions {
   /** Dataset folders: the split to read (default: the only one, or `train`). */
   splitName?: string | null;
+  /** JSON/JSONL bytes that are not UTF-8 (default: refuse the file). */
+  invalidUtf8?: InvalidUtf8;
 }
 
 export async function loadPrompts(file: string, column = 'prompt', opts: LoadPromptsOptions = {}): Promise<PromptSet> {
-  const table = await readTable(file, opts.splitName ?? null);
+  const table = await readTable(file, opts.splitName ?? null, opts.invalidUtf8 ?? 'refuse');
   if (table.rows.length === 0) throw new PromptFileError(`prompt file ${file} has no rows`);
   if (!table.columns.includes(column)) {
     throw new PromptFileError(
@@ -205,5 +263,5 @@ export async function loadPrompts(file: string, column = 'prompt', opts: LoadPro
   if (prompts.length === 0) {
     throw new PromptFileError(`prompt file ${file} has no usable prompts in column '${column}' (${droppedEmpty} empty, ${droppedDuplicate} duplicate rows dropped)`);
   }
-  return { prompts, source: file, rows: table.rows.length, droppedEmpty, droppedDuplicate };
+  return { prompts, source: file, rows: table.rows.length, droppedEmpty, droppedDuplicate, replacedInvalidUtf8: table.replaced ?? 0 };
 }

@@ -20,7 +20,13 @@ export interface EvalSampling {
 }
 
 /** `samples` responses per prompt, seeded by the eval stream (stages/seeds.ts evalSeed). */
-export function sampleForEval(model: ModelHandle, codec: TextCodec, prompts: readonly string[], s: EvalSampling): Promise<RolloutRow[]> {
+export function sampleForEval(
+  model: ModelHandle,
+  codec: TextCodec,
+  prompts: readonly string[],
+  s: EvalSampling,
+  tick: (samples: number) => void = () => {},
+): Promise<RolloutRow[]> {
   const opts: RolloutOptions = {
     k: s.samples,
     temperature: s.temperature,
@@ -31,10 +37,15 @@ export function sampleForEval(model: ModelHandle, codec: TextCodec, prompts: rea
     maxPromptTokens: s.maxPromptTokens,
     seed: s.seed,
   };
-  return samplePrompts(model, codec, prompts, prompts.map((_, i) => i), opts, (p) => evalSeed(p, s.seed));
+  return samplePrompts(model, codec, prompts, prompts.map((_, i) => i), opts, (p) => evalSeed(p, s.seed), tick);
 }
 
-export async function compareSamples(judge: Judge, a: RolloutRow[], b: RolloutRow[], batch = 64): Promise<WinRate> {
+/** Number of judge comparisons compareSamples makes for `a` against `b`. */
+export function comparisonCount(a: RolloutRow[], b: RolloutRow[]): number {
+  return a.reduce((n, ra, i) => n + Math.min(ra.responses.length, b[i]?.responses.length ?? 0), 0);
+}
+
+export async function compareSamples(judge: Judge, a: RolloutRow[], b: RolloutRow[], batch = 64, tick: (comparisons: number) => void = () => {}): Promise<WinRate> {
   if (a.length !== b.length) throw new Error(`eval: ${a.length} prompts for A but ${b.length} for B`);
   const inputs: { prompt: string; responses: string[] }[] = [];
   // Comparisons of one prompt are correlated: the interval is clustered by prompt.
@@ -57,6 +68,7 @@ export async function compareSamples(judge: Judge, a: RolloutRow[], b: RolloutRo
       validateMatrix(j.probability as unknown, `judge '${judge.name}', comparison ${i + n}`, 2);
       outcomes.push(outcomeFromMatrix(j.probability));
     });
+    tick(chunk.length);
   }
   return winRate(outcomes, 0.95, promptIds);
 }

@@ -3,6 +3,7 @@
 // answers, silence past the timeout) becomes an Error naming the command and, where there is one,
 // the offending output line; the process (its whole process group) is always ended.
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import type { Judge, JudgeInput, Judgment } from './types.js';
 import { validateBatch } from './input.js';
 import { matrixFromScores, validateMatrix, validateScores } from './matrix.js';
@@ -28,6 +29,20 @@ interface Pending {
 }
 
 const STDERR_TAIL = 2000;
+
+/**
+ * The judge's shell (`sh -c WATCHDOG <command>`): first a watchdog, in the judge's process group,
+ * that reads fd 3, the one end of a socket pair whose other end only this Node process holds. The
+ * kernel closes that end when this process dies, whatever kills it (kill -9 too), and the
+ * read then ends: the watchdog sends SIGTERM to the whole group, and SIGKILL 2 s later. Then
+ * the shell closes fd 3 (the judge never sees it) and becomes the judge command. (Linux's
+ * PR_SET_PDEATHSIG would do the same but cannot be reached from Node.)
+ */
+const WATCHDOG = [
+  "( trap '' TERM INT HUP; while read -r line <&3; do :; done; kill -TERM 0; sleep 2; kill -KILL 0 ) </dev/null >/dev/null 2>&1 &",
+  'exec 3<&-',
+  'exec /bin/sh -c "$0"',
+].join('\n');
 
 /** Judges whose process may still run: ended by closeAllCommandJudges on SIGINT/SIGTERM. */
 const live = new Set<CommandJudge>();
@@ -84,14 +99,17 @@ export class CommandJudge implements Judge {
     this.ready = new Promise<void>((resolve, reject) => (this.settleReady = { resolve, reject }));
     this.ready.catch(() => {}); // observed in start(); avoid an unhandled rejection meanwhile
     // detached: the judge leads its own process group, so a shell and everything it started can be
-    // ended together.
-    this.child = spawn(command, {
-      shell: true,
-      detached: process.platform !== 'win32',
-      stdio: ['pipe', 'pipe', 'pipe'],
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-    });
+    // ended together. On POSIX a watchdog in that group ends it when this process dies in any way
+    // (kill -9 included), see WATCHDOG.
+    const posix = process.platform !== 'win32';
+    this.child = posix
+      ? spawn('/bin/sh', ['-c', WATCHDOG, command], { detached: true, stdio: ['pipe', 'pipe', 'pipe', 'pipe'], cwd: opts.cwd, env: opts.env ?? process.env })
+      : spawn(command, { shell: true, stdio: ['pipe', 'pipe', 'pipe'], cwd: opts.cwd, env: opts.env ?? process.env });
+    const lifeline = this.child.stdio[3] as Socket | null | undefined;
+    if (lifeline) {
+      lifeline.on('error', () => {}); // the watchdog's end goes when the group is killed
+      lifeline.unref(); // never keeps this process alive
+    }
     this.pid = this.child.pid;
     live.add(this);
     process.on('exit', this.killOnExit);
@@ -198,10 +216,22 @@ export class CommandJudge implements Judge {
     try {
       msg = JSON.parse(line);
     } catch {
+      msg = undefined;
+    }
+    const isObject = typeof msg === 'object' && msg !== null && !Array.isArray(msg);
+    if (!this.handshake && !isObject) {
+      // The first line must be the handshake (docs/judge-protocol.md, section 1).
+      this.fail(
+        `${where} should be the handshake {"protocol":"${PROTOCOL}","version":${PROTOCOL_VERSION}} (docs/judge-protocol.md; ` +
+          `judges print only protocol lines on stdout, logs go to stderr), got: ${clip(line)}`,
+      );
+      return;
+    }
+    if (msg === undefined) {
       this.fail(`${where} is not valid JSON (judges print only protocol lines on stdout; logs go to stderr): ${clip(line)}`);
       return;
     }
-    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+    if (!isObject) {
       this.fail(`${where} is not a JSON object: ${clip(line)}`);
       return;
     }

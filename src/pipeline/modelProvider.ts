@@ -44,7 +44,9 @@ export async function checkDevice(provider: ModelProvider, device: DeviceName): 
   try {
     m = await provider.createRandom(config, 0, device);
   } catch (err) {
-    throw new Error(`--device ${device} cannot be used: ${(err as Error).message}`);
+    const { nvidiaDriverVersion } = await import('../info.js');
+    const noDriver = process.platform === 'linux' && nvidiaDriverVersion() === null ? ' (no NVIDIA GPU driver is loaded on this machine)' : '';
+    throw new Error(`--device ${device} cannot be used: ${(err as Error).message}${noDriver}`);
   }
   m.free();
 }

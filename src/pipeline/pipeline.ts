@@ -6,7 +6,7 @@
 // Every stage writes its output atomically before the next starts, so rerunning the same command
 // resumes at the first unfinished stage, shard or step.
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import type { ModelHandle } from '../model/types.js';
 import type { Judge } from '../judge/types.js';
 import { createJudge, type JudgeContext } from '../judge/factory.js';
@@ -16,23 +16,29 @@ import type { Recipe } from '../recipe/types.js';
 import { validateRecipe } from '../recipe/load.js';
 import { acquireRunLock } from '../run/lock.js';
 import { writeFileAtomic } from '../run/atomic.js';
-import { recordedRecipe, recordRecipe } from '../run/recipeRecord.js';
+import { checkRecipeChange, recordedRecipe, writeRecipeRecord } from '../run/recipeRecord.js';
 import { getPath } from '../recipe/fields.js';
 import { removeStaleTemps } from '../run/cleanup.js';
 import { TextCodec } from '../text/codec.js';
-import { readRollout, runRollout, rolloutColumns, shardCount, type RolloutRow } from '../stages/rollout.js';
+import { readRollout, runRollout, rolloutColumns, type RolloutRow } from '../stages/rollout.js';
 import { writeParquet } from '../data/parquet.js';
 import { runJudgeStage, readJudged } from '../stages/judge.js';
 import { buildTrainRows, readTrainTable, writeTrainTable } from '../sppo/trainTable.js';
-import { pairSequences, preferencePair } from '../stages/sequences.js';
+import { identicalPairs, pairSequences, preferencePair } from '../stages/sequences.js';
 import { computeRefLogprobs, readRefLogprobs, writeRefLogprobs } from '../stages/refLogprobs.js';
 import { checkpointDir, runTraining } from '../stages/train.js';
-import { compareSamples, sampleForEval, type EvalSampling } from '../eval/evaluate.js';
+import { compareSamples, comparisonCount, sampleForEval, type EvalSampling } from '../eval/evaluate.js';
 import { allPinnedPrompts, pinIterationPrompts, pinPrompts, pinnedPromptsOf, readPinnedPrompts } from './prompts.js';
 import { checkDevice, nativeEngine, type ModelProvider } from './modelProvider.js';
 import { ensureDemoModel } from './demo.js';
 import { seededPermutation } from '../util/rng.js';
-import { noEvents, type EventSink } from '../util/events.js';
+import { noEvents, progressTicker, teeEvents, type EventSink } from '../util/events.js';
+import { openRunLog } from '../run/runLog.js';
+import { prepareOutputFolder } from '../run/outputFolder.js';
+import { pathInRun, recordedPath } from '../run/runPaths.js';
+import { checkTokenizerFits } from '../text/vocabFit.js';
+import { preflightJudge, trainingWarnings } from './preflight.js';
+import { formatDuration } from '../util/progress.js';
 import type { WinRate } from '../eval/stats.js';
 
 export interface TrainOptions {
@@ -40,6 +46,8 @@ export interface TrainOptions {
   onEvent?: EventSink;
   /** Extra judge context (timeouts, stderr); the engine hooks are filled in. */
   judgeContext?: JudgeContext;
+  /** While waiting on the judge, a line every this many ms (default 30 s). */
+  judgeWaitNoticeMs?: number;
 }
 
 export interface IterationSummary {
@@ -51,7 +59,10 @@ export interface IterationSummary {
   finalLoss: number;
   meanRewardMargin: number;
   meanAccuracy: number;
-  policy: string;              // the checkpoint that became pi_{t+1}
+  /** Pairs whose chosen and rejected responses are the same tokens (they teach no preference). */
+  identicalPairs: number;
+  /** The checkpoint that became pi_{t+1} (absolute here; relative to the run folder in summary.json). */
+  policy: string;
   winRate: WinRate | null;     // against pi_0 (eval.prompts > 0)
 }
 
@@ -74,10 +85,12 @@ function metricsSummary(file: string): { steps: number; meanLoss: number; finalL
 export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<RunResult> {
   const recipe = validateRecipe(structuredClone(recipeIn));
   const provider = opts.provider ?? nativeEngine;
-  const onEvent = opts.onEvent ?? noEvents;
   const out = resolve(recipe.output);
-  mkdirSync(out, { recursive: true });
+  prepareOutputFolder(out, 'run');
   const lock = acquireRunLock(out);
+  const log = openRunLog(out, 'train');
+  const onEvent = teeEvents(opts.onEvent ?? noEvents, log.sink);
+  const began = Date.now();
   let judge: Judge | undefined;
   try {
     const stale = removeStaleTemps(out);
@@ -88,33 +101,59 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
     const base = recipe.model === 'demo' ? await ensureDemoModel(join(out, 'base-model'), provider, recipe.device) : resolve(recipe.model);
     if (!existsSync(join(base, 'config.json'))) throw new Error(`model folder ${base} has no config.json`);
     const codec = TextCodec.load(base, { chatTemplateFile: recipe.chatTemplate });
+    checkTokenizerFits(codec, base);
     checkJudgeTarget(recipe.judge, opts.judgeContext?.cwd ?? process.cwd());
-    const ctx = engineJudgeContext(provider, recipe.device, opts.judgeContext);
+    const ctx = engineJudgeContext(provider, recipe.device, {
+      ...opts.judgeContext,
+      commandTimeoutMs: opts.judgeContext?.commandTimeoutMs ?? recipe.judgeTimeout * 1000,
+      commandStartupTimeoutMs: opts.judgeContext?.commandStartupTimeoutMs ?? recipe.judgeStartupTimeout * 1000,
+    });
     const getJudge = async (): Promise<Judge> => (judge ??= await createJudge(recipe.judge, ctx));
 
     // Until the first rollout shard exists nothing depends on the recipe: the prompts are re-read
-    // and pinned before the recipe is recorded. Afterwards the recipe is checked first, so that
-    // the pinned parts are only ever completed from the prompt settings the run started with.
+    // and pinned before the recipe is recorded. Afterwards the recipe is checked first (writing
+    // nothing), so that the pinned parts are only ever completed from the prompt settings the run
+    // started with; it is recorded last, once every check passed and only when work will use it.
     const started = existsSync(join(out, 'iter-1', 'rollout'));
     const oldIterations = getPath(recordedRecipe(out), 'iterations');
-    const pin = (): Promise<void> =>
-      pinIterationPrompts(out, recipe, onEvent, started, typeof oldIterations === 'number' ? oldIterations : recipe.iterations);
-    if (!started) await pin();
-    recordRecipe(out, recipe, onEvent, started, judgeUnused(out) ? ['judge'] : []);
-    if (started) await pin();
+    const changed = started ? checkRecipeChange(out, recipe, judgeUnused(out, recipe.iterations) ? ['judge'] : []) : [];
+    await pinIterationPrompts(out, recipe, onEvent, started, typeof oldIterations === 'number' ? oldIterations : recipe.iterations);
+    const todo = new Map<number, number>();
+    for (let t = 1; t <= recipe.iterations; t++) if (!done(join(out, `iter-${t}`, 'summary.json'))) todo.set(t, pinnedPromptsOf(out, t).length);
+    if (todo.size > 0) {
+      for (const w of trainingWarnings(recipe, todo)) onEvent({ type: 'warning', message: w });
+      await preflightJudge(recipe.judge, ctx, onEvent, opts.judgeWaitNoticeMs);
+      writeRecipeRecord(out, recipe, onEvent, changed);
+    } else if (changed.length) {
+      onEvent({ type: 'log', message: `run folder ${out} has finished its ${recipe.iterations} iteration(s): nothing to do; the changed setting(s) ${changed.join(', ')} were not used and are not recorded` });
+    }
 
     const summaries: IterationSummary[] = [];
     let policyFolder = base;
     for (let t = 1; t <= recipe.iterations; t++) {
-      const s = await runIteration({ t, out, recipe, provider, onEvent, codec, base, policyFolder, getJudge });
+      const s = await runIteration({
+        t, out, recipe, provider, onEvent, codec, base, policyFolder, getJudge,
+        judgeWait: { hint: `it is stopped after ${ctx.commandTimeoutMs! / 1000} s of silence (--judge-timeout)`, everyMs: opts.judgeWaitNoticeMs },
+      });
       summaries.push(s);
       policyFolder = s.policy;
     }
     const result: RunResult = { output: out, baseModel: base, finalModel: policyFolder, iterations: summaries };
-    writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(result, null, 2)}\n`);
+    const record = {
+      output: '.',
+      baseModel: recordedPath(out, base),
+      finalModel: recordedPath(out, policyFolder),
+      iterations: summaries.map((x) => ({ ...x, policy: recordedPath(out, x.policy) })),
+    };
+    writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(record, null, 2)}\n`);
+    if (todo.size > 0) onEvent({ type: 'log', message: `run finished (${todo.size} iteration(s) run in ${formatDuration((Date.now() - began) / 1000)}); final policy ${policyFolder}` });
     return result;
+  } catch (err) {
+    log.note(`failed: ${(err as Error).message}`);
+    throw err;
   } finally {
     if (judge) await judge.close();
+    log.close();
     lock.release();
   }
 }
@@ -129,15 +168,19 @@ interface IterationContext {
   base: string;
   policyFolder: string;
   getJudge: () => Promise<Judge>;
+  /** The line printed while waiting on the judge: its hint, and how often (default 30 s). */
+  judgeWait: { hint: string; everyMs?: number };
 }
 
 /**
  * Whether the judge may change: no shard of the current (first unfinished) iteration has been
  * judged, so nothing unfinished depends on it (a judge that failed is fixed and the run resumed).
+ * A run with no unfinished iteration up to `iterations` would use no judge: it may not change.
  */
-function judgeUnused(out: string): boolean {
+function judgeUnused(out: string, iterations: number): boolean {
   let t = 1;
   while (existsSync(join(out, `iter-${t}`, 'summary.json'))) t++;
+  if (t > iterations) return false;
   const dir = join(out, `iter-${t}`);
   const judged = join(dir, 'judged');
   const shards = existsSync(judged) ? readdirSync(judged).filter((n) => n.endsWith('.parquet') && !n.startsWith('.')) : [];
@@ -150,7 +193,8 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
   const summaryFile = join(dir, 'summary.json');
   if (done(summaryFile)) {
     onEvent({ type: 'stage', iteration: t, stage: 'iteration', status: 'skipped', detail: 'already finished' });
-    const s = JSON.parse(readFileSync(summaryFile, 'utf8')) as IterationSummary;
+    const recorded = JSON.parse(readFileSync(summaryFile, 'utf8')) as IterationSummary;
+    const s: IterationSummary = { ...recorded, policy: policyOf(c.out, t, recorded.policy, recipe.train.selectedEpoch, onEvent) };
     onEvent({ type: 'iteration', iteration: t, summary: s as unknown as Record<string, unknown> });
     return s;
   }
@@ -170,7 +214,6 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
   let trained: ModelHandle | undefined;
   try {
     const generated = join(dir, 'generated.parquet');
-    const shards = shardCount(prompts.length, recipe.rollout.shardSize);
     await stage('rollout', generated, async () => {
       await runRollout({
         model: getPolicy,
@@ -184,7 +227,9 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
       });
     });
     const judged = join(dir, 'judged.parquet');
-    await stage('judge', judged, () => runJudgeStage({ judge: c.getJudge, dir, shards, output: judged, iteration: t, batch: 16, onEvent }));
+    await stage('judge', judged, () =>
+      runJudgeStage({ judge: c.getJudge, dir, prompts: prompts.length, shardSize: recipe.rollout.shardSize, output: judged, iteration: t, batch: 16, onEvent, waitHint: c.judgeWait.hint, waitNoticeMs: c.judgeWait.everyMs }),
+    );
     const trainFile = join(dir, 'train.parquet');
     await stage('pairs', trainFile, async () => writeTrainTable(trainFile, buildTrainRows(await readJudged(judged), recipe.sppo.pairing)));
 
@@ -192,9 +237,22 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
     const rollout = new Map<number, RolloutRow>((await readRollout(generated)).rows.map((r) => [r.promptIndex, r]));
     const seqs = pairSequences(rows, rollout, recipe.lengths.maxLength);
     const refFile = join(dir, 'ref_logprobs.parquet');
-    await stage('reference', refFile, async () => writeRefLogprobs(refFile, await computeRefLogprobs(await getPolicy(), seqs, recipe.train.microBatch)));
+    await stage('reference', refFile, async () => {
+      const model = await getPolicy();
+      const tick = progressTicker(onEvent, { iteration: t, stage: 'reference', unit: 'pairs' }, seqs.length);
+      writeRefLogprobs(refFile, await computeRefLogprobs(model, seqs, recipe.train.microBatch, tick));
+    });
     const ref = (await readRefLogprobs(refFile, rows.length))!;
     const pairs = rows.map((r, i) => preferencePair(r, seqs[i]!, ref.chosen[i]!, ref.rejected[i]!));
+    const same = identicalPairs(rows, rollout);
+    if (same > 0 && !done(join(dir, 'train.done.json'))) {
+      onEvent({
+        type: 'warning',
+        message: `iteration ${t}: ${same} of ${rows.length} training pairs have chosen = rejected (identical responses): they teach no preference` +
+          (same === rows.length ? ', so this iteration cannot move the policy towards what the judge prefers' : '') +
+          (recipe.rollout.temperature === 0 ? ' (rollout.temperature is 0: the K samples are identical)' : ''),
+      });
+    }
 
     const trainDone = join(dir, 'train.done.json');
     await stage('train', trainDone, async () => {
@@ -228,12 +286,15 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
         const model = useTrained ? trained! : await c.provider.load(next, recipe.device);
         let rowsA: RolloutRow[];
         try {
-          rowsA = await sampleForEval(model, c.codec, evalPrompts, sampling);
+          const tick = progressTicker(onEvent, { iteration: t, stage: 'eval samples', unit: 'samples' }, evalPrompts.length * sampling.samples);
+          rowsA = await sampleForEval(model, c.codec, evalPrompts, sampling, tick);
         } finally {
           if (!useTrained) model.free();
         }
         writeParquet(join(dir, 'eval.parquet'), rolloutColumns(rowsA, recipe.eval.samples));
-        const w = await compareSamples(await c.getJudge(), rowsA, baseRows);
+        const evalJudge = await c.getJudge();
+        const tick = progressTicker(onEvent, { iteration: t, stage: 'eval judge', unit: 'comparisons' }, comparisonCount(rowsA, baseRows));
+        const w = await compareSamples(evalJudge, rowsA, baseRows, 64, tick);
         writeFileAtomic(evalFile, `${JSON.stringify(w, null, 2)}\n`);
       });
       win = JSON.parse(readFileSync(evalFile, 'utf8')) as WinRate;
@@ -250,10 +311,11 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
       finalLoss: m.finalLoss,
       meanRewardMargin: m.margin,
       meanAccuracy: m.accuracy,
+      identicalPairs: same,
       policy: next,
       winRate: win,
     };
-    writeFileAtomic(summaryFile, `${JSON.stringify(summary, null, 2)}\n`);
+    writeFileAtomic(summaryFile, `${JSON.stringify({ ...summary, policy: recordedPath(c.out, next) }, null, 2)}\n`);
     onEvent({ type: 'iteration', iteration: t, summary: summary as unknown as Record<string, unknown> });
     return summary;
   } finally {
@@ -317,7 +379,8 @@ async function evalBase(c: IterationContext): Promise<{ prompts: string[]; baseR
   } else {
     const baseModel = await c.provider.load(c.base, recipe.device);
     try {
-      baseRows = await sampleForEval(baseModel, c.codec, prompts, sampling);
+      const tick = progressTicker(c.onEvent, { iteration: c.t, stage: 'eval base samples', unit: 'samples' }, prompts.length * sampling.samples);
+      baseRows = await sampleForEval(baseModel, c.codec, prompts, sampling, tick);
     } finally {
       baseModel.free();
     }
@@ -325,4 +388,18 @@ async function evalBase(c: IterationContext): Promise<{ prompts: string[]; baseR
   }
   writeFileAtomic(settingsFile, `${JSON.stringify(want)}\n`);
   return { prompts, baseRows, sampling };
+}
+
+/**
+ * The policy a finished iteration's summary.json names, inside the run folder. Older records hold
+ * absolute paths: one that names this iteration's checkpoint of another folder (the run was copied
+ * or moved) is read as this folder's own; anything else outside the folder is refused.
+ */
+function policyOf(out: string, t: number, recorded: string, selectedEpoch: number, onEvent: EventSink): string {
+  const own = `iter-${t}/checkpoint-epoch-${selectedEpoch}`;
+  if (isAbsolute(recorded) && recorded.replace(/\\/g, '/').endsWith(`/${own}`) && !recorded.startsWith(`${out}/`)) {
+    onEvent({ type: 'log', message: `iteration ${t}: summary.json names ${recorded} (an older record, from where the run folder was); using this folder's ${own}` });
+    return join(out, own);
+  }
+  return pathInRun(out, recorded, `${join(out, `iter-${t}`, 'summary.json')}: policy`);
 }

@@ -22,11 +22,12 @@ interface PartsRecord {
   sources: { file: string; sha256: string }[];
 }
 
-function describeSet(s: PromptSet): string {
-  return `${s.source}: ${s.prompts.length} prompts (${s.rows} rows; dropped ${s.droppedEmpty} empty, ${s.droppedDuplicate} duplicate)`;
+export function describeSet(s: PromptSet): string {
+  const replaced = s.replacedInvalidUtf8 ? `; replaced ${s.replacedInvalidUtf8} invalid UTF-8 sequence(s) with U+FFFD` : '';
+  return `${s.source}: ${s.prompts.length} prompts (${s.rows} rows; dropped ${s.droppedEmpty} empty, ${s.droppedDuplicate} duplicate${replaced})`;
 }
 
-const load = (r: Recipe, file: string): Promise<PromptSet> => loadPrompts(file, r.promptColumn, { splitName: r.promptSplitName });
+const load = (r: Recipe, file: string): Promise<PromptSet> => loadPrompts(file, r.promptColumn, { splitName: r.promptSplitName, invalidUtf8: r.promptInvalidUtf8 });
 
 /** Prompts of every iteration, from the recipe (not yet pinned). */
 export async function iterationPrompts(r: Recipe, onEvent: EventSink): Promise<string[][]> {

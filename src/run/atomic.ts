@@ -3,6 +3,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync, existsSync, mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { fsError, isFsError } from '../util/fsErrors.js';
 
 function fsyncDir(dir: string): void {
   try {
@@ -22,18 +23,24 @@ export function tempPathFor(path: string): string {
 }
 
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
   const tmp = tempPathFor(path);
-  const fd = openSync(tmp, 'w');
   try {
-    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    mkdirSync(dirname(path), { recursive: true });
+    const fd = openSync(tmp, 'w');
+    try {
+      const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      let off = 0;
+      while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    // A failed write (a full disk) leaves no temp file, and says which file it was.
+    rmSync(tmp, { force: true });
+    throw fsError(err, 'write', path);
   }
-  renameSync(tmp, path);
   fsyncDir(dirname(path));
 }
 
@@ -49,7 +56,8 @@ export async function writeDirAtomic(path: string, build: (tmpDir: string) => Pr
     await build(tmp);
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
-    throw err;
+    // A system error (a full disk) from the builder names no file: name the folder.
+    throw isFsError(err) && !(err as Error).message.includes(path) ? fsError(err, 'write', path) : err;
   }
   const old = `${path}.old`;
   if (existsSync(path)) {

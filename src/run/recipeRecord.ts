@@ -3,16 +3,17 @@
 // refused with the differing keys named; settings that only steer what is still to come
 // (iterations, lr, clipping, resume frequency, eval, device, output) may change, with a note.
 // The caller may allow more (the judge, while no shard of the current iteration has been judged).
+// The record is written only when work will run with it, after every check of the rerun passed.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Recipe } from '../recipe/types.js';
-import { recipeFields, getPath } from '../recipe/fields.js';
+import { fieldByPath, recipeFields, getPath } from '../recipe/fields.js';
 import { recipeToYaml } from '../recipe/load.js';
 import { writeFileAtomic } from './atomic.js';
 import type { EventSink } from '../util/events.js';
 
-const MAY_CHANGE = new Set(['iterations', 'output', 'device', 'train.lr', 'train.maxGradNorm', 'train.resumeEvery', 'rollout.batchSize', 'eval.prompts', 'eval.samples']);
+const MAY_CHANGE = new Set(['iterations', 'output', 'device', 'train.lr', 'train.maxGradNorm', 'train.resumeEvery', 'rollout.batchSize', 'eval.prompts', 'eval.samples', 'judgeTimeout', 'judgeStartupTimeout']);
 
 /** The recorded recipe of a run folder (parsed YAML), or null before the first run. */
 export function recordedRecipe(out: string): unknown {
@@ -20,25 +21,39 @@ export function recordedRecipe(out: string): unknown {
   return existsSync(file) ? (parseYaml(readFileSync(file, 'utf8')) as unknown) : null;
 }
 
+// A key an older record lacks (a setting added since) held its default then.
+const recordedValue = (old: unknown, path: string): unknown => getPath(old, path) ?? fieldByPath.get(path)?.default ?? null;
+
+const describeChange = (old: unknown, recipe: Recipe, paths: string[]): string =>
+  paths.map((p) => `${p} (was ${JSON.stringify(recordedValue(old, p))}, now ${JSON.stringify(getPath(recipe, p))})`).join('; ');
+
 /**
- * `started`: whether any work exists yet; before that, the recipe may change freely.
- * `alsoMayChange`: keys that no finished work depends on in this run folder right now.
+ * Checks `recipe` against the recorded one of a started run and returns the keys that changed;
+ * throws, naming them, when a change would alter finished work. Writes nothing: the record is
+ * written (writeRecipeRecord) only once every other check has passed, so a refused rerun leaves it
+ * as it was. `alsoMayChange`: keys that no finished work depends on in this run folder right now.
  */
-export function recordRecipe(out: string, recipe: Recipe, onEvent: EventSink, started = true, alsoMayChange: readonly string[] = []): void {
-  const file = join(out, 'recipe.resolved.yaml');
-  if (existsSync(file) && started) {
-    const old = parseYaml(readFileSync(file, 'utf8')) as unknown;
-    const changed = recipeFields
-      .map((f) => f.path)
-      .filter((p) => JSON.stringify(getPath(old, p) ?? null) !== JSON.stringify(getPath(recipe, p) ?? null));
-    const blocking = changed.filter((p) => !MAY_CHANGE.has(p) && !alsoMayChange.includes(p));
-    if (blocking.length) {
-      const detail = blocking.map((p) => `${p} (was ${JSON.stringify(getPath(old, p))}, now ${JSON.stringify(getPath(recipe, p))})`).join('; ');
-      throw new Error(`run folder ${out} was started with a different recipe: ${detail}. Rerun with the same settings to resume, or choose a new --output`);
-    }
-    const detail = changed.map((p) => `${p} (was ${JSON.stringify(getPath(old, p))}, now ${JSON.stringify(getPath(recipe, p))})`).join('; ');
-    if (changed.length) onEvent({ type: 'log', message: `recipe changed on resume: ${detail} (recorded in ${file})` });
-    else return;
+export function checkRecipeChange(out: string, recipe: Recipe, alsoMayChange: readonly string[] = []): string[] {
+  const old = recordedRecipe(out);
+  if (old === null) return [];
+  const changed = recipeFields
+    .map((f) => f.path)
+    .filter((p) => JSON.stringify(recordedValue(old, p)) !== JSON.stringify(getPath(recipe, p) ?? null));
+  const blocking = changed.filter((p) => !MAY_CHANGE.has(p) && !alsoMayChange.includes(p));
+  if (blocking.length) {
+    throw new Error(
+      `run folder ${out} was started with a different recipe: ${describeChange(old, recipe, blocking)}. Rerun with the same settings to resume, or choose a new --output`,
+    );
   }
-  writeFileAtomic(file, recipeToYaml(recipe));
+  return changed;
+}
+
+/** Records `recipe` as the run's; `changed` (from checkRecipeChange) is noted. */
+export function writeRecipeRecord(out: string, recipe: Recipe, onEvent: EventSink, changed: readonly string[] = []): void {
+  const file = join(out, 'recipe.resolved.yaml');
+  const text = recipeToYaml(recipe);
+  if (existsSync(file) && readFileSync(file, 'utf8') === text) return;
+  const old = recordedRecipe(out);
+  if (old !== null && changed.length) onEvent({ type: 'log', message: `recipe changed on resume: ${describeChange(old, recipe, [...changed])} (recorded in ${file})` });
+  writeFileAtomic(file, text);
 }

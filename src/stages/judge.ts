@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import type { Judge, Judgment } from '../judge/types.js';
 import { validateMatrix, validateScores } from '../judge/matrix.js';
 import { readParquet, writeParquet, type ColumnSpec, type Message } from '../data/parquet.js';
-import { readRollout, shardName, type RolloutRow } from './rollout.js';
+import { readRollout, shardCount, shardName, type RolloutRow } from './rollout.js';
+import { formatDuration } from '../util/progress.js';
 import { conversation } from '../data/messages.js';
-import { progressBar } from '../util/progress.js';
+import { WAIT_NOTICE_MS, withWaitNotice } from '../util/waitNotice.js';
 import { noEvents, type EventSink } from '../util/events.js';
 
 export interface JudgedRow {
@@ -53,14 +54,27 @@ export async function readJudged(file: string): Promise<JudgedRow[]> {
   }));
 }
 
+export interface JudgeProgress {
+  /** After each answered batch, with its number of prompts. */
+  tick?: (prompts: number) => void;
+  /** Every `waitNoticeMs` (default 30 s) while a batch is unanswered. */
+  waiting?: (w: { elapsedMs: number; judge: string; firstPrompt: number; lastPrompt: number }) => void;
+  waitNoticeMs?: number;
+}
+
 /** Judges rollout rows, checking every answer; errors name the judge and the prompt. */
-export async function judgeRows(judge: Judge, rows: RolloutRow[], batch: number, tick: (n: number) => void = () => {}): Promise<JudgedRow[]> {
+export async function judgeRows(judge: Judge, rows: RolloutRow[], batch: number, p: JudgeProgress = {}): Promise<JudgedRow[]> {
   const out: JudgedRow[] = [];
   for (let b = 0; b < rows.length; b += batch) {
     const chunk = rows.slice(b, b + batch);
     let answers: Judgment[];
     try {
-      answers = await judge.judge(chunk.map((r) => ({ prompt: r.prompt, responses: r.responses, index: r.promptIndex })));
+      const asked = judge.judge(chunk.map((r) => ({ prompt: r.prompt, responses: r.responses, index: r.promptIndex })));
+      const first = chunk[0]!.promptIndex;
+      const last = chunk[chunk.length - 1]!.promptIndex;
+      answers = p.waiting
+        ? await withWaitNotice(asked, p.waitNoticeMs ?? WAIT_NOTICE_MS, (elapsedMs) => p.waiting!({ elapsedMs, judge: judge.name, firstPrompt: first, lastPrompt: last }))
+        : await asked;
     } catch (err) {
       const msg = (err as Error).message;
       throw new Error(`prompts ${chunk[0]!.promptIndex}..${chunk[chunk.length - 1]!.promptIndex}: ${msg.includes(judge.name) ? msg : `judge '${judge.name}': ${msg}`}`);
@@ -75,7 +89,7 @@ export async function judgeRows(judge: Judge, rows: RolloutRow[], batch: number,
       if (a.scores !== null && a.scores !== undefined) validateScores(a.scores as unknown, what, r.responses.length);
       out.push({ promptIndex: r.promptIndex, prompt: r.prompt, responses: r.responses, probability: a.probability, scores: a.scores ?? null });
     });
-    tick(chunk.length);
+    p.tick?.(chunk.length);
   }
   return out;
 }
@@ -83,39 +97,58 @@ export async function judgeRows(judge: Judge, rows: RolloutRow[], batch: number,
 export interface JudgeStage {
   judge: () => Promise<Judge>;
   dir: string;        // reads dir/rollout/, writes dir/judged/
-  shards: number;
+  prompts: number;    // in shards of shardSize, as the rollout
+  shardSize: number;
   output: string;     // judged.parquet
   iteration: number;
   batch: number;
   onEvent?: EventSink;
+  /** Waiting on the judge: a line every this many ms (default 30 s). */
+  waitNoticeMs?: number;
+  /** Added to the waiting line (e.g. when the judge times out). */
+  waitHint?: string;
 }
 
 export async function runJudgeStage(s: JudgeStage): Promise<void> {
   const onEvent = s.onEvent ?? noEvents;
   const judgedDir = join(s.dir, 'judged');
   mkdirSync(judgedDir, { recursive: true });
-  const bar = progressBar(`iteration ${s.iteration} judge`, s.shards);
-  for (let i = 0; i < s.shards; i++) {
+  const shards = shardCount(s.prompts, s.shardSize);
+  const shardPrompts = (i: number): number => Math.min(s.shardSize, s.prompts - i * s.shardSize);
+  let done = 0;
+  for (let i = 0; i < shards; i++) if (existsSync(join(judgedDir, shardName(i)))) done += shardPrompts(i);
+  const progress = (): void => onEvent({ type: 'progress', iteration: s.iteration, stage: 'judge', done, total: s.prompts, unit: 'prompts' });
+  progress();
+  const hooks: JudgeProgress = {
+    tick: (n) => {
+      done += n;
+      progress();
+    },
+    waiting: (w) =>
+      onEvent({
+        type: 'log',
+        message: `iteration ${s.iteration} judge: waiting on judge '${w.judge}' for ${formatDuration(w.elapsedMs / 1000)} (prompts ${w.firstPrompt}..${w.lastPrompt})${s.waitHint ? `; ${s.waitHint}` : ''}`,
+      }),
+    waitNoticeMs: s.waitNoticeMs,
+  };
+  for (let i = 0; i < shards; i++) {
     const file = join(judgedDir, shardName(i));
     if (!existsSync(file)) {
       const { rows } = await readRollout(join(s.dir, 'rollout', shardName(i)));
       let judged: JudgedRow[];
       try {
-        judged = await judgeRows(await s.judge(), rows, s.batch);
+        judged = await judgeRows(await s.judge(), rows, s.batch, hooks);
       } catch (err) {
         throw new Error(
-          `iteration ${s.iteration}, judging shard ${i + 1} of ${s.shards}: ${(err as Error).message}\n` +
+          `iteration ${s.iteration}, judging shard ${i + 1} of ${shards}: ${(err as Error).message}\n` +
             `(finished shards are kept in ${judgedDir}; fix the judge and rerun the same command to resume. ` +
             `A different --judge is accepted while no shard of this iteration has been judged: delete ${judgedDir} first if some were)`,
         );
       }
       writeParquet(file, judgedColumns(judged));
     }
-    bar.tick();
-    onEvent({ type: 'progress', iteration: s.iteration, stage: 'judge', done: i + 1, total: s.shards });
   }
-  bar.done();
   const all: JudgedRow[] = [];
-  for (let i = 0; i < s.shards; i++) all.push(...(await readJudged(join(judgedDir, shardName(i)))));
+  for (let i = 0; i < shards; i++) all.push(...(await readJudged(join(judgedDir, shardName(i)))));
   writeParquet(s.output, judgedColumns(all));
 }

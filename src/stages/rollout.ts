@@ -10,8 +10,9 @@ import type { TextCodec } from '../text/codec.js';
 import { readParquet, writeParquet, type ColumnSpec, type Message } from '../data/parquet.js';
 import { conversation } from '../data/messages.js';
 import { promptSeed } from './seeds.js';
-import { progressBar } from '../util/progress.js';
+import { contextWarning, contextWindow, fitToWindow, newTokensFor, promptCut } from './contextWindow.js';
 import { noEvents, type EventSink } from '../util/events.js';
+import { heartbeatMs, withWaitNotice } from '../util/waitNotice.js';
 
 /** The recipe's rollout settings plus the prompt cut and the run seed. */
 export type RolloutOptions = Recipe['rollout'] & { maxPromptTokens: number; seed: number };
@@ -89,7 +90,8 @@ export async function samplePrompts(
   seedOf: (promptIndex: number) => number,
   tick: (n: number) => void = () => {},
 ): Promise<RolloutRow[]> {
-  const promptTokens = indices.map((i) => codec.encodePrompt(prompts[i]!, opts.maxPromptTokens));
+  const window = contextWindow(model.config);
+  const promptTokens = indices.map((i) => codec.encodePrompt(prompts[i]!, promptCut(opts.maxPromptTokens, window)));
   const gen: GenerateOptions = {
     maxNewTokens: opts.maxNewTokens,
     temperature: opts.temperature,
@@ -99,11 +101,17 @@ export async function samplePrompts(
   const out: Generation[][] = [];
   for (let b = 0; b < indices.length; b += opts.batchSize) {
     const idx = indices.slice(b, b + opts.batchSize);
-    const gens = await model.generate(promptTokens.slice(b, b + opts.batchSize), idx.map(seedOf), { ...gen, samples: opts.k });
+    const batch = promptTokens.slice(b, b + opts.batchSize);
+    const shortest = Math.min(...batch.map((p) => p.length));
+    const gens = await model.generate(batch, idx.map(seedOf), {
+      ...gen,
+      samples: opts.k,
+      maxNewTokens: newTokensFor(opts.maxNewTokens, shortest, window),
+    });
     if (gens.length !== idx.length * opts.k) {
       throw new Error(`the model returned ${gens.length} generations for ${idx.length} prompts x ${opts.k} samples`);
     }
-    idx.forEach((_, j) => out.push(gens.slice(j * opts.k, (j + 1) * opts.k)));
+    idx.forEach((_, j) => out.push(gens.slice(j * opts.k, (j + 1) * opts.k).map((g) => fitToWindow(g, batch[j]!.length, window))));
     tick(idx.length * opts.k);
   }
   return indices.map((p, i) => ({
@@ -124,6 +132,8 @@ export interface RolloutStage {
   output: string;       // generated.parquet
   opts: RolloutOptions;
   iteration: number;
+  /** The stage name in progress events (default 'rollout'). */
+  stageName?: string;
   onEvent?: EventSink;
 }
 
@@ -158,23 +168,30 @@ export async function runRollout(s: RolloutStage): Promise<number> {
     else await readShard(file, i, s); // before any sampling: a mismatch costs nothing
   }
   const total = s.prompts.length * s.opts.k;
-  const bar = progressBar(`iteration ${s.iteration} rollout`, total);
   const shardPrompts = (i: number): number => Math.min(s.opts.shardSize, s.prompts.length - i * s.opts.shardSize);
   let done = 0;
   for (let i = 0; i < n; i++) if (!todo.includes(i)) done += shardPrompts(i) * s.opts.k;
-  bar.tick(done);
+  const progress = (): void => onEvent({ type: 'progress', iteration: s.iteration, stage: s.stageName ?? 'rollout', done, total, unit: 'samples' });
+  progress();
+  let warned = false;
   for (const i of todo) {
     const model = await s.model();
+    if (!warned) {
+      warned = true;
+      const w = contextWarning(contextWindow(model.config), s.opts.maxPromptTokens, s.opts.maxNewTokens, model.folder ?? 'the model');
+      if (w) onEvent({ type: 'warning', message: w });
+    }
     const start = i * s.opts.shardSize;
     const indices = Array.from({ length: shardPrompts(i) }, (_, j) => start + j);
-    const rows = await samplePrompts(model, s.codec, s.prompts, indices, s.opts, (p) => promptSeed(p, s.opts.seed), (m) => {
+    // One generate call can take minutes: the progress is re-sent meanwhile, so that a log shows
+    // the elapsed time (a line every SPPO_PROGRESS_EVERY seconds) even before the call returns.
+    const sampling = samplePrompts(model, s.codec, s.prompts, indices, s.opts, (p) => promptSeed(p, s.opts.seed), (m) => {
       done += m;
-      bar.tick(m);
-      onEvent({ type: 'progress', iteration: s.iteration, stage: 'rollout', done, total });
+      progress();
     });
+    const rows = await withWaitNotice(sampling, heartbeatMs(), progress);
     writeParquet(join(shardDir, shardName(i)), rolloutColumns(rows, s.opts.k));
   }
-  bar.done();
   const all: RolloutRow[] = [];
   for (let i = 0; i < n; i++) all.push(...(await readShard(join(shardDir, shardName(i)), i, s)));
   writeParquet(s.output, rolloutColumns(all, s.opts.k));

@@ -1,6 +1,8 @@
-// Learning-rate schedules with warmup, as transformers' get_{linear,cosine,constant}_schedule_with_warmup:
+// Learning-rate schedules with warmup, after transformers' get_{linear,cosine,constant}_schedule_with_warmup
+// but with the warmup shifted by one step, so that no step has learning rate 0:
 // step s (0-based) of `total`, warmup w = ceil(warmupRatio * total):
-//   s < w:  lr * s / w                      (so the first step has lr 0 when w > 0, as transformers)
+//   s < w:  lr * (s + 1) / w      (transformers: lr * s / w, so its first step has lr 0, and an
+//                                  iteration of a single step trains nothing: see the README)
 //   linear: lr * max(0, (total - s) / (total - w))
 //   cosine: lr * max(0, 0.5 * (1 + cos(pi * (s - w) / (total - w))))
 //   constant: lr
@@ -12,7 +14,7 @@ export function warmupSteps(total: number, warmupRatio: number): number {
 }
 
 export function learningRate(kind: ScheduleKind, peak: number, step: number, total: number, warmup: number): number {
-  if (step < warmup) return (peak * step) / Math.max(1, warmup);
+  if (step < warmup) return (peak * (step + 1)) / warmup;
   const rest = Math.max(1, total - warmup);
   switch (kind) {
     case 'constant':

@@ -36,3 +36,15 @@ export function preferencePair(row: TrainTableRow, seqs: PairSequences, refChose
     chosenProbsLose: row.chosenProbsLose,
   };
 }
+
+/** Pairs whose chosen and rejected responses are the same token ids (temperature 0, or a self-pair). */
+export function identicalPairs(rows: TrainTableRow[], rollout: Map<number, RolloutRow>): number {
+  let n = 0;
+  for (const r of rows) {
+    const g = rollout.get(r.promptIndex);
+    const c = g?.responseTokens[r.chosenIndex];
+    const l = g?.responseTokens[r.rejectedIndex];
+    if (c && l && c.length === l.length && c.every((x, i) => x === l[i])) n++;
+  }
+  return n;
+}

@@ -9,8 +9,8 @@ import type { Recipe } from '../recipe/types.js';
 import { resolveAtomicDir, writeDirAtomic, writeFileAtomic } from '../run/atomic.js';
 import { seededPermutation } from '../util/rng.js';
 import { learningRate, warmupSteps } from './schedule.js';
-import { progressBar } from '../util/progress.js';
 import { noEvents, type EventSink } from '../util/events.js';
+import { fsError } from '../util/fsErrors.js';
 
 /** A non-finite loss or gradient norm: training stops before the step; a rerun resumes. */
 export class NanLossError extends Error {}
@@ -144,8 +144,8 @@ async function trainSteps(s: TrainStage, model: ModelHandle, trainer: TrainerHan
     lastSaved = step;
   };
 
-  const bar = progressBar(`iteration ${s.iteration} train`, plan.totalSteps);
-  bar.tick(start);
+  const progress = (done: number): void => onEvent({ type: 'progress', iteration: s.iteration, stage: 'train', done, total: plan.totalSteps, unit: 'steps' });
+  progress(start);
   let stepsRun = 0;
   for (let epoch = 1; epoch <= t.epochs; epoch++) {
     const firstStep = (epoch - 1) * plan.stepsPerEpoch;
@@ -202,10 +202,14 @@ async function trainSteps(s: TrainStage, model: ModelHandle, trainer: TrainerHan
         tokens: acc.tokens!,
         'tokens/s': acc.tokens! / secs,
       };
-      appendFileSync(metricsFile, `${JSON.stringify(line)}\n`);
-      onEvent({ type: 'step', iteration: s.iteration, metrics: line });
+      try {
+        appendFileSync(metricsFile, `${JSON.stringify(line)}\n`);
+      } catch (err) {
+        throw fsError(err, 'write', metricsFile);
+      }
+      onEvent({ type: 'step', iteration: s.iteration, totalSteps: plan.totalSteps, beta, metrics: line });
       stepsRun++;
-      bar.tick();
+      progress(step + 1);
       const epochEnd = i === plan.stepsPerEpoch - 1;
       if (epochEnd) {
         await writeDirAtomic(checkpointDir(s.dir, epoch), (tmp) => model.save(tmp, { tokenizerFrom: s.tokenizerFrom, dtype: t.saveDtype }));
@@ -213,6 +217,5 @@ async function trainSteps(s: TrainStage, model: ModelHandle, trainer: TrainerHan
       if (epochEnd || (step + 1) % t.resumeEvery === 0) await saveResume(step + 1);
     }
   }
-  bar.done();
   return { model, plan, stepsRun, resumedFrom: start };
 }

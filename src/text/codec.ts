@@ -194,4 +194,11 @@ export class TextCodec {
   get vocabSize(): number {
     return this.tokenizer.get_vocab(true).size;
   }
+
+  /** The largest token id the tokenizer can produce (added tokens included). */
+  get maxTokenId(): number {
+    let max = -1;
+    for (const id of this.tokenizer.get_vocab(true).values()) if (id > max) max = id;
+    return max;
+  }
 }

@@ -21,6 +21,8 @@ export interface FakeHooks {
   calls?: { generate: number; accumulate: number; steps: number; loads: number };
   /** Every model handed out, to check that each is freed. */
   models?: FakeModel[];
+  /** generate takes this long (a slow model). */
+  generateDelayMs?: number;
 }
 
 function logSoftmax(w: Float64Array, temperature = 1): Float64Array {
@@ -81,6 +83,7 @@ export class FakeModel implements ModelHandle {
 
   async generate(prompts: number[][], seeds: number[], opts: GenerateOptions): Promise<Generation[]> {
     if (this.hooks.calls) this.hooks.calls.generate++;
+    if (this.hooks.generateDelayMs) await new Promise((r) => setTimeout(r, this.hooks.generateDelayMs));
     const lp = logSoftmax(this.w, opts.temperature);
     const samples = opts.samples ?? 1;
     return prompts.flatMap((_, i) => Array.from({ length: samples }, (_, k) => {
@@ -93,11 +96,16 @@ export class FakeModel implements ModelHandle {
       while (tokens.length < opts.maxNewTokens) {
         let u = rand();
         let tok = lp.length - 1;
-        for (let v = 0; v < lp.length; v++) {
-          u -= Math.exp(lp[v]!);
-          if (u <= 0) {
-            tok = v;
-            break;
+        if (opts.temperature === 0) {
+          // Greedy, as the engine at temperature 0: the most likely token every time.
+          tok = lp.indexOf(Math.max(...lp));
+        } else {
+          for (let v = 0; v < lp.length; v++) {
+            u -= Math.exp(lp[v]!);
+            if (u <= 0) {
+              tok = v;
+              break;
+            }
           }
         }
         tokens.push(tok);
