@@ -190,7 +190,7 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
 
     const rows = await readTrainTable(trainFile);
     const rollout = new Map<number, RolloutRow>((await readRollout(generated)).rows.map((r) => [r.promptIndex, r]));
-    const seqs = pairSequences(rows, rollout, recipe.lengths.maxLength);
+    const seqs = pairSequences(rows, rollout, recipe.lengths);
     const refFile = join(dir, 'ref_logprobs.parquet');
     await stage('reference', refFile, async () => writeRefLogprobs(refFile, await computeRefLogprobs(await getPolicy(), seqs, recipe.train.microBatch)));
     const ref = (await readRefLogprobs(refFile, rows.length))!;

@@ -4,6 +4,7 @@
 import { DEVICES, LOSS_TYPES, OPTIMIZER_KINDS } from '../native/kinds.js';
 import { PAIRINGS } from '../sppo/pairs.js';
 import { SCHEDULES } from '../stages/schedule.js';
+import { TRUNCATIONS } from '../stages/sequences.js';
 import type { Recipe } from './types.js';
 
 export type FieldType =
@@ -71,6 +72,7 @@ export const recipeFields = [
   field('rollout.shardSize', 'shard-size', int(1), 64, 'Prompts per rollout/judge shard (the unit a rerun resumes from)'),
   field('lengths.maxPromptTokens', 'max-prompt-tokens', int(1), 512, 'Longer prompts keep their last tokens'),
   field('lengths.maxLength', 'max-length', int(2), 1024, 'Prompt + response tokens in training; longer responses are cut'),
+  field('lengths.truncation', 'truncation', oneOf(TRUNCATIONS), 'reference', 'How training pairs are cut to max-length: "reference" (the reference trainer: when prompt + the longer response exceeds max-length, the prompt keeps its last max-prompt-tokens and then both responses are cut to max-length - max-prompt-tokens) or "fit" (each response cut to the room its prompt leaves)'),
   field('sppo.eta', 'eta', num({ min: 0, exclusiveMin: true }), 1000, 'SPPO eta = 1/beta'),
   field('sppo.loss', 'loss', oneOf(LOSS_TYPES), 'sppo', 'Loss'),
   field('sppo.pairing', 'pairing', oneOf(PAIRINGS), 'best-worst', 'Training pairs: "best-worst" (reference) or "all" (Algorithm 1)'),
