@@ -34,6 +34,7 @@ import { ensureDemoModel } from './demo.js';
 import { seededPermutation } from '../util/rng.js';
 import { noEvents, type EventSink } from '../util/events.js';
 import type { WinRate } from '../eval/stats.js';
+import { openRunReports } from '../report/runReports.js';
 
 export interface TrainOptions {
   provider?: ModelProvider;
@@ -74,11 +75,14 @@ function metricsSummary(file: string): { steps: number; meanLoss: number; finalL
 export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<RunResult> {
   const recipe = validateRecipe(structuredClone(recipeIn));
   const provider = opts.provider ?? nativeEngine;
-  const onEvent = opts.onEvent ?? noEvents;
   const out = resolve(recipe.output);
   mkdirSync(out, { recursive: true });
   const lock = acquireRunLock(out);
   let judge: Judge | undefined;
+  // TensorBoard file and report page, fed by the run's events (src/report/).
+  const reports = openRunReports(out, recipe, opts.onEvent ?? noEvents);
+  const onEvent = reports.onEvent;
+  let finished = false;
   try {
     const stale = removeStaleTemps(out);
     if (stale) onEvent({ type: 'log', message: `removed ${stale} temp file(s) left by an interrupted run in ${out}` });
@@ -112,9 +116,11 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
     }
     const result: RunResult = { output: out, baseModel: base, finalModel: policyFolder, iterations: summaries };
     writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(result, null, 2)}\n`);
+    finished = true;
     return result;
   } finally {
     if (judge) await judge.close();
+    await reports.close(finished ? 'finished' : 'stopped');
     lock.release();
   }
 }
