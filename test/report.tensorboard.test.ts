@@ -138,7 +138,7 @@ describe('the TensorBoard file of a run', () => {
 // no PyPI, so CI usually skips this; the independent decoder above runs everywhere.
 const python = process.env.SPPO_TENSORBOARD_PYTHON ?? 'python3';
 const haveTensorBoard = spawnSync(python, ['-c', 'import tensorboard'], { encoding: 'utf8' }).status === 0;
-describe.skipIf(!haveTensorBoard)(`TensorBoard's own reader (skipped: ${python} cannot import tensorboard; set SPPO_TENSORBOARD_PYTHON to a Python that can)`, () => {
+describe.skipIf(!haveTensorBoard)(`TensorBoard's own reader${haveTensorBoard ? ` (${python})` : ` (skipped: ${python} cannot import tensorboard; set SPPO_TENSORBOARD_PYTHON to a Python that can)`}`, () => {
   it('reads the run: tags, steps and values', async () => {
     const dir = join(root, 'run', 'tb');
     if (!existsSync(dir)) await train(recipe('run'), { provider: fakeProvider() });

@@ -97,7 +97,7 @@ export const REPORT_SCRIPT = String.raw`
 
   function stackedBars(host, rows, stages) {
     host.textContent = '';
-    var W = 560, H = 40 + rows.length * 28, L = 80, R = 12, T = 24;
+    var W = 560, H = 40 + rows.length * 28, L = 80, R = 56, T = 24;
     var svg = el('svg', { viewBox: '0 0 ' + W + ' ' + H, width: '100%', role: 'img', 'aria-label': 'stage times' }, host);
     var max = 0;
     rows.forEach(function (r) { var s = 0; stages.forEach(function (k) { s += r.times[k] || 0; }); max = Math.max(max, s); });
@@ -113,11 +113,11 @@ export const REPORT_SCRIPT = String.raw`
         el('title', {}, b).textContent = k + ': ' + v.toFixed(1) + ' s';
         x += w; bars++;
       });
-      text(svg, Math.min(x + 4, W - R), y + 15, (function () { var s = 0; stages.forEach(function (k) { s += r.times[k] || 0; }); return s.toFixed(1) + ' s'; })(), x + 60 > W ? 'end' : 'start');
+      text(svg, x + 4, y + 15, (function () { var s = 0; stages.forEach(function (k) { s += r.times[k] || 0; }); return s.toFixed(1) + ' s'; })(), 'start');
     });
     stages.forEach(function (k, si) {
-      el('rect', { x: L + si * 90, y: 4, width: 10, height: 10, fill: COLORS[si % COLORS.length] }, svg);
-      text(svg, L + 14 + si * 90, 13, k, 'start');
+      el('rect', { x: 8 + si * 78, y: 4, width: 10, height: 10, fill: COLORS[si % COLORS.length] }, svg);
+      text(svg, 22 + si * 78, 13, k, 'start');
     });
     svg.setAttribute('data-bars', String(bars));
   }
