@@ -6,6 +6,7 @@ import { trainCommand } from './train.js';
 import { generateCommand } from './generate.js';
 import { judgeCommand } from './judge.js';
 import { evalCommand } from './eval.js';
+import { serveCommand } from './serve.js';
 import { closeAllCommandJudges } from '../judge/command.js';
 
 let stopping = false;
@@ -34,6 +35,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(generateCommand)
     .command(judgeCommand)
     .command(evalCommand)
+    .command(serveCommand)
     .demandCommand(1, 'Name a command (see --help).')
     .strict()
     .recommendCommands()
