@@ -15,6 +15,7 @@ import { createJudge, type JudgeContext } from './judge/factory.js';
 import { TextCodec } from './text/codec.js';
 import { loadPrompts } from './data/prompts.js';
 import { runRollout, readRollout, type RolloutOptions, type RolloutRow } from './stages/rollout.js';
+import { engineSource } from './stages/responseSource.js';
 import { judgeRows, judgedColumns } from './stages/judge.js';
 import { buildTrainRows, writeTrainTable } from './sppo/trainTable.js';
 import { writeParquet } from './data/parquet.js';
@@ -127,7 +128,7 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
     const file = join(out, 'generated.parquet');
     try {
       await runRollout({
-        model: async () => (handle ??= await provider.load(model, device)),
+        source: async () => engineSource((handle ??= await provider.load(model, device)), codec),
         codec,
         prompts,
         dir: out,

@@ -8,19 +8,20 @@ import { judgeCommand } from './judge.js';
 import { evalCommand } from './eval.js';
 import { serveCommand } from './serve.js';
 import { closeAllCommandJudges } from '../judge/command.js';
+import { stopAllPolicyServers } from '../openai/servedPolicy.js';
 
 let stopping = false;
 
 /**
- * Ctrl-C / SIGTERM: end the command judges (they run in their own process groups, so the signal
- * does not reach them) and exit 130 / 143. Finished work is on disk; a rerun resumes. A second
+ * Ctrl-C / SIGTERM: end the command judges and rollout servers (they run in their own process
+ * groups, so the signal does not reach them) and exit 130 / 143. Finished work is on disk; a rerun resumes. A second
  * signal exits at once.
  */
 function onSignal(signal: NodeJS.Signals, code: number): void {
   if (stopping) process.exit(code);
   stopping = true;
   console.error(`\nsppo-native: ${signal}: stopping (finished work is kept; rerun the same command to resume)`);
-  closeAllCommandJudges().finally(() => process.exit(code));
+  Promise.all([closeAllCommandJudges(), stopAllPolicyServers()]).finally(() => process.exit(code));
 }
 
 export async function main(argv: string[]): Promise<void> {

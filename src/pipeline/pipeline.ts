@@ -35,6 +35,7 @@ import { seededPermutation } from '../util/rng.js';
 import { noEvents, type EventSink } from '../util/events.js';
 import type { WinRate } from '../eval/stats.js';
 import { openRunReports } from '../report/runReports.js';
+import { checkRolloutEngine, openRolloutEngine } from './rolloutEngine.js';
 
 export interface TrainOptions {
   provider?: ModelProvider;
@@ -93,6 +94,7 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
     if (!existsSync(join(base, 'config.json'))) throw new Error(`model folder ${base} has no config.json`);
     const codec = TextCodec.load(base, { chatTemplateFile: recipe.chatTemplate });
     checkJudgeTarget(recipe.judge, opts.judgeContext?.cwd ?? process.cwd());
+    checkRolloutEngine(recipe);
     const ctx = engineJudgeContext(provider, recipe.device, opts.judgeContext);
     const getJudge = async (): Promise<Judge> => (judge ??= await createJudge(recipe.judge, ctx));
 
@@ -178,8 +180,10 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
     const generated = join(dir, 'generated.parquet');
     const shards = shardCount(prompts.length, recipe.rollout.shardSize);
     await stage('rollout', generated, async () => {
-      await runRollout({
-        model: getPolicy,
+      const engine = openRolloutEngine({ recipe, iterDir: dir, policyFolder: c.policyFolder, baseModel: c.base, getPolicy, codec: c.codec, onEvent });
+      try {
+        await runRollout({
+        source: engine.source,
         codec: c.codec,
         prompts,
         dir,
@@ -187,7 +191,10 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
         iteration: t,
         onEvent,
         opts: { ...recipe.rollout, maxPromptTokens: recipe.lengths.maxPromptTokens, seed: recipe.seed },
-      });
+        });
+      } finally {
+        await engine.close();
+      }
     });
     const judged = join(dir, 'judged.parquet');
     await stage('judge', judged, () => runJudgeStage({ judge: c.getJudge, dir, shards, output: judged, iteration: t, batch: 16, onEvent }));

@@ -4,7 +4,8 @@
 // lists) plus token ids, token counts and finish reasons.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { GenerateOptions, Generation, ModelHandle } from '../model/types.js';
+import type { ModelHandle } from '../model/types.js';
+import { engineSource, type ResponseSource, type Sample } from './responseSource.js';
 import type { Recipe } from '../recipe/types.js';
 import type { TextCodec } from '../text/codec.js';
 import { readParquet, writeParquet, type ColumnSpec, type Message } from '../data/parquet.js';
@@ -14,7 +15,8 @@ import { progressBar } from '../util/progress.js';
 import { noEvents, type EventSink } from '../util/events.js';
 
 /** The recipe's rollout settings plus the prompt cut and the run seed. */
-export type RolloutOptions = Recipe['rollout'] & { maxPromptTokens: number; seed: number };
+/** The recipe's sampling settings (the engine choice is the caller's: RolloutStage.source) plus the prompt cut and the run seed. */
+export type RolloutOptions = Omit<Recipe['rollout'], 'engine' | 'serverCommand' | 'serverStartupSeconds'> & { maxPromptTokens: number; seed: number };
 
 export interface RolloutRow {
   promptIndex: number;
@@ -76,8 +78,8 @@ export async function readRollout(file: string): Promise<{ rows: RolloutRow[]; k
   return { rows, k };
 }
 
-/** Samples K responses for `indices` of `prompts` (in generate calls of batchSize prompts). */
-export async function samplePrompts(
+/** Samples K responses for `indices` of `prompts` from the engine (in generate calls of batchSize prompts). */
+export function samplePrompts(
   model: ModelHandle,
   codec: TextCodec,
   prompts: readonly string[],
@@ -86,20 +88,29 @@ export async function samplePrompts(
   seedOf: (promptIndex: number, k: number) => number,
   tick: (n: number) => void = () => {},
 ): Promise<RolloutRow[]> {
+  return sampleFrom(engineSource(model, codec), codec, prompts, indices, opts, seedOf, tick);
+}
+
+/** Samples K responses for `indices` of `prompts` from `source`, batchSize requests at a time. */
+export async function sampleFrom(
+  source: ResponseSource,
+  codec: TextCodec,
+  prompts: readonly string[],
+  indices: readonly number[],
+  opts: RolloutOptions,
+  seedOf: (promptIndex: number, k: number) => number,
+  tick: (n: number) => void = () => {},
+): Promise<RolloutRow[]> {
   const promptTokens = indices.map((i) => codec.encodePrompt(prompts[i]!, opts.maxPromptTokens));
-  const gen: GenerateOptions = {
-    maxNewTokens: opts.maxNewTokens,
-    temperature: opts.temperature,
-    topP: opts.topP,
-    eosTokenIds: codec.eosIds.length ? codec.eosIds : model.eosTokenIds,
-  };
-  const out: Generation[][] = indices.map(() => []);
+  const settings = { maxNewTokens: opts.maxNewTokens, temperature: opts.temperature, topP: opts.topP };
+  const out: Sample[][] = indices.map(() => []);
   for (let k = 0; k < opts.k; k++) {
     for (let b = 0; b < indices.length; b += opts.batchSize) {
       const idx = indices.slice(b, b + opts.batchSize);
-      const gens = await model.generate(promptTokens.slice(b, b + opts.batchSize), idx.map((p) => seedOf(p, k)), gen);
-      if (gens.length !== idx.length) throw new Error(`the model returned ${gens.length} generations for ${idx.length} prompts`);
-      gens.forEach((g, j) => out[b + j]!.push(g));
+      const requests = idx.map((p, j) => ({ promptIndex: p, prompt: prompts[p]!, promptTokens: promptTokens[b + j]!, seed: seedOf(p, k) }));
+      const samples = await source.sample(requests, settings);
+      if (samples.length !== idx.length) throw new Error(`rollout engine '${source.name}' returned ${samples.length} samples for ${idx.length} prompts`);
+      samples.forEach((g, j) => out[b + j]!.push(g));
       tick(idx.length);
     }
   }
@@ -107,14 +118,15 @@ export async function samplePrompts(
     promptIndex: p,
     prompt: prompts[p]!,
     promptTokens: promptTokens[i]!,
-    responses: out[i]!.map((g) => codec.decode(g.tokens)),
+    responses: out[i]!.map((g) => g.text),
     responseTokens: out[i]!.map((g) => g.tokens),
     finishReasons: out[i]!.map((g) => g.finishReason),
   }));
 }
 
 export interface RolloutStage {
-  model: () => Promise<ModelHandle>;
+  /** Where samples come from (the engine's policy, or a server serving it); opened when needed. */
+  source: () => Promise<ResponseSource>;
   codec: TextCodec;
   prompts: readonly string[];
   dir: string;          // shards go to dir/rollout/
@@ -161,10 +173,10 @@ export async function runRollout(s: RolloutStage): Promise<number> {
   for (let i = 0; i < n; i++) if (!todo.includes(i)) done += shardPrompts(i) * s.opts.k;
   bar.tick(done);
   for (const i of todo) {
-    const model = await s.model();
+    const source = await s.source();
     const start = i * s.opts.shardSize;
     const indices = Array.from({ length: shardPrompts(i) }, (_, j) => start + j);
-    const rows = await samplePrompts(model, s.codec, s.prompts, indices, s.opts, (p, k) => sampleSeed(p, k, s.opts.seed), (m) => {
+    const rows = await sampleFrom(source, s.codec, s.prompts, indices, s.opts, (p, k) => sampleSeed(p, k, s.opts.seed), (m) => {
       done += m;
       bar.tick(m);
       onEvent({ type: 'progress', iteration: s.iteration, stage: 'rollout', done, total });

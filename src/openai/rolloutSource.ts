@@ -1,0 +1,74 @@
+// Rollout samples from an OpenAI-compatible server (vLLM, SGLang, `sppo-native serve`). Each
+// sample is one /v1/completions request: the prompt as the policy's token ids (the chat template
+// applied here, so the server sees exactly what the engine would), n = 1, and the sample's own
+// seed, temperature, top_p and max_tokens; batchSize requests are in flight at a time. The text
+// that comes back is re-tokenized with the policy's tokenizer (EOS appended when the server
+// stopped at it) and checked: the server's completion token count must match (else it serves
+// another tokenizer), and the chat template's rendering of the conversation should hold the
+// same ids (a difference is counted and reported: training uses the re-tokenized ids).
+import type { TextCodec } from '../text/codec.js';
+import type { ResponseSource, Sample, SampleRequest, SampleSettings } from '../stages/responseSource.js';
+import { OpenAIClient } from './client.js';
+
+export interface OpenAISourceOptions {
+  client: OpenAIClient;
+  /** The served model's name (its id in /v1/models). */
+  model: string;
+  codec: TextCodec;
+  onLog?: (message: string) => void;
+}
+
+interface CompletionAnswer {
+  choices?: { text?: unknown; finish_reason?: unknown; index?: unknown }[];
+  usage?: { completion_tokens?: unknown };
+}
+
+const startsWith = (a: readonly number[], b: readonly number[]): boolean => b.length <= a.length && b.every((x, i) => a[i] === x);
+
+export class OpenAIRolloutSource implements ResponseSource {
+  readonly name: string;
+  /** Responses whose re-tokenization differs from the template's rendering of the conversation. */
+  templateMismatches = 0;
+  samples = 0;
+
+  constructor(private readonly o: OpenAISourceOptions) {
+    this.name = `openai:${o.client.root} (${o.model})`;
+  }
+
+  private async one(r: SampleRequest, s: SampleSettings): Promise<Sample> {
+    const what = `${this.name}, prompt ${r.promptIndex} (seed ${r.seed})`;
+    const body = { model: this.o.model, prompt: r.promptTokens, n: 1, seed: r.seed, temperature: s.temperature, top_p: s.topP, max_tokens: s.maxNewTokens };
+    const a = (await this.o.client.post('/completions', body)) as CompletionAnswer;
+    const c = a.choices?.[0];
+    if (!c || typeof c.text !== 'string') throw new Error(`${what}: the answer has no choices[0].text`);
+    const reason = c.finish_reason;
+    if (reason !== 'stop' && reason !== 'length') throw new Error(`${what}: finish_reason '${String(reason)}' (expected stop or length)`);
+    const codec = this.o.codec;
+    const eos = codec.eosIds[0];
+    const tokens = codec.encodeText(c.text);
+    // No stop strings are sent, so 'stop' is the model's EOS, which the engine's samples include too.
+    if (reason === 'stop' && eos !== undefined) tokens.push(eos);
+    const reported = a.usage?.completion_tokens;
+    if (typeof reported === 'number' && reported !== tokens.length) {
+      throw new Error(
+        `${what}: the server counts ${reported} completion tokens, the policy's tokenizer makes ${tokens.length} of the text it sent ` +
+          `(${JSON.stringify(c.text.slice(0, 60))}); the server is not serving this policy's tokenizer (check its model and tokenizer)`,
+      );
+    }
+    const conv = codec.encodeConversation(r.prompt, c.text);
+    const body2 = reason === 'stop' ? tokens.slice(0, -1) : tokens;
+    if (!startsWith(conv, r.promptTokens) || !startsWith(conv.slice(r.promptTokens.length), body2)) this.templateMismatches++;
+    this.samples++;
+    return { tokens, text: c.text, finishReason: reason === 'stop' ? 'eos' : 'length' };
+  }
+
+  sample(requests: SampleRequest[], s: SampleSettings): Promise<Sample[]> {
+    return Promise.all(requests.map((r) => this.one(r, s)));
+  }
+
+  /** A line for the log when some responses re-tokenize differently from the template's rendering. */
+  report(): string | null {
+    if (this.templateMismatches === 0) return null;
+    return `${this.name}: ${this.templateMismatches} of ${this.samples} responses tokenize differently inside the chat template's rendering of the conversation than on their own; they are trained on their own re-tokenization (prompt ids + response ids)`;
+  }
+}
