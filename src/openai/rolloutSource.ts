@@ -3,9 +3,12 @@
 // applied here, so the server sees exactly what the engine would), n = 1, and the sample's own
 // seed, temperature, top_p and max_tokens; batchSize requests are in flight at a time. The text
 // that comes back is re-tokenized with the policy's tokenizer (EOS appended when the server
-// stopped at it) and checked: the server's completion token count must match (else it serves
-// another tokenizer), and the chat template's rendering of the conversation should hold the
-// same ids (a difference is counted and reported: training uses the re-tokenized ids).
+// stopped at it), unless the server sends its token ids too (vLLM's return_token_ids, which
+// `sppo-native serve` honours), which must then decode to the text; either way the server's
+// completion token count must match (else it serves another tokenizer), and the chat
+// template's rendering of the conversation should hold the same ids (a difference is counted
+// and reported: training uses the ids above). Re-tokenized text cannot bring back special
+// tokens a model emitted inside a response (decoding drops them).
 import type { TextCodec } from '../text/codec.js';
 import type { ResponseSource, Sample, SampleRequest, SampleSettings } from '../stages/responseSource.js';
 import { OpenAIClient } from './client.js';
@@ -19,7 +22,7 @@ export interface OpenAISourceOptions {
 }
 
 interface CompletionAnswer {
-  choices?: { text?: unknown; finish_reason?: unknown; index?: unknown }[];
+  choices?: { text?: unknown; finish_reason?: unknown; index?: unknown; token_ids?: unknown }[];
   usage?: { completion_tokens?: unknown };
 }
 
@@ -37,7 +40,7 @@ export class OpenAIRolloutSource implements ResponseSource {
 
   private async one(r: SampleRequest, s: SampleSettings): Promise<Sample> {
     const what = `${this.name}, prompt ${r.promptIndex} (seed ${r.seed})`;
-    const body = { model: this.o.model, prompt: r.promptTokens, n: 1, seed: r.seed, temperature: s.temperature, top_p: s.topP, max_tokens: s.maxNewTokens };
+    const body = { model: this.o.model, prompt: r.promptTokens, n: 1, seed: r.seed, temperature: s.temperature, top_p: s.topP, max_tokens: s.maxNewTokens, return_token_ids: true };
     const a = (await this.o.client.post('/completions', body)) as CompletionAnswer;
     const c = a.choices?.[0];
     if (!c || typeof c.text !== 'string') throw new Error(`${what}: the answer has no choices[0].text`);
@@ -45,9 +48,20 @@ export class OpenAIRolloutSource implements ResponseSource {
     if (reason !== 'stop' && reason !== 'length') throw new Error(`${what}: finish_reason '${String(reason)}' (expected stop or length)`);
     const codec = this.o.codec;
     const eos = codec.eosIds[0];
-    const tokens = codec.encodeText(c.text);
-    // No stop strings are sent, so 'stop' is the model's EOS, which the engine's samples include too.
-    if (reason === 'stop' && eos !== undefined) tokens.push(eos);
+    let tokens: number[];
+    const ids = c.token_ids;
+    if (Array.isArray(ids) && ids.every((t) => Number.isInteger(t) && t >= 0)) {
+      // The server sent its ids (vLLM's return_token_ids): they must be this tokenizer's for the text.
+      tokens = ids as number[];
+      if (codec.decode(tokens) !== c.text) {
+        throw new Error(`${what}: the token ids the server sent decode to ${JSON.stringify(codec.decode(tokens).slice(0, 60))} with the policy's tokenizer, not to its text ${JSON.stringify(c.text.slice(0, 60))}; the server is not serving this policy's tokenizer`);
+      }
+      if (reason === 'stop' && eos !== undefined && !codec.eosIds.includes(tokens[tokens.length - 1]!)) tokens = [...tokens, eos];
+    } else {
+      tokens = codec.encodeText(c.text);
+      // No stop strings are sent, so 'stop' is the model's EOS, which the engine's samples include too.
+      if (reason === 'stop' && eos !== undefined) tokens.push(eos);
+    }
     const reported = a.usage?.completion_tokens;
     if (typeof reported === 'number' && reported !== tokens.length) {
       throw new Error(

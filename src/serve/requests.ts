@@ -23,6 +23,8 @@ export interface Sampling {
   logprobs: number | null;
   stream: boolean;
   includeUsage: boolean;
+  /** vLLM's extension: the completion's token ids beside its text (choices[].token_ids). */
+  returnTokenIds: boolean;
 }
 
 export type ChatMessage = { role: string; content: string };
@@ -118,6 +120,7 @@ function sampling(body: Body, chat: boolean): Sampling {
     logprobs,
     stream,
     includeUsage,
+    returnTokenIds: bool(body, 'return_token_ids', false),
   };
 }
 

@@ -52,6 +52,11 @@ export class GenerateScheduler {
     return this.queue.length;
   }
 
+  /** Resolves when no call is queued or running (so that the model may be freed). */
+  async idle(): Promise<void> {
+    while (this.busy || this.queue.length > 0) await new Promise((r) => setTimeout(r, 10));
+  }
+
   private kick(): void {
     if (this.busy) return;
     this.busy = true;

@@ -3,7 +3,7 @@
 //   POST /v1/completions        prompt text (tokenized with the tokenizer's special tokens) or token ids
 //   POST /v1/chat/completions   messages rendered with the model's chat template
 // n, temperature, top_p, max_tokens, seed, stop, logprobs and stream (server-sent events) are
-// honoured; concurrent requests are batched into the engine's generate (scheduler.ts). Bad
+// honoured, and vLLM's return_token_ids extension (the sampled ids beside the text); concurrent requests are batched into the engine's generate (scheduler.ts). Bad
 // requests get OpenAI-style 4xx errors; the process never exits on one.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -162,7 +162,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     if (!r.stream) {
       sendJson(res, 200, {
         ...base,
-        choices: choices.map((c) => ({ index: c.index, text: c.text, logprobs: completionLogprobs(c.logprobs), finish_reason: c.finishReason })),
+        choices: choices.map((c) => ({
+          index: c.index, text: c.text, logprobs: completionLogprobs(c.logprobs), finish_reason: c.finishReason, ...(r.returnTokenIds ? { token_ids: c.tokens } : {}),
+        })),
         usage: usage(prompts, choices),
       });
       return;
@@ -193,6 +195,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         ...base,
         choices: choices.map((c) => ({
           index: c.index, message: { role: 'assistant', content: c.text, refusal: null }, logprobs: chatLogprobs(c.logprobs), finish_reason: c.finishReason,
+          ...(r.returnTokenIds ? { token_ids: c.tokens } : {}),
         })),
         usage: usage([prompt], choices),
       });
@@ -244,9 +247,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     server,
     scheduler,
     url: `http://${host}:${addr.port}`,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await scheduler.idle(); // requests whose clients went away may still be on the engine
+    },
   };
 }
