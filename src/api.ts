@@ -35,6 +35,8 @@ export { resolveRecipe } from './recipe/resolve.js';
 export { loadPrompts, type PromptSet } from './data/prompts.js';
 export { readParquet, writeParquet } from './data/parquet.js';
 export { TextCodec } from './text/codec.js';
+export { exportBenchmark, type ExportOptions } from './export/exportAnswers.js';
+export { startServer, type ServeOptions, type RunningServer } from './serve/server.js';
 
 /** `sppo-native train`: the recipe from a file and flags (the demo recipe when no model is named). */
 export async function trainFromSources(

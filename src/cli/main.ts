@@ -7,6 +7,7 @@ import { generateCommand } from './generate.js';
 import { judgeCommand } from './judge.js';
 import { evalCommand } from './eval.js';
 import { serveCommand } from './serve.js';
+import { exportCommand } from './export.js';
 import { closeAllCommandJudges } from '../judge/command.js';
 import { stopAllPolicyServers } from '../openai/servedPolicy.js';
 
@@ -37,6 +38,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(judgeCommand)
     .command(evalCommand)
     .command(serveCommand)
+    .command(exportCommand)
     .demandCommand(1, 'Name a command (see --help).')
     .strict()
     .recommendCommands()
