@@ -38,7 +38,7 @@ export const REPORT_SCRIPT = String.raw`
   // A line chart: series of [x, y] points, optional error bars [x, lo, hi], an optional reference line.
   function lineChart(host, o) {
     host.textContent = '';
-    var W = 560, H = 260, L = 64, R = 12, T = 14, B = 40;
+    var W = 560, H = 270, L = 64, R = 12, T = 26, B = 40;
     var svg = el('svg', { viewBox: '0 0 ' + W + ' ' + H, width: '100%', role: 'img', 'aria-label': o.title }, host);
     var xs = [], ys = [];
     o.series.forEach(function (s) { s.points.forEach(function (p) { if (isFinite(p[1])) { xs.push(p[0]); ys.push(p[1]); } }); });
@@ -88,8 +88,8 @@ export const REPORT_SCRIPT = String.raw`
     if (o.series.length > 1) {
       o.series.forEach(function (s, si) {
         var c = s.color || COLORS[si % COLORS.length];
-        el('rect', { x: L + 8 + si * 130, y: T, width: 10, height: 10, fill: c }, svg);
-        text(svg, L + 22 + si * 130, T + 9, s.name, 'start');
+        el('rect', { x: L + 8 + si * 130, y: 4, width: 10, height: 10, fill: c }, svg);
+        text(svg, L + 22 + si * 130, 13, s.name, 'start');
       });
     }
     return svg;
