@@ -62,3 +62,26 @@ describe('lengths.truncation', () => {
     }
   });
 });
+
+describe('runs recorded before lengths.truncation existed', () => {
+  it('resume under the rule they used (fit), and the default is refused with the setting named', async () => {
+    const { mkdtempSync, readFileSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { recordRecipe } = await import('../src/run/recipeRecord.js');
+    const { defaultRecipe } = await import('../src/recipe/fields.js');
+    const out = mkdtempSync(join(tmpdir(), 'sppo-trunc-'));
+    const r = defaultRecipe();
+    r.model = '/m';
+    r.judge = 'builtin:demo';
+    r.prompts = ['/p.jsonl'];
+    recordRecipe(out, r, () => {}, false);
+    const file = join(out, 'recipe.resolved.yaml');
+    // An older record: no truncation key, no rollout engine keys.
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/\n  truncation: reference/, '').replace(/\n  engine: native/, '').replace(/\n  serverCommand: null/, '').replace(/\n  serverStartupSeconds: 900/, ''));
+    expect(readFileSync(file, 'utf8')).not.toMatch(/truncation|engine/);
+    expect(() => recordRecipe(out, r, () => {}, true)).toThrow(/lengths.truncation \(was "fit", now "reference"\)/);
+    r.lengths.truncation = 'fit';
+    expect(() => recordRecipe(out, r, () => {}, true)).not.toThrow();
+  });
+});

@@ -12,7 +12,17 @@ import { recipeToYaml } from '../recipe/load.js';
 import { writeFileAtomic } from './atomic.js';
 import type { EventSink } from '../util/events.js';
 
-const MAY_CHANGE = new Set(['iterations', 'output', 'device', 'train.lr', 'train.maxGradNorm', 'train.resumeEvery', 'rollout.batchSize', 'eval.prompts', 'eval.samples']);
+// Settings added after runs were recorded without them: what those runs did. (Runs before
+// lengths.truncation cut responses by the `fit` rule; they resume with --truncation fit.)
+const ABSENT_MEANS: Readonly<Record<string, unknown>> = {
+  'lengths.truncation': 'fit',
+  'rollout.engine': 'native',
+  'rollout.serverCommand': null,
+  'rollout.serverStartupSeconds': 900,
+};
+
+// The rollout server's command may be fixed (a server that failed to start); the engine choice may not.
+const MAY_CHANGE = new Set(['iterations', 'output', 'device', 'train.lr', 'train.maxGradNorm', 'train.resumeEvery', 'rollout.batchSize', 'rollout.serverCommand', 'rollout.serverStartupSeconds', 'eval.prompts', 'eval.samples']);
 
 /** The recorded recipe of a run folder (parsed YAML), or null before the first run. */
 export function recordedRecipe(out: string): unknown {
@@ -28,15 +38,19 @@ export function recordRecipe(out: string, recipe: Recipe, onEvent: EventSink, st
   const file = join(out, 'recipe.resolved.yaml');
   if (existsSync(file) && started) {
     const old = parseYaml(readFileSync(file, 'utf8')) as unknown;
+    const was = (p: string): unknown => {
+      const v = getPath(old, p);
+      return v === undefined && p in ABSENT_MEANS ? ABSENT_MEANS[p] : v;
+    };
     const changed = recipeFields
       .map((f) => f.path)
-      .filter((p) => JSON.stringify(getPath(old, p) ?? null) !== JSON.stringify(getPath(recipe, p) ?? null));
+      .filter((p) => JSON.stringify(was(p) ?? null) !== JSON.stringify(getPath(recipe, p) ?? null));
     const blocking = changed.filter((p) => !MAY_CHANGE.has(p) && !alsoMayChange.includes(p));
     if (blocking.length) {
-      const detail = blocking.map((p) => `${p} (was ${JSON.stringify(getPath(old, p))}, now ${JSON.stringify(getPath(recipe, p))})`).join('; ');
+      const detail = blocking.map((p) => `${p} (was ${JSON.stringify(was(p))}, now ${JSON.stringify(getPath(recipe, p))})`).join('; ');
       throw new Error(`run folder ${out} was started with a different recipe: ${detail}. Rerun with the same settings to resume, or choose a new --output`);
     }
-    const detail = changed.map((p) => `${p} (was ${JSON.stringify(getPath(old, p))}, now ${JSON.stringify(getPath(recipe, p))})`).join('; ');
+    const detail = changed.map((p) => `${p} (was ${JSON.stringify(was(p))}, now ${JSON.stringify(getPath(recipe, p))})`).join('; ');
     if (changed.length) onEvent({ type: 'log', message: `recipe changed on resume: ${detail} (recorded in ${file})` });
     else return;
   }
