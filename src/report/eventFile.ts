@@ -4,7 +4,7 @@
 // work), and with other values cuts the file back to that event first (steps redone after a
 // resume replace the ones a killed run wrote), so the file always ends as an uninterrupted run's.
 // A torn last record (a kill mid-write) is cut off when the file is opened.
-import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { frameRecord, readRecords } from './tfrecord.js';
@@ -103,11 +103,6 @@ export class EventFileWriter {
     const offset = this.size;
     this.append(frameRecord(encodeScalars(e)));
     this.remember({ key, offset, values: e.values.map(([t, v]) => [t, v]) });
-  }
-
-  /** Bytes in the file (for tests and checks). */
-  get bytes(): number {
-    return this.fd === null ? (existsSync(this.file) ? readFileSync(this.file).length : 0) : fstatSync(this.fd).size;
   }
 
   close(): void {
