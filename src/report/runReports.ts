@@ -1,7 +1,7 @@
 // The run's reports, fed by its progress events: <output>/tb/ (a TensorBoard event file, written
-// as steps and iterations finish) and <output>/report.html (rewritten after each stage and
-// iteration, and at most every few seconds during training). Both are views of the run's records;
-// a failure to write them is logged and never stops the run.
+// as steps and iterations finish) and <output>/report.html (rewritten after each iteration, after
+// a stage unless it was rewritten in the last 2 s, every 5 s during a stage, and at the end).
+// Both are views of the run's records; a failure to write them is logged and never stops the run.
 import { join } from 'node:path';
 import type { Recipe } from '../recipe/types.js';
 import type { EventSink, PipelineEvent } from '../util/events.js';
@@ -12,8 +12,10 @@ import { writeReport, type RunStatus } from './reportPage.js';
 
 export const TENSORBOARD_DIR = 'tb';
 export const REPORT_FILE = 'report.html';
-/** During training the page is rewritten at most this often. */
+/** The page is rewritten at most this often during a stage (steps, progress) ... */
 export const REPORT_STEP_INTERVAL_MS = 5000;
+/** ... and after a stage (so that runs of quick stages do not spend their time rewriting it). */
+export const REPORT_STAGE_INTERVAL_MS = 2000;
 
 export interface RunReports {
   onEvent: EventSink;
@@ -85,10 +87,13 @@ export function openRunReports(out: string, recipe: Recipe, downstream: EventSin
               warn('recording stage times', err);
             }
           }
-          void refresh();
+          if (Date.now() - lastWrite >= REPORT_STAGE_INTERVAL_MS) void refresh();
         }
         break;
       }
+      case 'progress':
+        if (Date.now() - lastWrite >= REPORT_STEP_INTERVAL_MS) void refresh();
+        break;
       case 'step': {
         const line = e.metrics as StepLine;
         tbWrite(offsetOf(e.iteration) + (line.step ?? 0), stepScalars(line, eta));
