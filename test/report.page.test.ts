@@ -68,6 +68,27 @@ describe('report.html from the run records', () => {
     expect(d.iterations[1]!.stageTimes.rollout).toBeGreaterThanOrEqual(0);
   });
 
+  it('is rewritten as events arrive: an iteration at once, steps at most every few seconds', async () => {
+    const r = recipe('live');
+    r.iterations = 1;
+    await train(r, { provider: fakeProvider() });
+    const file = join(r.output, 'report.html');
+    rmSync(file);
+    const { openRunReports } = await import('../src/report/runReports.js');
+    const reports = openRunReports(r.output, r, () => {});
+    await reports.settled();
+    expect(pageData(file).status).toBe('running'); // written when the reports open
+    rmSync(file);
+    reports.onEvent({ type: 'step', iteration: 1, metrics: { iteration: 1, step: 1, loss: 1 } });
+    await reports.settled();
+    expect(existsSync(file)).toBe(false); // a step right after a write does not rewrite it
+    reports.onEvent({ type: 'iteration', iteration: 1, summary: {} });
+    await reports.settled();
+    expect(pageData(file).iterations[0]!.finished).toBe(true);
+    await reports.close('finished');
+    expect(pageData(file).status).toBe('finished');
+  });
+
   it('puts no text of the run into the markup: a response with </script> and HTML stays data', async () => {
     const { renderReport } = await import('../src/report/reportPage.js');
     const evil = '</script><script>alert(1)</script><img src=x onerror=alert(2)>';

@@ -19,6 +19,8 @@ export const REPORT_STAGE_INTERVAL_MS = 2000;
 
 export interface RunReports {
   onEvent: EventSink;
+  /** Resolves when the page writes asked for so far are done. */
+  settled(): Promise<void>;
   /** Writes the last report page and closes the event file. */
   close(status: RunStatus): Promise<void>;
 }
@@ -122,6 +124,7 @@ export function openRunReports(out: string, recipe: Recipe, downstream: EventSin
       handle(e);
       downstream(e);
     },
+    settled: () => chain,
     async close(status) {
       await chain;
       await refresh(status);
