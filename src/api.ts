@@ -15,6 +15,7 @@ import { createJudge, type JudgeContext } from './judge/factory.js';
 import { TextCodec } from './text/codec.js';
 import { loadPrompts, type InvalidUtf8 } from './data/prompts.js';
 import { runRollout, readRollout, type RolloutOptions, type RolloutRow } from './stages/rollout.js';
+import { engineSource } from './stages/responseSource.js';
 import { judgeRows, judgedColumns } from './stages/judge.js';
 import { buildTrainRows, writeTrainTable } from './sppo/trainTable.js';
 import { writeParquet } from './data/parquet.js';
@@ -40,6 +41,8 @@ export { resolveRecipe } from './recipe/resolve.js';
 export { loadPrompts, type PromptSet } from './data/prompts.js';
 export { readParquet, writeParquet } from './data/parquet.js';
 export { TextCodec } from './text/codec.js';
+export { exportBenchmark, type ExportOptions } from './export/exportAnswers.js';
+export { startServer, type ServeOptions, type RunningServer } from './serve/server.js';
 
 /** `sppo-native train`: the recipe from a file and flags (the demo recipe when no model is named). */
 export async function trainFromSources(
@@ -153,7 +156,7 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
     const file = join(out, 'generated.parquet');
     try {
       await runRollout({
-        model: async () => (handle ??= await provider.load(model, device)),
+        source: async () => engineSource((handle ??= await provider.load(model, device)), codec),
         codec,
         prompts,
         dir: out,

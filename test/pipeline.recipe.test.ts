@@ -24,7 +24,7 @@ describe('recipe defaults are the reference recipe', () => {
       lr: 5e-7, optimizer: 'rmsprop', schedule: 'linear', warmupRatio: 0.1, globalBatch: 64, maxGradNorm: 1.0, selectedEpoch: 1,
     });
     expect(r.iterations).toBe(3);
-    expect(r.lengths).toEqual({ maxPromptTokens: 512, maxLength: 1024 });
+    expect(r.lengths).toEqual({ maxPromptTokens: 512, maxLength: 1024, truncation: 'reference' });
     expect(r.promptColumn).toBe('prompt');
   });
 });

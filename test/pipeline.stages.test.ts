@@ -10,6 +10,7 @@ import type { Recipe } from '../src/recipe/types.js';
 import { DEMO_DIR } from '../src/pipeline/demo.js';
 import { readParquet } from '../src/data/parquet.js';
 import { runRollout } from '../src/stages/rollout.js';
+import { engineSource } from '../src/stages/responseSource.js';
 import { TextCodec } from '../src/text/codec.js';
 import { runTraining } from '../src/stages/train.js';
 import type { PreferencePair } from '../src/model/types.js';
@@ -86,7 +87,7 @@ describe('an SPPO run on a fake model', () => {
     const prompts = Array.from({ length: 7 }, (_, i) => `tell me about the sky ${'red '.repeat(i)}`);
     const run = async (name: string, batchSize: number, shardSize: number) => {
       const dir = join(root, name);
-      await runRollout({ model: async () => model, codec, prompts, dir, output: join(dir, 'g.parquet'), iteration: 1,
+      await runRollout({ source: async () => engineSource(model, codec), codec, prompts, dir, output: join(dir, 'g.parquet'), iteration: 1,
         opts: { k: 3, temperature: 1, topP: 1, maxNewTokens: 5, batchSize, shardSize, maxPromptTokens: 32, seed: 3 } });
       return (await readParquet(join(dir, 'g.parquet'))).rows;
     };

@@ -28,7 +28,7 @@ import { seededRandom } from './sppo.seed.js';
 import { stratifiedRollout } from './helpers/stratifiedRollout.js';
 
 const T = 300;          // SPPO iterations per game
-const K = 400;          // responses per rollout
+const K = 400;          // responses per rollout (at least; more when pi_t has a kind below 1.5/K)
 const BOUND = 0.1;      // stated exploitability bound on the averaged policy after T iterations
 const FP32_TOL = 1e-5;  // log-probabilities pass through the kernel in float32
 
@@ -41,14 +41,17 @@ function logSoftmax(theta: readonly number[]): number[] {
 /** One iteration's training table through the project's code, as kinds and per-kind win rates. */
 function buildTable(P: readonly (readonly number[])[], pi: readonly number[], offset: number, what: string) {
   const n = pi.length;
-  const kinds = stratifiedRollout(pi, K, offset);
+  // Enough responses that the stratified rollout holds every kind (each kind's mass covers >= 1.5
+  // strata): the Hedge dynamics of a random-strength game can take a kind below 1/400.
+  const k = Math.max(K, Math.ceil(1.5 / Math.min(...pi)));
+  const kinds = stratifiedRollout(pi, k, offset);
   const responses = kinds.map((y, i) => `kind ${y} (sample ${i})`);
   const probability = kinds.map((a) => kinds.map((b) => P[a]![b]!));
   const rates = winRates(probability, what);
   const rows = trainRows({ promptIndex: offset, prompt: 'which kind?', responses, probability, scores: null }, 'all');
   const kindOf = (m: { content: string }[]) => Number(/^kind (\d+) /.exec(m[1]!.content)![1]);
   const w = new Array<number>(n).fill(0);
-  for (const y of kinds) w[y]! += 1 / K;
+  for (const y of kinds) w[y]! += 1 / k;
   const pHat = new Array<number>(n).fill(NaN);
   kinds.forEach((y, i) => (pHat[y] = rates[i]!));
   return {

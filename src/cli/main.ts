@@ -7,7 +7,10 @@ import { generateCommand } from './generate.js';
 import { judgeCommand } from './judge.js';
 import { evalCommand } from './eval.js';
 import { initModelCommand } from './initModel.js';
+import { serveCommand } from './serve.js';
+import { exportCommand } from './export.js';
 import { closeAllCommandJudges } from '../judge/command.js';
+import { stopAllPolicyServers } from '../openai/servedPolicy.js';
 import { cancelAllNativeWork } from '../model/engine.js';
 import { noteInOpenLogs } from '../run/runLog.js';
 import { repeatedFlag } from './repeatedFlags.js';
@@ -18,9 +21,9 @@ let stopping = false;
 /**
  * Ctrl-C / SIGTERM: cancel the native call in flight (generation, log-probs, a training
  * micro-batch: each returns within about a decode step or a layer; the process cannot exit while
- * one runs), end the command judges (they run in their own process groups, so the signal does not
- * reach them) and exit 130 / 143. Finished work is on disk; a rerun resumes. A second signal exits
- * at once.
+ * one runs), end the command judges and rollout servers (they run in their own process groups, so
+ * the signal does not reach them) and exit 130 / 143. Finished work is on disk; a rerun resumes. A
+ * second signal exits at once.
  */
 function onSignal(signal: NodeJS.Signals, code: number): void {
   if (stopping) process.exit(code);
@@ -28,7 +31,7 @@ function onSignal(signal: NodeJS.Signals, code: number): void {
   console.error(`\nsppo-native: ${signal}: stopping (finished work is kept; rerun the same command to resume)`);
   noteInOpenLogs(`stopped by ${signal} (exit ${code})`);
   cancelAllNativeWork();
-  closeAllCommandJudges().finally(() => process.exit(code));
+  Promise.all([closeAllCommandJudges(), stopAllPolicyServers()]).finally(() => process.exit(code));
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -45,6 +48,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(judgeCommand)
     .command(evalCommand)
     .command(initModelCommand)
+    .command(serveCommand)
+    .command(exportCommand)
     .middleware((args) => {
       const lists = new Set<string>((cli as unknown as { getOptions(): { array: string[] } }).getOptions().array);
       const repeated = repeatedFlag(args as Record<string, unknown>, lists);

@@ -6,6 +6,7 @@ import { createBuiltinJudge } from './builtin.js';
 import { CommandJudge } from './command.js';
 import { createPrecomputedJudge } from './precomputed.js';
 import { createRewardModelJudge, type RewardModelContext } from './rewardModel.js';
+import { LlmJudge } from './llm.js';
 
 export interface JudgeContext extends Partial<RewardModelContext> {
   /** Relative folders and files in specs, and command judges' working directory (default process.cwd()). */
@@ -28,6 +29,8 @@ export async function createJudge(spec: string, ctx: JudgeContext = {}): Promise
       return createPrecomputedJudge(s, cwd);
     case 'reward-model':
       return createRewardModelJudge(s, ctx, resolve(cwd, s.target));
+    case 'llm':
+      return new LlmJudge(s, { cwd, onLog: ctx.onJudgeStderr });
     case 'command':
       return CommandJudge.start(s.target, {
         cwd,

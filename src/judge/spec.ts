@@ -2,8 +2,8 @@
 // the shell command (a command may contain '?' or '&'), so it takes no options.
 import { describe } from './matrix.js';
 
-export type JudgeKind = 'reward-model' | 'command' | 'precomputed' | 'builtin';
-export const JUDGE_KINDS: readonly JudgeKind[] = ['reward-model', 'command', 'precomputed', 'builtin'];
+export type JudgeKind = 'reward-model' | 'command' | 'precomputed' | 'builtin' | 'llm';
+export const JUDGE_KINDS: readonly JudgeKind[] = ['reward-model', 'command', 'precomputed', 'builtin', 'llm'];
 
 export interface JudgeSpec {
   spec: string;
@@ -22,7 +22,7 @@ export function parseJudgeSpec(spec: string): JudgeSpec {
     throw new Error(
       `judge spec '${spec}' is not understood: expected one of ` +
         'reward-model:<folder>[?tau=1], command:<shell command>, precomputed:<file.jsonl|.json|.parquet>[?tau=1], ' +
-        'builtin:<demo|length|cyclic>[?options]',
+        'builtin:<demo|length|cyclic>[?options], llm:<base-url>?model=<served model>[&template=<file>]',
     );
   }
   const rest = spec.slice(colon + 1);

@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { parseJudgeSpec } from '../judge/spec.js';
 import { createBuiltinJudge } from '../judge/builtin.js';
 import { readModelConfig } from '../model/config.js';
+import { LlmJudge } from '../judge/llm.js';
 
 export function checkJudgeTarget(spec: string, cwd: string = process.cwd()): void {
   const s = parseJudgeSpec(spec);
@@ -36,6 +37,9 @@ export function checkJudgeTarget(spec: string, cwd: string = process.cwd()): voi
     }
     case 'builtin':
       void createBuiltinJudge(s).close();
+      return;
+    case 'llm':
+      void new LlmJudge(s, { cwd }); // options, template file and URL checked; the server is asked only when judging
       return;
     case 'command':
       return;

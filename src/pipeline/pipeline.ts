@@ -40,6 +40,8 @@ import { checkTokenizerFits } from '../text/vocabFit.js';
 import { preflightJudge, trainingWarnings } from './preflight.js';
 import { formatDuration } from '../util/progress.js';
 import type { WinRate } from '../eval/stats.js';
+import { openRunReports } from '../report/runReports.js';
+import { checkRolloutEngine, openRolloutEngine } from './rolloutEngine.js';
 
 export interface TrainOptions {
   provider?: ModelProvider;
@@ -89,9 +91,12 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
   prepareOutputFolder(out, 'run');
   const lock = acquireRunLock(out);
   const log = openRunLog(out, 'train');
-  const onEvent = teeEvents(opts.onEvent ?? noEvents, log.sink);
+  // TensorBoard file and report page, fed by the run's events (src/report/), and the run's log.
+  const reports = openRunReports(out, recipe, opts.onEvent ?? noEvents);
+  const onEvent = teeEvents(reports.onEvent, log.sink);
   const began = Date.now();
   let judge: Judge | undefined;
+  let finished = false;
   try {
     const stale = removeStaleTemps(out);
     if (stale) onEvent({ type: 'log', message: `removed ${stale} temp file(s) left by an interrupted run in ${out}` });
@@ -103,6 +108,7 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
     const codec = TextCodec.load(base, { chatTemplateFile: recipe.chatTemplate });
     checkTokenizerFits(codec, base);
     checkJudgeTarget(recipe.judge, opts.judgeContext?.cwd ?? process.cwd());
+    checkRolloutEngine(recipe);
     const ctx = engineJudgeContext(provider, recipe.device, {
       ...opts.judgeContext,
       commandTimeoutMs: opts.judgeContext?.commandTimeoutMs ?? recipe.judgeTimeout * 1000,
@@ -147,12 +153,14 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
     };
     writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(record, null, 2)}\n`);
     if (todo.size > 0) onEvent({ type: 'log', message: `run finished (${todo.size} iteration(s) run in ${formatDuration((Date.now() - began) / 1000)}); final policy ${policyFolder}` });
+    finished = true;
     return result;
   } catch (err) {
     log.note(`failed: ${(err as Error).message}`);
     throw err;
   } finally {
     if (judge) await judge.close();
+    await reports.close(finished ? 'finished' : 'stopped');
     log.close();
     lock.release();
   }
@@ -215,16 +223,21 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
   try {
     const generated = join(dir, 'generated.parquet');
     await stage('rollout', generated, async () => {
-      await runRollout({
-        model: getPolicy,
-        codec: c.codec,
-        prompts,
-        dir,
-        output: generated,
-        iteration: t,
-        onEvent,
-        opts: { ...recipe.rollout, maxPromptTokens: recipe.lengths.maxPromptTokens, seed: recipe.seed },
-      });
+      const engine = openRolloutEngine({ recipe, iterDir: dir, policyFolder: c.policyFolder, baseModel: c.base, getPolicy, codec: c.codec, onEvent });
+      try {
+        await runRollout({
+          source: engine.source,
+          codec: c.codec,
+          prompts,
+          dir,
+          output: generated,
+          iteration: t,
+          onEvent,
+          opts: { ...recipe.rollout, maxPromptTokens: recipe.lengths.maxPromptTokens, seed: recipe.seed },
+        });
+      } finally {
+        await engine.close();
+      }
     });
     const judged = join(dir, 'judged.parquet');
     await stage('judge', judged, () =>
@@ -235,7 +248,7 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
 
     const rows = await readTrainTable(trainFile);
     const rollout = new Map<number, RolloutRow>((await readRollout(generated)).rows.map((r) => [r.promptIndex, r]));
-    const seqs = pairSequences(rows, rollout, recipe.lengths.maxLength);
+    const seqs = pairSequences(rows, rollout, recipe.lengths);
     const refFile = join(dir, 'ref_logprobs.parquet');
     await stage('reference', refFile, async () => {
       const model = await getPolicy();

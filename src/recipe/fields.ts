@@ -4,6 +4,7 @@
 import { DEVICES, LOSS_TYPES, OPTIMIZER_KINDS } from '../native/kinds.js';
 import { PAIRINGS } from '../sppo/pairs.js';
 import { SCHEDULES } from '../stages/schedule.js';
+import { TRUNCATIONS } from '../stages/sequences.js';
 import type { Recipe } from './types.js';
 
 export type FieldType =
@@ -58,7 +59,7 @@ export const recipeFields = [
   field('promptSplit', 'prompt-split', oneOf(['disjoint', 'reuse']), 'disjoint', 'With one prompt file: "disjoint" seeded parts per iteration (reference), or "reuse" all prompts every iteration'),
   field('maxPrompts', 'max-prompts', int(0), 0, 'At most this many prompts per iteration (0 = all)'),
   field('promptInvalidUtf8', 'prompt-invalid-utf8', oneOf(['refuse', 'replace']), 'refuse', 'Bytes of a JSON/JSONL prompt file that are not UTF-8: "refuse" the file (naming the line), or "replace" them with U+FFFD and report the count'),
-  field('judge', 'judge', str, '', 'Judge: reward-model:<folder>, command:<cmd>, precomputed:<file>, or builtin:<name>'),
+  field('judge', 'judge', str, '', 'Judge: reward-model:<folder>, command:<cmd>, precomputed:<file>, builtin:<name>, or llm:<base-url>?model=<name> (an LLM on an OpenAI-compatible server)'),
   field('judgeTimeout', 'judge-timeout', num({ min: 0, exclusiveMin: true }), 600, 'Command judges: seconds a request may wait with no output before the judge is stopped and the work fails (a line is printed every 30 s of waiting)'),
   field('judgeStartupTimeout', 'judge-startup-timeout', num({ min: 0, exclusiveMin: true }), 600, 'Command judges: seconds allowed for the handshake line (loading its model)'),
   field('output', 'output', str, 'runs/sppo', 'Run folder (created; rerunning the same command resumes it)'),
@@ -72,8 +73,12 @@ export const recipeFields = [
   field('rollout.maxNewTokens', 'max-new-tokens', int(1), 2048, 'Most tokens generated per response'),
   field('rollout.batchSize', 'rollout-batch', int(1), 16, 'Prompts per generate call'),
   field('rollout.shardSize', 'shard-size', int(1), 64, 'Prompts per rollout/judge shard (the unit a rerun resumes from)'),
+  field('rollout.engine', 'rollout-engine', str, 'native', 'Where rollout samples come from: "native" (the engine) or "openai:<base-url>[?model=<served name>]" (an OpenAI-compatible server: vLLM, SGLang, sppo-native serve; it must serve the current policy, see --rollout-server-command)'),
+  field('rollout.serverCommand', 'rollout-server-command', nullableStr, null, 'With an openai: rollout engine, a command the run starts each iteration to serve the policy, with {model} (the policy folder) and {port} (the base URL\'s port), e.g. "vllm serve {model} --port {port}"; stopped after the rollout'),
+  field('rollout.serverStartupSeconds', 'rollout-server-startup', int(1), 900, 'How long a started rollout server may take to answer /v1/models'),
   field('lengths.maxPromptTokens', 'max-prompt-tokens', int(1), 512, 'Longer prompts keep their last tokens'),
   field('lengths.maxLength', 'max-length', int(2), 1024, 'Prompt + response tokens in training; longer responses are cut'),
+  field('lengths.truncation', 'truncation', oneOf(TRUNCATIONS), 'reference', 'How training pairs are cut to max-length: "reference" (the reference trainer: when prompt + the longer response exceeds max-length, the prompt keeps its last max-prompt-tokens and then both responses are cut to max-length - max-prompt-tokens) or "fit" (each response cut to the room its prompt leaves)'),
   field('sppo.eta', 'eta', num({ min: 0, exclusiveMin: true }), 1000, 'SPPO eta = 1/beta'),
   field('sppo.loss', 'loss', oneOf(LOSS_TYPES), 'sppo', 'Loss'),
   field('sppo.pairing', 'pairing', oneOf(PAIRINGS), 'best-worst', 'Training pairs: "best-worst" (reference) or "all" (Algorithm 1)'),

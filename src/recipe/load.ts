@@ -138,7 +138,7 @@ export function applyOverrides(recipe: Recipe, overrides: Record<string, unknown
 export function validateRecipe(r: Recipe): Recipe {
   if (!r.model) throw new RecipeError('model is required (a model folder, or run `sppo-native train` with no arguments for the demo)');
   if (r.prompts.length === 0) throw new RecipeError('prompts is required (a prompt file, or one per iteration)');
-  if (!r.judge) throw new RecipeError('judge is required (reward-model:<folder>, command:<cmd>, precomputed:<file> or builtin:<name>)');
+  if (!r.judge) throw new RecipeError('judge is required (reward-model:<folder>, command:<cmd>, precomputed:<file>, builtin:<name> or llm:<base-url>?model=<name>)');
   if (r.prompts.length > 1 && r.prompts.length !== r.iterations) {
     throw new RecipeError(`prompts lists ${r.prompts.length} files but iterations is ${r.iterations}: give one file, or one per iteration`);
   }

@@ -13,7 +13,21 @@ import { recipeToYaml } from '../recipe/load.js';
 import { writeFileAtomic } from './atomic.js';
 import type { EventSink } from '../util/events.js';
 
-const MAY_CHANGE = new Set(['iterations', 'output', 'device', 'train.lr', 'train.maxGradNorm', 'train.resumeEvery', 'rollout.batchSize', 'eval.prompts', 'eval.samples', 'judgeTimeout', 'judgeStartupTimeout']);
+// Settings added after runs were recorded without them, whose value then was not today's default:
+// what those runs did. (Runs before lengths.truncation cut responses by the `fit` rule; they
+// resume with --truncation fit.) Other absent settings held their default.
+const ABSENT_MEANS: Readonly<Record<string, unknown>> = {
+  'lengths.truncation': 'fit',
+  'rollout.engine': 'native',
+  'rollout.serverCommand': null,
+  'rollout.serverStartupSeconds': 900,
+};
+
+// The rollout server's command may be fixed (a server that failed to start); the engine choice may not.
+const MAY_CHANGE = new Set([
+  'iterations', 'output', 'device', 'train.lr', 'train.maxGradNorm', 'train.resumeEvery', 'rollout.batchSize',
+  'rollout.serverCommand', 'rollout.serverStartupSeconds', 'eval.prompts', 'eval.samples', 'judgeTimeout', 'judgeStartupTimeout',
+]);
 
 /** The recorded recipe of a run folder (parsed YAML), or null before the first run. */
 export function recordedRecipe(out: string): unknown {
@@ -21,8 +35,9 @@ export function recordedRecipe(out: string): unknown {
   return existsSync(file) ? (parseYaml(readFileSync(file, 'utf8')) as unknown) : null;
 }
 
-// A key an older record lacks (a setting added since) held its default then.
-const recordedValue = (old: unknown, path: string): unknown => getPath(old, path) ?? fieldByPath.get(path)?.default ?? null;
+// A key an older record lacks (a setting added since) held ABSENT_MEANS's value, or its default.
+const recordedValue = (old: unknown, path: string): unknown =>
+  getPath(old, path) ?? (path in ABSENT_MEANS ? ABSENT_MEANS[path] : fieldByPath.get(path)?.default) ?? null;
 
 const describeChange = (old: unknown, recipe: Recipe, paths: string[]): string =>
   paths.map((p) => `${p} (was ${JSON.stringify(recordedValue(old, p))}, now ${JSON.stringify(getPath(recipe, p))})`).join('; ');

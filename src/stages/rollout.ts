@@ -4,18 +4,19 @@
 // lists) plus token ids, token counts and finish reasons.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { GenerateOptions, Generation, ModelHandle } from '../model/types.js';
+import type { ModelHandle } from '../model/types.js';
+import { engineSource, type ResponseSource, type Sample } from './responseSource.js';
 import type { Recipe } from '../recipe/types.js';
 import type { TextCodec } from '../text/codec.js';
 import { readParquet, writeParquet, type ColumnSpec, type Message } from '../data/parquet.js';
 import { conversation } from '../data/messages.js';
 import { promptSeed } from './seeds.js';
-import { contextWarning, contextWindow, fitToWindow, newTokensFor, promptCut } from './contextWindow.js';
+import { contextWarning, fitToWindow, newTokensFor, promptCut } from './contextWindow.js';
 import { noEvents, type EventSink } from '../util/events.js';
 import { heartbeatMs, withWaitNotice } from '../util/waitNotice.js';
 
-/** The recipe's rollout settings plus the prompt cut and the run seed. */
-export type RolloutOptions = Recipe['rollout'] & { maxPromptTokens: number; seed: number };
+/** The recipe's sampling settings (the engine choice is the caller's: RolloutStage.source) plus the prompt cut and the run seed. */
+export type RolloutOptions = Omit<Recipe['rollout'], 'engine' | 'serverCommand' | 'serverStartupSeconds'> & { maxPromptTokens: number; seed: number };
 
 export interface RolloutRow {
   promptIndex: number;
@@ -77,11 +78,14 @@ export async function readRollout(file: string): Promise<{ rows: RolloutRow[]; k
   return { rows, k };
 }
 
-/**
- * Samples K responses for `indices` of `prompts`: one generate call per batch of batchSize prompts
- * draws all K samples of each from one shared prefill. `tick` counts finished samples.
- */
-export async function samplePrompts(
+/** `g` cut at the context window (stages/contextWindow.ts fitToWindow), its text decoded again when cut. */
+function fitSample(codec: TextCodec, g: Sample, promptLength: number, window: number | null): Sample {
+  const cut = fitToWindow({ tokens: g.tokens, logprobs: [], finishReason: g.finishReason }, promptLength, window);
+  return cut.tokens.length === g.tokens.length ? g : { tokens: cut.tokens, text: codec.decode(cut.tokens), finishReason: cut.finishReason };
+}
+
+/** Samples K responses for `indices` of `prompts` from the engine (see sampleFrom). */
+export function samplePrompts(
   model: ModelHandle,
   codec: TextCodec,
   prompts: readonly string[],
@@ -90,42 +94,53 @@ export async function samplePrompts(
   seedOf: (promptIndex: number) => number,
   tick: (n: number) => void = () => {},
 ): Promise<RolloutRow[]> {
-  const window = contextWindow(model.config);
+  return sampleFrom(engineSource(model, codec), codec, prompts, indices, opts, seedOf, tick);
+}
+
+/**
+ * Samples K responses for `indices` of `prompts` from `source`, batchSize prompts per request
+ * batch, each asking for all K samples of its prompts (the engine draws them from one shared
+ * prefill). Sampling stops at the policy's context window (stages/contextWindow.ts). `tick`
+ * counts finished samples.
+ */
+export async function sampleFrom(
+  source: ResponseSource,
+  codec: TextCodec,
+  prompts: readonly string[],
+  indices: readonly number[],
+  opts: RolloutOptions,
+  seedOf: (promptIndex: number) => number,
+  tick: (n: number) => void = () => {},
+): Promise<RolloutRow[]> {
+  const window = source.window;
   const promptTokens = indices.map((i) => codec.encodePrompt(prompts[i]!, promptCut(opts.maxPromptTokens, window)));
-  const gen: GenerateOptions = {
-    maxNewTokens: opts.maxNewTokens,
-    temperature: opts.temperature,
-    topP: opts.topP,
-    eosTokenIds: codec.eosIds.length ? codec.eosIds : model.eosTokenIds,
-  };
-  const out: Generation[][] = [];
+  const out: Sample[][] = [];
   for (let b = 0; b < indices.length; b += opts.batchSize) {
     const idx = indices.slice(b, b + opts.batchSize);
     const batch = promptTokens.slice(b, b + opts.batchSize);
     const shortest = Math.min(...batch.map((p) => p.length));
-    const gens = await model.generate(batch, idx.map(seedOf), {
-      ...gen,
-      samples: opts.k,
-      maxNewTokens: newTokensFor(opts.maxNewTokens, shortest, window),
-    });
-    if (gens.length !== idx.length * opts.k) {
-      throw new Error(`the model returned ${gens.length} generations for ${idx.length} prompts x ${opts.k} samples`);
+    const requests = idx.map((p, j) => ({ promptIndex: p, prompt: prompts[p]!, promptTokens: batch[j]!, seed: seedOf(p) }));
+    const settings = { maxNewTokens: newTokensFor(opts.maxNewTokens, shortest, window), temperature: opts.temperature, topP: opts.topP, samples: opts.k };
+    const samples = await source.sample(requests, settings);
+    if (samples.length !== idx.length * opts.k) {
+      throw new Error(`rollout engine '${source.name}' returned ${samples.length} samples for ${idx.length} prompts x ${opts.k}`);
     }
-    idx.forEach((_, j) => out.push(gens.slice(j * opts.k, (j + 1) * opts.k).map((g) => fitToWindow(g, batch[j]!.length, window))));
+    idx.forEach((_, j) => out.push(samples.slice(j * opts.k, (j + 1) * opts.k).map((g) => fitSample(codec, g, batch[j]!.length, window))));
     tick(idx.length * opts.k);
   }
   return indices.map((p, i) => ({
     promptIndex: p,
     prompt: prompts[p]!,
     promptTokens: promptTokens[i]!,
-    responses: out[i]!.map((g) => codec.decode(g.tokens)),
+    responses: out[i]!.map((g) => g.text),
     responseTokens: out[i]!.map((g) => g.tokens),
     finishReasons: out[i]!.map((g) => g.finishReason),
   }));
 }
 
 export interface RolloutStage {
-  model: () => Promise<ModelHandle>;
+  /** Where samples come from (the engine's policy, or a server serving it); opened when needed. */
+  source: () => Promise<ResponseSource>;
   codec: TextCodec;
   prompts: readonly string[];
   dir: string;          // shards go to dir/rollout/
@@ -175,17 +190,17 @@ export async function runRollout(s: RolloutStage): Promise<number> {
   progress();
   let warned = false;
   for (const i of todo) {
-    const model = await s.model();
+    const source = await s.source();
     if (!warned) {
       warned = true;
-      const w = contextWarning(contextWindow(model.config), s.opts.maxPromptTokens, s.opts.maxNewTokens, model.folder ?? 'the model');
+      const w = contextWarning(source.window, s.opts.maxPromptTokens, s.opts.maxNewTokens, source.name);
       if (w) onEvent({ type: 'warning', message: w });
     }
     const start = i * s.opts.shardSize;
     const indices = Array.from({ length: shardPrompts(i) }, (_, j) => start + j);
     // One generate call can take minutes: the progress is re-sent meanwhile, so that a log shows
     // the elapsed time (a line every SPPO_PROGRESS_EVERY seconds) even before the call returns.
-    const sampling = samplePrompts(model, s.codec, s.prompts, indices, s.opts, (p) => promptSeed(p, s.opts.seed), (m) => {
+    const sampling = sampleFrom(source, s.codec, s.prompts, indices, s.opts, (p) => promptSeed(p, s.opts.seed), (m) => {
       done += m;
       progress();
     });

@@ -18,3 +18,8 @@ export function promptSeed(promptIndex: number, runSeed: number): number {
 export function evalSeed(promptIndex: number, runSeed: number): number {
   return promptSeed(promptIndex, runSeed) + 1;
 }
+
+/** Benchmark exports: the answer to question i, turn t (t < 4), is sample 0 of this seed. */
+export function answerSeed(question: number, turn: number, runSeed: number): number {
+  return promptSeed(question, runSeed) + turn * 2 ** 31;
+}

@@ -182,9 +182,44 @@ export class TextCodec {
     return wantBos ? [this.bosId, ...ids] : ids;
   }
 
+  /**
+   * Token ids of a chat (any roles and turns, e.g. from an OpenAI chat request) under the
+   * template, with exactly one BOS; `addGenerationPrompt` ends it where the assistant's turn starts.
+   */
+  encodeChat(messages: readonly { role: string; content: string }[], addGenerationPrompt: boolean): number[] {
+    let text: string;
+    try {
+      text = this.template.render({
+        messages: messages.map((m) => ({ role: m.role, content: m.content })),
+        add_generation_prompt: addGenerationPrompt,
+        bos_token: this.bosToken ?? '',
+        eos_token: this.eosToken ?? '',
+      });
+    } catch (err) {
+      throw new TextError(`the chat template of ${this.folder} failed to render: ${(err as Error).message}`);
+    }
+    let ids = this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+    if (this.bosId === null) return ids;
+    let lead = 0;
+    while (ids[lead] === this.bosId) lead++;
+    const wantBos = lead > 0 || this.tokenizerAddsBos;
+    ids = ids.slice(lead);
+    return wantBos ? [this.bosId, ...ids] : ids;
+  }
+
+  /** Text with the tokenizer's own special tokens (BOS where it adds one), as a plain completion prompt. */
+  encodeWithSpecial(text: string): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: true }).ids;
+  }
+
   /** Text of generated tokens, without special tokens (EOS). */
   decode(ids: number[]): string {
     return this.tokenizer.decode(ids, { skip_special_tokens: true });
+  }
+
+  /** One token's text as the tokenizer decodes it alone, special tokens included (for logprobs). */
+  tokenText(id: number): string {
+    return this.tokenizer.decode([id], { skip_special_tokens: false });
   }
 
   encodeText(text: string): number[] {

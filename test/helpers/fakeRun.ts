@@ -24,7 +24,7 @@ export function fakeRunRecipe(setup: FakeRunSetup, name: string, patch: (r: Reci
   r.iterations = 2;
   r.maxPrompts = setup.maxPrompts;
   r.rollout = { ...r.rollout, k: 3, maxNewTokens: 6, temperature: 1, topP: 1, batchSize: 4, shardSize: 4 };
-  r.lengths = { maxPromptTokens: 32, maxLength: 40 };
+  r.lengths = { ...r.lengths, maxPromptTokens: 32, maxLength: 40 };
   r.sppo.eta = 10;
   r.train = { ...r.train, lr: 0.05, globalBatch: 4, microBatch: 2, epochs: 2, selectedEpoch: 1, resumeEvery: 1, warmupRatio: 0.2 };
   patch(r);

@@ -1,0 +1,53 @@
+// Where the rollout's samples come from: the engine (the policy loaded here) or an
+// OpenAI-compatible server (src/openai/rolloutSource.ts). The rollout stage asks for K samples of
+// each (prompt, seed) and does not care which.
+import type { GenerateOptions, ModelHandle } from '../model/types.js';
+import type { TextCodec } from '../text/codec.js';
+import { contextWindow } from './contextWindow.js';
+
+export interface SampleRequest {
+  promptIndex: number;
+  prompt: string;          // the user turn
+  promptTokens: number[];  // the chat template applied, as the policy's tokenizer encodes it
+  seed: number;
+}
+
+export interface SampleSettings {
+  maxNewTokens: number;
+  temperature: number;
+  topP: number;
+  /** Samples per request: sample k of a request is the k-th sample of its seed. */
+  samples: number;
+}
+
+export interface Sample {
+  /** Response token ids in the policy's tokenizer, the stopping EOS included. */
+  tokens: number[];
+  text: string;
+  finishReason: 'eos' | 'length';
+}
+
+export interface ResponseSource {
+  readonly name: string;
+  /** The policy's context window (max_position_embeddings), or null when its config names none. */
+  readonly window: number | null;
+  /** s.samples samples per request, request-major (sample k of request i at i * s.samples + k). */
+  sample(requests: SampleRequest[], s: SampleSettings): Promise<Sample[]>;
+}
+
+/** Samples from a loaded model: one generate call per batch of requests, K samples from one prefill each. */
+export function engineSource(model: ModelHandle, codec: TextCodec): ResponseSource {
+  const eosTokenIds = codec.eosIds.length ? codec.eosIds : model.eosTokenIds;
+  return {
+    name: model.folder ?? 'the engine',
+    window: contextWindow(model.config),
+    async sample(requests, s) {
+      const gen: GenerateOptions = { maxNewTokens: s.maxNewTokens, temperature: s.temperature, topP: s.topP, eosTokenIds, samples: s.samples };
+      const gens = await model.generate(requests.map((r) => r.promptTokens), requests.map((r) => r.seed), gen);
+      if (gens.length !== requests.length * s.samples) {
+        throw new Error(`the model returned ${gens.length} generations for ${requests.length} prompts x ${s.samples} samples`);
+      }
+      return gens.map((g) => ({ tokens: g.tokens, text: codec.decode(g.tokens), finishReason: g.finishReason }));
+    },
+  };
+}
