@@ -38,19 +38,22 @@ SPPO_OPT_HD inline double clip_coef(double sum_squares, double max_norm, bool* s
   return c < 1.0 ? c : 1.0;
 }
 
+// one_minus_alpha = 1 - alpha computed in double (as torch passes `value=1 - alpha`): in T it
+// would lose the small difference's precision.
 template <typename T>
-SPPO_OPT_HD inline void rmsprop(T& p, T g, T& v, T lr, T alpha, T eps, T wd) {
+SPPO_OPT_HD inline void rmsprop(T& p, T g, T& v, T lr, T alpha, T one_minus_alpha, T eps, T wd) {
   if (wd != T(0)) g = g + wd * p;
-  v = alpha * v + (T(1) - alpha) * g * g;
+  v = alpha * v + one_minus_alpha * g * g;
   p = p - lr * g / (std::sqrt(v) + eps);
 }
 
-// step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t), decay = 1 - lr wd.
+// step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t), decay = 1 - lr wd; omb1 = 1 - b1 and
+// omb2 = 1 - b2 computed in double (as torch's lerp weight and addcmul value).
 template <typename T>
-SPPO_OPT_HD inline void adamw(T& p, T g, T& m, T& v, T decay, T b1, T b2, T step_size, T bc2_sqrt, T eps) {
+SPPO_OPT_HD inline void adamw(T& p, T g, T& m, T& v, T decay, T b2, T omb1, T omb2, T step_size, T bc2_sqrt, T eps) {
   p = p * decay;
-  m = m + (T(1) - b1) * (g - m);
-  v = b2 * v + (T(1) - b2) * g * g;
+  m = m + omb1 * (g - m);
+  v = b2 * v + omb2 * g * g;
   p = p - step_size * m / (std::sqrt(v) / bc2_sqrt + eps);
 }
 
