@@ -1,56 +1,152 @@
 #!/usr/bin/env bash
-# The GPU machine's one check: build with the CUDA backend, run the native tests (ctest) and the
-# CUDA vitest suites, run the native kernel benchmark and the PyTorch baseline on the same card,
-# print the ratio table, and keep everything in a results folder ($OUT, else bench/out).
-# Needs node_modules already installed (npm ci) and, for the baseline, python3 with torch.
-# Environment: SPPO_CUDA_ARCHS (default: this card's), SKIP_BUILD=1, SKIP_TORCH=1, BENCH_ARGS.
+# The GPU machine's one check, about 8 minutes: build with the CUDA backend for this card only,
+# run the native tests (ctest) and the CUDA vitest suites, run compute-sanitizer (memcheck and
+# racecheck) over the CUDA test executables, time the native kernels with the PyTorch baseline on
+# the same card, and end with one summary table.
+#
+# On the GPU machine (no network, no Node): from the CPU machine, after `npm ci && npm run build:ts`
+# and `bash ../shared/device/pack.sh`, run with `.device` and `dist` carried along:
+#
+#   source .device/env.sh && bash scripts/gpu-check.sh
+#
+# Nothing is compiled with tsc there: the carried dist/ is used as it is.
+# Results: $OUT/gpu-check.tar.gz (every log and JSON) and $OUT/summary.txt (the table printed
+# last); without $OUT they go to bench/out/. Every step has its own timeout, so one hang costs
+# only that step.
+# Environment: SPPO_CUDA_ARCHS (default: this card's compute capability), SKIP_BUILD=1,
+# SKIP_SANITIZER=1, SKIP_TORCH=1, BENCH_ARGS (extra bench_logprob flags), GPU_CHECK_BUDGET
+# (seconds for the whole run, default 540).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
-RES="${OUT:-bench/out}/gpu-check-$(date -u +%Y%m%dT%H%M%SZ)"
-mkdir -p "$RES"
-STATUS=0
-step() { echo; echo "== $1"; }
-failed() { echo "!! $1 failed"; echo "$1" >> "$RES/failed.txt"; STATUS=1; }
+OUTDIR="${OUT:-bench/out}"
+RES="$(mktemp -d)/gpu-check"
+mkdir -p "$RES" "$OUTDIR"
+SUMMARY="$RES/summary.txt"
+: > "$SUMMARY"
+T0=$(date +%s)
+# The whole run stays inside this many seconds (one device command may run 10 minutes); a step
+# never gets more than what is left.
+BUDGET=${GPU_CHECK_BUDGET:-540}
+DEADLINE=$(( T0 + BUDGET ))
 
-step "machine"
-{ date -u; uname -a; nvidia-smi || true; nvcc --version || true; node --version; } 2>&1 | tee "$RES/machine.txt"
+# step NAME SECONDS LOG CMD...: runs CMD under a timeout, its output to LOG (and the terminal),
+# and adds one row to the summary: pass, FAIL (exit code), TIMEOUT, or the skip reason.
+step() {
+  local name=$1 limit=$2 log=$3
+  shift 3
+  local left=$(( DEADLINE - $(date +%s) ))
+  if [ "$left" -lt 10 ]; then
+    printf '%-34s %-16s %5s   %s\n' "$name" TIMEOUT - "not run: GPU_CHECK_BUDGET=${BUDGET}s spent" >> "$SUMMARY"
+    return 124
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  echo
+  echo "== $name (timeout ${limit}s)"
+  local t=$(date +%s)
+  timeout --kill-after=10 "$limit" "$@" > >(tee -a "$RES/$log") 2>&1
+  local rc=$?
+  local took=$(( $(date +%s) - t ))
+  local verdict=pass
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then verdict=TIMEOUT; elif [ "$rc" != 0 ]; then verdict="FAIL (exit $rc)"; fi
+  printf '%-34s %-16s %5ss  %s\n' "$name" "$verdict" "$took" "$log" >> "$SUMMARY"
+  return "$rc"
+}
+skip() { printf '%-34s %-16s %5s   %s\n' "$1" skipped - "$2" >> "$SUMMARY"; }
 
+finish() {
+  ( cd "$(dirname "$RES")" && tar -czf - gpu-check ) > "$OUTDIR/gpu-check.tar.gz"
+  {
+    echo
+    echo "gpu-check summary ($(( $(date +%s) - T0 ))s in all; logs in gpu-check.tar.gz)"
+    printf '%-34s %-16s %6s  %s\n' step verdict time log
+    cat "$SUMMARY"
+    [ -f "$RES/compare.txt" ] && { echo; cat "$RES/compare.txt"; }
+    [ -f "$RES/sanitizer-errors.txt" ] && { echo; echo "compute-sanitizer findings:"; head -40 "$RES/sanitizer-errors.txt"; }
+    if grep -qE 'FAIL|TIMEOUT' "$SUMMARY"; then echo; echo "gpu-check: FAILED"; else echo; echo "gpu-check: all steps passed"; fi
+  } > "$OUTDIR/summary.txt"
+  echo
+  cat "$OUTDIR/summary.txt"
+  grep -qE 'FAIL|TIMEOUT' "$SUMMARY" && exit 1
+  exit 0
+}
+
+# ---- machine ---------------------------------------------------------------------------------
+step machine 30 machine.txt bash -c 'date -u; uname -a; nvidia-smi; nvcc --version; node --version; cmake --version | head -1'
+if ! command -v node > /dev/null; then
+  skip "everything else" "node is not on PATH: begin with 'source .device/env.sh &&'"
+  finish
+fi
+if [ ! -f dist/index.js ]; then
+  skip "everything else" "dist/ is missing: run 'npm run build:ts' here and carry dist"
+  finish
+fi
+
+# ---- build for this card only ----------------------------------------------------------------
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  step "build (SPPO_CUDA=on)"
   if [ -z "${SPPO_CUDA_ARCHS:-}" ]; then
     cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
-    export SPPO_CUDA_ARCHS="${cap:-80;90}"
+    export SPPO_CUDA_ARCHS="${cap:-90}"
   fi
   echo "SPPO_CUDA_ARCHS=$SPPO_CUDA_ARCHS"
-  SPPO_CUDA=on node scripts/build-native.mjs 2>&1 | tee "$RES/build.log" || failed build
-  npx tsc -p tsconfig.json 2>&1 | tee -a "$RES/build.log" || failed tsc
+  if ! step "build (CUDA, sm_$SPPO_CUDA_ARCHS)" 220 build.log env SPPO_CUDA=on node scripts/build-native.mjs; then
+    skip "everything else" "the build failed: see build.log"
+    finish
+  fi
+else
+  skip build "SKIP_BUILD=1"
 fi
-node bin/sppo-native.js info 2>&1 | tee "$RES/info.txt" || failed info
+step "sppo-native info" 30 info.txt node bin/sppo-native.js info
 
-step "native tests (ctest)"
-ctest --test-dir build --output-on-failure 2>&1 | tee "$RES/ctest.log" || failed ctest
-ctest --test-dir build -R _cuda -V 2>&1 | grep -E "skipped|passed|failed" | tee -a "$RES/ctest.log"
-
-step "CUDA vitest suites"
+# ---- tests -----------------------------------------------------------------------------------
+step "ctest (all native tests)" 100 ctest.log ctest --test-dir build --output-on-failure -j 8
+mapfile -t cuda_tests < <(ctest --test-dir build -N -R '_cuda$' 2>/dev/null | sed -n 's/^ *Test *#[0-9]*: *//p')
+step "ctest CUDA suites, verbose" 60 ctest-cuda.log ctest --test-dir build -R '_cuda$' -V
+# Here a skipped CUDA suite is a failure: it means the build or the card was not seen.
+check_no_skips() {
+  local what=$1 log=$2 pattern=$3 n
+  n=$(grep -cE "$pattern" "$RES/$log" 2>/dev/null)
+  if [ "${n:-0}" -gt 0 ]; then
+    printf '%-34s %-16s %5s   %s\n' "$what" FAIL - "$n skipped lines in $log: no CUDA backend or no GPU seen" >> "$SUMMARY"
+  fi
+}
+check_no_skips "ctest CUDA suites ran" ctest-cuda.log '\*\*\*Skipped|Not Run'
 mapfile -t suites < <(ls test/*cuda*.test.ts 2>/dev/null)
 if [ "${#suites[@]}" -gt 0 ]; then
-  npx vitest run "${suites[@]}" 2>&1 | tee "$RES/vitest-cuda.log" || failed vitest-cuda
+  step "vitest CUDA suites" 60 vitest-cuda.log npx vitest run "${suites[@]}"
+  check_no_skips "vitest CUDA suites ran" vitest-cuda.log '[0-9]+ skipped'
+else
+  skip "vitest CUDA suites" "none in test/"
 fi
 
-step "native kernel benchmark"
-build/bench/bench_logprob --device cuda ${BENCH_ARGS:-} --json "$RES/native.json" 2>&1 | tee "$RES/bench-native.txt" || failed bench-native
-
-if [ "${SKIP_TORCH:-0}" != 1 ]; then
-  step "PyTorch baseline"
-  python3 bench/pytorch_logprob.py --json "$RES/pytorch.json" 2>&1 | tee "$RES/bench-pytorch.txt"
-  [ "${PIPESTATUS[0]}" = 0 ] || echo "(PyTorch baseline unavailable: see bench-pytorch.txt)"
+# ---- compute-sanitizer over the CUDA test executables ------------------------------------------
+if [ "${SKIP_SANITIZER:-0}" = 1 ]; then
+  skip compute-sanitizer "SKIP_SANITIZER=1"
+elif ! command -v compute-sanitizer > /dev/null; then
+  skip compute-sanitizer "compute-sanitizer is not on PATH"
+elif [ "${#cuda_tests[@]}" = 0 ]; then
+  skip compute-sanitizer "no *_cuda ctest found"
+else
+  for tool in memcheck racecheck; do
+    step "compute-sanitizer $tool" 60 "sanitizer-$tool.log" bash -c \
+      'tool=$1; shift; rc=0
+       for t in "$@"; do echo "-- $t"; compute-sanitizer --tool "$tool" --error-exitcode 99 "build/$t" || rc=$?; done
+       exit $rc' _ "$tool" "${cuda_tests[@]}"
+    grep -E '^=========.*(Invalid|Race|hazard|error|leak)' "$RES/sanitizer-$tool.log" >> "$RES/sanitizer-errors.txt" 2>/dev/null
+  done
+  [ -s "$RES/sanitizer-errors.txt" ] || rm -f "$RES/sanitizer-errors.txt"
 fi
 
-step "ratios"
+# ---- benchmarks: ours and PyTorch's, same card, same run ---------------------------------------
+# shellcheck disable=SC2086
+step "bench_logprob (native)" 60 bench-native.txt build/bench/bench_logprob --device cuda ${BENCH_ARGS:-} --json "$RES/native.json"
+if [ "${SKIP_TORCH:-0}" = 1 ]; then
+  skip "PyTorch baseline" "SKIP_TORCH=1"
+else
+  step "PyTorch baseline" 120 bench-pytorch.txt python3 bench/pytorch_logprob.py --json "$RES/pytorch.json"
+fi
 if [ -f "$RES/native.json" ]; then
-  node bench/compare.mjs "$RES/native.json" "$RES/pytorch.json" --json "$RES/compare.json" 2>&1 | tee "$RES/compare.txt"
+  step "ratios" 20 compare.txt node bench/compare.mjs "$RES/native.json" "$RES/pytorch.json" --json "$RES/compare.json"
+else
+  skip ratios "no native.json"
 fi
-
-echo
-if [ "$STATUS" = 0 ]; then echo "gpu-check: all steps passed; results in $RES"; else echo "gpu-check: FAILED steps: $(tr '\n' ' ' < "$RES/failed.txt"); results in $RES"; fi
-exit "$STATUS"
+finish
