@@ -106,7 +106,8 @@ void check_left_equals_right(uint64_t salt) {
     const int64_t L = rng.integer(1, s.T - 1), P = s.T - L, qw = s.nh * hd, kw = s.nkv * hd;
     const auto q0 = randn<T>(rng, L * qw), k0 = randn<T>(rng, L * kw), v0 = randn<T>(rng, L * kw);
     const auto dout0 = randn<T>(rng, L * qw);
-    auto q = randn<T>(rng, 2 * s.T * qw, 1e3), k = randn<T>(rng, 2 * s.T * kw, 1e3), v = randn<T>(rng, 2 * s.T * kw, 1e3);
+    auto q = randn<T>(rng, 2 * s.T * qw, 1e3), k = randn<T>(rng, 2 * s.T * kw, 1e3),
+         v = randn<T>(rng, 2 * s.T * kw, 1e3);
     auto dout = randn<T>(rng, 2 * s.T * qw);
     std::vector<uint8_t> mask(2 * s.T, 0);
     const int64_t first[2] = {P, s.T};  // row of token 0 in sequence 0 (left pad) and 1 (right pad)

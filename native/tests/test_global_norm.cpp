@@ -77,7 +77,8 @@ TEST(sizes_are_checked_naming_the_argument) {
   std::vector<float> g(5, 2.f);
   std::vector<double> acc = {1.0};
   std::vector<float> acc32 = {1.f};
-  CHECK_THROWS_WITH(be->sum_squares(sppo_test::view(g, 1), 5, sppo_test::view(acc)), "sum_squares: g has 4 elements, needs 5");
+  CHECK_THROWS_WITH(be->sum_squares(sppo_test::view(g, 1), 5, sppo_test::view(acc)),
+                    "sum_squares: g has 4 elements, needs 5");
   CHECK_THROWS_WITH(be->sum_squares(sppo_test::view(g), 5, sppo_test::view(acc32)), "sum_squares: acc must be F64");
   CHECK_THROWS_WITH(be->sum_squares(sppo_test::view(g), 5, sppo_test::view(acc, 1)), "sum_squares: acc");
   be->sum_squares(sppo_test::view(g), 5, sppo_test::view(acc));

@@ -90,7 +90,8 @@ void check_backward(uint64_t salt) {
           const auto g = numeric_grad(fr, xr, 1e-5 * (rms(xr) + 1e-30));
           want_dx.insert(want_dx.end(), g.begin(), g.end());
         }
-        auto want_dw = numeric_grad([&](const std::vector<double>& wv) { return dot(dyd, ref_forward(c, xd, wv)); }, wd);
+        auto f_w = [&](const std::vector<double>& wv) { return dot(dyd, ref_forward(c, xd, wv)); };
+        auto want_dw = numeric_grad(f_w, wd);
         if (accumulate)
           for (size_t i = 0; i < want_dx.size(); ++i) want_dx[i] += double(dx0[i]);
         for (size_t j = 0; j < want_dw.size(); ++j) want_dw[j] += double(dw0[j]);

@@ -106,12 +106,14 @@ TEST(bad_indices_and_sizes_are_refused_naming_the_argument) {
                     "scatter_add_rows: idx[1] = 1 repeats");
   CHECK(src == before);  // refused before anything is added
   std::vector<int32_t> seg = {0, 1, 2, 0, 1};
-  CHECK_THROWS_WITH(sppo::cpu::segment_sum(x.data(), seg.data(), 5, 2, out.data()), "segment_sum: seg[2] = 2 is outside [0, 2)");
+  CHECK_THROWS_WITH(sppo::cpu::segment_sum(x.data(), seg.data(), 5, 2, out.data()),
+                    "segment_sum: seg[2] = 2 is outside [0, 2)");
   CHECK_THROWS_WITH(sppo::cpu::expand_segments(out.data(), seg.data(), 5, 2, 1.0, x.data()), "expand_segments: seg[2]");
   seg[2] = 1;
   auto be = cpu_backend();
   idx = {0, 3};
-  CHECK_THROWS_WITH(be->gather_rows(view(src, 1), 4, view(idx), 2, 3, view(dst)), "gather_rows: src has 11 elements, needs 12");
+  CHECK_THROWS_WITH(be->gather_rows(view(src, 1), 4, view(idx), 2, 3, view(dst)),
+                    "gather_rows: src has 11 elements, needs 12");
   CHECK_THROWS_WITH(be->gather_rows(view(src), 4, view(idx, 1), 2, 3, view(dst)), "gather_rows: idx");
   CHECK_THROWS_WITH(be->gather_rows(view(src), 4, view(idx), 2, 3, view(dst, 1)), "gather_rows: dst");
   CHECK_THROWS_WITH(be->scatter_add_rows(view(dst), view(idx), 2, 3, 4, view(src, 1)), "scatter_add_rows: dst");

@@ -78,7 +78,8 @@ std::vector<float> make_weights(Rng& rng, int64_t V, int kind) {
   for (auto& x : w) {
     if (kind == 0) x = static_cast<float>(std::exp(-std::fabs(rng.normal(0, 3))));
     else if (kind == 1) x = static_cast<float>(rng.integer(0, 4)) / 4.f;
-    else x = rng.uniform() < 0.3 ? static_cast<float>(std::ldexp(rng.uniform(0, 1), -41)) : static_cast<float>(rng.uniform());
+    else if (rng.uniform() < 0.3) x = static_cast<float>(std::ldexp(rng.uniform(0, 1), -41));  // q = 0
+    else x = static_cast<float>(rng.uniform());
   }
   w[rng.integer(0, V - 1)] = 1.f;  // every row can draw something
   return w;
@@ -288,7 +289,9 @@ TEST(drawn_frequencies_follow_the_tempered_truncated_softmax) {
     CHECK(outside == 0);  // nothing outside the truncated set is ever drawn
     if (df > 0) {
       const double crit = chi2_critical(df, 4.75);  // p ~ 1e-6: fails on a wrong distribution, not on chance
-      if (!(chi2 < crit)) std::printf("  top_k %lld top_p %g: chi2 %.1f with %d df, limit %.1f\n", (long long)top_k, top_p, chi2, df, crit);
+      if (!(chi2 < crit))
+        std::printf("  top_k %lld top_p %g: chi2 %.1f with %d df, limit %.1f\n", (long long)top_k, top_p, chi2, df,
+                    crit);
       CHECK(chi2 < crit);
     }
     // Each draw's logp is the log-probability of its token under that distribution.
@@ -316,18 +319,22 @@ TEST(bad_arguments_are_refused_naming_them) {
   w = {1e-13f, 0.f, 1e-20f};
   CHECK_THROWS_WITH(sppo::cpu::sample_pick(w.data(), 1, 3, 0, 1.0, &st, tok.data(), logp.data()),
                     "sample_pick: row 0 has no weight above 2^-40");
-  CHECK_THROWS_WITH(sppo::cpu::sample_weights(x.data(), 1, 3, 0.7, w.data()), "non-finite logit (nan) for token 1 of row 0");
+  CHECK_THROWS_WITH(sppo::cpu::sample_weights(x.data(), 1, 3, 0.7, w.data()),
+                    "non-finite logit (nan) for token 1 of row 0");
   CHECK_THROWS_WITH(sppo::cpu::argmax_rows(x.data(), 1, 3, tok.data()), "for token 1 of row 0");
   x[1] = 2.f;
-  CHECK_THROWS_WITH(sppo::cpu::sample_weights(x.data(), 1, 3, 0.0, w.data()), "sample_weights: temperature must be > 0");
+  CHECK_THROWS_WITH(sppo::cpu::sample_weights(x.data(), 1, 3, 0.0, w.data()),
+                    "sample_weights: temperature must be > 0");
   CHECK_THROWS_WITH(sppo::cpu::sample_weights(x.data(), 1, 3, -1.0, w.data()), "temperature must be > 0");
   auto be = cpu_backend();
   std::vector<float> w3(3, 1.f), lp(1);
-  CHECK_THROWS_WITH(be->sample_weights(view(x, 1), 1, 3, 0.7, view(w3)), "sample_weights: logits has 2 elements, needs 3");
+  CHECK_THROWS_WITH(be->sample_weights(view(x, 1), 1, 3, 0.7, view(w3)),
+                    "sample_weights: logits has 2 elements, needs 3");
   CHECK_THROWS_WITH(be->sample_weights(view(x), 1, 3, 0.7, view(w3, 1)), "sample_weights: w");
   CHECK_THROWS_WITH(be->argmax_rows(view(x), 1, 3, view(tok, 1)), "argmax_rows: tokens");
   CHECK_THROWS_WITH(be->sample_pick(view(w3, 1), 1, 3, 0, 1.0, &st, view(tok), view(lp)), "sample_pick: w");
-  CHECK_THROWS_WITH(be->sample_pick(view(w3), 1, 3, 0, 1.0, nullptr, view(tok), view(lp)), "sample_pick: streams is null");
+  CHECK_THROWS_WITH(be->sample_pick(view(w3), 1, 3, 0, 1.0, nullptr, view(tok), view(lp)),
+                    "sample_pick: streams is null");
   CHECK_THROWS_WITH(be->sample_pick(view(w3), 1, 3, 0, 1.0, &st, view(tok), view(lp, 1)), "sample_pick: logp");
   be->sample_pick(view(w3), 1, 3, 0, 1.0, &st, view(tok), view(lp));
   CHECK(tok[0] >= 0 && tok[0] < 3);

@@ -87,11 +87,13 @@ TEST(backward_matches_finite_differences_in_double) { check_backward<double>(134
 TEST(sizes_are_checked_naming_the_argument) {
   auto be = cpu_backend();
   std::vector<float> g(9, 0.5f), u(9, 1.f), a(9), da(9, 1.f), dg(9), du(9);
-  CHECK_THROWS_WITH(be->swiglu_forward(view(g, 1), view(u), 9, view(a)), "swiglu_forward: gate has 8 elements, needs 9");
+  CHECK_THROWS_WITH(be->swiglu_forward(view(g, 1), view(u), 9, view(a)),
+                    "swiglu_forward: gate has 8 elements, needs 9");
   CHECK_THROWS_WITH(be->swiglu_forward(view(g), view(u, 1), 9, view(a)), "swiglu_forward: up");
   CHECK_THROWS_WITH(be->swiglu_forward(view(g), view(u), 9, view(a, 1)), "swiglu_forward: act");
   CHECK_THROWS_WITH(be->swiglu_backward(view(g), view(u), view(da, 1), 9, view(dg), view(du)), "swiglu_backward: dact");
-  CHECK_THROWS_WITH(be->swiglu_backward(view(g), view(u), view(da), 9, view(dg, 1), view(du)), "swiglu_backward: dgate");
+  CHECK_THROWS_WITH(be->swiglu_backward(view(g), view(u), view(da), 9, view(dg, 1), view(du)),
+                    "swiglu_backward: dgate");
   CHECK_THROWS_WITH(be->swiglu_backward(view(g), view(u), view(da), 9, view(dg), view(du, 1)), "swiglu_backward: dup");
   std::vector<double> ud(9, 1.0);
   CHECK_THROWS_WITH(be->swiglu_forward(view(g), view(ud), 9, view(a)), "swiglu_forward: up must be F32");
