@@ -234,6 +234,16 @@ TEST(bad_tables_lengths_and_slots_are_refused_naming_the_argument) {
   CHECK_THROWS_WITH(be->attention_decode(ps, view(q), view(kp), view(vp), view(tables), view(rows), view(lengths),
                                          view(out, 1)),
                     "attention_decode: out");
+  // The block-table rows the decode reads are sized in 64 bits: table_rows = 2^31 - 1 needs 2^31
+  // rows, not the 0 that 32-bit arithmetic (INT32_MAX + 1 wrapping) would ask for.
+  std::vector<int32_t> far_rows = {0, 2147483647};
+  CHECK_THROWS_WITH(be->attention_decode(ps, view(q), view(kp), view(vp), view(tables), view(far_rows),
+                                         view(lengths), view(out)),
+                    "attention_decode: tables has 4 elements, needs 4294967296");
+  far_rows = {2147483647, 2147483647};
+  CHECK_THROWS_WITH(be->attention_decode(ps, view(q), view(kp), view(vp), view(tables), view(far_rows),
+                                         view(lengths), view(out)),
+                    "attention_decode: tables has 4 elements, needs 4294967296");
   CHECK_THROWS_WITH(be->kv_write(view(q), view(q), view(slots, 1), 2, kw, blocks * bs, view(kp), view(vp)),
                     "kv_write: slots");
   CHECK_THROWS_WITH(be->kv_write(view(q), view(q), view(slots), 2, kw, blocks * bs, view(kp, 1), view(vp)),

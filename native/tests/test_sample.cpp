@@ -326,7 +326,12 @@ TEST(bad_arguments_are_refused_naming_them) {
   CHECK_THROWS_WITH(sppo::cpu::sample_weights(x.data(), 1, 3, 0.0, w.data()),
                     "sample_weights: temperature must be > 0");
   CHECK_THROWS_WITH(sppo::cpu::sample_weights(x.data(), 1, 3, -1.0, w.data()), "temperature must be > 0");
+  // An empty vocabulary: nothing to read, so nothing may be read (the row maximum starts at x[0]).
+  CHECK_THROWS_WITH(sppo::cpu::sample_weights(x.data(), 1, 0, 0.7, w.data()), "sample_weights: vocabulary of 0 tokens");
+  CHECK_THROWS_WITH(sppo::cpu::argmax_rows(x.data(), 1, 0, tok.data()), "argmax_rows: vocabulary of 0 tokens");
   auto be = cpu_backend();
+  std::vector<float> none;
+  CHECK_THROWS_WITH(be->sample_weights(view(none), 4, 0, 0.7, view(none)), "vocabulary of 0 tokens");
   std::vector<float> w3(3, 1.f), lp(1);
   CHECK_THROWS_WITH(be->sample_weights(view(x, 1), 1, 3, 0.7, view(w3)),
                     "sample_weights: logits has 2 elements, needs 3");
