@@ -1,9 +1,12 @@
 // RMSNorm (kernels/rmsnorm.h) against a float64 reference written here from the contract's
 // formula: y and rstd; dx and dw against central finite differences of the reference; dx
-// overwritten (from NaN) or accumulated; dw added to what it holds; sizes the backend refuses.
+// overwritten (from NaN) or accumulated; dw added to what it holds, independently of the thread
+// count; sizes the backend refuses.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "core/parallel.h"
 #include "kernels/rmsnorm.h"
 #include "op_testing.h"
 
@@ -114,6 +117,29 @@ TEST(forward_matches_float64_in_float) { check_forward<float>(111); }
 TEST(forward_matches_float64_in_double) { check_forward<double>(112); }
 TEST(backward_matches_finite_differences_in_float) { check_backward<float>(113); }
 TEST(backward_matches_finite_differences_in_double) { check_backward<double>(114); }
+
+TEST(backward_does_not_depend_on_the_thread_count) {
+#ifdef _OPENMP
+  Rng rng(115);
+  const Norm c{300, 1000, 1e-5};  // big enough to run in parallel
+  std::vector<float> x, w;
+  make_inputs(rng, c, x, w);
+  const auto dy = randn<float>(rng, c.n * c.H);
+  std::vector<float> y(c.n * c.H), rstd(c.n);
+  sppo::cpu::rmsnorm_forward(x.data(), w.data(), c.n, c.H, c.eps, y.data(), rstd.data());
+  std::vector<float> dx1(c.n * c.H), dw1(c.H, 0.f), dx2(c.n * c.H), dw2(c.H, 0.f);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  sppo::cpu::rmsnorm_backward(x.data(), w.data(), rstd.data(), dy.data(), c.n, c.H, dx1.data(), dw1.data(), false);
+  omp_set_num_threads(std::max(2, saved));
+  sppo::cpu::rmsnorm_backward(x.data(), w.data(), rstd.data(), dy.data(), c.n, c.H, dx2.data(), dw2.data(), false);
+  omp_set_num_threads(saved);
+  CHECK(dx1 == dx2);
+  CHECK(dw1 == dw2);  // the sum over rows runs in row order
+#else
+  std::printf("  skipped: built without OpenMP, so there is one thread only\n");
+#endif
+}
 
 TEST(sizes_are_checked_naming_the_argument) {
   auto be = cpu_backend();
