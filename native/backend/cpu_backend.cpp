@@ -273,7 +273,8 @@ class CpuBackend final : public Backend {
     require(lengths, DType::I32, s.R, op, "lengths");
     require(out, dt, s.R * qw, op, "out");
     int64_t rows = 0;
-    for (int64_t r = 0; r < s.R; ++r) rows = std::max<int64_t>(rows, table_rows.as<int32_t>()[r] + 1);
+    // In 64 bits: table_rows[r] + 1 in int32 wraps at 2^31 - 1 and would size tables as empty.
+    for (int64_t r = 0; r < s.R; ++r) rows = std::max<int64_t>(rows, int64_t{table_rows.as<int32_t>()[r]} + 1);
     require(tables, DType::I32, rows * s.table_stride, op, "tables");
     dispatch(dt, [&](auto t) {
       using T = decltype(t);

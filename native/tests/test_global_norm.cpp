@@ -1,11 +1,13 @@
 // Sum of squares for global-norm clipping (kernels/global_norm.h): float64 reference, accumulation
-// into one scalar over several ranges, and independence from the thread count.
+// into one scalar over several ranges, the contract's fixed order (chunks of kNormChunk, bitwise),
+// small and empty ranges, independence from the thread count, and sizes refused by name.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "core/parallel.h"
 #include "kernels/global_norm.h"
-#include "testing.h"
+#include "op_testing.h"
 
 TEST(sum_of_squares_matches_float64_and_accumulates_over_ranges) {
   sppo_test::Rng rng(33);
@@ -45,6 +47,42 @@ TEST(sum_of_squares_does_not_depend_on_the_thread_count) {
 #else
   std::printf("  skipped: built without OpenMP, so there is one thread only\n");
 #endif
+}
+
+// The contract's order, written out: each chunk summed in index order, partials in chunk order.
+template <typename T>
+void check_order(uint64_t salt) {
+  sppo_test::Rng rng(salt);
+  for (int64_t n : {int64_t(0), int64_t(1), int64_t(7), sppo::kNormChunk - 1, sppo::kNormChunk + 1,
+                    5 * sppo::kNormChunk + 333}) {
+    const auto g = sppo_test::randn<T>(rng, n, 3.0);
+    const double start = rng.normal();
+    double want = start;
+    for (int64_t c0 = 0; c0 < n; c0 += sppo::kNormChunk) {
+      double part = 0;
+      for (int64_t i = c0; i < std::min(n, c0 + sppo::kNormChunk); ++i) part += double(g[i]) * double(g[i]);
+      want += part;
+    }
+    double acc = start;
+    sppo::cpu::sum_squares(g.data(), n, &acc);
+    CHECK(acc == want);
+  }
+}
+
+TEST(sum_of_squares_follows_the_contracts_order_in_float) { check_order<float>(35); }
+TEST(sum_of_squares_follows_the_contracts_order_in_double) { check_order<double>(36); }
+
+TEST(sizes_are_checked_naming_the_argument) {
+  auto be = sppo_test::cpu_backend();
+  std::vector<float> g(5, 2.f);
+  std::vector<double> acc = {1.0};
+  std::vector<float> acc32 = {1.f};
+  CHECK_THROWS_WITH(be->sum_squares(sppo_test::view(g, 1), 5, sppo_test::view(acc)),
+                    "sum_squares: g has 4 elements, needs 5");
+  CHECK_THROWS_WITH(be->sum_squares(sppo_test::view(g), 5, sppo_test::view(acc32)), "sum_squares: acc must be F64");
+  CHECK_THROWS_WITH(be->sum_squares(sppo_test::view(g), 5, sppo_test::view(acc, 1)), "sum_squares: acc");
+  be->sum_squares(sppo_test::view(g), 5, sppo_test::view(acc));
+  CHECK(acc[0] == 21.0);
 }
 
 TEST_MAIN()

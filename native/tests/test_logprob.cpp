@@ -1,6 +1,7 @@
 // CPU log-probability kernels against a float64 reference written here, on fresh random inputs:
 // forward, backward (reference checked by finite differences, kernel against the reference's
-// analytic gradient), in place, bf16, extremes and bad input.
+// analytic gradient), in place, bf16, extremes and bad input; the float64 twin the fp64 test
+// models use; sizes the backend refuses.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -8,7 +9,7 @@
 
 #include "core/dtype.h"
 #include "kernels/logprob.h"
-#include "testing.h"
+#include "op_testing.h"
 
 using namespace sppo;
 using sppo_test::Rng;
@@ -294,6 +295,56 @@ TEST(bad_input_throws_naming_the_field) {
   mask[2] = 1;
   tl[3] = NAN;
   CHECK_THROWS_WITH(cpu::masked_sequence_sum(tl.data(), mask.data(), 2, 2, seq.data()), "token_logp[1, 1]");
+}
+
+TEST(float64_twin_matches_the_reference) {
+  Rng rng(10);
+  const int64_t shapes[][2] = {{1, 1}, {5, 17}, {3, 1001}};
+  for (auto& s : shapes) {
+    const int64_t N = s[0], V = s[1];
+    const Case c = make_case(rng, N, V, 3.0, false);
+    std::vector<double> x(N * V), g(N);
+    for (auto& v : x) v = rng.normal(0, 3);
+    for (auto& v : g) v = rng.normal();
+    auto tl = sppo_test::poisoned<double>(N), lse = sppo_test::poisoned<double>(N);
+    cpu::logprob_forward_f64(x.data(), N, V, c.labels.data(), tl.data(), lse.data());
+    for (int64_t n = 0; n < N; ++n) {
+      const double l = ref_lse(&x[n * V], V);
+      CHECK_CLOSE(lse[n], l, 1e-13, 1e-13);
+      CHECK_CLOSE(tl[n], c.labels[n] == kIgnoreIndex ? 0.0 : x[n * V + c.labels[n]] - l, 1e-12, 1e-12);
+    }
+    const auto want = ref_grad(x, N, V, c.labels, g);
+    for (bool use_lse : {true, false}) {
+      auto d = sppo_test::poisoned<double>(N * V);
+      cpu::logprob_backward_f64(x.data(), N, V, c.labels.data(), g.data(), use_lse ? lse.data() : nullptr, d.data());
+      CHECK(sppo_test::count_off("grad", d, want, 1e-12, 1e-15) == 0);
+      auto inplace = x;  // backward may write over the logits
+      cpu::logprob_backward_f64(inplace.data(), N, V, c.labels.data(), g.data(), use_lse ? lse.data() : nullptr,
+                                inplace.data());
+      CHECK(inplace == d);
+    }
+  }
+}
+
+TEST(sizes_are_checked_naming_the_argument) {
+  auto be = sppo_test::cpu_backend();
+  using sppo_test::view;
+  std::vector<float> x(3 * 4, 0.f), tl(3), lse(3), g(3, 1.f), d(12);
+  std::vector<int32_t> y = {0, 3, kIgnoreIndex};
+  CHECK_THROWS_WITH(be->logprob_forward(view(x, 1), 3, 4, view(y), view(tl), view(lse)),
+                    "logprob_forward: logits has 11 elements, needs 12");
+  CHECK_THROWS_WITH(be->logprob_forward(view(x), 3, 4, view(y, 1), view(tl), view(lse)), "logprob_forward: labels");
+  CHECK_THROWS_WITH(be->logprob_forward(view(x), 3, 4, view(y), view(tl, 1), view(lse)), "logprob_forward: token_logp");
+  CHECK_THROWS_WITH(be->logprob_forward(view(x), 3, 4, view(y), view(tl), view(lse, 1)), "logprob_forward: lse");
+  CHECK_THROWS_WITH(be->logprob_backward(view(x), 3, 4, view(y), view(g, 1), view(lse), view(d)),
+                    "logprob_backward: grad_token");
+  CHECK_THROWS_WITH(be->logprob_backward(view(x), 3, 4, view(y), view(g), view(lse), view(d, 1)),
+                    "logprob_backward: grad_logits");
+  std::vector<double> xd(12, 0.0);
+  CHECK_THROWS_WITH(be->logprob_forward(view(xd), 3, 4, view(y), view(tl), sppo::Tensor()),
+                    "logprob_forward: token_logp must be F64");
+  be->logprob_forward(view(x), 3, 4, view(y), view(tl), sppo::Tensor());  // lse is optional
+  CHECK_CLOSE(tl[0], -std::log(4.0), 1e-6, 0);
 }
 
 TEST_MAIN()

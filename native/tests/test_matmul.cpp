@@ -1,7 +1,8 @@
 // The CPU matrix product (kernels/matmul.h) against naive float64 sums, on shapes that hit partial
 // micro-tiles, several K blocks and packed-block edges, for every transpose form, with and without
 // accumulation; outputs are poisoned with NaN first. Then the summation-order contract: a row's
-// result does not depend on the other rows, on the thread count, or on the SIMD kernel.
+// result does not depend on the other rows, on the thread count, or on the SIMD kernel. Sizes the
+// backend refuses name the argument.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -11,18 +12,12 @@
 
 #include "core/parallel.h"
 #include "kernels/matmul.h"
-#include "testing.h"
+#include "op_testing.h"
 
 using sppo::cpu::matmul;
+using sppo_test::randn;
 
 namespace {
-
-template <typename T>
-std::vector<T> randn(sppo_test::Rng& rng, int64_t n) {
-  std::vector<T> v(n);
-  for (auto& x : v) x = static_cast<T>(rng.normal());
-  return v;
-}
 
 // C0 (when accumulating) + op(A) op(B) in float64.
 template <typename T>
@@ -114,6 +109,24 @@ TEST(results_do_not_depend_on_the_thread_count) {
 #else
   std::printf("  skipped: built without OpenMP, so there is one thread only\n");
 #endif
+}
+
+TEST(sizes_are_checked_naming_the_argument) {
+  auto be = sppo_test::cpu_backend();
+  const int64_t M = 3, N = 4, K = 5;
+  std::vector<float> A(M * K, 1.f), B(K * N, 1.f), C(M * N, 0.f);
+  using sppo_test::view;
+  CHECK_THROWS_WITH(be->matmul(view(A, 1), view(B), view(C), M, N, K, false, false, false),
+                    "matmul: A has 14 elements, needs 15");
+  CHECK_THROWS_WITH(be->matmul(view(A), view(B, 1), view(C), M, N, K, false, true, false), "matmul: B");
+  CHECK_THROWS_WITH(be->matmul(view(A), view(B), view(C, 1), M, N, K, true, false, true), "matmul: C");
+  std::vector<double> Bd(K * N, 1.0);
+  CHECK_THROWS_WITH(be->matmul(view(A), view(Bd), view(C), M, N, K, false, false, false), "matmul: B must be F32");
+  std::vector<int32_t> Ci(M * N);
+  CHECK_THROWS_WITH(be->matmul(view(A), view(B), view(Ci), M, N, K, false, false, false),
+                    "matmul: the CPU backend computes in F32 or F64");
+  be->matmul(view(A), view(B), view(C), M, N, K, false, false, false);
+  CHECK(C[0] == 5.f);
 }
 
 // `test_matmul --checksum` prints a hash of the bits of many products (all forms, edge shapes,

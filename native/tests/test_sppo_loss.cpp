@@ -1,5 +1,6 @@
 // CPU SPPO loss family against a float64 reference written here from DESIGN.md, on fresh random
-// inputs; gradients of the mean loss against central finite differences of the reference.
+// inputs; gradients of the mean loss against central finite differences of the reference; the
+// double instantiation (fp64 test models) and the summary it writes to backend memory.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -121,6 +122,62 @@ TEST(every_loss_matches_reference_and_finite_differences) {
   for (LossType t : kAll)
     for (double eta : {1.0, 10.0, 1000.0, 1e4})
       for (int64_t B : {1, 2, 17}) check_type(rng, t, eta, B, 3.0);
+}
+
+// The double instantiation: the same reference, tighter, with gradients scaled by grad_scale and
+// the summary written to its 5 doubles.
+void check_type_f64(Rng& rng, LossType t, double eta, int64_t B) {
+  Batch b = make_batch(rng, B, 3.0);
+  const double beta = 1 / eta, scale = rng.uniform(0.1, 2);
+  std::vector<double> pc(b.pc.begin(), b.pc.end()), pr(b.pr.begin(), b.pr.end()), rc(b.rc.begin(), b.rc.end()),
+      rr(b.rr.begin(), b.rr.end()), p(b.p.begin(), b.p.end()), pw(b.pw.begin(), b.pw.end()),
+      pl(b.pl.begin(), b.pl.end());
+  LossInputsT<double> in;
+  in.B = B;
+  in.policy_chosen = pc.data();
+  in.policy_rejected = pr.data();
+  in.ref_chosen = rc.data();
+  in.ref_rejected = rr.data();
+  in.chosen_probs = p.data();
+  in.chosen_probs_win = pw.data();
+  in.chosen_probs_lose = pl.data();
+  in.beta = beta;
+  in.type = t;
+  std::vector<double> losses(B, NAN), gc(B, NAN), gr(B, NAN), summary(5, NAN);
+  LossOutputsT<double> out;
+  out.losses = losses.data();
+  out.grad_chosen = gc.data();
+  out.grad_rejected = gr.data();
+  out.summary = summary.data();
+  out.grad_scale = scale;
+  const LossSummary sum = cpu::sppo_loss(in, out);
+  double mean = 0;
+  for (int64_t i = 0; i < B; ++i) {
+    const double want = ref_example(t, beta, pc[i], pr[i], rc[i], rr[i], p[i], pw[i], pl[i]);
+    CHECK_CLOSE(losses[i], want, 1e-12, 1e-12);
+    mean += want / B;
+    for (int side = 0; side < 2; ++side) {
+      std::vector<double>& x = side == 0 ? pc : pr;
+      const double h = 1e-5 * (1 + std::fabs(x[i])), x0 = x[i];
+      x[i] = x0 + h;
+      const double fp = ref_mean(t, beta, pc, pr, b);
+      x[i] = x0 - h;
+      const double fm = ref_mean(t, beta, pc, pr, b);
+      x[i] = x0;
+      const double atol = 1e-7 + 4e-16 * std::fabs(ref_mean(t, beta, pc, pr, b)) / h;
+      CHECK_CLOSE(side == 0 ? gc[i] : gr[i], scale * (fp - fm) / (2 * h), atol, 1e-6);
+    }
+  }
+  CHECK_CLOSE(sum.loss, mean, 1e-12, 1e-12);
+  const double fields[5] = {sum.loss, sum.rewards_chosen, sum.rewards_rejected, sum.margins, sum.accuracy};
+  for (int k = 0; k < 5; ++k) CHECK(summary[k] == fields[k]);
+}
+
+TEST(every_loss_in_double_matches_reference_and_finite_differences) {
+  Rng rng(15);
+  for (LossType t : kAll)
+    for (double eta : {1.0, 1000.0})
+      for (int64_t B : {1, 3, 17}) check_type_f64(rng, t, eta, B);
 }
 
 TEST(dpo_is_stable_at_extreme_margins) {

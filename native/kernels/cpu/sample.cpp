@@ -53,6 +53,7 @@ int bit_length(uint64_t q) { return q ? 64 - __builtin_clzll(q) : 0; }
 
 template <typename T>
 void sample_weights(const T* logits, int64_t n, int64_t V, double temperature, float* w) {
+  SPPO_CHECK(V >= 1, "sample_weights: vocabulary of ", V, " tokens (needs at least 1)");
   SPPO_CHECK(std::isfinite(temperature) && temperature > 0, "sample_weights: temperature must be > 0 (got ",
              temperature, ")");
   for (int64_t r = 0; r < n; ++r) check_row_finite(logits + r * V, V, r);
@@ -75,6 +76,7 @@ void sample_weights(const T* logits, int64_t n, int64_t V, double temperature, f
 
 template <typename T>
 void argmax_rows(const T* logits, int64_t n, int64_t V, int32_t* tokens) {
+  SPPO_CHECK(V >= 1, "argmax_rows: vocabulary of ", V, " tokens (needs at least 1)");
   for (int64_t r = 0; r < n; ++r) {
     const T* x = logits + r * V;
     check_row_finite(x, V, r);
