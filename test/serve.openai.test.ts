@@ -166,7 +166,13 @@ describe('sppo-native serve with the openai client', () => {
     const before = { ...server.scheduler.stats };
     const prompts = Array.from({ length: 12 }, () => codec.encodeChat([{ role: 'user', content: userPrompt() }], true));
     const seeds = prompts.map(() => Math.floor(rand() * 1e9));
+    // Hold the model until every request has queued: on a loaded machine the tiny model can
+    // answer each request before the next one arrives, and the test is about batching.
+    const held = server.scheduler.exclusive(async () => {
+      for (let waited = 0; server.scheduler.pending < 12 && waited < 20_000; waited += 5) await new Promise((r) => setTimeout(r, 5));
+    });
     const answers = await Promise.all(prompts.map((p, i) => client.completions.create({ model: NAME, prompt: p, seed: seeds[i]!, max_tokens: 9 })));
+    await held;
     const calls = server.scheduler.stats.calls - before.calls;
     expect(server.scheduler.stats.prompts - before.prompts).toBe(12);
     expect(calls).toBeLessThan(12);
