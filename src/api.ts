@@ -153,14 +153,18 @@ export interface JudgeOptions {
   /** Output folder: judged.parquet and train.parquet. */
   output: string;
   pairing?: Pairing;
+  /** A model folder whose chat template PairRM judges apply to the prompts (the policy's). */
+  chatTemplateModel?: string;
   judgeContext?: JudgeContext;
 }
 
 /** Judges a generated table: writes judged.parquet (probability, rm_scores) and train.parquet. */
 export async function judgeGenerated(o: JudgeOptions): Promise<{ judged: string; train: string }> {
   if (!existsSync(o.input)) throw new Error(`generated table ${o.input} does not exist`);
+  const codec = o.chatTemplateModel !== undefined ? TextCodec.load(resolve(o.chatTemplateModel)) : null;
   const { rows } = await readRollout(o.input);
-  const judge = await createJudge(o.judge, engineJudgeContext(nativeEngine, 'cpu', o.judgeContext));
+  const chat: JudgeContext = codec ? { chatPrompt: (p) => codec.promptBeforeAnswer(p) } : {};
+  const judge = await createJudge(o.judge, engineJudgeContext(nativeEngine, 'cpu', { ...chat, ...o.judgeContext }));
   try {
     const judged = await judgeRows(judge, rows, 16);
     const out = resolve(o.output);
@@ -213,7 +217,9 @@ export async function evaluate(o: EvalOptions): Promise<WinRate> {
   });
   await checkDevice(provider, device);
   checkJudgeTarget(o.judge, o.judgeContext?.cwd ?? process.cwd());
-  const judge = await createJudge(o.judge, engineJudgeContext(provider, device, o.judgeContext));
+  // PairRM ranks prompts under a policy's chat template: model A's.
+  const chat: JudgeContext = { chatPrompt: (p) => models[0]!.codec.promptBeforeAnswer(p) };
+  const judge = await createJudge(o.judge, engineJudgeContext(provider, device, { ...chat, ...o.judgeContext }));
   try {
     const samples: RolloutRow[][] = [];
     for (const m of models) {

@@ -7,6 +7,7 @@ interface JudgeArgs {
   judge: string;
   output: string;
   pairing: string;
+  'chat-template-model'?: string;
 }
 
 export const judgeCommand: CommandModule<object, JudgeArgs> = {
@@ -15,11 +16,21 @@ export const judgeCommand: CommandModule<object, JudgeArgs> = {
   builder: (y) =>
     y
       .option('input', { type: 'string', demandOption: true, describe: 'A generated.parquet (from `generate` or a run folder)' })
-      .option('judge', { type: 'string', demandOption: true, describe: 'Judge: reward-model:<folder>, command:<cmd>, precomputed:<file>, or builtin:<demo|length|cyclic>' })
+      .option('judge', { type: 'string', demandOption: true, describe: 'Judge: pairrm:<folder>[?prompt=templated|plain], reward-model:<folder>, command:<cmd>, precomputed:<file>, or builtin:<demo|length|cyclic>' })
       .option('output', { type: 'string', demandOption: true, describe: 'Output folder' })
-      .option('pairing', { type: 'string', default: 'best-worst', choices: ['best-worst', 'all'], describe: 'Training pairs: best-worst (reference) or all (Algorithm 1)' }),
+      .option('pairing', { type: 'string', default: 'best-worst', choices: ['best-worst', 'all'], describe: 'Training pairs: best-worst (reference) or all (Algorithm 1)' })
+      .option('chat-template-model', {
+        type: 'string',
+        describe: "The policy's model folder: PairRM judges rank each prompt under its chat template, as the reference does (else use pairrm:<folder>?prompt=plain)",
+      }),
   handler: async (args) => {
-    const out = await judgeGenerated({ input: args.input, judge: args.judge, output: args.output, pairing: parsePairing(args.pairing) });
+    const out = await judgeGenerated({
+      input: args.input,
+      judge: args.judge,
+      output: args.output,
+      pairing: parsePairing(args.pairing),
+      chatTemplateModel: args['chat-template-model'],
+    });
     console.log(out.judged);
     console.log(out.train);
   },

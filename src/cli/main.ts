@@ -8,6 +8,7 @@ import { judgeCommand } from './judge.js';
 import { evalCommand } from './eval.js';
 import { closeAllCommandJudges } from '../judge/command.js';
 import { cancelAllNativeWork } from '../model/engine.js';
+import { cancelAllPairRmWork } from '../pairrm/model.js';
 
 let stopping = false;
 
@@ -23,6 +24,7 @@ function onSignal(signal: NodeJS.Signals, code: number): void {
   stopping = true;
   console.error(`\nsppo-native: ${signal}: stopping (finished work is kept; rerun the same command to resume)`);
   cancelAllNativeWork();
+  cancelAllPairRmWork();
   closeAllCommandJudges().finally(() => process.exit(code));
 }
 

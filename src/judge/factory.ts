@@ -6,8 +6,9 @@ import { createBuiltinJudge } from './builtin.js';
 import { CommandJudge } from './command.js';
 import { createPrecomputedJudge } from './precomputed.js';
 import { createRewardModelJudge, type RewardModelContext } from './rewardModel.js';
+import { createPairRmJudge, type PairRmContext } from './pairrm.js';
 
-export interface JudgeContext extends Partial<RewardModelContext> {
+export interface JudgeContext extends Partial<RewardModelContext>, Partial<PairRmContext> {
   /** Relative folders and files in specs, and command judges' working directory (default process.cwd()). */
   cwd?: string;
   /** Command judges: fail when a request waits this long with no output (default 10 min). */
@@ -28,6 +29,8 @@ export async function createJudge(spec: string, ctx: JudgeContext = {}): Promise
       return createPrecomputedJudge(s, cwd);
     case 'reward-model':
       return createRewardModelJudge(s, ctx, resolve(cwd, s.target));
+    case 'pairrm':
+      return createPairRmJudge(s, ctx, resolve(cwd, s.target));
     case 'command':
       return CommandJudge.start(s.target, {
         cwd,

@@ -89,7 +89,8 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
     if (!existsSync(join(base, 'config.json'))) throw new Error(`model folder ${base} has no config.json`);
     const codec = TextCodec.load(base, { chatTemplateFile: recipe.chatTemplate });
     checkJudgeTarget(recipe.judge, opts.judgeContext?.cwd ?? process.cwd());
-    const ctx = engineJudgeContext(provider, recipe.device, opts.judgeContext);
+    // PairRM ranks the prompt under the policy's chat template, as the reference does.
+    const ctx = engineJudgeContext(provider, recipe.device, { chatPrompt: (p) => codec.promptBeforeAnswer(p), ...opts.judgeContext });
     const getJudge = async (): Promise<Judge> => (judge ??= await createJudge(recipe.judge, ctx));
 
     // Until the first rollout shard exists nothing depends on the recipe: the prompts are re-read

@@ -57,7 +57,7 @@ export const recipeFields = [
   field('promptSplitName', 'prompt-split-name', nullableStr, null, 'Split of a Hugging Face dataset folder to read (e.g. train, test): default the only split, or "train" when the folder has several'),
   field('promptSplit', 'prompt-split', oneOf(['disjoint', 'reuse']), 'disjoint', 'With one prompt file: "disjoint" seeded parts per iteration (reference), or "reuse" all prompts every iteration'),
   field('maxPrompts', 'max-prompts', int(0), 0, 'At most this many prompts per iteration (0 = all)'),
-  field('judge', 'judge', str, '', 'Judge: reward-model:<folder>, command:<cmd>, precomputed:<file>, or builtin:<name>'),
+  field('judge', 'judge', str, '', 'Judge: pairrm:<folder>, reward-model:<folder>, command:<cmd>, precomputed:<file>, or builtin:<name>'),
   field('output', 'output', str, 'runs/sppo', 'Run folder (created; rerunning the same command resumes it)'),
   field('device', 'device', oneOf(DEVICES), 'cpu', 'Compute device'),
   field('chatTemplate', 'chat-template', nullableStr, null, 'Jinja chat template file, for a model folder whose tokenizer_config.json has none'),
