@@ -135,3 +135,20 @@ describe('scores from comparisons', () => {
     expect(scoresFromComparisons([[0, 3], [1, 0]])).toEqual([1, -1]);
   });
 });
+
+describe("the tokenizer's normalization (what @huggingface/tokenizers does in place of the charsmap; docs/pairrm.md)", () => {
+  it.each([
+    ['NFKC: the ligature ﬁ is f i', 'ﬁsh', 'fish'],
+    ['NFKC: circled and superscript digits are digits', '①x²', '1x2'],
+    ['Unicode spaces are spaces', 'red\u00a0cat\u3000dog', 'red cat dog'],
+    ['zero-width characters and marks become spaces', 'red\u200bcat', 'red cat'],
+    ['control characters are removed', 'red\u0007cat', 'redcat'],
+    ['runs of spaces are one space, and the ends are stripped', '  red    cat ', 'red cat'],
+    ['a BOM is a space', '\ufeffred', 'red'],
+  ])('%s', (_, raw, same) => {
+    expect(tok.encode(raw)).toEqual(tok.encode(same));
+  });
+  it('keeps U+FF5E (the full-width tilde) out of NFKC, as SentencePiece does', () => {
+    expect(tok.encode('a\uff5eb')).not.toEqual(tok.encode('a~b'));
+  });
+});

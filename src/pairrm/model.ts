@@ -67,16 +67,15 @@ async function cancellable<T>(p: Promise<T>): Promise<T> {
   }
 }
 
-export async function loadPairRm(folder: string, opts: LoadPairRmOptions = {}): Promise<PairRmHandle> {
+/**
+ * The native model of a PairRM folder whose config.json has been read: every safetensors header
+ * is checked against it before the model is allocated. (loadPairRm adds the tokenizer.)
+ */
+export async function openPairRmModel(folder: string, config: PairRmModelConfig, opts: LoadPairRmOptions = {}): Promise<NativePairRm> {
   const device = opts.device ?? 'cpu';
   requireDevice(device);
   if (device !== 'cpu') {
     throw new Error(`PairRM on device '${device}': the CUDA backend has no LayerNorm, GELU or disentangled-attention kernels yet; judge with --device cpu`);
-  }
-  const config = readPairRmConfig(folder);
-  const tokenizer = PairRmTokenizer.load(folder, config.ids);
-  if (tokenizer.vocabSize > config.native.vocabSize) {
-    throw new Error(`${folder}: tokenizer.json has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.native.vocabSize}`);
   }
   const ranges = planPairRmWeights(folder, config.native);
   const model = new (native().PairRM)(config.native, { device, precision: opts.precision ?? 'fp32' });
@@ -86,5 +85,14 @@ export async function loadPairRm(folder: string, opts: LoadPairRmOptions = {}): 
     model.free();
     throw err;
   }
-  return new PairRmHandle(folder, config, tokenizer, model);
+  return model;
+}
+
+export async function loadPairRm(folder: string, opts: LoadPairRmOptions = {}): Promise<PairRmHandle> {
+  const config = readPairRmConfig(folder);
+  const tokenizer = PairRmTokenizer.load(folder, config.ids);
+  if (tokenizer.vocabSize > config.native.vocabSize) {
+    throw new Error(`${folder}: tokenizer.json has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.native.vocabSize}`);
+  }
+  return new PairRmHandle(folder, config, tokenizer, await openPairRmModel(folder, config, opts));
 }

@@ -17,7 +17,7 @@ const PIECES: [string, number][] = [
   ['▁', -3],
   ...LETTERS.map((c): [string, number] => [c, -6]),
   ...LETTERS.map((c): [string, number] => [`▁${c}`, -5]),
-  ...'0123456789.,!?\'":;-()[]<>|'.split('').map((c): [string, number] => [c, -6]),
+  ...'0123456789.,!?\'":;-()[]<>|~'.split('').map((c): [string, number] => [c, -6]),
   ...WORDS.map((w): [string, number] => [`▁${w}`, -2.5]),
   ['ing', -4],
   ['ed', -4],
