@@ -16,7 +16,7 @@ import { readPairRmConfig } from '../src/pairrm/config.js';
 import { PairRmTokenizer } from '../src/pairrm/tokenizer.js';
 import { scoresFromComparisons } from '../src/pairrm/scores.js';
 import { checkJudgeTarget } from '../src/pipeline/judgeCheck.js';
-import { trainFromSources } from '../src/api.js';
+import { judgeGenerated, trainFromSources } from '../src/api.js';
 import { readParquet } from '../src/data/parquet.js';
 import { TextCodec } from '../src/text/codec.js';
 import { referenceForward } from './helpers/pairrmReference.js';
@@ -151,6 +151,13 @@ describe('an SPPO iteration judged by PairRM', () => {
       const bare = await plain.judge(judged.rows.map((r) => ({ prompt: (r as { prompt: string }).prompt, responses: responses(r) })));
       await plain.close();
       expect(bare.map((j) => j.scores)).not.toEqual(again.map((j) => j.scores));
+      // `sppo-native judge` on the run's generated table: the template from --chat-template-model.
+      const generated = join(out, 'iter-1', 'generated.parquet');
+      const spec = `pairrm:${tiny.folder}`;
+      await expect(judgeGenerated({ input: generated, judge: spec, output: join(root, 'rejudged') })).rejects.toThrow(/--chat-template-model/);
+      const re = await judgeGenerated({ input: generated, judge: spec, output: join(root, 'rejudged'), chatTemplateModel: join(out, 'base-model') });
+      const rejudged = (await readParquet(re.judged)).rows as { probability: number[][] }[];
+      rejudged.forEach((r, i) => r.probability.forEach((row, a) => row.forEach((p, b) => expect(Math.abs(p - rows[i]!.probability[a]![b]!)).toBeLessThan(1e-6))));
     } finally {
       await judge.close();
     }
