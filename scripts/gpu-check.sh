@@ -46,6 +46,21 @@ if [ "${SKIP_TORCH:-0}" != 1 ]; then
   [ "${PIPESTATUS[0]}" = 0 ] || echo "(PyTorch baseline unavailable: see bench-pytorch.txt)"
 fi
 
+if [ "${SKIP_TORCH:-0}" != 1 ]; then
+  # PairRM (issue 11): transformers' own DebertaV2 as fixtures for test/pairrm.transformers.test.ts
+  # (copied into the results; commit test/fixtures/transformers-pairrm), and the PyTorch speed of
+  # the judge's model, batch 1 as llm-blender runs it and batched. sppo-native's PairRM has no CUDA
+  # kernels yet, so there is no native GPU figure to set beside it.
+  step "PairRM: transformers fixtures and PyTorch baseline"
+  { python3 scripts/make-transformers-fixtures.py --only pairrm && cp -r test/fixtures/transformers-pairrm "$RES/" \
+      && npx vitest run test/pairrm.transformers.test.ts; } 2>&1 | tee "$RES/pairrm-fixtures.txt"
+  [ "${PIPESTATUS[0]}" = 0 ] || failed pairrm-fixtures
+  for mode in single batched; do
+    python3 bench/pytorch_pairrm.py --device cuda --dtype fp16 --mode "$mode" --json "$RES/pytorch-pairrm-$mode.json" \
+      2>&1 | tee -a "$RES/bench-pytorch-pairrm.txt"
+  done
+fi
+
 step "ratios"
 if [ -f "$RES/native.json" ]; then
   node bench/compare.mjs "$RES/native.json" "$RES/pytorch.json" --json "$RES/compare.json" 2>&1 | tee "$RES/compare.txt"
