@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadPairRm } from '../src/pairrm/model.js';
+import { CancelledError } from '../src/model/engine.js';
 import { parsePairRmConfig, readPairRmConfig } from '../src/pairrm/config.js';
 import { expectedPairRmParameters, planPairRmWeights } from '../src/pairrm/checkpoint.js';
 import { PairRmTokenizer } from '../src/pairrm/tokenizer.js';
@@ -73,6 +74,30 @@ describe('a PairRM folder loaded natively', () => {
     const tok = PairRmTokenizer.load(f, c.ids);
     expect(tok.encode('<|candidate2|>x')[0]).toBe(c.ids.candidate2);
   });
+});
+
+describe('a PairRM call in flight', () => {
+  it('stops within about a layer on cancel() and the model works afterwards', async () => {
+    const f = writeTinyPairRm(join(root, 'slow'), { seed, layers: 24, hidden: 128, heads: 4, ffn: 512 }).folder;
+    const m = await loadPairRm(f);
+    try {
+      const big = packPairs(randomSequences(8, Array.from({ length: 8 }, () => 300)));
+      const t0 = Date.now();
+      const full = m.compare(big);
+      await full;
+      const fullMs = Date.now() - t0;
+      const run = m.compare(big);
+      await new Promise((r) => setTimeout(r, Math.max(5, fullMs / 4)));
+      m.cancel();
+      const t1 = Date.now();
+      await expect(run).rejects.toBeInstanceOf(CancelledError);
+      console.log(`[pairrm.model] a call of ${fullMs} ms stopped ${Date.now() - t1} ms after cancel()`);
+      // Only the call in flight is cancelled.
+      expect(await m.compare(packPairs(randomSequences(1, [5])))).toHaveLength(1);
+    } finally {
+      m.free();
+    }
+  }, 60_000);
 });
 
 describe('loading refuses', () => {
