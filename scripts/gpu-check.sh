@@ -141,8 +141,20 @@ fi
 step "bench_logprob (native)" 60 bench-native.txt build/bench/bench_logprob --device cuda ${BENCH_ARGS:-} --json "$RES/native.json"
 if [ "${SKIP_TORCH:-0}" = 1 ]; then
   skip "PyTorch baseline" "SKIP_TORCH=1"
+  skip "PairRM fixtures and baseline" "SKIP_TORCH=1"
 else
   step "PyTorch baseline" 120 bench-pytorch.txt python3 bench/pytorch_logprob.py --json "$RES/pytorch.json"
+  # PairRM (issue 11): transformers' own DebertaV2 as fixtures for test/pairrm.transformers.test.ts
+  # (they come back in the tarball; commit test/fixtures/transformers-pairrm), and the PyTorch
+  # speed of the judge's model, batch 1 as llm-blender runs it and batched. sppo-native's PairRM
+  # has no CUDA kernels yet, so there is no native GPU figure to set beside it.
+  step "PairRM: transformers fixtures + test" 90 pairrm-fixtures.txt bash -c \
+    'python3 scripts/make-transformers-fixtures.py --only pairrm && cp -r test/fixtures/transformers-pairrm "$1/" &&
+     npx vitest run test/pairrm.transformers.test.ts' _ "$RES"
+  step "PairRM: PyTorch baseline" 90 bench-pytorch-pairrm.txt bash -c \
+    'for mode in single batched; do
+       python3 bench/pytorch_pairrm.py --device cuda --dtype fp16 --mode "$mode" --json "$1/pytorch-pairrm-$mode.json" || exit 1
+     done' _ "$RES"
 fi
 if [ -f "$RES/native.json" ]; then
   step "ratios" 20 compare.txt node bench/compare.mjs "$RES/native.json" "$RES/pytorch.json" --json "$RES/compare.json"

@@ -13,9 +13,20 @@ into test/fixtures/transformers/<name>/. The fixtures are small; commit them wit
 
   python3 scripts/make-transformers-fixtures.py [--out test/fixtures/transformers] [--seed 1234]
 
+PairRM (issue 11): a tiny random DebertaV2Model (relative attention with log buckets, c2p and p2c,
+shared keys, post-LayerNorm, exact GELU) wrapped with llm-blender's DebertaV2PairRM state-dict
+layout (pretrained_model.*, head_layer.1 / head_layer.4), saved as model.safetensors + config.json,
+with expected.json holding packed pair sequences (token ids, slot positions), the last hidden
+states and the comparison logits, all in float64, into test/fixtures/transformers-pairrm/pairrm/
+(test/pairrm.transformers.test.ts). With --pairrm-tokenizer FOLDER (a local copy of
+llm-blender/PairRM-hf's tokenizer files; nothing is downloaded) it also records the Python
+tokenizer's ids for texts with unusual Unicode, and the collator's truncated segments, into
+test/fixtures/transformers-pairrm/tokenizer/, to show where @huggingface/tokenizers differs.
+
 It can also check that a folder written by sppo-native loads in transformers unchanged and
 computes the fixture's logits:
   python3 scripts/make-transformers-fixtures.py --verify-saved SAVED_DIR --against FIXTURE_DIR
+  python3 scripts/make-transformers-fixtures.py --only pairrm [--pairrm-tokenizer PAIRRM_HF_DIR]
 Nothing here unpickles data: weights are read and written as safetensors only.
 """
 import argparse
@@ -149,6 +160,107 @@ def make(name, out_root, seed):
     print(f"{name}: wrote {folder}")
 
 
+# ---- PairRM ------------------------------------------------------------------------------------
+PAIRRM = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+              hidden_act="gelu", layer_norm_eps=1e-7, max_position_embeddings=32, relative_attention=True,
+              max_relative_positions=-1, position_buckets=8, pos_att_type=["p2c", "c2p"], share_att_key=True,
+              norm_rel_ebd="layer_norm", position_biased_input=False, type_vocab_size=0, pad_token_id=0,
+              hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+# The ids llm-blender gives its slot tokens, shifted into the tiny vocabulary.
+PAIRRM_IDS = dict(source_prefix_id=60, cand1_prefix_id=61, cand2_prefix_id=62, cand_prefix_id=63, sep_token_id=2)
+UNUSUAL_TEXTS = [
+    "café naïve façade", "\ufb01nance \ufb02ow", "\uff21\uff42\uff43 \uff11\uff12\uff13", "\u2460\u2461 x\u00b2 \u00bd",
+    "nbsp\u00a0space", "tab\there", "line\nbreak", "emoji \U0001F600 \u2764\ufe0f", "\u2126 ohm and \u03a9 omega",
+    "A\u030a and \u00c5", "\uff76\uff80\uff76\uff85", "\ud55c\uad6d\uc5b4 \u4e2d\u6587", "zero\u200bwidth",
+    "soft\u00adhyphen", "\uff21\uff5e\uff22", "bell\u0007char", "\ufeffbom", "multiple   spaces",
+    "  leading and trailing  ", "a [SEP] b", "x <|source|> y", "\u3000ideographic space", "\u2028line sep",
+]
+
+
+class PairRMStateDict(torch.nn.Module):
+    """The parameter layout of llm-blender's DebertaV2PairRM (pretrained_model, head_layer), for saving."""
+
+    def __init__(self, config, n_tasks=1):
+        super().__init__()
+        self.pretrained_model = transformers.DebertaV2Model(config)
+        h = config.hidden_size
+        self.head_layer = torch.nn.Sequential(torch.nn.Dropout(0.0), torch.nn.Linear(2 * h, h), torch.nn.Tanh(),
+                                              torch.nn.Dropout(0.0), torch.nn.Linear(h, n_tasks))
+
+    def compare(self, ids, slots):
+        """PairRM's logit of one pair: head([e_s; e_1]) - head([e_s; e_2]) at the slot positions."""
+        hidden = self.pretrained_model(input_ids=torch.tensor([ids])).last_hidden_state[0]
+        s, c1, c2 = (hidden[p] for p in slots)
+        left = self.head_layer(torch.cat([s, c1]))
+        right = self.head_layer(torch.cat([s, c2]))
+        return hidden, float((left - right).mean())
+
+
+def pair_sequence(gen, vocab, src, c1, c2):
+    """[CLS] <source> ... [SEP] [CLS] <cand1> ... [SEP] [CLS] <cand2> ... [SEP] with random text ids."""
+    body = lambda n: [int(t) for t in torch.randint(4, 59, (n,), generator=gen)]
+    ids = [1, PAIRRM_IDS["source_prefix_id"], *body(src), 2]
+    slots = [1, len(ids) + 1]
+    ids += [1, PAIRRM_IDS["cand1_prefix_id"], *body(c1), 2]
+    slots.append(len(ids) + 1)
+    ids += [1, PAIRRM_IDS["cand2_prefix_id"], *body(c2), 2]
+    return ids, slots
+
+
+def make_pairrm(out_root, seed):
+    config = transformers.DebertaV2Config(**PAIRRM)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = PairRMStateDict(config).float().eval()
+    randomize(model, gen)
+    folder = os.path.join(out_root, "pairrm")
+    os.makedirs(folder, exist_ok=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    cfg = config.to_dict()
+    cfg.update(architectures=["DebertaV2PairRM"], model_type="deberta-v2", n_tasks=1, drop_out=0.0, **PAIRRM_IDS)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    model = model.double()
+    # Long enough that offsets pass max_relative_positions (32): exact, log and clamped buckets.
+    seqs = [pair_sequence(gen, config.vocab_size, a, b, c) for a, b, c in [(5, 20, 30), (1, 1, 1), (30, 12, 25)]]
+    expected = {"name": "pairrm", "seed": seed, "torch": torch.__version__, "transformers": transformers.__version__,
+                "sequences": [], "slots": [], "hidden": [], "logits": []}
+    with torch.no_grad():
+        for ids, slots in seqs:
+            hidden, logit = model.compare(ids, slots)
+            expected["sequences"].append(ids)
+            expected["slots"].append(slots)
+            expected["hidden"].append(hidden.flatten().tolist())
+            expected["logits"].append(logit)
+    with open(os.path.join(folder, "expected.json"), "w") as f:
+        json.dump(expected, f)
+    print(f"pairrm: wrote {folder}")
+
+
+def make_pairrm_tokenizer(tok_folder, out_root):
+    """Golden ids of the real PairRM tokenizer (Python, with SentencePiece's precompiled charsmap)."""
+    import shutil
+    tok = transformers.AutoTokenizer.from_pretrained(tok_folder)
+    folder = os.path.join(out_root, "tokenizer")
+    os.makedirs(folder, exist_ok=True)
+    for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "config.json"]:
+        if os.path.exists(os.path.join(tok_folder, name)):
+            shutil.copy(os.path.join(tok_folder, name), os.path.join(folder, name))
+    sep = tok.sep_token
+    segments = []
+    for prefix, text, max_len in [("<|source|>", "the sky is blue " * 40, 30), ("<|candidate|>", "caf\u00e9 [SEP] ok", 412),
+                                  ("<|candidate|>", "\uff21\uff42\uff43 " * 50, 20)]:
+        segments.append({"prefix": prefix, "text": text, "max": max_len,
+                         "ids": tok.encode((prefix + text).replace(sep, " "), max_length=max_len, truncation=True)})
+    expected = {"transformers": transformers.__version__, "tokenizer": type(tok).__name__,
+                "texts": [{"text": t, "ids": tok(t, add_special_tokens=False)["input_ids"]} for t in UNUSUAL_TEXTS],
+                "segments": segments}
+    with open(os.path.join(folder, "expected.json"), "w") as f:
+        json.dump(expected, f, ensure_ascii=False)
+    print(f"pairrm tokenizer: wrote {folder}")
+
+
 def verify_saved(saved, against):
     """Loads an sppo-native folder in transformers and compares logits with a fixture's."""
     with open(os.path.join(against, "expected.json")) as f:
@@ -171,7 +283,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "test", "fixtures", "transformers"))
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--only", nargs="*", choices=sorted(CONFIGS), help="make only these fixtures")
+    ap.add_argument("--only", nargs="*", choices=sorted(CONFIGS) + ["pairrm"], help="make only these fixtures")
+    ap.add_argument("--pairrm-out", default=os.path.join(os.path.dirname(__file__), "..", "test", "fixtures",
+                                                         "transformers-pairrm"))
+    ap.add_argument("--pairrm-tokenizer", help="a local llm-blender/PairRM-hf folder: record its tokenizer's golden ids")
     ap.add_argument("--verify-saved", help="an sppo-native model folder to load in transformers")
     ap.add_argument("--against", help="the fixture folder whose logits it must reproduce")
     a = ap.parse_args()
@@ -181,8 +296,14 @@ def main():
             ap.error("--verify-saved needs --against FIXTURE_DIR")
         verify_saved(a.verify_saved, a.against)
         return
-    for i, name in enumerate(a.only or sorted(CONFIGS)):
-        make(name, a.out, a.seed + i)
+    names = a.only or sorted(CONFIGS) + ["pairrm"]
+    for i, name in enumerate(names):
+        if name == "pairrm":
+            make_pairrm(a.pairrm_out, a.seed + 100)
+        else:
+            make(name, a.out, a.seed + i)
+    if a.pairrm_tokenizer:
+        make_pairrm_tokenizer(a.pairrm_tokenizer, a.pairrm_out)
 
 
 if __name__ == "__main__":

@@ -188,6 +188,8 @@ export interface JudgeOptions {
   /** Output folder: judged.parquet and train.parquet. */
   output: string;
   pairing?: Pairing;
+  /** A model folder whose chat template PairRM judges apply to the prompts (the policy's). */
+  chatTemplateModel?: string;
   judgeContext?: JudgeContext;
   /** Command judges: seconds a request may wait with no output (default: the recipe default, 600). */
   judgeTimeout?: number;
@@ -209,8 +211,10 @@ function withTimeouts(ctx: JudgeContext | undefined, o: { judgeTimeout?: number;
 export async function judgeGenerated(o: JudgeOptions): Promise<{ judged: string; train: string }> {
   const onEvent = o.onEvent ?? noEvents;
   if (!existsSync(o.input)) throw new Error(`generated table ${o.input} does not exist`);
+  const codec = o.chatTemplateModel !== undefined ? TextCodec.load(resolve(o.chatTemplateModel)) : null;
   const { rows } = await readRollout(o.input);
-  const ctx = withTimeouts(o.judgeContext, o);
+  const chat: JudgeContext = codec ? { chatPrompt: (p) => codec.promptBeforeAnswer(p) } : {};
+  const ctx = withTimeouts({ ...chat, ...o.judgeContext }, o);
   const judge = await createJudge(o.judge, engineJudgeContext(nativeEngine, 'cpu', ctx));
   try {
     const judged = await judgeRows(judge, rows, 16, {
@@ -272,7 +276,9 @@ export async function evaluate(o: EvalOptions): Promise<WinRate> {
   });
   await checkDevice(provider, device);
   checkJudgeTarget(o.judge, o.judgeContext?.cwd ?? process.cwd());
-  const judge = await createJudge(o.judge, engineJudgeContext(provider, device, withTimeouts(o.judgeContext, o)));
+  // PairRM ranks prompts under a policy's chat template: model A's.
+  const chat: JudgeContext = { chatPrompt: (p) => models[0]!.codec.promptBeforeAnswer(p) };
+  const judge = await createJudge(o.judge, engineJudgeContext(provider, device, withTimeouts({ ...chat, ...o.judgeContext }, o)));
   try {
     const samples: RolloutRow[][] = [];
     for (const m of models) {

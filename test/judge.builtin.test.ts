@@ -106,7 +106,7 @@ describe('judge specs', () => {
     expect(parseJudgeSpec('precomputed:data/what?.jsonl')).toMatchObject({ target: 'data/what?.jsonl', options: {} });
   });
   it.each([
-    ['pairrm', /judge spec 'pairrm' is not understood: expected one of reward-model:<folder>/],
+    ['pairrm', /judge spec 'pairrm' is not understood: expected one of pairrm:<folder>/],
     ['oracle:x', /judge spec 'oracle:x' is not understood/],
     ['builtin:', /judge spec 'builtin:': nothing after 'builtin:'/],
     ['builtin:nope', /unknown built-in judge 'nope' \(built-ins: demo, length, cyclic\)/],

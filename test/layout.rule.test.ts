@@ -51,10 +51,11 @@ describe('the layout rule script', () => {
 
   it('holds a new contract to all three files', () => {
     const dir = scratch();
-    writeFileSync(join(dir, 'native/kernels/layernorm.h'), '// LayerNorm (CONTRACT: cpu/layernorm.cpp).\n');
+    // An op name no tree will have: the contract alone, none of its three files.
+    writeFileSync(join(dir, 'native/kernels/softcap_example.h'), '// Logit soft-capping (CONTRACT: cpu/softcap_example.cpp).\n');
     const r = check(dir);
     expect(r.status).toBe(1);
-    const needed = ['native/kernels/cpu/layernorm.cpp', 'native/tests/test_layernorm.cpp', 'native/bench/bench_layernorm.cpp'];
+    const needed = ['native/kernels/cpu/softcap_example.cpp', 'native/tests/test_softcap_example.cpp', 'native/bench/bench_softcap_example.cpp'];
     for (const path of needed) expect(r.out).toContain(`missing ${path}`);
   });
 

@@ -168,3 +168,21 @@ describe('tokenizer families', () => {
   });
 });
 
+
+describe('the prompt as the SPPO reference shows it to PairRM', () => {
+  const mistral =
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + ' [/INST]' }}{% else %}{{ m['content'] + eos_token }}{% endif %}{% endfor %}";
+  const llama3 =
+    "{{ bos_token }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' + m['content'] | trim + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}";
+  it.each([
+    ['Mistral', mistral, '<s>[INST] USER [/INST]'],
+    ['Llama-3', llama3, '<s><|start_header_id|>user<|end_header_id|>\n\nUSER<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n'],
+  ])("is the two-turn %s template cut where the answer starts (rank.py's apply_template)", (_, template, want) => {
+    const c = TextCodec.load(folder(demoTok, { ...demoCfg, bos_token: '<s>', eos_token: '</s>', chat_template: template }));
+    const user = randomText(4);
+    expect(c.promptBeforeAnswer(user)).toBe(want.replace('USER', user));
+    // rank.py renders the answer "None" and cuts at the first "None", which would also cut this
+    // prompt; here it stays whole.
+    expect(c.promptBeforeAnswer(`is None ${user}`)).toContain(`is None ${user}`);
+  });
+});

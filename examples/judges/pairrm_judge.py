@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """PairRM (llm-blender) as an sppo-native command judge (docs/judge-protocol.md).
 
+sppo-native runs PairRM natively with `--judge pairrm:<PairRM-hf folder>` (docs/pairrm.md); this
+wrapper stays as the alternative that runs llm-blender itself in Python.
+
 UNTESTED in sppo-native's CI: that machine has no PyPI access, so llm-blender could not be
 installed there. It follows llm-blender's documented API and the reference SPPO pipeline
 (UCLA-AGI/SPPO scripts/rank.py: blender.rank(prompts, candidates, return_scores=True)), whose

@@ -8,6 +8,7 @@ namespace sppo::addon {
 void RegisterInfo(Napi::Env env, Napi::Object exports);
 void RegisterKernels(Napi::Env env, Napi::Object exports);
 void RegisterModel(Napi::Env env, Napi::Object exports);
+void RegisterPairRm(Napi::Env env, Napi::Object exports);
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
 void RegisterCommunicator(Napi::Env env, Napi::Object exports);
 

@@ -23,6 +23,8 @@
 #include "core/tensor.h"
 #include "kernels/attention.h"
 #include "kernels/attention_decode.h"
+#include "kernels/bias_act.h"
+#include "kernels/disentangled_attention.h"
 #include "kernels/optim_math.h"
 #include "kernels/sample.h"
 #include "kernels/sppo_loss.h"
@@ -78,6 +80,11 @@ class Backend {
                                const Tensor& rstd) = 0;
   virtual void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy, int64_t n,
                                 int64_t H, const Tensor& dx, const Tensor& dw, bool accumulate_dx) = 0;
+  // layernorm.h (y may be x)
+  virtual void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, int64_t n, int64_t H, double eps,
+                                 const Tensor& y) = 0;
+  // bias_act.h (b may be empty; y may be x)
+  virtual void bias_act(const Tensor& x, const Tensor& b, int64_t n, int64_t H, Activation act, const Tensor& y) = 0;
   // rope.h
   virtual void rope_tables(const Tensor& inv_freq, int64_t half, const Tensor& positions, int64_t n,
                            const Tensor& cos, const Tensor& sin) = 0;
@@ -93,6 +100,10 @@ class Backend {
   virtual void attention_backward(const AttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
                                   const Tensor& mask, const Tensor& out, const Tensor& lse, const Tensor& dout,
                                   const Tensor& dq, const Tensor& dk, const Tensor& dv) = 0;
+  // disentangled_attention.h (rel_index: I32 [2*max_len - 1]; start: I32 [S + 1])
+  virtual void disentangled_attention(const RelAttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
+                                      const Tensor& pos_q, const Tensor& pos_k, const Tensor& rel_index,
+                                      const Tensor& start, const Tensor& out) = 0;
   // attention_decode.h
   virtual void kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, int64_t R, int64_t kw,
                         int64_t pool_rows, const Tensor& k_pool, const Tensor& v_pool) = 0;

@@ -13,8 +13,11 @@
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
 #include "kernels/attention_decode.h"
+#include "kernels/bias_act.h"
+#include "kernels/disentangled_attention.h"
 #include "kernels/embedding.h"
 #include "kernels/global_norm.h"
+#include "kernels/layernorm.h"
 #include "kernels/logprob.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
@@ -151,6 +154,35 @@ class CpuBackend final : public Backend {
                             accumulate_dx);
     });
   }
+  void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, int64_t n, int64_t H, double eps,
+                         const Tensor& y) override {
+    const char* op = "layernorm_forward";
+    const DType dt = compute_type(x, op);
+    SPPO_CHECK(n >= 0 && H > 0, op, ": bad shape (n ", n, ", H ", H, ")");
+    SPPO_CHECK(eps >= 0, op, ": eps must be >= 0 (got ", eps, ")");
+    require(x, dt, mul(n, H), op, "x");
+    require(w, dt, H, op, "w");
+    require(b, dt, H, op, "b");
+    require(y, dt, mul(n, H), op, "y");
+    dispatch(dt, [&](auto t) {
+      using T = decltype(t);
+      cpu::layernorm_forward(x.as<T>(), w.as<T>(), b.as<T>(), n, H, eps, y.as<T>());
+    });
+  }
+  void bias_act(const Tensor& x, const Tensor& b, int64_t n, int64_t H, Activation act, const Tensor& y) override {
+    const char* op = "bias_act";
+    const DType dt = compute_type(x, op);
+    SPPO_CHECK(n >= 0 && H > 0, op, ": bad shape (n ", n, ", H ", H, ")");
+    SPPO_CHECK(act == Activation::Identity || act == Activation::Gelu || act == Activation::Tanh, op,
+               ": unknown activation ", static_cast<int>(act));
+    require(x, dt, mul(n, H), op, "x");
+    if (!b.empty()) require(b, dt, H, op, "b");
+    require(y, dt, mul(n, H), op, "y");
+    dispatch(dt, [&](auto t) {
+      using T = decltype(t);
+      cpu::bias_act(x.as<T>(), b.empty() ? nullptr : b.as<T>(), n, H, act, y.as<T>());
+    });
+  }
   void rope_tables(const Tensor& inv_freq, int64_t half, const Tensor& positions, int64_t n, const Tensor& cos,
                    const Tensor& sin) override {
     const char* op = "rope_tables";
@@ -244,6 +276,30 @@ class CpuBackend final : public Backend {
       using T = decltype(t);
       cpu::attention_backward(s, q.as<T>(), k.as<T>(), v.as<T>(), mask.as<uint8_t>(), out.as<T>(), lse.as<T>(),
                               dout.as<T>(), dq.as<T>(), dk.as<T>(), dv.as<T>());
+    });
+  }
+  void disentangled_attention(const RelAttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
+                              const Tensor& pos_q, const Tensor& pos_k, const Tensor& rel_index, const Tensor& start,
+                              const Tensor& out) override {
+    const char* op = "disentangled_attention";
+    const DType dt = compute_type(q, op);
+    SPPO_CHECK(s.S >= 0 && s.N >= 0 && s.nh > 0 && s.hd > 0 && s.P >= 0 && s.max_len >= 1, op, ": bad shape (S ", s.S,
+               ", N ", s.N, ", heads ", s.nh, ", head_dim ", s.hd, ", P ", s.P, ", max_len ", s.max_len, ")");
+    const int64_t w = s.nh * s.hd;
+    require(q, dt, s.N * w, op, "q");
+    require(k, dt, s.N * w, op, "k");
+    require(v, dt, s.N * w, op, "v");
+    const bool rel = s.c2p || s.p2c;
+    if (s.p2c) require(pos_q, dt, s.P * w, op, "pos_q");
+    if (s.c2p) require(pos_k, dt, s.P * w, op, "pos_k");
+    if (rel) require(rel_index, DType::I32, 2 * s.max_len - 1, op, "rel_index");
+    require(start, DType::I32, s.S + 1, op, "start");
+    require(out, dt, s.N * w, op, "out");
+    dispatch(dt, [&](auto t) {
+      using T = decltype(t);
+      cpu::disentangled_attention(s, q.as<T>(), k.as<T>(), v.as<T>(), s.p2c ? pos_q.as<T>() : nullptr,
+                                  s.c2p ? pos_k.as<T>() : nullptr, rel ? rel_index.as<int32_t>() : nullptr,
+                                  start.as<int32_t>(), out.as<T>());
     });
   }
   void kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, int64_t R, int64_t kw, int64_t pool_rows,

@@ -94,6 +94,13 @@ class CudaBackend final : public Backend {
                         const Tensor&, bool) override {
     missing("rmsnorm_backward");
   }
+  void layernorm_forward(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, double,
+                         const Tensor&) override {
+    missing("layernorm_forward");
+  }
+  void bias_act(const Tensor&, const Tensor&, int64_t, int64_t, Activation, const Tensor&) override {
+    missing("bias_act");
+  }
   void rope_tables(const Tensor&, int64_t, const Tensor&, int64_t, const Tensor&, const Tensor&) override {
     missing("rope_tables");
   }
@@ -111,6 +118,10 @@ class CudaBackend final : public Backend {
   void attention_backward(const AttnShape&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                           const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) override {
     missing("attention_backward");
+  }
+  void disentangled_attention(const RelAttnShape&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                              const Tensor&, const Tensor&, const Tensor&, const Tensor&) override {
+    missing("disentangled_attention");
   }
   void kv_write(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, int64_t, const Tensor&,
                 const Tensor&) override {

@@ -5,6 +5,7 @@ import type { DeviceName } from '../native/addon.js';
 import { runKernelBench, type KernelDType } from '../bench/kernels.js';
 import { runModelBench } from '../bench/model.js';
 import { MODEL_PRESETS, presetDescription, type ModelPreset } from '../model/presets.js';
+import { runPairRmBench, type PairRmBenchSize } from '../bench/pairrm.js';
 
 export interface BenchArgs {
   suite: string;
@@ -44,6 +45,12 @@ export const benchSuites: Record<string, BenchSuite> = {
       });
     },
   },
+  pairrm: {
+    describe: "PairRM judge's model on the CPU: all K(K-1) ordered pairs of K = 5 responses (--size large: PairRM's shape)",
+    run: async (a) => {
+      await runPairRmBench({ device: a.device, out: a.out, prompts: a.iters, batch: a.rows, size: a.size as PairRmBenchSize | undefined });
+    },
+  },
   model: {
     describe: 'model engine on the CPU: SPPO training steps and KV-cache generation on a random Llama of a preset size',
     run: async (a) => {
@@ -60,15 +67,17 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       .positional('suite', { type: 'string', choices: Object.keys(benchSuites), demandOption: true, describe: 'Which benchmark' })
       .option('device', { type: 'string', choices: ['cpu', 'cuda'] as const, default: 'cpu' as DeviceName, describe: 'Where to run' })
       .option('out', { type: 'string', describe: 'JSON output (default bench/out/<suite>-<date>.json)' })
-      .option('iters', { type: 'number', describe: 'Timed runs (median reported)' })
+      .option('iters', { type: 'number', describe: 'Timed runs (median reported); pairrm: prompts (default 1)' })
       .option('warmup', { type: 'number', describe: 'Untimed runs first' })
-      .option('rows', { type: 'number', describe: 'kernels: rows (default 8192 on cuda, 512 on cpu)' })
+      .option('rows', { type: 'number', describe: 'kernels: rows (default 8192 on cuda, 512 on cpu); pairrm: pairs per call (default 4)' })
       .option('vocab', { type: 'string', describe: 'kernels: vocabulary sizes, e.g. 32000,128256' })
       .option('dtype', { type: 'string', describe: 'kernels: bf16,f32' })
       .option('size', {
         type: 'string',
-        choices: [...MODEL_PRESETS],
-        describe: `model: random model size (default small): ${MODEL_PRESETS.map((p) => `${p} = ${presetDescription(p)}`).join('; ')}`,
+        choices: [...new Set<string>([...MODEL_PRESETS, 'large'])],
+        describe:
+          `model: random model size (default small): ${MODEL_PRESETS.map((p) => `${p} = ${presetDescription(p)}`).join('; ')}. ` +
+          "pairrm: tiny or large (default, PairRM's shape)",
       })
       .option('via', { type: 'string', choices: ['auto', 'native', 'addon'] as const, default: 'auto' as const, describe: 'kernels: native benchmark executable or the addon' }) as unknown as Argv<BenchArgs>,
   handler: async (args) => {

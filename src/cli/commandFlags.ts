@@ -15,7 +15,7 @@ export const GENERATE_TEXTS: Readonly<Record<string, FlagText>> = {
 export const EVAL_TEXTS: Readonly<Record<string, FlagText>> = {
   prompts: { describe: `${PROMPT_FILE} (one)`, default: null },
   maxPrompts: { describe: 'Compare on the first N prompts of the file only (0 = all)' },
-  judge: { describe: 'Judge: reward-model:<folder>, command:<cmd>, precomputed:<file>, builtin:<name>, or llm:<base-url>?model=<name> (an LLM on an OpenAI-compatible server)', default: null },
+  judge: { describe: 'Judge: pairrm:<folder>, reward-model:<folder>, command:<cmd>, precomputed:<file>, builtin:<name>, or llm:<base-url>?model=<name> (an LLM on an OpenAI-compatible server)', default: null },
   seed: { describe: 'Sampling seed (both models sample with the same seeds)' },
   'eval.samples': { describe: 'Samples per prompt from each model; each pair of samples is one comparison' },
 };

@@ -10,6 +10,7 @@ interface JudgeArgs {
   pairing: string;
   'judge-timeout': number;
   'judge-startup-timeout': number;
+  'chat-template-model'?: string;
 }
 
 export const judgeCommand: CommandModule<object, JudgeArgs> = {
@@ -18,11 +19,15 @@ export const judgeCommand: CommandModule<object, JudgeArgs> = {
   builder: (y) =>
     y
       .option('input', { type: 'string', demandOption: true, describe: 'A generated.parquet (from `generate` or a run folder)' })
-      .option('judge', { type: 'string', demandOption: true, describe: 'Judge: reward-model:<folder>, command:<cmd>, precomputed:<file>, or builtin:<demo|length|cyclic>' })
+      .option('judge', { type: 'string', demandOption: true, describe: 'Judge: pairrm:<folder>[?prompt=templated|plain], reward-model:<folder>, command:<cmd>, precomputed:<file>, or builtin:<demo|length|cyclic>' })
       .option('output', { type: 'string', demandOption: true, describe: 'Output folder' })
       .option('judge-timeout', { type: 'number', default: 600, describe: 'Command judges: seconds a request may wait with no output before the judge is stopped' })
       .option('judge-startup-timeout', { type: 'number', default: 600, describe: 'Command judges: seconds allowed for the handshake (loading its model)' })
-      .option('pairing', { type: 'string', default: 'best-worst', choices: ['best-worst', 'all'], describe: 'Training pairs: best-worst (reference) or all (Algorithm 1)' }),
+      .option('pairing', { type: 'string', default: 'best-worst', choices: ['best-worst', 'all'], describe: 'Training pairs: best-worst (reference) or all (Algorithm 1)' })
+      .option('chat-template-model', {
+        type: 'string',
+        describe: "The policy's model folder: PairRM judges rank each prompt under its chat template, as the reference does (else use pairrm:<folder>?prompt=plain)",
+      }),
   handler: async (args) => {
     for (const f of ['judge-timeout', 'judge-startup-timeout'] as const) {
       if (!(Number.isFinite(args[f]) && args[f] > 0)) throw new Error(`--${f} must be a positive number of seconds (got ${String(args[f])})`);
@@ -35,6 +40,7 @@ export const judgeCommand: CommandModule<object, JudgeArgs> = {
       judgeTimeout: args['judge-timeout'],
       judgeStartupTimeout: args['judge-startup-timeout'],
       onEvent: printEvents(),
+      chatTemplateModel: args['chat-template-model'],
     });
     console.log(out.judged);
     console.log(out.train);

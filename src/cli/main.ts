@@ -15,6 +15,7 @@ import { cancelAllNativeWork } from '../model/engine.js';
 import { noteInOpenLogs } from '../run/runLog.js';
 import { repeatedFlag } from './repeatedFlags.js';
 import { isFsError } from '../util/fsErrors.js';
+import { cancelAllPairRmWork } from '../pairrm/model.js';
 
 let stopping = false;
 
@@ -31,6 +32,7 @@ function onSignal(signal: NodeJS.Signals, code: number): void {
   console.error(`\nsppo-native: ${signal}: stopping (finished work is kept; rerun the same command to resume)`);
   noteInOpenLogs(`stopped by ${signal} (exit ${code})`);
   cancelAllNativeWork();
+  cancelAllPairRmWork();
   Promise.all([closeAllCommandJudges(), stopAllPolicyServers()]).finally(() => process.exit(code));
 }
 

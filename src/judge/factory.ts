@@ -7,8 +7,9 @@ import { CommandJudge } from './command.js';
 import { createPrecomputedJudge } from './precomputed.js';
 import { createRewardModelJudge, type RewardModelContext } from './rewardModel.js';
 import { LlmJudge } from './llm.js';
+import { createPairRmJudge, type PairRmContext } from './pairrm.js';
 
-export interface JudgeContext extends Partial<RewardModelContext> {
+export interface JudgeContext extends Partial<RewardModelContext>, Partial<PairRmContext> {
   /** Relative folders and files in specs, and command judges' working directory (default process.cwd()). */
   cwd?: string;
   /** Command judges: fail when a request waits this long with no output (default 10 min). */
@@ -31,6 +32,8 @@ export async function createJudge(spec: string, ctx: JudgeContext = {}): Promise
       return createRewardModelJudge(s, ctx, resolve(cwd, s.target));
     case 'llm':
       return new LlmJudge(s, { cwd, onLog: ctx.onJudgeStderr });
+    case 'pairrm':
+      return createPairRmJudge(s, ctx, resolve(cwd, s.target));
     case 'command':
       return CommandJudge.start(s.target, {
         cwd,

@@ -2,8 +2,8 @@
 // the shell command (a command may contain '?' or '&'), so it takes no options.
 import { describe } from './matrix.js';
 
-export type JudgeKind = 'reward-model' | 'command' | 'precomputed' | 'builtin' | 'llm';
-export const JUDGE_KINDS: readonly JudgeKind[] = ['reward-model', 'command', 'precomputed', 'builtin', 'llm'];
+export type JudgeKind = 'pairrm' | 'reward-model' | 'command' | 'precomputed' | 'builtin' | 'llm';
+export const JUDGE_KINDS: readonly JudgeKind[] = ['pairrm', 'reward-model', 'command', 'precomputed', 'builtin', 'llm'];
 
 export interface JudgeSpec {
   spec: string;
@@ -21,7 +21,7 @@ export function parseJudgeSpec(spec: string): JudgeSpec {
   if (!(JUDGE_KINDS as readonly string[]).includes(kind) || colon < 0) {
     throw new Error(
       `judge spec '${spec}' is not understood: expected one of ` +
-        'reward-model:<folder>[?tau=1], command:<shell command>, precomputed:<file.jsonl|.json|.parquet>[?tau=1], ' +
+        'pairrm:<folder>[?prompt=templated|plain&batch=16], reward-model:<folder>[?tau=1], command:<shell command>, precomputed:<file.jsonl|.json|.parquet>[?tau=1], ' +
         'builtin:<demo|length|cyclic>[?options], llm:<base-url>?model=<served model>[&template=<file>]',
     );
   }

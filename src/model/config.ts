@@ -52,7 +52,8 @@ export interface ModelConfig {
 
 const ARCHITECTURES: readonly Architecture[] = ['LlamaForCausalLM', 'MistralForCausalLM', 'LlamaForSequenceClassification'];
 
-class Fields {
+/** Typed reads of a config object; every error names the file and the field. */
+export class Fields {
   constructor(
     readonly obj: Record<string, unknown>,
     readonly source: string,
@@ -116,7 +117,7 @@ class Fields {
   }
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 

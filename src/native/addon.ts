@@ -1,5 +1,5 @@
 // The one place the native addon is loaded, and its whole surface typed once: free functions
-// (build info, kernels), the kind lists, and the classes Model, Trainer and Communicator (one JS
+// (build info, kernels), the kind lists, and the classes Model, PairRM, Trainer and Communicator (one JS
 // object per native object, native/addon/*_binding.cpp). Everything else in src/ goes through
 // these types; policy and validation live in TypeScript, the addon only moves bytes and does math.
 import { createRequire } from 'node:module';
@@ -147,6 +147,50 @@ export interface NativeModel {
   saveTensors(file: string, headerJson: string, names: string[], dtype: string, dataBytes: number): Promise<void>;
 }
 
+// ---- pairrm_binding.cpp -------------------------------------------------------------------------------
+/** The core's PairRmConfig (native/model/pairrm_config.h); src/pairrm/config.ts builds it from config.json. */
+export interface NativePairRmConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  headDim: number;
+  layerNormEps: number;
+  /** > 0: DeBERTa's log buckets; 0: plain clamped offsets. */
+  positionBuckets: number;
+  /** Resolved (config.json's -1 means max_position_embeddings). */
+  maxRelativePositions: number;
+  c2p: boolean;
+  p2c: boolean;
+  normRelEmbeddings: boolean;
+  numTasks: number;
+}
+
+/** Ordered pairs packed back to back (no padding); slots: 3 positions per sequence, within it. */
+export interface NativePairBatch {
+  tokens: Int32Array;
+  lengths: Int32Array;
+  slots: Int32Array;
+}
+
+export interface NativePairRm {
+  readonly busy: boolean;
+  readonly freed: boolean;
+  readonly device: DeviceName;
+  params(): { name: string; shape: number[]; offset: number }[];
+  initRandom(seed: number, std?: number): Promise<void>;
+  loadTensors(entries: NativeTensorRange[]): Promise<void>;
+  /** Per sequence: h([e_s; e_1]) - h([e_s; e_2]) averaged over tasks (> 0: the first candidate wins). */
+  compare(batch: NativePairBatch): Promise<Float64Array>;
+  /** The encoder's last hidden states, [sum of lengths, hidden]. */
+  hiddenStates(batch: NativePairBatch): Promise<Float64Array>;
+  memoryPlan(tokens: number, sequences: number): { weights: number; activations: number; total: number };
+  /** Stops the call in flight (it rejects with "cancelled") within about a layer. */
+  cancel(): void;
+  free(): void;
+}
+
 // ---- trainer_binding.cpp -----------------------------------------------------------------------------
 export interface NativeOptimizerOptions {
   kind: OptimizerKind;
@@ -229,6 +273,7 @@ export interface NativeAddon {
   }): Promise<Float32Array>;
   sppoLoss(args: NativeSppoLossArgs): Promise<SppoLossResult>;
   Model: new (config: NativeLlamaConfig, opts?: { device?: DeviceName; precision?: Precision }) => NativeModel;
+  PairRM: new (config: NativePairRmConfig, opts?: { device?: DeviceName; precision?: Precision }) => NativePairRm;
   Trainer: new (
     model: NativeModel,
     opts: { optimizer: NativeOptimizerOptions; communicator?: NativeCommunicator; bucketBytes?: number; zero1?: boolean },

@@ -1,6 +1,7 @@
 // The judge context that plugs the model engine into reward-model judges: models load through the
 // provider on the run's device, and each reward model's own tokenizer and chat template encode
-// the conversations (one TextCodec per folder, loaded once).
+// the conversations (one TextCodec per folder, loaded once). PairRM judges get the run's device;
+// the policy's chat template (chatPrompt) comes from the caller, who knows the policy.
 import type { DeviceName } from '../native/addon.js';
 import type { JudgeContext } from '../judge/factory.js';
 import { TextCodec } from '../text/codec.js';
@@ -10,6 +11,7 @@ export function engineJudgeContext(provider: ModelProvider, device: DeviceName, 
   const codecs = new Map<string, TextCodec>();
   return {
     ...extra,
+    device: extra.device ?? device,
     loadModel: extra.loadModel ?? ((folder) => provider.load(folder, device)),
     rewardModelTokens:
       extra.rewardModelTokens ??

@@ -109,7 +109,9 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
     checkTokenizerFits(codec, base);
     checkJudgeTarget(recipe.judge, opts.judgeContext?.cwd ?? process.cwd());
     checkRolloutEngine(recipe);
+    // PairRM ranks the prompt under the policy's chat template, as the reference does.
     const ctx = engineJudgeContext(provider, recipe.device, {
+      chatPrompt: (p) => codec.promptBeforeAnswer(p),
       ...opts.judgeContext,
       commandTimeoutMs: opts.judgeContext?.commandTimeoutMs ?? recipe.judgeTimeout * 1000,
       commandStartupTimeoutMs: opts.judgeContext?.commandStartupTimeoutMs ?? recipe.judgeStartupTimeout * 1000,

@@ -59,7 +59,7 @@ export const recipeFields = [
   field('promptSplit', 'prompt-split', oneOf(['disjoint', 'reuse']), 'disjoint', 'With one prompt file: "disjoint" seeded parts per iteration (reference), or "reuse" all prompts every iteration'),
   field('maxPrompts', 'max-prompts', int(0), 0, 'At most this many prompts per iteration (0 = all)'),
   field('promptInvalidUtf8', 'prompt-invalid-utf8', oneOf(['refuse', 'replace']), 'refuse', 'Bytes of a JSON/JSONL prompt file that are not UTF-8: "refuse" the file (naming the line), or "replace" them with U+FFFD and report the count'),
-  field('judge', 'judge', str, '', 'Judge: reward-model:<folder>, command:<cmd>, precomputed:<file>, builtin:<name>, or llm:<base-url>?model=<name> (an LLM on an OpenAI-compatible server)'),
+  field('judge', 'judge', str, '', 'Judge: pairrm:<folder>, reward-model:<folder>, command:<cmd>, precomputed:<file>, builtin:<name>, or llm:<base-url>?model=<name> (an LLM on an OpenAI-compatible server)'),
   field('judgeTimeout', 'judge-timeout', num({ min: 0, exclusiveMin: true }), 600, 'Command judges: seconds a request may wait with no output before the judge is stopped and the work fails (a line is printed every 30 s of waiting)'),
   field('judgeStartupTimeout', 'judge-startup-timeout', num({ min: 0, exclusiveMin: true }), 600, 'Command judges: seconds allowed for the handshake line (loading its model)'),
   field('output', 'output', str, 'runs/sppo', 'Run folder (created; rerunning the same command resumes it)'),

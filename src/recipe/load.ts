@@ -9,7 +9,7 @@ import { defaultRecipe, fieldByPath, getPath, recipeFields, setPath, type Field 
 
 const pathFields = new Set(['model', 'prompts', 'chatTemplate']);
 // Judge kinds whose target is a file or folder (a command: runs in the working folder as typed).
-const judgePathKinds = ['reward-model:', 'precomputed:'];
+const judgePathKinds = ['pairrm:', 'reward-model:', 'precomputed:'];
 
 export class RecipeError extends Error {}
 
@@ -59,7 +59,7 @@ export function coerceField(field: Field, raw: unknown, where: string): unknown 
   }
 }
 
-/** `reward-model:<folder>[?opts]` / `precomputed:<file>[?opts]` with the target resolved against `base`. */
+/** `pairrm:<folder>[?opts]` / `reward-model:<folder>[?opts]` / `precomputed:<file>[?opts]` with the target resolved against `base`. */
 function resolveJudgePath(spec: string, base: string): string {
   const kind = judgePathKinds.find((k) => spec.startsWith(k));
   if (!kind) return spec;
@@ -138,7 +138,7 @@ export function applyOverrides(recipe: Recipe, overrides: Record<string, unknown
 export function validateRecipe(r: Recipe): Recipe {
   if (!r.model) throw new RecipeError('model is required (a model folder, or run `sppo-native train` with no arguments for the demo)');
   if (r.prompts.length === 0) throw new RecipeError('prompts is required (a prompt file, or one per iteration)');
-  if (!r.judge) throw new RecipeError('judge is required (reward-model:<folder>, command:<cmd>, precomputed:<file>, builtin:<name> or llm:<base-url>?model=<name>)');
+  if (!r.judge) throw new RecipeError('judge is required (pairrm:<folder>, reward-model:<folder>, command:<cmd>, precomputed:<file>, builtin:<name> or llm:<base-url>?model=<name>)');
   if (r.prompts.length > 1 && r.prompts.length !== r.iterations) {
     throw new RecipeError(`prompts lists ${r.prompts.length} files but iterations is ${r.iterations}: give one file, or one per iteration`);
   }

@@ -140,6 +140,33 @@ export class TextCodec {
     }
   }
 
+  /**
+   * The prompt as the SPPO reference shows it to PairRM (scripts/rank.py): the template applied
+   * to the user turn followed by an assistant turn, cut where the assistant's text begins. The
+   * reference uses the answer "None" and cuts at the first "None", which also cuts prompts that
+   * contain the word; a marker that cannot occur in text is used here instead.
+   */
+  promptBeforeAnswer(user: string): string {
+    const marker = '\uE000sppo-native-answer\uE000';
+    let text: string;
+    try {
+      text = this.template.render({
+        messages: [
+          { role: 'user', content: user },
+          { role: 'assistant', content: marker },
+        ],
+        add_generation_prompt: false,
+        bos_token: this.bosToken ?? '',
+        eos_token: this.eosToken ?? '',
+      });
+    } catch (err) {
+      throw new TextError(`the chat template of ${this.folder} failed to render: ${(err as Error).message}`);
+    }
+    const at = text.lastIndexOf(marker);
+    if (at < 0) throw new TextError(`the chat template of ${this.folder} does not write the assistant's answer into the conversation`);
+    return text.slice(0, at);
+  }
+
   /** Prompt token ids with exactly one BOS (when the model uses one), cut to the last `maxTokens`. */
   encodePrompt(user: string, maxTokens = Infinity): number[] {
     let ids = this.tokenizer.encode(this.renderPrompt(user), { add_special_tokens: false }).ids;

@@ -1,0 +1,45 @@
+// The addon's PairRM object: a sppo::PairRmModel on a backend chosen by its device, behind a JS
+// class (pairrm_binding.cpp: construction, weights, compare, hidden states, cancel, free). Long
+// calls run through RunAsync; one call at a time: a second call while one is in flight, or any
+// call after free(), is an error, never a crash. cancel() stops the call in flight within a layer.
+#pragma once
+#include <napi.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "core/cancel.h"
+#include "model/pairrm_model.h"
+
+namespace sppo::addon {
+
+struct PairRmState {
+  std::shared_ptr<PairRmModel> model;
+  CancelFlag cancel;
+  std::atomic<bool> busy{false};
+};
+
+class PairRmObject : public Napi::ObjectWrap<PairRmObject> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit PairRmObject(const Napi::CallbackInfo& info);
+
+ private:
+  Napi::Value Params(const Napi::CallbackInfo& info);
+  Napi::Value InitRandom(const Napi::CallbackInfo& info);
+  Napi::Value LoadTensors(const Napi::CallbackInfo& info);
+  Napi::Value Compare(const Napi::CallbackInfo& info);
+  Napi::Value HiddenStates(const Napi::CallbackInfo& info);
+  Napi::Value MemoryPlan(const Napi::CallbackInfo& info);
+  Napi::Value Cancel(const Napi::CallbackInfo& info);
+  Napi::Value Free(const Napi::CallbackInfo& info);
+  Napi::Value IsBusy(const Napi::CallbackInfo& info);
+  Napi::Value IsFreed(const Napi::CallbackInfo& info);
+  Napi::Value Device(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<PairRmState> state_;
+  std::string device_;
+};
+
+}  // namespace sppo::addon

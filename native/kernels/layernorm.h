@@ -1,0 +1,16 @@
+// LayerNorm over rows of H, forward only (CONTRACT: cpu/layernorm.cpp). DeBERTa-v2 uses it after
+// the embedding, after each attention and MLP block (post-norm), and on the relative embeddings.
+//   y[r, :] = (x[r, :] - mean_r) / sqrt(var_r + eps) * w + b
+//   mean_r = sum_j x_rj / H;  var_r = sum_j (x_rj - mean_r)^2 / H   (biased, as torch.nn.LayerNorm)
+// The arithmetic is double whatever T, rounded once to T at the end (two passes, so a large common
+// offset does not cancel the variance). y may be x (in place). Rows are independent:
+// a row's result is bitwise the same alone or in a batch, whatever the threads.
+#pragma once
+#include <cstdint>
+
+namespace sppo::cpu {
+
+template <typename T>
+void layernorm_forward(const T* x, const T* w, const T* b, int64_t n, int64_t H, double eps, T* y);
+
+}  // namespace sppo::cpu
