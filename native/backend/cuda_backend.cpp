@@ -9,6 +9,7 @@
 
 #include "backend/buffer.h"
 #include "kernels/logprob.h"
+#include "kernels/matmul.h"
 #include "kernels/sppo_loss.h"
 #include "runtime/cuda_check.h"
 #include "runtime/cuda_launch.h"
@@ -19,13 +20,23 @@ namespace {
 
 using cuda::check_cuda;
 
+// The element type an op computes over on CUDA: F32 (the parity mode) or BF16 (activations and
+// weights of the bf16 mode; statistics, gradients and optimizer state stay F32).
+DType compute_type(const Tensor& t, const char* op) {
+  SPPO_CHECK(t.dtype == DType::F32 || t.dtype == DType::BF16, op, ": the CUDA backend computes in F32 or BF16 (got ",
+             dtype_name(t.dtype), ")");
+  return t.dtype;
+}
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend() {
     check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     errors_ = std::make_unique<cuda::DeviceErrors>(stream_);
+    matmul_ = std::make_unique<cuda::Matmul>(stream_);
   }
   ~CudaBackend() override {
+    matmul_.reset();
     errors_.reset();
     if (stream_) cudaStreamDestroy(stream_);
   }
@@ -84,8 +95,18 @@ class CudaBackend final : public Backend {
   void embedding_backward(const Tensor&, const Tensor&, int64_t, int64_t, int64_t, const Tensor&) override {
     missing("embedding_backward");
   }
-  void matmul(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, int64_t, bool, bool, bool) override {
-    missing("matmul");
+  void matmul(const Tensor& A, const Tensor& B, const Tensor& C, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
+              bool accumulate) override {
+    const char* op = "matmul";
+    const DType in = compute_type(A, op);
+    require(A, in, M * K, op, "A");
+    require(B, in, K * N, op, "B");
+    // bf16 products may write fp32 (the gradients of the bf16 mode); fp32 ones write fp32.
+    if (in == DType::BF16)
+      SPPO_CHECK(C.dtype == DType::F32 || C.dtype == DType::BF16, op, ": C must be F32 or BF16 (got ",
+                 dtype_name(C.dtype), ")");
+    require(C, in == DType::BF16 ? C.dtype : DType::F32, M * N, op, "C");
+    matmul_->run(A.data, B.data, C.data, in, C.dtype, M, N, K, ta, tb, accumulate);
   }
   void rmsnorm_forward(const Tensor&, const Tensor&, int64_t, int64_t, double, const Tensor&, const Tensor&) override {
     missing("rmsnorm_forward");
@@ -215,6 +236,7 @@ class CudaBackend final : public Backend {
 
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::DeviceErrors> errors_;
+  std::unique_ptr<cuda::Matmul> matmul_;
 };
 
 }  // namespace
