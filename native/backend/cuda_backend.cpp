@@ -46,6 +46,16 @@ class CudaBackend final : public Backend {
  public:
   CudaBackend() {
     check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    // Kernels take their scratch from the stream-ordered pool (kernels/cuda/host_helpers.h): keep
+    // freed blocks in the pool across synchronisations instead of returning them to the driver
+    // each step (the pool holds at most the largest scratch of a step, a few MB).
+    int dev = 0;
+    cudaMemPool_t pool = nullptr;
+    if (cudaGetDevice(&dev) == cudaSuccess && cudaDeviceGetDefaultMemPool(&pool, dev) == cudaSuccess) {
+      uint64_t keep = ~uint64_t{0};
+      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    }
+    cudaGetLastError();  // a device without pools fails later, at the first scratch, with a message
     errors_ = std::make_unique<cuda::DeviceErrors>(stream_);
     matmul_ = std::make_unique<cuda::Matmul>(stream_);
   }

@@ -5,8 +5,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
+#include "backend/backend.h"
+#include "backend_testing.h"
 #include "core/dtype.h"
 #include "testing.h"
 
@@ -77,6 +82,36 @@ inline int64_t expect_same_bits(const char* what, const std::vector<float>& got,
     ++failures();
   }
   return bad;
+}
+
+// A device copy of float values stored as `dt` (F32, or BF16 rounded to nearest even).
+inline Dev dev_as(const std::shared_ptr<sppo::Backend>& be, const std::vector<float>& v, sppo::DType dt,
+                  int64_t offset = 0) {
+  return dt == sppo::DType::BF16 ? Dev(be, to_bf16(v), dt, offset) : Dev(be, v, dt, offset);
+}
+
+// A device tensor's values as floats (F32 or BF16).
+inline std::vector<float> floats_of(const Dev& d, sppo::DType dt) {
+  return dt == sppo::DType::BF16 ? from_bf16(d.get<uint16_t>()) : d.get<float>();
+}
+
+// The message `fn` throws, or "" when it does not throw. For GPU ops, fn includes synchronize():
+// deferred device errors surface there.
+inline std::string message_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Both backends must refuse with the same message (and must refuse).
+inline void expect_same_error(const char* what, const std::string& cpu, const std::string& gpu) {
+  if (cpu.empty() || cpu != gpu) {
+    std::printf("  %s: CPU says '%s', CUDA says '%s'\n", what, cpu.c_str(), gpu.c_str());
+    ++failures();
+  }
 }
 
 }  // namespace sppo_test
