@@ -31,10 +31,10 @@ namespace cuda {
 // The CUDA twin (cuda/matmul.cu): cuBLASLt, loaded at run time (runtime/cublaslt_shim.h), on one
 // stream, never synchronising. A and B are F32 or BF16 (both the same); C is F32, or BF16 over
 // BF16 inputs; products accumulate in fp32 (no TF32). Row-major operands reach cuBLASLt through
-// the column-major mapping of kernels/matmul_colmajor.h. The summation order is cuBLASLt's, fixed
-// for a given shape, GPU and library (run to run the same bits), but not the CPU's: results agree
-// with the CPU to fp32 rounding. One object per stream: its handle, workspace and the algorithm
-// chosen per shape.
+// the column-major mapping of kernels/cuda/matmul_colmajor.h. The summation order is cuBLASLt's,
+// fixed for a given shape, GPU and library (run to run the same bits), but not the CPU's: results
+// agree with the CPU to fp32 rounding. One object per stream: its handle, workspace and the
+// algorithm chosen per shape.
 class Matmul {
  public:
   explicit Matmul(void* stream);  // a cudaStream_t; loads nothing until the first product

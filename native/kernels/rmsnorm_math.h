@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/hd.h"
+#include "core/host_device.h"
 
 namespace sppo::rmsnorm_math {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/hd.h"
+#include "core/host_device.h"
 
 namespace sppo::rope_math {
 

@@ -4,7 +4,7 @@
 #pragma once
 #include <cmath>
 
-#include "kernels/hd.h"
+#include "core/host_device.h"
 
 namespace sppo::swiglu_math {
 

@@ -1,12 +1,12 @@
-// The row-major to column-major mapping of the CUDA matmul (kernels/matmul_colmajor.h), on the
-// host: a naive column-major GEMM that reads its operands exactly as cuBLAS does (element (i, j)
-// of a stored matrix at i + j * ld, op T swapping i and j), driven by the mapping over row-major
-// buffers, must give the row-major product of matmul.h for every transpose form, with and without
+// The row-major to column-major mapping of the CUDA matmul (kernels/cuda/matmul_colmajor.h), on
+// the host: a naive column-major GEMM that reads its operands exactly as cuBLAS does (element
+// (i, j) of a stored matrix at i + j * ld, op T swapping i and j), driven by the mapping over
+// row-major buffers, must give the row-major product of matmul.h for every transpose form, with and without
 // accumulation, on odd shapes. Also the descriptions cuBLAS validates: ld >= rows, op shapes chain.
 #include <cstdint>
 #include <vector>
 
-#include "kernels/matmul_colmajor.h"
+#include "kernels/cuda/matmul_colmajor.h"
 #include "testing.h"
 
 using sppo::ColMajorGemm;

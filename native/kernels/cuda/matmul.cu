@@ -1,7 +1,7 @@
 // CUDA matrix products (kernels/matmul.h) through cuBLASLt, loaded at run time by
 // runtime/cublaslt_shim.h. No kernels of our own: this file turns a row-major matmul.h call into
-// one cublasLtMatmul on the backend's stream (the layout mapping is kernels/matmul_colmajor.h) and
-// keeps, per shape, the descriptors and the algorithm the heuristic chose, so a training step
+// one cublasLtMatmul on the backend's stream (the layout mapping is kernels/cuda/matmul_colmajor.h)
+// and keeps, per shape, the descriptors and the algorithm the heuristic chose, so a training step
 // queries the heuristic once per distinct product and never synchronises.
 #include <cuda_runtime.h>
 
@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "kernels/matmul.h"
-#include "kernels/matmul_colmajor.h"
+#include "kernels/cuda/matmul_colmajor.h"
 #include "runtime/cublaslt_shim.h"
 #include "runtime/cuda_check.h"
 
@@ -167,7 +167,8 @@ void Matmul::run(const void* A, const void* B, void* C, DType in, DType out, int
   if (M == 0 || N == 0) return;
   if (K == 0) {  // an empty sum: C = 0, or C unchanged when accumulating
     if (!accumulate)
-      check_cuda(cudaMemsetAsync(C, 0, static_cast<std::size_t>(M * N) * dtype_size(out), s_->stream), "matmul (K = 0)");
+      check_cuda(cudaMemsetAsync(C, 0, static_cast<std::size_t>(M * N) * dtype_size(out), s_->stream),
+                 "matmul (K = 0)");
     return;
   }
   s_->init();

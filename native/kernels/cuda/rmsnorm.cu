@@ -33,7 +33,8 @@ __global__ void __launch_bounds__(kBlock)
   const float rs = rmsnorm_math::rstd(static_cast<float>(block_sum(ss, smem)), H, eps);
   if (threadIdx.x == 0) rstd[r] = rs;
   typename E::raw* yr = y + r * H;
-  for (int64_t j = threadIdx.x; j < H; j += kBlock) yr[j] = E::store(rmsnorm_math::forward(E::load(xr[j]), E::load(w[j]), rs));
+  for (int64_t j = threadIdx.x; j < H; j += kBlock)
+    yr[j] = E::store(rmsnorm_math::forward(E::load(xr[j]), E::load(w[j]), rs));
 }
 
 // dx: one block per row. No __restrict__ on dx: it is read when accumulating.
@@ -105,8 +106,8 @@ void rmsnorm_forward(const void* x, const void* w, DType dtype, int64_t n, int64
   check_cuda(cudaGetLastError(), "rmsnorm_forward launch");
 }
 
-void rmsnorm_backward(const void* x, const void* w, const float* rstd, const void* dy, DType dtype, int64_t n, int64_t H,
-                      void* dx, float* dw, bool accumulate_dx, const Launch& l) {
+void rmsnorm_backward(const void* x, const void* w, const float* rstd, const void* dy, DType dtype, int64_t n,
+                      int64_t H, void* dx, float* dw, bool accumulate_dx, const Launch& l) {
   check_args("rmsnorm_backward", dtype, n, H);
   if (n == 0 || H == 0) return;
   cudaStream_t s = stream_of(l);
