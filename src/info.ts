@@ -52,7 +52,7 @@ export function formatInfo(info: SystemInfo): string {
     `  backends:      ${info.backends.join(', ')}`,
     `  CPU threads:   ${b.cpuThreads}${b.openmp ? ' (OpenMP)' : ' (no OpenMP: single-threaded)'}`,
     `  CUDA backend:  ${b.cuda ? `yes (architectures ${b.cudaArchs || '?'})` : 'no'}`,
-    `  cuBLASLt:      ${b.cublasLt ? 'yes' : 'no'}`,
+    `  cuBLASLt:      ${b.cublasLt ? `yes, ${b.cublasLtDetail}` : `no (${b.cuda ? b.cublasLtDetail : 'this build has no CUDA backend'})`}`,
     `  NCCL:          ${b.nccl ? 'yes' : 'no'}`,
     `  Node.js:       ${info.node}`,
   ];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { native, requireDevice, cudaAvailable } from '../src/native/addon.js';
+import { native, requireCublasLt, requireDevice, cudaAvailable } from '../src/native/addon.js';
 import { formatInfo, systemInfo } from '../src/info.js';
 
 describe('build info', () => {
@@ -20,5 +20,20 @@ describe('build info', () => {
     }
     expect(() => requireDevice('tpu' as never)).toThrow(/device must be 'cpu' or 'cuda'/);
     expect(typeof native().buildInfo).toBe('function');
+  });
+
+  it('says whether cuBLASLt loaded: its version and file, or every file tried', () => {
+    const info = systemInfo();
+    const text = formatInfo(info);
+    if (!info.build.cuda) {
+      expect(info.build.cublasLt).toBe(false);
+      expect(text).toMatch(/cuBLASLt: +no \(this build has no CUDA backend\)/);
+    } else if (info.build.cublasLt) {
+      expect(text).toMatch(/cuBLASLt: +yes, 1[23]\.\d+\.\d+ \(.*libcublasLt\.so.*\)/);
+      expect(() => requireCublasLt()).not.toThrow();
+    } else {
+      expect(text).toMatch(/cuBLASLt: +no \(cuBLASLt could not be loaded \(tried .*libcublasLt\.so\.13.*libcublasLt\.so\.12/);
+      expect(() => requireCublasLt()).toThrow(/device 'cuda' cannot run models: cuBLASLt could not be loaded/);
+    }
   });
 });

@@ -14,6 +14,7 @@ Napi::Value BuildInfoJs(const Napi::CallbackInfo& info) {
   o.Set("cuda", b.cuda);
   o.Set("cudaArchs", b.cuda_archs);
   o.Set("cublasLt", b.cublaslt);
+  o.Set("cublasLtDetail", b.cublaslt_detail);
   o.Set("nccl", b.nccl);
   o.Set("openmp", b.openmp);
   o.Set("cpuThreads", b.cpu_threads);

@@ -8,8 +8,17 @@
 #include <string>
 
 #include "backend/buffer.h"
+#include "kernels/adamw.h"
+#include "kernels/embedding.h"
+#include "kernels/global_norm.h"
 #include "kernels/logprob.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rmsprop.h"
+#include "kernels/rope.h"
+#include "kernels/rows.h"
 #include "kernels/sppo_loss.h"
+#include "kernels/swiglu.h"
 #include "runtime/cuda_check.h"
 #include "runtime/cuda_launch.h"
 #include "runtime/device_errors.h"
@@ -19,13 +28,39 @@ namespace {
 
 using cuda::check_cuda;
 
+// The element type an op computes over on CUDA: F32 (the parity mode) or BF16 (activations and
+// weights of the bf16 mode; statistics, gradients and optimizer state stay F32).
+DType compute_type(const Tensor& t, const char* op) {
+  SPPO_CHECK(t.dtype == DType::F32 || t.dtype == DType::BF16, op, ": the CUDA backend computes in F32 or BF16 (got ",
+             dtype_name(t.dtype), ")");
+  return t.dtype;
+}
+
+// Ops whose tensors are statistics, gradients or optimizer state: F32 only on CUDA.
+DType f32_only(const Tensor& t, const char* op) {
+  SPPO_CHECK(t.dtype == DType::F32, op, ": the CUDA backend computes in F32 (got ", dtype_name(t.dtype), ")");
+  return t.dtype;
+}
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend() {
     check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    // Kernels take their scratch from the stream-ordered pool (kernels/cuda/host_helpers.h): keep
+    // freed blocks in the pool across synchronisations instead of returning them to the driver
+    // each step (the pool holds at most the largest scratch of a step, a few MB).
+    int dev = 0;
+    cudaMemPool_t pool = nullptr;
+    if (cudaGetDevice(&dev) == cudaSuccess && cudaDeviceGetDefaultMemPool(&pool, dev) == cudaSuccess) {
+      uint64_t keep = ~uint64_t{0};
+      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    }
+    cudaGetLastError();  // a device without pools fails later, at the first scratch, with a message
     errors_ = std::make_unique<cuda::DeviceErrors>(stream_);
+    matmul_ = std::make_unique<cuda::Matmul>(stream_);
   }
   ~CudaBackend() override {
+    matmul_.reset();
     errors_.reset();
     if (stream_) cudaStreamDestroy(stream_);
   }
@@ -78,21 +113,61 @@ class CudaBackend final : public Backend {
     fail("the CUDA backend has no ", op,
          " kernel yet: it comes with the CUDA model engine; run models with --device cpu");
   }
-  void embedding_forward(const Tensor&, int64_t, int64_t, const Tensor&, int64_t, const Tensor&) override {
-    missing("embedding_forward");
+  // Each op checks what the CPU backend checks, with its messages (backend.h), then queues its
+  // kernel; bad values found on the device come back at synchronize().
+  void embedding_forward(const Tensor& table, int64_t V, int64_t H, const Tensor& ids, int64_t n,
+                         const Tensor& out) override {
+    const char* op = "embedding_forward";
+    const DType dt = compute_type(table, op);
+    require(table, dt, V * H, op, "table");
+    require(ids, DType::I32, n, op, "ids");
+    require(out, dt, n * H, op, "out");
+    cuda::embedding_forward(table.data, dt, V, H, ids.as<int32_t>(), n, out.data, launch());
   }
-  void embedding_backward(const Tensor&, const Tensor&, int64_t, int64_t, int64_t, const Tensor&) override {
-    missing("embedding_backward");
+  void embedding_backward(const Tensor& dout, const Tensor& ids, int64_t n, int64_t V, int64_t H,
+                          const Tensor& dtable) override {
+    const char* op = "embedding_backward";
+    const DType dt = compute_type(dout, op);  // the gradient arena (dtable) is F32
+    require(dout, dt, n * H, op, "dout");
+    require(ids, DType::I32, n, op, "ids");
+    require(dtable, DType::F32, V * H, op, "dtable");
+    cuda::embedding_backward(dout.data, dt, ids.as<int32_t>(), n, V, H, dtable.as<float>(), launch());
   }
-  void matmul(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, int64_t, bool, bool, bool) override {
-    missing("matmul");
+  void matmul(const Tensor& A, const Tensor& B, const Tensor& C, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
+              bool accumulate) override {
+    const char* op = "matmul";
+    const DType in = compute_type(A, op);
+    require(A, in, M * K, op, "A");
+    require(B, in, K * N, op, "B");
+    // bf16 products may write fp32 (the gradients of the bf16 mode); fp32 ones write fp32.
+    if (in == DType::BF16)
+      SPPO_CHECK(C.dtype == DType::F32 || C.dtype == DType::BF16, op, ": C must be F32 or BF16 (got ",
+                 dtype_name(C.dtype), ")");
+    require(C, in == DType::BF16 ? C.dtype : DType::F32, M * N, op, "C");
+    matmul_->run(A.data, B.data, C.data, in, C.dtype, M, N, K, ta, tb, accumulate);
   }
-  void rmsnorm_forward(const Tensor&, const Tensor&, int64_t, int64_t, double, const Tensor&, const Tensor&) override {
-    missing("rmsnorm_forward");
+  void rmsnorm_forward(const Tensor& x, const Tensor& w, int64_t n, int64_t H, double eps, const Tensor& y,
+                       const Tensor& rstd) override {
+    const char* op = "rmsnorm_forward";
+    const DType dt = compute_type(x, op);
+    require(x, dt, n * H, op, "x");
+    require(w, dt, H, op, "w");
+    require(y, dt, n * H, op, "y");
+    require(rstd, DType::F32, n, op, "rstd");
+    cuda::rmsnorm_forward(x.data, w.data, dt, n, H, eps, y.data, rstd.as<float>(), launch());
   }
-  void rmsnorm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, const Tensor&,
-                        const Tensor&, bool) override {
-    missing("rmsnorm_backward");
+  void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy, int64_t n, int64_t H,
+                        const Tensor& dx, const Tensor& dw, bool accumulate_dx) override {
+    const char* op = "rmsnorm_backward";
+    const DType dt = compute_type(x, op);
+    require(x, dt, n * H, op, "x");
+    require(w, dt, H, op, "w");
+    require(rstd, DType::F32, n, op, "rstd");
+    require(dy, dt, n * H, op, "dy");
+    require(dx, dt, n * H, op, "dx");
+    require(dw, DType::F32, H, op, "dw");
+    cuda::rmsnorm_backward(x.data, w.data, rstd.as<float>(), dy.data, dt, n, H, dx.data, dw.as<float>(), accumulate_dx,
+                           launch());
   }
   void layernorm_forward(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, double,
                          const Tensor&) override {
@@ -101,15 +176,44 @@ class CudaBackend final : public Backend {
   void bias_act(const Tensor&, const Tensor&, int64_t, int64_t, Activation, const Tensor&) override {
     missing("bias_act");
   }
-  void rope_tables(const Tensor&, int64_t, const Tensor&, int64_t, const Tensor&, const Tensor&) override {
-    missing("rope_tables");
+  void rope_tables(const Tensor& inv_freq, int64_t half, const Tensor& positions, int64_t n, const Tensor& cos,
+                   const Tensor& sin) override {
+    const char* op = "rope_tables";
+    const DType dt = compute_type(cos, op);
+    require(inv_freq, DType::F32, half, op, "inv_freq");
+    require(positions, DType::I32, n, op, "positions");
+    require(cos, dt, n * half, op, "cos");
+    require(sin, dt, n * half, op, "sin");
+    cuda::rope_tables(inv_freq.as<float>(), half, positions.as<int32_t>(), n, dt, cos.data, sin.data, launch());
   }
-  void rope_apply(const Tensor&, int64_t, int64_t, int64_t, const Tensor&, const Tensor&, bool) override {
-    missing("rope_apply");
+  void rope_apply(const Tensor& x, int64_t n, int64_t heads, int64_t head_dim, const Tensor& cos, const Tensor& sin,
+                  bool inverse) override {
+    const char* op = "rope_apply";
+    const DType dt = compute_type(x, op);
+    SPPO_CHECK(head_dim % 2 == 0, op, ": head_dim must be even (got ", head_dim, ")");
+    require(x, dt, n * (heads * head_dim), op, "x");
+    require(cos, dt, n * (head_dim / 2), op, "cos");
+    require(sin, dt, n * (head_dim / 2), op, "sin");
+    cuda::rope_apply(x.data, dt, n, heads, head_dim, cos.data, sin.data, inverse, launch());
   }
-  void swiglu_forward(const Tensor&, const Tensor&, int64_t, const Tensor&) override { missing("swiglu_forward"); }
-  void swiglu_backward(const Tensor&, const Tensor&, const Tensor&, int64_t, const Tensor&, const Tensor&) override {
-    missing("swiglu_backward");
+  void swiglu_forward(const Tensor& gate, const Tensor& up, int64_t count, const Tensor& act) override {
+    const char* op = "swiglu_forward";
+    const DType dt = compute_type(gate, op);
+    require(gate, dt, count, op, "gate");
+    require(up, dt, count, op, "up");
+    require(act, dt, count, op, "act");
+    cuda::swiglu_forward(gate.data, up.data, dt, count, act.data, launch());
+  }
+  void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dact, int64_t count, const Tensor& dgate,
+                       const Tensor& dup) override {
+    const char* op = "swiglu_backward";
+    const DType dt = compute_type(gate, op);
+    require(gate, dt, count, op, "gate");
+    require(up, dt, count, op, "up");
+    require(dact, dt, count, op, "dact");
+    require(dgate, dt, count, op, "dgate");
+    require(dup, dt, count, op, "dup");
+    cuda::swiglu_backward(gate.data, up.data, dact.data, dt, count, dgate.data, dup.data, launch());
   }
   void attention_forward(const AttnShape&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                          const Tensor&) override {
@@ -131,15 +235,40 @@ class CudaBackend final : public Backend {
                         const Tensor&, const Tensor&) override {
     missing("attention_decode");
   }
-  void gather_rows(const Tensor&, int64_t, const Tensor&, int64_t, int64_t, const Tensor&) override {
-    missing("gather_rows");
+  void gather_rows(const Tensor& src, int64_t src_rows, const Tensor& idx, int64_t n, int64_t H,
+                   const Tensor& dst) override {
+    const char* op = "gather_rows";
+    const DType dt = compute_type(src, op);
+    require(src, dt, src_rows * H, op, "src");
+    require(idx, DType::I32, n, op, "idx");
+    require(dst, dt, n * H, op, "dst");
+    cuda::gather_rows(src.data, src_rows, idx.as<int32_t>(), n, H, dt, dst.data, launch());
   }
-  void scatter_add_rows(const Tensor&, const Tensor&, int64_t, int64_t, int64_t, const Tensor&) override {
-    missing("scatter_add_rows");
+  void scatter_add_rows(const Tensor& src, const Tensor& idx, int64_t n, int64_t H, int64_t dst_rows,
+                        const Tensor& dst) override {
+    const char* op = "scatter_add_rows";
+    const DType dt = compute_type(src, op);
+    require(src, dt, n * H, op, "src");
+    require(idx, DType::I32, n, op, "idx");
+    require(dst, dt, dst_rows * H, op, "dst");
+    cuda::scatter_add_rows(src.data, idx.as<int32_t>(), n, H, dst_rows, dt, dst.data, launch());
   }
-  void segment_sum(const Tensor&, const Tensor&, int64_t, int64_t, const Tensor&) override { missing("segment_sum"); }
-  void expand_segments(const Tensor&, const Tensor&, int64_t, int64_t, double, const Tensor&) override {
-    missing("expand_segments");
+  void segment_sum(const Tensor& x, const Tensor& seg, int64_t n, int64_t S, const Tensor& out) override {
+    const char* op = "segment_sum";
+    const DType dt = f32_only(out, op);
+    require(x, dt, n, op, "x");
+    require(seg, DType::I32, n, op, "seg");
+    require(out, dt, S, op, "out");
+    cuda::segment_sum(x.as<float>(), seg.as<int32_t>(), n, S, out.as<float>(), launch());
+  }
+  void expand_segments(const Tensor& x, const Tensor& seg, int64_t n, int64_t S, double scale,
+                       const Tensor& out) override {
+    const char* op = "expand_segments";
+    const DType dt = f32_only(out, op);
+    require(x, dt, S, op, "x");
+    require(seg, DType::I32, n, op, "seg");
+    require(out, dt, n, op, "out");
+    cuda::expand_segments(x.as<float>(), seg.as<int32_t>(), n, S, scale, out.as<float>(), launch());
   }
   void sample_weights(const Tensor&, int64_t, int64_t, double, const Tensor&) override { missing("sample_weights"); }
   void argmax_rows(const Tensor&, int64_t, int64_t, const Tensor&) override { missing("argmax_rows"); }
@@ -147,14 +276,34 @@ class CudaBackend final : public Backend {
                    const Tensor&) override {
     missing("sample_pick");
   }
-  void sum_squares(const Tensor&, int64_t, const Tensor&) override { missing("sum_squares"); }
-  void rmsprop_step(const Tensor&, const Tensor&, const Tensor&, int64_t, const RmspropParams&, const Tensor&,
-                    double) override {
-    missing("rmsprop_step");
+  void sum_squares(const Tensor& g, int64_t n, const Tensor& acc) override {
+    const char* op = "sum_squares";
+    const DType dt = f32_only(g, op);
+    require(g, dt, n, op, "g");
+    require(acc, DType::F64, 1, op, "acc");
+    cuda::sum_squares(g.as<float>(), n, acc.as<double>(), launch());
   }
-  void adamw_step(const Tensor&, const Tensor&, const Tensor&, const Tensor&, int64_t, const AdamwParams&,
-                  const Tensor&, double) override {
-    missing("adamw_step");
+  void rmsprop_step(const Tensor& p, const Tensor& g, const Tensor& v, int64_t n, const RmspropParams& h,
+                    const Tensor& sum_squares, double max_norm) override {
+    const char* op = "rmsprop_step";
+    const DType dt = f32_only(p, op);
+    require(p, dt, n, op, "p");
+    require(g, dt, n, op, "g");
+    require(v, dt, n, op, "v");
+    require(sum_squares, DType::F64, 1, op, "sum_squares");
+    cuda::rmsprop_step(p.as<float>(), g.as<float>(), v.as<float>(), n, h, sum_squares.as<double>(), max_norm, launch());
+  }
+  void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, int64_t n, const AdamwParams& h,
+                  const Tensor& sum_squares, double max_norm) override {
+    const char* op = "adamw_step";
+    const DType dt = f32_only(p, op);
+    require(p, dt, n, op, "p");
+    require(g, dt, n, op, "g");
+    require(m, dt, n, op, "m");
+    require(v, dt, n, op, "v");
+    require(sum_squares, DType::F64, 1, op, "sum_squares");
+    cuda::adamw_step(p.as<float>(), g.as<float>(), m.as<float>(), v.as<float>(), n, h, sum_squares.as<double>(),
+                     max_norm, launch());
   }
 
   void logprob_forward(const Tensor& logits, int64_t N, int64_t V, const Tensor& labels, const Tensor& token_logp,
@@ -226,6 +375,7 @@ class CudaBackend final : public Backend {
 
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::DeviceErrors> errors_;
+  std::unique_ptr<cuda::Matmul> matmul_;
 };
 
 }  // namespace

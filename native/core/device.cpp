@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "runtime/cublaslt_shim.h"
 
 #ifdef SPPO_WITH_CUDA
 #include <cuda_runtime.h>
@@ -19,8 +20,13 @@ BuildInfo build_info() {
   b.cuda = true;
   b.cuda_archs = SPPO_CUDA_ARCHS_STR;
 #endif
-#ifdef SPPO_WITH_CUBLASLT
-  b.cublaslt = true;
+#ifdef SPPO_WITH_CUDA
+  // Loading the library is the only way to know (the build never links it); once per process.
+  const cublaslt::LoadResult& lt = cublaslt::load();
+  b.cublaslt = lt.api != nullptr;
+  b.cublaslt_detail = lt.api ? cublaslt::describe() : lt.error;
+#else
+  b.cublaslt_detail = "this build has no CUDA backend";
 #endif
 #ifdef SPPO_WITH_NCCL
   b.nccl = true;

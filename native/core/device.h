@@ -18,7 +18,8 @@ struct CudaDeviceInfo {
 struct BuildInfo {
   bool cuda = false;           // CUDA backend compiled in
   std::string cuda_archs;      // e.g. "80,90"
-  bool cublaslt = false;
+  bool cublaslt = false;       // cuBLASLt loaded at run time (runtime/cublaslt_shim.h); CUDA builds only
+  std::string cublaslt_detail; // its version and file when loaded, else why not
   bool nccl = false;
   int cpu_threads = 1;
   bool openmp = false;

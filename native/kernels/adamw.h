@@ -1,11 +1,12 @@
-// AdamW over a flat range of the parameter arena (CONTRACT: cpu/adamw.cpp; the math is
-// optim_math.h). p, g, m, v are the same range of the weight, gradient and two state arenas.
+// AdamW over a flat range of the parameter arena (CONTRACT: cpu/adamw.cpp and cuda/adamw.cu; the
+// math is optim_math.h). p, g, m, v are the same range of the weight, gradient and two state arenas.
 // Clipping as in rmsprop.h: coefficient from *sum_squares and max_norm; a non-finite norm leaves
 // everything unchanged.
 #pragma once
 #include <cstdint>
 
 #include "kernels/optim_math.h"
+#include "runtime/cuda_launch.h"
 
 namespace sppo::cpu {
 
@@ -14,3 +15,12 @@ void adamw_step(T* p, const T* g, T* m, T* v, int64_t n, const AdamwParams& h, c
                 double max_norm);
 
 }  // namespace sppo::cpu
+
+#ifdef SPPO_WITH_CUDA
+namespace sppo::cuda {
+// cuda/adamw.cu: F32 over device memory; the clip coefficient is read from the device scalar
+// *sum_squares by the kernel itself (no host wait), with the CPU's arithmetic.
+void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamwParams& h,
+                const double* sum_squares, double max_norm, const Launch& launch);
+}  // namespace sppo::cuda
+#endif

@@ -1,11 +1,14 @@
-// Token embedding lookup, forward and backward (CONTRACT: cpu/embedding.cpp; the CUDA engine
-// adds cuda/embedding.cu with the same results).
+// Token embedding lookup, forward and backward (CONTRACT: cpu/embedding.cpp and
+// cuda/embedding.cu, with the same results).
 //   forward:  out[r, :] = table[ids[r], :]; ids[r] < 0 marks a padding row: out[r, :] = 0
 //   backward: dtable[ids[r], :] += dout[r, :] for every r with ids[r] >= 0
 // Deterministic: each table row's sum runs over r in increasing order, whatever the threads.
 // ids >= V are refused (the model checks ids on the host first; this is the memory-safety check).
 #pragma once
 #include <cstdint>
+
+#include "core/dtype.h"
+#include "runtime/cuda_launch.h"
 
 namespace sppo::cpu {
 
@@ -16,3 +19,18 @@ template <typename T>
 void embedding_backward(const T* dout, const int32_t* ids, int64_t n, int64_t V, int64_t H, T* dtable);
 
 }  // namespace sppo::cpu
+
+#ifdef SPPO_WITH_CUDA
+namespace sppo::cuda {
+// Same contract on device memory, queued without synchronising. table/out (forward) and dout
+// (backward) are F32 or BF16 (`dtype`); dtable is F32 (the gradient arena). An id >= V is
+// recorded in the stream's deferred error word and thrown, with the CPU's message, at the next
+// check. Backward is deterministic without float atomics: the row indices are stably sorted by id
+// (CUB radix sort), then each table row's first sorted position owns it and adds its rows' dout
+// in increasing row order, the CPU's order (fp32 additions only, so the same bits as the CPU).
+void embedding_forward(const void* table, DType dtype, int64_t V, int64_t H, const int32_t* ids, int64_t n, void* out,
+                       const Launch& launch);
+void embedding_backward(const void* dout, DType dtype, const int32_t* ids, int64_t n, int64_t V, int64_t H,
+                        float* dtable, const Launch& launch);
+}  // namespace sppo::cuda
+#endif

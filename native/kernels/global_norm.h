@@ -1,10 +1,13 @@
-// Sum of squares of gradients, for clipping by the global norm (CONTRACT: cpu/global_norm.cpp).
+// Sum of squares of gradients, for clipping by the global norm (CONTRACT: cpu/global_norm.cpp and
+// cuda/global_norm.cu).
 //   *acc += sum_i g[i]^2, accumulated in double in a fixed order (chunks of kNormChunk elements
 //   in index order, each chunk's partial summed in order), independent of the thread count.
 // acc is device memory (a scalar), so several ranges (buckets, shards) add into one value and the
 // optimizer reads it there: the host never waits for it inside a step.
 #pragma once
 #include <cstdint>
+
+#include "runtime/cuda_launch.h"
 
 namespace sppo {
 
@@ -14,5 +17,13 @@ namespace cpu {
 template <typename T>
 void sum_squares(const T* g, int64_t n, double* acc);
 }  // namespace cpu
+
+#ifdef SPPO_WITH_CUDA
+namespace cuda {
+// cuda/global_norm.cu: F32 gradients, double sums in a fixed order set by n (chunk partials, then
+// a fixed reduction of the partials), the same bits every run; *acc is device memory.
+void sum_squares(const float* g, int64_t n, double* acc, const Launch& launch);
+}  // namespace cuda
+#endif
 
 }  // namespace sppo

@@ -57,5 +57,43 @@ SPPO_OPT_HD inline void adamw(T& p, T g, T& m, T& v, T decay, T b2, T omb1, T om
   p = p - step_size * m / (std::sqrt(v) / bc2_sqrt + eps);
 }
 
+// The per-step scalars in T, derived from the double hyperparameters exactly once per step on the
+// host (the CPU step and the CUDA kernels take the same values).
+template <typename T>
+struct RmspropScalars {
+  T lr, alpha, one_minus_alpha, eps, wd;
+};
+template <typename T>
+inline RmspropScalars<T> rmsprop_scalars(const RmspropParams& h) {
+  return {static_cast<T>(h.lr), static_cast<T>(h.alpha), static_cast<T>(1 - h.alpha), static_cast<T>(h.eps),
+          static_cast<T>(h.weight_decay)};
+}
+
+template <typename T>
+struct AdamwScalars {
+  T decay, b2, omb1, omb2, step_size, bc2_sqrt, eps;
+};
+template <typename T>
+inline AdamwScalars<T> adamw_scalars(const AdamwParams& h) {
+  const double t = static_cast<double>(h.step);
+  return {static_cast<T>(1.0 - h.lr * h.weight_decay),
+          static_cast<T>(h.beta2),
+          static_cast<T>(1 - h.beta1),
+          static_cast<T>(1 - h.beta2),
+          static_cast<T>(h.lr / (1.0 - std::pow(h.beta1, t))),
+          static_cast<T>(std::sqrt(1.0 - std::pow(h.beta2, t))),
+          static_cast<T>(h.eps)};
+}
+
+// One element of each step with the gradient scaled by the clip coefficient (in T, as the CPU).
+template <typename T>
+SPPO_OPT_HD inline void rmsprop_element(T& p, T g, T& v, T coef, const RmspropScalars<T>& s) {
+  rmsprop(p, g * coef, v, s.lr, s.alpha, s.one_minus_alpha, s.eps, s.wd);
+}
+template <typename T>
+SPPO_OPT_HD inline void adamw_element(T& p, T g, T& m, T& v, T coef, const AdamwScalars<T>& s) {
+  adamw(p, g * coef, m, v, s.decay, s.b2, s.omb1, s.omb2, s.step_size, s.bc2_sqrt, s.eps);
+}
+
 }  // namespace optim_math
 }  // namespace sppo

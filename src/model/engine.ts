@@ -3,7 +3,7 @@
 // math off the event loop.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { requireDevice, type DeviceName } from '../native/addon.js';
+import { requireCublasLt, requireDevice, type DeviceName } from '../native/addon.js';
 import { LOSS_TYPES, OPTIMIZER_KINDS } from '../native/kinds.js';
 import { native, type NativeModel, type NativeTrainer } from '../native/addon.js';
 import { padBatch, unpadLogits, type PaddingSide } from './batch.js';
@@ -35,6 +35,7 @@ const OPTIMIZER_FORMAT = 'sppo-native-optimizer';
 
 function checkDevice(device: DeviceName): void {
   requireDevice(device);
+  if (device === 'cuda') requireCublasLt();
   if (device !== 'cpu') {
     throw new Error(`device '${device}': the model engine runs on the CPU backend in this build; the CUDA model engine is not built yet (use device 'cpu')`);
   }

@@ -16,7 +16,10 @@ export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '
 export interface BuildInfo {
   cuda: boolean;
   cudaArchs: string;
+  /** cuBLASLt loaded at run time (CUDA builds: the build never links it). */
   cublasLt: boolean;
+  /** Its version and library file when loaded, else why it is not. */
+  cublasLtDetail: string;
   nccl: boolean;
   openmp: boolean;
   cpuThreads: number;
@@ -321,4 +324,10 @@ export function requireDevice(device: DeviceName): void {
   }
   const { devices, reason } = addon.cudaDevices();
   if (devices.length === 0) throw new Error(`device 'cuda' is not available: ${reason || 'no CUDA devices visible'}`);
+}
+
+/** Throws a clear error when cuBLASLt (the CUDA backend's matrix products) could not be loaded. */
+export function requireCublasLt(): void {
+  const build = native().buildInfo();
+  if (!build.cublasLt) throw new Error(`device 'cuda' cannot run models: ${build.cublasLtDetail}`);
 }

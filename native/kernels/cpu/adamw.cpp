@@ -15,17 +15,12 @@ void adamw_step(T* p, const T* g, T* m, T* v, int64_t n, const AdamwParams& h, c
   bool skip = false;
   const T coef = static_cast<T>(optim_math::clip_coef(*sum_squares, max_norm, &skip));
   if (skip) return;
-  const double t = static_cast<double>(h.step);
-  const T decay = static_cast<T>(1.0 - h.lr * h.weight_decay);
-  const T step_size = static_cast<T>(h.lr / (1.0 - std::pow(h.beta1, t)));
-  const T bc2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(h.beta2, t)));
-  const T b2 = static_cast<T>(h.beta2), omb1 = static_cast<T>(1 - h.beta1), omb2 = static_cast<T>(1 - h.beta2),
-          eps = static_cast<T>(h.eps);
+  const optim_math::AdamwScalars<T> s = optim_math::adamw_scalars<T>(h);
   constexpr int64_t kChunk = 1 << 14;
   parallel_for_cost((n + kChunk - 1) / kChunk, 12.0 * kChunk, [&](int64_t c) {
     const int64_t i1 = std::min(n, (c + 1) * kChunk);
     for (int64_t i = c * kChunk; i < i1; ++i)
-      optim_math::adamw(p[i], g[i] * coef, m[i], v[i], decay, b2, omb1, omb2, step_size, bc2_sqrt, eps);
+      optim_math::adamw_element(p[i], g[i], m[i], v[i], coef, s);
   });
 }
 

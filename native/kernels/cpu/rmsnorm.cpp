@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "kernels/cpu/par.h"
+#include "kernels/rmsnorm_math.h"
 
 namespace sppo::cpu {
 
@@ -14,10 +15,10 @@ void rmsnorm_forward(const T* x, const T* w, int64_t n, int64_t H, double eps, T
     const T* xr = x + r * H;
     T ss = 0;
     for (int64_t j = 0; j < H; ++j) ss += xr[j] * xr[j];
-    const T rs = T(1) / std::sqrt(ss / T(H) + T(eps));
+    const T rs = rmsnorm_math::rstd(ss, H, eps);
     rstd[r] = rs;
     T* yr = y + r * H;
-    for (int64_t j = 0; j < H; ++j) yr[j] = w[j] * (xr[j] * rs);
+    for (int64_t j = 0; j < H; ++j) yr[j] = rmsnorm_math::forward(xr[j], w[j], rs);
   });
 }
 
@@ -30,10 +31,10 @@ void rmsnorm_backward(const T* x, const T* w, const T* rstd, const T* dy, int64_
     const T rs = rstd[r];
     T dot = 0;
     for (int64_t j = 0; j < H; ++j) dot += dyr[j] * w[j] * xr[j];
-    const T c = dot * rs * rs * rs / T(H);
+    const T c = rmsnorm_math::backward_coef(dot, rs, H);
     T* dxr = dx + r * H;
     for (int64_t j = 0; j < H; ++j) {
-      const T g = rs * dyr[j] * w[j] - xr[j] * c;
+      const T g = rmsnorm_math::backward_dx(xr[j], w[j], dyr[j], rs, c);
       dxr[j] = accumulate_dx ? dxr[j] + g : g;
     }
   });
@@ -45,7 +46,7 @@ void rmsnorm_backward(const T* x, const T* w, const T* rstd, const T* dy, int64_
       const T* xr = x + r * H;
       const T* dyr = dy + r * H;
       const T rs = rstd[r];
-      for (int64_t j = j0; j < j1; ++j) dw[j] += dyr[j] * xr[j] * rs;
+      for (int64_t j = j0; j < j1; ++j) dw[j] += rmsnorm_math::dw_term(xr[j], dyr[j], rs);
     }
   });
 }

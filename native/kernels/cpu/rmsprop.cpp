@@ -14,12 +14,11 @@ void rmsprop_step(T* p, const T* g, T* v, int64_t n, const RmspropParams& h, con
   bool skip = false;
   const T coef = static_cast<T>(optim_math::clip_coef(*sum_squares, max_norm, &skip));
   if (skip) return;
-  const T lr = static_cast<T>(h.lr), alpha = static_cast<T>(h.alpha), one_minus_alpha = static_cast<T>(1 - h.alpha),
-          eps = static_cast<T>(h.eps), wd = static_cast<T>(h.weight_decay);
+  const optim_math::RmspropScalars<T> s = optim_math::rmsprop_scalars<T>(h);
   constexpr int64_t kChunk = 1 << 14;
   parallel_for_cost((n + kChunk - 1) / kChunk, 8.0 * kChunk, [&](int64_t c) {
     const int64_t i1 = std::min(n, (c + 1) * kChunk);
-    for (int64_t i = c * kChunk; i < i1; ++i) optim_math::rmsprop(p[i], g[i] * coef, v[i], lr, alpha, one_minus_alpha, eps, wd);
+    for (int64_t i = c * kChunk; i < i1; ++i) optim_math::rmsprop_element(p[i], g[i], v[i], coef, s);
   });
 }
 

@@ -4,17 +4,17 @@
 #include <cmath>
 
 #include "kernels/cpu/par.h"
+#include "kernels/rope_math.h"
 
 namespace sppo::cpu {
 
 template <typename T>
 void rope_tables(const float* inv_freq, int64_t half, const int32_t* positions, int64_t n, T* cos_out, T* sin_out) {
   parallel_for_cost(n, 40.0 * half, [&](int64_t r) {
-    const float pos = static_cast<float>(positions[r]);
     for (int64_t i = 0; i < half; ++i) {
-      const float angle = inv_freq[i] * pos;  // one float32 product, as transformers
-      cos_out[r * half + i] = static_cast<T>(static_cast<float>(std::cos(static_cast<double>(angle))));
-      sin_out[r * half + i] = static_cast<T>(static_cast<float>(std::sin(static_cast<double>(angle))));
+      const float angle = rope_math::angle(inv_freq[i], positions[r]);
+      cos_out[r * half + i] = static_cast<T>(rope_math::cos_of(angle));
+      sin_out[r * half + i] = static_cast<T>(rope_math::sin_of(angle));
     }
   });
 }
@@ -27,16 +27,7 @@ void rope_apply(T* x, int64_t n, int64_t heads, int64_t head_dim, const T* cos_t
     const T* s = sin_t + r * half;
     for (int64_t h = 0; h < heads; ++h) {
       T* v = x + (r * heads + h) * head_dim;
-      for (int64_t i = 0; i < half; ++i) {
-        const T a = v[i], b = v[i + half];
-        if (!inverse) {
-          v[i] = a * c[i] - b * s[i];
-          v[i + half] = b * c[i] + a * s[i];
-        } else {
-          v[i] = a * c[i] + b * s[i];
-          v[i + half] = b * c[i] - a * s[i];
-        }
-      }
+      for (int64_t i = 0; i < half; ++i) rope_math::rotate(v[i], v[i + half], c[i], s[i], inverse);
     }
   });
 }

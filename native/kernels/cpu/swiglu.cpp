@@ -8,6 +8,7 @@
 #include "core/simd.h"
 #include "core/simd_avx2.h"
 #include "kernels/cpu/par.h"
+#include "kernels/swiglu_math.h"
 
 namespace sppo::cpu {
 namespace {
@@ -68,10 +69,7 @@ void swiglu_forward(const T* gate, const T* up, int64_t count, T* act) {
       if (simd::use_avx2()) return swiglu_forward_avx2(gate, up, c * kChunk, i1, act);
     }
 #endif
-    for (int64_t i = c * kChunk; i < i1; ++i) {
-      const T g = gate[i];
-      act[i] = g / (T(1) + std::exp(-g)) * up[i];
-    }
+    for (int64_t i = c * kChunk; i < i1; ++i) act[i] = swiglu_math::forward(gate[i], up[i]);
   });
 }
 
@@ -85,13 +83,7 @@ void swiglu_backward(const T* gate, const T* up, const T* dact, int64_t count, T
       if (simd::use_avx2()) return swiglu_backward_avx2(gate, up, dact, c * kChunk, i1, dgate, dup);
     }
 #endif
-    for (int64_t i = c * kChunk; i < i1; ++i) {
-      const T g = gate[i];
-      const T sig = T(1) / (T(1) + std::exp(-g));
-      const T silu = g * sig;
-      dup[i] = dact[i] * silu;
-      dgate[i] = dact[i] * up[i] * sig * (T(1) + g * (T(1) - sig));
-    }
+    for (int64_t i = c * kChunk; i < i1; ++i) swiglu_math::backward(gate[i], up[i], dact[i], dgate[i], dup[i]);
   });
 }
 

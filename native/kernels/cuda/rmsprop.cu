@@ -1,0 +1,42 @@
+// CUDA RMSprop over a flat range (kernels/rmsprop.h): one element per thread in a grid-stride
+// loop, the CPU's per-element math (optim_math.h) on the same fp32 scalars. The clip coefficient
+// is computed on the device from the device scalar *sum_squares exactly as the CPU computes it
+// (optim_math::clip_coef in double, then rounded to fp32), so the host never waits for the norm;
+// a non-finite norm leaves p and v unchanged.
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/host_helpers.h"
+#include "kernels/rmsprop.h"
+
+namespace sppo {
+namespace cuda {
+namespace {
+
+constexpr int kBlock = 256;
+
+__global__ void __launch_bounds__(kBlock)
+    rmsprop_kernel(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ v, int64_t n,
+                   optim_math::RmspropScalars<float> s, const double* __restrict__ sum_squares, double max_norm) {
+  bool skip = false;
+  const float coef = static_cast<float>(optim_math::clip_coef(*sum_squares, max_norm, &skip));
+  if (skip) return;
+  for (int64_t i = blockIdx.x * int64_t(kBlock) + threadIdx.x; i < n; i += int64_t(gridDim.x) * kBlock) {
+    float pi = p[i], vi = v[i];
+    optim_math::rmsprop_element(pi, g[i], vi, coef, s);
+    p[i] = pi;
+    v[i] = vi;
+  }
+}
+
+}  // namespace
+
+void rmsprop_step(float* p, const float* g, float* v, int64_t n, const RmspropParams& h, const double* sum_squares,
+                  double max_norm, const Launch& l) {
+  SPPO_CHECK(n >= 0, "rmsprop_step: n must be >= 0 (got ", n, ")");
+  if (n == 0) return;
+  rmsprop_kernel<<<grid_for(n, kBlock), kBlock, 0, stream_of(l)>>>(p, g, v, n, optim_math::rmsprop_scalars<float>(h),
+                                                                   sum_squares, max_norm);
+  check_cuda(cudaGetLastError(), "rmsprop_step launch");
+}
+
+}  // namespace cuda
+}  // namespace sppo

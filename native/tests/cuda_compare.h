@@ -1,0 +1,117 @@
+// Helpers for the CUDA-against-CPU suites (test_<op>_cuda.cpp): random vectors, bf16 rounding,
+// and an element-wise comparison that reports the first few mismatches with their index.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend_testing.h"
+#include "core/dtype.h"
+#include "testing.h"
+
+namespace sppo_test {
+
+inline std::vector<float> randn_f32(Rng& rng, int64_t n, double scale = 1.0) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = static_cast<float>(rng.normal(0, scale));
+  return v;
+}
+
+inline std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = sppo::f32_to_bf16(v[i]);
+  return out;
+}
+
+inline std::vector<float> from_bf16(const std::vector<uint16_t>& v) {
+  std::vector<float> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = sppo::bf16_to_f32(v[i]);
+  return out;
+}
+
+// The values a bf16 tensor really holds (what the CPU reference must be given).
+inline std::vector<float> round_bf16(const std::vector<float>& v) { return from_bf16(to_bf16(v)); }
+
+// |got - want| <= atol[i] + rtol |want| for every i (NaN fails); prints up to 3 mismatches.
+// Returns the number of mismatches and counts one CHECK failure when there are any.
+inline int64_t expect_close(const char* what, const std::vector<float>& got, const std::vector<float>& want,
+                            const std::vector<double>& atol, double rtol) {
+  int64_t bad = 0;
+  const size_t n = want.size();
+  if (got.size() != n) {
+    std::printf("  %s: %zu values, expected %zu\n", what, got.size(), n);
+    ++failures();
+    return 1;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const double g = got[i], w = want[i];
+    if (!(std::fabs(g - w) <= atol[i] + rtol * std::fabs(w))) {
+      if (bad < 3) std::printf("  %s[%zu] = %.9g, expected %.9g (atol %.3g, rtol %.3g)\n", what, i, g, w, atol[i], rtol);
+      ++bad;
+    }
+  }
+  if (bad) {
+    std::printf("  %s: %lld of %zu values off\n", what, static_cast<long long>(bad), n);
+    ++failures();
+  }
+  return bad;
+}
+
+inline int64_t expect_close(const char* what, const std::vector<float>& got, const std::vector<float>& want,
+                            double atol, double rtol) {
+  return expect_close(what, got, want, std::vector<double>(want.size(), atol), rtol);
+}
+
+// Bitwise equality (for ops whose CUDA twin must reproduce the CPU's arithmetic exactly).
+inline int64_t expect_same_bits(const char* what, const std::vector<float>& got, const std::vector<float>& want) {
+  int64_t bad = 0;
+  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0) {
+      if (bad < 3) std::printf("  %s[%zu] = %.9g, expected exactly %.9g\n", what, i, got[i], want[i]);
+      ++bad;
+    }
+  }
+  if (bad || got.size() != want.size()) {
+    std::printf("  %s: %lld of %zu values differ\n", what, static_cast<long long>(bad), want.size());
+    ++failures();
+  }
+  return bad;
+}
+
+// A device copy of float values stored as `dt` (F32, or BF16 rounded to nearest even).
+inline Dev dev_as(const std::shared_ptr<sppo::Backend>& be, const std::vector<float>& v, sppo::DType dt,
+                  int64_t offset = 0) {
+  return dt == sppo::DType::BF16 ? Dev(be, to_bf16(v), dt, offset) : Dev(be, v, dt, offset);
+}
+
+// A device tensor's values as floats (F32 or BF16).
+inline std::vector<float> floats_of(const Dev& d, sppo::DType dt) {
+  return dt == sppo::DType::BF16 ? from_bf16(d.get<uint16_t>()) : d.get<float>();
+}
+
+// The message `fn` throws, or "" when it does not throw. For GPU ops, fn includes synchronize():
+// deferred device errors surface there.
+inline std::string message_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Both backends must refuse with the same message (and must refuse).
+inline void expect_same_error(const char* what, const std::string& cpu, const std::string& gpu) {
+  if (cpu.empty() || cpu != gpu) {
+    std::printf("  %s: CPU says '%s', CUDA says '%s'\n", what, cpu.c_str(), gpu.c_str());
+    ++failures();
+  }
+}
+
+}  // namespace sppo_test

@@ -1,0 +1,91 @@
+// CUDA RMSprop (kernels/cuda/rmsprop.cu) against the CPU backend: several steps on the same
+// state, with clipping active (the coefficient read from the device sum of squares), without
+// clipping (max_norm 0), with weight decay; a non-finite norm leaves weights and state untouched;
+// sizes that are not multiples of the block, tensors at unaligned offsets. Skips (exit 77) without
+// a CUDA backend or device.
+//
+// Tolerance: the same fp32 formula on the same fp32 scalars; nvcc fuses multiply-adds, so each
+// step may differ by a few fp32 roundings: 1e-6 relative on p (whose step is 1e-3 of it) and on v.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend_testing.h"
+#include "cuda_compare.h"
+#include "testing.h"
+
+using namespace sppo;
+using sppo_test::Dev;
+using sppo_test::Rng;
+
+#ifdef SPPO_WITH_CUDA
+namespace {
+
+void steps_case(Rng& rng, int64_t n, double sumsq, double max_norm, double wd, int64_t off) {
+  auto cpu = backend_for(Device::CPU), gpu = backend_for(Device::CUDA);
+  std::vector<float> p = sppo_test::randn_f32(rng, n), v(static_cast<size_t>(n));
+  for (auto& x : v) x = static_cast<float>(rng.uniform(0, 1e-4));
+  Dev cp(cpu, p, DType::F32), cv(cpu, v, DType::F32), gp(gpu, p, DType::F32, off), gv(gpu, v, DType::F32, off + 1);
+  Dev cs(cpu, std::vector<double>{sumsq}, DType::F64), gs(gpu, std::vector<double>{sumsq}, DType::F64);
+  RmspropParams h;
+  h.lr = 1e-3;
+  h.alpha = 0.99;
+  h.eps = 1e-8;
+  h.weight_decay = wd;
+  for (int step = 0; step < 3; ++step) {
+    const std::vector<float> g = sppo_test::randn_f32(rng, n, 0.1);
+    Dev cg(cpu, g, DType::F32), gg(gpu, g, DType::F32, off + 2);
+    cpu->rmsprop_step(cp.t(), cg.t(), cv.t(), n, h, cs.t(), max_norm);
+    gpu->rmsprop_step(gp.t(), gg.t(), gv.t(), n, h, gs.t(), max_norm);
+    gpu->synchronize();
+    char what[80];
+    std::snprintf(what, sizeof what, "p (n=%lld step %d max_norm %g wd %g)", (long long)n, step, max_norm, wd);
+    sppo_test::expect_close(what, gp.get<float>(), cp.get<float>(), 1e-30, 1e-6);
+    std::snprintf(what, sizeof what, "v (n=%lld step %d)", (long long)n, step);
+    sppo_test::expect_close(what, gv.get<float>(), cv.get<float>(), 1e-30, 1e-6);
+  }
+}
+
+}  // namespace
+
+TEST(steps_match_the_cpu) {
+  Rng rng(141);
+  steps_case(rng, 1, 0.25, 1.0, 0.0, 0);
+  steps_case(rng, 1001, 400.0, 1.0, 0.0, 1);       // norm 20: clipped to 1/20
+  steps_case(rng, 100003, 400.0, 0.0, 0.0, 2);     // no clipping
+  steps_case(rng, 100003, 0.04, 1.0, 0.01, 3);     // norm below max_norm, weight decay
+  steps_case(rng, 20'000'003, 9.0, 1.0, 0.1, 1);   // the larger case
+}
+
+TEST(a_non_finite_norm_skips_the_step) {
+  Rng rng(142);
+  auto gpu = backend_for(Device::CUDA);
+  const int64_t n = 4099;
+  const std::vector<float> p = sppo_test::randn_f32(rng, n), v(n, 1e-5f), g = sppo_test::randn_f32(rng, n);
+  for (double bad : {double(INFINITY), double(NAN)}) {
+    Dev gp(gpu, p, DType::F32), gv(gpu, v, DType::F32), gg(gpu, g, DType::F32);
+    Dev gs(gpu, std::vector<double>{bad}, DType::F64);
+    RmspropParams h;
+    h.lr = 1e-2;
+    gpu->rmsprop_step(gp.t(), gg.t(), gv.t(), n, h, gs.t(), 1.0);
+    gpu->synchronize();
+    sppo_test::expect_same_bits("p after a skipped step", gp.get<float>(), p);
+    sppo_test::expect_same_bits("v after a skipped step", gv.get<float>(), v);
+  }
+}
+
+TEST(types_are_checked) {
+  auto gpu = backend_for(Device::CUDA);
+  Dev p(gpu, 4, DType::BF16), g(gpu, 4, DType::F32), v(gpu, 4, DType::F32), s(gpu, 1, DType::F64);
+  CHECK_THROWS_WITH(gpu->rmsprop_step(p.t(), g.t(), v.t(), 4, RmspropParams{}, s.t(), 1.0),
+                    "rmsprop_step: the CUDA backend computes in F32 (got BF16)");
+  Dev p32(gpu, 4, DType::F32), s32(gpu, 1, DType::F32);
+  CHECK_THROWS_WITH(gpu->rmsprop_step(p32.t(), g.t(), v.t(), 4, RmspropParams{}, s32.t(), 1.0),
+                    "rmsprop_step: sum_squares must be F64 (got F32)");
+}
+
+#endif
+
+TEST_MAIN_CUDA()
