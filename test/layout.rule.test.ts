@@ -61,11 +61,16 @@ describe('the layout rule script', () => {
 
   it('needs a GPU test for every CUDA kernel, and a contract for it', () => {
     const dir = scratch();
-    writeFileSync(join(dir, 'native/kernels/cuda/rmsnorm.cu'), '// rmsnorm on the GPU\n');
+    // A complete CPU op (contract, CPU file, test, benchmark) that gains a CUDA kernel but no GPU test.
+    writeFileSync(join(dir, 'native/kernels/softcap_example.h'), '// Logit soft-capping (CONTRACT: cpu/softcap_example.cpp).\n');
+    writeFileSync(join(dir, 'native/kernels/cpu/softcap_example.cpp'), '// the CPU twin\n');
+    writeFileSync(join(dir, 'native/tests/test_softcap_example.cpp'), '// its test\n');
+    writeFileSync(join(dir, 'native/bench/bench_softcap_example.cpp'), '// its benchmark\n');
+    writeFileSync(join(dir, 'native/kernels/cuda/softcap_example.cu'), '// softcap on the GPU\n');
     writeFileSync(join(dir, 'native/kernels/cuda/gelu.cu'), '// gelu on the GPU\n');
     const r = check(dir);
     expect(r.status).toBe(1);
-    expect(r.out).toContain('missing native/tests/test_rmsnorm_cuda.cpp');
+    expect(r.out).toContain('missing native/tests/test_softcap_example_cuda.cpp');
     expect(r.out).toContain('native/kernels/cuda/gelu.cu has no op contract native/kernels/gelu.h');
   });
 
