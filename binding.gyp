@@ -8,7 +8,8 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O3", "-fopenmp"],
       "cflags!": ["-fno-exceptions"],
-      "ldflags": ["-fopenmp"]
+      "ldflags": ["-fopenmp"],
+      "libraries": ["-ldl", "-lrt"]
     }
   ]
 }

@@ -5,9 +5,11 @@
 #include <cuda_runtime.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "backend/buffer.h"
+#include "core/device.h"
 #include "kernels/logprob.h"
 #include "kernels/sppo_loss.h"
 #include "runtime/cuda_check.h"
@@ -22,11 +24,15 @@ using cuda::check_cuda;
 class CudaBackend final : public Backend {
  public:
   CudaBackend() {
+    bind_thread_to_device();  // the stream belongs to this process's device (select_cuda_device)
     check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     errors_ = std::make_unique<cuda::DeviceErrors>(stream_);
   }
   ~CudaBackend() override {
     errors_.reset();
+    if (comm_) cudaStreamDestroy(comm_);
+    if (compute_done_) cudaEventDestroy(compute_done_);
+    if (comm_done_) cudaEventDestroy(comm_done_);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -73,6 +79,34 @@ class CudaBackend final : public Backend {
   }
   void synchronize() override { errors_->check(); }
   void* native_stream() const override { return stream_; }
+
+  void* comm_stream() override {
+    std::lock_guard<std::mutex> lock(comm_mu_);
+    if (!comm_) {
+      check_cuda(cudaStreamCreateWithFlags(&comm_, cudaStreamNonBlocking), "cudaStreamCreate (communication)");
+      check_cuda(cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming), "cudaEventCreate");
+      check_cuda(cudaEventCreateWithFlags(&comm_done_, cudaEventDisableTiming), "cudaEventCreate");
+    }
+    return comm_;
+  }
+  void comm_after_compute() override {
+    cudaStream_t c = static_cast<cudaStream_t>(comm_stream());
+    check_cuda(cudaEventRecord(compute_done_, stream_), "cudaEventRecord");
+    check_cuda(cudaStreamWaitEvent(c, compute_done_, 0), "cudaStreamWaitEvent");
+  }
+  void compute_after_comm() override {
+    cudaStream_t c = static_cast<cudaStream_t>(comm_stream());
+    check_cuda(cudaEventRecord(comm_done_, c), "cudaEventRecord");
+    check_cuda(cudaStreamWaitEvent(stream_, comm_done_, 0), "cudaStreamWaitEvent");
+  }
+  bool comm_idle() override {
+    if (!comm_) return true;
+    bind_thread_to_device();  // called from a communicator's watchdog thread too
+    const cudaError_t e = cudaStreamQuery(comm_);
+    if (e == cudaErrorNotReady) return false;
+    check_cuda(e, "cudaStreamQuery (communication)");
+    return true;
+  }
 
   [[noreturn]] static void missing(const char* op) {
     fail("the CUDA backend has no ", op,
@@ -215,6 +249,9 @@ class CudaBackend final : public Backend {
 
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::DeviceErrors> errors_;
+  std::mutex comm_mu_;
+  cudaStream_t comm_ = nullptr;
+  cudaEvent_t compute_done_ = nullptr, comm_done_ = nullptr;
 };
 
 }  // namespace
