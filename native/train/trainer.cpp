@@ -242,6 +242,7 @@ void Trainer::gather_slot(int i, float* host) {
 }
 
 void Trainer::zero_grad() {
+  comm_->wait();  // a reduction still queued (a step abandoned after its last micro-batch) reads them
   model_.backend().zero(grads_.data(), grads_.bytes());
   tracker_.reset();
 }

@@ -18,6 +18,11 @@ import { isFsError } from '../util/fsErrors.js';
 
 let stopping = false;
 
+/** " [rank r]" in a data-parallel rank's messages (several ranks share a terminal). */
+function rankTag(): string {
+  return process.env.RANK !== undefined && Number(process.env.WORLD_SIZE) > 1 ? ` [rank ${process.env.RANK}]` : '';
+}
+
 /**
  * Ctrl-C / SIGTERM: cancel the native call in flight (generation, log-probs, a training
  * micro-batch: each returns within about a decode step or a layer; the process cannot exit while
@@ -69,7 +74,7 @@ export async function main(argv: string[]): Promise<void> {
       if (stopping) return;
       if (err) {
         // A system error that reached here unexplained still says what it means (no stack).
-        console.error(`sppo-native: ${err.message}${isFsError(err) && !/cannot /.test(err.message) ? ' (a file-system error)' : ''}`);
+        console.error(`sppo-native${rankTag()}: ${err.message}${isFsError(err) && !/cannot /.test(err.message) ? ' (a file-system error)' : ''}`);
       } else {
         console.error(y.help());
         console.error(`\n${msg}`);
