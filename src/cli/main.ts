@@ -40,6 +40,13 @@ function onSignal(signal: NodeJS.Signals, code: number): void {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // A command whose work waits on nothing that can still happen would let Node exit with 0: say so.
+  let finished = false;
+  process.on('beforeExit', () => {
+    if (finished || stopping) return;
+    console.error(`sppo-native${rankTag()}: internal error: the command stopped with work unfinished and nothing left to wait for`);
+    process.exit(1);
+  });
   process.on('SIGINT', () => onSignal('SIGINT', 130));
   process.on('SIGTERM', () => onSignal('SIGTERM', 143));
   const cli = yargs(argv);
@@ -82,4 +89,5 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(1);
     })
     .parseAsync();
+  finished = true;
 }
