@@ -48,9 +48,9 @@ struct StepResult {
   bool stepped = false;  // false: the norm was not finite and nothing was updated
 };
 
-// One bucket of the last step: its index, the seconds since the last micro-batch's backward began
-// when backward had finished it (and it was queued), and when its reduction had finished (NaN
-// where the communicator cannot tell). The order shows that the last layers go first.
+// One bucket of the last step: its index, the seconds since the last micro-batch began (its
+// forward) when backward had finished the bucket (and it was queued), and when its reduction had
+// finished (NaN where the communicator cannot tell). The order shows that the last layers go first.
 struct BucketEvent {
   int bucket = 0;
   double seconds = 0;

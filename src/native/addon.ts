@@ -189,9 +189,9 @@ export interface NativeTrainerStateInfo {
 export interface NativeBuckets {
   buckets: { begin: number; end: number }[];
   /**
-   * The last step's buckets in the order they were queued: `seconds` since its last micro-batch's
-   * backward began when backward had finished the bucket, `reducedSeconds` when its reduction had
-   * finished (NaN where the communicator cannot tell).
+   * The last step's buckets in the order they were queued: `seconds` since its last micro-batch
+   * began (its forward) when backward had finished the bucket, `reducedSeconds` when its
+   * reduction had finished (NaN where the communicator cannot tell).
    */
   events: { bucket: number; seconds: number; reducedSeconds: number }[];
 }
