@@ -9,7 +9,7 @@
       "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O3", "-fopenmp"],
       "cflags!": ["-fno-exceptions"],
       "ldflags": ["-fopenmp"],
-      "libraries": ["-ldl"]
+      "libraries": ["-ldl", "-lrt"]
     }
   ]
 }

@@ -53,7 +53,7 @@ export function formatInfo(info: SystemInfo): string {
     `  CPU threads:   ${b.cpuThreads}${b.openmp ? ' (OpenMP)' : ' (no OpenMP: single-threaded)'}`,
     `  CUDA backend:  ${b.cuda ? `yes (architectures ${b.cudaArchs || '?'})` : 'no'}`,
     `  cuBLASLt:      ${b.cublasLt ? `yes, ${b.cublasLtDetail}` : `no (${b.cuda ? b.cublasLtDetail : 'this build has no CUDA backend'})`}`,
-    `  NCCL:          ${b.nccl ? 'yes' : 'no'}`,
+    `  NCCL:          ${b.nccl ? `${b.ncclVersion} (loaded at run time)` : `not available: ${b.ncclReason || 'libnccl.so.2 did not load'}`}`,
     `  Node.js:       ${info.node}`,
   ];
   if (info.cudaDevices.length > 0) {

@@ -167,7 +167,7 @@ describe('what the CLI says', () => {
   });
 
   it('info says that no GPU driver is loaded rather than blaming a driver version', () => {
-    const build = { cuda: true, cudaArchs: '80,90', cublasLt: false, cublasLtDetail: 'cuBLASLt could not be loaded', nccl: false, openmp: true, cpuThreads: 2 };
+    const build = { cuda: true, cudaArchs: '80,90', cublasLt: false, cublasLtDetail: 'cuBLASLt could not be loaded', nccl: false, ncclVersion: '', ncclReason: 'NCCL is not available: libnccl.so.2: cannot open shared object file', openmp: true, cpuThreads: 2 };
     const reason = 'CUDA driver version is insufficient for CUDA runtime version';
     const none: SystemInfo = { build, backends: ['cpu', 'cuda'], cudaDevices: [], cudaReason: reason, nvidiaDriver: null, node: 'v20' };
     expect(formatInfo(none)).toMatch(/CUDA devices: +none \(no NVIDIA GPU driver is loaded on this machine: no \/proc\/driver\/nvidia\)/);

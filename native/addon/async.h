@@ -11,6 +11,8 @@
 #include <memory>
 #include <utility>
 
+#include "core/device.h"
+
 namespace sppo::addon {
 
 template <typename Result>
@@ -27,6 +29,7 @@ class LambdaWorker : public Napi::AsyncWorker {
 
  protected:
   void Execute() override {
+    bind_thread_to_device();  // the process's GPU is current on whichever worker runs this
     try {
       result_ = std::make_unique<Result>(work_());
     } catch (const std::exception& e) {

@@ -16,6 +16,8 @@ Napi::Value BuildInfoJs(const Napi::CallbackInfo& info) {
   o.Set("cublasLt", b.cublaslt);
   o.Set("cublasLtDetail", b.cublaslt_detail);
   o.Set("nccl", b.nccl);
+  o.Set("ncclVersion", b.nccl_version);
+  o.Set("ncclReason", b.nccl_reason);
   o.Set("openmp", b.openmp);
   o.Set("cpuThreads", b.cpu_threads);
   return o;

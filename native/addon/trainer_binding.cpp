@@ -1,4 +1,5 @@
 // The Trainer class (trainer_object.h): accumulate, step, gradients and optimizer state.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -46,11 +47,20 @@ std::vector<StateEntry> state_entries(const Trainer& t, const LlamaModel& m) {
   return out;
 }
 
-Tensor state_view(const Trainer& t, const LlamaModel& m, const StateEntry& e) {
+// The parts of entry `e` (a parameter's slot) this rank keeps: [begin, end) of the parameter's
+// elements, and the state tensor holding them. Without ZeRO-1: the whole parameter.
+struct StatePart {
+  int64_t begin, end;
+  Tensor state;
+};
+std::vector<StatePart> state_parts(const Trainer& t, const LlamaModel& m, const StateEntry& e) {
   const ParamSpec& p = m.layout()[e.param];
-  SPPO_CHECK(p.offset >= t.shard_begin() && p.offset + p.numel <= t.shard_end(),
-             "optimizer state of '", p.name, "' is not on this rank (ZeRO-1 shards are saved per rank)");
-  return t.slot(e.slot).slice(p.offset - t.shard_begin(), p.numel);
+  std::vector<StatePart> out;
+  for (const OwnedRange& r : t.owned()) {
+    const int64_t lo = std::max(r.begin, p.offset), hi = std::min(r.end, p.offset + p.numel);
+    if (hi > lo) out.push_back(StatePart{lo - p.offset, hi - p.offset, t.slot(e.slot).slice(r.state_offset + lo - r.begin, hi - lo)});
+  }
+  return out;
 }
 }  // namespace
 
@@ -198,23 +208,44 @@ Napi::Value TrainerObject::StateInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// saveState(file, headerJson, dataBytes): F32 tensors in stateInfo() order.
+// saveState(file | null, headerJson, dataBytes): F32 tensors in stateInfo() order. Under ZeRO-1
+// every rank calls it (the state is gathered, a collective); the rank given a file writes it.
 Napi::Value TrainerObject::SaveState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Check(env, "saveState");
-  const std::string file = ReadString(env, info[0], "file");
-  const std::string header = ReadString(env, info[1], "headerJson");
-  const auto bytes = static_cast<uint64_t>(ReadInt(env, info[2], "dataBytes", 0, int64_t{1} << 53));
+  const bool write = !(info[0].IsNull() || info[0].IsUndefined());
+  const std::string file = write ? ReadString(env, info[0], "file") : std::string();
+  const std::string header = write ? ReadString(env, info[1], "headerJson") : std::string();
+  const auto bytes = write ? static_cast<uint64_t>(ReadInt(env, info[2], "dataBytes", 0, int64_t{1} << 53)) : 0;
+  if (!write && !state_->trainer->sharded()) return env.Undefined();  // nothing to take part in
   auto lease = Acquire(env, state_->model, "Trainer.saveState");
   auto st = state_;
   return RunAsync<bool>(
       env,
-      [st, lease, file, header, bytes]() {
+      [st, lease, write, file, header, bytes]() {
+        Trainer& t = *st->trainer;
         const LlamaModel& m = *st->model->model;
-        std::vector<Tensor> ts;
-        for (const auto& e : state_entries(*st->trainer, m)) ts.push_back(state_view(*st->trainer, m, e));
-        const io::HostFloats host = io::host_floats(m.backend(), ts);
-        io::write_safetensors(file, header, host.sources, DType::F32, bytes);
+        const auto entries = state_entries(t, m);
+        if (!t.sharded()) {
+          std::vector<Tensor> ts;
+          for (const auto& e : entries) ts.push_back(state_parts(t, m, e).at(0).state);
+          const io::HostFloats host = io::host_floats(m.backend(), ts);
+          io::write_safetensors(file, header, host.sources, DType::F32, bytes);
+          return true;
+        }
+        const auto total = static_cast<size_t>(m.layout().total());
+        std::vector<std::vector<float>> slots(t.slot_names().size());
+        for (size_t i = 0; i < slots.size(); ++i) {
+          if (write) slots[i].resize(total);
+          t.gather_slot(static_cast<int>(i), write ? slots[i].data() : nullptr);
+        }
+        if (!write) return true;
+        std::vector<io::TensorSource> sources;
+        for (const auto& e : entries) {
+          const ParamSpec& p = m.layout()[e.param];
+          sources.push_back(io::TensorSource{slots[static_cast<size_t>(e.slot)].data() + p.offset, p.numel});
+        }
+        io::write_safetensors(file, header, sources, DType::F32, bytes);
         return true;
       },
       [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
@@ -263,7 +294,9 @@ Napi::Value TrainerObject::LoadState(const Napi::CallbackInfo& info) {
         const LlamaModel& m = *st->model->model;
         for (const auto& e : entries) {
           const Entry& f = by_name->at(e.name);
-          io::load_into(f.file, f.offset, f.nbytes, DType::F32, m.backend(), state_view(*st->trainer, m, e), e.name);
+          for (const StatePart& part : state_parts(*st->trainer, m, e))
+            io::load_into(f.file, f.offset + static_cast<uint64_t>(part.begin) * 4,
+                          static_cast<uint64_t>(part.end - part.begin) * 4, DType::F32, m.backend(), part.state, e.name);
         }
         st->trainer->set_step_count(step_count);
         return true;
@@ -271,7 +304,8 @@ Napi::Value TrainerObject::LoadState(const Napi::CallbackInfo& info) {
       [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
 }
 
-// buckets() -> [{begin, end}] and the last step's reduction order: {buckets, events: [{bucket, seconds}]}
+// buckets() -> the buckets and the last step's reductions in order:
+// {buckets: [{begin, end}], events: [{bucket, seconds, reducedSeconds}]}
 Napi::Value TrainerObject::Buckets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Check(env, "buckets");
@@ -288,6 +322,7 @@ Napi::Value TrainerObject::Buckets(const Napi::CallbackInfo& info) {
     Napi::Object e = Napi::Object::New(env);
     e.Set("bucket", t.last_bucket_events()[i].bucket);
     e.Set("seconds", t.last_bucket_events()[i].seconds);
+    e.Set("reducedSeconds", t.last_bucket_events()[i].reduced_seconds);
     ev.Set(static_cast<uint32_t>(i), e);
   }
   Napi::Object o = Napi::Object::New(env);

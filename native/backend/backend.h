@@ -66,6 +66,17 @@ class Backend {
   // benchmarks that time with device events and for libraries that queue on the same stream.
   virtual void* native_stream() const { return nullptr; }
 
+  // ---- the communication stream (collectives: comm/nccl_communicator.cpp) ------------------------
+  // A second stream for collectives, so that they overlap the compute queued after them.
+  // comm_after_compute(): the communication stream waits for the work queued on the backend's
+  // stream so far; compute_after_comm(): the backend's stream waits for the work queued on the
+  // communication stream so far; comm_idle(): that work has finished (never blocks). The CPU
+  // backend has no streams: its work is done when a call returns.
+  virtual void* comm_stream() { return nullptr; }
+  virtual void comm_after_compute() {}
+  virtual void compute_after_comm() {}
+  virtual bool comm_idle() { return true; }
+
   // ---- ops (one contract each in native/kernels/) ------------------------------------------------
   // embedding.h
   virtual void embedding_forward(const Tensor& table, int64_t V, int64_t H, const Tensor& ids, int64_t n,

@@ -5,12 +5,14 @@
 #include <cuda_runtime.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "backend/buffer.h"
 #include "kernels/adamw.h"
 #include "kernels/embedding.h"
 #include "kernels/global_norm.h"
+#include "core/device.h"
 #include "kernels/logprob.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
@@ -45,6 +47,7 @@ DType f32_only(const Tensor& t, const char* op) {
 class CudaBackend final : public Backend {
  public:
   CudaBackend() {
+    bind_thread_to_device();  // the stream belongs to this process's device (select_cuda_device)
     check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     // Kernels take their scratch from the stream-ordered pool (kernels/cuda/host_helpers.h): keep
     // freed blocks in the pool across synchronisations instead of returning them to the driver
@@ -62,6 +65,9 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     matmul_.reset();
     errors_.reset();
+    if (comm_) cudaStreamDestroy(comm_);
+    if (compute_done_) cudaEventDestroy(compute_done_);
+    if (comm_done_) cudaEventDestroy(comm_done_);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -108,6 +114,34 @@ class CudaBackend final : public Backend {
   }
   void synchronize() override { errors_->check(); }
   void* native_stream() const override { return stream_; }
+
+  void* comm_stream() override {
+    std::lock_guard<std::mutex> lock(comm_mu_);
+    if (!comm_) {
+      check_cuda(cudaStreamCreateWithFlags(&comm_, cudaStreamNonBlocking), "cudaStreamCreate (communication)");
+      check_cuda(cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming), "cudaEventCreate");
+      check_cuda(cudaEventCreateWithFlags(&comm_done_, cudaEventDisableTiming), "cudaEventCreate");
+    }
+    return comm_;
+  }
+  void comm_after_compute() override {
+    cudaStream_t c = static_cast<cudaStream_t>(comm_stream());
+    check_cuda(cudaEventRecord(compute_done_, stream_), "cudaEventRecord");
+    check_cuda(cudaStreamWaitEvent(c, compute_done_, 0), "cudaStreamWaitEvent");
+  }
+  void compute_after_comm() override {
+    cudaStream_t c = static_cast<cudaStream_t>(comm_stream());
+    check_cuda(cudaEventRecord(comm_done_, c), "cudaEventRecord");
+    check_cuda(cudaStreamWaitEvent(stream_, comm_done_, 0), "cudaStreamWaitEvent");
+  }
+  bool comm_idle() override {
+    if (!comm_) return true;
+    bind_thread_to_device();  // called from a communicator's watchdog thread too
+    const cudaError_t e = cudaStreamQuery(comm_);
+    if (e == cudaErrorNotReady) return false;
+    check_cuda(e, "cudaStreamQuery (communication)");
+    return true;
+  }
 
   [[noreturn]] static void missing(const char* op) {
     fail("the CUDA backend has no ", op,
@@ -376,6 +410,9 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::DeviceErrors> errors_;
   std::unique_ptr<cuda::Matmul> matmul_;
+  std::mutex comm_mu_;
+  cudaStream_t comm_ = nullptr;
+  cudaEvent_t compute_done_ = nullptr, comm_done_ = nullptr;
 };
 
 }  // namespace

@@ -1,8 +1,11 @@
 #include "core/device.h"
 
+#include <atomic>
+
 #include "core/error.h"
 #include "core/parallel.h"
 #include "runtime/cublaslt_shim.h"
+#include "runtime/nccl_shim.h"
 
 #ifdef SPPO_WITH_CUDA
 #include <cuda_runtime.h>
@@ -28,9 +31,9 @@ BuildInfo build_info() {
 #else
   b.cublaslt_detail = "this build has no CUDA backend";
 #endif
-#ifdef SPPO_WITH_NCCL
-  b.nccl = true;
-#endif
+  int version = 0;
+  b.nccl = nccl::available(&b.nccl_reason, &version);
+  if (b.nccl) b.nccl_version = nccl::version_string(version);
 #ifdef _OPENMP
   b.openmp = true;
 #endif
@@ -64,6 +67,31 @@ std::vector<CudaDeviceInfo> cuda_devices(std::string* why) {
   if (why) *why = "this build of sppo-native has no CUDA backend (built without nvcc or with SPPO_CUDA=off)";
 #endif
   return out;
+}
+
+namespace {
+std::atomic<int> g_cuda_device{0};
+}  // namespace
+
+void select_cuda_device(int index) {
+  SPPO_CHECK(index >= 0, "CUDA device index must be >= 0 (got ", index, ")");
+#ifdef SPPO_WITH_CUDA
+  std::string why;
+  const auto devs = cuda_devices(&why);
+  SPPO_CHECK(index < static_cast<int>(devs.size()), "CUDA device ", index, " does not exist: ", devs.size(),
+             " visible", why.empty() ? "" : " (", why, why.empty() ? "" : ")",
+             "; under data parallelism rank r uses device LOCAL_RANK: start at most as many ranks per node as GPUs");
+#endif
+  g_cuda_device.store(index);
+  bind_thread_to_device();
+}
+
+int selected_cuda_device() { return g_cuda_device.load(); }
+
+void bind_thread_to_device() {
+#ifdef SPPO_WITH_CUDA
+  cudaSetDevice(g_cuda_device.load());
+#endif
 }
 
 void require_device(Device device) {

@@ -1,9 +1,13 @@
 // The gradient arena cut into buckets for the all-reduce (CONTRACT). Buckets are contiguous
 // ranges of the arena, at least bucket_elements long except the last, cut at parameter
-// boundaries (a parameter larger than a bucket is a bucket of its own). Because the arena is laid
-// out in the order backward finishes gradients (model/param_layout.h), "final so far" is a prefix,
-// and a bucket is ready once the prefix covers it: the last layers' buckets go first, while
-// backward continues on earlier layers.
+// boundaries rounded up to a multiple of `granule` elements (a parameter larger than a bucket is
+// a bucket of its own). Because the arena is laid out in the order backward finishes gradients
+// (model/param_layout.h), "final so far" is a prefix, and a bucket is ready once the prefix covers
+// it: the last layers' buckets go first, while backward continues on earlier layers.
+//
+// Under data parallelism (world size W > 1) the granule is W * 64, so that every bucket but the
+// last splits into W equal, 64-element-aligned pieces: piece r of each bucket is rank r's (its
+// ZeRO-1 shard, and its share of the gradient norm); see bucket_pieces().
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -16,7 +20,18 @@ struct GradBucket {
   int64_t begin = 0, end = 0;  // elements
 };
 
-std::vector<GradBucket> plan_buckets(const ParamLayout& layout, int64_t bucket_elements);
+std::vector<GradBucket> plan_buckets(const ParamLayout& layout, int64_t bucket_elements, int64_t granule = 1);
+
+// The bucket granule for a world of `world` ranks: 1 alone, world * 64 otherwise.
+int64_t bucket_granule(int world);
+
+// Rank r's piece of bucket b in a world of W: [begin + r * c, begin + (r + 1) * c) with
+// c = ceil((end - begin) / W), clipped to [0, total). `padded_end` = begin + W * c is where the
+// bucket's padded form ends (reduce_scatter and all_gather move W * c elements).
+struct BucketPiece {
+  int64_t begin = 0, end = 0, per_rank = 0, padded_end = 0;
+};
+BucketPiece bucket_piece(const GradBucket& b, int rank, int world, int64_t total);
 
 // Tracks which buckets have been reduced during one backward pass.
 class BucketTracker {

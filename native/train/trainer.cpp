@@ -1,16 +1,22 @@
 // Trainer (train/trainer.h).
 #include "train/trainer.h"
 
-#include <chrono>
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/error.h"
 
 namespace sppo {
 
 namespace {
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+std::vector<GradBucket> planned(const LlamaModel& model, const Communicator& comm, const TrainerOptions& o) {
+  const int64_t elems = std::max<int64_t>(1, o.bucket_bytes / static_cast<int64_t>(dtype_size(model.dtypes().grad)));
+  return plan_buckets(model.layout(), elems, bucket_granule(comm.world_size()));
+}
+const Communicator& checked(const std::shared_ptr<Communicator>& c) {
+  SPPO_CHECK(c != nullptr, "trainer: no communicator");
+  return *c;
 }
 }  // namespace
 
@@ -18,30 +24,41 @@ Trainer::Trainer(LlamaModel& model, std::shared_ptr<Communicator> comm, const Tr
     : model_(model),
       comm_(std::move(comm)),
       opts_(options),
-      tracker_(plan_buckets(model.layout(),
-                            std::max<int64_t>(1, options.bucket_bytes /
-                                                     static_cast<int64_t>(dtype_size(model.dtypes().grad))))),
+      tracker_(planned(model, checked(comm_), options)),
       loss_ws_(model.backend_ptr(), "the loss"),
       gather_ws_(model.backend_ptr(), "the weight gather") {
   validate_optimizer_config(opts_.optimizer);
-  SPPO_CHECK(comm_ != nullptr, "trainer: no communicator");
   SPPO_CHECK(model.dtypes().weight == model.dtypes().grad,
              "trainer: fp32 master weights for a ", precision_name(model.precision()),
              " model come with the CUDA engine");
   const Dtypes dt = model.dtypes();
-  const int64_t total = model.layout().total(), world = comm_->world_size(), rank = comm_->rank();
-  if (opts_.zero1 && world > 1) {
-    shard_len_ = (total + world - 1) / world;
-    shard_begin_ = std::min(total, rank * shard_len_);
-    shard_end_ = std::min(total, shard_begin_ + shard_len_);
+  const int64_t total = model.layout().total();
+  const int world = comm_->world_size(), rank = comm_->rank();
+  sharded_ = opts_.zero1 && world > 1;
+  int64_t padded_total = total;
+  if (world == 1) {
+    norm_ranges_.push_back(OwnedRange{0, total, 0});
   } else {
-    shard_len_ = total;
-    shard_begin_ = 0;
-    shard_end_ = total;
+    for (const GradBucket& b : tracker_.buckets()) {
+      const BucketPiece p = bucket_piece(b, rank, world, total);
+      padded_total = std::max(padded_total, p.padded_end);
+      if (p.end > p.begin) norm_ranges_.push_back(OwnedRange{p.begin, p.end, 0});
+    }
+  }
+  if (sharded_) {
+    for (OwnedRange r : norm_ranges_) {
+      r.state_offset = state_len_;
+      state_len_ += r.end - r.begin;
+      owned_.push_back(r);
+    }
+  } else {
+    owned_.push_back(OwnedRange{0, total, 0});
+    state_len_ = total;
   }
   Backend& be = model.backend();
-  const std::size_t gbytes = static_cast<std::size_t>(total) * dtype_size(dt.grad);
-  const std::size_t sbytes = static_cast<std::size_t>(shard_len_) * dtype_size(dt.grad) * slot_names().size();
+  // The gradient arena is padded so that the last bucket's W equal pieces lie inside it.
+  const std::size_t gbytes = static_cast<std::size_t>(padded_total) * dtype_size(dt.grad);
+  const std::size_t sbytes = static_cast<std::size_t>(state_len_) * dtype_size(dt.grad) * slot_names().size();
   SPPO_CHECK(gbytes + sbytes <= be.available_memory(), "training needs ", format_bytes(double(gbytes)),
              " of gradients and ", format_bytes(double(sbytes)), " of optimizer state, but the ", be.name(),
              " backend has ", format_bytes(double(be.available_memory())), " available");
@@ -50,6 +67,15 @@ Trainer::Trainer(LlamaModel& model, std::shared_ptr<Communicator> comm, const Tr
   scalars_ = Buffer(model.backend_ptr(), sizeof(double));
   be.zero(grads_.data(), grads_.bytes());
   be.zero(state_.data(), state_.bytes());
+}
+
+Trainer::~Trainer() {
+  // A collective may still read the gradients (a step that failed half-way); it ends, or fails
+  // when the communicator was aborted, before the arena goes.
+  try {
+    comm_->wait();
+  } catch (...) {
+  }
 }
 
 Tensor Trainer::gradient(const std::string& name) const {
@@ -61,9 +87,8 @@ Tensor Trainer::gradient(const std::string& name) const {
 
 Tensor Trainer::slot(int i) const {
   SPPO_CHECK(i >= 0 && i < static_cast<int>(slot_names().size()), "optimizer slot ", i, " does not exist");
-  return state_.view(model_.dtypes().grad, shard_len_,
-                     static_cast<std::size_t>(i) * static_cast<std::size_t>(shard_len_) * dtype_size(model_.dtypes().grad))
-      .slice(0, shard_end_ - shard_begin_);
+  return state_.view(model_.dtypes().grad, state_len_,
+                     static_cast<std::size_t>(i) * static_cast<std::size_t>(state_len_) * dtype_size(model_.dtypes().grad));
 }
 
 void Trainer::set_step_count(int64_t n) {
@@ -72,17 +97,29 @@ void Trainer::set_step_count(int64_t n) {
 }
 
 void Trainer::reduce_ready(int64_t prefix) {
+  const int world = comm_->world_size(), rank = comm_->rank();
+  const int64_t total = model_.layout().total();
+  const Tensor padded = grads_.view(model_.dtypes().grad, static_cast<int64_t>(grads_.bytes() / dtype_size(model_.dtypes().grad)));
   for (int b : tracker_.ready(prefix)) {
     const GradBucket& g = tracker_.buckets()[static_cast<size_t>(b)];
-    comm_->all_reduce(gradients().slice(g.begin, g.end - g.begin), g.end - g.begin);
-    events_.push_back(BucketEvent{b, now_seconds() - backward_began_});
+    if (sharded_) {
+      const BucketPiece p = bucket_piece(g, rank, world, total);
+      comm_->reduce_scatter(padded.slice(g.begin, p.padded_end - g.begin), padded.slice(g.begin + rank * p.per_rank, p.per_rank),
+                            p.per_rank);
+    } else {
+      comm_->all_reduce(padded.slice(g.begin, g.end - g.begin), g.end - g.begin);
+    }
+    events_.push_back(BucketEvent{b, steady_seconds() - backward_began_, std::numeric_limits<double>::quiet_NaN()});
+    event_ops_.push_back(comm_->queued() - 1);
   }
 }
 
 BackwardHooks Trainer::hooks_for_last_micro_batch() {
   tracker_.reset();
   events_.clear();
-  backward_began_ = now_seconds();
+  event_ops_.clear();
+  backward_began_ = steady_seconds();
+  armed_ = true;
   BackwardHooks h;
   h.grads_ready = [this](int64_t prefix) { reduce_ready(prefix); };
   return h;
@@ -100,59 +137,112 @@ StepResult Trainer::step(double lr, double max_grad_norm) {
   SPPO_CHECK(std::isfinite(max_grad_norm), "optimizer step: max_grad_norm must be finite (got ", max_grad_norm, ")");
   model_.cancel_point().check();
   Backend& be = model_.backend();
+  if (!armed_) {  // no last micro-batch on this rank: every bucket is reduced here
+    events_.clear();
+    event_ops_.clear();
+    backward_began_ = steady_seconds();
+  }
+  armed_ = false;
   reduce_ready(model_.layout().total());  // whatever backward did not reduce (or no hooks ran)
+  comm_->wait();
+  for (size_t i = 0; i < events_.size(); ++i) events_[i].reduced_seconds = comm_->finished_at(event_ops_[i]) - backward_began_;
   const Tensor sumsq = scalars_.view(DType::F64, 1);
   be.zero(sumsq.data, sizeof(double));
   const Tensor g = gradients();
-  const int64_t n = shard_end_ - shard_begin_;
-  if (shard_len_ == model_.layout().total()) {
-    be.sum_squares(g, g.numel, sumsq);
-  } else {
-    be.sum_squares(g.slice(shard_begin_, n), n, sumsq);
+  for (const OwnedRange& r : norm_ranges_) be.sum_squares(g.slice(r.begin, r.end - r.begin), r.end - r.begin, sumsq);
+  if (comm_->world_size() > 1) {
     comm_->all_reduce(sumsq, 1);
+    comm_->wait();
   }
-  const Tensor p = model_.weights().slice(shard_begin_, n), gs = g.slice(shard_begin_, n);
   const OptimizerConfig& o = opts_.optimizer;
-  if (o.kind == OptimizerKind::RMSprop) {
-    RmspropParams h;
-    h.lr = lr;
-    h.alpha = o.alpha;
-    h.eps = o.eps;
-    h.weight_decay = o.weight_decay;
-    be.rmsprop_step(p, gs, slot(0), n, h, sumsq, max_grad_norm);
-  } else {
-    AdamwParams h;
-    h.lr = lr;
-    h.beta1 = o.beta1;
-    h.beta2 = o.beta2;
-    h.eps = o.eps;
-    h.weight_decay = o.weight_decay;
-    h.step = step_count_ + 1;
-    be.adamw_step(p, gs, slot(0), slot(1), n, h, sumsq, max_grad_norm);
+  for (const OwnedRange& r : owned_) {
+    const int64_t n = r.end - r.begin;
+    const Tensor p = model_.weights().slice(r.begin, n), gs = g.slice(r.begin, n);
+    if (o.kind == OptimizerKind::RMSprop) {
+      RmspropParams h;
+      h.lr = lr;
+      h.alpha = o.alpha;
+      h.eps = o.eps;
+      h.weight_decay = o.weight_decay;
+      be.rmsprop_step(p, gs, slot(0).slice(r.state_offset, n), n, h, sumsq, max_grad_norm);
+    } else {
+      AdamwParams h;
+      h.lr = lr;
+      h.beta1 = o.beta1;
+      h.beta2 = o.beta2;
+      h.eps = o.eps;
+      h.weight_decay = o.weight_decay;
+      h.step = step_count_ + 1;
+      be.adamw_step(p, gs, slot(0).slice(r.state_offset, n), slot(1).slice(r.state_offset, n), n, h, sumsq,
+                    max_grad_norm);
+    }
   }
-  if (shard_len_ != model_.layout().total()) {
-    // Every rank gets every shard of the updated weights (padded to equal shards).
-    const int64_t world = comm_->world_size();
-    ArenaPlan plan;
-    plan.add("send", model_.dtypes().weight, shard_len_);
-    plan.add("gathered", model_.dtypes().weight, shard_len_ * world);
-    const auto v = gather_ws_.take(plan);
-    be.zero(v[0].data, v[0].bytes());
-    be.copy(v[0].data, p.data, p.bytes());
-    comm_->all_gather(v[0], v[1], shard_len_);
-    be.copy(model_.weights().data, v[1].data, model_.weights().bytes());
-  }
+  if (sharded_) gather_weights();
   double ss = 0;
   be.download(&ss, sumsq.data, sizeof ss);  // the step boundary
   be.synchronize();
   const double norm = std::sqrt(ss);
-  StepResult r{norm, std::isfinite(norm)};
-  if (r.stepped) ++step_count_;
+  StepResult res{norm, std::isfinite(norm)};
+  if (res.stepped) ++step_count_;
   zero_grad();
-  return r;
+  return res;
+}
+
+void Trainer::gather_weights() {
+  // Every rank gets every piece of the updated weights, bucket by bucket, in place; the last
+  // bucket's padded form would run past the weights, so it goes through a staging buffer.
+  Backend& be = model_.backend();
+  const int world = comm_->world_size(), rank = comm_->rank();
+  const int64_t total = model_.layout().total();
+  const Tensor w = model_.weights();
+  for (const GradBucket& b : tracker_.buckets()) {
+    const BucketPiece p = bucket_piece(b, rank, world, total);
+    if (p.padded_end <= total) {
+      comm_->all_gather(w.slice(b.begin + rank * p.per_rank, p.per_rank), w.slice(b.begin, p.padded_end - b.begin), p.per_rank);
+      continue;
+    }
+    ArenaPlan plan;
+    plan.add("gathered", model_.dtypes().weight, p.padded_end - b.begin);
+    const Tensor s = gather_ws_.take(plan)[0];
+    be.zero(s.data, s.bytes());
+    be.copy(s.data, w.slice(b.begin, total - b.begin).data, static_cast<std::size_t>(total - b.begin) * dtype_size(w.dtype));
+    comm_->all_gather(s.slice(rank * p.per_rank, p.per_rank), s, p.per_rank);
+    comm_->wait();
+    be.copy(w.slice(b.begin, total - b.begin).data, s.data, static_cast<std::size_t>(total - b.begin) * dtype_size(w.dtype));
+  }
+  comm_->wait();
+}
+
+void Trainer::gather_slot(int i, float* host) {
+  const Tensor st = slot(i);
+  Backend& be = model_.backend();
+  SPPO_CHECK(st.dtype == DType::F32, "gather_slot: optimizer state is ", dtype_name(st.dtype), ", not F32");
+  const int64_t total = model_.layout().total();
+  if (!sharded_) {
+    if (host) be.download(host, st.data, static_cast<std::size_t>(total) * sizeof(float));
+    return;
+  }
+  const int world = comm_->world_size(), rank = comm_->rank();
+  size_t k = 0;  // next owned range (owned_ follows the bucket order, without empty pieces)
+  for (const GradBucket& b : tracker_.buckets()) {
+    const BucketPiece p = bucket_piece(b, rank, world, total);
+    ArenaPlan plan;
+    plan.add("gathered", DType::F32, p.padded_end - b.begin);
+    const Tensor s = gather_ws_.take(plan)[0];
+    be.zero(s.data, s.bytes());
+    if (p.end > p.begin) {
+      const OwnedRange& r = owned_[k++];
+      be.copy(s.slice(rank * p.per_rank, p.end - p.begin).data, st.slice(r.state_offset, p.end - p.begin).data,
+              static_cast<std::size_t>(p.end - p.begin) * sizeof(float));
+    }
+    comm_->all_gather(s.slice(rank * p.per_rank, p.per_rank), s, p.per_rank);
+    comm_->wait();
+    if (host) be.download(host + b.begin, s.data, static_cast<std::size_t>(std::min(b.end, total) - b.begin) * sizeof(float));
+  }
 }
 
 void Trainer::zero_grad() {
+  comm_->wait();  // a reduction still queued (a step abandoned after its last micro-batch) reads them
   model_.backend().zero(grads_.data(), grads_.bytes());
   tracker_.reset();
 }

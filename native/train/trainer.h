@@ -1,12 +1,26 @@
 // A model's training state and step (CONTRACT): the gradient arena, the optimizer state, the
 // communicator and the bucketed gradient reduction. The trainer owns gradients and optimizer
 // state (a model alone has none). Arenas share the model's layout: element offsets are the
-// weights' offsets, so each optimizer step is one flat range, and under ZeRO-1 a rank's range.
+// weights' offsets, so each optimizer step is a few flat ranges.
 //
 // A step: accumulate() once per micro-batch (gradients add up); on the step's last micro-batch
-// each gradient bucket is all-reduced as soon as backward has finished it (last layers first);
-// step() reduces any bucket left, computes the global gradient norm on the backend, clips and
-// updates (a non-finite norm skips the update), gathers shards, zeroes the gradients.
+// each gradient bucket is queued on the communicator as soon as backward has finished it (last
+// layers first) and reduced while backward continues; step() queues any bucket left, waits for
+// the reductions, computes the global gradient norm on the backend, clips and updates (a
+// non-finite norm skips the update on every rank), gathers shards, zeroes the gradients.
+//
+// Data parallelism: collectives SUM, they never average. The gradient scale is the caller's: with
+// the global batch split over ranks and micro-batches, each micro-batch's `scale` is its share of
+// the GLOBAL batch (pairs in it / pairs in the global batch), so that the sum over ranks is the
+// global mean (src/stages/train.ts passes it). A rank with no pairs in a step calls step() alone:
+// it takes part in every collective with zero gradients.
+//
+// Ownership (world W > 1): buckets split into W pieces (train/grad_buckets.h); piece r of every
+// bucket is rank r's. Each rank sums the squares of its pieces and the partial sums are
+// all-reduced, so the global norm is the same number on every rank. Plain data parallel
+// all-reduces the buckets and steps the whole arena on every rank; ZeRO-1 reduce-scatters them,
+// keeps optimizer state only for its pieces, steps them and all-gathers the weights. Both compute
+// exactly the same element sums, norm and update, so they give bitwise-equal weights.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -34,20 +48,30 @@ struct StepResult {
   bool stepped = false;  // false: the norm was not finite and nothing was updated
 };
 
-// One reduced bucket: its index, and the seconds since the backward pass began (for overlap
-// measurements); the order shows that the last layers go first.
+// One bucket of the last step: its index, the seconds since the last micro-batch began (its
+// forward) when backward had finished the bucket (and it was queued), and when its reduction had
+// finished (NaN where the communicator cannot tell). The order shows that the last layers go first.
 struct BucketEvent {
   int bucket = 0;
   double seconds = 0;
+  double reduced_seconds = 0;
+};
+
+// A range of the arena whose optimizer state this rank keeps: elements [begin, end) of the
+// weights, at element `state_offset` of each optimizer slot.
+struct OwnedRange {
+  int64_t begin = 0, end = 0, state_offset = 0;
 };
 
 class Trainer {
  public:
   Trainer(LlamaModel& model, std::shared_ptr<Communicator> comm, const TrainerOptions& options);
+  ~Trainer();
 
   LlamaModel& model() { return model_; }
   const TrainerOptions& options() const { return opts_; }
   Communicator& communicator() { return *comm_; }
+  bool sharded() const { return sharded_; }  // ZeRO-1 with more than one rank
 
   // One micro-batch of the preference loss; gradients accumulate, scaled by `scale`. `last`:
   // this is the step's last micro-batch, so buckets are reduced during its backward.
@@ -61,26 +85,35 @@ class Trainer {
   const std::vector<BucketEvent>& last_bucket_events() const { return events_; }
   BackwardHooks hooks_for_last_micro_batch();  // for callers that run their own forward/backward
 
-  // Optimizer state for checkpoints: slot names, and each slot as an arena-shaped tensor over
-  // this rank's range [shard_begin, shard_end).
+  // Optimizer state: slot names, and each slot as one tensor of state_elements(), laid out as
+  // owned() says (without ZeRO-1, or alone: one range, the whole arena, so a slot is arena-shaped).
   int64_t step_count() const { return step_count_; }
   std::vector<std::string> slot_names() const { return optimizer_slots(opts_.optimizer.kind); }
   Tensor slot(int i) const;
-  int64_t shard_begin() const { return shard_begin_; }
-  int64_t shard_end() const { return shard_end_; }
+  const std::vector<OwnedRange>& owned() const { return owned_; }
+  int64_t state_elements() const { return state_len_; }
   void set_step_count(int64_t n);
+  // Sharded state for a checkpoint: every rank calls it (a collective); `host` (arena-sized, may be
+  // null on ranks that do not write) receives slot i of every rank.
+  void gather_slot(int i, float* host);
 
  private:
   void reduce_ready(int64_t prefix);
+  void gather_weights();
 
   LlamaModel& model_;
   std::shared_ptr<Communicator> comm_;
   TrainerOptions opts_;
+  bool sharded_ = false;
   Buffer grads_, state_, scalars_;
   BucketTracker tracker_;
   std::vector<BucketEvent> events_;
+  std::vector<int64_t> event_ops_;  // the communicator's index of each event's collective
   double backward_began_ = 0;
-  int64_t shard_begin_ = 0, shard_end_ = 0, shard_len_ = 0;
+  bool armed_ = false;  // hooks_for_last_micro_batch ran since the last step
+  std::vector<OwnedRange> owned_;       // this rank's optimizer ranges
+  std::vector<OwnedRange> norm_ranges_;  // this rank's share of the gradient norm
+  int64_t state_len_ = 0;
   int64_t step_count_ = 0;
   Workspace loss_ws_, gather_ws_;
 };

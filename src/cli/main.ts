@@ -19,6 +19,11 @@ import { cancelAllPairRmWork } from '../pairrm/model.js';
 
 let stopping = false;
 
+/** " [rank r]" in a data-parallel rank's messages (several ranks share a terminal). */
+function rankTag(): string {
+  return process.env.RANK !== undefined && Number(process.env.WORLD_SIZE) > 1 ? ` [rank ${process.env.RANK}]` : '';
+}
+
 /**
  * Ctrl-C / SIGTERM: cancel the native call in flight (generation, log-probs, a training
  * micro-batch: each returns within about a decode step or a layer; the process cannot exit while
@@ -37,6 +42,13 @@ function onSignal(signal: NodeJS.Signals, code: number): void {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // A command whose work waits on nothing that can still happen would let Node exit with 0: say so.
+  let finished = false;
+  process.on('beforeExit', () => {
+    if (finished || stopping) return;
+    console.error(`sppo-native${rankTag()}: internal error: the command stopped with work unfinished and nothing left to wait for`);
+    process.exit(1);
+  });
   process.on('SIGINT', () => onSignal('SIGINT', 130));
   process.on('SIGTERM', () => onSignal('SIGTERM', 143));
   const cli = yargs(argv);
@@ -71,7 +83,7 @@ export async function main(argv: string[]): Promise<void> {
       if (stopping) return;
       if (err) {
         // A system error that reached here unexplained still says what it means (no stack).
-        console.error(`sppo-native: ${err.message}${isFsError(err) && !/cannot /.test(err.message) ? ' (a file-system error)' : ''}`);
+        console.error(`sppo-native${rankTag()}: ${err.message}${isFsError(err) && !/cannot /.test(err.message) ? ' (a file-system error)' : ''}`);
       } else {
         console.error(y.help());
         console.error(`\n${msg}`);
@@ -79,4 +91,5 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(1);
     })
     .parseAsync();
+  finished = true;
 }

@@ -213,6 +213,8 @@ export class EngineModel implements ModelHandle {
     const t = new (native().Trainer)(this.nativeModel, {
       optimizer: { ...opts.optimizer },
       ...(opts.bucketBytes !== undefined ? { bucketBytes: opts.bucketBytes } : {}),
+      ...(opts.communicator !== undefined ? { communicator: opts.communicator } : {}),
+      ...(opts.zero1 !== undefined ? { zero1: opts.zero1 } : {}),
     });
     const trainer = new EngineTrainer(t, this.nativeModel, this.limits, () => this.trainers.delete(trainer));
     this.trainers.add(trainer);
@@ -307,7 +309,11 @@ export class EngineTrainer implements TrainerHandle {
     return this.nativeTrainer.buckets();
   }
 
-  async saveState(file: string): Promise<void> {
+  async saveState(file: string | null): Promise<void> {
+    if (file === null) {
+      await this.nativeTrainer.saveState(null, '', 0); // a sharded save another rank writes
+      return;
+    }
     const info = this.nativeTrainer.stateInfo();
     const plan = buildSafetensorsHeader(
       info.entries.map((e) => ({ name: e.name, shape: [e.numel] })),

@@ -1,6 +1,7 @@
 // The TypeScript face of the model engine (CONTRACT between the engine bindings in src/model/
 // and the SPPO pipeline). Implemented by src/model/engine.ts.
 import type { DeviceName, LossType, OptimizerKind } from '../native/kinds.js';
+import type { NativeCommunicator } from '../native/addon.js';
 
 export type { LossType, OptimizerKind };
 
@@ -70,6 +71,10 @@ export interface TrainerOptions {
   optimizer: OptimizerOptions;
   /** Gradient bytes per all-reduce bucket (default 25 MiB). */
   bucketBytes?: number;
+  /** Data parallel: the ranks' communicator (src/dist/); default a world of one. */
+  communicator?: NativeCommunicator;
+  /** Shard the optimizer state over the ranks (ZeRO-1); the same results as without. */
+  zero1?: boolean;
 }
 
 /** What an optimizer step did: `stepped` is false when the gradient norm was not finite. */
@@ -86,7 +91,8 @@ export interface TrainerHandle {
   /**
    * One micro-batch: loss + backward, gradients accumulate scaled by `scale`. `last` (default
    * true): this is the optimizer step's last micro-batch (its gradients are reduced across ranks
-   * during its backward).
+   * during its backward). Under data parallelism the ranks' gradients are summed: `scale` is the
+   * micro-batch's share of the GLOBAL batch, so that the sum is the global mean.
    */
   accumulate(pairs: PreferencePair[], loss: LossType, beta: number, scale: number, last?: boolean): Promise<StepMetrics>;
   /**
@@ -96,8 +102,11 @@ export interface TrainerHandle {
   step(lr: number, maxGradNorm: number): Promise<StepResult>;
   zeroGrad(): void;
   gradients(): Map<string, Float32Array>;
-  /** Optimizer state (and step count) for resume, in one safetensors file, written atomically. */
-  saveState(file: string): Promise<void>;
+  /**
+   * Optimizer state (and step count) for resume, in one safetensors file, written atomically.
+   * Under ZeRO-1 every rank calls it (the state is gathered); the ranks that do not write pass null.
+   */
+  saveState(file: string | null): Promise<void>;
   loadState(file: string): Promise<void>;
   free(): void;
 }

@@ -20,7 +20,11 @@ export interface BuildInfo {
   cublasLt: boolean;
   /** Its version and library file when loaded, else why it is not. */
   cublasLtDetail: string;
+  /** libnccl.so.2 loads here (NCCL is loaded at run time; every build has the NCCL communicator). */
   nccl: boolean;
+  ncclVersion: string;
+  /** Why NCCL does not load, when it does not. */
+  ncclReason: string;
   openmp: boolean;
   cpuThreads: number;
 }
@@ -231,8 +235,12 @@ export interface NativeTrainerStateInfo {
 
 export interface NativeBuckets {
   buckets: { begin: number; end: number }[];
-  /** The last step's reductions, in order, with seconds since its backward began. */
-  events: { bucket: number; seconds: number }[];
+  /**
+   * The last step's buckets in the order they were queued: `seconds` since its last micro-batch
+   * began (its forward) when backward had finished the bucket, `reducedSeconds` when its
+   * reduction had finished (NaN where the communicator cannot tell).
+   */
+  events: { bucket: number; seconds: number; reducedSeconds: number }[];
 }
 
 export interface NativeTrainer {
@@ -243,7 +251,8 @@ export interface NativeTrainer {
   zeroGrad(): void;
   gradient(name: string): Float32Array;
   stateInfo(): NativeTrainerStateInfo;
-  saveState(file: string, headerJson: string, dataBytes: number): Promise<void>;
+  /** file null: take part in a sharded (ZeRO-1) save that another rank writes. */
+  saveState(file: string | null, headerJson: string, dataBytes: number): Promise<void>;
   loadState(entries: { name: string; file: string; offset: number; nbytes: number }[], stepCount: number): Promise<void>;
   buckets(): NativeBuckets;
   free(): void;
@@ -253,8 +262,19 @@ export interface NativeTrainer {
 export interface NativeCommunicator {
   readonly rank: number;
   readonly worldSize: number;
-  readonly kind: string;
+  readonly kind: 'local' | 'host' | 'nccl';
+  readonly freed: boolean;
+  barrier(): Promise<void>;
+  /** The sums over the ranks (host: in rank order, bitwise reproducible). */
+  allReduce(values: Float64Array): Promise<Float64Array>;
+  /** Collectives in flight and later ones fail with `reason` (on every rank the kind can reach). */
+  abort(reason: string): void;
+  free(): void;
 }
+
+export type NativeConnectOptions =
+  | { kind: 'host'; name: string; rank: number; worldSize: number; timeoutMs: number; heartbeatMs?: number }
+  | { kind: 'nccl'; id: Uint8Array; rank: number; worldSize: number; timeoutMs: number };
 
 /** The raw addon surface. Each section is owned by one binding file in native/addon/. */
 export interface NativeAddon {
@@ -282,6 +302,14 @@ export interface NativeAddon {
     opts: { optimizer: NativeOptimizerOptions; communicator?: NativeCommunicator; bucketBytes?: number; zero1?: boolean },
   ) => NativeTrainer;
   Communicator: new (opts?: { kind?: 'local'; device?: DeviceName }) => NativeCommunicator;
+  /** Rank 0 makes the group (host: creates the shared memory); resolves once every rank joined. */
+  connectCommunicator(opts: NativeConnectOptions): Promise<NativeCommunicator>;
+  /** A fresh shared-memory name for a host communicator (rank 0). */
+  hostCommunicatorName(): string;
+  /** A new NCCL communicator id (rank 0; throws when libnccl.so.2 does not load). */
+  ncclUniqueId(): Uint8Array;
+  /** The GPU this process uses (its LOCAL_RANK); before the CUDA backend is first used. */
+  selectCudaDevice(index: number): void;
 }
 
 let cached: NativeAddon | undefined;

@@ -4,7 +4,10 @@
 //   judged.parquet -> train.parquet -> ref_logprobs.parquet -> steps (metrics.jsonl, resume/) ->
 //   checkpoint-epoch-E/ -> train.done.json (resume/ removed) -> eval.json (optional) -> summary.json.
 // Every stage writes its output atomically before the next starts, so rerunning the same command
-// resumes at the first unfinished stage, shard or step.
+// resumes at the first unfinished stage, shard or step. Under data parallelism (opts.dist) every
+// rank runs this loop: the ranks meet at each stage's start and end, rollout, judging and the
+// reference log-probs are split by shard, training by the global batch, and rank 0 alone writes
+// the shared files (merged tables, train.parquet, metrics, checkpoints, records, summaries).
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ModelHandle } from '../model/types.js';
@@ -14,7 +17,7 @@ import { engineJudgeContext } from './judgeContext.js';
 import { checkJudgeTarget } from './judgeCheck.js';
 import type { Recipe } from '../recipe/types.js';
 import { validateRecipe } from '../recipe/load.js';
-import { acquireRunLock } from '../run/lock.js';
+import { acquireRunLock, type RunLock } from '../run/lock.js';
 import { writeFileAtomic } from '../run/atomic.js';
 import { checkRecipeChange, recordedRecipe, writeRecipeRecord } from '../run/recipeRecord.js';
 import { getPath } from '../recipe/fields.js';
@@ -25,7 +28,7 @@ import { writeParquet } from '../data/parquet.js';
 import { runJudgeStage, readJudged } from '../stages/judge.js';
 import { buildTrainRows, readTrainTable, writeTrainTable } from '../sppo/trainTable.js';
 import { identicalPairs, pairSequences, preferencePair } from '../stages/sequences.js';
-import { computeRefLogprobs, readRefLogprobs, writeRefLogprobs } from '../stages/refLogprobs.js';
+import { readRefLogprobs, referenceShardPairs, runReferenceStage } from '../stages/refLogprobs.js';
 import { checkpointDir, runTraining } from '../stages/train.js';
 import { compareSamples, comparisonCount, sampleForEval, type EvalSampling } from '../eval/evaluate.js';
 import { allPinnedPrompts, pinIterationPrompts, pinPrompts, pinnedPromptsOf, readPinnedPrompts } from './prompts.js';
@@ -33,7 +36,7 @@ import { checkDevice, nativeEngine, type ModelProvider } from './modelProvider.j
 import { ensureDemoModel } from './demo.js';
 import { seededPermutation } from '../util/rng.js';
 import { noEvents, progressTicker, teeEvents, type EventSink } from '../util/events.js';
-import { openRunLog } from '../run/runLog.js';
+import { LOG_FILE, openRunLog } from '../run/runLog.js';
 import { prepareOutputFolder } from '../run/outputFolder.js';
 import { pathInRun, recordedPath } from '../run/runPaths.js';
 import { checkTokenizerFits } from '../text/vocabFit.js';
@@ -42,6 +45,8 @@ import { formatDuration } from '../util/progress.js';
 import type { WinRate } from '../eval/stats.js';
 import { openRunReports } from '../report/runReports.js';
 import { checkRolloutEngine, openRolloutEngine } from './rolloutEngine.js';
+import { alone, ownsShard, type DistSession } from '../dist/session.js';
+import { judgeOwner } from './judgePlacement.js';
 
 export interface TrainOptions {
   provider?: ModelProvider;
@@ -50,6 +55,8 @@ export interface TrainOptions {
   judgeContext?: JudgeContext;
   /** While waiting on the judge, a line every this many ms (default 30 s). */
   judgeWaitNoticeMs?: number;
+  /** Data parallel: this rank's view of the run (src/dist/); default a world of one. */
+  dist?: DistSession;
 }
 
 export interface IterationSummary {
@@ -87,23 +94,35 @@ function metricsSummary(file: string): { steps: number; meanLoss: number; finalL
 export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<RunResult> {
   const recipe = validateRecipe(structuredClone(recipeIn));
   const provider = opts.provider ?? nativeEngine;
+  const dist = opts.dist ?? alone();
   const out = resolve(recipe.output);
-  prepareOutputFolder(out, 'run');
-  const lock = acquireRunLock(out);
-  const log = openRunLog(out, 'train');
+  let lock: RunLock = { release: () => {} };
+  if (dist.isMain) {
+    prepareOutputFolder(out, 'run');
+    lock = acquireRunLock(out); // rank 0 holds the folder for the whole run
+  }
+  await dist.barrier('run folder');
+  const log = openRunLog(out, 'train', undefined, dist.isMain ? LOG_FILE : `log.rank-${dist.rank}.txt`);
   // TensorBoard file and report page, fed by the run's events (src/report/), and the run's log.
-  const reports = openRunReports(out, recipe, opts.onEvent ?? noEvents);
+  const reports = dist.isMain
+    ? openRunReports(out, recipe, opts.onEvent ?? noEvents)
+    : { onEvent: opts.onEvent ?? noEvents, settled: async () => {}, close: async () => {} };
   const onEvent = teeEvents(reports.onEvent, log.sink);
   const began = Date.now();
   let judge: Judge | undefined;
   let finished = false;
   try {
-    const stale = removeStaleTemps(out);
-    if (stale) onEvent({ type: 'log', message: `removed ${stale} temp file(s) left by an interrupted run in ${out}` });
+    if (dist.isMain) {
+      const stale = removeStaleTemps(out);
+      if (stale) onEvent({ type: 'log', message: `removed ${stale} temp file(s) left by an interrupted run in ${out}` });
+    }
+    if (dist.worldSize > 1) onEvent({ type: 'log', message: `data parallel: rank ${dist.rank} of ${dist.worldSize} (${dist.communicator?.kind ?? 'local'} communicator${dist.options.zero1 ? ', ZeRO-1' : ''})` });
     // Inputs are checked before the recipe is recorded, so that fixing a typo is not a "changed
     // recipe", and before any rollout, so that a bad device or judge does not waste one.
     await checkDevice(provider, recipe.device);
-    const base = recipe.model === 'demo' ? await ensureDemoModel(join(out, 'base-model'), provider, recipe.device) : resolve(recipe.model);
+    const demoFolder = join(out, 'base-model');
+    const base = recipe.model !== 'demo' ? resolve(recipe.model) : dist.isMain ? await ensureDemoModel(demoFolder, provider, recipe.device) : demoFolder;
+    await dist.barrier('base model');
     if (!existsSync(join(base, 'config.json'))) throw new Error(`model folder ${base} has no config.json`);
     const codec = TextCodec.load(base, { chatTemplateFile: recipe.chatTemplate });
     checkTokenizerFits(codec, base);
@@ -122,25 +141,30 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
     // and pinned before the recipe is recorded. Afterwards the recipe is checked first (writing
     // nothing), so that the pinned parts are only ever completed from the prompt settings the run
     // started with; it is recorded last, once every check passed and only when work will use it.
-    const started = existsSync(join(out, 'iter-1', 'rollout'));
-    const oldIterations = getPath(recordedRecipe(out), 'iterations');
-    const changed = started ? checkRecipeChange(out, recipe, judgeUnused(out, recipe.iterations) ? ['judge'] : []) : [];
-    await pinIterationPrompts(out, recipe, onEvent, started, typeof oldIterations === 'number' ? oldIterations : recipe.iterations);
+    // Rank 0 checks, pins and records; the other ranks read what it pinned.
     const todo = new Map<number, number>();
-    for (let t = 1; t <= recipe.iterations; t++) if (!done(join(out, `iter-${t}`, 'summary.json'))) todo.set(t, pinnedPromptsOf(out, t).length);
-    if (todo.size > 0) {
-      for (const w of trainingWarnings(recipe, todo)) onEvent({ type: 'warning', message: w });
-      await preflightJudge(recipe.judge, ctx, onEvent, opts.judgeWaitNoticeMs);
-      writeRecipeRecord(out, recipe, onEvent, changed);
-    } else if (changed.length) {
-      onEvent({ type: 'log', message: `run folder ${out} has finished its ${recipe.iterations} iteration(s): nothing to do; the changed setting(s) ${changed.join(', ')} were not used and are not recorded` });
+    if (dist.isMain) {
+      const started = existsSync(join(out, 'iter-1', 'rollout'));
+      const oldIterations = getPath(recordedRecipe(out), 'iterations');
+      const changed = started ? checkRecipeChange(out, recipe, judgeUnused(out, recipe.iterations) ? ['judge'] : []) : [];
+      await pinIterationPrompts(out, recipe, onEvent, started, typeof oldIterations === 'number' ? oldIterations : recipe.iterations);
+      for (let t = 1; t <= recipe.iterations; t++) if (!done(join(out, `iter-${t}`, 'summary.json'))) todo.set(t, pinnedPromptsOf(out, t).length);
+      if (todo.size > 0) {
+        for (const w of trainingWarnings(recipe, todo)) onEvent({ type: 'warning', message: w });
+        await preflightJudge(recipe.judge, ctx, onEvent, opts.judgeWaitNoticeMs);
+        writeRecipeRecord(out, recipe, onEvent, changed);
+      } else if (changed.length) {
+        onEvent({ type: 'log', message: `run folder ${out} has finished its ${recipe.iterations} iteration(s): nothing to do; the changed setting(s) ${changed.join(', ')} were not used and are not recorded` });
+      }
     }
+    await dist.barrier('prompts pinned');
+    if (!dist.isMain) for (let t = 1; t <= recipe.iterations; t++) if (!done(join(out, `iter-${t}`, 'summary.json'))) todo.set(t, pinnedPromptsOf(out, t).length);
 
     const summaries: IterationSummary[] = [];
     let policyFolder = base;
     for (let t = 1; t <= recipe.iterations; t++) {
       const s = await runIteration({
-        t, out, recipe, provider, onEvent, codec, base, policyFolder, getJudge,
+        t, out, recipe, provider, onEvent, codec, base, policyFolder, getJudge, dist,
         judgeWait: { hint: `it is stopped after ${ctx.commandTimeoutMs! / 1000} s of silence (--judge-timeout)`, everyMs: opts.judgeWaitNoticeMs },
       });
       summaries.push(s);
@@ -153,8 +177,8 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
       finalModel: recordedPath(out, policyFolder),
       iterations: summaries.map((x) => ({ ...x, policy: recordedPath(out, x.policy) })),
     };
-    writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(record, null, 2)}\n`);
-    if (todo.size > 0) onEvent({ type: 'log', message: `run finished (${todo.size} iteration(s) run in ${formatDuration((Date.now() - began) / 1000)}); final policy ${policyFolder}` });
+    if (dist.isMain) writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(record, null, 2)}\n`);
+    if (todo.size > 0 && dist.isMain) onEvent({ type: 'log', message: `run finished (${todo.size} iteration(s) run in ${formatDuration((Date.now() - began) / 1000)}); final policy ${policyFolder}` });
     finished = true;
     return result;
   } catch (err) {
@@ -180,6 +204,7 @@ interface IterationContext {
   getJudge: () => Promise<Judge>;
   /** The line printed while waiting on the judge: its hint, and how often (default 30 s). */
   judgeWait: { hint: string; everyMs?: number };
+  dist: DistSession;
 }
 
 /**
@@ -198,7 +223,9 @@ function judgeUnused(out: string, iterations: number): boolean {
 }
 
 async function runIteration(c: IterationContext): Promise<IterationSummary> {
-  const { t, recipe, onEvent } = c;
+  const { t, recipe, onEvent, dist } = c;
+  const main = dist.isMain;
+  const shards = { rank: dist.rank, world: dist.worldSize };
   const dir = join(c.out, `iter-${t}`);
   const summaryFile = join(dir, 'summary.json');
   if (done(summaryFile)) {
@@ -208,59 +235,86 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
     onEvent({ type: 'iteration', iteration: t, summary: s as unknown as Record<string, unknown> });
     return s;
   }
-  mkdirSync(dir, { recursive: true });
+  if (main) mkdirSync(dir, { recursive: true });
+  await dist.barrier(`iteration ${t}`);
   const prompts = pinnedPromptsOf(c.out, t);
   let policy: ModelHandle | undefined;
   const getPolicy = async (): Promise<ModelHandle> => (policy ??= await c.provider.load(c.policyFolder, recipe.device));
+  // Every rank meets at a stage's start (so all decide alike whether it is done) and end (so all
+  // see what rank 0 wrote).
   const stage = async (name: string, output: string, run: () => Promise<void>): Promise<void> => {
+    await dist.barrier(`iteration ${t} ${name}`);
     if (done(output)) {
       onEvent({ type: 'stage', iteration: t, stage: name, status: 'skipped', detail: 'already done' });
-      return;
+    } else {
+      onEvent({ type: 'stage', iteration: t, stage: name, status: 'start' });
+      await run();
+      onEvent({ type: 'stage', iteration: t, stage: name, status: 'done' });
     }
-    onEvent({ type: 'stage', iteration: t, stage: name, status: 'start' });
-    await run();
-    onEvent({ type: 'stage', iteration: t, stage: name, status: 'done' });
+    await dist.barrier(`iteration ${t} ${name} written`);
   };
   let trained: ModelHandle | undefined;
   try {
     const generated = join(dir, 'generated.parquet');
     await stage('rollout', generated, async () => {
+      // The native engine's shards spread over the ranks; a served policy (openai:) is rank 0's.
+      const sharded = recipe.rollout.engine === 'native';
+      if (!sharded && !main) return;
       const engine = openRolloutEngine({ recipe, iterDir: dir, policyFolder: c.policyFolder, baseModel: c.base, getPolicy, codec: c.codec, onEvent });
+      const rollout = {
+        source: engine.source,
+        codec: c.codec,
+        prompts,
+        dir,
+        output: generated,
+        iteration: t,
+        onEvent,
+        opts: { ...recipe.rollout, maxPromptTokens: recipe.lengths.maxPromptTokens, seed: recipe.seed },
+      };
       try {
-        await runRollout({
-          source: engine.source,
-          codec: c.codec,
-          prompts,
-          dir,
-          output: generated,
-          iteration: t,
-          onEvent,
-          opts: { ...recipe.rollout, maxPromptTokens: recipe.lengths.maxPromptTokens, seed: recipe.seed },
-        });
+        await runRollout({ ...rollout, ...(sharded ? { shards } : {}), merge: dist.worldSize === 1 || !sharded });
       } finally {
         await engine.close();
       }
+      if (sharded && dist.worldSize > 1) {
+        await dist.barrier(`iteration ${t} rollout shards`);
+        if (main) await runRollout(rollout); // every shard is there: checks and merges them
+      }
     });
     const judged = join(dir, 'judged.parquet');
-    await stage('judge', judged, () =>
-      runJudgeStage({ judge: c.getJudge, dir, prompts: prompts.length, shardSize: recipe.rollout.shardSize, output: judged, iteration: t, batch: 16, onEvent, waitHint: c.judgeWait.hint, waitNoticeMs: c.judgeWait.everyMs }),
-    );
+    await stage('judge', judged, async () => {
+      const judging = { judge: c.getJudge, dir, prompts: prompts.length, shardSize: recipe.rollout.shardSize, output: judged, iteration: t, batch: 16, onEvent, waitHint: c.judgeWait.hint, waitNoticeMs: c.judgeWait.everyMs };
+      if (dist.worldSize === 1) return runJudgeStage(judging);
+      await runJudgeStage({ ...judging, owns: judgeOwner(recipe.judge, dist), merge: false });
+      await dist.barrier(`iteration ${t} judged shards`);
+      if (main) await runJudgeStage({ ...judging, owns: () => false });
+    });
     const trainFile = join(dir, 'train.parquet');
-    await stage('pairs', trainFile, async () => writeTrainTable(trainFile, buildTrainRows(await readJudged(judged), recipe.sppo.pairing)));
+    await stage('pairs', trainFile, async () => {
+      if (main) writeTrainTable(trainFile, buildTrainRows(await readJudged(judged), recipe.sppo.pairing));
+    });
 
     const rows = await readTrainTable(trainFile);
     const rollout = new Map<number, RolloutRow>((await readRollout(generated)).rows.map((r) => [r.promptIndex, r]));
     const seqs = pairSequences(rows, rollout, recipe.lengths);
     const refFile = join(dir, 'ref_logprobs.parquet');
     await stage('reference', refFile, async () => {
-      const model = await getPolicy();
-      const tick = progressTicker(onEvent, { iteration: t, stage: 'reference', unit: 'pairs' }, seqs.length);
-      writeRefLogprobs(refFile, await computeRefLogprobs(model, seqs, recipe.train.microBatch, tick));
+      const per = referenceShardPairs(recipe.train.microBatch);
+      const owns = (i: number): boolean => ownsShard(i, dist.rank, dist.worldSize);
+      let mine = 0;
+      for (let i = 0; i * per < seqs.length; i++) if (owns(i)) mine += Math.min(per, seqs.length - i * per);
+      const tick = progressTicker(onEvent, { iteration: t, stage: 'reference', unit: 'pairs' }, mine);
+      const reference = { model: getPolicy, seqs, batch: recipe.train.microBatch, dir, output: refFile, tick };
+      await runReferenceStage({ ...reference, owns, merge: dist.worldSize === 1 });
+      if (dist.worldSize > 1) {
+        await dist.barrier(`iteration ${t} reference shards`);
+        if (main) await runReferenceStage({ ...reference, owns: () => false });
+      }
     });
     const ref = (await readRefLogprobs(refFile, rows.length))!;
     const pairs = rows.map((r, i) => preferencePair(r, seqs[i]!, ref.chosen[i]!, ref.rejected[i]!));
     const same = identicalPairs(rows, rollout);
-    if (same > 0 && !done(join(dir, 'train.done.json'))) {
+    if (same > 0 && main && !done(join(dir, 'train.done.json'))) {
       onEvent({
         type: 'warning',
         message: `iteration ${t}: ${same} of ${rows.length} training pairs have chosen = rejected (identical responses): they teach no preference` +
@@ -280,22 +334,24 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
         loadFolder: (f) => c.provider.load(f, recipe.device),
         tokenizerFrom: c.base,
         onEvent,
+        dist,
       });
       trained = result.model;
       // Training either continued the pi_t handle or loaded a resume state.
       if (policy && policy !== trained) policy.free();
       policy = undefined;
-      writeFileAtomic(trainDone, `${JSON.stringify(result.plan)}\n`);
+      if (main) writeFileAtomic(trainDone, `${JSON.stringify(result.plan)}\n`);
     });
     // The resume state (a full fp32 model and optimizer state) is needed only until train.done.json
     // exists; removed after it, so a crash in between leaves either the state or the done marker.
-    if (done(trainDone)) for (const d of [join(dir, 'resume'), join(dir, 'resume.old')]) rmSync(d, { recursive: true, force: true });
+    if (main && done(trainDone)) for (const d of [join(dir, 'resume'), join(dir, 'resume.old')]) rmSync(d, { recursive: true, force: true });
     const next = checkpointDir(dir, recipe.train.selectedEpoch);
 
     let win: WinRate | null = null;
     if (recipe.eval.prompts > 0) {
       const evalFile = join(dir, 'eval.json');
       await stage('eval', evalFile, async () => {
+        if (!main) return; // rank 0 samples and judges the eval; the others wait at the stage's end
         const { prompts: evalPrompts, baseRows, sampling } = await evalBase(c);
         const useTrained = trained && recipe.train.selectedEpoch === recipe.train.epochs;
         const model = useTrained ? trained! : await c.provider.load(next, recipe.device);
@@ -313,7 +369,7 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
         writeFileAtomic(evalFile, `${JSON.stringify(w, null, 2)}\n`);
       });
       win = JSON.parse(readFileSync(evalFile, 'utf8')) as WinRate;
-      onEvent({ type: 'winrate', iteration: t, winRate: win.winRate, low: win.lower, high: win.upper, comparisons: win.n });
+      if (main) onEvent({ type: 'winrate', iteration: t, winRate: win.winRate, low: win.lower, high: win.upper, comparisons: win.n });
     }
 
     const m = metricsSummary(join(dir, 'metrics.jsonl'));
@@ -330,7 +386,8 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
       policy: next,
       winRate: win,
     };
-    writeFileAtomic(summaryFile, `${JSON.stringify({ ...summary, policy: recordedPath(c.out, next) }, null, 2)}\n`);
+    if (main) writeFileAtomic(summaryFile, `${JSON.stringify({ ...summary, policy: recordedPath(c.out, next) }, null, 2)}\n`);
+    await dist.barrier(`iteration ${t} summary`);
     onEvent({ type: 'iteration', iteration: t, summary: summary as unknown as Record<string, unknown> });
     return summary;
   } finally {

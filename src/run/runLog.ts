@@ -24,9 +24,10 @@ export function noteInOpenLogs(line: string): void {
   for (const l of open) l.note(line);
 }
 
-export function openRunLog(folder: string, command: string, everyMs = progressEveryMs()): RunLog {
+/** `fileName`: another log of the folder (a data-parallel rank other than 0 writes its own). */
+export function openRunLog(folder: string, command: string, everyMs = progressEveryMs(), fileName = LOG_FILE): RunLog {
   mkdirSync(folder, { recursive: true });
-  const file = join(folder, LOG_FILE);
+  const file = join(folder, fileName);
   const lines = new EventLines(everyMs);
   let broken = false;
   const write = (text: string[]): void => {

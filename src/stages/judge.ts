@@ -107,6 +107,10 @@ export interface JudgeStage {
   waitNoticeMs?: number;
   /** Added to the waiting line (e.g. when the judge times out). */
   waitHint?: string;
+  /** Data parallel: the shards this process judges (default: all). */
+  owns?: (shard: number) => boolean;
+  /** Merge the judged shards into `output` (default true). */
+  merge?: boolean;
 }
 
 export async function runJudgeStage(s: JudgeStage): Promise<void> {
@@ -115,9 +119,15 @@ export async function runJudgeStage(s: JudgeStage): Promise<void> {
   mkdirSync(judgedDir, { recursive: true });
   const shards = shardCount(s.prompts, s.shardSize);
   const shardPrompts = (i: number): number => Math.min(s.shardSize, s.prompts - i * s.shardSize);
+  const owns = s.owns ?? (() => true);
   let done = 0;
-  for (let i = 0; i < shards; i++) if (existsSync(join(judgedDir, shardName(i)))) done += shardPrompts(i);
-  const progress = (): void => onEvent({ type: 'progress', iteration: s.iteration, stage: 'judge', done, total: s.prompts, unit: 'prompts' });
+  let total = 0;
+  for (let i = 0; i < shards; i++) {
+    if (!owns(i)) continue;
+    total += shardPrompts(i);
+    if (existsSync(join(judgedDir, shardName(i)))) done += shardPrompts(i);
+  }
+  const progress = (): void => onEvent({ type: 'progress', iteration: s.iteration, stage: 'judge', done, total, unit: 'prompts' });
   progress();
   const hooks: JudgeProgress = {
     tick: (n) => {
@@ -133,7 +143,7 @@ export async function runJudgeStage(s: JudgeStage): Promise<void> {
   };
   for (let i = 0; i < shards; i++) {
     const file = join(judgedDir, shardName(i));
-    if (!existsSync(file)) {
+    if (owns(i) && !existsSync(file)) {
       const { rows } = await readRollout(join(s.dir, 'rollout', shardName(i)));
       let judged: JudgedRow[];
       try {
@@ -148,6 +158,7 @@ export async function runJudgeStage(s: JudgeStage): Promise<void> {
       writeParquet(file, judgedColumns(judged));
     }
   }
+  if (s.merge === false) return;
   const all: JudgedRow[] = [];
   for (let i = 0; i < shards; i++) all.push(...(await readJudged(join(judgedDir, shardName(i)))));
   writeParquet(s.output, judgedColumns(all));

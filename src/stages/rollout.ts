@@ -150,6 +150,10 @@ export interface RolloutStage {
   /** The stage name in progress events (default 'rollout'). */
   stageName?: string;
   onEvent?: EventSink;
+  /** Data parallel: this rank generates shards i with i % world == rank (default: all). */
+  shards?: { rank: number; world: number };
+  /** Merge the shards into `output` (default true; under data parallelism rank 0 does it once all are written). */
+  merge?: boolean;
 }
 
 /**
@@ -170,22 +174,31 @@ async function readShard(file: string, i: number, s: RolloutStage): Promise<Roll
   return rows;
 }
 
-/** Runs (or resumes) the rollout stage; returns the number of shards generated now. */
+/**
+ * Runs (or resumes) the rollout stage; returns the number of shards generated now. Under data
+ * parallelism each rank runs it for its shards (s.shards) and rank 0 merges (s.merge).
+ */
 export async function runRollout(s: RolloutStage): Promise<number> {
   const onEvent = s.onEvent ?? noEvents;
   const shardDir = join(s.dir, 'rollout');
   mkdirSync(shardDir, { recursive: true });
   const n = shardCount(s.prompts.length, s.opts.shardSize);
+  const mine = (i: number): boolean => !s.shards || i % s.shards.world === s.shards.rank;
   const todo: number[] = [];
   for (let i = 0; i < n; i++) {
+    if (!mine(i)) continue;
     const file = join(shardDir, shardName(i));
     if (!existsSync(file)) todo.push(i);
     else await readShard(file, i, s); // before any sampling: a mismatch costs nothing
   }
-  const total = s.prompts.length * s.opts.k;
   const shardPrompts = (i: number): number => Math.min(s.opts.shardSize, s.prompts.length - i * s.opts.shardSize);
+  let total = 0;
   let done = 0;
-  for (let i = 0; i < n; i++) if (!todo.includes(i)) done += shardPrompts(i) * s.opts.k;
+  for (let i = 0; i < n; i++) {
+    if (!mine(i)) continue;
+    total += shardPrompts(i) * s.opts.k;
+    if (!todo.includes(i)) done += shardPrompts(i) * s.opts.k;
+  }
   const progress = (): void => onEvent({ type: 'progress', iteration: s.iteration, stage: s.stageName ?? 'rollout', done, total, unit: 'samples' });
   progress();
   let warned = false;
@@ -207,6 +220,7 @@ export async function runRollout(s: RolloutStage): Promise<number> {
     const rows = await withWaitNotice(sampling, heartbeatMs(), progress);
     writeParquet(join(shardDir, shardName(i)), rolloutColumns(rows, s.opts.k));
   }
+  if (s.merge === false) return todo.length;
   const all: RolloutRow[] = [];
   for (let i = 0; i < n; i++) all.push(...(await readShard(join(shardDir, shardName(i)), i, s)));
   writeParquet(s.output, rolloutColumns(all, s.opts.k));

@@ -11,6 +11,7 @@ import { seededPermutation } from '../util/rng.js';
 import { learningRate, warmupSteps } from './schedule.js';
 import { noEvents, type EventSink } from '../util/events.js';
 import { fsError } from '../util/fsErrors.js';
+import { alone, contiguousPart, type DistSession } from '../dist/session.js';
 
 /** A non-finite loss or gradient norm: training stops before the step; a rerun resumes. */
 export class NanLossError extends Error {}
@@ -56,6 +57,12 @@ export interface TrainStage {
   loadFolder: (folder: string) => Promise<ModelHandle>;
   tokenizerFrom: string;
   onEvent?: EventSink;
+  /**
+   * Data parallel: every rank runs the stage; each takes its contiguous part of every global
+   * batch, its gradients are summed with the others' in the step, and rank 0 writes the metrics,
+   * checkpoints and resume states (default: a world of one).
+   */
+  dist?: DistSession;
 }
 
 export interface TrainResult {
@@ -114,7 +121,11 @@ export async function runTraining(s: TrainStage): Promise<TrainResult> {
   }
   let trainer: TrainerHandle | undefined;
   try {
-    trainer = await model.createTrainer({ optimizer: opt });
+    const dist = s.dist ?? alone();
+    trainer = await model.createTrainer({
+      optimizer: opt,
+      ...(dist.communicator ? { communicator: dist.communicator, zero1: dist.options.zero1 } : {}),
+    });
     if (saved) await trainer.loadState(join(saved, 'optimizer.safetensors'));
     return await trainSteps(s, model, trainer, plan, start);
   } catch (err) {
@@ -125,23 +136,35 @@ export async function runTraining(s: TrainStage): Promise<TrainResult> {
   }
 }
 
+/** A rank's part of one step, summed over ranks in rank order: weighted metrics, and the first non-finite loss. */
+interface StepPart {
+  acc: Record<string, number>;
+  badLoss: { loss: number; pairs: number[] } | null;
+}
+
 async function trainSteps(s: TrainStage, model: ModelHandle, trainer: TrainerHandle, plan: TrainPlan, start: number): Promise<TrainResult> {
   const onEvent = s.onEvent ?? noEvents;
+  const dist = s.dist ?? alone();
   const t = s.recipe.train;
   const loss: LossType = s.recipe.sppo.loss;
   const beta = 1 / s.recipe.sppo.eta;
   const resumeDir = join(s.dir, 'resume');
   const metricsFile = join(s.dir, 'metrics.jsonl');
-  truncateMetrics(metricsFile, start);
+  if (dist.isMain) truncateMetrics(metricsFile, start);
 
   let lastSaved = start;
   const saveResume = async (step: number): Promise<void> => {
-    await writeDirAtomic(resumeDir, async (tmp) => {
-      await model.save(join(tmp, 'model'), { dtype: 'float32' });
-      await trainer.saveState(join(tmp, 'optimizer.safetensors'));
-      writeFileAtomic(join(tmp, 'state.json'), JSON.stringify({ step } satisfies ResumeState));
-    });
+    if (dist.isMain) {
+      await writeDirAtomic(resumeDir, async (tmp) => {
+        await model.save(join(tmp, 'model'), { dtype: 'float32' });
+        await trainer.saveState(join(tmp, 'optimizer.safetensors'));
+        writeFileAtomic(join(tmp, 'state.json'), JSON.stringify({ step } satisfies ResumeState));
+      });
+    } else {
+      await trainer.saveState(null); // ZeRO-1: this rank's state goes into rank 0's file
+    }
     lastSaved = step;
+    await dist.barrier(`iteration ${s.iteration} resume state at step ${step}`);
   };
 
   const progress = (done: number): void => onEvent({ type: 'progress', iteration: s.iteration, stage: 'train', done, total: plan.totalSteps, unit: 'steps' });
@@ -156,28 +179,37 @@ async function trainSteps(s: TrainStage, model: ModelHandle, trainer: TrainerHan
       if (step < start) continue;
       const began = Date.now();
       const batch = order.slice(i * t.globalBatch, (i + 1) * t.globalBatch);
-      const acc: Record<string, number> = {};
+      // This rank's contiguous part of the global batch, in micro-batches; each micro-batch's
+      // weight is its share of the GLOBAL batch, so the summed gradients are the global mean.
+      const [lo, hi] = contiguousPart(batch.length, dist.rank, dist.worldSize);
+      const part: StepPart = { acc: {}, badLoss: null };
       trainer.zeroGrad();
-      for (let m = 0; m < batch.length; m += t.microBatch) {
-        const micro = batch.slice(m, m + t.microBatch);
+      for (let m = lo; m < hi; m += t.microBatch) {
+        const micro = batch.slice(m, Math.min(hi, m + t.microBatch));
         const w = micro.length / batch.length;
-        const last = m + t.microBatch >= batch.length;
+        const last = m + t.microBatch >= hi;
         const metrics = await trainer.accumulate(micro.map((j) => s.pairs[j]!), loss, beta, w, last);
-        if (!Number.isFinite(metrics.loss)) {
-          trainer.zeroGrad();
-          throw new NanLossError(
-            `iteration ${s.iteration}, step ${step + 1}: the loss is ${metrics.loss} (pairs ${micro.join(', ')}); ` +
-              `training stopped before the optimizer step. Finished work is kept in ${s.dir}; lower the learning rate ` +
-              `(--lr, now ${t.lr}) or check the judge's probabilities, then rerun the same command to resume at step ${lastSaved + 1}`,
-          );
-        }
-        weighted(acc, metrics, w);
+        if (!Number.isFinite(metrics.loss) && !part.badLoss) part.badLoss = { loss: metrics.loss, pairs: micro };
+        weighted(part.acc, metrics, w);
+      }
+      const parts = await dist.gather(`iteration ${s.iteration} step ${step + 1} metrics`, part);
+      const acc: Record<string, number> = {};
+      for (const p of parts) for (const [k, v] of Object.entries(p.acc)) acc[k] = (acc[k] ?? 0) + v;
+      const bad = parts.find((p) => p.badLoss)?.badLoss;
+      if (bad) {
+        trainer.zeroGrad();
+        throw new NanLossError(
+          `iteration ${s.iteration}, step ${step + 1}: the loss is ${bad.loss} (pairs ${bad.pairs.join(', ')}); ` +
+            `training stopped before the optimizer step. Finished work is kept in ${s.dir}; lower the learning rate ` +
+            `(--lr, now ${t.lr}) or check the judge's probabilities, then rerun the same command to resume at step ${lastSaved + 1}`,
+        );
       }
       const lr = learningRate(t.schedule, t.lr, step, plan.totalSteps, plan.warmup);
       const { gradNorm, stepped } = await trainer.step(lr, t.maxGradNorm);
       if (!stepped) {
-        // The engine skipped the step (non-finite gradient norm): stop before any metrics line or
-        // resume state records it, so the rerun redoes this step from the last saved state.
+        // The engine skipped the step (non-finite gradient norm, the same on every rank): stop
+        // before any metrics line or resume state records it, so the rerun redoes this step from
+        // the last saved state.
         trainer.zeroGrad();
         throw new NanLossError(
           `iteration ${s.iteration}, step ${step + 1}: the gradient norm is ${gradNorm} (loss ${acc.loss}); ` +
@@ -202,17 +234,20 @@ async function trainSteps(s: TrainStage, model: ModelHandle, trainer: TrainerHan
         tokens: acc.tokens!,
         'tokens/s': acc.tokens! / secs,
       };
-      try {
-        appendFileSync(metricsFile, `${JSON.stringify(line)}\n`);
-      } catch (err) {
-        throw fsError(err, 'write', metricsFile);
+      if (dist.isMain) {
+        try {
+          appendFileSync(metricsFile, `${JSON.stringify(line)}\n`);
+        } catch (err) {
+          throw fsError(err, 'write', metricsFile);
+        }
       }
       onEvent({ type: 'step', iteration: s.iteration, totalSteps: plan.totalSteps, beta, metrics: line });
       stepsRun++;
       progress(step + 1);
       const epochEnd = i === plan.stepsPerEpoch - 1;
       if (epochEnd) {
-        await writeDirAtomic(checkpointDir(s.dir, epoch), (tmp) => model.save(tmp, { tokenizerFrom: s.tokenizerFrom, dtype: t.saveDtype }));
+        if (dist.isMain) await writeDirAtomic(checkpointDir(s.dir, epoch), (tmp) => model.save(tmp, { tokenizerFrom: s.tokenizerFrom, dtype: t.saveDtype }));
+        await dist.barrier(`iteration ${s.iteration} checkpoint of epoch ${epoch}`);
       }
       if (epochEnd || (step + 1) % t.resumeEvery === 0) await saveResume(step + 1);
     }

@@ -125,7 +125,7 @@ export class FakeModel implements ModelHandle {
       step: (lr, maxGradNorm) => this.optimizerStep(lr, maxGradNorm, opts.optimizer),
       zeroGrad: () => this.zeroGrad(),
       gradients: () => this.gradients(),
-      saveState: (file) => this.saveOptimizerState(file),
+      saveState: async (file) => (file === null ? undefined : this.saveOptimizerState(file)),
       loadState: (file) => this.loadOptimizerState(file),
       free: () => {},
     };
