@@ -24,7 +24,11 @@ describe('bench model', () => {
     expect(report.train).toMatchObject({ pairs: 2, seqLen: 16, steps: 1 });
     expect(report.train.tokensPerSecond).toBeGreaterThan(0);
     expect(report.generate.tokensPerSecond).toBeGreaterThan(0);
+    expect(report.rollout).toMatchObject({ prompts: 2, promptTokens: 12, k: 5 });
+    expect(report.rollout.sharedSeconds).toBeGreaterThan(0);
+    expect(report.rollout.separateSeconds).toBeGreaterThan(0);
     expect(lines.join('\n')).toMatch(/train step .* tokens\/s/);
+    expect(lines.join('\n')).toMatch(/rollout prefill .*K=5: one shared prefill .* s, 5 separate .* s/);
   });
 
   it('offers the sizes a user would try: about 100M and 1B parameters, Llama-shaped', () => {

@@ -30,6 +30,8 @@ export interface ModelBenchResult {
   threads: number;
   train: { pairs: number; seqLen: number; steps: number; secondsPerStep: number; tokensPerSecond: number };
   generate: { prompts: number; newTokens: number; seconds: number; tokensPerSecond: number };
+  /** A rollout's prefill: K samples per prompt from one prefill, against K calls of one sample. */
+  rollout: { prompts: number; promptTokens: number; k: number; sharedSeconds: number; separateSeconds: number };
 }
 
 /** The larger sizes take minutes per step on a CPU: smaller default workloads for them. */
@@ -110,12 +112,27 @@ export async function benchModel(opts: ModelBenchOptions = {}): Promise<ModelBen
     const gens = await model.generate(prompts, prompts.map((_, i) => i * 50), gopts);
     const genSeconds = (performance.now() - t0) / 1000;
     const generated = gens.reduce((s, g) => s + g.tokens.length, 0);
+
+    // One new token each, so the prefill dominates: the shared prefill should cost about one
+    // prefill plus K one-token decodes, the separate calls K prefills.
+    const k = 5;
+    const promptTokens = Math.max(1, Math.floor((3 * seqLen) / 4));
+    const long = Array.from({ length: nPrompts }, () => seq(promptTokens));
+    const seeds = long.map((_, i) => 7 + i);
+    const one = { ...gopts, maxNewTokens: 1 };
+    const t1 = performance.now();
+    await model.generate(long, seeds, { ...one, samples: k });
+    const sharedSeconds = (performance.now() - t1) / 1000;
+    const t2 = performance.now();
+    for (let r = 0; r < k; r++) await model.generate(long, seeds, one);
+    const separateSeconds = (performance.now() - t2) / 1000;
     return {
       config,
       parameters,
       threads: cpus().length,
       train: { pairs: nPairs, seqLen, steps, secondsPerStep, tokensPerSecond: (2 * nPairs * seqLen) / secondsPerStep },
       generate: { prompts: nPrompts, newTokens, seconds: genSeconds, tokensPerSecond: generated / genSeconds },
+      rollout: { prompts: nPrompts, promptTokens, k, sharedSeconds, separateSeconds },
     };
   } finally {
     model.free();
@@ -128,6 +145,11 @@ export function formatModelBench(r: ModelBenchResult): string {
     ['model', `Llama-style H=${String(c.hidden_size)} L=${String(c.num_hidden_layers)} heads=${String(c.num_attention_heads)}/${String(c.num_key_value_heads)} V=${String(c.vocab_size)} (${(r.parameters / 1e6).toFixed(2)}M params), CPU, ${r.threads} threads`],
     ['train step', `${r.train.pairs} pairs x 2 x ${r.train.seqLen} tokens: ${(r.train.secondsPerStep * 1000).toFixed(1)} ms/step, ${r.train.tokensPerSecond.toFixed(0)} tokens/s`],
     ['generate', `${r.generate.prompts} prompts x ${r.generate.newTokens} new tokens: ${r.generate.seconds.toFixed(3)} s, ${r.generate.tokensPerSecond.toFixed(1)} tokens/s`],
+    [
+      'rollout prefill',
+      `${r.rollout.prompts} prompts x ${r.rollout.promptTokens} tokens, K=${r.rollout.k}: one shared prefill ${r.rollout.sharedSeconds.toFixed(3)} s, ` +
+        `${r.rollout.k} separate ${r.rollout.separateSeconds.toFixed(3)} s (${(r.rollout.separateSeconds / r.rollout.sharedSeconds).toFixed(1)}x)`,
+    ],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');

@@ -234,98 +234,39 @@ void micro(Kernel kind, int64_t kc, const T* a, const T* b, T* C, int64_t ldc, b
 
 // ---- x W^T for few rows, without packing W ---------------------------------------------------------
 // For the decoder's few rows a packed copy of every weight would cost more than the product. This
-// path reads W = B [N, K] once: 16 (AVX-512) or 8 (AVX2) rows of W by as many k at a time,
-// transposed in registers, so that each vector holds one k for that many output columns; rows of
-// A go through in chunks with their accumulators in a small buffer. Per C element it is the same
-// FMA chain over each kc block as the packed kernels, so the results are bitwise equal.
+// path transposes the few rows of A instead (AT [K][lanes], one vector per k holds that k for up
+// to 16 or 8 rows) and reads W = B [N, K] once per row group, straight along its rows: per k one
+// AT vector and a broadcast of W[j][k] for 8 columns j. Per C element it is the same FMA chain
+// over each kc block as the packed kernels (fma(a, b, c) = fma(b, a, c)), so the results are
+// bitwise equal. k blocks are the outer loop so that AT's block stays in L1 across the columns.
 #if SPPO_HAVE_AVX2_PATH
-__attribute__((target("avx512f"))) inline void transpose16x16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+constexpr int kSmallCols = 8;  // columns of W per block: 8 independent FMA chains
+
+// acc[c][lane] = sum over k in [0, kc) of AT[k][lane] * W[j0 + c][k0 + k], for the block's columns.
+__attribute__((target("avx512f"))) void nt_rows_avx512(const float* AT, const float* B, int64_t K, int64_t j0,
+                                                       int64_t cols, int64_t k0, int64_t kc, float* acc) {
+  const float* w[kSmallCols];
+  for (int c = 0; c < kSmallCols; ++c) w[c] = B + (j0 + std::min<int64_t>(c, cols - 1)) * K + k0;  // spare: discarded
+  __m512 a[kSmallCols];
+  for (int c = 0; c < kSmallCols; ++c) a[c] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 x = _mm512_loadu_ps(AT + k * 16);
+    for (int c = 0; c < kSmallCols; ++c) a[c] = _mm512_fmadd_ps(_mm512_set1_ps(w[c][k]), x, a[c]);
   }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  // Now r[4q + c] holds, in 128-bit lane L, column 4L + c of rows 4q .. 4q+3; two rounds of
-  // 128-bit lane shuffles gather the four row groups of each column.
-  for (int c = 0; c < 4; ++c) {
-    const __m512 v0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), v1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
-    const __m512 w0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88), w1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
-    t[c] = _mm512_shuffle_f32x4(v0, w0, 0x88);
-    t[8 + c] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
-    t[4 + c] = _mm512_shuffle_f32x4(v1, w1, 0x88);
-    t[12 + c] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
-  }
-  for (int i = 0; i < 16; ++i) r[i] = t[i];
+  for (int c = 0; c < kSmallCols; ++c) _mm512_store_ps(acc + c * 16, a[c]);
 }
 
-// C[M, j0 .. j0+cols) over k in [k0, k0 + kc), cols <= 16, accumulators in acc [M][16].
-__attribute__((target("avx512f"))) void nt_block_avx512(const float* A, const float* B, int64_t M, int64_t K,
-                                                        int64_t j0, int64_t cols, int64_t k0, int64_t kc, float* acc) {
-  for (int64_t i = 0; i < M; ++i) _mm512_store_ps(acc + i * 16, _mm512_setzero_ps());
-  for (int64_t k = k0; k < k0 + kc; k += 16) {
-    const int64_t kk = std::min<int64_t>(16, k0 + kc - k);
-    const __mmask16 km = static_cast<__mmask16>((1u << kk) - 1u);
-    __m512 col[16];
-    for (int r = 0; r < 16; ++r)
-      col[r] = r < cols ? _mm512_maskz_loadu_ps(km, B + (j0 + r) * K + k) : _mm512_setzero_ps();
-    transpose16x16(col);  // col[c] lane r = B[j0 + r][k + c]
-    int64_t i = 0;
-    for (; i + 8 <= M; i += 8) {
-      __m512 a[8];
-      for (int q = 0; q < 8; ++q) a[q] = _mm512_load_ps(acc + (i + q) * 16);
-      for (int c = 0; c < 16; ++c) {
-        if (c >= kk) break;
-        for (int q = 0; q < 8; ++q) a[q] = _mm512_fmadd_ps(_mm512_set1_ps(A[(i + q) * K + k + c]), col[c], a[q]);
-      }
-      for (int q = 0; q < 8; ++q) _mm512_store_ps(acc + (i + q) * 16, a[q]);
-    }
-    for (; i < M; ++i) {
-      __m512 a = _mm512_load_ps(acc + i * 16);
-      for (int c = 0; c < 16; ++c) {
-        if (c >= kk) break;
-        a = _mm512_fmadd_ps(_mm512_set1_ps(A[i * K + k + c]), col[c], a);
-      }
-      _mm512_store_ps(acc + i * 16, a);
-    }
+SPPO_TARGET_AVX2 void nt_rows_avx2(const float* AT, const float* B, int64_t K, int64_t j0, int64_t cols, int64_t k0,
+                                   int64_t kc, float* acc) {
+  const float* w[kSmallCols];
+  for (int c = 0; c < kSmallCols; ++c) w[c] = B + (j0 + std::min<int64_t>(c, cols - 1)) * K + k0;
+  __m256 a[kSmallCols];
+  for (int c = 0; c < kSmallCols; ++c) a[c] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 x = _mm256_loadu_ps(AT + k * 8);
+    for (int c = 0; c < kSmallCols; ++c) a[c] = _mm256_fmadd_ps(_mm256_broadcast_ss(w[c] + k), x, a[c]);
   }
-}
-
-// The AVX2 twin: 8 rows of W by 8 k, accumulators acc [M][8].
-SPPO_TARGET_AVX2 void nt_block_avx2(const float* A, const float* B, int64_t M, int64_t K, int64_t j0, int64_t cols,
-                                    int64_t k0, int64_t kc, float* acc) {
-  alignas(32) static const int32_t ramp[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-  for (int64_t i = 0; i < M; ++i) _mm256_store_ps(acc + i * 8, _mm256_setzero_ps());
-  for (int64_t k = k0; k < k0 + kc; k += 8) {
-    const int64_t kk = std::min<int64_t>(8, k0 + kc - k);
-    const __m256i km = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ramp + 8 - kk));
-    __m256 col[8];
-    for (int r = 0; r < 8; ++r) col[r] = r < cols ? _mm256_maskload_ps(B + (j0 + r) * K + k, km) : _mm256_setzero_ps();
-    simd::transpose8x8(col);  // col[c] lane r = B[j0 + r][k + c]
-    int64_t i = 0;
-    for (; i + 4 <= M; i += 4) {
-      __m256 a[4];
-      for (int q = 0; q < 4; ++q) a[q] = _mm256_load_ps(acc + (i + q) * 8);
-      for (int c = 0; c < 8; ++c) {
-        if (c >= kk) break;
-        for (int q = 0; q < 4; ++q) a[q] = _mm256_fmadd_ps(_mm256_broadcast_ss(A + (i + q) * K + k + c), col[c], a[q]);
-      }
-      for (int q = 0; q < 4; ++q) _mm256_store_ps(acc + (i + q) * 8, a[q]);
-    }
-    for (; i < M; ++i) {
-      __m256 a = _mm256_load_ps(acc + i * 8);
-      for (int c = 0; c < 8; ++c) {
-        if (c >= kk) break;
-        a = _mm256_fmadd_ps(_mm256_broadcast_ss(A + i * K + k + c), col[c], a);
-      }
-      _mm256_store_ps(acc + i * 8, a);
-    }
-  }
+  for (int c = 0; c < kSmallCols; ++c) _mm256_store_ps(acc + c * 8, a[c]);
 }
 
 // Rows of A per call of the small path: above this, packing W pays for itself.
@@ -333,31 +274,43 @@ constexpr int64_t kSmallRows = 64;
 
 void gemm_nt_small(Kernel kind, const float* A, const float* B, float* C, int64_t M, int64_t N, int64_t K,
                    bool accumulate) {
-  const int64_t w = kind == Kernel::Avx512 ? 16 : 8;
-  const int64_t blocks = (N + w - 1) / w;
-  const bool par = static_cast<double>(M) * N * K > 1.0e6 && cpu_threads() > 1;
+  thread_local std::vector<float> at;
+  const int64_t blocks = (N + kSmallCols - 1) / kSmallCols;
+  for (int64_t i0 = 0; i0 < M;) {
+    // 16 lanes only where AVX-512 has more than 8 rows to fill them (it splits 512-bit FMAs in
+    // two on some cores, so 8-lane AVX2 FMAs cost the same per useful lane).
+    const int64_t L = kind == Kernel::Avx512 && M - i0 > 8 ? 16 : 8;
+    const int64_t rows = std::min(L, M - i0);
+    at.assign(static_cast<size_t>(K * L), 0.f);
+    for (int64_t l = 0; l < rows; ++l)
+      for (int64_t k = 0; k < K; ++k) at[k * L + l] = A[(i0 + l) * K + k];
+    const float* atp = at.data();  // at is thread_local: the team reads this thread's copy
+    const bool par = static_cast<double>(rows) * N * K > 1.0e6 && cpu_threads() > 1;
 #ifdef _OPENMP
 #pragma omp parallel if (par)
 #endif
-  {
-    alignas(64) float acc[kSmallRows * 16];
+    {
+      alignas(64) float acc[kSmallCols * 16];
+      for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+        const int64_t kc = std::min(kKc, K - k0);
+        const bool store = !accumulate && k0 == 0;
+        // The same static split every k block: each C column stays with one thread.
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t j0 = b * w, cols = std::min(w, N - j0);
-      for (int64_t k0 = 0; k0 < K; k0 += kKc) {
-        const int64_t kc = std::min(kKc, K - k0);
-        if (kind == Kernel::Avx512) nt_block_avx512(A, B, M, K, j0, cols, k0, kc, acc);
-        else nt_block_avx2(A, B, M, K, j0, cols, k0, kc, acc);
-        const bool store = !accumulate && k0 == 0;
-        for (int64_t i = 0; i < M; ++i)
-          for (int64_t j = 0; j < cols; ++j) {
-            float& c = C[i * N + j0 + j];
-            c = store ? acc[i * w + j] : c + acc[i * w + j];
-          }
+        for (int64_t b = 0; b < blocks; ++b) {
+          const int64_t j0 = b * kSmallCols, cols = std::min<int64_t>(kSmallCols, N - j0);
+          if (L == 16) nt_rows_avx512(atp + k0 * 16, B, K, j0, cols, k0, kc, acc);
+          else nt_rows_avx2(atp + k0 * 8, B, K, j0, cols, k0, kc, acc);
+          for (int64_t c = 0; c < cols; ++c)
+            for (int64_t l = 0; l < rows; ++l) {
+              float& out = C[(i0 + l) * N + j0 + c];
+              out = store ? acc[c * L + l] : out + acc[c * L + l];
+            }
+        }
       }
     }
+    i0 += rows;
   }
 }
 #endif

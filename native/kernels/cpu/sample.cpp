@@ -137,8 +137,11 @@ void sample_pick(const float* w, int64_t n, int64_t V, int64_t top_k, double top
         S += mass[cut];
       }
       // Tokens above the cut stay (their prefix sums are < need); below it go; in the cut bucket
-      // walk (q desc, id asc) while the running prefix is < need.
-      thread_local std::vector<int32_t> ids;
+      // the walk (q desc, id asc) keeps tokens while the running prefix is < need. That walk is
+      // found without sorting: the same split again on 11-bit digits of q below its leading bit,
+      // down to tokens of one value (a random model's near-flat weights put most of the
+      // vocabulary in one bucket, where a sort would cost V log V per row).
+      thread_local std::vector<int32_t> ids, next;
       ids.clear();
       for (int64_t j = 0; j < V; ++j) {
         if (!keep[j]) continue;
@@ -146,7 +149,29 @@ void sample_pick(const float* w, int64_t n, int64_t V, int64_t top_k, double top
         if (b < cut) keep[j] = 0;
         else if (b == cut) ids.push_back(static_cast<int32_t>(j));
       }
-      std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return q[a] != q[b] ? q[a] > q[b] : a < b; });
+      constexpr int kDigit = 11;
+      uint64_t dmass[1 << kDigit];
+      for (int hi = cut - 1; hi > 0 && !ids.empty();) {
+        const int lo = std::max(0, hi - kDigit);
+        const uint64_t mask = (uint64_t{1} << (hi - lo)) - 1;
+        const int64_t digits = int64_t{1} << (hi - lo);
+        std::fill(dmass, dmass + digits, uint64_t{0});
+        for (int32_t j : ids) dmass[(q[j] >> lo) & mask] += q[j];
+        int64_t d = digits - 1;
+        for (; d > 0; --d) {
+          if (S + dmass[d] >= need) break;
+          S += dmass[d];
+        }
+        next.clear();
+        for (int32_t j : ids) {  // ids stay in ascending order
+          const int64_t dj = static_cast<int64_t>((q[j] >> lo) & mask);
+          if (dj < d) keep[j] = 0;
+          else if (dj == d) next.push_back(j);
+        }
+        ids.swap(next);
+        hi = lo;
+      }
+      // One value left: the walk takes them by ascending id.
       for (int32_t j : ids) {
         if (S >= need) keep[j] = 0;
         S += q[j];
