@@ -118,6 +118,20 @@ else
   skip "vitest CUDA suites" "none in test/"
 fi
 
+# ---- transformers itself as the reference (the CPU machine has no transformers) ----------------
+# Tiny random Llama 2 / Llama 3 / Mistral / reward models and a tiny DebertaV2 + PairRM head,
+# recorded in float64, and the engine's suites against them. The fixtures come back in the tarball:
+# commit test/fixtures/transformers*/ from it, and CI checks against them from then on.
+if [ "${SKIP_TORCH:-0}" = 1 ]; then
+  skip "transformers fixtures + tests" "SKIP_TORCH=1"
+else
+  step "transformers fixtures + tests" 120 transformers-fixtures.txt bash -c \
+    'python3 scripts/make-transformers-fixtures.py &&
+     cp -r test/fixtures/transformers test/fixtures/transformers-pairrm "$1/" &&
+     npx vitest run test/model.transformers.test.ts test/pairrm.transformers.test.ts' _ "$RES"
+  check_no_skips "transformers suites ran" transformers-fixtures.txt '[0-9]+ skipped'
+fi
+
 # ---- compute-sanitizer over the CUDA test executables ------------------------------------------
 if [ "${SKIP_SANITIZER:-0}" = 1 ]; then
   skip compute-sanitizer "SKIP_SANITIZER=1"
@@ -141,16 +155,12 @@ fi
 step "bench_logprob (native)" 60 bench-native.txt build/bench/bench_logprob --device cuda ${BENCH_ARGS:-} --json "$RES/native.json"
 if [ "${SKIP_TORCH:-0}" = 1 ]; then
   skip "PyTorch baseline" "SKIP_TORCH=1"
-  skip "PairRM fixtures and baseline" "SKIP_TORCH=1"
+  skip "PairRM: PyTorch baseline" "SKIP_TORCH=1"
 else
   step "PyTorch baseline" 120 bench-pytorch.txt python3 bench/pytorch_logprob.py --json "$RES/pytorch.json"
-  # PairRM (issue 11): transformers' own DebertaV2 as fixtures for test/pairrm.transformers.test.ts
-  # (they come back in the tarball; commit test/fixtures/transformers-pairrm), and the PyTorch
-  # speed of the judge's model, batch 1 as llm-blender runs it and batched. sppo-native's PairRM
-  # has no CUDA kernels yet, so there is no native GPU figure to set beside it.
-  step "PairRM: transformers fixtures + test" 90 pairrm-fixtures.txt bash -c \
-    'python3 scripts/make-transformers-fixtures.py --only pairrm && cp -r test/fixtures/transformers-pairrm "$1/" &&
-     npx vitest run test/pairrm.transformers.test.ts' _ "$RES"
+  # PairRM (issue 11): the PyTorch speed of the judge's model, batch 1 as llm-blender runs it
+  # and batched. sppo-native's PairRM has no CUDA kernels in the engine yet, so there is no native
+  # GPU figure to set beside it.
   step "PairRM: PyTorch baseline" 90 bench-pytorch-pairrm.txt bash -c \
     'for mode in single batched; do
        python3 bench/pytorch_pairrm.py --device cuda --dtype fp16 --mode "$mode" --json "$1/pytorch-pairrm-$mode.json" || exit 1
