@@ -19,6 +19,7 @@
 #include "kernels/rmsprop.h"
 #include "kernels/rope.h"
 #include "kernels/rows.h"
+#include "kernels/sample.h"
 #include "kernels/sppo_loss.h"
 #include "kernels/swiglu.h"
 #include "runtime/cuda_check.h"
@@ -304,11 +305,28 @@ class CudaBackend final : public Backend {
     require(out, dt, n, op, "out");
     cuda::expand_segments(x.as<float>(), seg.as<int32_t>(), n, S, scale, out.as<float>(), launch());
   }
-  void sample_weights(const Tensor&, int64_t, int64_t, double, const Tensor&) override { missing("sample_weights"); }
-  void argmax_rows(const Tensor&, int64_t, int64_t, const Tensor&) override { missing("argmax_rows"); }
-  void sample_pick(const Tensor&, int64_t, int64_t, int64_t, double, const SampleStream*, const Tensor&,
-                   const Tensor&) override {
-    missing("sample_pick");
+  void sample_weights(const Tensor& logits, int64_t n, int64_t V, double temperature, const Tensor& w) override {
+    const char* op = "sample_weights";
+    const DType dt = compute_type(logits, op);
+    require(logits, dt, n * V, op, "logits");
+    require(w, DType::F32, n * V, op, "w");
+    cuda::sample_weights(logits.data, dt, n, V, temperature, w.as<float>(), launch());
+  }
+  void argmax_rows(const Tensor& logits, int64_t n, int64_t V, const Tensor& tokens) override {
+    const char* op = "argmax_rows";
+    const DType dt = compute_type(logits, op);
+    require(logits, dt, n * V, op, "logits");
+    require(tokens, DType::I32, n, op, "tokens");
+    cuda::argmax_rows(logits.data, dt, n, V, tokens.as<int32_t>(), launch());
+  }
+  void sample_pick(const Tensor& w, int64_t n, int64_t V, int64_t top_k, double top_p, const SampleStream* streams,
+                   const Tensor& tokens, const Tensor& logp) override {
+    const char* op = "sample_pick";
+    require(w, DType::F32, n * V, op, "w");
+    require(tokens, DType::I32, n, op, "tokens");
+    require(logp, DType::F32, n, op, "logp");
+    SPPO_CHECK(n == 0 || streams != nullptr, op, ": streams is null");
+    cuda::sample_pick(w.as<float>(), n, V, top_k, top_p, streams, tokens.as<int32_t>(), logp.as<float>(), launch());
   }
   void sum_squares(const Tensor& g, int64_t n, const Tensor& acc) override {
     const char* op = "sum_squares";
