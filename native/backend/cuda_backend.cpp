@@ -10,9 +10,11 @@
 
 #include "backend/buffer.h"
 #include "kernels/adamw.h"
+#include "kernels/bias_act.h"
 #include "kernels/embedding.h"
 #include "kernels/global_norm.h"
 #include "core/device.h"
+#include "kernels/layernorm.h"
 #include "kernels/logprob.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
@@ -204,12 +206,28 @@ class CudaBackend final : public Backend {
     cuda::rmsnorm_backward(x.data, w.data, rstd.as<float>(), dy.data, dt, n, H, dx.data, dw.as<float>(), accumulate_dx,
                            launch());
   }
-  void layernorm_forward(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, double,
-                         const Tensor&) override {
-    missing("layernorm_forward");
+  void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, int64_t n, int64_t H, double eps,
+                         const Tensor& y) override {
+    const char* op = "layernorm_forward";
+    const DType dt = compute_type(x, op);
+    SPPO_CHECK(n >= 0 && H > 0, op, ": bad shape (n ", n, ", H ", H, ")");
+    SPPO_CHECK(eps >= 0, op, ": eps must be >= 0 (got ", eps, ")");
+    require(x, dt, n * H, op, "x");
+    require(w, dt, H, op, "w");
+    require(b, dt, H, op, "b");
+    require(y, dt, n * H, op, "y");
+    cuda::layernorm_forward(x.data, w.data, b.data, dt, n, H, eps, y.data, launch());
   }
-  void bias_act(const Tensor&, const Tensor&, int64_t, int64_t, Activation, const Tensor&) override {
-    missing("bias_act");
+  void bias_act(const Tensor& x, const Tensor& b, int64_t n, int64_t H, Activation act, const Tensor& y) override {
+    const char* op = "bias_act";
+    const DType dt = compute_type(x, op);
+    SPPO_CHECK(n >= 0 && H > 0, op, ": bad shape (n ", n, ", H ", H, ")");
+    SPPO_CHECK(act == Activation::Identity || act == Activation::Gelu || act == Activation::Tanh, op,
+               ": unknown activation ", static_cast<int>(act));
+    require(x, dt, n * H, op, "x");
+    if (!b.empty()) require(b, dt, H, op, "b");
+    require(y, dt, n * H, op, "y");
+    cuda::bias_act(x.data, b.empty() ? nullptr : b.data, dt, n, H, act, y.data, launch());
   }
   void rope_tables(const Tensor& inv_freq, int64_t half, const Tensor& positions, int64_t n, const Tensor& cos,
                    const Tensor& sin) override {
