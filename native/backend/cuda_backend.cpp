@@ -11,6 +11,7 @@
 #include "backend/buffer.h"
 #include "kernels/adamw.h"
 #include "kernels/bias_act.h"
+#include "kernels/disentangled_attention.h"
 #include "kernels/embedding.h"
 #include "kernels/global_norm.h"
 #include "core/device.h"
@@ -276,9 +277,26 @@ class CudaBackend final : public Backend {
                           const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) override {
     missing("attention_backward");
   }
-  void disentangled_attention(const RelAttnShape&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                              const Tensor&, const Tensor&, const Tensor&, const Tensor&) override {
-    missing("disentangled_attention");
+  void disentangled_attention(const RelAttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
+                              const Tensor& pos_q, const Tensor& pos_k, const Tensor& rel_index, const Tensor& start,
+                              const Tensor& out) override {
+    const char* op = "disentangled_attention";
+    const DType dt = compute_type(q, op);
+    SPPO_CHECK(s.S >= 0 && s.N >= 0 && s.nh > 0 && s.hd > 0 && s.P >= 0 && s.max_len >= 1, op, ": bad shape (S ", s.S,
+               ", N ", s.N, ", heads ", s.nh, ", head_dim ", s.hd, ", P ", s.P, ", max_len ", s.max_len, ")");
+    const int64_t w = s.nh * s.hd;
+    require(q, dt, s.N * w, op, "q");
+    require(k, dt, s.N * w, op, "k");
+    require(v, dt, s.N * w, op, "v");
+    const bool rel = s.c2p || s.p2c;
+    if (s.p2c) require(pos_q, dt, s.P * w, op, "pos_q");
+    if (s.c2p) require(pos_k, dt, s.P * w, op, "pos_k");
+    if (rel) require(rel_index, DType::I32, 2 * s.max_len - 1, op, "rel_index");
+    require(start, DType::I32, s.S + 1, op, "start");
+    require(out, dt, s.N * w, op, "out");
+    cuda::disentangled_attention(s, dt, q.data, k.data, v.data, s.p2c ? pos_q.data : nullptr,
+                                 s.c2p ? pos_k.data : nullptr, rel ? rel_index.as<int32_t>() : nullptr,
+                                 start.as<int32_t>(), out.data, launch());
   }
   void kv_write(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, int64_t, const Tensor&,
                 const Tensor&) override {
