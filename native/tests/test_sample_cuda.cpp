@@ -1,5 +1,7 @@
 // CUDA next-token choice (kernels/cuda/sample.cu) against the CPU backend, through the backend op
 // table, on fresh random inputs:
+// Sized for gpu-check.sh, which also runs every suite under compute-sanitizer memcheck and
+// racecheck: few calls, rows of several kinds batched into one call.
 // - sample_pick on weights made on the host (the contract's device-independent stage): the same
 //   tokens and the same logp bits as the CPU for the same weights and streams, over V = 1, 2, 7,
 //   8, 9, 13, 1000, 1025, 4097 and 128256; weights of a softmax, with ties (few distinct values),
@@ -11,7 +13,7 @@
 //   shared kernels/sample_math.h weights), else within exp's rounding; the largest weight is 1;
 // - argmax_rows: integer logits with many ties (the first maximum), F32 and BF16;
 // - logits -> weights -> pick on the GPU alone equals the CPU's end to end (AVX2 CPUs), a batch of
-//   64 rows of 128256;
+//   16 rows of 128256;
 // - bad values deferred to synchronize() with the CPU's messages, the first bad row first; the
 //   backend works afterwards; bad arguments refused as the CPU refuses them.
 // Skips (exit 77) without a CUDA backend or device.
@@ -91,56 +93,55 @@ std::vector<SampleStream> make_streams(Rng& rng, int64_t n) {
 }  // namespace
 
 TEST(pick_gives_the_cpus_tokens_and_logp_bits) {
+  // One call per (V, top_k, top_p): two rows of every kind of weights.
   Rng rng(301);
   auto cpu = backend_for(Device::CPU), gpu = backend_for(Device::CUDA);
-  int cases = 0, k = 0;
+  int calls = 0, k = 0;
   for (int64_t V : {1, 2, 7, 8, 9, 13, 1000, 1025, 4097})
-    for (int kind = 0; kind < kKinds; ++kind)
-      for (int64_t top_k : {int64_t(0), int64_t(1), int64_t(2), int64_t(5), int64_t(50), V - 1, V, V + 3})
-        for (double top_p : {1.0, 0.95, 0.9, 0.5, 1e-9, 0.999999}) {
-          const int64_t n = 3;
-          std::vector<float> w;
-          for (int64_t r = 0; r < n; ++r) {
-            const auto row = make_row(rng, V, kind);
-            w.insert(w.end(), row.begin(), row.end());
-          }
-          const auto st = make_streams(rng, n);
-          char what[96];
-          std::snprintf(what, sizeof what, "V %lld kind %d top_k %lld top_p %g", (long long)V, kind, (long long)top_k,
-                        top_p);
-          same_picks(what, pick_on(gpu, w, n, V, top_k, top_p, st, k++ % 4), pick_on(cpu, w, n, V, top_k, top_p, st, 0));
-          ++cases;
+    for (int64_t top_k : {int64_t(0), int64_t(1), int64_t(2), int64_t(5), int64_t(50), V - 1, V, V + 3})
+      for (double top_p : {1.0, 0.95, 0.9, 0.5, 1e-9, 0.999999}) {
+        const int64_t n = 2 * kKinds;
+        std::vector<float> w;
+        for (int64_t r = 0; r < n; ++r) {
+          const auto row = make_row(rng, V, static_cast<int>(r % kKinds));
+          w.insert(w.end(), row.begin(), row.end());
         }
-  CHECK(cases > 0);
+        const auto st = make_streams(rng, n);
+        char what[96];
+        std::snprintf(what, sizeof what, "V %lld top_k %lld top_p %g (row r: kind r %% %d)", (long long)V,
+                      (long long)top_k, top_p, kKinds);
+        same_picks(what, pick_on(gpu, w, n, V, top_k, top_p, st, k++ % 4), pick_on(cpu, w, n, V, top_k, top_p, st, 0));
+        ++calls;
+      }
+  CHECK(calls > 0);
 }
 
 TEST(pick_over_a_llama3_vocabulary_gives_the_cpus_bits) {
   Rng rng(302);
   auto cpu = backend_for(Device::CPU), gpu = backend_for(Device::CUDA);
-  const int64_t V = 128256, n = 4;
-  for (int kind = 0; kind < kKinds; ++kind)
-    for (auto [top_k, top_p] : {std::pair<int64_t, double>{0, 0.9}, {50, 1.0}, {0, 1.0}, {40, 0.95}, {0, 0.999999},
-                                {1, 1.0}, {0, 1e-9}, {V - 1, 0.5}}) {
-      std::vector<float> w;
-      for (int64_t r = 0; r < n; ++r) {
-        auto row = make_row(rng, V, kind);
-        for (int i = 0; i < 64; ++i) row[rng.integer(0, V - 1)] = row[rng.integer(0, V - 1)];  // exact ties
-        w.insert(w.end(), row.begin(), row.end());
-      }
-      const auto st = make_streams(rng, n);
-      char what[96];
-      std::snprintf(what, sizeof what, "V 128256 kind %d top_k %lld top_p %g", kind, (long long)top_k, top_p);
-      same_picks(what, pick_on(gpu, w, n, V, top_k, top_p, st, 1), pick_on(cpu, w, n, V, top_k, top_p, st, 0));
+  const int64_t V = 128256, n = kKinds;  // row r: weights of kind r
+  for (auto [top_k, top_p] : {std::pair<int64_t, double>{0, 0.9}, {50, 1.0}, {0, 1.0}, {40, 0.95}, {0, 0.999999},
+                              {1, 1.0}, {0, 1e-9}, {V - 1, 0.5}}) {
+    std::vector<float> w;
+    for (int64_t r = 0; r < n; ++r) {
+      auto row = make_row(rng, V, static_cast<int>(r));
+      for (int i = 0; i < 64; ++i) row[rng.integer(0, V - 1)] = row[rng.integer(0, V - 1)];  // exact ties
+      w.insert(w.end(), row.begin(), row.end());
     }
+    const auto st = make_streams(rng, n);
+    char what[96];
+    std::snprintf(what, sizeof what, "V 128256 top_k %lld top_p %g (row r: kind r)", (long long)top_k, top_p);
+    same_picks(what, pick_on(gpu, w, n, V, top_k, top_p, st, 1), pick_on(cpu, w, n, V, top_k, top_p, st, 0));
+  }
 }
 
 TEST(one_row_many_steps_gives_the_cpus_draws) {
-  // The same weights drawn at 512 consecutive steps: every draw position of the row is exercised.
+  // The same weights drawn at 256 consecutive steps: draws land all over the row.
   Rng rng(303);
   auto cpu = backend_for(Device::CPU), gpu = backend_for(Device::CUDA);
   for (int64_t V : {37, 5000}) {
     const auto row = make_row(rng, V, 0);
-    const int64_t n = 512;
+    const int64_t n = 256;
     std::vector<float> w;
     std::vector<SampleStream> st(n);
     const uint64_t seed = rng.gen();
@@ -213,7 +214,7 @@ TEST(logits_to_tokens_on_the_gpu_equal_the_cpus) {
   }
   Rng rng(306);
   auto cpu = backend_for(Device::CPU), gpu = backend_for(Device::CUDA);
-  const int64_t V = 128256, n = 64;
+  const int64_t V = 128256, n = 16;
   const std::vector<float> x = sppo_test::randn_f32(rng, n * V, 2.0);
   const auto st = make_streams(rng, n);
   Dev cx(cpu, x, DType::F32), cw(cpu, n * V, DType::F32), ct(cpu, n, DType::I32), cl(cpu, n, DType::F32);
