@@ -10,15 +10,19 @@
 
 #include "backend/buffer.h"
 #include "kernels/adamw.h"
+#include "kernels/bias_act.h"
+#include "kernels/disentangled_attention.h"
 #include "kernels/embedding.h"
 #include "kernels/global_norm.h"
 #include "core/device.h"
+#include "kernels/layernorm.h"
 #include "kernels/logprob.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rmsprop.h"
 #include "kernels/rope.h"
 #include "kernels/rows.h"
+#include "kernels/sample.h"
 #include "kernels/sppo_loss.h"
 #include "kernels/swiglu.h"
 #include "runtime/cuda_check.h"
@@ -203,12 +207,28 @@ class CudaBackend final : public Backend {
     cuda::rmsnorm_backward(x.data, w.data, rstd.as<float>(), dy.data, dt, n, H, dx.data, dw.as<float>(), accumulate_dx,
                            launch());
   }
-  void layernorm_forward(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, double,
-                         const Tensor&) override {
-    missing("layernorm_forward");
+  void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, int64_t n, int64_t H, double eps,
+                         const Tensor& y) override {
+    const char* op = "layernorm_forward";
+    const DType dt = compute_type(x, op);
+    SPPO_CHECK(n >= 0 && H > 0, op, ": bad shape (n ", n, ", H ", H, ")");
+    SPPO_CHECK(eps >= 0, op, ": eps must be >= 0 (got ", eps, ")");
+    require(x, dt, n * H, op, "x");
+    require(w, dt, H, op, "w");
+    require(b, dt, H, op, "b");
+    require(y, dt, n * H, op, "y");
+    cuda::layernorm_forward(x.data, w.data, b.data, dt, n, H, eps, y.data, launch());
   }
-  void bias_act(const Tensor&, const Tensor&, int64_t, int64_t, Activation, const Tensor&) override {
-    missing("bias_act");
+  void bias_act(const Tensor& x, const Tensor& b, int64_t n, int64_t H, Activation act, const Tensor& y) override {
+    const char* op = "bias_act";
+    const DType dt = compute_type(x, op);
+    SPPO_CHECK(n >= 0 && H > 0, op, ": bad shape (n ", n, ", H ", H, ")");
+    SPPO_CHECK(act == Activation::Identity || act == Activation::Gelu || act == Activation::Tanh, op,
+               ": unknown activation ", static_cast<int>(act));
+    require(x, dt, n * H, op, "x");
+    if (!b.empty()) require(b, dt, H, op, "b");
+    require(y, dt, n * H, op, "y");
+    cuda::bias_act(x.data, b.empty() ? nullptr : b.data, dt, n, H, act, y.data, launch());
   }
   void rope_tables(const Tensor& inv_freq, int64_t half, const Tensor& positions, int64_t n, const Tensor& cos,
                    const Tensor& sin) override {
@@ -257,9 +277,26 @@ class CudaBackend final : public Backend {
                           const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) override {
     missing("attention_backward");
   }
-  void disentangled_attention(const RelAttnShape&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                              const Tensor&, const Tensor&, const Tensor&, const Tensor&) override {
-    missing("disentangled_attention");
+  void disentangled_attention(const RelAttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
+                              const Tensor& pos_q, const Tensor& pos_k, const Tensor& rel_index, const Tensor& start,
+                              const Tensor& out) override {
+    const char* op = "disentangled_attention";
+    const DType dt = compute_type(q, op);
+    SPPO_CHECK(s.S >= 0 && s.N >= 0 && s.nh > 0 && s.hd > 0 && s.P >= 0 && s.max_len >= 1, op, ": bad shape (S ", s.S,
+               ", N ", s.N, ", heads ", s.nh, ", head_dim ", s.hd, ", P ", s.P, ", max_len ", s.max_len, ")");
+    const int64_t w = s.nh * s.hd;
+    require(q, dt, s.N * w, op, "q");
+    require(k, dt, s.N * w, op, "k");
+    require(v, dt, s.N * w, op, "v");
+    const bool rel = s.c2p || s.p2c;
+    if (s.p2c) require(pos_q, dt, s.P * w, op, "pos_q");
+    if (s.c2p) require(pos_k, dt, s.P * w, op, "pos_k");
+    if (rel) require(rel_index, DType::I32, 2 * s.max_len - 1, op, "rel_index");
+    require(start, DType::I32, s.S + 1, op, "start");
+    require(out, dt, s.N * w, op, "out");
+    cuda::disentangled_attention(s, dt, q.data, k.data, v.data, s.p2c ? pos_q.data : nullptr,
+                                 s.c2p ? pos_k.data : nullptr, rel ? rel_index.as<int32_t>() : nullptr,
+                                 start.as<int32_t>(), out.data, launch());
   }
   void kv_write(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, int64_t, const Tensor&,
                 const Tensor&) override {
@@ -304,11 +341,28 @@ class CudaBackend final : public Backend {
     require(out, dt, n, op, "out");
     cuda::expand_segments(x.as<float>(), seg.as<int32_t>(), n, S, scale, out.as<float>(), launch());
   }
-  void sample_weights(const Tensor&, int64_t, int64_t, double, const Tensor&) override { missing("sample_weights"); }
-  void argmax_rows(const Tensor&, int64_t, int64_t, const Tensor&) override { missing("argmax_rows"); }
-  void sample_pick(const Tensor&, int64_t, int64_t, int64_t, double, const SampleStream*, const Tensor&,
-                   const Tensor&) override {
-    missing("sample_pick");
+  void sample_weights(const Tensor& logits, int64_t n, int64_t V, double temperature, const Tensor& w) override {
+    const char* op = "sample_weights";
+    const DType dt = compute_type(logits, op);
+    require(logits, dt, n * V, op, "logits");
+    require(w, DType::F32, n * V, op, "w");
+    cuda::sample_weights(logits.data, dt, n, V, temperature, w.as<float>(), launch());
+  }
+  void argmax_rows(const Tensor& logits, int64_t n, int64_t V, const Tensor& tokens) override {
+    const char* op = "argmax_rows";
+    const DType dt = compute_type(logits, op);
+    require(logits, dt, n * V, op, "logits");
+    require(tokens, DType::I32, n, op, "tokens");
+    cuda::argmax_rows(logits.data, dt, n, V, tokens.as<int32_t>(), launch());
+  }
+  void sample_pick(const Tensor& w, int64_t n, int64_t V, int64_t top_k, double top_p, const SampleStream* streams,
+                   const Tensor& tokens, const Tensor& logp) override {
+    const char* op = "sample_pick";
+    require(w, DType::F32, n * V, op, "w");
+    require(tokens, DType::I32, n, op, "tokens");
+    require(logp, DType::F32, n, op, "logp");
+    SPPO_CHECK(n == 0 || streams != nullptr, op, ": streams is null");
+    cuda::sample_pick(w.as<float>(), n, V, top_k, top_p, streams, tokens.as<int32_t>(), logp.as<float>(), launch());
   }
   void sum_squares(const Tensor& g, int64_t n, const Tensor& acc) override {
     const char* op = "sum_squares";

@@ -1,5 +1,5 @@
 // DeBERTa-v2 self-attention with its disentangled relative-position terms, over packed sequences,
-// forward only (CONTRACT: cpu/disentangled_attention.cpp).
+// forward only (CONTRACT: cpu/disentangled_attention.cpp and cuda/disentangled_attention.cu).
 //
 // Layout. S sequences lie back to back: sequence s is rows [start[s], start[s+1]) of q, k, v and
 // out ([N, nh*hd], head h in columns [h*hd, (h+1)*hd)), N = start[S]. There is no padding and no
@@ -16,6 +16,9 @@
 // head's hd columns. A sequence's result does not depend on the other sequences of the batch.
 #pragma once
 #include <cstdint>
+
+#include "core/dtype.h"
+#include "runtime/cuda_launch.h"
 
 namespace sppo {
 
@@ -37,3 +40,16 @@ void disentangled_attention(const RelAttnShape& s, const T* q, const T* k, const
 }  // namespace cpu
 
 }  // namespace sppo
+
+#ifdef SPPO_WITH_CUDA
+namespace sppo::cuda {
+// cuda/disentangled_attention.cu: the same contract on device memory, queued without
+// synchronising. q, k, v, pos_q, pos_k and out are `dtype` (F32, or BF16 in the bf16 mode,
+// computed in fp32); rel_index and start are I32 device memory, checked on the device (the
+// CPU's messages, through the deferred error word; nothing is computed when they are bad).
+// pos_q / pos_k / rel_index may be null when the term that reads them is off.
+void disentangled_attention(const RelAttnShape& s, DType dtype, const void* q, const void* k, const void* v,
+                            const void* pos_q, const void* pos_k, const int32_t* rel_index, const int32_t* start,
+                            void* out, const Launch& launch);
+}  // namespace sppo::cuda
+#endif

@@ -1,5 +1,5 @@
-// Next-token choice for generation (CONTRACT: cpu/sample.cpp; the CUDA rollout engine adds
-// cuda/sample.cu, which must pick the same token from the same weights and stream).
+// Next-token choice for generation (CONTRACT: cpu/sample.cpp and cuda/sample.cu, which picks the
+// same token with the same logp from the same weights and stream; shared math: sample_math.h).
 //
 // Two stages, so that the device-independent part can be checked across devices:
 //  1. sample_weights: w[r, j] = exp((logit[r, j] - max_j logit[r, j]) / temperature) in fp32
@@ -16,6 +16,9 @@
 //     - logp = log(q_pick) - log(kept total): the log-probability under the distribution drawn from.
 #pragma once
 #include <cstdint>
+
+#include "core/dtype.h"
+#include "runtime/cuda_launch.h"
 
 namespace sppo {
 
@@ -39,3 +42,20 @@ void sample_pick(const float* w, int64_t n, int64_t V, int64_t top_k, double top
 }  // namespace cpu
 
 }  // namespace sppo
+
+#ifdef SPPO_WITH_CUDA
+namespace sppo::cuda {
+// cuda/sample.cu: the same contract on device memory, queued without synchronising; one block
+// per row. logits are `dtype` (F32, or BF16 in the bf16 mode); w, tokens and logp are device
+// memory; streams are n entries in host memory, copied to the device on the stream. The weights
+// are the CPU's AVX2 path's bits (kernels/sample_math.h); the pick and its logp are the CPU's
+// bits for the same weights and streams (integer sums, sample_math's log). Bad values (a
+// non-finite logit, a weight outside [0, 1], a row with no weight above 2^-40) are reported to
+// the stream's deferred error word with the CPU's messages.
+void sample_weights(const void* logits, DType dtype, int64_t n, int64_t V, double temperature, float* w,
+                    const Launch& launch);
+void argmax_rows(const void* logits, DType dtype, int64_t n, int64_t V, int32_t* tokens, const Launch& launch);
+void sample_pick(const float* w, int64_t n, int64_t V, int64_t top_k, double top_p, const SampleStream* streams,
+                 int32_t* tokens, float* logp, const Launch& launch);
+}  // namespace sppo::cuda
+#endif

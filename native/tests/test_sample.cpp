@@ -8,14 +8,20 @@
 //   walk, logp), on random weights with ties, zeros and weights below 2^-40, V = 1, V not a
 //   multiple of 8 and V = 128256;
 // - a chi-square test of the drawn frequencies against the tempered, truncated softmax;
+// - kernels/sample_math.h, the math cuda/sample.cu shares: its scalar exp is the AVX2 exp8 bit for
+//   bit, its weights are the CPU's AVX2 weights, its log is within 1 ulp of std::log (0 at 1);
 // - bad arguments refused by name.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <vector>
 
 #include "core/philox.h"
+#include "core/simd.h"
+#include "core/simd_avx2.h"
 #include "kernels/sample.h"
+#include "kernels/sample_math.h"
 #include "op_testing.h"
 
 using namespace sppo_test;
@@ -66,7 +72,7 @@ Pick ref_pick(const float* w, int64_t V, int64_t top_k, double top_p, const Samp
   for (int64_t j = 0; j < V; ++j) {
     if (!keep[j]) continue;
     run += q[j];
-    if (run > r) return {static_cast<int32_t>(j), static_cast<float>(std::log(double(q[j])) - std::log(double(kept)))};
+    if (run > r) return {static_cast<int32_t>(j), sppo::sample_math::logp(q[j], kept)};  // log: tested below
   }
   return {-1, 0.f};
 }
@@ -84,6 +90,10 @@ std::vector<float> make_weights(Rng& rng, int64_t V, int kind) {
   w[rng.integer(0, V - 1)] = 1.f;  // every row can draw something
   return w;
 }
+
+#if SPPO_HAVE_AVX2_PATH
+SPPO_TARGET_AVX2 void exp8_of(const float* x, float* out) { _mm256_storeu_ps(out, sppo::simd::exp8(_mm256_loadu_ps(x))); }
+#endif
 
 double chi2_critical(int df, double z) {  // Wilson-Hilferty: the quantile at normal score z
   const double a = 2.0 / (9.0 * df);
@@ -297,6 +307,78 @@ TEST(drawn_frequencies_follow_the_tempered_truncated_softmax) {
     // Each draw's logp is the log-probability of its token under that distribution.
     for (int64_t i = 0; i < 100; ++i) CHECK_CLOSE(logp[i], std::log(p[tokens[i]]), 1e-5, 0);
   }
+}
+
+TEST(shared_exp_is_the_avx2_exp_bit_for_bit) {
+#if SPPO_HAVE_AVX2_PATH
+  if (!sppo::simd::use_avx2()) {
+    std::printf("  skipped: the AVX2+FMA path is not in use here\n");
+    return;
+  }
+  Rng rng(179);
+  std::vector<float> x(1 << 16);
+  int64_t bad = 0;
+  for (int rep = 0; rep < 6; ++rep) {
+    for (auto& v : x) v = static_cast<float>(std::ldexp(rng.uniform(-120, 100), rep < 3 ? 0 : -int(rng.integer(1, 30))));
+    const float edges[] = {0.f, -0.f, 88.72283935546875f, -103.972084045410f, 89.f, -104.f, -INFINITY, -87.3f, 1e-30f};
+    std::copy(std::begin(edges), std::end(edges), x.begin());
+    for (size_t i = 0; i < x.size(); i += 8) {
+      float want[8];
+      exp8_of(&x[i], want);
+      for (int k = 0; k < 8; ++k) {
+        const float got = sppo::sample_math::exp_f32(x[i + k]);
+        if (std::memcmp(&got, &want[k], sizeof got) != 0 && ++bad <= 3)
+          std::printf("  exp_f32(%.9g) = %.9g, exp8 gives %.9g\n", x[i + k], got, want[k]);
+      }
+    }
+  }
+  CHECK(bad == 0);
+  // And so the shared weights are the CPU's (AVX2) sample_weights.
+  const int64_t n = 3, V = 1031;
+  const auto logits = randn<float>(rng, n * V, 4.0);
+  for (double temp : {0.05, 0.7, 1.0, 3.0}) {
+    std::vector<float> w(n * V);
+    sppo::cpu::sample_weights(logits.data(), n, V, temp, w.data());
+    for (int64_t r = 0; r < n; ++r) {
+      const float m = *std::max_element(&logits[r * V], &logits[r * V] + V);
+      for (int64_t j = 0; j < V; ++j) {
+        const float got = sppo::sample_math::weight(logits[r * V + j], m, static_cast<float>(temp));
+        if (std::memcmp(&got, &w[r * V + j], sizeof got) != 0 && ++bad <= 3)
+          std::printf("  weight %lld of row %lld: %.9g, sample_weights gives %.9g\n", (long long)j, (long long)r, got,
+                      w[r * V + j]);
+      }
+    }
+  }
+  CHECK(bad == 0);
+#else
+  std::printf("  skipped: no AVX2 path in this build\n");
+#endif
+}
+
+TEST(shared_log_is_within_an_ulp_of_std_log) {
+  Rng rng(180);
+  namespace sm = sppo::sample_math;
+  CHECK(sm::log_int(1) == 0.0);
+  CHECK(sm::logp(12345, 12345) == 0.f);
+  double worst = 0;
+  for (int i = 0; i < 200000; ++i) {
+    uint64_t x = i < 5000 ? uint64_t(i + 1) : i < 5064 ? uint64_t{1} << (i - 5000) : rng.gen() >> rng.integer(0, 63);
+    if (x == 0) x = 1;
+    if (i >= 5064 && i % 3 == 0) x = (uint64_t{1} << rng.integer(1, 63)) + rng.integer(-1, 1);  // around powers of 2
+    const double want = std::log(static_cast<double>(x)), got = sm::log_int(x);
+    const double ulp = want == 0 ? std::ldexp(1.0, -1074) : std::ldexp(1.0, std::ilogb(want) - 52);
+    worst = std::max(worst, std::fabs(got - want) / ulp);
+  }
+  if (!(worst <= 1.0)) std::printf("  log_int is %.3f ulp from std::log\n", worst);
+  CHECK(worst <= 1.0);
+  for (int i = 0; i < 1000; ++i) {
+    const uint64_t kept = (rng.gen() >> rng.integer(1, 63)) + 1, q = kept - rng.gen() % kept;
+    CHECK_CLOSE(sm::logp(q, kept), std::log(double(q)) - std::log(double(kept)), 1e-12, 1e-7);
+  }
+  CHECK(sm::bit_length(0) == 0 && sm::bit_length(1) == 1 && sm::bit_length(uint64_t{1} << 40) == 41);
+  CHECK(sm::quantize(1.f) == (uint64_t{1} << 40) && sm::quantize(0x1p-41f) == 0 && sm::quantize(0x1p-40f) == 1);
+  CHECK(sm::scaled_draw((uint64_t{1} << 53) - 1, ~uint64_t{0} >> 1) == (uint64_t{1} << 63) - 1025);
+  CHECK(sm::scaled_draw(0, 12345) == 0 && sm::scaled_draw(uint64_t{1} << 52, 7) == 3);
 }
 
 TEST(bad_arguments_are_refused_naming_them) {

@@ -1,8 +1,8 @@
-// CPU bias + activation (kernels/bias_act.h): one task per row; erf and tanh from libm in T.
+// CPU bias + activation (kernels/bias_act.h): one task per row; the formulas are
+// kernels/bias_act_math.h's (erf and tanh from libm in T).
 #include "kernels/bias_act.h"
 
-#include <cmath>
-
+#include "kernels/bias_act_math.h"
 #include "kernels/cpu/par.h"
 
 namespace sppo {
@@ -21,15 +21,12 @@ namespace cpu {
 namespace {
 template <typename T, Activation A>
 void rows(const T* x, const T* b, int64_t n, int64_t H, T* y) {
-  const T half = T(0.5), inv_sqrt2 = static_cast<T>(0.70710678118654752440);
   parallel_for_cost(n, (A == Activation::Identity ? 1.0 : 20.0) * H, [&](int64_t r) {
     const T* xr = x + r * H;
     T* yr = y + r * H;
     for (int64_t j = 0; j < H; ++j) {
       const T v = b ? xr[j] + b[j] : xr[j];
-      if constexpr (A == Activation::Gelu) yr[j] = half * v * (T(1) + std::erf(v * inv_sqrt2));
-      else if constexpr (A == Activation::Tanh) yr[j] = std::tanh(v);
-      else yr[j] = v;
+      yr[j] = bias_act_math::apply<T, A>(v);
     }
   });
 }

@@ -1,9 +1,9 @@
-// CPU LayerNorm forward (kernels/layernorm.h): one task per row, all arithmetic in double.
+// CPU LayerNorm forward (kernels/layernorm.h): one task per row, all arithmetic in double (the
+// formulas around the row sums are kernels/layernorm_math.h's).
 #include "kernels/layernorm.h"
 
-#include <cmath>
-
 #include "kernels/cpu/par.h"
+#include "kernels/layernorm_math.h"
 
 namespace sppo::cpu {
 
@@ -19,12 +19,11 @@ void layernorm_forward(const T* x, const T* w, const T* b, int64_t n, int64_t H,
       const double d = static_cast<double>(xr[j]) - mean;
       ss += d * d;
     }
-    const double rstd = 1.0 / std::sqrt(ss / static_cast<double>(H) + eps);
+    const double rs = layernorm_math::rstd(ss, H, eps);
     T* yr = y + r * H;  // may be xr: each element is read before it is written
-    // Centred in double too: in T, the rounded mean of a row far from 0 would shift every output.
     for (int64_t j = 0; j < H; ++j)
-      yr[j] = static_cast<T>((static_cast<double>(xr[j]) - mean) * rstd * static_cast<double>(w[j]) +
-                             static_cast<double>(b[j]));
+      yr[j] = static_cast<T>(layernorm_math::apply(static_cast<double>(xr[j]), mean, rs, static_cast<double>(w[j]),
+                                                   static_cast<double>(b[j])));
   });
 }
 

@@ -1,7 +1,8 @@
 // CPU next-token choice (kernels/sample.h): fp32 weights, then the exact integer pick. The
 // nucleus is found without sorting the vocabulary: tokens are bucketed by the bit length of
 // their weight, whole buckets above the cut are kept, and only the bucket the cut falls in is
-// sorted.
+// split further, by radix digits. The integer steps and the logp are kernels/sample_math.h's,
+// which cuda/sample.cu shares.
 #include "kernels/sample.h"
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "core/simd.h"
 #include "core/simd_avx2.h"
 #include "kernels/cpu/par.h"
+#include "kernels/sample_math.h"
 
 namespace sppo::cpu {
 namespace {
@@ -41,13 +43,10 @@ SPPO_TARGET_AVX2 void weights_avx2(const float* x, int64_t V, float m, float t, 
 #endif
 
 constexpr double kScale = static_cast<double>(uint64_t{1} << kSampleWeightBits);
+static_assert(sample_math::kBits == kSampleWeightBits && sample_math::kScale == kScale, "sample_math's q scale");
 
-// floor(bits53 * total / 2^53), exactly.
-uint64_t scaled_draw(uint64_t bits53, uint64_t total) {
-  return static_cast<uint64_t>((static_cast<unsigned __int128>(bits53) * total) >> 53);
-}
-
-int bit_length(uint64_t q) { return q ? 64 - __builtin_clzll(q) : 0; }
+using sample_math::bit_length;
+using sample_math::scaled_draw;
 
 }  // namespace
 
@@ -109,7 +108,7 @@ void sample_pick(const float* w, int64_t n, int64_t V, int64_t top_k, double top
     q.resize(V);
     keep.assign(V, 1);
     for (int64_t j = 0; j < V; ++j) {
-      q[j] = static_cast<uint64_t>(static_cast<double>(wr[j]) * kScale);  // exact: w * 2^40 < 2^53
+      q[j] = sample_math::quantize(wr[j]);  // exact: w * 2^40 < 2^53
       if (q[j] == 0) keep[j] = 0;
     }
     if (top_k > 0 && top_k < V) {
@@ -194,7 +193,7 @@ void sample_pick(const float* w, int64_t n, int64_t V, int64_t top_k, double top
       }
     }
     tokens[r] = static_cast<int32_t>(pick);
-    logp[r] = static_cast<float>(std::log(static_cast<double>(q[pick])) - std::log(static_cast<double>(kept)));
+    logp[r] = sample_math::logp(q[pick], kept);
   });
 }
 
