@@ -11,6 +11,7 @@
 
 #include "core/simd.h"
 #include "core/simd_avx2.h"
+#include "kernels/attention_math.h"
 #include "kernels/cpu/attention_avx2.h"
 #include "kernels/cpu/par.h"
 
@@ -60,7 +61,7 @@ void attention_forward_task_avx2(const AttnShape& s, const float* q, const float
   float sum = 0;
   for (int64_t jj = 0; jj <= t; ++jj) {
     if (!mask[b * s.T + jj]) continue;
-    sc[jj] = std::exp(sc[jj] - m);
+    sc[jj] = attention_math::weight(sc[jj], m);
     sum += sc[jj];
   }
   const float inv = 1.f / sum;
@@ -68,7 +69,7 @@ void attention_forward_task_avx2(const AttnShape& s, const float* q, const float
     const int64_t kr = b * s.T + jj;
     if (mask[kr]) add_scaled_row_avx2(o, v + kr * kw + g * hd, sc[jj] * inv, hd);
   }
-  lse[row * s.nh + h] = m + std::log(sum);
+  lse[row * s.nh + h] = attention_math::lse(m, sum);
 }
 }  // namespace
 #endif
@@ -101,14 +102,14 @@ void attention_forward(const AttnShape& s, const T* q, const T* k, const T* v, c
       const T* kv = k + kr * kw + g * s.hd;
       T d = 0;
       for (int64_t i = 0; i < s.hd; ++i) d += qv[i] * kv[i];
-      sc[j] = d * scale;
+      sc[j] = attention_math::score(d, scale);
       m = std::max(m, sc[j]);
     }
     T sum = 0;
     for (int64_t j = 0; j <= t; ++j) {
       const int64_t kr = b * s.T + j;
       if (!mask[kr]) continue;
-      sc[j] = std::exp(sc[j] - m);
+      sc[j] = attention_math::weight(sc[j], m);
       sum += sc[j];
     }
     const T inv = T(1) / sum;
@@ -119,7 +120,7 @@ void attention_forward(const AttnShape& s, const T* q, const T* k, const T* v, c
       const T* vv = v + kr * kw + g * s.hd;
       for (int64_t i = 0; i < s.hd; ++i) o[i] += p * vv[i];
     }
-    lse[row * s.nh + h] = m + std::log(sum);
+    lse[row * s.nh + h] = attention_math::lse(m, sum);
   });
 }
 
@@ -156,8 +157,8 @@ SPPO_TARGET_AVX2 void attention_backward_task_avx2(const AttnShape& s, const flo
           ae = _mm256_fmadd_ps(_mm256_loadu_ps(dov + i), _mm256_loadu_ps(vv + i), ae);
         }
         const float d = simd::hsum8(ad), e = simd::hsum8(ae);
-        const float pj = std::exp(d * scale - l);
-        const __m256 ds = _mm256_set1_ps(pj * (e - D) * scale), p8 = _mm256_set1_ps(pj);
+        const float pj = attention_math::prob(d, scale, l);
+        const __m256 ds = _mm256_set1_ps(attention_math::dscore(pj, e, D, scale)), p8 = _mm256_set1_ps(pj);
         float* dkv = dk + kr * kw + g * hd;
         float* dvv = dv + kr * kw + g * hd;
         for (int64_t i = 0; i < hd; i += 8) {
@@ -209,8 +210,8 @@ void attention_backward(const AttnShape& s, const T* q, const T* k, const T* v, 
             d += qv[i] * kv[i];
             e += dov[i] * vv[i];
           }
-          const T pj = std::exp(d * scale - l);
-          const T ds = pj * (e - D) * scale;
+          const T pj = attention_math::prob(d, scale, l);
+          const T ds = attention_math::dscore(pj, e, D, scale);
           T* dkv = dk + kr * kw + g * s.hd;
           T* dvv = dv + kr * kw + g * s.hd;
           for (int64_t i = 0; i < s.hd; ++i) {

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/simd.h"
+#include "kernels/attention_math.h"
 #include "kernels/cpu/attention_avx2.h"
 #include "kernels/cpu/par.h"
 
@@ -67,7 +68,7 @@ void attention_decode(const PagedShape& s, const T* q, const T* k_pool, const T*
         for (int64_t j = 0; j < n; ++j) m = std::max(m, sc[j]);
         float sum = 0;
         for (int64_t j = 0; j < n; ++j) {
-          sc[j] = std::exp(sc[j] - m);
+          sc[j] = attention_math::weight(sc[j], m);
           sum += sc[j];
         }
         const float inv = 1.f / sum;
@@ -82,12 +83,12 @@ void attention_decode(const PagedShape& s, const T* q, const T* k_pool, const T*
       const T* kv = key(j);
       T d = 0;
       for (int64_t i = 0; i < s.hd; ++i) d += qv[i] * kv[i];
-      sc[j] = d * scale;
+      sc[j] = attention_math::score(d, scale);
       m = std::max(m, sc[j]);
     }
     T sum = 0;
     for (int64_t j = 0; j < n; ++j) {
-      sc[j] = std::exp(sc[j] - m);
+      sc[j] = attention_math::weight(sc[j], m);
       sum += sc[j];
     }
     const T inv = T(1) / sum;
