@@ -10,6 +10,8 @@
 
 #include "backend/buffer.h"
 #include "kernels/adamw.h"
+#include "kernels/attention.h"
+#include "kernels/attention_decode.h"
 #include "kernels/bias_act.h"
 #include "kernels/disentangled_attention.h"
 #include "kernels/embedding.h"
@@ -269,13 +271,44 @@ class CudaBackend final : public Backend {
     require(dup, dt, count, op, "dup");
     cuda::swiglu_backward(gate.data, up.data, dact.data, dt, count, dgate.data, dup.data, launch());
   }
-  void attention_forward(const AttnShape&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                         const Tensor&) override {
-    missing("attention_forward");
+  // The CPU backend's shape check (cpu_backend.cpp), with its message.
+  static void check_attn(const AttnShape& s, const char* op) {
+    SPPO_CHECK(s.B >= 0 && s.T >= 0 && s.hd > 0 && s.nkv > 0 && s.nh % s.nkv == 0, op, ": bad shape (B ", s.B, ", T ",
+               s.T, ", heads ", s.nh, "/", s.nkv, ", head_dim ", s.hd, ")");
   }
-  void attention_backward(const AttnShape&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                          const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) override {
-    missing("attention_backward");
+  void attention_forward(const AttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                         const Tensor& out, const Tensor& lse) override {
+    const char* op = "attention_forward";
+    check_attn(s, op);
+    const DType dt = compute_type(q, op);
+    const int64_t N = s.B * s.T, qw = s.nh * s.hd, kw = s.nkv * s.hd;
+    require(q, dt, N * qw, op, "q");
+    require(k, dt, N * kw, op, "k");
+    require(v, dt, N * kw, op, "v");
+    require(mask, DType::U8, N, op, "mask");
+    require(out, dt, N * qw, op, "out");
+    require(lse, DType::F32, N * s.nh, op, "lse");  // a statistic: F32 in the bf16 mode too
+    cuda::attention_forward(s, q.data, k.data, v.data, dt, mask.as<uint8_t>(), out.data, lse.as<float>(), launch());
+  }
+  void attention_backward(const AttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                          const Tensor& out, const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
+                          const Tensor& dv) override {
+    const char* op = "attention_backward";
+    check_attn(s, op);
+    const DType dt = compute_type(q, op);
+    const int64_t N = s.B * s.T, qw = s.nh * s.hd, kw = s.nkv * s.hd;
+    require(q, dt, N * qw, op, "q");
+    require(k, dt, N * kw, op, "k");
+    require(v, dt, N * kw, op, "v");
+    require(mask, DType::U8, N, op, "mask");
+    require(out, dt, N * qw, op, "out");
+    require(lse, DType::F32, N * s.nh, op, "lse");
+    require(dout, dt, N * qw, op, "dout");
+    require(dq, dt, N * qw, op, "dq");
+    require(dk, dt, N * kw, op, "dk");
+    require(dv, dt, N * kw, op, "dv");
+    cuda::attention_backward(s, q.data, k.data, v.data, dt, mask.as<uint8_t>(), out.data, lse.as<float>(), dout.data,
+                             dq.data, dk.data, dv.data, launch());
   }
   void disentangled_attention(const RelAttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& pos_q, const Tensor& pos_k, const Tensor& rel_index, const Tensor& start,
