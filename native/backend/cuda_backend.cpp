@@ -149,10 +149,6 @@ class CudaBackend final : public Backend {
     return true;
   }
 
-  [[noreturn]] static void missing(const char* op) {
-    fail("the CUDA backend has no ", op,
-         " kernel yet: it comes with the CUDA model engine; run models with --device cpu");
-  }
   // Each op checks what the CPU backend checks, with its messages (backend.h), then queues its
   // kernel; bad values found on the device come back at synchronize().
   void embedding_forward(const Tensor& table, int64_t V, int64_t H, const Tensor& ids, int64_t n,
@@ -331,13 +327,34 @@ class CudaBackend final : public Backend {
                                  s.c2p ? pos_k.data : nullptr, rel ? rel_index.as<int32_t>() : nullptr,
                                  start.as<int32_t>(), out.data, launch());
   }
-  void kv_write(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, int64_t, const Tensor&,
-                const Tensor&) override {
-    missing("kv_write");
+  void kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, int64_t R, int64_t kw, int64_t pool_rows,
+                const Tensor& k_pool, const Tensor& v_pool) override {
+    const char* op = "kv_write";
+    const DType dt = compute_type(k, op);
+    require(k, dt, R * kw, op, "k");
+    require(v, dt, R * kw, op, "v");
+    require(slots, DType::I32, R, op, "slots");
+    require(k_pool, dt, pool_rows * kw, op, "k_pool");
+    require(v_pool, dt, pool_rows * kw, op, "v_pool");
+    cuda::kv_write(k.data, v.data, dt, slots.as<int32_t>(), R, kw, pool_rows, k_pool.data, v_pool.data, launch());
   }
-  void attention_decode(const PagedShape&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                        const Tensor&, const Tensor&) override {
-    missing("attention_decode");
+  void attention_decode(const PagedShape& s, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                        const Tensor& tables, const Tensor& table_rows, const Tensor& lengths,
+                        const Tensor& out) override {
+    const char* op = "attention_decode";
+    const DType dt = compute_type(q, op);
+    const int64_t qw = s.nh * s.hd, kw = s.nkv * s.hd, pool_rows = s.num_blocks * s.block_size;
+    require(q, dt, s.R * qw, op, "q");
+    require(k_pool, dt, pool_rows * kw, op, "k_pool");
+    require(v_pool, dt, pool_rows * kw, op, "v_pool");
+    require(table_rows, DType::I32, s.R, op, "table_rows");
+    require(lengths, DType::I32, s.R, op, "lengths");
+    require(out, dt, s.R * qw, op, "out");
+    // The CPU sizes tables by the largest table row, which lives on the device here: its type is
+    // checked now, its size by the kernel (deferred, with the CPU's message).
+    require(tables, DType::I32, 0, op, "tables");
+    cuda::attention_decode(s, q.data, k_pool.data, v_pool.data, dt, tables.as<int32_t>(), tables.numel,
+                           table_rows.as<int32_t>(), lengths.as<int32_t>(), out.data, launch());
   }
   void gather_rows(const Tensor& src, int64_t src_rows, const Tensor& idx, int64_t n, int64_t H,
                    const Tensor& dst) override {
