@@ -15,6 +15,7 @@
 #include "model/generate.h"
 #include "model/param_layout.h"
 #include "test_model_common.h"
+#include "train/grad_buckets.h"
 #include "train/memory_plan.h"
 #include "train/trainer.h"
 
@@ -209,6 +210,34 @@ TEST(a_plan_that_does_not_fit_is_refused_with_its_figures) {
   CHECK(count->peak == 0);
   // And the engine itself, run anyway, fails (later, with its own message) under that limit.
   CHECK_THROWS_WITH(training_peak(medium(), o, plan.total() - 1), "available");
+}
+
+TEST(zero1_plans_rank_zeros_share_of_the_optimizer_state) {
+  // Under ZeRO-1 every rank keeps its pieces of every bucket: the ranks' shares tile the arena, and
+  // the plan (rank 0's share, the largest) is about 1/W of the unsharded state.
+  const sppo::LlamaConfig c = medium();
+  const sppo::ParamLayout layout(c);
+  for (int world : {2, 3, 8}) {
+    int64_t sum = 0, most = 0;
+    for (int r = 0; r < world; ++r) {
+      const auto s = sppo::plan_state_layout(layout, 4, 4096, world, r, true);
+      sum += s.state_len;
+      most = std::max(most, s.state_len);
+      CHECK(s.padded_total >= layout.total());
+    }
+    CHECK(sum == layout.total());
+    sppo::TrainingPlanOptions o;
+    o.world = world;
+    o.zero1 = true;
+    o.bucket_bytes = 4096;
+    o.optimizer = sppo::OptimizerKind::AdamW;
+    const auto plan = sppo::plan_training_memory(c, sppo::Precision::BF16, o);
+    for (const auto& i : plan.items) {
+      if (i.name == "optimizer state") CHECK(i.bytes == static_cast<std::size_t>(most) * 4 * 2);
+      if (i.name == "master weights") CHECK(i.bytes == static_cast<std::size_t>(most) * 4);
+    }
+    CHECK(most * world - layout.total() < 64 * world);  // buckets are granules of 64 W; only the last is uneven
+  }
 }
 
 TEST(bad_plan_options_are_refused_by_name) {
