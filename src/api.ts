@@ -8,6 +8,7 @@ import { train, type RunResult, type TrainOptions } from './pipeline/pipeline.js
 import { DEMO_RECIPE } from './pipeline/demo.js';
 import { checkDevice, nativeEngine, type ModelProvider } from './pipeline/modelProvider.js';
 import { checkJudgeTarget } from './pipeline/judgeCheck.js';
+import { planRunMemory, type PlanOptions, type RunMemoryPlan } from './pipeline/memoryPlan.js';
 import { engineJudgeContext } from './pipeline/judgeContext.js';
 import { defaultRecipe } from './recipe/fields.js';
 import { recordOptions } from './run/optionsRecord.js';
@@ -59,6 +60,19 @@ export async function trainFromSources(
 }
 
 /** The CLI's train: runs and prints where the result is. */
+/**
+ * `sppo-native train --dry-run`: the recipe resolved exactly as trainFromSources does and the memory
+ * of each of its stages planned from the config files alone; reads no weights, allocates no model,
+ * writes nothing.
+ */
+export function planTrainFromSources(
+  src: { recipeFile?: string; overrides: Record<string, unknown> },
+  opts: PlanOptions = {},
+): { recipe: Recipe; demo: boolean; plan: RunMemoryPlan } {
+  const { recipe, demo } = resolveRecipe({ recipeFile: src.recipeFile, demoRecipeFile: DEMO_RECIPE, overrides: src.overrides });
+  return { recipe, demo, plan: planRunMemory(recipe, opts) };
+}
+
 export async function trainCommandRun(src: { recipeFile?: string; overrides: Record<string, unknown> }, onEvent: EventSink): Promise<RunResult> {
   const { result } = await trainFromSources(src, onEvent);
   // Wall time since the process started (loading the addon and the model included), as a user's clock sees it.

@@ -188,7 +188,7 @@ setInterval(() => {}, 1000);\n`);
     expect(ev.stdout).not.toMatch(/"demo"|one per iteration|per iteration|runs\/sppo|for prompt splits|recipe:/);
     expect(ev.stdout).toMatch(/--seed +Sampling seed \(both models sample with the same seeds\)/);
     const tr = cli(['train', '--help']);
-    expect(tr.stdout).toMatch(/--weight-decay +Weight decay: decoupled for AdamW[\s\S]*for RMSprop an L2\s+term added to the gradient/);
+    expect(tr.stdout).toMatch(/--weight-decay +Weight decay: decoupled for AdamW[\s\S]*for\s+RMSprop\s+an\s+L2\s+term added to the gradient/);
     const two = cli(['generate', '--model', 'm', '--prompts', 'a.jsonl', 'b.jsonl', '--output', 'o']);
     expect(two.code).toBe(1);
     expect(two.stderr).toMatch(/generate takes one prompt file with --prompts \(got 2/);

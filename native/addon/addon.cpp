@@ -7,6 +7,7 @@ static Napi::Object InitSppoNative(Napi::Env env, Napi::Object exports) {
   sppo::addon::RegisterPairRm(env, exports);
   sppo::addon::RegisterTrainer(env, exports);
   sppo::addon::RegisterCommunicator(env, exports);
+  sppo::addon::RegisterMemoryPlan(env, exports);
   return exports;
 }
 

@@ -46,6 +46,8 @@ std::shared_ptr<PairRmLease> Acquire(Napi::Env env, const std::shared_ptr<PairRm
 
 [[noreturn]] void type_error(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
 
+}  // namespace
+
 PairRmConfig ReadPairRmConfig(Napi::Env env, const Napi::Value& v) {
   if (!v.IsObject()) type_error(env, "config must be an object");
   Napi::Object o = v.As<Napi::Object>();
@@ -76,6 +78,8 @@ PairRmConfig ReadPairRmConfig(Napi::Env env, const Napi::Value& v) {
   c.num_tasks = integer("numTasks", 1);
   return c;
 }
+
+namespace {
 
 Precision ReadPrecision(Napi::Env env, const Napi::Value& v) {
   if (v.IsUndefined()) return Precision::FP32;

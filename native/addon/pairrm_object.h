@@ -14,6 +14,9 @@
 
 namespace sppo::addon {
 
+// config (src/pairrm/config.ts's native form) -> the core's struct; TypeError naming the field.
+PairRmConfig ReadPairRmConfig(Napi::Env env, const Napi::Value& v);
+
 struct PairRmState {
   std::shared_ptr<PairRmModel> model;
   CancelFlag cancel;

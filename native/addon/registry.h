@@ -11,5 +11,6 @@ void RegisterModel(Napi::Env env, Napi::Object exports);
 void RegisterPairRm(Napi::Env env, Napi::Object exports);
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
 void RegisterCommunicator(Napi::Env env, Napi::Object exports);
+void RegisterMemoryPlan(Napi::Env env, Napi::Object exports);
 
 }  // namespace sppo::addon

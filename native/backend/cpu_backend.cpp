@@ -3,11 +3,14 @@
 // (F32 or F64); the CUDA backend also takes BF16 activations with F32 statistics.
 #include "backend/cpu_backend.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <new>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "backend/buffer.h"
 #include "kernels/adamw.h"
@@ -64,17 +67,47 @@ class CpuBackend final : public Backend {
   const char* name() const override { return "cpu"; }
   bool host_accessible() const override { return true; }
 
+  CpuBackend() = default;
+  CpuBackend(std::shared_ptr<HostMemoryCount> count, std::size_t limit) : count_(std::move(count)), limit_(limit) {}
+
   void* allocate(std::size_t bytes) override {
+    if (count_ && limit_) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (bytes > limit_ - count_->in_use)
+        fail("out of host memory: could not allocate ", format_bytes(static_cast<double>(bytes)), " (",
+             format_bytes(static_cast<double>(limit_ - count_->in_use)), " available under the test limit)");
+    }
     // Large blocks come from mmap: pages are committed on first touch, so a plan's worst case
     // (a KV cache sized for the longest generation) costs only what is used.
     void* p = std::aligned_alloc(kArenaAlign, (bytes + kArenaAlign - 1) / kArenaAlign * kArenaAlign);
     if (!p)
       fail("out of host memory: could not allocate ", format_bytes(static_cast<double>(bytes)), " (",
            format_bytes(static_cast<double>(host_available())), " available)");
+    if (count_) {
+      std::lock_guard<std::mutex> lock(mu_);
+      sizes_[p] = bytes;
+      count_->in_use += bytes;
+      count_->peak = std::max(count_->peak, count_->in_use);
+    }
     return p;
   }
-  void deallocate(void* p) noexcept override { std::free(p); }
-  std::size_t available_memory() const override { return host_available(); }
+  void deallocate(void* p) noexcept override {
+    if (count_ && p) {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = sizes_.find(p);
+      if (it != sizes_.end()) {
+        count_->in_use -= it->second;
+        sizes_.erase(it);
+      }
+    }
+    std::free(p);
+  }
+  std::size_t available_memory() const override {
+    const std::size_t host = host_available();
+    if (!count_ || !limit_) return host;
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::min(host, limit_ - count_->in_use);
+  }
   void upload(void* dst, const void* src, std::size_t bytes) override {
     if (bytes) std::memcpy(dst, src, bytes);
   }
@@ -540,10 +573,21 @@ class CpuBackend final : public Backend {
       cpu::adamw_step(p.as<T>(), g.as<T>(), m.as<T>(), v.as<T>(), n, h, sum_squares.as<double>(), max_norm);
     });
   }
+
+ private:
+  std::shared_ptr<HostMemoryCount> count_;  // null: the shared backend, which counts nothing
+  std::size_t limit_ = 0;
+  mutable std::mutex mu_;
+  std::unordered_map<void*, std::size_t> sizes_;
 };
 
 }  // namespace
 
 std::shared_ptr<Backend> make_cpu_backend() { return std::make_shared<CpuBackend>(); }
+
+std::shared_ptr<Backend> make_counting_cpu_backend(std::shared_ptr<HostMemoryCount> count, std::size_t limit) {
+  SPPO_CHECK(count != nullptr, "make_counting_cpu_backend: no counter");
+  return std::make_shared<CpuBackend>(std::move(count), limit);
+}
 
 }  // namespace sppo

@@ -21,8 +21,7 @@ class Workspace {
       SPPO_CHECK(plan.bytes() <= have, what_, " needs ", format_bytes(static_cast<double>(plan.bytes())), " but the ",
                  be_->name(), " backend has ", format_bytes(static_cast<double>(have)), " available");
       buffer_.reset();
-      // Some headroom, so that slowly growing shapes do not reallocate every call.
-      buffer_ = Buffer(be_, plan.bytes() + plan.bytes() / 8);
+      buffer_ = Buffer(be_, allocation(plan));
     }
     std::vector<Tensor> views;
     views.reserve(plan.entries().size());
@@ -30,6 +29,9 @@ class Workspace {
     return views;
   }
   std::size_t bytes() const { return buffer_.bytes(); }
+  // What take(plan) allocates when it has to grow: the plan and some headroom, so that slowly
+  // growing shapes do not reallocate every call (the static planner counts the same bytes).
+  static std::size_t allocation(const ArenaPlan& plan) { return plan.bytes() + plan.bytes() / 8; }
   void release() { buffer_.reset(); }
 
  private:

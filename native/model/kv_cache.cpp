@@ -22,14 +22,13 @@ KVCache::KVCache(const LlamaModel& model, int64_t max_sequences, int64_t max_len
              " blocks is outside what 32-bit slots address");
   SPPO_CHECK(max_seqs_ > 0 && max_length > 0, "KV cache: needs at least one sequence and one position");
   stride_ = (max_length + bs_ - 1) / bs_;
-  const std::size_t pool_bytes = static_cast<std::size_t>(num_blocks_ * bs_ * kw_) * dtype_size(dtype_);
-  const std::size_t need = 2 * static_cast<std::size_t>(layers_) * pool_bytes;
+  const std::size_t need = pool_bytes(model.config(), dtype_, num_blocks_, bs_);
   SPPO_CHECK(need <= be_->available_memory(), "the KV cache needs ", format_bytes(static_cast<double>(need)),
              " (", num_blocks_, " blocks of ", bs_, " positions) but the ", be_->name(), " backend has ",
              format_bytes(static_cast<double>(be_->available_memory())),
              " available; generate fewer prompts or samples at once (--rollout-batch) or fewer new tokens");
   pools_ = Buffer(be_, need);
-  tables_buf_ = Buffer(be_, static_cast<std::size_t>(max_seqs_ * stride_) * sizeof(int32_t));
+  tables_buf_ = Buffer(be_, table_bytes(max_seqs_, max_length, bs_));
   d_tables_ = tables_buf_.view(DType::I32, max_seqs_ * stride_);
   tables_.assign(static_cast<size_t>(max_seqs_ * stride_), -1);
   len_.assign(static_cast<size_t>(max_seqs_), 0);
@@ -37,6 +36,16 @@ KVCache::KVCache(const LlamaModel& model, int64_t max_sequences, int64_t max_len
   ref_.assign(static_cast<size_t>(num_blocks_), 0);
   free_.resize(static_cast<size_t>(num_blocks_));
   for (int64_t b = 0; b < num_blocks_; ++b) free_[static_cast<size_t>(b)] = static_cast<int32_t>(num_blocks_ - 1 - b);
+}
+
+std::size_t KVCache::pool_bytes(const LlamaConfig& c, DType dtype, int64_t num_blocks, int64_t block_size) {
+  const int64_t kw = c.num_kv_heads * c.head_dim;
+  return 2 * static_cast<std::size_t>(c.num_layers) * static_cast<std::size_t>(num_blocks * block_size * kw) *
+         dtype_size(dtype);
+}
+
+std::size_t KVCache::table_bytes(int64_t max_sequences, int64_t max_length, int64_t block_size) {
+  return static_cast<std::size_t>(max_sequences * ((max_length + block_size - 1) / block_size)) * sizeof(int32_t);
 }
 
 int64_t KVCache::blocks_needed(const std::vector<int64_t>& prompt_lengths, int64_t samples, int64_t max_new,

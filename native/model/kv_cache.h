@@ -10,6 +10,7 @@
 
 #include "backend/buffer.h"
 #include "core/tensor.h"
+#include "model/llama_config.h"
 
 namespace sppo {
 
@@ -21,6 +22,11 @@ class KVCache {
   // `max_length` positions each.
   KVCache(const LlamaModel& model, int64_t max_sequences, int64_t max_length, int64_t num_blocks,
           int64_t block_size = 16);
+
+  // Backend bytes a cache of this shape allocates: the K and V pools of every layer (`dtype`, the
+  // model's activations) and the block tables (the static planner counts the same).
+  static std::size_t pool_bytes(const LlamaConfig& c, DType dtype, int64_t num_blocks, int64_t block_size);
+  static std::size_t table_bytes(int64_t max_sequences, int64_t max_length, int64_t block_size);
 
   // Blocks a set of prompts with `samples` forks each and up to `max_new` generated tokens needs.
   static int64_t blocks_needed(const std::vector<int64_t>& prompt_lengths, int64_t samples, int64_t max_new,

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "model/kv_cache.h"
 #include "model/llama_impl.h"
+#include "model/llama_plans.h"
 
 namespace sppo {
 
@@ -45,24 +46,7 @@ void LlamaModel::decode(KVCache& cache, const std::vector<DecodeItem>& items, co
     }
   }
   cache.sync_tables();
-  ArenaPlan plan;
-  for (const char* name : {"ids", "pos", "seq", "len", "slots"}) plan.add(name, DType::I32, R);
-  plan.add("last", DType::I32, n_items);
-  plan.add("cos", m.dt.act, R * half);
-  plan.add("sin", m.dt.act, R * half);
-  plan.add("x", m.dt.act, R * H);
-  plan.add("xn", m.dt.act, R * H);
-  plan.add("rstd", m.dt.stat, R);
-  plan.add("q", m.dt.act, R * qw);
-  plan.add("k", m.dt.act, R * kw);
-  plan.add("v", m.dt.act, R * kw);
-  plan.add("att", m.dt.act, R * qw);
-  plan.add("gate", m.dt.act, R * I);
-  plan.add("up", m.dt.act, R * I);
-  plan.add("xl", m.dt.act, n_items * H);
-  plan.add("hl", m.dt.act, n_items * H);
-  plan.add("rl", m.dt.stat, n_items);
-  const auto v = m.decode_ws.take(plan);
+  const auto v = m.decode_ws.take(llama_decode_plan(c, m.dt, R, n_items));
   const Tensor d_ids = v[0], d_pos = v[1], d_seq = v[2], d_len = v[3], d_slots = v[4], d_last = v[5];
   const Tensor cs = v[6], sn = v[7], x = v[8], xn = v[9], rstd = v[10], q = v[11], k = v[12], vv = v[13],
                att = v[14], gate = v[15], up = v[16], xl = v[17], hl = v[18], rl = v[19];

@@ -6,12 +6,9 @@
 
 #include "core/error.h"
 #include "model/llama_impl.h"
+#include "model/llama_plans.h"
 
 namespace sppo {
-
-namespace {
-constexpr int64_t kChunkLogits = int64_t(1) << 24;
-}
 
 HeadRows LlamaModel::Impl::response_rows(const TokenBatch& b) const {
   HeadRows r;
@@ -39,20 +36,9 @@ std::vector<int32_t> LlamaModel::Impl::last_rows(const TokenBatch& b) const {
 
 // Plans the log-prob head's buffers for rows.n() rows and uploads the row indices.
 static void plan_logprob_head(LlamaModel::Impl& m) {
-  const int64_t n = m.rows.n(), H = m.cfg.hidden_size, V = m.cfg.vocab_size;
-  m.chunk = std::max<int64_t>(1, std::min<int64_t>(n, kChunkLogits / V));
-  ArenaPlan plan;
-  plan.add("row", DType::I32, n);
-  plan.add("seq", DType::I32, n);
-  plan.add("label", DType::I32, n);
-  plan.add("tok_lp", m.dt.stat, n);
-  plan.add("lse", m.dt.stat, n);
-  plan.add("g", m.dt.stat, n);
-  plan.add("seq_out", m.dt.stat, m.B);
-  plan.add("h", m.dt.act, m.chunk * H);
-  plan.add("logits", m.dt.act, m.chunk * V);
-  plan.add("dh", m.dt.act, m.chunk * H);
-  const auto v = m.head_ws.take(plan);
+  const int64_t n = m.rows.n();
+  m.chunk = head_chunk_rows(m.cfg, n);
+  const auto v = m.head_ws.take(llama_logprob_head_plan(m.cfg, m.dt, n, m.B));
   m.rows.d_row = v[0];
   m.rows.d_seq = v[1];
   m.rows.d_label = v[2];
@@ -113,10 +99,8 @@ void LlamaModel::logits(const TokenBatch& b, const Tensor& out) {
   require(out, out.dtype, b.B * b.T * V, "logits", "output");
   m.prepare_batch(b);
   m.forward(false);
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(m.N, kChunkLogits / V));
-  ArenaPlan plan;
-  plan.add("logits", m.dt.act, chunk * V);
-  const Tensor lg = m.head_ws.take(plan)[0];
+  const int64_t chunk = head_chunk_rows(m.cfg, m.N);
+  const Tensor lg = m.head_ws.take(llama_logits_plan(m.cfg, m.dt, m.N))[0];
   for (int64_t r0 = 0; r0 < m.N; r0 += chunk) {
     const int64_t rows = std::min(chunk, m.N - r0);
     m.be->matmul(m.hidden.slice(r0 * H, rows * H), m.W(m.layout.head()), lg, rows, V, H, false, true, false);
@@ -128,12 +112,7 @@ void LlamaModel::logits(const TokenBatch& b, const Tensor& out) {
 static Tensor score_head(LlamaModel::Impl& m, const TokenBatch& b) {
   const int64_t H = m.cfg.hidden_size, nl = m.cfg.num_labels;
   m.score_rows_h = m.last_rows(b);
-  ArenaPlan plan;
-  plan.add("rows", DType::I32, b.B);
-  plan.add("h", m.dt.act, b.B * H);
-  plan.add("scores", m.dt.act, b.B * nl);
-  plan.add("dh", m.dt.act, b.B * H);
-  const auto v = m.head_ws.take(plan);
+  const auto v = m.head_ws.take(llama_score_head_plan(m.cfg, m.dt, b.B));
   m.score_rows = v[0];
   m.head_h = v[1];
   m.scores_out = v[2];

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "model/llama_impl.h"
+#include "model/llama_plans.h"
 #include "model/rope_freq.h"
 
 namespace sppo {
@@ -153,13 +154,7 @@ void LlamaModel::Impl::prepare_batch(const TokenBatch& b) {
     }
   }
   const int64_t half = cfg.head_dim / 2;
-  ArenaPlan plan;
-  plan.add("ids", DType::I32, N);
-  plan.add("mask", DType::U8, N);
-  plan.add("positions", DType::I32, N);
-  plan.add("cos", dt.act, N * half);
-  plan.add("sin", dt.act, N * half);
-  auto v = batch_ws.take(plan);
+  auto v = batch_ws.take(llama_batch_plan(cfg, dt, N));
   ids = v[0];
   mask = v[1];
   pos = v[2];
@@ -172,28 +167,7 @@ void LlamaModel::Impl::prepare_batch(const TokenBatch& b) {
 }
 
 namespace {
-// Adds one layer's activation views (all, or only x) to a plan; returns the indices' start.
-void add_layer(ArenaPlan& plan, const LlamaConfig& c, const Dtypes& dt, int64_t N, bool full, bool with_x) {
-  const int64_t H = c.hidden_size, I = c.intermediate_size;
-  const int64_t qw = c.num_heads * c.head_dim, kw = c.num_kv_heads * c.head_dim;
-  if (with_x) plan.add("x", dt.act, N * H);
-  if (!full) return;
-  plan.add("xn1", dt.act, N * H);
-  plan.add("rstd1", dt.stat, N);
-  plan.add("q", dt.act, N * qw);
-  plan.add("k", dt.act, N * kw);
-  plan.add("v", dt.act, N * kw);
-  plan.add("att", dt.act, N * qw);
-  plan.add("lse", dt.stat, N * c.num_heads);
-  plan.add("x1", dt.act, N * H);
-  plan.add("xn2", dt.act, N * H);
-  plan.add("rstd2", dt.stat, N);
-  plan.add("gate", dt.act, N * I);
-  plan.add("up", dt.act, N * I);
-  plan.add("act", dt.act, N * I);
-}
-
-// Reads add_layer's views back in the same order.
+// Reads llama_plans.cpp's add_layer views back in the same order.
 void read_layer(const std::vector<Tensor>& v, size_t& at, LayerActs& a, bool full, bool with_x) {
   if (with_x) a.x = v[at++];
   if (!full) return;
@@ -201,46 +175,12 @@ void read_layer(const std::vector<Tensor>& v, size_t& at, LayerActs& a, bool ful
     *t = v[at++];
 }
 
-ArenaPlan activation_plan(const LlamaConfig& c, const Dtypes& dt, int64_t N, bool keep, bool checkpointing) {
-  ArenaPlan plan;
-  const bool full = keep && !checkpointing;
-  const int64_t H = c.hidden_size;
-  if (keep)
-    for (int64_t l = 0; l < c.num_layers; ++l) add_layer(plan, c, dt, N, full, true);
-  if (!full) add_layer(plan, c, dt, N, true, false);  // the scratch set
-  if (!keep) {
-    plan.add("xa", dt.act, N * H);
-    plan.add("xb", dt.act, N * H);
-  }
-  plan.add("xL", dt.act, N * H);
-  plan.add("hidden", dt.act, N * H);
-  plan.add("rstdF", dt.stat, N);
-  return plan;
-}
-
-ArenaPlan backward_plan(const LlamaConfig& c, const Dtypes& dt, int64_t N) {
-  const int64_t H = c.hidden_size, I = c.intermediate_size;
-  const int64_t qw = c.num_heads * c.head_dim, kw = c.num_kv_heads * c.head_dim;
-  ArenaPlan plan;
-  plan.add("dx", dt.act, N * H);
-  plan.add("dxn", dt.act, N * H);
-  plan.add("dact", dt.act, N * I);
-  plan.add("dgate", dt.act, N * I);
-  plan.add("dup", dt.act, N * I);
-  plan.add("datt", dt.act, N * qw);
-  plan.add("dq", dt.act, N * qw);
-  plan.add("dk", dt.act, N * kw);
-  plan.add("dv", dt.act, N * kw);
-  plan.add("recompute_out", dt.act, N * H);
-  plan.add("d_hidden", dt.act, N * H);
-  return plan;
-}
 }  // namespace
 
 void LlamaModel::Impl::plan_activations(bool keep, bool training) {
   (void)training;
   const bool full = keep && !checkpointing;
-  const auto v = act_ws.take(activation_plan(cfg, dt, N, keep, checkpointing));
+  const auto v = act_ws.take(llama_activation_plan(cfg, dt, N, keep, checkpointing));
   size_t at = 0;
   layers.assign(keep ? static_cast<size_t>(cfg.num_layers) : 0, LayerActs());
   for (auto& a : layers) read_layer(v, at, a, full, true);
@@ -257,7 +197,7 @@ void LlamaModel::Impl::plan_activations(bool keep, bool training) {
 }
 
 BackwardTemps LlamaModel::Impl::plan_backward() {
-  const auto v = bwd_ws.take(backward_plan(cfg, dt, N));
+  const auto v = bwd_ws.take(llama_backward_plan(cfg, dt, N));
   BackwardTemps t;
   size_t at = 0;
   for (Tensor* x : {&t.dx, &t.dxn, &t.dact, &t.dgate, &t.dup, &t.datt, &t.dq, &t.dk, &t.dv, &t.recompute_out, &t.d_hidden})
@@ -269,11 +209,9 @@ MemoryPlan LlamaModel::memory_plan(int64_t rows, bool training) const {
   const Impl& m = *impl_;
   MemoryPlan p;
   p.weights = m.weights.bytes();
-  p.activations = activation_plan(m.cfg, m.dt, rows, training, m.checkpointing).bytes();
-  if (training) p.activations += backward_plan(m.cfg, m.dt, rows).bytes();
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(rows, (int64_t(1) << 24) / m.cfg.vocab_size));
-  p.head = static_cast<std::size_t>(chunk) * static_cast<std::size_t>(m.cfg.vocab_size + 2 * m.cfg.hidden_size) *
-           dtype_size(m.dt.act);
+  p.activations = llama_activation_plan(m.cfg, m.dt, rows, training, m.checkpointing).bytes();
+  if (training) p.activations += llama_backward_plan(m.cfg, m.dt, rows).bytes();
+  p.head = llama_logprob_head_plan(m.cfg, m.dt, rows, rows).bytes();
   return p;
 }
 

@@ -44,7 +44,8 @@ struct BackwardHooks {
   std::function<void(int64_t)> grads_ready;
 };
 
-// Planned bytes of a call's working memory (printed by --dry-run, checked before allocating).
+// Planned bytes of a call's working memory on this model (the whole run's plan, without a model:
+// train/memory_plan.h).
 struct MemoryPlan {
   std::size_t weights = 0, activations = 0, head = 0;
   std::size_t total() const { return weights + activations + head; }

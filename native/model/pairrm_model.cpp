@@ -166,13 +166,19 @@ void PairRmModel::Impl::plan_activations() {
 }
 
 PairRmMemoryPlan PairRmModel::memory_plan(int64_t tokens, int64_t sequences) const {
-  const Impl& m = *impl_;
+  return plan(impl_->cfg, impl_->prec, tokens, sequences);
+}
+
+PairRmMemoryPlan PairRmModel::plan(const PairRmConfig& c, Precision precision, int64_t tokens, int64_t sequences) {
+  const Dtypes dt = dtypes_of(precision);
   PairRmMemoryPlan p;
-  p.weights = m.weights.bytes();
-  p.activations = activation_plan(m.cfg, m.dt, tokens, 2 * relative_span(m.cfg)).bytes();
-  const int64_t H = m.cfg.hidden_size;
+  ArenaPlan weights;
+  weights.add("weights", dt.weight, PairRmLayout(c).total());
+  p.weights = weights.bytes();
+  p.activations = activation_plan(c, dt, tokens, 2 * relative_span(c)).bytes();
+  const int64_t H = c.hidden_size;
   p.activations += static_cast<std::size_t>(sequences) *
-                   static_cast<std::size_t>(4 * H + 2 * H + 2 * m.cfg.num_tasks) * dtype_size(m.dt.act);
+                   static_cast<std::size_t>(4 * H + 2 * H + 2 * c.num_tasks) * dtype_size(dt.act);
   p.activations += static_cast<std::size_t>(tokens + sequences + 1 + 2 * tokens + 4 * sequences) * 4;
   return p;
 }

@@ -69,6 +69,8 @@ class PairRmModel {
 
   // Working memory a call on `tokens` packed tokens in `sequences` sequences would allocate.
   PairRmMemoryPlan memory_plan(int64_t tokens, int64_t sequences) const;
+  // The same without a model (the static planner, train/memory_plan.h).
+  static PairRmMemoryPlan plan(const PairRmConfig& config, Precision precision, int64_t tokens, int64_t sequences);
 
   struct Impl;
 

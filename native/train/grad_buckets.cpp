@@ -40,6 +40,36 @@ BucketPiece bucket_piece(const GradBucket& b, int rank, int world, int64_t total
   return p;
 }
 
+StateLayout plan_state_layout(const ParamLayout& layout, std::size_t grad_size, int64_t bucket_bytes, int world,
+                              int rank, bool zero1) {
+  StateLayout s;
+  const int64_t elems = std::max<int64_t>(1, bucket_bytes / static_cast<int64_t>(grad_size));
+  s.buckets = plan_buckets(layout, elems, bucket_granule(world));
+  const int64_t total = layout.total();
+  s.sharded = zero1 && world > 1;
+  s.padded_total = total;
+  if (world == 1) {
+    s.norm_ranges.push_back(OwnedRange{0, total, 0});
+  } else {
+    for (const GradBucket& b : s.buckets) {
+      const BucketPiece p = bucket_piece(b, rank, world, total);
+      s.padded_total = std::max(s.padded_total, p.padded_end);
+      if (p.end > p.begin) s.norm_ranges.push_back(OwnedRange{p.begin, p.end, 0});
+    }
+  }
+  if (s.sharded) {
+    for (OwnedRange r : s.norm_ranges) {
+      r.state_offset = s.state_len;
+      s.state_len += r.end - r.begin;
+      s.owned.push_back(r);
+    }
+  } else {
+    s.owned.push_back(OwnedRange{0, total, 0});
+    s.state_len = total;
+  }
+  return s;
+}
+
 std::vector<int> BucketTracker::ready(int64_t prefix) {
   std::vector<int> out;
   while (next_ < buckets_.size() && buckets_[next_].end <= prefix) out.push_back(static_cast<int>(next_++));

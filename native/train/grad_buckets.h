@@ -9,6 +9,7 @@
 // last splits into W equal, 64-element-aligned pieces: piece r of each bucket is rank r's (its
 // ZeRO-1 shard, and its share of the gradient norm); see bucket_pieces().
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -32,6 +33,26 @@ struct BucketPiece {
   int64_t begin = 0, end = 0, per_rank = 0, padded_end = 0;
 };
 BucketPiece bucket_piece(const GradBucket& b, int rank, int world, int64_t total);
+
+// A range of the arena whose optimizer state this rank keeps: elements [begin, end) of the
+// weights, at element `state_offset` of each optimizer slot.
+struct OwnedRange {
+  int64_t begin = 0, end = 0, state_offset = 0;
+};
+
+// What a trainer of rank `rank` in a world of `world` holds (the Trainer allocates from it and the
+// static planner, train/memory_plan.h, sizes from it): the buckets of bucket_bytes of gradients
+// of `grad_size` bytes each, the gradient arena's length (padded so that the last bucket's W
+// pieces lie inside it), this rank's share of the norm, and its optimizer ranges (all of the arena
+// unless `zero1` shards them over more than one rank).
+struct StateLayout {
+  std::vector<GradBucket> buckets;
+  std::vector<OwnedRange> norm_ranges, owned;
+  int64_t padded_total = 0, state_len = 0;
+  bool sharded = false;
+};
+StateLayout plan_state_layout(const ParamLayout& layout, std::size_t grad_size, int64_t bucket_bytes, int world,
+                              int rank, bool zero1);
 
 // Tracks which buckets have been reduced during one backward pass.
 class BucketTracker {

@@ -48,6 +48,14 @@ void upload_as(Backend& be, const float* src, int64_t n, const Tensor& dst) {
 }
 }  // namespace
 
+ArenaPlan preference_loss_plan(const Dtypes& dt, int64_t B) {
+  ArenaPlan plan;
+  for (const char* name : {"ref_chosen", "ref_rejected", "probs", "probs_win", "probs_lose"}) plan.add(name, dt.stat, B);
+  plan.add("grad_seq", dt.stat, 2 * B);
+  plan.add("summary", DType::F64, 5);
+  return plan;
+}
+
 StepMetrics preference_step(LlamaModel& model, const PairBatch& pairs, LossType type, double beta, double scale,
                             const Tensor& grads, const BackwardHooks* hooks, Workspace& ws) {
   const TokenBatch& c = pairs.chosen;
@@ -63,11 +71,7 @@ StepMetrics preference_step(LlamaModel& model, const PairBatch& pairs, LossType 
   Backend& be = model.backend();
   Joined j = join(c, r);
   const Tensor seq = model.forward_train(j.batch, TrainHead::LogProbs);  // [2B]
-  ArenaPlan plan;
-  for (const char* name : {"ref_chosen", "ref_rejected", "probs", "probs_win", "probs_lose"}) plan.add(name, dt.stat, B);
-  plan.add("grad_seq", dt.stat, 2 * B);
-  plan.add("summary", DType::F64, 5);
-  const auto v = ws.take(plan);
+  const auto v = ws.take(preference_loss_plan(dt, B));
   upload_as(be, pairs.ref_chosen, B, v[0]);
   upload_as(be, pairs.ref_rejected, B, v[1]);
   upload_as(be, pairs.chosen_probs, B, v[2]);

@@ -30,6 +30,9 @@ struct StepMetrics {
 // Forward both sides, the loss (gradients scaled by `scale`, e.g. 1 / accumulation steps),
 // backward adding into `grads` (the model's layout, dtypes().grad). hooks: see BackwardHooks.
 // `ws` holds the loss's small buffers (the caller's, on the model's backend).
+// The loss's buffers for B pairs (taken from `ws`; the static planner sizes them too).
+ArenaPlan preference_loss_plan(const Dtypes& dt, int64_t B);
+
 StepMetrics preference_step(LlamaModel& model, const PairBatch& pairs, LossType type, double beta, double scale,
                             const Tensor& grads, const BackwardHooks* hooks, Workspace& ws);
 

@@ -10,9 +10,9 @@
 namespace sppo {
 
 namespace {
-std::vector<GradBucket> planned(const LlamaModel& model, const Communicator& comm, const TrainerOptions& o) {
-  const int64_t elems = std::max<int64_t>(1, o.bucket_bytes / static_cast<int64_t>(dtype_size(model.dtypes().grad)));
-  return plan_buckets(model.layout(), elems, bucket_granule(comm.world_size()));
+StateLayout planned(const LlamaModel& model, const Communicator& comm, const TrainerOptions& o) {
+  return plan_state_layout(model.layout(), dtype_size(model.dtypes().grad), o.bucket_bytes, comm.world_size(),
+                           comm.rank(), o.zero1);
 }
 const Communicator& checked(const std::shared_ptr<Communicator>& c) {
   SPPO_CHECK(c != nullptr, "trainer: no communicator");
@@ -24,7 +24,7 @@ Trainer::Trainer(LlamaModel& model, std::shared_ptr<Communicator> comm, const Tr
     : model_(model),
       comm_(std::move(comm)),
       opts_(options),
-      tracker_(planned(model, checked(comm_), options)),
+      tracker_({}),
       loss_ws_(model.backend_ptr(), "the loss"),
       gather_ws_(model.backend_ptr(), "the weight gather") {
   validate_optimizer_config(opts_.optimizer);
@@ -32,29 +32,13 @@ Trainer::Trainer(LlamaModel& model, std::shared_ptr<Communicator> comm, const Tr
              "trainer: fp32 master weights for a ", precision_name(model.precision()),
              " model come with the CUDA engine");
   const Dtypes dt = model.dtypes();
-  const int64_t total = model.layout().total();
-  const int world = comm_->world_size(), rank = comm_->rank();
-  sharded_ = opts_.zero1 && world > 1;
-  int64_t padded_total = total;
-  if (world == 1) {
-    norm_ranges_.push_back(OwnedRange{0, total, 0});
-  } else {
-    for (const GradBucket& b : tracker_.buckets()) {
-      const BucketPiece p = bucket_piece(b, rank, world, total);
-      padded_total = std::max(padded_total, p.padded_end);
-      if (p.end > p.begin) norm_ranges_.push_back(OwnedRange{p.begin, p.end, 0});
-    }
-  }
-  if (sharded_) {
-    for (OwnedRange r : norm_ranges_) {
-      r.state_offset = state_len_;
-      state_len_ += r.end - r.begin;
-      owned_.push_back(r);
-    }
-  } else {
-    owned_.push_back(OwnedRange{0, total, 0});
-    state_len_ = total;
-  }
+  StateLayout s = planned(model, checked(comm_), opts_);
+  tracker_ = BucketTracker(std::move(s.buckets));
+  sharded_ = s.sharded;
+  norm_ranges_ = std::move(s.norm_ranges);
+  owned_ = std::move(s.owned);
+  state_len_ = s.state_len;
+  const int64_t padded_total = s.padded_total;
   Backend& be = model.backend();
   // The gradient arena is padded so that the last bucket's W equal pieces lie inside it.
   const std::size_t gbytes = static_cast<std::size_t>(padded_total) * dtype_size(dt.grad);

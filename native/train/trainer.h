@@ -57,12 +57,6 @@ struct BucketEvent {
   double reduced_seconds = 0;
 };
 
-// A range of the arena whose optimizer state this rank keeps: elements [begin, end) of the
-// weights, at element `state_offset` of each optimizer slot.
-struct OwnedRange {
-  int64_t begin = 0, end = 0, state_offset = 0;
-};
-
 class Trainer {
  public:
   Trainer(LlamaModel& model, std::shared_ptr<Communicator> comm, const TrainerOptions& options);

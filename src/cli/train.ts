@@ -1,6 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { withRecipeFlags, recipeOverrides } from '../recipe/flags.js';
-import { trainCommandRun } from '../api.js';
+import { planTrainFromSources, trainCommandRun } from '../api.js';
+import { availableMemory, formatMemoryPlan, memoryRefusal, type PlanOptions } from '../pipeline/memoryPlan.js';
+import { formatBytes, parseBytes } from '../util/bytes.js';
 import { printEvents } from '../util/printEvents.js';
 import { formatWinRate } from '../eval/stats.js';
 import type { RunResult } from '../pipeline/pipeline.js';
@@ -23,6 +25,38 @@ function pet(name: string): number | undefined {
   return v === undefined || v === '' ? undefined : Number(v);
 }
 
+/** Prints the plan and its verdict; returns the exit code (0 fits, 1 does not or cannot tell). */
+function dryRun(src: { recipeFile?: string; overrides: Record<string, unknown> }, opts: PlanOptions, deviceMemory: string | undefined): number {
+  const { plan } = planTrainFromSources(src, opts);
+  console.log(formatMemoryPlan(plan));
+  let available: number;
+  let where: string = plan.device;
+  if (deviceMemory !== undefined) {
+    available = parseBytes(deviceMemory, '--device-memory');
+    where = `${plan.device} (--device-memory ${deviceMemory})`;
+  } else {
+    try {
+      available = availableMemory(plan.device);
+    } catch (err) {
+      console.error(`\nsppo-native: the free memory of ${plan.device} cannot be read here (${(err as Error).message}); give the device's memory with --device-memory (e.g. 141GB for an H200)`);
+      return 1;
+    }
+    where = plan.device === 'cpu' ? 'cpu (host available memory)' : plan.device;
+  }
+  console.log(`\nagainst ${formatBytes(available)} available on ${where}:`);
+  for (const st of plan.stages) {
+    const big = st.items.reduce((x, i) => (i.bytes > x.bytes ? i : x));
+    const verdict = st.total <= available ? 'fits' : `does NOT fit: short by ${formatBytes(st.total - available)} (largest item: ${big.name} ${formatBytes(big.bytes)})`;
+    console.log(`  ${st.stage.padEnd(10)} ${formatBytes(st.total).padStart(11)}  ${verdict}`);
+  }
+  const refusal = memoryRefusal(plan, available, where);
+  if (refusal) {
+    console.error(`sppo-native: the plan does not fit: ${refusal}`);
+    return 1;
+  }
+  return 0;
+}
+
 export const trainCommand: CommandModule<object, TrainArgs> = {
   command: 'train',
   describe: 'Run SPPO iterations (rollout, judge, train) from a recipe; with no arguments, the built-in CPU demo',
@@ -37,9 +71,12 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         .option('master-port', { type: 'number', group: DIST, describe: `Rendezvous port on node 0 [default: PET_MASTER_PORT; ${DEFAULT_MASTER_PORT} with several nodes, any free port on one]` })
         .option('dist-timeout', { type: 'number', group: DIST, default: DEFAULT_DIST_OPTIONS.timeoutS, describe: 'Seconds a rank waits for a collective, a silent peer or the rendezvous before the run is stopped with a message naming the rank' })
         .option('zero1', { type: 'boolean', group: DIST, default: false, describe: 'Shard the optimizer state over the ranks (ZeRO-1): the same weights, less memory per rank' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'Print the memory plan of every stage (rollout: policy + KV cache; judge; reference log-probs; training: policy + gradients + optimizer + activations) from the recipe and the models\' config.json (no weights are read, no model is allocated, nothing is written) and whether it fits the device\'s available memory (on cpu: the host\'s); exits 0 when it fits, 1 when not' })
+        .option('device-memory', { type: 'string', describe: 'With --dry-run: plan against this much device memory instead of what the device reports, e.g. 141GB (an H200) or 80GiB; a bare number is GiB' })
         .option('judge-on', { choices: JUDGE_PLACEMENTS, group: DIST, default: 'auto' as JudgePlacement, describe: 'Which ranks judge: all, one per node (node), or rank 0; auto = node for command: judges, rank0 for llm:, all otherwise' })
         .example('$0 train', 'the demo: a tiny model, bundled prompts, builtin:demo judge, 3 iterations, runs/demo')
         .example('$0 train --model ./Mistral-7B-Instruct-v0.2 --prompts prompts.parquet --judge command:"python pairrm.py" --output runs/m7b', 'the reference recipe on your model')
+        .example('$0 train --model ./Mistral-7B-Instruct-v0.2 --device cuda --gradient-checkpointing on --micro-batch 8 --max-length 1024 --dry-run --device-memory 141GB', 'the memory each stage needs on one H200, from config.json alone')
         .example('$0 train --nproc-per-node 2', 'the demo over two CPU processes (the same result as one)')
         .example('$0 train --recipe r.yaml --device cuda --nproc-per-node 8 --nnodes 2 --node-rank 0 --master-addr 10.0.0.1 --master-port 29500', 'node 0 of a two-node run (run the same with --node-rank 1 on the other)')
         .epilogue('Rerunning the same command resumes an interrupted run at the first unfinished stage, shard or step. Under torchrun-style launchers, srun and Kubernetes operators, the ranks are read from RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT or SLURM_PROCID and friends (see the README).'),
@@ -48,6 +85,12 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     const dist: DistOptions = { timeoutS: Number(args['dist-timeout']), zero1: Boolean(args.zero1), judgeOn: args['judge-on'] as JudgePlacement };
     if (!(dist.timeoutS > 0)) throw new Error(`--dist-timeout must be > 0 seconds (got ${dist.timeoutS})`);
     const nproc = num(args['nproc-per-node']) ?? pet('NPROC_PER_NODE');
+    if (args['dry-run']) {
+      const world = nproc !== undefined ? nproc * (num(args.nnodes) ?? pet('NNODES') ?? 1) : readLaunchEnv().worldSize;
+      process.exitCode = dryRun({ recipeFile: args.recipe, overrides: recipeOverrides(args) }, { world, zero1: dist.zero1 }, args['device-memory'] as string | undefined);
+      return;
+    }
+    if (args['device-memory'] !== undefined) throw new Error('--device-memory goes with --dry-run (a real run uses what the device has)');
     if (nproc !== undefined) {
       if (process.env.RANK !== undefined) throw new Error('--nproc-per-node starts the ranks itself; this process was already started as a rank (RANK is set): drop --nproc-per-node, or run it outside that launcher');
       const nnodes = num(args.nnodes) ?? pet('NNODES') ?? 1;

@@ -210,6 +210,7 @@ export class EngineModel implements ModelHandle {
     if (opts.bucketBytes !== undefined && (!Number.isSafeInteger(opts.bucketBytes) || opts.bucketBytes < 1)) {
       throw new Error(`createTrainer: bucketBytes must be a positive integer (got ${opts.bucketBytes})`);
     }
+    if (opts.gradientCheckpointing !== undefined) this.nativeModel.setGradientCheckpointing(opts.gradientCheckpointing);
     const t = new (native().Trainer)(this.nativeModel, {
       optimizer: { ...opts.optimizer },
       ...(opts.bucketBytes !== undefined ? { bucketBytes: opts.bucketBytes } : {}),

@@ -75,6 +75,8 @@ export interface TrainerOptions {
   communicator?: NativeCommunicator;
   /** Shard the optimizer state over the ranks (ZeRO-1); the same results as without. */
   zero1?: boolean;
+  /** Recompute each layer in backward instead of storing its activations (the same gradients, less memory). */
+  gradientCheckpointing?: boolean;
 }
 
 /** What an optimizer step did: `stepped` is false when the gradient norm was not finite. */

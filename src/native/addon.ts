@@ -277,6 +277,32 @@ export type NativeConnectOptions =
   | { kind: 'nccl'; id: Uint8Array; rank: number; worldSize: number; timeoutMs: number };
 
 /** The raw addon surface. Each section is owned by one binding file in native/addon/. */
+// ---- memory_plan_binding.cpp --------------------------------------------------------------------------
+/** One line of a stage's memory plan (native/train/memory_plan.h), in bytes. */
+export interface NativePlanItem {
+  name: string;
+  bytes: number;
+  detail: string;
+}
+
+export interface NativeStagePlan {
+  stage: string;
+  items: NativePlanItem[];
+  total: number;
+}
+
+/** What to plan: no model is needed, only its config. */
+export type NativeMemoryPlanRequest =
+  | {
+      kind: 'training'; config: NativeLlamaConfig; precision: Precision;
+      /** Pairs per micro-batch (each a chosen and a rejected row) of seqLen positions. */
+      pairs: number; seqLen: number; checkpointing: boolean; optimizer: string;
+      world?: number; zero1?: boolean; bucketBytes?: number;
+    }
+  | { kind: 'inference'; config: NativeLlamaConfig; precision: Precision; rows: number; seqLen: number; head: 'logprobs' | 'scores' | 'logits' }
+  | { kind: 'generation'; config: NativeLlamaConfig; precision: Precision; prompts: number; samples: number; promptLen: number; maxNewTokens: number; greedy?: boolean }
+  | { kind: 'pairrm'; config: NativePairRmConfig; precision: Precision; tokens: number; sequences: number };
+
 export interface NativeAddon {
   buildInfo(): BuildInfo;
   cudaDevices(): { devices: CudaDevice[]; reason: string };
@@ -308,6 +334,10 @@ export interface NativeAddon {
   hostCommunicatorName(): string;
   /** A new NCCL communicator id (rank 0; throws when libnccl.so.2 does not load). */
   ncclUniqueId(): Uint8Array;
+  /** The bytes one stage allocates, from configs and shapes alone (native/train/memory_plan.h). */
+  planMemory(request: NativeMemoryPlanRequest): NativeStagePlan;
+  /** Bytes a new allocation can get on `device` now (the host's available memory on the CPU). */
+  availableMemory(device: DeviceName): number;
   /** The GPU this process uses (its LOCAL_RANK); before the CUDA backend is first used. */
   selectCudaDevice(index: number): void;
 }

@@ -41,6 +41,7 @@ import { prepareOutputFolder } from '../run/outputFolder.js';
 import { pathInRun, recordedPath } from '../run/runPaths.js';
 import { checkTokenizerFits } from '../text/vocabFit.js';
 import { preflightJudge, trainingWarnings } from './preflight.js';
+import { availableMemory, memoryRefusal, planRunMemory } from './memoryPlan.js';
 import { formatDuration } from '../util/progress.js';
 import type { WinRate } from '../eval/stats.js';
 import { openRunReports } from '../report/runReports.js';
@@ -124,6 +125,15 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
     const base = recipe.model !== 'demo' ? resolve(recipe.model) : dist.isMain ? await ensureDemoModel(demoFolder, provider, recipe.device) : demoFolder;
     await dist.barrier('base model');
     if (!existsSync(join(base, 'config.json'))) throw new Error(`model folder ${base} has no config.json`);
+    // Every stage's memory, planned from the config files, against what the device has now:
+    // refused before any model is loaded rather than found short after hours of rollout.
+    if (provider === nativeEngine) {
+      const judgeCwd = opts.judgeContext?.cwd ?? process.cwd();
+      checkJudgeTarget(recipe.judge, judgeCwd); // its own message first, for a judge folder that is not there
+      const plan = planRunMemory(recipe, { world: dist.worldSize, zero1: dist.options.zero1, judgeCwd });
+      const refusal = memoryRefusal(plan, availableMemory(recipe.device), recipe.device);
+      if (refusal) throw new Error(`${refusal}. See the whole plan with: sppo-native train --dry-run (and the same flags)`);
+    }
     const codec = TextCodec.load(base, { chatTemplateFile: recipe.chatTemplate });
     checkTokenizerFits(codec, base);
     checkJudgeTarget(recipe.judge, opts.judgeContext?.cwd ?? process.cwd());

@@ -89,6 +89,7 @@ export const recipeFields = [
   field('train.warmupRatio', 'warmup-ratio', num({ min: 0, max: 1 }), 0.1, 'Fraction of steps spent warming up'),
   field('train.globalBatch', 'global-batch', int(1), 64, 'Pairs per optimizer step'),
   field('train.microBatch', 'micro-batch', int(1), 4, 'Pairs per forward/backward (global batch must be a multiple)'),
+  field('train.gradientCheckpointing', 'gradient-checkpointing', oneOf(['off', 'on']), 'off', 'Recompute each layer in backward instead of keeping its activations: "on" stores only the layers\' inputs (less memory, about a third more compute)'),
   field('train.maxGradNorm', 'max-grad-norm', num({ min: 0 }), 1.0, 'Gradient clipping norm (0 = off)'),
   field('train.epochs', 'epochs', int(1), 1, 'Epochs per iteration (a checkpoint each)'),
   field('train.selectedEpoch', 'selected-epoch', int(1), 1, 'The epoch whose checkpoint becomes the next policy'),

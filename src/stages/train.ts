@@ -124,6 +124,7 @@ export async function runTraining(s: TrainStage): Promise<TrainResult> {
     const dist = s.dist ?? alone();
     trainer = await model.createTrainer({
       optimizer: opt,
+      ...(t.gradientCheckpointing === 'on' ? { gradientCheckpointing: true } : {}),
       ...(dist.communicator ? { communicator: dist.communicator, zero1: dist.options.zero1 } : {}),
     });
     if (saved) await trainer.loadState(join(saved, 'optimizer.safetensors'));

@@ -1,0 +1,314 @@
+// The static memory planner (train/memory_plan.h) against what the engine really allocates: small
+// fp32 models on a counting CPU backend, for training (with and without gradient checkpointing,
+// RMSprop and AdamW, tied and untied heads), inference (reference log-probs, reward-model scores,
+// logits) and generation (the paged KV cache); a plan that does not fit is refused with its
+// figures, and the exact plan is enough to run. Then the figures of Mistral-7B and Llama-3-8B in
+// bf16 on a 141 GB H200 (printed; they must fit).
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/cpu_backend.h"
+#include "comm/communicator.h"
+#include "core/error.h"
+#include "model/generate.h"
+#include "model/param_layout.h"
+#include "test_model_common.h"
+#include "train/grad_buckets.h"
+#include "train/memory_plan.h"
+#include "train/trainer.h"
+
+using namespace model_test;
+
+namespace {
+
+void print_plan(const sppo::StagePlan& p) {
+  std::printf("  %s plan:\n", p.stage.c_str());
+  for (const auto& i : p.items)
+    std::printf("    %-22s %12s  %s\n", i.name.c_str(), sppo::format_bytes(double(i.bytes)).c_str(), i.detail.c_str());
+  std::printf("    %-22s %12s\n", "total", sppo::format_bytes(double(p.total())).c_str());
+}
+
+// B pairs of full rows of T tokens, every token but the first a response token (the planner's
+// worst case for the log-prob head).
+struct FullPairs {
+  Batch c, r;
+  std::vector<float> refc, refr, pw, pl, pwl;
+  FullPairs(sppo_test::Rng& rng, int64_t B, int64_t T, int64_t V) {
+    std::vector<std::vector<int32_t>> cs, rs;
+    for (int64_t b = 0; b < B; ++b) {
+      cs.push_back(random_tokens(rng, T, V));
+      rs.push_back(random_tokens(rng, T, V));
+    }
+    c = pad(cs, std::vector<int64_t>(B, T - 1), false);
+    r = pad(rs, std::vector<int64_t>(B, T - 1), false);
+    for (int64_t b = 0; b < B; ++b) {
+      refc.push_back(static_cast<float>(rng.uniform(-20, -5)));
+      refr.push_back(static_cast<float>(rng.uniform(-20, -5)));
+      pw.push_back(static_cast<float>(rng.uniform(0.5, 1)));
+      pl.push_back(static_cast<float>(rng.uniform(0, 0.5)));
+      pwl.push_back(static_cast<float>(rng.uniform(0, 1)));
+    }
+  }
+  sppo::PairBatch view() const {
+    return sppo::PairBatch{c.view(), r.view(), refc.data(), refr.data(), pwl.data(), pw.data(), pl.data()};
+  }
+};
+
+// Peak bytes of one optimizer step on a fresh counting backend (limit 0: none).
+std::size_t training_peak(const sppo::LlamaConfig& c, const sppo::TrainingPlanOptions& o, std::size_t limit = 0) {
+  auto count = std::make_shared<sppo::HostMemoryCount>();
+  auto be = sppo::make_counting_cpu_backend(count, limit);
+  {
+    sppo_test::Rng rng(o.pairs * 131 + o.seq_len);
+    sppo::LlamaModel m(be, c, sppo::Precision::FP32);
+    m.init_random(7, 0.05);
+    m.set_gradient_checkpointing(o.checkpointing);
+    sppo::TrainerOptions to;
+    to.optimizer.kind = o.optimizer;
+    to.bucket_bytes = o.bucket_bytes;
+    sppo::Trainer t(m, sppo::make_local_communicator(be), to);
+    const FullPairs p(rng, o.pairs, o.seq_len, c.vocab_size);
+    t.accumulate(p.view(), sppo::LossType::SPPO, 1e-3, 1.0, true);
+    t.step(1e-4, 1.0);
+  }
+  CHECK(count->in_use == 0);  // everything given back
+  return count->peak;
+}
+
+}  // namespace
+
+TEST(training_plan_equals_allocation) {
+  for (const auto& cfg : {llama2_tiny(), llama3_tiny(), medium()})
+    for (bool ckpt : {false, true})
+      for (auto opt : {sppo::OptimizerKind::RMSprop, sppo::OptimizerKind::AdamW}) {
+        sppo::TrainingPlanOptions o;
+        o.pairs = 3;
+        o.seq_len = 9;
+        o.checkpointing = ckpt;
+        o.optimizer = opt;
+        o.bucket_bytes = 4096;
+        const sppo::StagePlan plan = sppo::plan_training_memory(cfg, sppo::Precision::FP32, o);
+        const std::size_t got = training_peak(cfg, o);
+        if (got != plan.total()) {
+          std::printf("  H %lld ckpt %d %s: allocated %zu, planned %zu\n", static_cast<long long>(cfg.hidden_size), ckpt,
+                      sppo::optimizer_kind_name(opt), got, plan.total());
+          print_plan(plan);
+        }
+        CHECK(got == plan.total());
+      }
+}
+
+TEST(checkpointing_plans_less_activation_memory) {
+  sppo::TrainingPlanOptions o;
+  o.pairs = 2;
+  o.seq_len = 16;
+  const auto full = sppo::plan_training_memory(medium(), sppo::Precision::FP32, o);
+  o.checkpointing = true;
+  const auto ckpt = sppo::plan_training_memory(medium(), sppo::Precision::FP32, o);
+  CHECK(ckpt.total() < full.total());
+  CHECK(training_peak(medium(), o) == ckpt.total());
+}
+
+TEST(inference_plans_equal_allocation) {
+  sppo_test::Rng rng(3);
+  const int64_t B = 3, T = 11;
+  struct Case {
+    sppo::LlamaConfig c;
+    sppo::InferenceHead head;
+  };
+  for (const Case& k : {Case{llama2_tiny(), sppo::InferenceHead::LogProbs}, Case{medium(), sppo::InferenceHead::LogProbs},
+                        Case{reward_tiny(), sppo::InferenceHead::Scores}, Case{llama3_tiny(), sppo::InferenceHead::Logits}}) {
+    auto count = std::make_shared<sppo::HostMemoryCount>();
+    auto be = sppo::make_counting_cpu_backend(count);
+    {
+      sppo::LlamaModel m(be, k.c, sppo::Precision::FP32);
+      m.init_random(5, 0.05);
+      std::vector<std::vector<int32_t>> seqs;
+      for (int64_t b = 0; b < B; ++b) seqs.push_back(random_tokens(rng, T, k.c.vocab_size));
+      const Batch batch = pad(seqs, std::vector<int64_t>(B, T - 1), false);
+      if (k.head == sppo::InferenceHead::LogProbs) {
+        std::vector<float> out(B);
+        m.sequence_logprobs(batch.view(), sppo::Tensor(out.data(), sppo::DType::F32, B));
+      } else if (k.head == sppo::InferenceHead::Scores) {
+        std::vector<float> out(B * k.c.num_labels);
+        m.scores(batch.view(), sppo::Tensor(out.data(), sppo::DType::F32, B * k.c.num_labels));
+      } else {
+        std::vector<float> out(B * T * k.c.vocab_size);
+        m.logits(batch.view(), sppo::Tensor(out.data(), sppo::DType::F32, B * T * k.c.vocab_size));
+      }
+    }
+    const auto plan = sppo::plan_inference_memory(k.c, sppo::Precision::FP32, B, T, k.head);
+    if (count->peak != plan.total()) {
+      std::printf("  head %d: allocated %zu, planned %zu\n", static_cast<int>(k.head), count->peak, plan.total());
+      print_plan(plan);
+    }
+    CHECK(count->peak == plan.total());
+    CHECK(count->in_use == 0);
+  }
+}
+
+TEST(generation_plan_equals_allocation) {
+  sppo_test::Rng rng(4);
+  struct Case {
+    int64_t prompts, samples, prompt_len, max_new;
+    bool greedy;
+  };
+  // The prefill's rows dominate the decode step in the first two, the samples' rows in the third.
+  for (const Case& k : {Case{2, 3, 21, 9, false}, Case{3, 2, 16, 17, true}, Case{2, 40, 3, 5, false}}) {
+    const sppo::LlamaConfig c = llama3_tiny();
+    auto count = std::make_shared<sppo::HostMemoryCount>();
+    auto be = sppo::make_counting_cpu_backend(count);
+    {
+      sppo::LlamaModel m(be, c, sppo::Precision::FP32);
+      m.init_random(9, 0.05);
+      std::vector<std::vector<int32_t>> prompts;
+      std::vector<uint64_t> seeds;
+      for (int64_t i = 0; i < k.prompts; ++i) {
+        prompts.push_back(random_tokens(rng, k.prompt_len, c.vocab_size));
+        seeds.push_back(static_cast<uint64_t>(rng.integer(0, 1 << 30)));
+      }
+      sppo::GenerateOptions go;
+      go.max_new_tokens = k.max_new;
+      go.greedy = k.greedy;
+      go.temperature = 0.8;
+      sppo::generate(m, prompts, k.samples, seeds, go);  // no EOS: every sample runs to max_new
+    }
+    sppo::GenerationPlanOptions o;
+    o.prompts = k.prompts;
+    o.samples = k.samples;
+    o.prompt_len = k.prompt_len;
+    o.max_new_tokens = k.max_new;
+    o.greedy = k.greedy;
+    const auto plan = sppo::plan_generation_memory(c, sppo::Precision::FP32, o);
+    if (count->peak != plan.total()) {
+      std::printf("  %lld prompts x %lld: allocated %zu, planned %zu\n", static_cast<long long>(k.prompts),
+                  static_cast<long long>(k.samples), count->peak, plan.total());
+      print_plan(plan);
+    }
+    CHECK(count->peak == plan.total());
+  }
+}
+
+TEST(a_plan_that_does_not_fit_is_refused_with_its_figures) {
+  sppo::TrainingPlanOptions o;
+  o.pairs = 2;
+  o.seq_len = 12;
+  o.checkpointing = true;
+  o.bucket_bytes = 4096;
+  const auto plan = sppo::plan_training_memory(medium(), sppo::Precision::FP32, o);
+  // The exact plan is enough: a backend limited to it runs the step.
+  CHECK(training_peak(medium(), o, plan.total()) == plan.total());
+  // One byte less is refused before anything is allocated, naming every item.
+  auto count = std::make_shared<sppo::HostMemoryCount>();
+  auto be = sppo::make_counting_cpu_backend(count, plan.total() - 1);
+  CHECK_THROWS_WITH(sppo::require_plan_fits(plan, *be), "the training plan needs ");
+  CHECK_THROWS_WITH(sppo::require_plan_fits(plan, *be), "on cpu (weights ");
+  CHECK_THROWS_WITH(sppo::require_plan_fits(plan, *be), "optimizer state ");
+  CHECK_THROWS_WITH(sppo::require_plan_fits(plan, *be), " is available");
+  CHECK(count->peak == 0);
+  // And the engine itself, run anyway, fails (later, with its own message) under that limit.
+  CHECK_THROWS_WITH(training_peak(medium(), o, plan.total() - 1), "available");
+}
+
+TEST(zero1_plans_rank_zeros_share_of_the_optimizer_state) {
+  // Under ZeRO-1 every rank keeps its pieces of every bucket: the ranks' shares tile the arena, and
+  // the plan (rank 0's share, the largest) is about 1/W of the unsharded state.
+  const sppo::LlamaConfig c = medium();
+  const sppo::ParamLayout layout(c);
+  for (int world : {2, 3, 8}) {
+    int64_t sum = 0, most = 0;
+    for (int r = 0; r < world; ++r) {
+      const auto s = sppo::plan_state_layout(layout, 4, 4096, world, r, true);
+      sum += s.state_len;
+      most = std::max(most, s.state_len);
+      CHECK(s.padded_total >= layout.total());
+    }
+    CHECK(sum == layout.total());
+    sppo::TrainingPlanOptions o;
+    o.world = world;
+    o.zero1 = true;
+    o.bucket_bytes = 4096;
+    o.optimizer = sppo::OptimizerKind::AdamW;
+    const auto plan = sppo::plan_training_memory(c, sppo::Precision::BF16, o);
+    for (const auto& i : plan.items) {
+      if (i.name == "optimizer state") CHECK(i.bytes == static_cast<std::size_t>(most) * 4 * 2);
+      if (i.name == "master weights") CHECK(i.bytes == static_cast<std::size_t>(most) * 4);
+    }
+    CHECK(most * world - layout.total() < 64 * world);  // buckets are granules of 64 W; only the last is uneven
+  }
+}
+
+TEST(bad_plan_options_are_refused_by_name) {
+  sppo::TrainingPlanOptions o;
+  o.pairs = 0;
+  CHECK_THROWS_WITH(sppo::plan_training_memory(llama2_tiny(), sppo::Precision::FP32, o), "pairs per micro-batch");
+  sppo::GenerationPlanOptions g;
+  g.max_new_tokens = 0;
+  CHECK_THROWS_WITH(sppo::plan_generation_memory(llama2_tiny(), sppo::Precision::FP32, g), "max new tokens");
+  sppo::LlamaConfig bad = llama2_tiny();
+  bad.num_kv_heads = 3;
+  CHECK_THROWS_WITH(sppo::plan_inference_memory(bad, sppo::Precision::FP32, 1, 4, sppo::InferenceHead::Logits), "kv");
+}
+
+namespace {
+// The public shapes (config.json of mistralai/Mistral-7B-v0.1 and meta-llama/Meta-Llama-3-8B).
+sppo::LlamaConfig mistral_7b() {
+  sppo::LlamaConfig c;
+  c.vocab_size = 32000;
+  c.hidden_size = 4096;
+  c.intermediate_size = 14336;
+  c.num_layers = 32;
+  c.num_heads = 32;
+  c.num_kv_heads = 8;
+  c.head_dim = 128;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 1e6;
+  return c;
+}
+sppo::LlamaConfig llama3_8b() {
+  sppo::LlamaConfig c = mistral_7b();
+  c.vocab_size = 128256;
+  c.rope_theta = 500000;
+  c.rope_type = sppo::RopeType::Llama3;
+  c.rope_factor = 8;
+  c.rope_low_freq_factor = 1;
+  c.rope_high_freq_factor = 4;
+  c.rope_original_max_position = 8192;
+  return c;
+}
+int64_t parameters(const sppo::LlamaConfig& c) {
+  int64_t n = 0;
+  for (const auto& p : sppo::ParamLayout(c).params()) n += p.numel;
+  return n;
+}
+}  // namespace
+
+TEST(seven_and_eight_billion_fit_one_h200_in_bf16) {
+  // The published parameter counts (7,241,732,096 and 8,030,261,248): the layout is the real one.
+  CHECK(parameters(mistral_7b()) == 7241732096LL);
+  CHECK(parameters(llama3_8b()) == 8030261248LL);
+  const std::size_t h200 = 141000000000ULL;
+  for (const auto& [name, cfg] : {std::pair{"Mistral-7B", mistral_7b()}, std::pair{"Llama-3-8B", llama3_8b()}}) {
+    sppo::TrainingPlanOptions o;
+    o.pairs = 8;
+    o.seq_len = 1024;
+    o.checkpointing = true;
+    o.optimizer = sppo::OptimizerKind::RMSprop;
+    const auto plan = sppo::plan_training_memory(cfg, sppo::Precision::BF16, o);
+    std::printf("  %s, bf16, RMSprop, checkpointing, micro-batch 8 pairs x 1024 tokens (141 GB = %s):\n", name,
+                sppo::format_bytes(double(h200)).c_str());
+    print_plan(plan);
+    CHECK(plan.total() <= h200);
+    sppo::require_plan_fits(plan, h200, "an H200");
+    // bf16 halves the weights; master weights, gradients and RMSprop's one slot are fp32.
+    const int64_t n = parameters(cfg);
+    CHECK(plan.items[0].bytes >= static_cast<std::size_t>(2 * n));
+    for (const auto& i : plan.items)
+      if (i.name == "master weights" || i.name == "gradients" || i.name == "optimizer state")
+        CHECK(i.bytes >= static_cast<std::size_t>(4 * n) && i.bytes < static_cast<std::size_t>(4 * n) + (1u << 20));
+  }
+}
+
+TEST_MAIN()

@@ -1,0 +1,178 @@
+// The static memory planner (train/memory_plan.h).
+#include "train/memory_plan.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "backend/buffer.h"
+#include "backend/workspace.h"
+#include "core/error.h"
+#include "model/kv_cache.h"
+#include "model/llama_plans.h"
+#include "model/param_layout.h"
+#include "train/grad_buckets.h"
+#include "train/preference_step.h"
+
+namespace sppo {
+
+namespace {
+
+std::size_t ws(const ArenaPlan& p) { return Workspace::allocation(p); }
+
+std::string gib(std::size_t b) { return format_bytes(static_cast<double>(b)); }
+
+std::string count(int64_t n, const char* what) {
+  return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+}
+
+// The weights' arena and the rope table every Llama model holds.
+void add_llama_weights(StagePlan& s, const LlamaConfig& c, const Dtypes& dt, int64_t params) {
+  ArenaPlan w;
+  w.add("weights", dt.weight, params);
+  s.items.push_back({"weights", w.bytes(), std::to_string(params) + " parameters, " + dtype_name(dt.weight)});
+  s.items.push_back({"rope table", static_cast<std::size_t>(c.head_dim / 2) * sizeof(float), "fp32 inverse frequencies"});
+}
+
+void check_positive(int64_t v, const char* what) {
+  SPPO_CHECK(v >= 1, "memory plan: ", what, " must be >= 1, got ", v);
+}
+
+}  // namespace
+
+std::size_t StagePlan::total() const {
+  std::size_t t = 0;
+  for (const PlanItem& i : items) t += i.bytes;
+  return t;
+}
+
+StagePlan plan_training_memory(const LlamaConfig& c, Precision p, const TrainingPlanOptions& o) {
+  validate_config(c);
+  check_positive(o.pairs, "pairs per micro-batch");
+  check_positive(o.seq_len, "sequence length");
+  check_positive(o.world, "world size");
+  check_positive(o.bucket_bytes, "bucket bytes");
+  const Dtypes dt = dtypes_of(p);
+  const ParamLayout layout(c);
+  const int64_t total = layout.total();
+  const int64_t rows = 2 * o.pairs, N = rows * o.seq_len;
+  StagePlan s;
+  s.stage = "training";
+  add_llama_weights(s, c, dt, total);
+  // Rank 0's layout: its pieces are the full ceil(bucket / W) ones, so its share is the largest.
+  const StateLayout st = plan_state_layout(layout, dtype_size(dt.grad), o.bucket_bytes, o.world, 0, o.zero1);
+  const std::string share = st.sharded ? ", rank 0's ZeRO-1 share of " + std::to_string(o.world) : "";
+  if (dt.weight != dt.grad)
+    s.items.push_back({"master weights", static_cast<std::size_t>(st.state_len) * dtype_size(dt.grad),
+                       std::string(dtype_name(dt.grad)) + share});
+  s.items.push_back({"gradients", static_cast<std::size_t>(st.padded_total) * dtype_size(dt.grad),
+                     count(static_cast<int64_t>(st.buckets.size()), "bucket") + " of " + gib(o.bucket_bytes) + ", " +
+                         dtype_name(dt.grad)});
+  const std::size_t slots = optimizer_slots(o.optimizer).size();
+  s.items.push_back({"optimizer state", static_cast<std::size_t>(st.state_len) * dtype_size(dt.grad) * slots,
+                     std::string(optimizer_kind_name(o.optimizer)) + ", " + count(static_cast<int64_t>(slots), "slot") +
+                         ", " + dtype_name(dt.grad) + share});
+  const std::string shape = std::to_string(rows) + " x " + std::to_string(o.seq_len) + " (" +
+                            std::to_string(o.pairs) + " pairs)";
+  s.items.push_back({"activations", ws(llama_activation_plan(c, dt, N, true, o.checkpointing)),
+                     shape + (o.checkpointing ? ", checkpointed: layer inputs + one layer" : ", every layer kept")});
+  s.items.push_back({"backward temporaries", ws(llama_backward_plan(c, dt, N)), "one layer's gradients of activations"});
+  const int64_t resp = rows * (o.seq_len - 1);  // every position but the first may be a response token
+  s.items.push_back({"log-prob head", ws(llama_logprob_head_plan(c, dt, resp, rows)),
+                     "chunks of " + std::to_string(head_chunk_rows(c, resp)) + " rows x " +
+                         std::to_string(c.vocab_size) + " logits"});
+  std::size_t scratch = ws(llama_batch_plan(c, dt, N)) + ws(preference_loss_plan(dt, o.pairs)) + sizeof(double);
+  if (st.sharded) {
+    // The gather buffer: a checkpoint's optimizer slots go through it bucket by bucket (F32), the
+    // last bucket's weights after each step.
+    int64_t widest = 0;
+    for (const GradBucket& b : st.buckets) widest = std::max(widest, bucket_piece(b, 0, o.world, total).padded_end - b.begin);
+    ArenaPlan g;
+    g.add("gathered", DType::F32, widest);
+    scratch += ws(g);
+  }
+  s.items.push_back({"scratch", scratch, "batch upload, loss, norm" + std::string(st.sharded ? ", ZeRO-1 gather" : "")});
+  return s;
+}
+
+StagePlan plan_inference_memory(const LlamaConfig& c, Precision p, int64_t rows, int64_t seq_len, InferenceHead head) {
+  validate_config(c);
+  check_positive(rows, "rows");
+  check_positive(seq_len, "sequence length");
+  const Dtypes dt = dtypes_of(p);
+  const int64_t N = rows * seq_len;
+  StagePlan s;
+  s.stage = "inference";
+  add_llama_weights(s, c, dt, ParamLayout(c).total());
+  s.items.push_back({"activations", ws(llama_activation_plan(c, dt, N, false, false)),
+                     std::to_string(rows) + " x " + std::to_string(seq_len) + ", two layers' outputs (no gradients)"});
+  std::size_t h = 0;
+  std::string what;
+  if (head == InferenceHead::LogProbs) {
+    const int64_t resp = rows * (seq_len - 1);
+    h = ws(llama_logprob_head_plan(c, dt, resp, rows));
+    what = "log-probs, chunks of " + std::to_string(head_chunk_rows(c, resp)) + " rows";
+  } else if (head == InferenceHead::Scores) {
+    h = ws(llama_score_head_plan(c, dt, rows));
+    what = "scores at each row's last token";
+  } else {
+    h = ws(llama_logits_plan(c, dt, N));
+    what = "logits, chunks of " + std::to_string(head_chunk_rows(c, N)) + " rows";
+  }
+  s.items.push_back({"head", h, what});
+  s.items.push_back({"scratch", ws(llama_batch_plan(c, dt, N)), "batch upload"});
+  return s;
+}
+
+StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const GenerationPlanOptions& o) {
+  validate_config(c);
+  check_positive(o.prompts, "prompts per call");
+  check_positive(o.samples, "samples per prompt");
+  check_positive(o.prompt_len, "prompt length");
+  check_positive(o.max_new_tokens, "max new tokens");
+  const Dtypes dt = dtypes_of(p);
+  const int64_t V = c.vocab_size, np = o.prompts, n = np * o.samples;
+  // As model/generate.cpp: blocks of 16 positions; prefill in groups of about 2048 prompt tokens
+  // (shorter prompts put up to every prompt in one group), then one row per live sample a step.
+  constexpr int64_t bs = 16, kPrefillRows = 2048;
+  const std::vector<int64_t> lengths(static_cast<size_t>(np), o.prompt_len);
+  const int64_t blocks = KVCache::blocks_needed(lengths, o.samples, o.max_new_tokens, bs);
+  StagePlan s;
+  s.stage = "generation";
+  add_llama_weights(s, c, dt, ParamLayout(c).total());
+  const std::size_t kv = KVCache::pool_bytes(c, dt.act, blocks, bs) +
+                         KVCache::table_bytes(n + np, o.prompt_len + o.max_new_tokens, bs);
+  s.items.push_back({"KV cache", kv,
+                     std::to_string(blocks) + " blocks of " + std::to_string(bs) + " positions: " +
+                         std::to_string(np) + " prompts x " + std::to_string(o.samples) + " samples x (" +
+                         std::to_string(o.prompt_len) + " + " + std::to_string(o.max_new_tokens) + "), " +
+                         std::to_string(c.num_layers) + " layers x " + std::to_string(c.num_kv_heads) + " kv heads x " +
+                         std::to_string(c.head_dim) + " x K,V x " + dtype_name(dt.act)});
+  const int64_t pre_rows = std::min(np * o.prompt_len, std::max(kPrefillRows, o.prompt_len));
+  const int64_t pre_items = std::min(np, pre_rows);
+  const ArenaPlan pre = llama_decode_plan(c, dt, pre_rows, pre_items), step = llama_decode_plan(c, dt, n, n);
+  s.items.push_back({"decode step", ws(pre.bytes() >= step.bytes() ? pre : step),
+                     "prefill of " + std::to_string(pre_rows) + " rows, then " + std::to_string(n) + " rows a step"});
+  ArenaPlan lp, ls;
+  lp.add("prefill", dt.act, pre_items * V);
+  lp.add("expanded", dt.act, pre_items * o.samples * V);
+  ls.add("step", dt.act, n * V);
+  ArenaPlan sp;
+  sp.add("w", DType::F32, o.greedy ? 0 : n * V);
+  sp.add("tokens", DType::I32, n);
+  sp.add("logp", DType::F32, n);
+  s.items.push_back({"logits and sampler", ws(lp.bytes() >= ls.bytes() ? lp : ls) + ws(sp),
+                     std::to_string(n) + " rows x " + std::to_string(V)});
+  return s;
+}
+
+void require_plan_fits(const StagePlan& plan, std::size_t available, const std::string& device) {
+  const std::size_t need = plan.total();
+  if (need <= available) return;
+  std::ostringstream parts;
+  for (size_t i = 0; i < plan.items.size(); ++i)
+    parts << (i ? ", " : "") << plan.items[i].name << " " << gib(plan.items[i].bytes);
+  fail("the ", plan.stage, " plan needs ", gib(need), " on ", device, " (", parts.str(), ") but ", gib(available),
+       " is available");
+}
+
+}  // namespace sppo

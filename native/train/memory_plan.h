@@ -1,0 +1,77 @@
+// The static memory planner (CONTRACT): what each stage of a run allocates on its backend, in
+// bytes, from the configs and options alone, with no model and no allocation (so that a 7B run is
+// planned on a laptop: `sppo-native train --dry-run`). Every figure comes from the code that sizes
+// the real allocation (model/llama_plans.h, Workspace::allocation, plan_state_layout,
+// KVCache::pool_bytes, PairRmModel::plan), so plan and allocation cannot drift; test_memory_plan
+// checks them equal on a counting CPU backend.
+//
+// Precision bf16 plans the GPU configuration (bf16 weights and activations, fp32 gradients, fp32
+// master weights and optimizer state) although the engine does not run it yet; ZeRO-1 shards the
+// optimizer state and the master weights (rank 0's share, the largest, is planned).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/llama_config.h"
+#include "model/pairrm_config.h"
+#include "model/precision.h"
+#include "train/optimizer_config.h"
+
+namespace sppo {
+
+struct PlanItem {
+  std::string name;    // "weights", "gradients", ...
+  std::size_t bytes = 0;
+  std::string detail;  // how it was sized, for the printed table
+};
+
+struct StagePlan {
+  std::string stage;
+  std::vector<PlanItem> items;
+  std::size_t total() const;
+};
+
+struct TrainingPlanOptions {
+  int64_t pairs = 1;       // pairs per micro-batch (each is a chosen and a rejected row)
+  int64_t seq_len = 1;     // positions per row (the longest row of the micro-batch)
+  bool checkpointing = false;
+  OptimizerKind optimizer = OptimizerKind::RMSprop;
+  int world = 1;
+  bool zero1 = false;
+  int64_t bucket_bytes = int64_t{25} << 20;  // TrainerOptions' default
+};
+
+// One optimizer step of the policy: weights, master weights (bf16), gradients, optimizer state,
+// activations of the largest micro-batch, the log-prob head's chunk, backward temporaries, scratch.
+StagePlan plan_training_memory(const LlamaConfig& c, Precision p, const TrainingPlanOptions& o);
+
+enum class InferenceHead { LogProbs, Scores, Logits };
+// One inference call on `rows` sequences of `seq_len` positions (reference log-probs: every
+// position but the first may be a response token; a reward model's scores; full logits).
+StagePlan plan_inference_memory(const LlamaConfig& c, Precision p, int64_t rows, int64_t seq_len, InferenceHead head);
+
+struct GenerationPlanOptions {
+  int64_t prompts = 1;          // prompts per generate call
+  int64_t samples = 1;          // K
+  int64_t prompt_len = 1;       // the longest prompt
+  int64_t max_new_tokens = 1;
+  bool greedy = false;
+};
+// One generate call (model/generate.h): weights, the paged KV cache (blocks rounded up, the
+// prompt's prefill shared by its samples), the decode step, the logits and the sampler.
+StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const GenerationPlanOptions& o);
+
+// One PairRM compare call of `tokens` packed tokens in `sequences` ordered pairs.
+StagePlan plan_pairrm_memory(const PairRmConfig& c, Precision p, int64_t tokens, int64_t sequences);
+
+// Throws sppo::Error when the plan's total exceeds `available` bytes on `device`, with the figures:
+// "the training plan needs 97.3 GiB on cuda (weights 13.5 GiB, ...) but 80.1 GiB is available".
+void require_plan_fits(const StagePlan& plan, std::size_t available, const std::string& device);
+inline void require_plan_fits(const StagePlan& plan, const Backend& be) {
+  require_plan_fits(plan, be.available_memory(), be.name());
+}
+
+}  // namespace sppo

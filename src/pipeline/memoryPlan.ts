@@ -1,0 +1,162 @@
+// The memory a run needs, stage by stage, planned from the recipe and the models' config.json files
+// alone (no weights read, no model allocated): the native planner (native/train/memory_plan.h)
+// sizes each stage with the engine's own sizing code; this file picks the shapes the run will use
+// and adds what stays resident from earlier stages (the policy is loaded once per iteration and
+// keeps its decode workspace; an engine judge stays loaded for the whole run). `train --dry-run`
+// prints it; a real run refuses, before loading anything, a stage that does not fit.
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Recipe } from '../recipe/types.js';
+import { native, type DeviceName, type NativeStagePlan, type Precision } from '../native/addon.js';
+import { parseModelConfig, readModelConfig, toNativeConfig, type ModelConfig } from '../model/config.js';
+import { readPairRmConfig } from '../pairrm/config.js';
+import { parseJudgeSpec } from '../judge/spec.js';
+import { contextWindow, newTokensFor, promptCut } from '../stages/contextWindow.js';
+import { formatBytes } from '../util/bytes.js';
+import { DEMO_DIR } from './demo.js';
+
+export interface PlannedItem {
+  name: string;
+  bytes: number;
+  detail: string;
+}
+
+export interface PlannedStage {
+  /** rollout, judge, reference, training */
+  stage: string;
+  title: string;
+  items: PlannedItem[];
+  total: number;
+}
+
+export interface RunMemoryPlan {
+  device: DeviceName;
+  precision: Precision;
+  policy: string;
+  stages: PlannedStage[];
+  /** Notes on what is not planned (a judge or rollout outside the engine). */
+  notes: string[];
+  /** The largest stage total: what the device must hold. */
+  peak: number;
+}
+
+export interface PlanOptions {
+  /** Data-parallel ranks (the optimizer state is sharded over them under ZeRO-1). */
+  world?: number;
+  zero1?: boolean;
+  /** Folder a judge's relative path is resolved against (default the working folder), as the judge context's. */
+  judgeCwd?: string;
+}
+
+/** The engine's numeric mode on `device`: fp32 on the CPU, bf16 mixed precision on a GPU. */
+export function precisionFor(device: DeviceName): Precision {
+  return device === 'cuda' ? 'bf16' : 'fp32';
+}
+
+/** The policy's config as a run resolves it: the demo's model-config.json, or the model folder's. */
+export function policyConfig(recipe: Recipe, cwd = process.cwd()): { config: ModelConfig; source: string } {
+  if (recipe.model === 'demo') {
+    const file = join(DEMO_DIR, 'model-config.json');
+    return { config: parseModelConfig(JSON.parse(readFileSync(file, 'utf8')), file), source: 'demo (data/demo/model-config.json)' };
+  }
+  const folder = resolve(cwd, recipe.model);
+  return { config: readModelConfig(folder).config, source: folder };
+}
+
+function stageOf(p: NativeStagePlan, stage: string, title: string, extra: PlannedItem[] = []): PlannedStage {
+  const items = [...p.items, ...extra];
+  return { stage, title, items, total: items.reduce((a, i) => a + i.bytes, 0) };
+}
+
+/** Plans every stage of `recipe` on its device. Throws naming the file or field of a bad config. */
+export function planRunMemory(recipe: Recipe, o: PlanOptions = {}): RunMemoryPlan {
+  const addon = native();
+  const device = recipe.device;
+  const precision = precisionFor(device);
+  const { config, source } = policyConfig(recipe);
+  if (config.sequenceClassification) throw new Error(`${source}: the policy is a reward model (${config.architecture}); it cannot generate`);
+  const cfg = toNativeConfig(config);
+  const window = contextWindow(config.raw);
+  const promptLen = promptCut(recipe.lengths.maxPromptTokens, window);
+  // The longest generation: the longest prompt and as many new tokens as the shortest prompt allows.
+  const maxNew = newTokensFor(recipe.rollout.maxNewTokens, 1, window);
+  const seqLen = Math.min(recipe.lengths.maxLength, window ?? Infinity);
+  const notes: string[] = [];
+
+  // The judge, resident from its first use to the end of the run when it runs on the engine.
+  let judge: PlannedStage | null = null;
+  const spec = parseJudgeSpec(recipe.judge);
+  const judgeLen = promptLen + maxNew;
+  if (spec.kind === 'pairrm') {
+    const pc = readPairRmConfig(resolve(o.judgeCwd ?? process.cwd(), spec.target));
+    const pairs = Number(spec.options.batch ?? 16);
+    const tokens = Math.max(Number(spec.options.tokens ?? 16384), 1);
+    const p = addon.planMemory({ kind: 'pairrm', config: pc.native, precision, tokens, sequences: pairs });
+    judge = stageOf(p, 'judge', `judge (${recipe.judge})`);
+  } else if (spec.kind === 'reward-model') {
+    const rm = readModelConfig(resolve(o.judgeCwd ?? process.cwd(), spec.target)).config;
+    const rows = Number(spec.options.batch ?? 16);
+    const p = addon.planMemory({ kind: 'inference', config: toNativeConfig(rm), precision, rows, seqLen: judgeLen, head: 'scores' });
+    judge = stageOf(p, 'judge', `judge (${recipe.judge}: ${rows} x ${judgeLen} per call)`);
+  } else {
+    notes.push(`judge ${recipe.judge} does not run on the engine: no device memory planned for it`);
+  }
+  const judgeResident: PlannedItem[] = judge ? [{ name: 'judge (kept loaded)', bytes: judge.total, detail: 'the judge stays loaded for the run' }] : [];
+
+  const stages: PlannedStage[] = [];
+  let decodeKept: PlannedItem[] = [];
+  if (recipe.rollout.engine === 'native') {
+    const gen = addon.planMemory({
+      kind: 'generation', config: cfg, precision, prompts: recipe.rollout.batchSize, samples: recipe.rollout.k,
+      promptLen, maxNewTokens: maxNew, greedy: recipe.rollout.temperature === 0,
+    });
+    const decode = gen.items.find((i) => i.name === 'decode step');
+    if (decode) decodeKept = [{ name: 'decode step (kept)', bytes: decode.bytes, detail: 'the policy keeps its rollout workspace' }];
+    stages.push(stageOf(gen, 'rollout', 'rollout (policy + KV cache)', recipe.iterations > 1 ? judgeResident : []));
+  } else {
+    notes.push(`rollout.engine ${recipe.rollout.engine}: samples come from a server, no device memory planned for the rollout`);
+  }
+  if (judge) {
+    const policyWeights = stages[0]?.items.filter((i) => i.name === 'weights' || i.name === 'rope table') ?? [];
+    stages.push({ ...judge, items: [...judge.items, ...policyWeights.map((i) => ({ ...i, name: `policy ${i.name}` })), ...decodeKept],
+      total: judge.total + [...policyWeights, ...decodeKept].reduce((a, i) => a + i.bytes, 0) });
+  }
+  const ref = addon.planMemory({ kind: 'inference', config: cfg, precision, rows: 2 * recipe.train.microBatch, seqLen, head: 'logprobs' });
+  stages.push(stageOf(ref, 'reference', 'reference log-probs (the policy, no gradients)', [...decodeKept, ...judgeResident]));
+  const train = addon.planMemory({
+    kind: 'training', config: cfg, precision, pairs: recipe.train.microBatch, seqLen,
+    checkpointing: recipe.train.gradientCheckpointing === 'on', optimizer: recipe.train.optimizer,
+    world: o.world ?? 1, zero1: o.zero1 ?? false,
+  });
+  stages.push(stageOf(train, 'training', 'training (policy + gradients + optimizer + activations)', [...decodeKept, ...judgeResident]));
+  return { device, precision, policy: source, stages, notes, peak: Math.max(...stages.map((s) => s.total)) };
+}
+
+/** The plan as an aligned table, a stage after another, each with its total. */
+export function formatMemoryPlan(plan: RunMemoryPlan): string {
+  const lines: string[] = [];
+  lines.push(`memory plan on ${plan.device} (${plan.precision}), policy ${plan.policy}:`);
+  const name = Math.max(...plan.stages.flatMap((s) => s.items.map((i) => i.name.length)), 'total'.length);
+  const size = Math.max(...plan.stages.flatMap((s) => [...s.items.map((i) => formatBytes(i.bytes).length), formatBytes(s.total).length]));
+  for (const s of plan.stages) {
+    lines.push('', `  ${s.title}`);
+    for (const i of s.items) lines.push(`    ${i.name.padEnd(name)}  ${formatBytes(i.bytes).padStart(size)}  ${i.detail}`);
+    lines.push(`    ${'total'.padEnd(name)}  ${formatBytes(s.total).padStart(size)}`);
+  }
+  for (const n of plan.notes) lines.push('', `  note: ${n}`);
+  return lines.join('\n');
+}
+
+/** Null when every stage fits `available` bytes, else the refusal naming the stage and its figures. */
+export function memoryRefusal(plan: RunMemoryPlan, available: number, where: string): string | null {
+  const over = plan.stages.filter((s) => s.total > available);
+  if (over.length === 0) return null;
+  return over
+    .map((s) => `the ${s.stage} stage needs ${formatBytes(s.total)} on ${where} (${s.items.map((i) => `${i.name} ${formatBytes(i.bytes)}`).join(', ')}) but ${formatBytes(available)} is available`)
+    .join('; ');
+}
+
+/** What a new allocation can get on `device` now (host available memory on the CPU). */
+export function availableMemory(device: DeviceName): number {
+  return native().availableMemory(device);
+}

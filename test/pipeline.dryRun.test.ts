@@ -1,0 +1,150 @@
+// `sppo-native train --dry-run`: the memory plan of every stage from the recipe and config.json
+// alone (no weights, no model, nothing written), its verdict and exit code; and a real run that
+// refuses, before loading a model, a plan that does not fit. Spawns bin/sppo-native.js over dist/.
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatBytes, parseBytes } from '../src/util/bytes.js';
+import { tinyPairRmConfig } from './helpers/pairrmFolder.js';
+import { parsePairRmConfig } from '../src/pairrm/config.js';
+import { expectedPairRmParameters } from '../src/pairrm/checkpoint.js';
+
+const repo = join(import.meta.dirname, '..');
+const bin = join(repo, 'bin', 'sppo-native.js');
+const haveDist = existsSync(join(repo, 'dist', 'cli', 'main.js'));
+
+function cli(cwd: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', env: { ...process.env, SPPO_NO_PROGRESS: '1' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function everything(dir: string): string[] {
+  return readdirSync(dir, { recursive: true }).map(String).sort();
+}
+
+// mistralai/Mistral-7B-v0.1's config.json (public values); no weights beside it.
+const MISTRAL_7B = {
+  architectures: ['MistralForCausalLM'], model_type: 'mistral', hidden_size: 4096, intermediate_size: 14336,
+  num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 32000, max_position_embeddings: 32768,
+  rope_theta: 1e6, rms_norm_eps: 1e-5, tie_word_embeddings: false, hidden_act: 'silu', sliding_window: null, bos_token_id: 1, eos_token_id: 2,
+};
+
+/** Parameters of a Llama-shaped config, counted here from the shapes (independently of the engine). */
+function llamaParameters(c: typeof MISTRAL_7B): number {
+  const H = c.hidden_size, I = c.intermediate_size, hd = H / c.num_attention_heads, kv = c.num_key_value_heads * hd;
+  const layer = 2 * H + H * H + 2 * kv * H + H * H + 3 * H * I;
+  return c.vocab_size * H * (c.tie_word_embeddings ? 1 : 2) + c.num_hidden_layers * layer + H;
+}
+
+/** The byte figure on the line of `item` in the stage titled `stage`. */
+function figure(stdout: string, stage: string, item: string): string | undefined {
+  const block = stdout.split('\n\n').find((b) => b.trimStart().startsWith(stage));
+  const line = block?.split('\n').find((l) => l.trim().startsWith(`${item} `));
+  return line?.trim().slice(item.length).trim().split(/\s{2,}/)[0];
+}
+
+function modelFolder(root: string, name: string, config: Record<string, unknown>): string {
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  return dir;
+}
+
+describe('byte figures', () => {
+  it('formats binary units and parses what people type', () => {
+    expect(formatBytes(512)).toBe('512 B');
+    expect(formatBytes(1.5 * 2 ** 30)).toBe('1.50 GiB');
+    expect(parseBytes('141GB', 'x')).toBe(141e9);
+    expect(parseBytes('80 GiB', 'x')).toBe(80 * 2 ** 30);
+    expect(parseBytes('2', 'x')).toBe(2 * 2 ** 30);
+    expect(() => parseBytes('lots', '--device-memory')).toThrow(/--device-memory must be a size/);
+    expect(() => parseBytes('0GB', '--device-memory')).toThrow(/more than 0/);
+  });
+});
+
+describe.skipIf(!haveDist)('train --dry-run (runs bin/ over dist/; skipped when dist/ is not built, which `npm test` does first)', () => {
+  it('prints the demo plan per stage with totals and a verdict, and writes nothing', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'sppo-dry-demo-'));
+    const r = cli(cwd, ['train', '--dry-run']);
+    expect(r.code, r.stderr).toBe(0);
+    for (const stage of ['rollout (policy + KV cache)', 'reference log-probs', 'training (policy + gradients + optimizer + activations)']) expect(r.stdout).toContain(stage);
+    for (const item of ['KV cache', 'gradients', 'optimizer state', 'activations', 'log-prob head', 'total']) expect(r.stdout).toContain(item);
+    expect(r.stdout).toMatch(/training +[\d.]+ [KMG]iB +fits/);
+    // The demo model's 98240 fp32 parameters (data/demo/model-config.json: 2 x 125 x 64 + 2 layers).
+    expect(figure(r.stdout, 'training', 'weights')).toBe(formatBytes(4 * 98240));
+    expect(everything(cwd)).toEqual([]); // no run folder, no demo base model
+  });
+
+  it('plans a 7B model from config.json alone on one H200 in bf16 with checkpointing: it fits, with its figures', () => {
+    const root = mkdtempSync(join(tmpdir(), 'sppo-dry-7b-'));
+    const model = modelFolder(root, 'mistral-7b', MISTRAL_7B);
+    writeFileSync(join(root, 'r.yaml'), 'model: mistral-7b\nprompts: prompts.parquet\njudge: builtin:length\ndevice: cuda\ntrain:\n  microBatch: 8\n  gradientCheckpointing: "on"\nlengths:\n  maxLength: 1024\n');
+    const before = everything(root);
+    const r = cli(root, ['train', '--recipe', 'r.yaml', '--dry-run', '--device-memory', '141GB']);
+    expect(r.code, r.stderr).toBe(0);
+    console.log(`[pipeline.dryRun] Mistral-7B on an H200:\n${r.stdout}`);
+    const n = llamaParameters(MISTRAL_7B);
+    expect(n).toBe(7241732096); // the published count
+    expect(r.stdout).toContain(`policy ${model}`);
+    expect(figure(r.stdout, 'training', 'weights')).toBe(formatBytes(2 * n)); // bf16
+    for (const item of ['master weights', 'gradients', 'optimizer state']) expect(figure(r.stdout, 'training', item)).toBe(formatBytes(4 * n)); // fp32, RMSprop's one slot
+    expect(r.stdout).toContain('16 x 1024 (8 pairs), checkpointed');
+    // The KV cache of 16 prompts x 5 samples x (512 + 2048) positions in blocks of 16, 32 layers x 8 x 128, K and V, bf16.
+    const blocks = 16 * (512 / 16 + 5 * ((512 + 2048) / 16 - 512 / 16));
+    expect(figure(r.stdout, 'rollout', 'KV cache')).toBe(formatBytes(blocks * 16 * 32 * 8 * 128 * 2 * 2 + 16 * 6 * 160 * 4));
+    expect(r.stdout).toMatch(/against 131\.32 GiB available on cuda \(--device-memory 141GB\)/);
+    expect(r.stdout).toMatch(/training +\d+\.\d+ GiB +fits/);
+    expect(everything(root)).toEqual(before);
+  });
+
+  it('exits 1 with the figures when the plan does not fit (7B without checkpointing on 80 GB)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'sppo-dry-80-'));
+    modelFolder(root, 'm', MISTRAL_7B);
+    const r = cli(root, ['train', '--model', 'm', '--prompts', 'p.parquet', '--judge', 'builtin:length', '--device', 'cuda', '--micro-batch', '8', '--max-length', '1024', '--dry-run', '--device-memory', '80GB']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/training +\d+\.\d+ GiB +does NOT fit: short by \d+\.\d+ GiB \(largest item: activations/);
+    expect(r.stderr).toMatch(/the plan does not fit: the training stage needs \d+\.\d+ GiB on cuda \(--device-memory 80GB\) \(weights 13\.49 GiB, .*master weights 26\.98 GiB.*\) but 74\.51 GiB is available/);
+    expect(everything(root)).toEqual(['m', 'm/config.json']);
+  });
+
+  it('plans an engine judge (PairRM from its config.json) and keeps it resident in later stages', () => {
+    const root = mkdtempSync(join(tmpdir(), 'sppo-dry-pairrm-'));
+    modelFolder(root, 'pairrm', tinyPairRmConfig());
+    const r = cli(root, ['train', '--judge', 'pairrm:pairrm', '--dry-run']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('judge (pairrm:');
+    const config = parsePairRmConfig(tinyPairRmConfig(), 'config.json');
+    // Its fp32 weights: every tensor of its checkpoint, each starting at a multiple of 64 elements.
+    const n = [...expectedPairRmParameters(config.native).values()].reduce((a, shape) => a + Math.ceil(shape.reduce((x, y) => x * y, 1) / 64) * 64, 0);
+    expect(figure(r.stdout, 'judge', 'weights')).toBe(formatBytes(4 * n));
+    // The policy stays loaded while the judge runs; the judge stays loaded while the policy trains.
+    expect(figure(r.stdout, 'judge', 'policy weights')).toBe(figure(r.stdout, 'training', 'weights'));
+    expect(figure(r.stdout, 'training', 'judge (kept loaded)')).toBeDefined();
+    expect(figure(r.stdout, 'reference', 'judge (kept loaded)')).toBe(figure(r.stdout, 'training', 'judge (kept loaded)'));
+  });
+
+  it('refuses --device-memory without --dry-run, and --help explains the dry run', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'sppo-dry-help-'));
+    const bad = cli(cwd, ['train', '--device-memory', '10GB']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--device-memory goes with --dry-run');
+    const help = cli(cwd, ['train', '--help']);
+    expect(help.stdout).toContain('--dry-run');
+    expect(help.stdout).toContain('no weights are read');
+    expect(help.stdout).toContain('--gradient-checkpointing');
+    expect(everything(cwd)).toEqual([]);
+  });
+
+  it('a real run on the CPU refuses a plan past the host memory before loading the model (there are no weights to load)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'sppo-real-'));
+    // Llama-3.1-405B's shape: terabytes in fp32, more than any host has.
+    modelFolder(root, 'm', { ...MISTRAL_7B, architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 16384, intermediate_size: 53248, num_hidden_layers: 126, num_attention_heads: 128, vocab_size: 128256 });
+    writeFileSync(join(root, 'p.jsonl'), '{"prompt":"hi"}\n');
+    const r = cli(root, ['train', '--model', 'm', '--prompts', 'p.jsonl', '--judge', 'builtin:length', '--output', 'out', '--max-length', '1024', '--micro-batch', '8']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/the training stage needs \d+\.\d+ TiB on cpu \(weights \d+\.\d+ TiB, .*optimizer state \d+\.\d+ TiB.*\) but \d+\.\d+ [GT]iB is available/);
+    expect(r.stderr).toContain('sppo-native train --dry-run');
+  });
+});
