@@ -81,8 +81,9 @@ std::vector<Named> causal_configs() {
           {"MQA, linear rope", model_test::linear_tiny()}};
 }
 
+// Three sequences, the middle one without response tokens (its log-probability is 0).
 Batch random_batch(Rng& rng, int64_t V, bool left) {
-  return pad({random_tokens(rng, 7, V), random_tokens(rng, 3, V), random_tokens(rng, 5, V)}, {3, 1, 2}, left, 1);
+  return pad({random_tokens(rng, 7, V), random_tokens(rng, 3, V), random_tokens(rng, 5, V)}, {3, 0, 2}, left, 1);
 }
 
 std::string label(const char* cfg, bool left, const char* what) {
@@ -109,7 +110,15 @@ TEST(logits_and_log_probabilities_match_the_cpu) {
       expect_rel(label(name, left, "logits"), lg[1], lg[0], 1e-5);
       expect_rel(label(name, left, "sequence log-probabilities"), seq[1], seq[0], 1e-5);
       expect_rel(label(name, left, "token log-probabilities"), tok[1], tok[0], 1e-5);
+      CHECK(seq[1][1] == 0.f);
     }
+  // No response token in the whole batch: every sequence's log-probability is 0.
+  Twin t(model_test::llama3_tiny(), rng);
+  const int64_t V = t.g.config().vocab_size;
+  const Batch none = pad({random_tokens(rng, 4, V), random_tokens(rng, 2, V)}, {0, 0}, true);
+  std::vector<float> seq(2, kNaN);
+  t.g.sequence_logprobs(none.view(), Tensor(seq.data(), DType::F32, 2));
+  CHECK(seq[0] == 0.f && seq[1] == 0.f);
 }
 
 TEST(reward_model_scores_match_the_cpu) {
