@@ -5,7 +5,7 @@
 // - logits, sequence/token log-probabilities and scores: max |cuda - cpu| <= 1e-5 of max |cpu|
 //   (fp32 in both, sums in another order: cuBLASLt's tiles, the device's reductions);
 // - parameter gradients (added to gradients already there): per parameter <= 1e-4 of its largest;
-// - gradient checkpointing on CUDA: the same gradient bits as without (the recomputation runs the
+// - gradient checkpointing on CUDA (MHA and GQA configs): the same gradient bits as without (the recomputation runs the
 //   same kernels on the same data, as on the CPU);
 // - Trainer steps (RMSprop and AdamW, clipping active, two micro-batches a step): grad norms and
 //   losses within 1e-4, weight changes within 2e-3 of the largest change. eps is 1e-3 so that an
@@ -75,6 +75,12 @@ struct Named {
   const char* name;
   LlamaConfig cfg;
 };
+// MHA + untied head + default rope, and GQA + tied embeddings + llama3 rope (the heavier tests);
+// causal_configs() adds MQA with linear rope.
+std::vector<Named> main_configs() {
+  return {{"llama2 (MHA, untied)", model_test::llama2_tiny()},
+          {"llama3 (GQA, tied, llama3 rope)", model_test::llama3_tiny()}};
+}
 std::vector<Named> causal_configs() {
   return {{"llama2 (MHA, untied)", model_test::llama2_tiny()},
           {"llama3 (GQA, tied, llama3 rope)", model_test::llama3_tiny()},
@@ -201,7 +207,7 @@ TEST(gradients_match_the_cpu) {
 
 TEST(gradient_checkpointing_gives_the_same_gradient_bits_on_cuda) {
   Rng rng(404);
-  for (const auto& [name, cfg] : causal_configs()) {
+  for (const auto& [name, cfg] : main_configs()) {
     Twin t(cfg, rng);
     const Batch b = random_batch(rng, cfg.vocab_size, true);
     // Seed both runs identically: the CPU result of each is the same, the GPU's must be too.
@@ -293,7 +299,7 @@ TEST(trainer_steps_track_the_cpu_with_rmsprop_and_adamw) {
 
 TEST(kv_cache_decoding_matches_the_cpu_step_by_step) {
   Rng rng(406);
-  for (const auto& [name, cfg] : causal_configs()) {
+  for (const auto& [name, cfg] : main_configs()) {
     Twin t(cfg, rng);
     const int64_t V = cfg.vocab_size;
     // 19 prompt tokens: the forks' first appends land inside a shared partial block (copy-on-write).
@@ -339,7 +345,7 @@ std::vector<float> cpu_next_logits(LlamaModel& m, const std::vector<int32_t>& pr
 TEST(greedy_generation_gives_the_cpu_tokens_up_to_rounding_ties) {
   Rng rng(407);
   int diverged = 0, compared = 0;
-  for (const auto& [name, cfg] : causal_configs()) {
+  for (const auto& [name, cfg] : main_configs()) {
     Twin t(cfg, rng);
     const std::vector<std::vector<int32_t>> prompts = {random_tokens(rng, 3, cfg.vocab_size),
                                                        random_tokens(rng, 9, cfg.vocab_size),
@@ -379,7 +385,7 @@ TEST(sampled_generation_with_the_same_seeds_gives_the_cpu_tokens) {
     double temperature, top_p;
     int64_t top_k;
   };
-  for (const Setting& s : {Setting{1.0, 1.0, 0}, Setting{0.7, 0.9, 0}, Setting{0.8, 1.0, 5}}) {
+  for (const Setting& s : {Setting{1.0, 1.0, 0}, Setting{0.7, 0.9, 5}}) {
     Twin t(cfg, rng);
     const std::vector<std::vector<int32_t>> prompts = {random_tokens(rng, 4, cfg.vocab_size),
                                                        random_tokens(rng, 11, cfg.vocab_size),
