@@ -5,8 +5,9 @@
 // - logits, sequence/token log-probabilities and scores: max |cuda - cpu| <= 1e-5 of max |cpu|
 //   (fp32 in both, sums in another order: cuBLASLt's tiles, the device's reductions);
 // - parameter gradients (added to gradients already there): per parameter <= 1e-4 of its largest;
-// - gradient checkpointing on CUDA (MHA and GQA configs): the same gradient bits as without (the recomputation runs the
-//   same kernels on the same data, as on the CPU);
+// - gradient checkpointing on CUDA: the same gradient bits as without (the recomputation runs
+//   the same kernels on the same data, as on the CPU). This, decoding and greedy generation run
+//   on the MHA and GQA configs only (the suite also runs under compute-sanitizer);
 // - Trainer steps (RMSprop and AdamW, clipping active, two micro-batches a step): grad norms and
 //   losses within 1e-4, weight changes within 2e-3 of the largest change. eps is 1e-3 so that an
 //   update is a smooth function of its gradient: with 1e-8 the first step is sign(g) / sqrt(1 -
