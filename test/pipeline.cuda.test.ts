@@ -11,7 +11,8 @@
 // judge sees the same pairs and the training losses must agree to 1e-3 (fp32 sums in another
 // order over a few steps). Later iterations start from policies trained apart by rounding, so
 // they are compared only where their rollouts coincide, loosely (1e-2). PairRM's preference
-// matrices on identical responses agree to 1e-4.
+// matrices on identical responses agree to 1e-4. Two models' calls in flight at once on the GPU
+// (they share the process's CUDA backend, native/addon/device_lock.h) give what they give alone.
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +21,9 @@ import { cudaAvailable, native } from '../src/native/addon.js';
 import { trainFromSources } from '../src/api.js';
 import { readParquet } from '../src/data/parquet.js';
 import type { RunResult } from '../src/pipeline/pipeline.js';
+import { createRandomModel } from '../src/model/engine.js';
 import { writeTinyPairRm } from './helpers/pairrmFolder.js';
+import { tinyConfig } from './helpers/tinyModels.js';
 import { testSeed } from './helpers/modelFixtures.js';
 
 const usable = cudaAvailable() && native().buildInfo().cublasLt;
@@ -69,6 +72,24 @@ describe.skipIf(!usable)('the train pipeline with --device cuda tracks the same 
       }
     }
   }, 120_000);
+
+  it('two models at once on the GPU: each gives what it gives alone', async () => {
+    const a = await createRandomModel(tinyConfig('llama3'), 11, { device: 'cuda', std: 0.5 });
+    const b = await createRandomModel(tinyConfig('llama2'), 12, { device: 'cuda', std: 0.5 });
+    try {
+      const prompts = [[1, 5, 9, 4], [7, 3]];
+      const opts = { maxNewTokens: 24, temperature: 1, topP: 1, eosTokenIds: [], samples: 3 };
+      const seqs = [{ tokens: [1, 5, 9, 4, 8, 8], promptLength: 4 }];
+      const alone = [await a.generate(prompts, [1, 2], opts), await b.generate(prompts, [3, 4], opts), await a.sequenceLogprobs(seqs)];
+      const together = await Promise.all([a.generate(prompts, [1, 2], opts), b.generate(prompts, [3, 4], opts)]);
+      expect(together[0]).toEqual(alone[0]);
+      expect(together[1]).toEqual(alone[1]);
+      expect(await a.sequenceLogprobs(seqs)).toEqual(alone[2]);
+    } finally {
+      a.free();
+      b.free();
+    }
+  }, 60_000);
 
   it('judged by PairRM on the GPU: the same preference matrices', async () => {
     const k = 3;
