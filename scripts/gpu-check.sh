@@ -100,6 +100,9 @@ step "sppo-native info" 30 info.txt node bin/sppo-native.js info
 # ---- tests -----------------------------------------------------------------------------------
 step "ctest (all native tests)" 100 ctest.log ctest --test-dir build --output-on-failure -j 8
 mapfile -t cuda_tests < <(ctest --test-dir build -N -R '_cuda$' 2>/dev/null | sed -n 's/^ *Test *#[0-9]*: *//p')
+# Every *_cuda suite: the kernels' (test_<op>_cuda) and the whole engine's against the CPU engine
+# (test_model_cuda: Llama forward, gradients, trainer steps, decoding, generation;
+# test_pairrm_model_cuda: PairRM).
 step "ctest CUDA suites, verbose" 60 ctest-cuda.log ctest --test-dir build -R '_cuda$' -V
 # Here a skipped CUDA suite is a failure: it means the build or the card was not seen.
 check_no_skips() {
@@ -110,9 +113,11 @@ check_no_skips() {
   fi
 }
 check_no_skips "ctest CUDA suites ran" ctest-cuda.log '\*\*\*Skipped|Not Run'
+# test/*cuda*.test.ts: the kernels through the addon (kernels.cuda) and the train pipeline end to
+# end with --device cuda against the same run on the CPU (pipeline.cuda, about 10 s of it).
 mapfile -t suites < <(ls test/*cuda*.test.ts 2>/dev/null)
 if [ "${#suites[@]}" -gt 0 ]; then
-  step "vitest CUDA suites" 60 vitest-cuda.log npx vitest run "${suites[@]}"
+  step "vitest CUDA suites" 90 vitest-cuda.log npx vitest run "${suites[@]}"
   check_no_skips "vitest CUDA suites ran" vitest-cuda.log '[0-9]+ skipped'
 else
   skip "vitest CUDA suites" "none in test/"
@@ -140,11 +145,16 @@ elif ! command -v compute-sanitizer > /dev/null; then
 elif [ "${#cuda_tests[@]}" = 0 ]; then
   skip compute-sanitizer "no *_cuda ctest found"
 else
+  # racecheck looks for shared-memory races inside kernels: the op suites cover every kernel, so
+  # the whole-engine suites (*model_cuda: the same kernels, many launches) run under memcheck only.
+  mapfile -t op_tests < <(printf '%s\n' "${cuda_tests[@]}" | grep -v 'model_cuda$')
   for tool in memcheck racecheck; do
-    step "compute-sanitizer $tool" 60 "sanitizer-$tool.log" bash -c \
+    if [ "$tool" = memcheck ]; then tests=("${cuda_tests[@]}"); else tests=("${op_tests[@]}"); fi
+    limit=60; [ "$tool" = memcheck ] && limit=90
+    step "compute-sanitizer $tool" "$limit" "sanitizer-$tool.log" bash -c \
       'tool=$1; shift; rc=0
        for t in "$@"; do echo "-- $t"; compute-sanitizer --tool "$tool" --error-exitcode 99 "build/$t" || rc=$?; done
-       exit $rc' _ "$tool" "${cuda_tests[@]}"
+       exit $rc' _ "$tool" "${tests[@]}"
     grep -E '^=========.*(Invalid|Race|hazard|error|leak)' "$RES/sanitizer-$tool.log" >> "$RES/sanitizer-errors.txt" 2>/dev/null
   done
   [ -s "$RES/sanitizer-errors.txt" ] || rm -f "$RES/sanitizer-errors.txt"
@@ -159,8 +169,8 @@ if [ "${SKIP_TORCH:-0}" = 1 ]; then
 else
   step "PyTorch baseline" 120 bench-pytorch.txt python3 bench/pytorch_logprob.py --json "$RES/pytorch.json"
   # PairRM (issue 11): the PyTorch speed of the judge's model, batch 1 as llm-blender runs it
-  # and batched. sppo-native's PairRM has no CUDA kernels in the engine yet, so there is no native
-  # GPU figure to set beside it.
+  # and batched. The engine runs PairRM on CUDA (fp32, test_pairrm_model_cuda) but the native
+  # PairRM benchmark (bench pairrm) runs on the CPU only, so there is no native GPU figure yet.
   step "PairRM: PyTorch baseline" 90 bench-pytorch-pairrm.txt bash -c \
     'for mode in single batched; do
        python3 bench/pytorch_pairrm.py --device cuda --dtype fp16 --mode "$mode" --json "$1/pytorch-pairrm-$mode.json" || exit 1

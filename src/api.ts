@@ -3,6 +3,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Recipe } from './recipe/types.js';
+import type { DeviceName } from './native/addon.js';
 import { resolveRecipe } from './recipe/resolve.js';
 import { train, type RunResult, type TrainOptions } from './pipeline/pipeline.js';
 import { DEMO_RECIPE } from './pipeline/demo.js';
@@ -208,6 +209,8 @@ export interface JudgeOptions {
   /** Command judges: seconds a request may wait with no output (default: the recipe default, 600). */
   judgeTimeout?: number;
   judgeStartupTimeout?: number;
+  /** Where model judges (PairRM, reward models) run (default cpu). */
+  device?: DeviceName;
   onEvent?: EventSink;
 }
 
@@ -229,7 +232,7 @@ export async function judgeGenerated(o: JudgeOptions): Promise<{ judged: string;
   const { rows } = await readRollout(o.input);
   const chat: JudgeContext = codec ? { chatPrompt: (p) => codec.promptBeforeAnswer(p) } : {};
   const ctx = withTimeouts({ ...chat, ...o.judgeContext }, o);
-  const judge = await createJudge(o.judge, engineJudgeContext(nativeEngine, 'cpu', ctx));
+  const judge = await createJudge(o.judge, engineJudgeContext(nativeEngine, o.device ?? 'cpu', ctx));
   try {
     const judged = await judgeRows(judge, rows, 16, {
       tick: progressTicker(onEvent, { iteration: 0, stage: 'judge', unit: 'prompts' }, rows.length),

@@ -56,10 +56,9 @@ describe('loading', () => {
     expect(m.parameters().some((p) => p.name === 'lm_head.weight')).toBe(false);
   });
 
-  it("refuses device 'cuda' clearly", async () => {
+  it.skipIf(cudaAvailable())("refuses device 'cuda' clearly where no GPU is visible (skipped: this machine has one; test/pipeline.cuda.test.ts loads models there)", async () => {
     const t = tiny(dir, 'llama2', seed + 3, {}, 'cuda');
-    const msg = cudaAvailable() ? /runs on the CPU backend in this build/ : /device 'cuda' is not available/;
-    await expect(loadModel(t.folder, { device: 'cuda' })).rejects.toThrow(msg);
+    await expect(loadModel(t.folder, { device: 'cuda' })).rejects.toThrow(/device 'cuda' is not available/);
   });
 });
 

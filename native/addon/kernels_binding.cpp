@@ -11,6 +11,7 @@
 
 #include "addon/args.h"
 #include "addon/async.h"
+#include "addon/device_lock.h"
 #include "addon/registry.h"
 #include "addon/staged.h"
 #include "backend/backend.h"
@@ -132,6 +133,7 @@ Napi::Value LogprobForward(const Napi::CallbackInfo& info) {
   return RunAsync<int>(
       env,
       [=]() {
+        const auto device_lock = device_call_lock(*be);
         Staged x(be, logits, dtype, N * V, true), y(be, labels.data(), DType::I32, N, true);
         Staged t(be, tl_p, DType::F32, N, false), l(be, lse_p, DType::F32, N, false);
         be->logprob_forward(x.tensor(), N, V, y.tensor(), t.tensor(), l.tensor());
@@ -174,6 +176,7 @@ Napi::Value LogprobBackward(const Napi::CallbackInfo& info) {
   return RunAsync<int>(
       env,
       [=]() {
+        const auto device_lock = device_call_lock(*be);
         Staged x(be, logits, dtype, N * V, true), y(be, labels.data(), DType::I32, N, true);
         Staged g(be, grad.data(), DType::F32, N, true);
         Staged l(be, has_lse ? lse.data() : nullptr, DType::F32, has_lse ? N : 0, true);
@@ -206,6 +209,7 @@ Napi::Value MaskedSequenceSum(const Napi::CallbackInfo& info) {
   return RunAsync<int>(
       env,
       [=]() {
+        const auto device_lock = device_call_lock(*be);
         Staged t(be, tl.data(), DType::F32, B * T, true);
         Staged m(be, mask.data(), DType::U8, B * T, true);
         Staged o(be, out_p, DType::F32, B, false);
@@ -250,6 +254,7 @@ Napi::Value SppoLoss(const Napi::CallbackInfo& info) {
   return RunAsync<LossResult>(
       env,
       [=]() {
+        const auto device_lock = device_call_lock(*be);
         LossResult r;
         for (auto* v : {&r.losses, &r.grad_chosen, &r.grad_rejected, &r.rewards_chosen, &r.rewards_rejected})
           v->resize(B);

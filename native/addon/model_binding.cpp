@@ -4,6 +4,7 @@
 
 #include "addon/args.h"
 #include "addon/async.h"
+#include "addon/device_lock.h"
 #include "addon/model_args.h"
 #include "addon/model_object.h"
 #include "addon/registry.h"
@@ -106,7 +107,12 @@ Napi::Value ModelObject::InitRandom(const Napi::CallbackInfo& info) {
   auto lease = Acquire(env, state_, "Model.initRandom");
   auto st = state_;
   return RunAsync<bool>(
-      env, [st, lease, seed, stddev]() { st->model->init_random(seed, stddev); return true; },
+      env,
+      [st, lease, seed, stddev]() {
+        const auto device_lock = device_call_lock(st->model->backend());
+        st->model->init_random(seed, stddev);
+        return true;
+      },
       [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
 }
 
@@ -131,6 +137,7 @@ Napi::Value ModelObject::Logits(const Napi::CallbackInfo& info) {
   return RunAsync<std::vector<float>>(
       env,
       [st, lease, batch, V]() {
+        const auto device_lock = device_call_lock(st->model->backend());
         std::vector<float> out(static_cast<size_t>(batch->B * batch->T * V));
         st->model->set_cancel(lease->cancel_point());
         st->model->logits(batch->view(), Tensor(out.data(), DType::F32, static_cast<int64_t>(out.size())));
@@ -152,6 +159,7 @@ Napi::Value ModelObject::Scores(const Napi::CallbackInfo& info) {
   return RunAsync<std::vector<float>>(
       env,
       [st, lease, batch, L]() {
+        const auto device_lock = device_call_lock(st->model->backend());
         std::vector<float> out(static_cast<size_t>(batch->B * L));
         st->model->set_cancel(lease->cancel_point());
         st->model->scores(batch->view(), Tensor(out.data(), DType::F32, static_cast<int64_t>(out.size())));
@@ -172,6 +180,7 @@ Napi::Value ModelObject::SequenceLogprobs(const Napi::CallbackInfo& info) {
   return RunAsync<std::vector<float>>(
       env,
       [st, lease, batch]() {
+        const auto device_lock = device_call_lock(st->model->backend());
         std::vector<float> out(static_cast<size_t>(batch->B));
         st->model->set_cancel(lease->cancel_point());
         st->model->sequence_logprobs(batch->view(), Tensor(out.data(), DType::F32, batch->B));
@@ -230,6 +239,7 @@ Napi::Value ModelObject::Generate(const Napi::CallbackInfo& info) {
   return RunAsync<std::vector<Generation>>(
       env,
       [st, lease, prompts, samples, seeds, opts]() {
+        const auto device_lock = device_call_lock(st->model->backend());
         st->model->set_cancel(lease->cancel_point());
         return generate(*st->model, *prompts, samples, *seeds, opts);
       },

@@ -1,6 +1,7 @@
 // Model.loadTensors / Model.saveTensors: parameter bytes in and out of safetensors files whose
 // headers TypeScript has parsed (load) or built (save).
 #include "addon/async.h"
+#include "addon/device_lock.h"
 #include "addon/model_args.h"
 #include "addon/model_object.h"
 #include "core/error.h"
@@ -54,6 +55,7 @@ Napi::Value ModelObject::LoadTensors(const Napi::CallbackInfo& info) {
   return RunAsync<bool>(
       env,
       [st, lease, entries]() {
+        const auto device_lock = device_call_lock(st->model->backend());
         for (const auto& e : *entries)
           io::load_into(e.file, e.offset, e.nbytes, e.dtype, st->model->backend(), st->model->param(e.name), e.name);
         return true;
@@ -87,6 +89,7 @@ Napi::Value ModelObject::SaveTensors(const Napi::CallbackInfo& info) {
   return RunAsync<bool>(
       env,
       [st, lease, file, header, list, dtype, bytes]() {
+        const auto device_lock = device_call_lock(st->model->backend());
         std::vector<Tensor> ts;
         for (const auto& n : *list) ts.push_back(st->model->param(n));
         const io::HostFloats host = io::host_floats(st->model->backend(), ts);

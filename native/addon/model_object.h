@@ -2,7 +2,8 @@
 // class (model_binding.cpp: forward passes, sampling, parameters; model_io_binding.cpp: tensor
 // load/save). Long calls run through RunAsync. One call at a time per model, its trainers
 // included (they share its activations): a second call while one is in flight, or any call after
-// free(), is an error, never a crash. cancel() stops the call in flight within about one step.
+// free(), is an error, never a crash. On a device backend the calls of all models run one at a time
+// (addon/device_lock.h). cancel() stops the call in flight within about one step.
 #pragma once
 #include <napi.h>
 

@@ -7,6 +7,7 @@
 
 #include "addon/args.h"
 #include "addon/async.h"
+#include "addon/device_lock.h"
 #include "addon/model_args.h"
 #include "addon/pairrm_object.h"
 #include "addon/registry.h"
@@ -186,7 +187,12 @@ Napi::Value PairRmObject::InitRandom(const Napi::CallbackInfo& info) {
   auto lease = Acquire(env, state_, "PairRM.initRandom");
   auto st = state_;
   return RunAsync<bool>(
-      env, [st, lease, seed, stddev]() { st->model->init_random(seed, stddev); return true; },
+      env,
+      [st, lease, seed, stddev]() {
+        const auto device_lock = device_call_lock(st->model->backend());
+        st->model->init_random(seed, stddev);
+        return true;
+      },
       [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
 }
 
@@ -226,6 +232,7 @@ Napi::Value PairRmObject::LoadTensors(const Napi::CallbackInfo& info) {
   return RunAsync<bool>(
       env,
       [st, lease, entries]() {
+        const auto device_lock = device_call_lock(st->model->backend());
         for (const auto& e : *entries)
           io::load_into(e.file, e.offset, e.nbytes, e.dtype, st->model->backend(), st->model->param(e.name), e.name);
         return true;
@@ -246,6 +253,7 @@ Napi::Value PairRmObject::Compare(const Napi::CallbackInfo& info) {
   return RunAsync<std::vector<double>>(
       env,
       [st, lease, batch]() {
+        const auto device_lock = device_call_lock(st->model->backend());
         std::vector<double> out(batch->lengths.size());
         st->model->set_cancel(lease->cancel_point());
         st->model->compare(batch->view(), Tensor(out.data(), DType::F64, static_cast<int64_t>(out.size())));
@@ -268,6 +276,7 @@ Napi::Value PairRmObject::HiddenStates(const Napi::CallbackInfo& info) {
   return RunAsync<std::vector<double>>(
       env,
       [st, lease, batch, H]() {
+        const auto device_lock = device_call_lock(st->model->backend());
         std::vector<double> out(batch->tokens.size() * static_cast<size_t>(H));
         st->model->set_cancel(lease->cancel_point());
         st->model->hidden_states(batch->view(), Tensor(out.data(), DType::F64, static_cast<int64_t>(out.size())));

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "addon/async.h"
+#include "addon/device_lock.h"
 #include "addon/communicator_object.h"
 #include "addon/model_args.h"
 #include "addon/registry.h"
@@ -133,6 +134,7 @@ Napi::Value TrainerObject::Accumulate(const Napi::CallbackInfo& info) {
   return RunAsync<StepMetrics>(
       env,
       [st, lease, pairs, loss, beta, scale, last]() {
+        const auto device_lock = device_call_lock(st->model->model->backend());
         st->model->model->set_cancel(lease->cancel_point());
         return st->trainer->accumulate(pairs->view(), loss, beta, scale, last);
       },
@@ -158,6 +160,7 @@ Napi::Value TrainerObject::Step(const Napi::CallbackInfo& info) {
   return RunAsync<StepResult>(
       env,
       [st, lease, lr, max_norm]() {
+        const auto device_lock = device_call_lock(st->model->model->backend());
         st->model->model->set_cancel(lease->cancel_point());
         return st->trainer->step(lr, max_norm);
       },
@@ -223,6 +226,7 @@ Napi::Value TrainerObject::SaveState(const Napi::CallbackInfo& info) {
   return RunAsync<bool>(
       env,
       [st, lease, write, file, header, bytes]() {
+        const auto device_lock = device_call_lock(st->model->model->backend());
         Trainer& t = *st->trainer;
         const LlamaModel& m = *st->model->model;
         const auto entries = state_entries(t, m);
@@ -291,6 +295,7 @@ Napi::Value TrainerObject::LoadState(const Napi::CallbackInfo& info) {
   return RunAsync<bool>(
       env,
       [st, lease, by_name, entries, step_count]() {
+        const auto device_lock = device_call_lock(st->model->model->backend());
         const LlamaModel& m = *st->model->model;
         for (const auto& e : entries) {
           const Entry& f = by_name->at(e.name);

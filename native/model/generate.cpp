@@ -52,6 +52,7 @@ class Sampler {
       b.download(logp.data(), v[2].data, v[2].bytes());
     }
     b.download(tokens.data(), v[1].data, v[1].bytes());  // the step boundary: EOS decides who goes on
+    b.synchronize();  // a device backend's deferred errors (a non-finite logit) before the tokens are used
   }
 
  private:

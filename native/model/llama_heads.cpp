@@ -106,6 +106,7 @@ void LlamaModel::logits(const TokenBatch& b, const Tensor& out) {
     m.be->matmul(m.hidden.slice(r0 * H, rows * H), m.W(m.layout.head()), lg, rows, V, H, false, true, false);
     m.download_as(lg, out.slice(r0 * V, rows * V), rows * V);
   }
+  m.be->synchronize();  // the call's boundary: a device backend's deferred errors are thrown here
 }
 
 // Gathers the last real row of each sequence and applies the score head: [B, num_labels].
@@ -132,6 +133,7 @@ void LlamaModel::scores(const TokenBatch& b, const Tensor& out) {
   m.prepare_batch(b);
   m.forward(false);
   m.download_as(score_head(m, b), out, b.B * m.cfg.num_labels);
+  m.be->synchronize();
 }
 
 void LlamaModel::sequence_logprobs(const TokenBatch& b, const Tensor& seq_out, const Tensor& token_out) {
@@ -159,6 +161,7 @@ void LlamaModel::sequence_logprobs(const TokenBatch& b, const Tensor& seq_out, c
       else token_out.as<double>()[at] = tok[i];
     }
   }
+  m.be->synchronize();  // e.g. a non-finite logit found by logprob_forward on the device
 }
 
 Tensor LlamaModel::forward_train(const TokenBatch& b, TrainHead head) {

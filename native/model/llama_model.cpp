@@ -26,6 +26,8 @@ LlamaModel::Impl::Impl(std::shared_ptr<Backend> b, const LlamaConfig& c, Precisi
       decode_ws(be, "the decode step") {
   SPPO_CHECK(be->device() != Device::CPU || p != Precision::BF16,
              "the CPU backend computes in fp32 or fp64; bf16 models need the CUDA backend");
+  SPPO_CHECK(be->device() == Device::CPU || p != Precision::FP64,
+             "the CUDA backend computes in fp32 or bf16; fp64 models need the CPU backend");
   ArenaPlan plan;
   plan.add("weights", dt.weight, layout.total());
   const std::size_t need = plan.bytes(), have = be->available_memory();

@@ -10,7 +10,9 @@
 // host before anything reaches the backend.
 //
 // Nothing here reads device memory on the host inside a forward or backward: results are
-// downloaded once, at the end of a call.
+// downloaded once, at the end of a call, and the inference calls end with the backend's
+// synchronize(), so a device backend's deferred errors (backend.h) are thrown by the call that
+// caused them. Training calls leave that to the step boundary (preference_step, Trainer::step).
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -34,6 +34,7 @@ void PairRmModel::compare(const PairBatch& b, const Tensor& out) {
   const int64_t T = m.cfg.num_tasks;
   std::vector<double> host(static_cast<size_t>(2 * m.S * T));
   m.download_as(scores, Tensor(host.data(), DType::F64, static_cast<int64_t>(host.size())), 2 * m.S * T);
+  m.be->synchronize();  // deferred device errors (the attention's start/rel_index checks) before results
   for (int64_t s = 0; s < m.S; ++s) {
     double d = 0;
     for (int64_t t = 0; t < T; ++t) d += host[static_cast<size_t>((2 * s) * T + t)] - host[static_cast<size_t>((2 * s + 1) * T + t)];

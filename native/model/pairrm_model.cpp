@@ -36,6 +36,8 @@ PairRmModel::Impl::Impl(std::shared_ptr<Backend> b, const PairRmConfig& c, Preci
       act_ws(be, "the PairRM activations"), head_ws(be, "the PairRM head") {
   SPPO_CHECK(be->device() != Device::CPU || p != Precision::BF16,
              "the CPU backend computes in fp32 or fp64; bf16 models need the CUDA backend");
+  SPPO_CHECK(be->device() == Device::CPU || p != Precision::FP64,
+             "the CUDA backend computes in fp32 or bf16; fp64 models need the CPU backend");
   ArenaPlan plan;
   plan.add("weights", dt.weight, layout.total());
   const std::size_t need = plan.bytes(), have = be->available_memory();
@@ -213,6 +215,7 @@ void PairRmModel::hidden_states(const PairBatch& b, const Tensor& out) {
   m.prepare_batch(b);
   m.encode();
   m.download_as(m.xa, out, m.N * m.cfg.hidden_size);
+  m.be->synchronize();  // the call's boundary: a device backend's deferred errors are thrown here
 }
 
 }  // namespace sppo

@@ -11,7 +11,7 @@
 // compare() gives, per sequence, mean over tasks of h([e_s; e_1]) - h([e_s; e_2]) where e are the
 // last hidden states at the slots and h(z) = W2 tanh(W1 z + b1) + b2: llm-blender's logit, > 0
 // when the first candidate is preferred. Token ids, lengths and slots are checked on the host.
-// Results are downloaded once, at the end of a call.
+// Results are downloaded once, at the end of a call, which then throws any deferred device error.
 #pragma once
 #include <cstdint>
 #include <memory>

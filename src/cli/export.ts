@@ -46,7 +46,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .option('max-prompts', { type: 'number', describe: 'Answer only the first N questions (for a quick look)' })
       .option('batch-size', { type: 'number', default: 8, describe: 'Questions per generate call' })
       .option('chat-template', { type: 'string', describe: 'Jinja chat template file, for a model folder whose tokenizer_config.json has none' })
-      .option('device', { type: 'string', choices: [...DEVICES], default: 'cpu', describe: 'Compute device' })
+      .option('device', { type: 'string', choices: [...DEVICES], default: 'cpu', describe: 'Compute device: cpu, or cuda (fp32; needs a CUDA build, a visible GPU and cuBLASLt)' })
       .example('$0 export alpaca-eval --model runs/m7b/iter-3/checkpoint-epoch-1 --prompts alpaca_eval.json', 'then: alpaca_eval --model_outputs exports/alpaca-eval/m7b-iter3/model_outputs.json')
       .epilogue('The decoding settings are recorded beside the answers (decoding.json, <model-id>.decoding.json); an interrupted export resumes when rerun. docs/benchmarks.md says how to run the judges.'),
   handler: async (args) => {

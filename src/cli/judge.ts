@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { judgeGenerated } from '../api.js';
+import { DEVICES } from '../native/kinds.js';
 import { parsePairing } from '../sppo/pairs.js';
 import { printEvents } from '../util/printEvents.js';
 
@@ -11,6 +12,7 @@ interface JudgeArgs {
   'judge-timeout': number;
   'judge-startup-timeout': number;
   'chat-template-model'?: string;
+  device: (typeof DEVICES)[number];
 }
 
 export const judgeCommand: CommandModule<object, JudgeArgs> = {
@@ -23,6 +25,7 @@ export const judgeCommand: CommandModule<object, JudgeArgs> = {
       .option('output', { type: 'string', demandOption: true, describe: 'Output folder' })
       .option('judge-timeout', { type: 'number', default: 600, describe: 'Command judges: seconds a request may wait with no output before the judge is stopped' })
       .option('judge-startup-timeout', { type: 'number', default: 600, describe: 'Command judges: seconds allowed for the handshake (loading its model)' })
+      .option('device', { type: 'string', choices: [...DEVICES], default: 'cpu' as const, describe: 'Where model judges (pairrm:, reward-model:) run: cpu, or cuda (fp32; needs a CUDA build, a visible GPU and cuBLASLt)' })
       .option('pairing', { type: 'string', default: 'best-worst', choices: ['best-worst', 'all'], describe: 'Training pairs: best-worst (reference) or all (Algorithm 1)' })
       .option('chat-template-model', {
         type: 'string',
@@ -41,6 +44,7 @@ export const judgeCommand: CommandModule<object, JudgeArgs> = {
       judgeStartupTimeout: args['judge-startup-timeout'],
       onEvent: printEvents(),
       chatTemplateModel: args['chat-template-model'],
+      device: args.device,
     });
     console.log(out.judged);
     console.log(out.train);

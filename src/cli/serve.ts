@@ -25,7 +25,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to listen on (0.0.0.0 for every interface)' })
       .option('port', { type: 'number', default: 8000, describe: 'Port (0: any free port; the address is printed)' })
       .option('served-model-name', { type: 'string', describe: "The name clients pass as 'model' [default: the model folder's absolute path]" })
-      .option('device', { type: 'string', choices: [...DEVICES], default: 'cpu', describe: 'Compute device' })
+      .option('device', { type: 'string', choices: [...DEVICES], default: 'cpu', describe: 'Compute device: cpu, or cuda (fp32; needs a CUDA build, a visible GPU and cuBLASLt)' })
       .option('max-batch', { type: 'number', default: 32, describe: 'Most samples in one generate call (concurrent requests with the same settings share one)' })
       .option('chat-template', { type: 'string', describe: 'Jinja chat template file, for a model folder whose tokenizer_config.json has none' })
       .option('quiet', { type: 'boolean', default: false, describe: 'Do not log each request' })

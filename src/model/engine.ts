@@ -33,12 +33,14 @@ export interface LoadModelOptions {
 
 const OPTIMIZER_FORMAT = 'sppo-native-optimizer';
 
+/**
+ * Throws the one reason `device` cannot run models here: no CUDA backend in this build, no GPU
+ * visible, or no cuBLASLt (the CUDA backend's matrix products). Models run in fp32 on either
+ * device (the CUDA engine's fp32 parity mode; bf16 comes later).
+ */
 function checkDevice(device: DeviceName): void {
   requireDevice(device);
   if (device === 'cuda') requireCublasLt();
-  if (device !== 'cpu') {
-    throw new Error(`device '${device}': the model engine runs on the CPU backend in this build; the CUDA model engine is not built yet (use device 'cpu')`);
-  }
 }
 
 /** A native call stopped by cancel() (or by a signal through cancelAllNativeWork). */

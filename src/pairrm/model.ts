@@ -2,7 +2,7 @@
 // every safetensors header are checked in TypeScript before anything is allocated, then the
 // weights are read into the core's arena. The handle compares packed pairs (src/pairrm/batching.ts).
 import type { DeviceName, NativePairBatch, NativePairRm, Precision } from '../native/addon.js';
-import { native, requireDevice } from '../native/addon.js';
+import { native, requireCublasLt, requireDevice } from '../native/addon.js';
 import { CancelledError } from '../model/engine.js';
 import { planPairRmWeights } from './checkpoint.js';
 import { readPairRmConfig, type PairRmModelConfig } from './config.js';
@@ -74,11 +74,13 @@ async function cancellable<T>(p: Promise<T>): Promise<T> {
 export async function openPairRmModel(folder: string, config: PairRmModelConfig, opts: LoadPairRmOptions = {}): Promise<NativePairRm> {
   const device = opts.device ?? 'cpu';
   requireDevice(device);
-  if (device !== 'cpu') {
-    throw new Error(`PairRM on device '${device}': the CUDA backend has no LayerNorm, GELU or disentangled-attention kernels yet; judge with --device cpu`);
+  const precision = opts.precision ?? 'fp32';
+  if (device === 'cuda') {
+    requireCublasLt();
+    if (precision !== 'fp32') throw new Error(`PairRM on device 'cuda' computes in fp32 (got precision '${precision}'; fp64 runs on the CPU)`);
   }
   const ranges = planPairRmWeights(folder, config.native);
-  const model = new (native().PairRM)(config.native, { device, precision: opts.precision ?? 'fp32' });
+  const model = new (native().PairRM)(config.native, { device, precision });
   try {
     await model.loadTensors(ranges);
   } catch (err) {

@@ -63,7 +63,7 @@ export const recipeFields = [
   field('judgeTimeout', 'judge-timeout', num({ min: 0, exclusiveMin: true }), 600, 'Command judges: seconds a request may wait with no output before the judge is stopped and the work fails (a line is printed every 30 s of waiting)'),
   field('judgeStartupTimeout', 'judge-startup-timeout', num({ min: 0, exclusiveMin: true }), 600, 'Command judges: seconds allowed for the handshake line (loading its model)'),
   field('output', 'output', str, 'runs/sppo', 'Run folder (created; rerunning the same command resumes it)'),
-  field('device', 'device', oneOf(DEVICES), 'cpu', 'Compute device'),
+  field('device', 'device', oneOf(DEVICES), 'cpu', 'Compute device for rollout, reference log-probs, training and model judges (PairRM, reward models): cpu (fp32), or cuda (fp32 on one GPU per rank; needs a CUDA build, a visible GPU and cuBLASLt, else refused with the reason)'),
   field('chatTemplate', 'chat-template', nullableStr, null, 'Jinja chat template file, for a model folder whose tokenizer_config.json has none'),
   field('seed', 'seed', int(0, 1_000_000), 42, 'Seed for prompt splits, sampling and shuffles'),
   field('iterations', 'iterations', int(1), 3, 'SPPO iterations'),

@@ -1,0 +1,83 @@
+// PairRmModel on CUDA in fp32 against the CPU engine, on the same weights (one host copy uploaded
+// to both) and fresh random packed batches: the PairRM-shaped tiny config (both relative terms,
+// log buckets, every relative row reached) and a variant (p2c off, unnormalized relative
+// embeddings, three tasks). Hidden states within 1e-5 of their largest (fp32 both, sums in another
+// order); comparison logits within 1e-5 of max(1, their largest) (differences of head outputs of
+// order one). Host outputs are poisoned with NaN. fp64 is refused on CUDA by name. Skips (exit 77)
+// without CUDA or a GPU. (The Llama engine: test_model_cuda.cpp.)
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "engine_compare.h"
+#include "model/pairrm_model.h"
+#include "testing.h"
+
+using namespace sppo;
+using namespace engine_test;
+using sppo_test::Rng;
+
+namespace {
+PairRmConfig pairrm_tiny() {
+  PairRmConfig c;
+  c.vocab_size = 40;
+  c.hidden_size = 16;
+  c.intermediate_size = 24;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.head_dim = 4;
+  c.layer_norm_eps = 1e-7;
+  c.position_buckets = 8;
+  c.max_relative_positions = 20;
+  return c;
+}
+}  // namespace
+
+TEST(pairrm_hidden_states_and_comparisons_match_the_cpu) {
+  Rng rng(409);
+  PairRmConfig variant = pairrm_tiny();
+  variant.norm_rel_embeddings = false;
+  variant.num_tasks = 3;
+  variant.p2c = false;
+  for (const PairRmConfig& c : {pairrm_tiny(), variant}) {
+    PairRmModel mc(cpu_be(), c, Precision::FP32), mg(gpu_be(), c, Precision::FP32);
+    // Weights of order one, as test_pairrm_model: embeddings N(0, 1), matrices N(0, 1/in), norm
+    // weights 1 + N(0, 0.2^2), biases N(0, 0.2^2).
+    for (size_t i = 0; i < mc.layout().params().size(); ++i) {
+      const ParamSpec& p = mc.layout()[static_cast<int>(i)];
+      std::vector<float> v(static_cast<size_t>(p.numel));
+      const bool norm_w = p.name.find("LayerNorm.weight") != std::string::npos;
+      for (auto& x : v)
+        x = static_cast<float>(p.shape.size() == 2
+                                   ? rng.normal(0, p.name.find("embeddings") != std::string::npos ? 1.0 : 1.0 / std::sqrt(double(p.shape[1])))
+                                   : (norm_w ? 1 + 0.2 * rng.normal() : 0.2 * rng.normal()));
+      put(mc.backend(), mc.param(static_cast<int>(i)), v);
+      put(mg.backend(), mg.param(static_cast<int>(i)), v);
+    }
+    std::vector<int32_t> lengths = {3, 47, 1, 25}, tokens, slots;
+    for (int32_t L : lengths) {
+      for (int32_t j = 0; j < L; ++j) tokens.push_back(static_cast<int32_t>(rng.integer(0, c.vocab_size - 1)));
+      for (int k = 0; k < 3; ++k) slots.push_back(static_cast<int32_t>(rng.integer(0, L - 1)));
+    }
+    const PairBatch b{static_cast<int64_t>(lengths.size()), lengths.data(), tokens.data(), slots.data()};
+    std::vector<float> h[2], lg[2];
+    for (int d = 0; d < 2; ++d) {
+      PairRmModel& m = d == 0 ? mc : mg;
+      h[d].assign(tokens.size() * static_cast<size_t>(c.hidden_size), kNaN);
+      lg[d].assign(lengths.size(), kNaN);
+      m.hidden_states(b, Tensor(h[d].data(), DType::F32, static_cast<int64_t>(h[d].size())));
+      m.compare(b, Tensor(lg[d].data(), DType::F32, static_cast<int64_t>(lg[d].size())));
+    }
+    const std::string what = c.num_tasks == 1 ? "PairRM" : "PairRM (p2c off, unnormalized, 3 tasks)";
+    expect_rel(what + " hidden states", h[1], h[0], 1e-5);
+    float scale = 1;
+    for (float x : lg[0]) scale = std::max(scale, std::fabs(x));
+    expect_rel(what + " comparison logits", lg[1], lg[0], 0, 1e-5 * scale);
+  }
+}
+
+TEST(fp64_pairrm_is_refused_on_cuda_by_name) {
+  CHECK_THROWS_WITH(PairRmModel(gpu_be(), pairrm_tiny(), Precision::FP64), "fp64 models need the CPU backend");
+}
+
+TEST_MAIN_CUDA()
