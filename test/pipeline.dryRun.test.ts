@@ -10,6 +10,8 @@ import { formatBytes, parseBytes } from '../src/util/bytes.js';
 import { tinyPairRmConfig } from './helpers/pairrmFolder.js';
 import { parsePairRmConfig } from '../src/pairrm/config.js';
 import { expectedPairRmParameters } from '../src/pairrm/checkpoint.js';
+import { recipePrecision } from '../src/pipeline/memoryPlan.js';
+import { defaultRecipe } from '../src/recipe/fields.js';
 
 const repo = join(import.meta.dirname, '..');
 const bin = join(repo, 'bin', 'sppo-native.js');
@@ -64,6 +66,20 @@ describe('byte figures', () => {
   });
 });
 
+describe('the precision a recipe asks for', () => {
+  it('fp32 runs everywhere; bf16 is planned on cuda only and refused for a real run until the engine has it', () => {
+    const r = defaultRecipe();
+    expect(recipePrecision(r, true)).toBe('fp32');
+    r.device = 'cuda';
+    expect(recipePrecision(r, true)).toBe('fp32');
+    r.precision = 'bf16';
+    expect(recipePrecision(r, false)).toBe('bf16');
+    expect(() => recipePrecision(r, true)).toThrow(/precision bf16: the engine does not run bf16 mixed precision yet .*use precision fp32/);
+    r.device = 'cpu';
+    expect(() => recipePrecision(r, false)).toThrow(/precision bf16 needs device cuda/);
+  });
+});
+
 describe.skipIf(!haveDist)('train --dry-run (runs bin/ over dist/; skipped when dist/ is not built, which `npm test` does first)', () => {
   it('prints the demo plan per stage with totals and a verdict, and writes nothing', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'sppo-dry-demo-'));
@@ -80,7 +96,7 @@ describe.skipIf(!haveDist)('train --dry-run (runs bin/ over dist/; skipped when 
   it('plans a 7B model from config.json alone on one H200 in bf16 with checkpointing: it fits, with its figures', () => {
     const root = mkdtempSync(join(tmpdir(), 'sppo-dry-7b-'));
     const model = modelFolder(root, 'mistral-7b', MISTRAL_7B);
-    writeFileSync(join(root, 'r.yaml'), 'model: mistral-7b\nprompts: prompts.parquet\njudge: builtin:length\ndevice: cuda\ntrain:\n  microBatch: 8\n  gradientCheckpointing: "on"\nlengths:\n  maxLength: 1024\n');
+    writeFileSync(join(root, 'r.yaml'), 'model: mistral-7b\nprompts: prompts.parquet\njudge: builtin:length\ndevice: cuda\nprecision: bf16\ntrain:\n  microBatch: 8\n  gradientCheckpointing: "on"\nlengths:\n  maxLength: 1024\n');
     const before = everything(root);
     const r = cli(root, ['train', '--recipe', 'r.yaml', '--dry-run', '--device-memory', '141GB']);
     expect(r.code, r.stderr).toBe(0);
@@ -102,7 +118,7 @@ describe.skipIf(!haveDist)('train --dry-run (runs bin/ over dist/; skipped when 
   it('exits 1 with the figures when the plan does not fit (7B without checkpointing on 80 GB)', () => {
     const root = mkdtempSync(join(tmpdir(), 'sppo-dry-80-'));
     modelFolder(root, 'm', MISTRAL_7B);
-    const r = cli(root, ['train', '--model', 'm', '--prompts', 'p.parquet', '--judge', 'builtin:length', '--device', 'cuda', '--micro-batch', '8', '--max-length', '1024', '--dry-run', '--device-memory', '80GB']);
+    const r = cli(root, ['train', '--model', 'm', '--prompts', 'p.parquet', '--judge', 'builtin:length', '--device', 'cuda', '--precision', 'bf16', '--micro-batch', '8', '--max-length', '1024', '--dry-run', '--device-memory', '80GB']);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/training +\d+\.\d+ GiB +does NOT fit: short by \d+\.\d+ GiB \(largest item: activations/);
     expect(r.stderr).toMatch(/the plan does not fit: the training stage needs \d+\.\d+ GiB on cuda \(--device-memory 80GB\) \(weights 13\.49 GiB, .*master weights 26\.98 GiB.*\) but 74\.51 GiB is available/);
@@ -146,5 +162,26 @@ describe.skipIf(!haveDist)('train --dry-run (runs bin/ over dist/; skipped when 
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/the training stage needs \d+\.\d+ TiB on cpu \(weights \d+\.\d+ TiB, .*optimizer state \d+\.\d+ TiB.*\) but \d+\.\d+ [GT]iB is available/);
     expect(r.stderr).toContain('sppo-native train --dry-run');
+  });
+
+  it('plans the 7B in fp32 on cuda by default (what --device cuda runs today): no master weights, fp32 weights', () => {
+    const root = mkdtempSync(join(tmpdir(), 'sppo-dry-fp32-'));
+    modelFolder(root, 'm', MISTRAL_7B);
+    const r = cli(root, ['train', '--model', 'm', '--prompts', 'p.parquet', '--judge', 'builtin:length', '--device', 'cuda', '--gradient-checkpointing', 'on', '--micro-batch', '8', '--max-length', '1024', '--dry-run', '--device-memory', '141GB']);
+    expect(r.stdout, r.stderr).toContain('(fp32)');
+    const n = llamaParameters(MISTRAL_7B);
+    expect(figure(r.stdout, 'training', 'weights')).toBe(formatBytes(4 * n));
+    expect(figure(r.stdout, 'training', 'master weights')).toBeUndefined();
+    expect(figure(r.stdout, 'training', 'gradients')).toBe(formatBytes(4 * n));
+  });
+
+  it('refuses precision bf16 on the CPU, and a real bf16 run, naming what to use instead', () => {
+    const root = mkdtempSync(join(tmpdir(), 'sppo-dry-bf16-'));
+    const cpu = cli(root, ['train', '--precision', 'bf16', '--dry-run']);
+    expect(cpu.code).not.toBe(0);
+    expect(cpu.stderr).toContain("precision bf16 needs device cuda (the CPU engine computes in fp32; got device 'cpu')");
+    const run = cli(root, ['train', '--precision', 'bf16']);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toContain('precision bf16 needs device cuda');
   });
 });

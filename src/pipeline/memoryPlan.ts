@@ -48,9 +48,17 @@ export interface PlanOptions {
   judgeCwd?: string;
 }
 
-/** The engine's numeric mode on `device`: fp32 on the CPU, bf16 mixed precision on a GPU. */
-export function precisionFor(device: DeviceName): Precision {
-  return device === 'cuda' ? 'bf16' : 'fp32';
+/**
+ * The recipe's numeric mode, checked against its device: bf16 mixed precision exists on cuda only.
+ * `forRun`: a real run (not a dry run), which the engine can only do in fp32 today.
+ */
+export function recipePrecision(recipe: Recipe, forRun: boolean): Precision {
+  const p: Precision = recipe.precision;
+  if (p === 'bf16' && recipe.device !== 'cuda') throw new Error(`precision bf16 needs device cuda (the CPU engine computes in fp32; got device '${recipe.device}')`);
+  if (p === 'bf16' && forRun) {
+    throw new Error("precision bf16: the engine does not run bf16 mixed precision yet (only `train --dry-run` plans it); use precision fp32, which --device cuda runs");
+  }
+  return p;
 }
 
 /** The policy's config as a run resolves it: the demo's model-config.json, or the model folder's. */
@@ -72,7 +80,7 @@ function stageOf(p: NativeStagePlan, stage: string, title: string, extra: Planne
 export function planRunMemory(recipe: Recipe, o: PlanOptions = {}): RunMemoryPlan {
   const addon = native();
   const device = recipe.device;
-  const precision = precisionFor(device);
+  const precision = recipePrecision(recipe, false);
   const { config, source } = policyConfig(recipe);
   if (config.sequenceClassification) throw new Error(`${source}: the policy is a reward model (${config.architecture}); it cannot generate`);
   const cfg = toNativeConfig(config);

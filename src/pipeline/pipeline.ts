@@ -41,7 +41,7 @@ import { prepareOutputFolder } from '../run/outputFolder.js';
 import { pathInRun, recordedPath } from '../run/runPaths.js';
 import { checkTokenizerFits } from '../text/vocabFit.js';
 import { preflightJudge, trainingWarnings } from './preflight.js';
-import { availableMemory, memoryRefusal, planRunMemory } from './memoryPlan.js';
+import { availableMemory, memoryRefusal, planRunMemory, recipePrecision } from './memoryPlan.js';
 import { formatDuration } from '../util/progress.js';
 import type { WinRate } from '../eval/stats.js';
 import { openRunReports } from '../report/runReports.js';
@@ -121,6 +121,7 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
     // Inputs are checked before the recipe is recorded, so that fixing a typo is not a "changed
     // recipe", and before any rollout, so that a bad device or judge does not waste one.
     await checkDevice(provider, recipe.device);
+    recipePrecision(recipe, true);
     const demoFolder = join(out, 'base-model');
     const base = recipe.model !== 'demo' ? resolve(recipe.model) : dist.isMain ? await ensureDemoModel(demoFolder, provider, recipe.device) : demoFolder;
     await dist.barrier('base model');

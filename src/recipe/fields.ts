@@ -64,6 +64,7 @@ export const recipeFields = [
   field('judgeStartupTimeout', 'judge-startup-timeout', num({ min: 0, exclusiveMin: true }), 600, 'Command judges: seconds allowed for the handshake line (loading its model)'),
   field('output', 'output', str, 'runs/sppo', 'Run folder (created; rerunning the same command resumes it)'),
   field('device', 'device', oneOf(DEVICES), 'cpu', 'Compute device for rollout, reference log-probs, training and model judges (PairRM, reward models): cpu (fp32), or cuda (fp32 on one GPU per rank; needs a CUDA build, a visible GPU and cuBLASLt, else refused with the reason)'),
+  field('precision', 'precision', oneOf(['fp32', 'bf16']), 'fp32', 'Numeric mode of the engine: fp32 (the CPU engine, and the CUDA engine today), or bf16 (bf16 weights and activations with fp32 master weights, gradients and optimizer state on cuda): --dry-run plans bf16 runs; the engine does not run them yet and a real run refuses it'),
   field('chatTemplate', 'chat-template', nullableStr, null, 'Jinja chat template file, for a model folder whose tokenizer_config.json has none'),
   field('seed', 'seed', int(0, 1_000_000), 42, 'Seed for prompt splits, sampling and shuffles'),
   field('iterations', 'iterations', int(1), 3, 'SPPO iterations'),
