@@ -22,12 +22,11 @@ KVCache::KVCache(const LlamaModel& model, int64_t max_sequences, int64_t max_len
              " blocks is outside what 32-bit slots address");
   SPPO_CHECK(max_seqs_ > 0 && max_length > 0, "KV cache: needs at least one sequence and one position");
   stride_ = (max_length + bs_ - 1) / bs_;
-  const std::size_t pool_bytes = static_cast<std::size_t>(num_blocks_ * bs_ * kw_) * dtype_size(dtype_);
-  const std::size_t need = 2 * static_cast<std::size_t>(layers_) * pool_bytes;
+  const std::size_t need = pool_bytes(model.config(), dtype_, num_blocks_, bs_);
   SPPO_CHECK(need <= be_->available_memory(), "the KV cache needs ", format_bytes(static_cast<double>(need)),
              " (", num_blocks_, " blocks of ", bs_, " positions) but the ", be_->name(), " backend has ",
              format_bytes(static_cast<double>(be_->available_memory())),
-             " available; generate fewer prompts or samples at once (--rollout-batch) or fewer new tokens");
+             " available; generate fewer prompts or samples at once (--rollout-batch), lower the KV-cache budget (max_cache_tokens) or ask for fewer new tokens");
   pools_ = Buffer(be_, need);
   tables_buf_ = Buffer(be_, static_cast<std::size_t>(max_seqs_ * stride_) * sizeof(int32_t));
   d_tables_ = tables_buf_.view(DType::I32, max_seqs_ * stride_);
@@ -47,6 +46,11 @@ int64_t KVCache::blocks_needed(const std::vector<int64_t>& prompt_lengths, int64
     n += samples * ((P + max_new + block_size - 1) / block_size - P / block_size);  // each sample's tail
   }
   return std::max<int64_t>(n, 1);
+}
+
+std::size_t KVCache::pool_bytes(const LlamaConfig& c, DType act, int64_t num_blocks, int64_t block_size) {
+  return 2 * static_cast<std::size_t>(c.num_layers) * static_cast<std::size_t>(num_blocks) *
+         static_cast<std::size_t>(block_size) * static_cast<std::size_t>(c.num_kv_heads * c.head_dim) * dtype_size(act);
 }
 
 int KVCache::open() {

@@ -14,6 +14,7 @@
 namespace sppo {
 
 class LlamaModel;
+struct LlamaConfig;
 
 class KVCache {
  public:
@@ -22,9 +23,14 @@ class KVCache {
   KVCache(const LlamaModel& model, int64_t max_sequences, int64_t max_length, int64_t num_blocks,
           int64_t block_size = 16);
 
-  // Blocks a set of prompts with `samples` forks each and up to `max_new` generated tokens needs.
+  // Blocks a set of prompts with `samples` forks each and up to `max_new` generated tokens needs
+  // (the prompt's blocks, kept while its samples run, + each sample's tail from its copy of the
+  // prompt's partial last block to max_new).
   static int64_t blocks_needed(const std::vector<int64_t>& prompt_lengths, int64_t samples, int64_t max_new,
                                int64_t block_size);
+  // Backend bytes of a pool of `num_blocks` blocks (K and V of every layer): the KV cache's whole
+  // allocation, for memory plans. bytes = 2 * layers * num_blocks * block_size * kv_heads * head_dim * dtype.
+  static std::size_t pool_bytes(const LlamaConfig& config, DType act, int64_t num_blocks, int64_t block_size);
 
   int open();              // a new, empty sequence
   int fork(int seq);       // a new sequence with seq's positions (shared blocks)
