@@ -57,7 +57,7 @@ SchedulerBudget resolve_budget(const LlamaModel& model, const GenerateOptions& o
   if (o.max_cache_tokens > 0) {
     b.kv_blocks = o.max_cache_tokens / b.block_size;
     SPPO_CHECK(b.kv_blocks >= biggest, "generate: max_cache_tokens = ", o.max_cache_tokens, " (", b.kv_blocks,
-               " blocks of ", b.block_size, " positions) cannot hold prompt ", biggest_i, " (", lengths[biggest_i],
+               b.kv_blocks == 1 ? " block of " : " blocks of ", b.block_size, " positions) cannot hold prompt ", biggest_i, " (", lengths[biggest_i],
                " tokens) with its ", samples, " samples of up to ", o.max_new_tokens, " new tokens, which need ",
                biggest, " blocks (", biggest * b.block_size, " positions); raise max_cache_tokens to at least ",
                biggest * b.block_size);

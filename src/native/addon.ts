@@ -117,6 +117,12 @@ export interface NativeGenerateOptions {
   topK?: number;
   greedy?: boolean;
   eosTokenIds: number[];
+  /** Continuous-batching budgets (native/model/scheduler.h); absent or 0 = automatic. Rows of one decode step (running samples + newcomers' prompt tokens). */
+  maxBatchTokens?: number;
+  /** Samples decoding at once. */
+  maxRunningSequences?: number;
+  /** KV-cache positions (the memory budget; rounded down to 16-position blocks). */
+  maxCacheTokens?: number;
 }
 
 export interface NativeGeneration {

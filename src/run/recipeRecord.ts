@@ -26,6 +26,7 @@ const ABSENT_MEANS: Readonly<Record<string, unknown>> = {
 // The rollout server's command may be fixed (a server that failed to start); the engine choice may not.
 const MAY_CHANGE = new Set([
   'iterations', 'output', 'device', 'train.lr', 'train.maxGradNorm', 'train.resumeEvery', 'rollout.batchSize',
+  'rollout.maxBatchTokens', 'rollout.maxRunningSequences', 'rollout.maxCacheTokens',
   'rollout.serverCommand', 'rollout.serverStartupSeconds', 'eval.prompts', 'eval.samples', 'judgeTimeout', 'judgeStartupTimeout',
 ]);
 

@@ -18,6 +18,8 @@ export interface SampleSettings {
   topP: number;
   /** Samples per request: sample k of a request is the k-th sample of its seed. */
   samples: number;
+  /** The engine's continuous-batching budgets (GenerateOptions); other sources ignore them. */
+  budget?: { maxBatchTokens: number; maxRunningSequences: number; maxCacheTokens: number };
 }
 
 export interface Sample {
@@ -42,7 +44,7 @@ export function engineSource(model: ModelHandle, codec: TextCodec): ResponseSour
     name: model.folder ?? 'the engine',
     window: contextWindow(model.config),
     async sample(requests, s) {
-      const gen: GenerateOptions = { maxNewTokens: s.maxNewTokens, temperature: s.temperature, topP: s.topP, eosTokenIds, samples: s.samples };
+      const gen: GenerateOptions = { maxNewTokens: s.maxNewTokens, temperature: s.temperature, topP: s.topP, eosTokenIds, samples: s.samples, ...s.budget };
       const gens = await model.generate(requests.map((r) => r.promptTokens), requests.map((r) => r.seed), gen);
       if (gens.length !== requests.length * s.samples) {
         throw new Error(`the model returned ${gens.length} generations for ${requests.length} prompts x ${s.samples} samples`);
