@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type EngineModel } from '../src/model/engine.js';
+import { withBudgetSetting } from '../src/stages/responseSource.js';
 import { SeededRandom } from '../src/util/rng.js';
 import type { PreferencePair, TrainerHandle } from '../src/model/types.js';
 import {
@@ -133,6 +134,12 @@ describe('sampling', () => {
     await expect(m.generate(prompts, seeds, { ...opts, maxBatchTokens: 1 })).rejects.toThrow(/max_batch_tokens = 1 is smaller than prompt \d+/);
     await expect(m.generate(prompts, seeds, { ...opts, maxCacheTokens: 16 })).rejects.toThrow(/max_cache_tokens = 16 \(1 block of 16 positions\) cannot hold prompt/);
     await expect(m.generate(prompts, seeds, { ...opts, maxCacheTokens: -1 })).rejects.toThrow(/maxCacheTokens must be a non-negative integer/);
+    // The rollout stage adds the recipe key and flag to the core's message.
+    const named = async (o: object) => m.generate(prompts, seeds, { ...opts, ...o }).then(() => '', (e: Error) => withBudgetSetting(e.message));
+    expect(await named({ maxRunningSequences: 2 })).toMatch(/at least 3 \(set by rollout\.maxRunningSequences, --rollout-max-sequences\)$/);
+    expect(await named({ maxBatchTokens: 1 })).toMatch(/\(set by rollout\.maxBatchTokens, --rollout-batch-tokens\)$/);
+    expect(await named({ maxCacheTokens: 16 })).toMatch(/\(set by rollout\.maxCacheTokens, --rollout-cache-tokens\)$/);
+    expect(withBudgetSetting('generate: topP must be in (0, 1]')).toBe('generate: topP must be in (0, 1]');
   });
 
   it('stops at any EOS id and reports why', async () => {
