@@ -108,6 +108,10 @@ export interface GenerateRunOptions extends PromptSamplingOptions {
   output: string;
   k?: number;
   shardSize?: number;
+  /** The engine's continuous-batching budgets (recipe rollout.maxBatchTokens, ...; 0 = automatic); they never change the samples. */
+  maxBatchTokens?: number;
+  maxRunningSequences?: number;
+  maxCacheTokens?: number;
 }
 
 /** The prompts of `o.prompts`, the first `o.maxPrompts` of them when set. */
@@ -122,7 +126,7 @@ const TEMPERATURE_0 = 'rollout.temperature is 0: sampling is greedy, so the samp
 /**
  * Samples K responses per prompt and writes `output`/generated.parquet; returns its path. The
  * options that decide the samples are recorded in `output`/generate.json; a rerun resumes the
- * shards only with the same ones (batch size and device may change).
+ * shards only with the same ones (batch size, batching budgets and device may change).
  */
 export async function generate(o: GenerateRunOptions): Promise<string> {
   const provider = o.provider ?? nativeEngine;
@@ -146,6 +150,9 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
       shardSize: o.shardSize ?? d.rollout.shardSize,
       maxPromptTokens: o.maxPromptTokens ?? d.lengths.maxPromptTokens,
       seed: o.seed ?? d.seed,
+      maxBatchTokens: o.maxBatchTokens ?? d.rollout.maxBatchTokens,
+      maxRunningSequences: o.maxRunningSequences ?? d.rollout.maxRunningSequences,
+      maxCacheTokens: o.maxCacheTokens ?? d.rollout.maxCacheTokens,
     };
     const chatTemplate = o.chatTemplate ? resolve(o.chatTemplate) : null;
     const codec = TextCodec.load(model, { chatTemplateFile: chatTemplate });
@@ -154,7 +161,8 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
     if (rollout.temperature === 0 && rollout.k > 1) onEvent({ type: 'warning', message: `${TEMPERATURE_0}: the ${rollout.k} responses of each prompt will be the same` });
     const shardDir = join(out, 'rollout');
     const started = existsSync(shardDir) && readdirSync(shardDir).some((n) => n.endsWith('.parquet') && !n.startsWith('.'));
-    const { batchSize: _b, ...decisive } = rollout;
+    // Batch size and the batching budgets change how the samples are computed, never what they are.
+    const { batchSize: _b, maxBatchTokens: _t, maxRunningSequences: _r, maxCacheTokens: _c, ...decisive } = rollout;
     const record = join(out, 'generate.json');
     const options = {
       model, prompts: resolve(o.prompts), promptColumn: o.promptColumn ?? d.promptColumn, promptSplitName: o.promptSplitName ?? null, maxPrompts: o.maxPrompts ?? 0, chatTemplate,

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type EngineModel } from '../src/model/engine.js';
+import { withBudgetSetting } from '../src/stages/responseSource.js';
 import { SeededRandom } from '../src/util/rng.js';
 import type { PreferencePair, TrainerHandle } from '../src/model/types.js';
 import {
@@ -113,6 +114,32 @@ describe('sampling', () => {
     expect(alone[0]).toEqual(a[1]);
     const other = await m.generate(prompts, [51, 101, 151], opts);
     expect(other.map((g) => g.tokens)).not.toEqual(a.map((g) => g.tokens));
+  });
+
+  it('gives the same samples under any continuous-batching budget, and refuses one too small by name', async () => {
+    const prompts = randomSequences(rand, 5, t.parsed.vocabSize, 2, 20);
+    const seeds = [5, 6, 7, 8, 9];
+    const eos = [0, 1, 2, 3, 4, 5];  // responses of different lengths
+    const opts = { maxNewTokens: 10, temperature: 1, topP: 0.95, eosTokenIds: eos, samples: 3 };
+    const all = await m.generate(prompts, seeds, opts);
+    const longest = Math.max(...prompts.map((p) => p.length));
+    for (const budget of [
+      { maxRunningSequences: 3, maxBatchTokens: Math.max(longest, 3) },  // one prompt at a time
+      { maxRunningSequences: 7, maxBatchTokens: longest + 6 },           // joins while others run
+      { maxCacheTokens: 48 * 4 },                                         // a small KV pool
+    ]) {
+      expect(await m.generate(prompts, seeds, { ...opts, ...budget })).toEqual(all);
+    }
+    await expect(m.generate(prompts, seeds, { ...opts, maxRunningSequences: 2 })).rejects.toThrow(/max_running_sequences = 2 is smaller than the 3 samples/);
+    await expect(m.generate(prompts, seeds, { ...opts, maxBatchTokens: 1 })).rejects.toThrow(/max_batch_tokens = 1 is smaller than prompt \d+/);
+    await expect(m.generate(prompts, seeds, { ...opts, maxCacheTokens: 16 })).rejects.toThrow(/max_cache_tokens = 16 \(1 block of 16 positions\) cannot hold prompt/);
+    await expect(m.generate(prompts, seeds, { ...opts, maxCacheTokens: -1 })).rejects.toThrow(/maxCacheTokens must be a non-negative integer/);
+    // The rollout stage adds the recipe key and flag to the core's message.
+    const named = async (o: object) => m.generate(prompts, seeds, { ...opts, ...o }).then(() => '', (e: Error) => withBudgetSetting(e.message));
+    expect(await named({ maxRunningSequences: 2 })).toMatch(/at least 3 \(set by rollout\.maxRunningSequences, --rollout-max-sequences\)$/);
+    expect(await named({ maxBatchTokens: 1 })).toMatch(/\(set by rollout\.maxBatchTokens, --rollout-batch-tokens\)$/);
+    expect(await named({ maxCacheTokens: 16 })).toMatch(/\(set by rollout\.maxCacheTokens, --rollout-cache-tokens\)$/);
+    expect(withBudgetSetting('generate: topP must be in (0, 1]')).toBe('generate: topP must be in (0, 1]');
   });
 
   it('stops at any EOS id and reports why', async () => {

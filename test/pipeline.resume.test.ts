@@ -255,9 +255,9 @@ describe('generate', () => {
       await expect(generate({ ...o, ...patch, provider: p })).rejects.toThrow(msg);
       expect(p.hooks.calls!.generate).toBe(0);
     }
-    // The batch size does not change the samples: it may change.
+    // The batch size and the engine's batching budgets do not change the samples: they may change.
     const p = fakeProvider();
-    await generate({ ...o, batchSize: 3, provider: p });
+    await generate({ ...o, batchSize: 3, maxBatchTokens: 64, maxRunningSequences: 6, maxCacheTokens: 4096, provider: p });
     expect(p.hooks.calls!.generate).toBe(0);
     expect(readFileSync(join(out, 'generated.parquet'))).toEqual(first);
     // Shards without a record (an older folder): K is checked when reading them.

@@ -9,11 +9,11 @@ import { train } from '../src/pipeline/pipeline.js';
 import type { Recipe } from '../src/recipe/types.js';
 import { DEMO_DIR } from '../src/pipeline/demo.js';
 import { readParquet } from '../src/data/parquet.js';
-import { runRollout } from '../src/stages/rollout.js';
+import { runRollout, type RolloutOptions } from '../src/stages/rollout.js';
 import { engineSource } from '../src/stages/responseSource.js';
 import { TextCodec } from '../src/text/codec.js';
 import { runTraining } from '../src/stages/train.js';
-import type { PreferencePair } from '../src/model/types.js';
+import type { GenerateOptions, ModelHandle, PreferencePair } from '../src/model/types.js';
 import { fakeRunRecipe, fakeWeights } from './helpers/fakeRun.js';
 import { fakeProvider, FakeModel } from './helpers/fakeModel.js';
 import { seededRandom } from './sppo.seed.js';
@@ -85,15 +85,24 @@ describe('an SPPO run on a fake model', () => {
     const provider = fakeProvider();
     const model = await provider.createRandom({ vocab_size: 125, eos_token_id: 2 }, 5, 'cpu');
     const prompts = Array.from({ length: 7 }, (_, i) => `tell me about the sky ${'red '.repeat(i)}`);
-    const run = async (name: string, batchSize: number, shardSize: number) => {
+    const seen: GenerateOptions[] = [];
+    const spy: ModelHandle = Object.assign(Object.create(model) as ModelHandle, {
+      generate: (p: number[][], s: number[], o: GenerateOptions) => (seen.push(o), model.generate(p, s, o)),
+    });
+    const run = async (name: string, batchSize: number, shardSize: number, budget: Partial<RolloutOptions> = {}) => {
       const dir = join(root, name);
-      await runRollout({ source: async () => engineSource(model, codec), codec, prompts, dir, output: join(dir, 'g.parquet'), iteration: 1,
-        opts: { k: 3, temperature: 1, topP: 1, maxNewTokens: 5, batchSize, shardSize, maxPromptTokens: 32, seed: 3 } });
+      await runRollout({ source: async () => engineSource(spy, codec), codec, prompts, dir, output: join(dir, 'g.parquet'), iteration: 1,
+        opts: { k: 3, temperature: 1, topP: 1, maxNewTokens: 5, batchSize, shardSize, maxPromptTokens: 32, seed: 3, ...budget } });
       return (await readParquet(join(dir, 'g.parquet'))).rows;
     };
     const a = await run('seedA', 1, 7);
+    expect(seen[0]).toMatchObject({ maxBatchTokens: 0, maxRunningSequences: 0, maxCacheTokens: 0 });  // automatic
     const b = await run('seedB', 1 + Math.floor(rand() * 6), 1 + Math.floor(rand() * 6));
     expect(b).toEqual(a);
+    // The engine's batching budgets reach its generate calls.
+    seen.length = 0;
+    expect(await run('seedC', 7, 7, { maxBatchTokens: 40, maxRunningSequences: 6, maxCacheTokens: 512 })).toEqual(a);
+    expect(seen[0]).toMatchObject({ maxBatchTokens: 40, maxRunningSequences: 6, maxCacheTokens: 512 });
     // ...and they differ between prompts and between samples.
     expect(new Set(a.flatMap((r) => [0, 1, 2].map((k) => JSON.stringify(r[`response_tokens_${k}`])))).size).toBeGreaterThan(15);
   });

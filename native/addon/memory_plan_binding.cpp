@@ -23,6 +23,11 @@ int64_t Int(Napi::Env env, const Napi::Object& o, const char* key, int64_t lo) {
   return ReadInt(env, o.Get(key), std::string("request.") + key, lo, kBig);
 }
 
+// An optional integer >= 0 (undefined: 0, "automatic").
+int64_t Budget(Napi::Env env, const Napi::Object& o, const char* key) {
+  return o.Get(key).IsUndefined() ? 0 : Int(env, o, key, 0);
+}
+
 bool Bool(Napi::Env env, const Napi::Object& o, const char* key, bool fallback) {
   const Napi::Value v = o.Get(key);
   if (v.IsUndefined()) return fallback;
@@ -97,6 +102,9 @@ Napi::Value PlanMemory(const Napi::CallbackInfo& info) {
     g.prompt_len = Int(env, o, "promptLen", 1);
     g.max_new_tokens = Int(env, o, "maxNewTokens", 1);
     g.greedy = Bool(env, o, "greedy", false);
+    g.max_batch_tokens = Budget(env, o, "maxBatchTokens");
+    g.max_running_sequences = Budget(env, o, "maxRunningSequences");
+    g.max_cache_tokens = Budget(env, o, "maxCacheTokens");
     return Guarded(env, [&]() { return PlanToJs(env, plan_generation_memory(c, precision, g)); });
   }
   type_error(env, "request.kind must be 'training', 'inference', 'generation' or 'pairrm' (got '" + kind + "')");

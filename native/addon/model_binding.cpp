@@ -226,6 +226,14 @@ Napi::Value ModelObject::Generate(const Napi::CallbackInfo& info) {
   opts.top_p = ReadNumber(env, o.Get("topP"), "options.topP");
   if (!o.Get("topK").IsUndefined()) opts.top_k = ReadInt(env, o.Get("topK"), "options.topK", 0, cfg.vocab_size);
   if (!o.Get("greedy").IsUndefined()) opts.greedy = o.Get("greedy").ToBoolean().Value();
+  // Continuous-batching budgets (model/scheduler.h), 0 or absent = automatic.
+  const int64_t big = int64_t{1} << 40;
+  if (!o.Get("maxBatchTokens").IsUndefined())
+    opts.max_batch_tokens = ReadInt(env, o.Get("maxBatchTokens"), "options.maxBatchTokens", 0, big);
+  if (!o.Get("maxRunningSequences").IsUndefined())
+    opts.max_running_sequences = ReadInt(env, o.Get("maxRunningSequences"), "options.maxRunningSequences", 0, big);
+  if (!o.Get("maxCacheTokens").IsUndefined())
+    opts.max_cache_tokens = ReadInt(env, o.Get("maxCacheTokens"), "options.maxCacheTokens", 0, big);
   Napi::Value eos = o.Get("eosTokenIds");
   if (!eos.IsArray()) throw Napi::TypeError::New(env, "options.eosTokenIds must be an array of token ids");
   Napi::Array ea = eos.As<Napi::Array>();

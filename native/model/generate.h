@@ -1,8 +1,10 @@
 // Batched sampling with a paged KV cache (CONTRACT). One call takes a batch of prompts and draws
 // `samples` responses from each: a prompt's prefill is computed once and its K samples share its
-// cache blocks. Sample k of prompt i draws its uniforms from Philox(seed_i, sequence k, step t)
+// cache blocks. The prompts are continuously batched (model/scheduler.h): a running set bounded by
+// a token, a sequence and a KV-memory budget, which finished samples leave and waiting prompts join
+// step by step. Sample k of prompt i draws its uniforms from Philox(seed_i, sequence k, step t)
 // (kernels/sample.h), so a sample depends only on its prompt, seed, k and the options: not on the
-// rest of the batch, nor on how many samples were asked for.
+// rest of the batch, the budgets, nor on how many samples were asked for.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -18,6 +20,26 @@ struct GenerateOptions {
   int64_t top_k = 0;         // 0 = off
   bool greedy = false;
   std::vector<int32_t> eos_ids;
+  // Budgets of the continuous batching (model/scheduler.h); 0 = automatic.
+  int64_t max_batch_tokens = 0;       // rows of one decode step: running samples + newcomers' prompt tokens
+  int64_t max_running_sequences = 0;  // samples decoding at once
+  int64_t max_cache_tokens = 0;       // KV-cache positions (all layers' K and V of that many tokens)
+  bool drain_batch = false;           // static batching: admit only when the running set is empty
+};
+
+// What the scheduler did in one call (benchmarks and tests).
+struct GenerateStats {
+  int64_t steps = 0;                  // decode calls
+  int64_t mixed_steps = 0;            // steps that prefilled newcomers and decoded others in one call
+  int64_t prefill_tokens = 0;         // prompt rows prefilled
+  int64_t decode_tokens = 0;          // one-token decode rows
+  int64_t peak_step_tokens = 0;       // most rows in one decode call
+  int64_t peak_running = 0;           // most samples running at once
+  int64_t joins_while_running = 0;    // prompts admitted while samples of earlier prompts still ran
+  int64_t max_batch_tokens = 0, max_running_sequences = 0;  // the budgets used (automatic ones resolved)
+  int64_t kv_blocks = 0, block_size = 0;                    // the KV pool (the memory budget)
+  int64_t peak_blocks_in_use = 0;
+  int64_t free_blocks_at_end = 0;     // kv_blocks when every block went back
 };
 
 struct Generation {
@@ -30,7 +52,9 @@ struct Generation {
 void validate_generate_options(const GenerateOptions& o, int64_t vocab_size);
 
 // Returns prompts.size() * samples generations, prompt-major (sample k of prompt i at i*samples+k).
+// Throws sppo::Error naming the option (and the numbers) when a budget cannot hold one prompt.
 std::vector<Generation> generate(LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts,
-                                 int64_t samples, const std::vector<uint64_t>& seeds, const GenerateOptions& opts);
+                                 int64_t samples, const std::vector<uint64_t>& seeds, const GenerateOptions& opts,
+                                 GenerateStats* stats = nullptr);
 
 }  // namespace sppo

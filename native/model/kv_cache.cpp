@@ -26,7 +26,7 @@ KVCache::KVCache(const LlamaModel& model, int64_t max_sequences, int64_t max_len
   SPPO_CHECK(need <= be_->available_memory(), "the KV cache needs ", format_bytes(static_cast<double>(need)),
              " (", num_blocks_, " blocks of ", bs_, " positions) but the ", be_->name(), " backend has ",
              format_bytes(static_cast<double>(be_->available_memory())),
-             " available; generate fewer prompts or samples at once (--rollout-batch) or fewer new tokens");
+             " available; generate fewer prompts or samples at once (--rollout-batch), lower the KV-cache budget (max_cache_tokens) or ask for fewer new tokens");
   pools_ = Buffer(be_, need);
   tables_buf_ = Buffer(be_, table_bytes(max_seqs_, max_length, bs_));
   d_tables_ = tables_buf_.view(DType::I32, max_seqs_ * stride_);
@@ -39,9 +39,8 @@ KVCache::KVCache(const LlamaModel& model, int64_t max_sequences, int64_t max_len
 }
 
 std::size_t KVCache::pool_bytes(const LlamaConfig& c, DType dtype, int64_t num_blocks, int64_t block_size) {
-  const int64_t kw = c.num_kv_heads * c.head_dim;
-  return 2 * static_cast<std::size_t>(c.num_layers) * static_cast<std::size_t>(num_blocks * block_size * kw) *
-         dtype_size(dtype);
+  return 2 * static_cast<std::size_t>(c.num_layers) * static_cast<std::size_t>(num_blocks) *
+         static_cast<std::size_t>(block_size) * static_cast<std::size_t>(c.num_kv_heads * c.head_dim) * dtype_size(dtype);
 }
 
 std::size_t KVCache::table_bytes(int64_t max_sequences, int64_t max_length, int64_t block_size) {

@@ -15,6 +15,7 @@
 namespace sppo {
 
 class LlamaModel;
+struct LlamaConfig;
 
 class KVCache {
  public:
@@ -28,7 +29,9 @@ class KVCache {
   static std::size_t pool_bytes(const LlamaConfig& c, DType dtype, int64_t num_blocks, int64_t block_size);
   static std::size_t table_bytes(int64_t max_sequences, int64_t max_length, int64_t block_size);
 
-  // Blocks a set of prompts with `samples` forks each and up to `max_new` generated tokens needs.
+  // Blocks a set of prompts with `samples` forks each and up to `max_new` generated tokens needs
+  // (the prompt's blocks, kept while its samples run, + each sample's tail from its copy of the
+  // prompt's partial last block to max_new).
   static int64_t blocks_needed(const std::vector<int64_t>& prompt_lengths, int64_t samples, int64_t max_new,
                                int64_t block_size);
 

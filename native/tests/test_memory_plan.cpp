@@ -191,6 +191,55 @@ TEST(generation_plan_equals_allocation) {
   }
 }
 
+// A call the budget splits (prompts join as others finish): the plan is the worst step the budget
+// allows, so the allocation stays within it, and the KV pool (allocated whole) is exactly the budget's.
+TEST(a_budget_limited_generation_stays_within_its_plan) {
+  sppo_test::Rng rng(5);
+  const sppo::LlamaConfig c = llama3_tiny();
+  struct Budget {
+    int64_t tokens, sequences, cache;
+  };
+  for (const Budget& bu : {Budget{40, 0, 0}, Budget{0, 6, 0}, Budget{0, 0, 16 * 12}}) {
+    auto count = std::make_shared<sppo::HostMemoryCount>();
+    auto be = sppo::make_counting_cpu_backend(count);
+    const int64_t np = 5, K = 3, P = 11, max_new = 7;
+    sppo::GenerateOptions go;
+    go.max_new_tokens = max_new;
+    go.temperature = 0.9;
+    go.max_batch_tokens = bu.tokens;
+    go.max_running_sequences = bu.sequences;
+    go.max_cache_tokens = bu.cache;
+    sppo::GenerateStats st;
+    {
+      sppo::LlamaModel m(be, c, sppo::Precision::FP32);
+      m.init_random(3, 0.05);
+      std::vector<std::vector<int32_t>> prompts;
+      std::vector<uint64_t> seeds;
+      for (int64_t i = 0; i < np; ++i) {
+        prompts.push_back(random_tokens(rng, P, c.vocab_size));
+        seeds.push_back(static_cast<uint64_t>(rng.integer(0, 1 << 30)));
+      }
+      sppo::generate(m, prompts, K, seeds, go, &st);
+    }
+    CHECK(st.steps > max_new);  // the budget did split the call
+    sppo::GenerationPlanOptions o;
+    o.prompts = np;
+    o.samples = K;
+    o.prompt_len = P;
+    o.max_new_tokens = max_new;
+    o.max_batch_tokens = bu.tokens;
+    o.max_running_sequences = bu.sequences;
+    o.max_cache_tokens = bu.cache;
+    const auto plan = sppo::plan_generation_memory(c, sppo::Precision::FP32, o);
+    std::printf("  budget tokens %lld, sequences %lld, cache %lld: allocated %zu, planned %zu\n",
+                static_cast<long long>(bu.tokens), static_cast<long long>(bu.sequences),
+                static_cast<long long>(bu.cache), count->peak, plan.total());
+    CHECK(count->peak <= plan.total());
+    CHECK(plan.total() <= count->peak + count->peak / 10);  // a bound, but not a loose one
+    if (bu.cache > 0) CHECK(st.kv_blocks == bu.cache / 16);
+  }
+}
+
 TEST(a_plan_that_does_not_fit_is_refused_with_its_figures) {
   sppo::TrainingPlanOptions o;
   o.pairs = 2;

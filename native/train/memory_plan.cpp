@@ -2,12 +2,14 @@
 #include "train/memory_plan.h"
 
 #include <algorithm>
+#include <limits>
 #include <sstream>
 
 #include "backend/buffer.h"
 #include "backend/workspace.h"
 #include "core/error.h"
 #include "model/kv_cache.h"
+#include "model/scheduler.h"
 #include "model/llama_plans.h"
 #include "model/param_layout.h"
 #include "train/grad_buckets.h"
@@ -130,38 +132,56 @@ StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const Genera
   check_positive(o.prompt_len, "prompt length");
   check_positive(o.max_new_tokens, "max new tokens");
   const Dtypes dt = dtypes_of(p);
-  const int64_t V = c.vocab_size, np = o.prompts, n = np * o.samples;
-  // As model/generate.cpp: blocks of 16 positions; prefill in groups of about 2048 prompt tokens
-  // (shorter prompts put up to every prompt in one group), then one row per live sample a step.
-  constexpr int64_t bs = 16, kPrefillRows = 2048;
-  const std::vector<int64_t> lengths(static_cast<size_t>(np), o.prompt_len);
-  const int64_t blocks = KVCache::blocks_needed(lengths, o.samples, o.max_new_tokens, bs);
+  const int64_t V = c.vocab_size, np = o.prompts, K = o.samples, n = np * K, P = o.prompt_len;
+  // The budget exactly as generate() resolves it (model/scheduler.h), with the whole need planned.
+  GenerateOptions go;
+  go.max_new_tokens = o.max_new_tokens;
+  go.max_batch_tokens = o.max_batch_tokens;
+  go.max_running_sequences = o.max_running_sequences;
+  go.max_cache_tokens = o.max_cache_tokens;
+  const std::vector<int64_t> lengths(static_cast<size_t>(np), P);
+  const SchedulerBudget b = resolve_budget(go, lengths, K, std::numeric_limits<int64_t>::max());
+  const int64_t bs = b.block_size, B = b.max_batch_tokens;
+  // The scheduler's admission rule for equal prompts: at most g prompts run at once (their samples
+  // within the sequence and token budgets, their worst-case blocks within the pool), and a step
+  // admits at most `first` (their prefill within the token budget), as the first step does.
+  const int64_t need = KVCache::blocks_needed({P}, K, o.max_new_tokens, bs);
+  const int64_t g = std::max<int64_t>(1, std::min({np, std::min(b.max_running_sequences, B) / K, b.kv_blocks / need}));
+  const int64_t first = std::max<int64_t>(1, std::min(g, B / P));
+  const int64_t running = g * K;  // samples running at once, at most
+  const bool all_at_once = first == np;
   StagePlan s;
   s.stage = "generation";
   add_llama_weights(s, c, dt, ParamLayout(c).total());
-  const std::size_t kv = KVCache::pool_bytes(c, dt.act, blocks, bs) +
-                         KVCache::table_bytes(n + np, o.prompt_len + o.max_new_tokens, bs);
+  const std::size_t kv = KVCache::pool_bytes(c, dt.act, b.kv_blocks, bs) +
+                         KVCache::table_bytes(scheduler_max_sequences(np, K, b), P + o.max_new_tokens, bs);
   s.items.push_back({"KV cache", kv,
-                     std::to_string(blocks) + " blocks of " + std::to_string(bs) + " positions: " +
-                         std::to_string(np) + " prompts x " + std::to_string(o.samples) + " samples x (" +
-                         std::to_string(o.prompt_len) + " + " + std::to_string(o.max_new_tokens) + "), " +
-                         std::to_string(c.num_layers) + " layers x " + std::to_string(c.num_kv_heads) + " kv heads x " +
-                         std::to_string(c.head_dim) + " x K,V x " + dtype_name(dt.act)});
-  const int64_t pre_rows = std::min(np * o.prompt_len, std::max(kPrefillRows, o.prompt_len));
-  const int64_t pre_items = std::min(np, pre_rows);
-  const ArenaPlan pre = llama_decode_plan(c, dt, pre_rows, pre_items), step = llama_decode_plan(c, dt, n, n);
-  s.items.push_back({"decode step", ws(pre.bytes() >= step.bytes() ? pre : step),
-                     "prefill of " + std::to_string(pre_rows) + " rows, then " + std::to_string(n) + " rows a step"});
-  ArenaPlan lp, ls;
-  lp.add("prefill", dt.act, pre_items * V);
-  lp.add("expanded", dt.act, pre_items * o.samples * V);
-  ls.add("step", dt.act, n * V);
-  ArenaPlan sp;
-  sp.add("w", DType::F32, o.greedy ? 0 : n * V);
-  sp.add("tokens", DType::I32, n);
-  sp.add("logp", DType::F32, n);
-  s.items.push_back({"logits and sampler", ws(lp.bytes() >= ls.bytes() ? lp : ls) + ws(sp),
-                     std::to_string(n) + " rows x " + std::to_string(V)});
+                     std::to_string(b.kv_blocks) + " blocks of " + std::to_string(bs) + " positions: " +
+                         std::to_string(np) + " prompts x " + std::to_string(K) + " samples x (" + std::to_string(P) +
+                         " + " + std::to_string(o.max_new_tokens) + "), " + std::to_string(c.num_layers) +
+                         " layers x " + std::to_string(c.num_kv_heads) + " kv heads x " + std::to_string(c.head_dim) +
+                         " x K,V x " + dtype_name(dt.act)});
+  // Rows of a step: the first has the admitted prompts' prefill; later ones decode one row per
+  // running sample, plus, when prompts still wait, newcomers' prompts up to the token budget.
+  // A later step decodes d running samples and prefills j newcomers (j <= first, d + j*K <= running).
+  const int64_t later_rows = all_at_once ? n : std::min(B, running + first * std::max<int64_t>(0, P - K));
+  ArenaPlan step = llama_decode_plan(c, dt, first * P, first);
+  if (o.max_new_tokens > 1) {
+    const ArenaPlan later = llama_decode_plan(c, dt, later_rows, running);
+    if (later.bytes() > step.bytes()) step = later;
+  }
+  s.items.push_back({"decode step", ws(step),
+                     all_at_once ? "prefill of " + std::to_string(first * P) + " rows, then " + std::to_string(n) +
+                                       " rows a step"
+                                 : std::to_string(first) + " of " + std::to_string(np) + " prompts in the first step, "
+                                       "then up to " + std::to_string(later_rows) + " rows a step (the budgets)"});
+  const int64_t rows = running;  // sampled rows of a step, at most (n when every prompt joins at once)
+  ArenaPlan lg, sp;
+  lg.add("logits", dt.act, rows * V);
+  sp.add("w", DType::F32, o.greedy ? 0 : rows * V);
+  sp.add("tokens", DType::I32, rows);
+  sp.add("logp", DType::F32, rows);
+  s.items.push_back({"logits and sampler", ws(lg) + ws(sp), std::to_string(rows) + " rows x " + std::to_string(V)});
   return s;
 }
 

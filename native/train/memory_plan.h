@@ -59,9 +59,14 @@ struct GenerationPlanOptions {
   int64_t prompt_len = 1;       // the longest prompt
   int64_t max_new_tokens = 1;
   bool greedy = false;
+  // GenerateOptions' continuous-batching budgets (0 = automatic; an automatic KV pool is planned
+  // at the whole call's need, which the run lowers only when memory is short).
+  int64_t max_batch_tokens = 0, max_running_sequences = 0, max_cache_tokens = 0;
 };
-// One generate call (model/generate.h): weights, the paged KV cache (blocks rounded up, the
-// prompt's prefill shared by its samples), the decode step, the logits and the sampler.
+// One generate call (model/generate.h, model/scheduler.h): weights, the paged KV cache (the
+// budget's pool, allocated whole), the decode step, the logits and the sampler. Exact when every
+// prompt joins in the first step (the usual rollout call); otherwise the worst step the budget
+// allows, an upper bound.
 StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const GenerationPlanOptions& o);
 
 // One PairRM compare call of `tokens` packed tokens in `sequences` ordered pairs.

@@ -9,6 +9,7 @@ import { GENERATE_TEXTS, onePromptFile } from './commandFlags.js';
 export const GENERATE_FIELDS = [
   'model', 'prompts', 'promptColumn', 'promptSplitName', 'promptInvalidUtf8', 'maxPrompts', 'output', 'device', 'chatTemplate', 'seed',
   'rollout.k', 'rollout.temperature', 'rollout.topP', 'rollout.maxNewTokens', 'rollout.batchSize', 'rollout.shardSize', 'lengths.maxPromptTokens',
+  'rollout.maxBatchTokens', 'rollout.maxRunningSequences', 'rollout.maxCacheTokens',
 ] as const;
 
 export const generateCommand: CommandModule<object, Record<string, unknown>> = {
@@ -34,6 +35,9 @@ export const generateCommand: CommandModule<object, Record<string, unknown>> = {
       maxNewTokens: r.rollout.maxNewTokens,
       batchSize: r.rollout.batchSize,
       shardSize: r.rollout.shardSize,
+      maxBatchTokens: r.rollout.maxBatchTokens,
+      maxRunningSequences: r.rollout.maxRunningSequences,
+      maxCacheTokens: r.rollout.maxCacheTokens,
       maxPromptTokens: r.lengths.maxPromptTokens,
       onEvent: printEvents(),
     });

@@ -190,6 +190,10 @@ export class EngineModel implements ModelHandle {
     eos.forEach((id, i) => {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new Error(`generate: eosTokenIds[${i}] = ${id} is not a token id`);
     });
+    for (const key of ['maxBatchTokens', 'maxRunningSequences', 'maxCacheTokens'] as const) {
+      const v = opts[key];
+      if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new Error(`generate: ${key} must be a non-negative integer, 0 = automatic (got ${v})`);
+    }
     const out = await cancellable(this.nativeModel.generate(
       prompts.map((p) => Int32Array.from(p)),
       samples,
@@ -201,6 +205,9 @@ export class EngineModel implements ModelHandle {
         ...(opts.topK !== undefined ? { topK: opts.topK } : {}),
         greedy: opts.greedy ?? false,
         eosTokenIds: eos,
+        ...(opts.maxBatchTokens ? { maxBatchTokens: opts.maxBatchTokens } : {}),
+        ...(opts.maxRunningSequences ? { maxRunningSequences: opts.maxRunningSequences } : {}),
+        ...(opts.maxCacheTokens ? { maxCacheTokens: opts.maxCacheTokens } : {}),
       },
     ));
     return out.map((g) => ({ tokens: Array.from(g.tokens), logprobs: Array.from(g.logprobs), finishReason: g.stoppedAtEos ? 'eos' : 'length' }));

@@ -42,6 +42,16 @@ export interface GenerateOptions {
   eosTokenIds: number[];
   /** Samples per prompt (default 1), drawn from one shared prefill of the prompt. */
   samples?: number;
+  /**
+   * Continuous-batching budgets of the engine (native/model/scheduler.h), absent or 0 = automatic;
+   * they never change the generations. Rows of one decode step: one per running sample plus the
+   * prompt tokens of prompts joining in that step (at least the longest prompt and `samples`).
+   */
+  maxBatchTokens?: number;
+  /** Samples decoding at once (at least `samples`). */
+  maxRunningSequences?: number;
+  /** KV-cache positions, the memory budget (at least one prompt with its samples of maxNewTokens). */
+  maxCacheTokens?: number;
 }
 
 export interface Generation {

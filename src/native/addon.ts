@@ -117,6 +117,12 @@ export interface NativeGenerateOptions {
   topK?: number;
   greedy?: boolean;
   eosTokenIds: number[];
+  /** Continuous-batching budgets (native/model/scheduler.h); absent or 0 = automatic. Rows of one decode step (running samples + newcomers' prompt tokens). */
+  maxBatchTokens?: number;
+  /** Samples decoding at once. */
+  maxRunningSequences?: number;
+  /** KV-cache positions (the memory budget; rounded down to 16-position blocks). */
+  maxCacheTokens?: number;
 }
 
 export interface NativeGeneration {
@@ -300,7 +306,7 @@ export type NativeMemoryPlanRequest =
       world?: number; zero1?: boolean; bucketBytes?: number;
     }
   | { kind: 'inference'; config: NativeLlamaConfig; precision: Precision; rows: number; seqLen: number; head: 'logprobs' | 'scores' | 'logits' }
-  | { kind: 'generation'; config: NativeLlamaConfig; precision: Precision; prompts: number; samples: number; promptLen: number; maxNewTokens: number; greedy?: boolean }
+  | { kind: 'generation'; config: NativeLlamaConfig; precision: Precision; prompts: number; samples: number; promptLen: number; maxNewTokens: number; greedy?: boolean; maxBatchTokens?: number; maxRunningSequences?: number; maxCacheTokens?: number }
   | { kind: 'pairrm'; config: NativePairRmConfig; precision: Precision; tokens: number; sequences: number };
 
 export interface NativeAddon {

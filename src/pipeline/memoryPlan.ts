@@ -117,6 +117,7 @@ export function planRunMemory(recipe: Recipe, o: PlanOptions = {}): RunMemoryPla
     const gen = addon.planMemory({
       kind: 'generation', config: cfg, precision, prompts: recipe.rollout.batchSize, samples: recipe.rollout.k,
       promptLen, maxNewTokens: maxNew, greedy: recipe.rollout.temperature === 0,
+      maxBatchTokens: recipe.rollout.maxBatchTokens, maxRunningSequences: recipe.rollout.maxRunningSequences, maxCacheTokens: recipe.rollout.maxCacheTokens,
     });
     const decode = gen.items.find((i) => i.name === 'decode step');
     if (decode) decodeKept = [{ name: 'decode step (kept)', bytes: decode.bytes, detail: 'the policy keeps its rollout workspace' }];

@@ -18,6 +18,8 @@ export interface SampleSettings {
   topP: number;
   /** Samples per request: sample k of a request is the k-th sample of its seed. */
   samples: number;
+  /** The engine's continuous-batching budgets (GenerateOptions); other sources ignore them. */
+  budget?: { maxBatchTokens: number; maxRunningSequences: number; maxCacheTokens: number };
 }
 
 export interface Sample {
@@ -35,6 +37,18 @@ export interface ResponseSource {
   sample(requests: SampleRequest[], s: SampleSettings): Promise<Sample[]>;
 }
 
+const BUDGET_SETTINGS: Readonly<Record<string, string>> = {
+  max_batch_tokens: 'rollout.maxBatchTokens, --rollout-batch-tokens',
+  max_running_sequences: 'rollout.maxRunningSequences, --rollout-max-sequences',
+  max_cache_tokens: 'rollout.maxCacheTokens, --rollout-cache-tokens',
+};
+
+/** The engine names a batching budget it refuses as the core does (max_batch_tokens, ...): add the recipe key and flag. */
+export function withBudgetSetting(message: string): string {
+  const m = /^generate: (max_batch_tokens|max_running_sequences|max_cache_tokens) = /.exec(message);
+  return m ? `${message} (set by ${BUDGET_SETTINGS[m[1]!]})` : message;
+}
+
 /** Samples from a loaded model: one generate call per batch of requests, K samples from one prefill each. */
 export function engineSource(model: ModelHandle, codec: TextCodec): ResponseSource {
   const eosTokenIds = codec.eosIds.length ? codec.eosIds : model.eosTokenIds;
@@ -42,8 +56,10 @@ export function engineSource(model: ModelHandle, codec: TextCodec): ResponseSour
     name: model.folder ?? 'the engine',
     window: contextWindow(model.config),
     async sample(requests, s) {
-      const gen: GenerateOptions = { maxNewTokens: s.maxNewTokens, temperature: s.temperature, topP: s.topP, eosTokenIds, samples: s.samples };
-      const gens = await model.generate(requests.map((r) => r.promptTokens), requests.map((r) => r.seed), gen);
+      const gen: GenerateOptions = { maxNewTokens: s.maxNewTokens, temperature: s.temperature, topP: s.topP, eosTokenIds, samples: s.samples, ...s.budget };
+      const gens = await model.generate(requests.map((r) => r.promptTokens), requests.map((r) => r.seed), gen).catch((err: unknown) => {
+        throw err instanceof Error ? new Error(withBudgetSetting(err.message)) : err;
+      });
       if (gens.length !== requests.length * s.samples) {
         throw new Error(`the model returned ${gens.length} generations for ${requests.length} prompts x ${s.samples} samples`);
       }

@@ -16,7 +16,10 @@ import { noEvents, type EventSink } from '../util/events.js';
 import { heartbeatMs, withWaitNotice } from '../util/waitNotice.js';
 
 /** The recipe's sampling settings (the engine choice is the caller's: RolloutStage.source) plus the prompt cut and the run seed. */
-export type RolloutOptions = Omit<Recipe['rollout'], 'engine' | 'serverCommand' | 'serverStartupSeconds'> & { maxPromptTokens: number; seed: number };
+export type RolloutOptions = Omit<Recipe['rollout'], 'engine' | 'serverCommand' | 'serverStartupSeconds' | BudgetKey> &
+  Partial<Pick<Recipe['rollout'], BudgetKey>> & { maxPromptTokens: number; seed: number };
+/** The engine's continuous-batching budgets (absent or 0 = automatic); they never change the samples. */
+type BudgetKey = 'maxBatchTokens' | 'maxRunningSequences' | 'maxCacheTokens';
 
 export interface RolloutRow {
   promptIndex: number;
@@ -120,7 +123,10 @@ export async function sampleFrom(
     const batch = promptTokens.slice(b, b + opts.batchSize);
     const shortest = Math.min(...batch.map((p) => p.length));
     const requests = idx.map((p, j) => ({ promptIndex: p, prompt: prompts[p]!, promptTokens: batch[j]!, seed: seedOf(p) }));
-    const settings = { maxNewTokens: newTokensFor(opts.maxNewTokens, shortest, window), temperature: opts.temperature, topP: opts.topP, samples: opts.k };
+    const settings = {
+      maxNewTokens: newTokensFor(opts.maxNewTokens, shortest, window), temperature: opts.temperature, topP: opts.topP, samples: opts.k,
+      budget: { maxBatchTokens: opts.maxBatchTokens ?? 0, maxRunningSequences: opts.maxRunningSequences ?? 0, maxCacheTokens: opts.maxCacheTokens ?? 0 },
+    };
     const samples = await source.sample(requests, settings);
     if (samples.length !== idx.length * opts.k) {
       throw new Error(`rollout engine '${source.name}' returned ${samples.length} samples for ${idx.length} prompts x ${opts.k}`);

@@ -1,0 +1,78 @@
+// Continuous batching for generate() (CONTRACT). Host-side bookkeeping over LlamaModel::decode and
+// the backend's sampler ops only, so the same code drives the CPU and the CUDA backend.
+//
+// Prompts wait in a queue, in input order; each brings its K samples. A running set of samples
+// decodes one token each per step, in ONE decode call together with the prefill of the prompts
+// admitted in that step (decode items are ragged: a newcomer's item is its whole prompt, a running
+// sample's item is its last token; the call returns the logits of each item's last row). A
+// newcomer's prompt is prefilled once into its own cache sequence, forked into its K samples, and
+// its logits row is copied to K sampler rows. The prompt sequence stays open until its last sample
+// retires, so its blocks, the partial last one included, are shared by every sample for their whole
+// life and copy-on-write (KVCache::append) gives each sample its own copy before its first write:
+// a shared prompt block is never written by a sample. A sample retires on EOS or max_new_tokens;
+// its blocks return to the pool at once (the prompt's with its last sample), and the next step may
+// admit waiting prompts in their place without waiting for the rest of the batch.
+//
+// Admission (first-come, first-served: the head of the queue waits rather than being overtaken):
+// the head prompt joins a step when
+//   - tokens:    this step's rows (one per running sample + every newcomer's prompt) stay within
+//                max_batch_tokens, and so do the running samples of later steps;
+//   - sequences: the running samples stay within max_running_sequences;
+//   - memory:    the blocks reserved for running prompts, at their worst case (KVCache::
+//                blocks_needed: the prompt's blocks + each sample's tail to max_new_tokens), plus the
+//                newcomer's worst case fit in kv_blocks. Allocation never exceeds reservation, so a
+//                running sample never runs out of blocks (no preemption, no recomputation).
+// With `drain` set, prompts are admitted only into an empty running set: the static batching of
+// former releases (a batch is filled to the budget and decoded until all of it has finished), kept
+// as the reference the benchmark and the tests compare against.
+//
+// Results do not depend on any of this: every row of a decode call is computed from its own
+// sequence alone and sample k of prompt i draws from Philox(seed_i, k, step), so the tokens and
+// log-probabilities of each (prompt, sample) are bitwise the same for any budget, batch mix or
+// prompt order (tests/test_model_scheduler.cpp).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "model/generate.h"
+
+namespace sppo {
+
+class KVCache;
+
+struct SchedulerBudget {
+  int64_t max_batch_tokens = 0;       // rows of one decode call
+  int64_t max_running_sequences = 0;  // samples decoding at once
+  int64_t kv_blocks = 0;              // KV pool size in blocks (the memory budget)
+  int64_t block_size = 16;
+  bool drain = false;                 // static batching (see above)
+};
+
+// The budget for a call: GenerateOptions' fields, 0 meaning automatic (max_batch_tokens: max(2048,
+// the longest prompt, samples); max_running_sequences: max_batch_tokens; the KV pool: what all
+// prompts need at once, capped at half the backend's available memory, and never less than the
+// largest single prompt needs). Throws sppo::Error naming the option and the numbers when a budget
+// cannot hold even one prompt with its samples.
+SchedulerBudget resolve_budget(const LlamaModel& model, const GenerateOptions& o, const std::vector<int64_t>& lengths,
+                               int64_t samples);
+// The same from the options alone, with an automatic KV pool capped at `fit_blocks` (the model's
+// version passes half the backend's available memory; the static planner, train/memory_plan.h,
+// plans the whole need).
+SchedulerBudget resolve_budget(const GenerateOptions& o, const std::vector<int64_t>& lengths, int64_t samples,
+                               int64_t fit_blocks);
+// Cache sequences a call opens at most: running samples and the prompts they fork from.
+int64_t scheduler_max_sequences(int64_t prompts, int64_t samples, const SchedulerBudget& b);
+
+// Called after every step with the cache and the prompt sequences of the running prompts (tests
+// check that their blocks are never written).
+using StepHook = std::function<void(const KVCache& cache, const std::vector<int>& prompt_seqs)>;
+
+// generate()'s work once the arguments are checked: prompts.size() * samples generations,
+// prompt-major. `stats` and `hook` may be null.
+std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts,
+                                      int64_t samples, const std::vector<uint64_t>& seeds, const GenerateOptions& opts,
+                                      const SchedulerBudget& budget, GenerateStats* stats,
+                                      const StepHook* hook = nullptr);
+
+}  // namespace sppo
