@@ -1,5 +1,5 @@
 // The seam between the model and the hardware (CONTRACT; implemented by cpu_backend.cpp and,
-// in CUDA builds, cuda_backend.cu). The model code (native/model/) is written once against this
+// in CUDA builds, cuda_backend.cpp). The model code (native/model/) is written once against this
 // table: it allocates through it, moves bytes through it and runs every op through it, so a
 // backend only has to fill the table.
 //
@@ -12,7 +12,10 @@
 //   non-finite logit) are recorded and thrown, with the CPU backend's message, by synchronize()
 //   or check(): once per step, at the step boundary. The CPU backend throws at once.
 // - Every op checks its tensors' element types and sizes against the shapes it is given (the
-//   memory-safety layer; the model checks token ids and labels on the host before upload).
+//   memory-safety layer; the model checks token ids and labels on the host before upload). The
+//   checks and their messages live once, in op_checks.h (check_<op>), which every backend calls
+//   with its OpRules (the types it computes in, its statistics' type), so a bad argument gets the
+//   same message on every backend.
 // - Each op's math is its contract header in native/kernels/<op>.h.
 #pragma once
 #include <cstddef>

@@ -1,6 +1,7 @@
 // CPU implementation of the backend op table (backend.h): checks every tensor's element type and
-// size, then calls the fp32 or fp64 kernel. All tensors of one op share the compute type here
-// (F32 or F64); the CUDA backend also takes BF16 activations with F32 statistics.
+// size (backend/op_checks.h, with cpu_op_rules()), then calls the fp32 or fp64 kernel. All tensors
+// of one op share the compute type here (F32 or F64); the CUDA backend also takes BF16
+// activations with F32 statistics.
 #include "backend/cpu_backend.h"
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <unordered_map>
 
 #include "backend/buffer.h"
+#include "backend/op_checks.h"
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
 #include "kernels/attention_decode.h"
@@ -40,8 +42,6 @@ DType compute_type(const Tensor& t, const char* op) {
              dtype_name(t.dtype), ")");
   return t.dtype;
 }
-
-int64_t mul(int64_t a, int64_t b) { return a * b; }
 
 // Calls body.template operator()<T>() with T = float or double for `dt`.
 template <typename Body>
@@ -122,66 +122,38 @@ class CpuBackend final : public Backend {
   }
   void synchronize() override {}
 
+  // Each op checks its arguments (backend/op_checks.h), then runs the fp32 or fp64 kernel.
   void embedding_forward(const Tensor& table, int64_t V, int64_t H, const Tensor& ids, int64_t n,
                          const Tensor& out) override {
-    const char* op = "embedding_forward";
-    const DType dt = compute_type(table, op);
-    require(table, dt, mul(V, H), op, "table");
-    require(ids, DType::I32, n, op, "ids");
-    require(out, dt, mul(n, H), op, "out");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_embedding_forward(table, V, H, ids, n, out, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::embedding_forward(table.as<T>(), V, H, ids.as<int32_t>(), n, out.as<T>());
     });
   }
   void embedding_backward(const Tensor& dout, const Tensor& ids, int64_t n, int64_t V, int64_t H,
                           const Tensor& dtable) override {
-    const char* op = "embedding_backward";
-    const DType dt = compute_type(dtable, op);
-    require(dout, dt, mul(n, H), op, "dout");
-    require(ids, DType::I32, n, op, "ids");
-    require(dtable, dt, mul(V, H), op, "dtable");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_embedding_backward(dout, ids, n, V, H, dtable, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::embedding_backward(dout.as<T>(), ids.as<int32_t>(), n, V, H, dtable.as<T>());
     });
   }
   void matmul(const Tensor& A, const Tensor& B, const Tensor& C, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
               bool accumulate) override {
-    const char* op = "matmul";
-    const DType dt = compute_type(C, op);
-    require(A, dt, mul(M, K), op, "A");
-    require(B, dt, mul(K, N), op, "B");
-    require(C, dt, mul(M, N), op, "C");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_matmul(A, B, C, M, N, K, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::matmul(A.as<T>(), B.as<T>(), C.as<T>(), M, N, K, ta, tb, accumulate);
     });
   }
   void rmsnorm_forward(const Tensor& x, const Tensor& w, int64_t n, int64_t H, double eps, const Tensor& y,
                        const Tensor& rstd) override {
-    const char* op = "rmsnorm_forward";
-    const DType dt = compute_type(x, op);
-    require(x, dt, mul(n, H), op, "x");
-    require(w, dt, H, op, "w");
-    require(y, dt, mul(n, H), op, "y");
-    require(rstd, dt, n, op, "rstd");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_rmsnorm_forward(x, w, n, H, y, rstd, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::rmsnorm_forward(x.as<T>(), w.as<T>(), n, H, eps, y.as<T>(), rstd.as<T>());
     });
   }
   void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy, int64_t n, int64_t H,
                         const Tensor& dx, const Tensor& dw, bool accumulate_dx) override {
-    const char* op = "rmsnorm_backward";
-    const DType dt = compute_type(x, op);
-    require(x, dt, mul(n, H), op, "x");
-    require(w, dt, H, op, "w");
-    require(rstd, dt, n, op, "rstd");
-    require(dy, dt, mul(n, H), op, "dy");
-    require(dx, dt, mul(n, H), op, "dx");
-    require(dw, dt, H, op, "dw");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_rmsnorm_backward(x, w, rstd, dy, n, H, dx, dw, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::rmsnorm_backward(x.as<T>(), w.as<T>(), rstd.as<T>(), dy.as<T>(), n, H, dx.as<T>(), dw.as<T>(),
                             accumulate_dx);
@@ -189,101 +161,47 @@ class CpuBackend final : public Backend {
   }
   void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, int64_t n, int64_t H, double eps,
                          const Tensor& y) override {
-    const char* op = "layernorm_forward";
-    const DType dt = compute_type(x, op);
-    SPPO_CHECK(n >= 0 && H > 0, op, ": bad shape (n ", n, ", H ", H, ")");
-    SPPO_CHECK(eps >= 0, op, ": eps must be >= 0 (got ", eps, ")");
-    require(x, dt, mul(n, H), op, "x");
-    require(w, dt, H, op, "w");
-    require(b, dt, H, op, "b");
-    require(y, dt, mul(n, H), op, "y");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_layernorm_forward(x, w, b, n, H, eps, y, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::layernorm_forward(x.as<T>(), w.as<T>(), b.as<T>(), n, H, eps, y.as<T>());
     });
   }
   void bias_act(const Tensor& x, const Tensor& b, int64_t n, int64_t H, Activation act, const Tensor& y) override {
-    const char* op = "bias_act";
-    const DType dt = compute_type(x, op);
-    SPPO_CHECK(n >= 0 && H > 0, op, ": bad shape (n ", n, ", H ", H, ")");
-    SPPO_CHECK(act == Activation::Identity || act == Activation::Gelu || act == Activation::Tanh, op,
-               ": unknown activation ", static_cast<int>(act));
-    require(x, dt, mul(n, H), op, "x");
-    if (!b.empty()) require(b, dt, H, op, "b");
-    require(y, dt, mul(n, H), op, "y");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_bias_act(x, b, n, H, act, y, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::bias_act(x.as<T>(), b.empty() ? nullptr : b.as<T>(), n, H, act, y.as<T>());
     });
   }
   void rope_tables(const Tensor& inv_freq, int64_t half, const Tensor& positions, int64_t n, const Tensor& cos,
                    const Tensor& sin) override {
-    const char* op = "rope_tables";
-    const DType dt = compute_type(cos, op);
-    require(inv_freq, DType::F32, half, op, "inv_freq");
-    require(positions, DType::I32, n, op, "positions");
-    require(cos, dt, mul(n, half), op, "cos");
-    require(sin, dt, mul(n, half), op, "sin");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_rope_tables(inv_freq, half, positions, n, cos, sin, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::rope_tables(inv_freq.as<float>(), half, positions.as<int32_t>(), n, cos.as<T>(), sin.as<T>());
     });
   }
   void rope_apply(const Tensor& x, int64_t n, int64_t heads, int64_t head_dim, const Tensor& cos, const Tensor& sin,
                   bool inverse) override {
-    const char* op = "rope_apply";
-    const DType dt = compute_type(x, op);
-    SPPO_CHECK(head_dim % 2 == 0, op, ": head_dim must be even (got ", head_dim, ")");
-    require(x, dt, mul(n, heads * head_dim), op, "x");
-    require(cos, dt, mul(n, head_dim / 2), op, "cos");
-    require(sin, dt, mul(n, head_dim / 2), op, "sin");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_rope_apply(x, n, heads, head_dim, cos, sin, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::rope_apply(x.as<T>(), n, heads, head_dim, cos.as<T>(), sin.as<T>(), inverse);
     });
   }
   void swiglu_forward(const Tensor& gate, const Tensor& up, int64_t count, const Tensor& act) override {
-    const char* op = "swiglu_forward";
-    const DType dt = compute_type(gate, op);
-    require(gate, dt, count, op, "gate");
-    require(up, dt, count, op, "up");
-    require(act, dt, count, op, "act");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_swiglu_forward(gate, up, count, act, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::swiglu_forward(gate.as<T>(), up.as<T>(), count, act.as<T>());
     });
   }
   void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dact, int64_t count, const Tensor& dgate,
                        const Tensor& dup) override {
-    const char* op = "swiglu_backward";
-    const DType dt = compute_type(gate, op);
-    require(gate, dt, count, op, "gate");
-    require(up, dt, count, op, "up");
-    require(dact, dt, count, op, "dact");
-    require(dgate, dt, count, op, "dgate");
-    require(dup, dt, count, op, "dup");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_swiglu_backward(gate, up, dact, count, dgate, dup, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::swiglu_backward(gate.as<T>(), up.as<T>(), dact.as<T>(), count, dgate.as<T>(), dup.as<T>());
     });
   }
-  static void check_attn(const AttnShape& s, const char* op) {
-    SPPO_CHECK(s.B >= 0 && s.T >= 0 && s.hd > 0 && s.nkv > 0 && s.nh % s.nkv == 0, op, ": bad shape (B ", s.B, ", T ",
-               s.T, ", heads ", s.nh, "/", s.nkv, ", head_dim ", s.hd, ")");
-  }
   void attention_forward(const AttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                          const Tensor& out, const Tensor& lse) override {
-    const char* op = "attention_forward";
-    check_attn(s, op);
-    const DType dt = compute_type(q, op);
-    const int64_t N = s.B * s.T, qw = s.nh * s.hd, kw = s.nkv * s.hd;
-    require(q, dt, N * qw, op, "q");
-    require(k, dt, N * kw, op, "k");
-    require(v, dt, N * kw, op, "v");
-    require(mask, DType::U8, N, op, "mask");
-    require(out, dt, N * qw, op, "out");
-    require(lse, dt, N * s.nh, op, "lse");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_attention_forward(s, q, k, v, mask, out, lse, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::attention_forward(s, q.as<T>(), k.as<T>(), v.as<T>(), mask.as<uint8_t>(), out.as<T>(), lse.as<T>());
     });
@@ -291,21 +209,7 @@ class CpuBackend final : public Backend {
   void attention_backward(const AttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                           const Tensor& out, const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
                           const Tensor& dv) override {
-    const char* op = "attention_backward";
-    check_attn(s, op);
-    const DType dt = compute_type(q, op);
-    const int64_t N = s.B * s.T, qw = s.nh * s.hd, kw = s.nkv * s.hd;
-    require(q, dt, N * qw, op, "q");
-    require(k, dt, N * kw, op, "k");
-    require(v, dt, N * kw, op, "v");
-    require(mask, DType::U8, N, op, "mask");
-    require(out, dt, N * qw, op, "out");
-    require(lse, dt, N * s.nh, op, "lse");
-    require(dout, dt, N * qw, op, "dout");
-    require(dq, dt, N * qw, op, "dq");
-    require(dk, dt, N * kw, op, "dk");
-    require(dv, dt, N * kw, op, "dv");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_attention_backward(s, q, k, v, mask, out, lse, dout, dq, dk, dv, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::attention_backward(s, q.as<T>(), k.as<T>(), v.as<T>(), mask.as<uint8_t>(), out.as<T>(), lse.as<T>(),
                               dout.as<T>(), dq.as<T>(), dk.as<T>(), dv.as<T>());
@@ -314,21 +218,8 @@ class CpuBackend final : public Backend {
   void disentangled_attention(const RelAttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& pos_q, const Tensor& pos_k, const Tensor& rel_index, const Tensor& start,
                               const Tensor& out) override {
-    const char* op = "disentangled_attention";
-    const DType dt = compute_type(q, op);
-    SPPO_CHECK(s.S >= 0 && s.N >= 0 && s.nh > 0 && s.hd > 0 && s.P >= 0 && s.max_len >= 1, op, ": bad shape (S ", s.S,
-               ", N ", s.N, ", heads ", s.nh, ", head_dim ", s.hd, ", P ", s.P, ", max_len ", s.max_len, ")");
-    const int64_t w = s.nh * s.hd;
-    require(q, dt, s.N * w, op, "q");
-    require(k, dt, s.N * w, op, "k");
-    require(v, dt, s.N * w, op, "v");
     const bool rel = s.c2p || s.p2c;
-    if (s.p2c) require(pos_q, dt, s.P * w, op, "pos_q");
-    if (s.c2p) require(pos_k, dt, s.P * w, op, "pos_k");
-    if (rel) require(rel_index, DType::I32, 2 * s.max_len - 1, op, "rel_index");
-    require(start, DType::I32, s.S + 1, op, "start");
-    require(out, dt, s.N * w, op, "out");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_disentangled_attention(s, q, k, v, pos_q, pos_k, rel_index, start, out, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::disentangled_attention(s, q.as<T>(), k.as<T>(), v.as<T>(), s.p2c ? pos_q.as<T>() : nullptr,
                                   s.c2p ? pos_k.as<T>() : nullptr, rel ? rel_index.as<int32_t>() : nullptr,
@@ -337,14 +228,7 @@ class CpuBackend final : public Backend {
   }
   void kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, int64_t R, int64_t kw, int64_t pool_rows,
                 const Tensor& k_pool, const Tensor& v_pool) override {
-    const char* op = "kv_write";
-    const DType dt = compute_type(k, op);
-    require(k, dt, R * kw, op, "k");
-    require(v, dt, R * kw, op, "v");
-    require(slots, DType::I32, R, op, "slots");
-    require(k_pool, dt, pool_rows * kw, op, "k_pool");
-    require(v_pool, dt, pool_rows * kw, op, "v_pool");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_kv_write(k, v, slots, R, kw, pool_rows, k_pool, v_pool, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::kv_write(k.as<T>(), v.as<T>(), slots.as<int32_t>(), R, kw, pool_rows, k_pool.as<T>(), v_pool.as<T>());
     });
@@ -352,20 +236,7 @@ class CpuBackend final : public Backend {
   void attention_decode(const PagedShape& s, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                         const Tensor& tables, const Tensor& table_rows, const Tensor& lengths,
                         const Tensor& out) override {
-    const char* op = "attention_decode";
-    const DType dt = compute_type(q, op);
-    const int64_t qw = s.nh * s.hd, kw = s.nkv * s.hd, pool_rows = s.num_blocks * s.block_size;
-    require(q, dt, s.R * qw, op, "q");
-    require(k_pool, dt, pool_rows * kw, op, "k_pool");
-    require(v_pool, dt, pool_rows * kw, op, "v_pool");
-    require(table_rows, DType::I32, s.R, op, "table_rows");
-    require(lengths, DType::I32, s.R, op, "lengths");
-    require(out, dt, s.R * qw, op, "out");
-    int64_t rows = 0;
-    // In 64 bits: table_rows[r] + 1 in int32 wraps at 2^31 - 1 and would size tables as empty.
-    for (int64_t r = 0; r < s.R; ++r) rows = std::max<int64_t>(rows, int64_t{table_rows.as<int32_t>()[r]} + 1);
-    require(tables, DType::I32, rows * s.table_stride, op, "tables");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_attention_decode(s, q, k_pool, v_pool, tables, table_rows, lengths, out, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::attention_decode(s, q.as<T>(), k_pool.as<T>(), v_pool.as<T>(), tables.as<int32_t>(),
                             table_rows.as<int32_t>(), lengths.as<int32_t>(), out.as<T>());
@@ -373,47 +244,27 @@ class CpuBackend final : public Backend {
   }
   void gather_rows(const Tensor& src, int64_t src_rows, const Tensor& idx, int64_t n, int64_t H,
                    const Tensor& dst) override {
-    const char* op = "gather_rows";
-    const DType dt = compute_type(src, op);
-    require(src, dt, src_rows * H, op, "src");
-    require(idx, DType::I32, n, op, "idx");
-    require(dst, dt, n * H, op, "dst");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_gather_rows(src, src_rows, idx, n, H, dst, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::gather_rows(src.as<T>(), src_rows, idx.as<int32_t>(), n, H, dst.as<T>());
     });
   }
   void scatter_add_rows(const Tensor& src, const Tensor& idx, int64_t n, int64_t H, int64_t dst_rows,
                         const Tensor& dst) override {
-    const char* op = "scatter_add_rows";
-    const DType dt = compute_type(src, op);
-    require(src, dt, n * H, op, "src");
-    require(idx, DType::I32, n, op, "idx");
-    require(dst, dt, dst_rows * H, op, "dst");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_scatter_add_rows(src, idx, n, H, dst_rows, dst, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::scatter_add_rows(src.as<T>(), idx.as<int32_t>(), n, H, dst_rows, dst.as<T>());
     });
   }
   void segment_sum(const Tensor& x, const Tensor& seg, int64_t n, int64_t S, const Tensor& out) override {
-    const char* op = "segment_sum";
-    const DType dt = compute_type(out, op);
-    require(x, dt, n, op, "x");
-    require(seg, DType::I32, n, op, "seg");
-    require(out, dt, S, op, "out");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_segment_sum(x, seg, n, S, out, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::segment_sum(x.as<T>(), seg.as<int32_t>(), n, S, out.as<T>());
     });
   }
   void expand_segments(const Tensor& x, const Tensor& seg, int64_t n, int64_t S, double scale,
                        const Tensor& out) override {
-    const char* op = "expand_segments";
-    const DType dt = compute_type(out, op);
-    require(x, dt, S, op, "x");
-    require(seg, DType::I32, n, op, "seg");
-    require(out, dt, n, op, "out");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_expand_segments(x, seg, n, S, out, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::expand_segments(x.as<T>(), seg.as<int32_t>(), n, S, scale, out.as<T>());
     });
@@ -455,14 +306,6 @@ class CpuBackend final : public Backend {
     require(grad_logits, grad_logits.dtype, N * V, op, "grad_logits");
     cpu::logprob_backward(logits.data, logits.dtype, N, V, labels.as<int32_t>(), grad_token.as<float>(),
                           lse.as<float>(), grad_logits.data, grad_logits.dtype);
-  }
-  void masked_sequence_sum(const Tensor& token_logp, const Tensor& mask, int64_t B, int64_t T,
-                           const Tensor& seq_logp) override {
-    const char* op = "masked_sequence_sum";
-    require(token_logp, DType::F32, B * T, op, "token_logp");
-    require(mask, DType::U8, B * T, op, "mask");
-    require(seq_logp, DType::F32, B, op, "seq_logp");
-    cpu::masked_sequence_sum(token_logp.as<float>(), mask.as<uint8_t>(), B, T, seq_logp.as<float>());
   }
   void sppo_loss(LossType type, double beta, int64_t B, const LossTensors& in, const LossResultTensors& out) override {
     const char* op = "sppo_loss";
@@ -507,74 +350,51 @@ class CpuBackend final : public Backend {
       cpu::sppo_loss(li, lo);
     });
   }
+  void masked_sequence_sum(const Tensor& token_logp, const Tensor& mask, int64_t B, int64_t T,
+                           const Tensor& seq_logp) override {
+    check_masked_sequence_sum(token_logp, mask, B, T, seq_logp);
+    cpu::masked_sequence_sum(token_logp.as<float>(), mask.as<uint8_t>(), B, T, seq_logp.as<float>());
+  }
   void sample_weights(const Tensor& logits, int64_t n, int64_t V, double temperature, const Tensor& w) override {
-    const char* op = "sample_weights";
-    const DType dt = compute_type(logits, op);
-    require(logits, dt, n * V, op, "logits");
-    require(w, DType::F32, n * V, op, "w");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_sample_weights(logits, n, V, w, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::sample_weights(logits.as<T>(), n, V, temperature, w.as<float>());
     });
   }
   void argmax_rows(const Tensor& logits, int64_t n, int64_t V, const Tensor& tokens) override {
-    const char* op = "argmax_rows";
-    const DType dt = compute_type(logits, op);
-    require(logits, dt, n * V, op, "logits");
-    require(tokens, DType::I32, n, op, "tokens");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_argmax_rows(logits, n, V, tokens, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::argmax_rows(logits.as<T>(), n, V, tokens.as<int32_t>());
     });
   }
   void sample_pick(const Tensor& w, int64_t n, int64_t V, int64_t top_k, double top_p, const SampleStream* streams,
                    const Tensor& tokens, const Tensor& logp) override {
-    const char* op = "sample_pick";
-    require(w, DType::F32, n * V, op, "w");
-    require(tokens, DType::I32, n, op, "tokens");
-    require(logp, DType::F32, n, op, "logp");
-    SPPO_CHECK(n == 0 || streams != nullptr, op, ": streams is null");
+    check_sample_pick(w, n, V, streams, tokens, logp);
     cpu::sample_pick(w.as<float>(), n, V, top_k, top_p, streams, tokens.as<int32_t>(), logp.as<float>());
   }
   void sum_squares(const Tensor& g, int64_t n, const Tensor& acc) override {
-    const char* op = "sum_squares";
-    const DType dt = compute_type(g, op);
-    require(g, dt, n, op, "g");
-    require(acc, DType::F64, 1, op, "acc");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_sum_squares(g, n, acc, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::sum_squares(g.as<T>(), n, acc.as<double>());
     });
   }
   void rmsprop_step(const Tensor& p, const Tensor& g, const Tensor& v, int64_t n, const RmspropParams& h,
                     const Tensor& sum_squares, double max_norm) override {
-    const char* op = "rmsprop_step";
-    const DType dt = compute_type(p, op);
-    require(p, dt, n, op, "p");
-    require(g, dt, n, op, "g");
-    require(v, dt, n, op, "v");
-    require(sum_squares, DType::F64, 1, op, "sum_squares");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_rmsprop_step(p, g, v, n, sum_squares, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::rmsprop_step(p.as<T>(), g.as<T>(), v.as<T>(), n, h, sum_squares.as<double>(), max_norm);
     });
   }
   void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, int64_t n, const AdamwParams& h,
                   const Tensor& sum_squares, double max_norm) override {
-    const char* op = "adamw_step";
-    const DType dt = compute_type(p, op);
-    require(p, dt, n, op, "p");
-    require(g, dt, n, op, "g");
-    require(m, dt, n, op, "m");
-    require(v, dt, n, op, "v");
-    require(sum_squares, DType::F64, 1, op, "sum_squares");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_adamw_step(p, g, m, v, n, sum_squares, rules_), [&](auto t) {
       using T = decltype(t);
       cpu::adamw_step(p.as<T>(), g.as<T>(), m.as<T>(), v.as<T>(), n, h, sum_squares.as<double>(), max_norm);
     });
   }
 
  private:
+  const OpRules& rules_ = cpu_op_rules();
   std::shared_ptr<HostMemoryCount> count_;  // null: the shared backend, which counts nothing
   std::size_t limit_ = 0;
   mutable std::mutex mu_;

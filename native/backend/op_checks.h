@@ -1,0 +1,106 @@
+// The argument checks of the backend op table (backend.h), written once for every backend: the
+// CPU backend (cpu_backend.cpp) and the CUDA backend (cuda_backend.cpp) call check_<op> before
+// they run the op, so both refuse bad tensors with the same messages (the house rule "CUDA errors
+// carrying the CPU's exact messages" holds by construction, not by copy).
+//
+// Each check takes the op's arguments and the backend's OpRules, throws sppo::Error naming the op
+// and argument, and returns the op's compute type. Where the backends legitimately differ, the
+// difference is a field of OpRules, never a second copy of a check.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace sppo {
+
+struct OpRules {
+  const char* backend;          // as the messages name it: "CPU", "CUDA"
+  std::vector<DType> compute;   // what ops over activations and weights compute in
+  std::vector<DType> state;     // what the segment sums, sum of squares and optimizer steps compute in
+  // BF16 compute with wide companions: statistics (rstd, the attention lse), weight gradients
+  // (dtable, dw) and the loss columns are F32 whatever the compute type, and a BF16 matmul may
+  // write F32; the type-setting tensor is then an input. Without it, all tensors of an op share
+  // the compute type.
+  bool mixed_precision;
+  // The backend's memory is the host's, so a check may read an index tensor (attention_decode
+  // sizes `tables` by the largest of table_rows); otherwise the kernel checks that, deferred.
+  bool host_memory;
+  // The loss kernel returns its figures only through out.summary, which is then required.
+  bool loss_needs_summary;
+
+  bool computes(DType t) const;
+  // The type of statistics, weight gradients and loss columns for compute type `dt`.
+  DType wide(DType dt) const { return mixed_precision ? DType::F32 : dt; }
+};
+
+// F32 or F64 (the fp64 twin for finite differences), one type per op.
+const OpRules& cpu_op_rules();
+// F32 (the parity mode) or BF16 activations and weights; state F32 only.
+const OpRules& cuda_op_rules();
+
+// embedding.h
+DType check_embedding_forward(const Tensor& table, int64_t V, int64_t H, const Tensor& ids, int64_t n,
+                              const Tensor& out, const OpRules& r);
+DType check_embedding_backward(const Tensor& dout, const Tensor& ids, int64_t n, int64_t V, int64_t H,
+                               const Tensor& dtable, const OpRules& r);
+// matmul.h: returns the type of A and B (C's may be wider, see OpRules::mixed_precision)
+DType check_matmul(const Tensor& A, const Tensor& B, const Tensor& C, int64_t M, int64_t N, int64_t K,
+                   const OpRules& r);
+// rmsnorm.h, layernorm.h, bias_act.h
+DType check_rmsnorm_forward(const Tensor& x, const Tensor& w, int64_t n, int64_t H, const Tensor& y,
+                            const Tensor& rstd, const OpRules& r);
+DType check_rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy, int64_t n,
+                             int64_t H, const Tensor& dx, const Tensor& dw, const OpRules& r);
+DType check_layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, int64_t n, int64_t H, double eps,
+                              const Tensor& y, const OpRules& r);
+DType check_bias_act(const Tensor& x, const Tensor& b, int64_t n, int64_t H, Activation act, const Tensor& y,
+                     const OpRules& r);
+// rope.h
+DType check_rope_tables(const Tensor& inv_freq, int64_t half, const Tensor& positions, int64_t n, const Tensor& cos,
+                        const Tensor& sin, const OpRules& r);
+DType check_rope_apply(const Tensor& x, int64_t n, int64_t heads, int64_t head_dim, const Tensor& cos,
+                       const Tensor& sin, const OpRules& r);
+// swiglu.h
+DType check_swiglu_forward(const Tensor& gate, const Tensor& up, int64_t count, const Tensor& act, const OpRules& r);
+DType check_swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dact, int64_t count,
+                            const Tensor& dgate, const Tensor& dup, const OpRules& r);
+// attention.h, disentangled_attention.h, attention_decode.h
+DType check_attention_forward(const AttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
+                              const Tensor& mask, const Tensor& out, const Tensor& lse, const OpRules& r);
+DType check_attention_backward(const AttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
+                               const Tensor& mask, const Tensor& out, const Tensor& lse, const Tensor& dout,
+                               const Tensor& dq, const Tensor& dk, const Tensor& dv, const OpRules& r);
+DType check_disentangled_attention(const RelAttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
+                                   const Tensor& pos_q, const Tensor& pos_k, const Tensor& rel_index,
+                                   const Tensor& start, const Tensor& out, const OpRules& r);
+DType check_kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, int64_t R, int64_t kw, int64_t pool_rows,
+                     const Tensor& k_pool, const Tensor& v_pool, const OpRules& r);
+DType check_attention_decode(const PagedShape& s, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                             const Tensor& tables, const Tensor& table_rows, const Tensor& lengths,
+                             const Tensor& out, const OpRules& r);
+// rows.h
+DType check_gather_rows(const Tensor& src, int64_t src_rows, const Tensor& idx, int64_t n, int64_t H,
+                        const Tensor& dst, const OpRules& r);
+DType check_scatter_add_rows(const Tensor& src, const Tensor& idx, int64_t n, int64_t H, int64_t dst_rows,
+                             const Tensor& dst, const OpRules& r);
+DType check_segment_sum(const Tensor& x, const Tensor& seg, int64_t n, int64_t S, const Tensor& out,
+                        const OpRules& r);
+DType check_expand_segments(const Tensor& x, const Tensor& seg, int64_t n, int64_t S, const Tensor& out,
+                            const OpRules& r);
+// logprob.h
+void check_masked_sequence_sum(const Tensor& token_logp, const Tensor& mask, int64_t B, int64_t T,
+                               const Tensor& seq_logp);
+// sample.h
+DType check_sample_weights(const Tensor& logits, int64_t n, int64_t V, const Tensor& w, const OpRules& r);
+DType check_argmax_rows(const Tensor& logits, int64_t n, int64_t V, const Tensor& tokens, const OpRules& r);
+void check_sample_pick(const Tensor& w, int64_t n, int64_t V, const SampleStream* streams, const Tensor& tokens,
+                       const Tensor& logp);
+// global_norm.h, rmsprop.h, adamw.h
+DType check_sum_squares(const Tensor& g, int64_t n, const Tensor& acc, const OpRules& r);
+DType check_rmsprop_step(const Tensor& p, const Tensor& g, const Tensor& v, int64_t n, const Tensor& sum_squares,
+                         const OpRules& r);
+DType check_adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, int64_t n,
+                       const Tensor& sum_squares, const OpRules& r);
+
+}  // namespace sppo

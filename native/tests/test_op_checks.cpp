@@ -1,0 +1,281 @@
+// The backend op checks (backend/op_checks.h) under both backends' rules, on the host: the CUDA
+// rules need no device to be checked, so the messages the *_cuda suites compare with the CPU's are
+// pinned here too, in every build. Covers: an argument one element short (or of the wrong index
+// type) gives the same message under both rules and names the argument, for every op, at random
+// sizes; and each difference between the rules, by its message.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "backend/op_checks.h"
+#include "cuda_compare.h"
+#include "testing.h"
+
+using namespace sppo;
+using sppo_test::message_of;
+
+namespace {
+
+struct Arg {
+  const char* name;
+  DType dtype;
+  int64_t n;
+};
+
+// Host memory for the tensors of one call (the checks read nothing but table_rows on the CPU).
+struct Host {
+  std::vector<std::vector<int32_t>> keep;
+  Tensor make(DType dt, int64_t n) {
+    keep.emplace_back(static_cast<std::size_t>(n * 2 + 1), 0);  // 8 bytes an element at most
+    return Tensor(keep.back().data(), dt, n);
+  }
+};
+
+using Call = std::function<void(const OpRules&, const std::vector<Tensor>&)>;
+struct OpCase {
+  const char* op;
+  std::vector<Arg> args;
+  Call call;
+};
+
+// Every op of the table with its arguments at the sizes it needs (F32 compute), from random shapes.
+std::vector<OpCase> op_cases(sppo_test::Rng& rng) {
+  const int64_t n = rng.integer(1, 9), H = rng.integer(1, 6), V = rng.integer(2, 7), K = rng.integer(1, 5);
+  const int64_t half = rng.integer(1, 4), heads = rng.integer(1, 3), hd = 2 * half;
+  const AttnShape as{rng.integer(1, 3), rng.integer(1, 4), 2 * heads, heads, hd, 1.0};
+  const int64_t N = as.B * as.T, qw = as.nh * as.hd, kw = as.nkv * as.hd;
+  const RelAttnShape rs{rng.integer(1, 3), n, heads, hd, rng.integer(1, 4), rng.integer(1, 5), true, true, 1.0};
+  const int64_t rw = rs.nh * rs.hd, pool_rows = rng.integer(1, 6);
+  const PagedShape ps{n, 2 * heads, heads, hd, 2, rng.integer(1, 3), 3, 1.0};
+  const int64_t pkw = ps.nkv * ps.hd, pqw = ps.nh * ps.hd, prows = ps.num_blocks * ps.block_size;
+  const DType F = DType::F32, I = DType::I32, U = DType::U8, D = DType::F64;
+  static const SampleStream streams[16] = {};
+  return {
+      {"embedding_forward", {{"table", F, V * H}, {"ids", I, n}, {"out", F, n * H}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_embedding_forward(t[0], V, H, t[1], n, t[2], r); }},
+      {"embedding_backward", {{"dout", F, n * H}, {"ids", I, n}, {"dtable", F, V * H}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_embedding_backward(t[0], t[1], n, V, H, t[2], r); }},
+      {"matmul", {{"A", F, n * K}, {"B", F, K * H}, {"C", F, n * H}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_matmul(t[0], t[1], t[2], n, H, K, r); }},
+      {"rmsnorm_forward", {{"x", F, n * H}, {"w", F, H}, {"y", F, n * H}, {"rstd", F, n}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_rmsnorm_forward(t[0], t[1], n, H, t[2], t[3], r); }},
+      {"rmsnorm_backward",
+       {{"x", F, n * H}, {"w", F, H}, {"rstd", F, n}, {"dy", F, n * H}, {"dx", F, n * H}, {"dw", F, H}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) {
+         check_rmsnorm_backward(t[0], t[1], t[2], t[3], n, H, t[4], t[5], r);
+       }},
+      {"layernorm_forward", {{"x", F, n * H}, {"w", F, H}, {"b", F, H}, {"y", F, n * H}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) {
+         check_layernorm_forward(t[0], t[1], t[2], n, H, 1e-5, t[3], r);
+       }},
+      {"bias_act", {{"x", F, n * H}, {"b", F, H}, {"y", F, n * H}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) {
+         check_bias_act(t[0], t[1], n, H, Activation::Gelu, t[2], r);
+       }},
+      {"rope_tables", {{"inv_freq", F, half}, {"positions", I, n}, {"cos", F, n * half}, {"sin", F, n * half}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_rope_tables(t[0], half, t[1], n, t[2], t[3], r); }},
+      {"rope_apply", {{"x", F, n * heads * hd}, {"cos", F, n * half}, {"sin", F, n * half}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_rope_apply(t[0], n, heads, hd, t[1], t[2], r); }},
+      {"swiglu_forward", {{"gate", F, n}, {"up", F, n}, {"act", F, n}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_swiglu_forward(t[0], t[1], n, t[2], r); }},
+      {"swiglu_backward", {{"gate", F, n}, {"up", F, n}, {"dact", F, n}, {"dgate", F, n}, {"dup", F, n}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) {
+         check_swiglu_backward(t[0], t[1], t[2], n, t[3], t[4], r);
+       }},
+      {"attention_forward",
+       {{"q", F, N * qw}, {"k", F, N * kw}, {"v", F, N * kw}, {"mask", U, N}, {"out", F, N * qw}, {"lse", F, N * as.nh}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) {
+         check_attention_forward(as, t[0], t[1], t[2], t[3], t[4], t[5], r);
+       }},
+      {"attention_backward",
+       {{"q", F, N * qw}, {"k", F, N * kw}, {"v", F, N * kw}, {"mask", U, N}, {"out", F, N * qw}, {"lse", F, N * as.nh},
+        {"dout", F, N * qw}, {"dq", F, N * qw}, {"dk", F, N * kw}, {"dv", F, N * kw}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) {
+         check_attention_backward(as, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], r);
+       }},
+      {"disentangled_attention",
+       {{"q", F, rs.N * rw}, {"k", F, rs.N * rw}, {"v", F, rs.N * rw}, {"pos_q", F, rs.P * rw},
+        {"pos_k", F, rs.P * rw}, {"rel_index", I, 2 * rs.max_len - 1}, {"start", I, rs.S + 1}, {"out", F, rs.N * rw}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) {
+         check_disentangled_attention(rs, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], r);
+       }},
+      {"kv_write", {{"k", F, n * kw}, {"v", F, n * kw}, {"slots", I, n}, {"k_pool", F, pool_rows * kw},
+                    {"v_pool", F, pool_rows * kw}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) {
+         check_kv_write(t[0], t[1], t[2], n, kw, pool_rows, t[3], t[4], r);
+       }},
+      // tables last and never shortened: only the CPU sizes it (see the rules' differences below).
+      {"attention_decode",
+       {{"q", F, ps.R * pqw}, {"k_pool", F, prows * pkw}, {"v_pool", F, prows * pkw}, {"table_rows", I, ps.R},
+        {"lengths", I, ps.R}, {"out", F, ps.R * pqw}, {"tables", I, ps.table_stride}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) {
+         check_attention_decode(ps, t[0], t[1], t[2], t[6], t[3], t[4], t[5], r);
+       }},
+      {"gather_rows", {{"src", F, V * H}, {"idx", I, n}, {"dst", F, n * H}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_gather_rows(t[0], V, t[1], n, H, t[2], r); }},
+      {"scatter_add_rows", {{"src", F, n * H}, {"idx", I, n}, {"dst", F, V * H}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_scatter_add_rows(t[0], t[1], n, H, V, t[2], r); }},
+      {"segment_sum", {{"x", F, n}, {"seg", I, n}, {"out", F, K}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_segment_sum(t[0], t[1], n, K, t[2], r); }},
+      {"expand_segments", {{"x", F, K}, {"seg", I, n}, {"out", F, n}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_expand_segments(t[0], t[1], n, K, t[2], r); }},
+      {"masked_sequence_sum", {{"token_logp", F, n * K}, {"mask", U, n * K}, {"seq_logp", F, n}},
+       [=](const OpRules&, const std::vector<Tensor>& t) { check_masked_sequence_sum(t[0], t[1], n, K, t[2]); }},
+      {"sample_weights", {{"logits", F, n * V}, {"w", F, n * V}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_sample_weights(t[0], n, V, t[1], r); }},
+      {"argmax_rows", {{"logits", F, n * V}, {"tokens", I, n}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_argmax_rows(t[0], n, V, t[1], r); }},
+      {"sample_pick", {{"w", F, n * V}, {"tokens", I, n}, {"logp", F, n}},
+       [=](const OpRules&, const std::vector<Tensor>& t) { check_sample_pick(t[0], n, V, streams, t[1], t[2]); }},
+      {"sum_squares", {{"g", F, n}, {"acc", D, 1}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_sum_squares(t[0], n, t[1], r); }},
+      {"rmsprop_step", {{"p", F, n}, {"g", F, n}, {"v", F, n}, {"sum_squares", D, 1}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_rmsprop_step(t[0], t[1], t[2], n, t[3], r); }},
+      {"adamw_step", {{"p", F, n}, {"g", F, n}, {"m", F, n}, {"v", F, n}, {"sum_squares", D, 1}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_adamw_step(t[0], t[1], t[2], t[3], n, t[4], r); }},
+  };
+}
+
+// The message of `c` with its arguments as given, but argument `bad` one element short (short) or,
+// for an index or mask argument, F32 (wrong_type); "" when the call passes.
+std::string run(const OpCase& c, const OpRules& r, std::size_t bad, bool wrong_type) {
+  Host host;
+  std::vector<Tensor> t;
+  for (std::size_t i = 0; i < c.args.size(); ++i) {
+    const Arg& a = c.args[i];
+    if (i != bad) t.push_back(host.make(a.dtype, a.n));
+    else if (wrong_type) t.push_back(host.make(DType::F32, a.n));
+    else t.push_back(host.make(a.dtype, a.n - 1));
+  }
+  return message_of([&] { c.call(r, t); });
+}
+
+std::string shorten_message(const OpCase& c, std::size_t i) {
+  return std::string(c.op) + ": " + c.args[i].name + " has " + std::to_string(c.args[i].n - 1) + " elements, needs " +
+         std::to_string(c.args[i].n);
+}
+
+}  // namespace
+
+TEST(good_arguments_pass_under_both_rules) {
+  sppo_test::Rng rng(901);
+  for (int round = 0; round < 20; ++round)
+    for (const OpCase& c : op_cases(rng)) {
+      const std::string cpu = run(c, cpu_op_rules(), c.args.size(), false);
+      const std::string gpu = run(c, cuda_op_rules(), c.args.size(), false);
+      if (!cpu.empty() || !gpu.empty()) std::printf("  %s: CPU '%s', CUDA '%s'\n", c.op, cpu.c_str(), gpu.c_str());
+      CHECK(cpu.empty() && gpu.empty());
+    }
+}
+
+TEST(a_short_or_mistyped_argument_gets_one_message_under_both_rules) {
+  sppo_test::Rng rng(902);
+  for (int round = 0; round < 20; ++round)
+    for (const OpCase& c : op_cases(rng))
+      for (std::size_t i = 0; i < c.args.size(); ++i) {
+        if (std::string(c.op) == "attention_decode" && std::string(c.args[i].name) == "tables") continue;
+        const std::string cpu = run(c, cpu_op_rules(), i, false);
+        sppo_test::expect_same_error(c.op, cpu, run(c, cuda_op_rules(), i, false));
+        if (cpu != shorten_message(c, i)) std::printf("  got '%s', want '%s'\n", cpu.c_str(), shorten_message(c, i).c_str());
+        CHECK(cpu == shorten_message(c, i));
+        const DType dt = c.args[i].dtype;
+        if (dt != DType::I32 && dt != DType::U8) continue;
+        const std::string want = std::string(c.op) + ": " + c.args[i].name + " must be " + dtype_name(dt) + " (got F32)";
+        const std::string typed = run(c, cpu_op_rules(), i, true);
+        sppo_test::expect_same_error(c.op, typed, run(c, cuda_op_rules(), i, true));
+        CHECK(typed == want);
+      }
+}
+
+TEST(the_compute_types_differ_by_backend_with_the_messages_the_cuda_suites_pin) {
+  Host h;
+  const OpRules &cpu = cpu_op_rules(), &gpu = cuda_op_rules();
+  const Tensor x64 = h.make(DType::F64, 12), y64 = h.make(DType::F64, 12);
+  const Tensor x16 = h.make(DType::BF16, 12), y16 = h.make(DType::BF16, 12);
+  CHECK(check_bias_act(x64, Tensor(), 3, 4, Activation::Gelu, y64, cpu) == DType::F64);  // the fp64 twin
+  CHECK_THROWS_WITH(check_bias_act(x64, Tensor(), 3, 4, Activation::Gelu, y64, gpu),
+                    "bias_act: the CUDA backend computes in F32 or BF16 (got F64)");
+  CHECK(check_bias_act(x16, Tensor(), 3, 4, Activation::Gelu, y16, gpu) == DType::BF16);
+  CHECK_THROWS_WITH(check_bias_act(x16, Tensor(), 3, 4, Activation::Gelu, y16, cpu),
+                    "bias_act: the CPU backend computes in F32 or F64 (got BF16)");
+  // State ops: F32 or F64 on the CPU, F32 only on CUDA.
+  const Tensor p16 = h.make(DType::BF16, 4), ss = h.make(DType::F64, 1), p64 = h.make(DType::F64, 4);
+  CHECK_THROWS_WITH(check_rmsprop_step(p16, p16, p16, 4, ss, gpu), "rmsprop_step: the CUDA backend computes in F32 (got BF16)");
+  CHECK_THROWS_WITH(check_rmsprop_step(p64, p64, p64, 4, ss, gpu), "rmsprop_step: the CUDA backend computes in F32 (got F64)");
+  CHECK(check_rmsprop_step(p64, p64, p64, 4, ss, cpu) == DType::F64);
+  const Tensor p32 = h.make(DType::F32, 4), ss32 = h.make(DType::F32, 1);
+  CHECK_THROWS_WITH(check_rmsprop_step(p32, p32, p32, 4, ss32, gpu), "rmsprop_step: sum_squares must be F64 (got F32)");
+  CHECK_THROWS_WITH(check_sum_squares(p32, 4, ss32, cpu), "sum_squares: acc must be F64");
+}
+
+TEST(statistics_and_weight_gradients_are_f32_under_mixed_precision_and_the_compute_type_on_the_cpu) {
+  Host h;
+  const OpRules &cpu = cpu_op_rules(), &gpu = cuda_op_rules();
+  const AttnShape s{2, 3, 4, 2, 8, 1.0};
+  const int64_t N = 6, qw = 32, kw = 16;
+  auto attn = [&](DType dt, DType lse_dt, const OpRules& r) {
+    return check_attention_forward(s, h.make(dt, N * qw), h.make(dt, N * kw), h.make(dt, N * kw),
+                                   h.make(DType::U8, N), h.make(dt, N * qw), h.make(lse_dt, N * 4), r);
+  };
+  CHECK(attn(DType::BF16, DType::F32, gpu) == DType::BF16);
+  CHECK_THROWS_WITH(attn(DType::BF16, DType::BF16, gpu), "attention_forward: lse must be F32 (got BF16)");
+  CHECK(attn(DType::F64, DType::F64, cpu) == DType::F64);
+  CHECK_THROWS_WITH(attn(DType::F64, DType::F32, cpu), "attention_forward: lse must be F64 (got F32)");
+  CHECK_THROWS_WITH(attn(DType::F64, DType::F32, gpu), "attention_forward: the CUDA backend computes in F32 or BF16 (got F64)");
+  // rmsnorm: rstd and dw
+  auto norm = [&](DType dt, DType stat, const OpRules& r) {
+    return check_rmsnorm_forward(h.make(dt, 12), h.make(dt, 4), 3, 4, h.make(dt, 12), h.make(stat, 3), r);
+  };
+  CHECK(norm(DType::BF16, DType::F32, gpu) == DType::BF16);
+  CHECK_THROWS_WITH(norm(DType::BF16, DType::BF16, gpu), "rmsnorm_forward: rstd must be F32 (got BF16)");
+  CHECK(norm(DType::F64, DType::F64, cpu) == DType::F64);
+  CHECK_THROWS_WITH(check_rmsnorm_backward(h.make(DType::BF16, 12), h.make(DType::BF16, 4), h.make(DType::F32, 3),
+                                           h.make(DType::BF16, 12), 3, 4, h.make(DType::BF16, 12),
+                                           h.make(DType::BF16, 4), gpu),
+                    "rmsnorm_backward: dw must be F32 (got BF16)");
+  // embedding_backward: the compute type comes from dout under mixed precision, from dtable on the CPU.
+  CHECK(check_embedding_backward(h.make(DType::BF16, 6), h.make(DType::I32, 3), 3, 5, 2, h.make(DType::F32, 10), gpu) ==
+        DType::BF16);
+  CHECK_THROWS_WITH(check_embedding_backward(h.make(DType::F64, 6), h.make(DType::I32, 3), 3, 5, 2,
+                                             h.make(DType::F32, 10), cpu),
+                    "embedding_backward: dout must be F32 (got F64)");
+  CHECK_THROWS_WITH(check_embedding_backward(h.make(DType::F64, 6), h.make(DType::I32, 3), 3, 5, 2,
+                                             h.make(DType::F32, 10), gpu),
+                    "embedding_backward: the CUDA backend computes in F32 or BF16 (got F64)");
+}
+
+TEST(matmul_outputs_may_be_wider_than_bf16_inputs_only) {
+  Host h;
+  const OpRules &cpu = cpu_op_rules(), &gpu = cuda_op_rules();
+  auto mm = [&](DType a, DType b, DType c, const OpRules& r) {
+    return check_matmul(h.make(a, 6), h.make(b, 6), h.make(c, 4), 2, 2, 3, r);
+  };
+  CHECK(mm(DType::BF16, DType::BF16, DType::F32, gpu) == DType::BF16);
+  CHECK(mm(DType::BF16, DType::BF16, DType::BF16, gpu) == DType::BF16);
+  CHECK_THROWS_WITH(mm(DType::BF16, DType::BF16, DType::F64, gpu), "matmul: C must be F32 or BF16 (got F64)");
+  CHECK_THROWS_WITH(mm(DType::F32, DType::BF16, DType::BF16, gpu), "matmul: B must be F32 (got BF16)");
+  CHECK_THROWS_WITH(mm(DType::F32, DType::F32, DType::BF16, gpu), "matmul: C must be F32 (got BF16)");
+  CHECK_THROWS_WITH(mm(DType::F64, DType::F64, DType::F64, gpu), "matmul: the CUDA backend computes in F32 or BF16 (got F64)");
+  // On the CPU C carries the compute type.
+  CHECK(mm(DType::F64, DType::F64, DType::F64, cpu) == DType::F64);
+  CHECK_THROWS_WITH(mm(DType::F32, DType::F32, DType::F64, cpu), "matmul: A must be F64 (got F32)");
+  CHECK_THROWS_WITH(mm(DType::BF16, DType::BF16, DType::F32, cpu), "matmul: A must be F32 (got BF16)");
+}
+
+TEST(only_the_cpu_sizes_the_block_tables_from_table_rows) {
+  Host h;
+  const PagedShape s{2, 2, 1, 4, 2, 3, 2, 1.0};
+  std::vector<int32_t> rows = {0, 1};
+  const Tensor table_rows(rows.data(), DType::I32, 2), short_tables = h.make(DType::I32, 3);
+  auto decode = [&](const Tensor& tables, const OpRules& r) {
+    check_attention_decode(s, h.make(DType::F32, 16), h.make(DType::F32, 24), h.make(DType::F32, 24), tables, table_rows,
+                           h.make(DType::I32, 2), h.make(DType::F32, 16), r);
+  };
+  CHECK_THROWS_WITH(decode(short_tables, cpu_op_rules()), "attention_decode: tables has 3 elements, needs 4");
+  CHECK(message_of([&] { decode(short_tables, cuda_op_rules()); }).empty());  // the kernel checks it, deferred
+  CHECK(message_of([&] { decode(h.make(DType::I32, 4), cpu_op_rules()); }).empty());
+  CHECK_THROWS_WITH(decode(h.make(DType::F32, 4), cuda_op_rules()), "attention_decode: tables must be I32 (got F32)");
+}
+
+TEST_MAIN()
