@@ -36,13 +36,6 @@
 namespace sppo {
 namespace {
 
-// The compute type of an op: the dtype of its main tensor, which must be F32 or F64.
-DType compute_type(const Tensor& t, const char* op) {
-  SPPO_CHECK(t.dtype == DType::F32 || t.dtype == DType::F64, op, ": the CPU backend computes in F32 or F64 (got ",
-             dtype_name(t.dtype), ")");
-  return t.dtype;
-}
-
 // Calls body.template operator()<T>() with T = float or double for `dt`.
 template <typename Body>
 void dispatch(DType dt, Body&& body) {
@@ -271,62 +264,26 @@ class CpuBackend final : public Backend {
   }
   void logprob_forward(const Tensor& logits, int64_t N, int64_t V, const Tensor& labels, const Tensor& token_logp,
                        const Tensor& lse) override {
-    const char* op = "logprob_forward";
-    require(labels, DType::I32, N, op, "labels");
-    if (logits.dtype == DType::F64) {
-      require(logits, DType::F64, N * V, op, "logits");
-      require(token_logp, DType::F64, N, op, "token_logp");
-      if (!lse.empty()) require(lse, DType::F64, N, op, "lse");
+    if (check_logprob_forward(logits, N, V, labels, token_logp, lse, rules_) == DType::F64) {
       cpu::logprob_forward_f64(logits.as<double>(), N, V, labels.as<int32_t>(), token_logp.as<double>(),
                                lse.as<double>());
       return;
     }
-    require(logits, logits.dtype, N * V, op, "logits");
-    require(token_logp, DType::F32, N, op, "token_logp");
-    if (!lse.empty()) require(lse, DType::F32, N, op, "lse");
     cpu::logprob_forward(logits.data, logits.dtype, N, V, labels.as<int32_t>(), token_logp.as<float>(),
                          lse.as<float>());
   }
   void logprob_backward(const Tensor& logits, int64_t N, int64_t V, const Tensor& labels, const Tensor& grad_token,
                         const Tensor& lse, const Tensor& grad_logits) override {
-    const char* op = "logprob_backward";
-    require(labels, DType::I32, N, op, "labels");
-    if (logits.dtype == DType::F64) {
-      require(logits, DType::F64, N * V, op, "logits");
-      require(grad_token, DType::F64, N, op, "grad_token");
-      if (!lse.empty()) require(lse, DType::F64, N, op, "lse");
-      require(grad_logits, DType::F64, N * V, op, "grad_logits");
+    if (check_logprob_backward(logits, N, V, labels, grad_token, lse, grad_logits, rules_) == DType::F64) {
       cpu::logprob_backward_f64(logits.as<double>(), N, V, labels.as<int32_t>(), grad_token.as<double>(),
                                 lse.as<double>(), grad_logits.as<double>());
       return;
     }
-    require(logits, logits.dtype, N * V, op, "logits");
-    require(grad_token, DType::F32, N, op, "grad_token");
-    if (!lse.empty()) require(lse, DType::F32, N, op, "lse");
-    require(grad_logits, grad_logits.dtype, N * V, op, "grad_logits");
     cpu::logprob_backward(logits.data, logits.dtype, N, V, labels.as<int32_t>(), grad_token.as<float>(),
                           lse.as<float>(), grad_logits.data, grad_logits.dtype);
   }
   void sppo_loss(LossType type, double beta, int64_t B, const LossTensors& in, const LossResultTensors& out) override {
-    const char* op = "sppo_loss";
-    const DType dt = compute_type(in.policy_chosen, op);
-    auto opt = [&](const Tensor& t, const char* arg) {
-      if (!t.empty()) require(t, dt, B, op, arg);
-    };
-    require(in.policy_chosen, dt, B, op, "policy_chosen");
-    require(in.policy_rejected, dt, B, op, "policy_rejected");
-    require(in.ref_chosen, dt, B, op, "ref_chosen");
-    require(in.ref_rejected, dt, B, op, "ref_rejected");
-    opt(in.chosen_probs, "chosen_probs");
-    opt(in.chosen_probs_win, "chosen_probs_win");
-    opt(in.chosen_probs_lose, "chosen_probs_lose");
-    opt(out.losses, "losses");
-    opt(out.grad_chosen, "grad_chosen");
-    opt(out.grad_rejected, "grad_rejected");
-    opt(out.rewards_chosen, "rewards_chosen");
-    opt(out.rewards_rejected, "rewards_rejected");
-    if (!out.summary.empty()) require(out.summary, DType::F64, 5, op, "summary");
-    dispatch(dt, [&](auto t) {
+    dispatch(check_sppo_loss(B, in, out, rules_), [&](auto t) {
       using T = decltype(t);
       LossInputsT<T> li;
       li.B = B;

@@ -278,22 +278,13 @@ class CudaBackend final : public Backend {
 
   void logprob_forward(const Tensor& logits, int64_t N, int64_t V, const Tensor& labels, const Tensor& token_logp,
                        const Tensor& lse) override {
-    const char* op = "logprob_forward";
-    require(logits, logits.dtype, N * V, op, "logits");
-    require(labels, DType::I32, N, op, "labels");
-    require(token_logp, DType::F32, N, op, "token_logp");
-    if (!lse.empty()) require(lse, DType::F32, N, op, "lse");
+    check_logprob_forward(logits, N, V, labels, token_logp, lse, rules_);  // F32 outputs
     cuda::logprob_forward(logits.data, logits.dtype, N, V, labels.as<int32_t>(), token_logp.as<float>(),
                           lse.as<float>(), launch());
   }
   void logprob_backward(const Tensor& logits, int64_t N, int64_t V, const Tensor& labels, const Tensor& grad_token,
                         const Tensor& lse, const Tensor& grad_logits) override {
-    const char* op = "logprob_backward";
-    require(logits, logits.dtype, N * V, op, "logits");
-    require(labels, DType::I32, N, op, "labels");
-    require(grad_token, DType::F32, N, op, "grad_token");
-    if (!lse.empty()) require(lse, DType::F32, N, op, "lse");
-    require(grad_logits, grad_logits.dtype, N * V, op, "grad_logits");
+    check_logprob_backward(logits, N, V, labels, grad_token, lse, grad_logits, rules_);
     cuda::logprob_backward(logits.data, logits.dtype, N, V, labels.as<int32_t>(), grad_token.as<float>(),
                            lse.as<float>(), grad_logits.data, grad_logits.dtype, launch());
   }
@@ -303,18 +294,7 @@ class CudaBackend final : public Backend {
     cuda::masked_sequence_sum(token_logp.as<float>(), mask.as<uint8_t>(), B, T, seq_logp.as<float>(), launch());
   }
   void sppo_loss(LossType type, double beta, int64_t B, const LossTensors& in, const LossResultTensors& out) override {
-    const char* op = "sppo_loss";
-    auto opt = [&](const Tensor& t, const char* arg) {
-      if (!t.empty()) require(t, DType::F32, B, op, arg);
-    };
-    require(in.policy_chosen, DType::F32, B, op, "policy_chosen");
-    require(in.policy_rejected, DType::F32, B, op, "policy_rejected");
-    require(in.ref_chosen, DType::F32, B, op, "ref_chosen");
-    require(in.ref_rejected, DType::F32, B, op, "ref_rejected");
-    for (auto* t : {&in.chosen_probs, &in.chosen_probs_win, &in.chosen_probs_lose}) opt(*t, "a probability column");
-    for (auto* t : {&out.losses, &out.grad_chosen, &out.grad_rejected, &out.rewards_chosen, &out.rewards_rejected})
-      opt(*t, "an output column");
-    require(out.summary, DType::F64, 5, op, "summary");
+    check_sppo_loss(B, in, out, rules_);  // F32 columns, summary required
     LossInputs li;
     li.B = B;
     li.policy_chosen = in.policy_chosen.as<float>();

@@ -296,12 +296,60 @@ DType check_expand_segments(const Tensor& x, const Tensor& seg, int64_t n, int64
   return dt;
 }
 
+DType check_logprob_forward(const Tensor& logits, int64_t N, int64_t V, const Tensor& labels,
+                            const Tensor& token_logp, const Tensor& lse, const OpRules& r) {
+  const char* op = "logprob_forward";
+  require(labels, DType::I32, N, op, "labels");
+  const DType rows = logits.dtype == DType::F64 && r.computes(DType::F64) ? DType::F64 : DType::F32;
+  require(logits, logits.dtype, N * V, op, "logits");
+  require(token_logp, rows, N, op, "token_logp");
+  if (!lse.empty()) require(lse, rows, N, op, "lse");
+  return rows;
+}
+
+DType check_logprob_backward(const Tensor& logits, int64_t N, int64_t V, const Tensor& labels,
+                             const Tensor& grad_token, const Tensor& lse, const Tensor& grad_logits, const OpRules& r) {
+  const char* op = "logprob_backward";
+  require(labels, DType::I32, N, op, "labels");
+  const DType rows = logits.dtype == DType::F64 && r.computes(DType::F64) ? DType::F64 : DType::F32;
+  require(logits, logits.dtype, N * V, op, "logits");
+  require(grad_token, rows, N, op, "grad_token");
+  if (!lse.empty()) require(lse, rows, N, op, "lse");
+  // The fp64 twin writes F64; otherwise grad_logits may be of another type than the logits.
+  require(grad_logits, rows == DType::F64 ? DType::F64 : grad_logits.dtype, N * V, op, "grad_logits");
+  return rows;
+}
+
 void check_masked_sequence_sum(const Tensor& token_logp, const Tensor& mask, int64_t B, int64_t T,
                                const Tensor& seq_logp) {
   const char* op = "masked_sequence_sum";
   require(token_logp, DType::F32, B * T, op, "token_logp");
   require(mask, DType::U8, B * T, op, "mask");
   require(seq_logp, DType::F32, B, op, "seq_logp");
+}
+
+DType check_sppo_loss(int64_t B, const LossTensors& in, const LossResultTensors& out, const OpRules& r) {
+  const char* op = "sppo_loss";
+  // The loss columns are statistics (sequence log-probs): F32 under mixed precision, else the
+  // compute type, read from policy_chosen.
+  const DType dt = r.mixed_precision ? DType::F32 : compute_type(in.policy_chosen, op, r);
+  auto opt = [&](const Tensor& t, const char* arg) {
+    if (!t.empty()) require(t, dt, B, op, arg);
+  };
+  require(in.policy_chosen, dt, B, op, "policy_chosen");
+  require(in.policy_rejected, dt, B, op, "policy_rejected");
+  require(in.ref_chosen, dt, B, op, "ref_chosen");
+  require(in.ref_rejected, dt, B, op, "ref_rejected");
+  opt(in.chosen_probs, "chosen_probs");
+  opt(in.chosen_probs_win, "chosen_probs_win");
+  opt(in.chosen_probs_lose, "chosen_probs_lose");
+  opt(out.losses, "losses");
+  opt(out.grad_chosen, "grad_chosen");
+  opt(out.grad_rejected, "grad_rejected");
+  opt(out.rewards_chosen, "rewards_chosen");
+  opt(out.rewards_rejected, "rewards_rejected");
+  if (r.loss_needs_summary || !out.summary.empty()) require(out.summary, DType::F64, 5, op, "summary");
+  return dt;
 }
 
 DType check_sample_weights(const Tensor& logits, int64_t n, int64_t V, const Tensor& w, const OpRules& r) {

@@ -88,9 +88,16 @@ DType check_segment_sum(const Tensor& x, const Tensor& seg, int64_t n, int64_t S
                         const OpRules& r);
 DType check_expand_segments(const Tensor& x, const Tensor& seg, int64_t n, int64_t S, const Tensor& out,
                             const OpRules& r);
-// logprob.h
+// logprob.h: return the type of the per-row outputs (token_logp or grad_token, and lse): F64 for
+// the fp64 twin's F64 logits, else F32 (the kernel checks which logits types it reads)
+DType check_logprob_forward(const Tensor& logits, int64_t N, int64_t V, const Tensor& labels,
+                            const Tensor& token_logp, const Tensor& lse, const OpRules& r);
+DType check_logprob_backward(const Tensor& logits, int64_t N, int64_t V, const Tensor& labels,
+                             const Tensor& grad_token, const Tensor& lse, const Tensor& grad_logits, const OpRules& r);
 void check_masked_sequence_sum(const Tensor& token_logp, const Tensor& mask, int64_t B, int64_t T,
                                const Tensor& seq_logp);
+// sppo_loss.h: returns the type of the loss columns
+DType check_sppo_loss(int64_t B, const LossTensors& in, const LossResultTensors& out, const OpRules& r);
 // sample.h
 DType check_sample_weights(const Tensor& logits, int64_t n, int64_t V, const Tensor& w, const OpRules& r);
 DType check_argmax_rows(const Tensor& logits, int64_t n, int64_t V, const Tensor& tokens, const OpRules& r);

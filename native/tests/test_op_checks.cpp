@@ -39,6 +39,9 @@ struct OpCase {
   Call call;
 };
 
+LossTensors loss_in(const std::vector<Tensor>& t) { return {t[0], t[1], t[2], t[3], t[4], t[5], t[6]}; }
+LossResultTensors loss_out(const std::vector<Tensor>& t) { return {t[7], t[8], t[9], t[10], t[11], t[12], 1.0}; }
+
 // Every op of the table with its arguments at the sizes it needs (F32 compute), from random shapes.
 std::vector<OpCase> op_cases(sppo_test::Rng& rng) {
   const int64_t n = rng.integer(1, 9), H = rng.integer(1, 6), V = rng.integer(2, 7), K = rng.integer(1, 5);
@@ -120,6 +123,19 @@ std::vector<OpCase> op_cases(sppo_test::Rng& rng) {
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_segment_sum(t[0], t[1], n, K, t[2], r); }},
       {"expand_segments", {{"x", F, K}, {"seg", I, n}, {"out", F, n}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_expand_segments(t[0], t[1], n, K, t[2], r); }},
+      {"logprob_forward", {{"labels", I, n}, {"logits", F, n * V}, {"token_logp", F, n}, {"lse", F, n}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_logprob_forward(t[1], n, V, t[0], t[2], t[3], r); }},
+      {"logprob_backward",
+       {{"labels", I, n}, {"logits", F, n * V}, {"grad_token", F, n}, {"lse", F, n}, {"grad_logits", F, n * V}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) {
+         check_logprob_backward(t[1], n, V, t[0], t[2], t[3], t[4], r);
+       }},
+      {"sppo_loss",
+       {{"policy_chosen", F, n}, {"policy_rejected", F, n}, {"ref_chosen", F, n}, {"ref_rejected", F, n},
+        {"chosen_probs", F, n}, {"chosen_probs_win", F, n}, {"chosen_probs_lose", F, n}, {"losses", F, n},
+        {"grad_chosen", F, n}, {"grad_rejected", F, n}, {"rewards_chosen", F, n}, {"rewards_rejected", F, n},
+        {"summary", D, 5}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_sppo_loss(n, loss_in(t), loss_out(t), r); }},
       {"masked_sequence_sum", {{"token_logp", F, n * K}, {"mask", U, n * K}, {"seq_logp", F, n}},
        [=](const OpRules&, const std::vector<Tensor>& t) { check_masked_sequence_sum(t[0], t[1], n, K, t[2]); }},
       {"sample_weights", {{"logits", F, n * V}, {"w", F, n * V}},
@@ -276,6 +292,40 @@ TEST(only_the_cpu_sizes_the_block_tables_from_table_rows) {
   CHECK(message_of([&] { decode(short_tables, cuda_op_rules()); }).empty());  // the kernel checks it, deferred
   CHECK(message_of([&] { decode(h.make(DType::I32, 4), cpu_op_rules()); }).empty());
   CHECK_THROWS_WITH(decode(h.make(DType::F32, 4), cuda_op_rules()), "attention_decode: tables must be I32 (got F32)");
+}
+
+TEST(the_fp64_twin_of_the_log_probs_and_the_loss_is_the_cpus_only) {
+  Host h;
+  const OpRules &cpu = cpu_op_rules(), &gpu = cuda_op_rules();
+  const Tensor labels = h.make(DType::I32, 3), l64 = h.make(DType::F64, 12), r64 = h.make(DType::F64, 3);
+  CHECK(check_logprob_forward(l64, 3, 4, labels, r64, r64, cpu) == DType::F64);
+  CHECK_THROWS_WITH(check_logprob_forward(l64, 3, 4, labels, h.make(DType::F32, 3), Tensor(), cpu),
+                    "logprob_forward: token_logp must be F64 (got F32)");
+  // CUDA takes any logits type here (its kernel names the ones it reads) and writes F32.
+  CHECK_THROWS_WITH(check_logprob_forward(l64, 3, 4, labels, r64, Tensor(), gpu),
+                    "logprob_forward: token_logp must be F32 (got F64)");
+  CHECK_THROWS_WITH(check_logprob_backward(l64, 3, 4, labels, r64, Tensor(), h.make(DType::F32, 12), cpu),
+                    "logprob_backward: grad_logits must be F64 (got F32)");
+  CHECK(check_logprob_backward(h.make(DType::BF16, 12), 3, 4, labels, h.make(DType::F32, 3), Tensor(),
+                               h.make(DType::F32, 12), gpu) == DType::F32);
+  // The loss: the CPU's columns take policy_chosen's type and summary is optional; CUDA's are F32
+  // and its kernel returns through summary.
+  auto cols = [&](DType dt) {
+    LossTensors in;
+    in.policy_chosen = h.make(dt, 3);
+    in.policy_rejected = h.make(dt, 3);
+    in.ref_chosen = h.make(dt, 3);
+    in.ref_rejected = h.make(dt, 3);
+    return in;
+  };
+  LossResultTensors none, with_summary;
+  with_summary.summary = h.make(DType::F64, 5);
+  CHECK(check_sppo_loss(3, cols(DType::F64), none, cpu) == DType::F64);
+  CHECK_THROWS_WITH(check_sppo_loss(3, cols(DType::BF16), none, cpu),
+                    "sppo_loss: the CPU backend computes in F32 or F64 (got BF16)");
+  CHECK_THROWS_WITH(check_sppo_loss(3, cols(DType::F64), with_summary, gpu), "sppo_loss: policy_chosen must be F32 (got F64)");
+  CHECK_THROWS_WITH(check_sppo_loss(3, cols(DType::F32), none, gpu), "sppo_loss: summary must be F64 (got F32)");
+  CHECK(check_sppo_loss(3, cols(DType::F32), with_summary, gpu) == DType::F32);
 }
 
 TEST_MAIN()
