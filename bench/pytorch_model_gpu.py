@@ -143,8 +143,23 @@ def main() -> int:
     results = []
     card = torch.cuda.get_device_name(0) if cuda else "CPU"
 
+    state = {"params": None}
+
+    # Rewritten after every row, so a step killed by its timeout still leaves the rows it finished.
+    def write_json(announce=False):
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"suite": "model", "source": "pytorch", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                           "torch": torch.__version__, "transformers": transformers.__version__, "deviceName": card,
+                           "preset": a.preset, "vocab": a.vocab, "hidden": a.hidden, "ffn": a.ffn, "layers": a.layers,
+                           "heads": a.heads, "kvHeads": a.kv_heads, "params": state["params"], "tf32": False,
+                           "results": results}, f, indent=2)
+            if announce:
+                print(f"wrote {a.json}")
+
     def report(row):
         results.append(row)
+        write_json()
         if "error" in row:
             print(f"{row['name']:8s} {row['variant']:13s} {row['error']}", flush=True)
             return
@@ -167,29 +182,21 @@ def main() -> int:
                 with open(out) as f:
                     for row in json.load(f)["results"]:
                         results.append(row)
+                write_json()
             except subprocess.TimeoutExpired:
                 report({"name": "train", "variant": "compile-bf16", "error": f"did not finish within --compile-timeout {a.compile_timeout} s"})
             except (OSError, ValueError, KeyError) as e:
                 report({"name": "train", "variant": "compile-bf16", "error": f"child failed after {time.perf_counter() - t0:.0f} s: {e}"})
         a.variants = [v for v in a.variants if v != "compile-bf16"]
 
-    def write_json(nparams):
-        if a.json:
-            with open(a.json, "w") as f:
-                json.dump({"suite": "model", "source": "pytorch", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                           "torch": torch.__version__, "transformers": transformers.__version__, "deviceName": card,
-                           "preset": a.preset, "vocab": a.vocab, "hidden": a.hidden, "ffn": a.ffn, "layers": a.layers,
-                           "heads": a.heads, "kvHeads": a.kv_heads, "params": nparams, "tf32": False,
-                           "results": results}, f, indent=2)
-            print(f"wrote {a.json}")
-
     if not a.variants:  # only the compile child was asked for
-        write_json(None)
+        write_json(True)
         return 0
     t_build = time.perf_counter()
     model = build_model(a, torch, dev)
     sync()
     nparams = sum(p.numel() for p in model.parameters())
+    state["params"] = nparams
     print(f"pytorch {torch.__version__}, transformers {transformers.__version__}, {card}; preset {a.preset}: "
           f"V={a.vocab} H={a.hidden} I={a.ffn} L={a.layers} heads={a.heads}/{a.kv_heads} params={nparams / 1e9:.3f}B "
           f"(built in {time.perf_counter() - t_build:.1f} s); attention {model.config._attn_implementation}", flush=True)
@@ -260,6 +267,11 @@ def main() -> int:
         for variant in [v for v in a.variants if v in ("eager-fp32", "eager-bf16")]:
             if variant == "eager-bf16":
                 model = model.to(torch.bfloat16)
+            elif next(model.parameters()).dtype != torch.float32:  # after bf16: a fresh fp32 model
+                del model
+                if cuda:
+                    torch.cuda.empty_cache()
+                model = build_model(a, torch, dev).eval()
 
             def gen(n):
                 with torch.no_grad():
@@ -281,7 +293,7 @@ def main() -> int:
             except Exception as e:
                 report({"name": "rollout", "variant": variant, "error": f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"})
 
-    write_json(nparams)
+    write_json(True)
     return 0
 
 

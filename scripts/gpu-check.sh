@@ -201,7 +201,7 @@ fi
 # peak device memory and its floor (fp32 matmul rate and copy bandwidth measured in the run).
 # bench/pytorch_model_gpu.py: LlamaForCausalLM from a config, the same step and rollout, eager fp32
 # (like for like) and eager bf16 autocast (the issues' baseline). Each step is sized to about a
-# minute at most (1.1B: about 15 s for each native step, 60 s PyTorch; see bench/RESULTS.md); torch.compile
+# minute at most (1.1B: about 15 s for each native step, 30 to 60 s for PyTorch's; bench/RESULTS.md); torch.compile
 # and the 7B shape run only when the budget still has room, the 7B last.
 if [ "${SKIP_MODEL_BENCH:-0}" = 1 ]; then
   skip "model benchmarks" "SKIP_MODEL_BENCH=1"
@@ -217,9 +217,14 @@ else
   if [ "${SKIP_TORCH:-0}" = 1 ]; then
     skip "model: llama-1b (PyTorch)" "SKIP_TORCH=1"
   else
-    need "model: llama-1b (PyTorch)" 60 &&
-      step "model: llama-1b (PyTorch)" 120 model-pytorch-llama-1b.txt python3 bench/pytorch_model_gpu.py \
-        --preset llama-1b --variants eager-fp32,eager-bf16 --repeat 3 --warmup 1 --json "$RES/model-pytorch-llama-1b.json"
+    need "model: llama-1b train (PyTorch)" 45 &&
+      step "model: llama-1b train (PyTorch)" 75 model-pytorch-llama-1b-train.txt python3 bench/pytorch_model_gpu.py \
+        --preset llama-1b --phases train --variants eager-fp32,eager-bf16 --repeat 3 --warmup 1 \
+        --json "$RES/model-pytorch-llama-1b-train.json"
+    need "model: llama-1b rollout (PyTorch)" 60 &&
+      step "model: llama-1b rollout (PyTorch)" 90 model-pytorch-llama-1b-rollout.txt python3 bench/pytorch_model_gpu.py \
+        --preset llama-1b --phases rollout --variants eager-bf16,eager-fp32 --rollout-repeat 1 \
+        --json "$RES/model-pytorch-llama-1b-rollout.json"
   fi
   need "model: llama-8b decode (native)" 30 &&
     step "model: llama-8b decode (native)" 45 model-native-llama-8b.txt build/bench/bench_model --device cuda \
