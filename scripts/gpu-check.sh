@@ -2,7 +2,8 @@
 # The GPU machine's one check, about 8 minutes: build with the CUDA backend for this card only,
 # run the native tests (ctest) and the CUDA vitest suites, run compute-sanitizer (memcheck and
 # racecheck) over the CUDA test executables, time the native kernels with the PyTorch baseline on
-# the same card, and end with one summary table.
+# the same card, time the model engine (train step, rollout, decode step: issues 8 and 9) beside
+# transformers as far as the budget allows, and end with one summary table.
 #
 # On the GPU machine (no network, no Node): from the CPU machine, after `npm ci && npm run build:ts`
 # and `bash ../shared/device/pack.sh`, run with `.device` and `dist` carried along:

@@ -77,6 +77,7 @@ describe.skipIf(!built)('bench_model executable (skipped: build/bench/bench_mode
     expect(run(['--batch', '0']).err).toMatch(/--batch needs an integer >= 1 \(got '0'\)/);
     expect(run(['--bogus', '1']).err).toMatch(/unknown option --bogus/);
     expect(run(['--decode-batches', ',']).err).toMatch(/--decode-batches needs a list/);
+    expect(run(['--only', 'decode']).err).toMatch(/--only: 'decode' is not a phase on cpu \(train, logprobs, generate, prefill\)/);
   });
 });
 

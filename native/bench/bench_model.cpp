@@ -220,6 +220,14 @@ ModelPreset resolve(const Options& o) {
   if (!o.decode_batches.empty()) p.decode_batches = o.decode_batches;
   if (!o.optimizer.empty()) p.optimizer = parse_optimizer_kind(o.optimizer);
   if (!o.only.empty()) p.phases = o.only;
+  else if (o.device == "cpu" && !o.plan_only) p.phases = "train,logprobs,generate,prefill";  // a preset's shape on the CPU
+  // The CPU table and the CUDA rows are different sets (the CPU keeps its historical rows).
+  const std::vector<std::string> known = o.plan_only ? std::vector<std::string>{"train", "logprobs", "rollout", "decode", "generate", "prefill"}
+                                         : o.device == "cuda" ? std::vector<std::string>{"train", "logprobs", "rollout", "decode"}
+                                                              : std::vector<std::string>{"train", "logprobs", "generate", "prefill"};
+  for (auto& x : split(p.phases))
+    if (std::find(known.begin(), known.end(), x) == known.end())
+      fail("--only: '", x, "' is not a phase on ", o.device, " (", o.device == "cuda" ? "train, logprobs, rollout, decode" : "train, logprobs, generate, prefill", ")");
   validate_config(c);
   return p;
 }
@@ -632,10 +640,13 @@ int run_cuda(const Options& o, const ModelPreset& p) {
       JsonRow r = base_row("decode", name, median(ev), median(ev), median(wall), static_cast<double>(b), peak,
                            bytes / (bw * 1e6), static_cast<double>(kv));
       r.num("batch", static_cast<double>(b)).num("ctx", static_cast<double>(p.decode_ctx)).num("bytes", bytes)
-          .num("floorMsIssue", bytes / (kIssueTBs * 1e9));
+          .num("floorMsIssue", bytes / (kIssueTBs * 1e9))
+          .num("floorMsIssueBf16", decode_step_bytes(c, static_cast<double>(b), ctx, 2) / (kIssueTBs * 1e9));
       rows.push_back(r);
-      std::printf("%-36s %s: reads %.2f GB, floor %.3f ms at the measured bandwidth, %.3f ms at 4.3 TB/s\n", "",
-                  name, bytes / 1e9, bytes / (bw * 1e6), bytes / (kIssueTBs * 1e9));
+      // The issue's floor for bf16 weights and cache (half the bytes) is context for when bf16 exists.
+      std::printf("%-36s reads %.2f GB: floor %.3f ms at the measured bandwidth, %.3f ms at 4.3 TB/s (bf16: %.3f ms)\n",
+                  "", bytes / 1e9, bytes / (bw * 1e6), bytes / (kIssueTBs * 1e9),
+                  decode_step_bytes(c, static_cast<double>(b), ctx, 2) / (kIssueTBs * 1e9));
     }
   JsonRow h = header_json(o, p, nparams);
   h.str("deviceName", card).num("copyBandwidthGBs", bw).num("matmulTflops", tflops)
