@@ -278,7 +278,7 @@ int64_t decode_blocks(const ModelPreset& p, int64_t batch, int64_t extra) {
   return batch * ((p.decode_ctx + extra + 15) / 16);
 }
 
-void write_json(const Options& o, const JsonRow& head, const std::vector<JsonRow>& rows) {
+void write_json(const Options& o, const JsonRow& head, const std::vector<JsonRow>& rows, bool announce = true) {
   if (o.json.empty()) return;
   std::ofstream f(o.json);
   if (!f) fail("cannot write --json file '", o.json, "'");
@@ -287,7 +287,7 @@ void write_json(const Options& o, const JsonRow& head, const std::vector<JsonRow
   f << h << ", \"results\": [\n";
   for (size_t i = 0; i < rows.size(); ++i) f << "  " << rows[i].text() << (i + 1 < rows.size() ? ",\n" : "\n");
   f << "]}\n";
-  std::printf("wrote %s\n", o.json.c_str());
+  if (announce) std::printf("wrote %s\n", o.json.c_str());
 }
 
 JsonRow header_json(const Options& o, const ModelPreset& p, double nparams) {
@@ -476,7 +476,16 @@ int run_cuda(const Options& o, const ModelPreset& p) {
               (long long)c.num_layers, (long long)c.num_heads, (long long)c.num_kv_heads, nparams / 1e9, now() - t_start);
   std::printf("\n%-36s %10s %10s %12s %9s %9s %8s %9s\n", "benchmark", "ms", "ev ms", "tokens/s", "peak GiB",
               "floor ms", "x floor", "plan GiB");
+  JsonRow h = header_json(o, p, nparams);
+  h.str("deviceName", card).num("copyBandwidthGBs", bw).num("matmulTflops", tflops)
+      .num("datasheetFp32Tflops", kDatasheetTflops).num("issueBandwidthTBs", kIssueTBs)
+      .str("matmulCompute", "CUBLAS_COMPUTE_32F (fp32, no TF32)");
   std::vector<JsonRow> rows;
+  // The report is rewritten after every row: a run stopped by its timeout keeps the rows it finished.
+  auto add = [&](const JsonRow& r) {
+    rows.push_back(r);
+    write_json(o, h, rows, false);
+  };
   auto print_row = [&](const std::string& name, double ms, double ev, double toks, double peak, double floor_ms,
                        double plan) {
     std::printf("%-36s %10.2f %10.2f %12.1f %9.2f %9.2f %8.2f %9.2f\n", name.c_str(), ms, ev, toks / (ms / 1e3),
@@ -538,7 +547,7 @@ int run_cuda(const Options& o, const ModelPreset& p) {
             .num("seq", static_cast<double>(T)).str("optimizer", optimizer_kind_name(p.optimizer))
             .num("checkpointing", ckpt ? 1 : 0).num("flops", model_flops(c, tokens, static_cast<double>(T), true))
             .num("floorMsDatasheet", model_flops(c, tokens, static_cast<double>(T), true) / (kDatasheetTflops * 1e9));
-        rows.push_back(r);
+        add(r);
         mem.start();
       }
       if (wants(p, "logprobs")) {
@@ -555,7 +564,7 @@ int run_cuda(const Options& o, const ModelPreset& p) {
         std::snprintf(name, sizeof name, "sequence log-probs %lldx%lld", (long long)B, (long long)T);
         JsonRow r = base_row("logprobs", name, median(wall), median(ev), median(wall), toks, peak, fl / (tflops * 1e9), 0);
         r.num("rows", static_cast<double>(B)).num("seq", static_cast<double>(T)).num("flops", fl);
-        rows.push_back(r);
+        add(r);
       }
       mem.stop();
     }  // the trainer's gradients and optimizer state are freed here
@@ -595,7 +604,7 @@ int run_cuda(const Options& o, const ModelPreset& p) {
     r.num("prompts", static_cast<double>(p.prompts)).num("promptLen", static_cast<double>(p.prompt_len))
         .num("newTokens", static_cast<double>(p.new_tokens))
         .num("expectedTokens", static_cast<double>(p.prompts * p.new_tokens));
-    rows.push_back(r);
+    add(r);
   }
   if (wants(p, "decode"))
     for (int64_t b : p.decode_batches) {
@@ -642,16 +651,13 @@ int run_cuda(const Options& o, const ModelPreset& p) {
       r.num("batch", static_cast<double>(b)).num("ctx", static_cast<double>(p.decode_ctx)).num("bytes", bytes)
           .num("floorMsIssue", bytes / (kIssueTBs * 1e9))
           .num("floorMsIssueBf16", decode_step_bytes(c, static_cast<double>(b), ctx, 2) / (kIssueTBs * 1e9));
-      rows.push_back(r);
+      add(r);
       // The issue's floor for bf16 weights and cache (half the bytes) is context for when bf16 exists.
       std::printf("%-36s reads %.2f GB: floor %.3f ms at the measured bandwidth, %.3f ms at 4.3 TB/s (bf16: %.3f ms)\n",
                   "", bytes / 1e9, bytes / (bw * 1e6), bytes / (kIssueTBs * 1e9),
                   decode_step_bytes(c, static_cast<double>(b), ctx, 2) / (kIssueTBs * 1e9));
     }
-  JsonRow h = header_json(o, p, nparams);
-  h.str("deviceName", card).num("copyBandwidthGBs", bw).num("matmulTflops", tflops)
-      .num("datasheetFp32Tflops", kDatasheetTflops).num("issueBandwidthTBs", kIssueTBs)
-      .str("matmulCompute", "CUBLAS_COMPUTE_32F (fp32, no TF32)").num("seconds", now() - t_start);
+  h.num("seconds", now() - t_start);
   write_json(o, h, rows);
   return 0;
 }
