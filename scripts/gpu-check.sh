@@ -2,7 +2,8 @@
 # The GPU machine's one check, about 8 minutes: build with the CUDA backend for this card only,
 # run the native tests (ctest) and the CUDA vitest suites, run compute-sanitizer (memcheck and
 # racecheck) over the CUDA test executables, time the native kernels with the PyTorch baseline on
-# the same card, and end with one summary table.
+# the same card, time the model engine (train step, rollout, decode step: issues 8 and 9) beside
+# transformers as far as the budget allows, and end with one summary table.
 #
 # On the GPU machine (no network, no Node): from the CPU machine, after `npm ci && npm run build:ts`
 # and `bash ../shared/device/pack.sh`, run with `.device` and `dist` carried along:
@@ -14,8 +15,10 @@
 # last); without $OUT they go to bench/out/. Every step has its own timeout, so one hang costs
 # only that step.
 # Environment: SPPO_CUDA_ARCHS (default: this card's compute capability), SKIP_BUILD=1,
-# SKIP_SANITIZER=1, SKIP_TORCH=1, BENCH_ARGS (extra bench_logprob flags), GPU_CHECK_BUDGET
-# (seconds for the whole run, default 540).
+# SKIP_TESTS=1 (no ctest, vitest, transformers fixtures nor compute-sanitizer: a benchmark rerun),
+# SKIP_SANITIZER=1, SKIP_TORCH=1, SKIP_MODEL_BENCH=1 (the model engine's benchmarks, issues 8 and
+# 9), MODEL_7B=0 (not even the 7B row when time is left), BENCH_ARGS (extra bench_logprob flags),
+# GPU_CHECK_BUDGET (seconds for the whole run, default 540).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 OUTDIR="${OUT:-bench/out}"
@@ -52,6 +55,13 @@ step() {
   return "$rc"
 }
 skip() { printf '%-34s %-16s %5s   %s\n' "$1" skipped - "$2" >> "$SUMMARY"; }
+# need NAME SECONDS: true when the budget has SECONDS left and 15 more (the last step, the model
+# ratio table, takes a second); otherwise a skip row saying so (a step that cannot finish is better
+# not started).
+need() {
+  local left=$(( DEADLINE - $(date +%s) ))
+  if [ "$left" -lt $(( $2 + 15 )) ]; then skip "$1" "budget: ${left}s left, needs about $2s (+15)"; return 1; fi
+}
 
 finish() {
   ( cd "$(dirname "$RES")" && tar -czf - gpu-check ) > "$OUTDIR/gpu-check.tar.gz"
@@ -61,6 +71,7 @@ finish() {
     printf '%-34s %-16s %6s  %s\n' step verdict time log
     cat "$SUMMARY"
     [ -f "$RES/compare.txt" ] && { echo; cat "$RES/compare.txt"; }
+    [ -f "$RES/model-compare.txt" ] && { echo; cat "$RES/model-compare.txt"; }
     [ -f "$RES/sanitizer-errors.txt" ] && { echo; echo "compute-sanitizer findings:"; head -40 "$RES/sanitizer-errors.txt"; }
     if grep -qE 'FAIL|TIMEOUT' "$SUMMARY"; then echo; echo "gpu-check: FAILED"; else echo; echo "gpu-check: all steps passed"; fi
   } > "$OUTDIR/summary.txt"
@@ -98,6 +109,9 @@ fi
 step "sppo-native info" 30 info.txt node bin/sppo-native.js info
 
 # ---- tests -----------------------------------------------------------------------------------
+if [ "${SKIP_TESTS:-0}" = 1 ]; then
+  skip "tests and compute-sanitizer" "SKIP_TESTS=1"
+else
 step "ctest (all native tests)" 100 ctest.log ctest --test-dir build --output-on-failure -j 8
 mapfile -t cuda_tests < <(ctest --test-dir build -N -R '_cuda$' 2>/dev/null | sed -n 's/^ *Test *#[0-9]*: *//p')
 # Every *_cuda suite: the kernels' (test_<op>_cuda) and the whole engine's against the CPU engine
@@ -159,6 +173,7 @@ else
   done
   [ -s "$RES/sanitizer-errors.txt" ] || rm -f "$RES/sanitizer-errors.txt"
 fi
+fi  # SKIP_TESTS
 
 # ---- benchmarks: ours and PyTorch's, same card, same run ---------------------------------------
 # shellcheck disable=SC2086
@@ -180,5 +195,68 @@ if [ -f "$RES/native.json" ]; then
   step "ratios" 20 compare.txt node bench/compare.mjs "$RES/native.json" "$RES/pytorch.json" --json "$RES/compare.json"
 else
   skip ratios "no native.json"
+fi
+# ---- the model engine on CUDA (issues 8 and 9): ours (fp32) and transformers', same card ----------
+# bench_model --device cuda: the SPPO train step (llama-1b: 8 pairs x 1024, AdamW), sequence
+# log-probs, the rollout (64 prompts x 128 tokens + 256 new, sampling, no EOS) and one decode
+# step (batch 1 and 64; llama-8b: batch 1 and 256 over 512 cached positions), each with tokens/s,
+# peak device memory and its floor (fp32 matmul rate and copy bandwidth measured in the run).
+# bench/pytorch_model_gpu.py: LlamaForCausalLM from a config, the same step and rollout, eager fp32
+# (like for like) and eager bf16 autocast (the issues' baseline). Each step is sized to about a
+# minute at most (1.1B: about 15 s for each native step, 30 to 60 s for PyTorch's; bench/RESULTS.md); torch.compile
+# and the 7B shape run only when the budget still has room, the 7B last.
+if [ "${SKIP_MODEL_BENCH:-0}" = 1 ]; then
+  skip "model benchmarks" "SKIP_MODEL_BENCH=1"
+else
+  # Two processes, so that the rollout's peak memory is not the train step's activations (the
+  # model keeps them sized for the largest batch it has run).
+  need "model: llama-1b train (native)" 30 &&
+    step "model: llama-1b train (native)" 60 model-native-llama-1b-train.txt build/bench/bench_model --device cuda \
+      --preset llama-1b --only train,logprobs --repeat 3 --warmup 1 --json "$RES/model-native-llama-1b-train.json"
+  need "model: llama-1b rollout (native)" 30 &&
+    step "model: llama-1b rollout (native)" 60 model-native-llama-1b-rollout.txt build/bench/bench_model --device cuda \
+      --preset llama-1b --only rollout,decode --repeat 3 --warmup 1 --json "$RES/model-native-llama-1b-rollout.json"
+  need "model: llama-8b decode (native)" 30 &&
+    step "model: llama-8b decode (native)" 45 model-native-llama-8b.txt build/bench/bench_model --device cuda \
+      --preset llama-8b --repeat 5 --warmup 2 --json "$RES/model-native-llama-8b.json"
+  if [ "${SKIP_TORCH:-0}" = 1 ]; then
+    skip "model: llama-1b (PyTorch)" "SKIP_TORCH=1"
+  else
+    need "model: llama-1b train (PyTorch)" 45 &&
+      step "model: llama-1b train (PyTorch)" 75 model-pytorch-llama-1b-train.txt python3 bench/pytorch_model_gpu.py \
+        --preset llama-1b --phases train --variants eager-fp32,eager-bf16 --repeat 3 --warmup 1 \
+        --json "$RES/model-pytorch-llama-1b-train.json"
+    need "model: llama-1b rollout (PyTorch)" 60 &&
+      step "model: llama-1b rollout (PyTorch)" 90 model-pytorch-llama-1b-rollout.txt python3 bench/pytorch_model_gpu.py \
+        --preset llama-1b --phases rollout --variants eager-bf16,eager-fp32 --rollout-repeat 1 \
+        --json "$RES/model-pytorch-llama-1b-rollout.json"
+  fi
+  if [ "${SKIP_TORCH:-0}" != 1 ]; then
+    need "model: llama-1b torch.compile" 150 &&
+      step "model: llama-1b torch.compile" 140 model-pytorch-llama-1b-compile.txt python3 bench/pytorch_model_gpu.py \
+        --preset llama-1b --phases train --variants compile-bf16 --compile-timeout 120 --repeat 3 --warmup 1 \
+        --json "$RES/model-pytorch-llama-1b-compile.json"
+  fi
+  # Mistral-7B shape, RMSprop + checkpointing, 4 pairs x 1024 (8 fit in fp32 by the planner, but
+  # one fp32 step of 8 pairs is about 20 s: 4 keep the row inside a minute; tokens/s compare).
+  if [ "${MODEL_7B:-1}" = 0 ]; then
+    skip "model: mistral-7b" "MODEL_7B=0"
+  else
+    need "model: mistral-7b (native)" 90 &&
+      step "model: mistral-7b (native)" 80 model-native-mistral-7b.txt build/bench/bench_model --device cuda \
+        --preset mistral-7b --batch 4 --repeat 1 --warmup 1 --json "$RES/model-native-mistral-7b.json"
+    if [ "${SKIP_TORCH:-0}" != 1 ]; then
+      need "model: mistral-7b (PyTorch)" 100 &&
+        step "model: mistral-7b (PyTorch)" 90 model-pytorch-mistral-7b.txt python3 bench/pytorch_model_gpu.py \
+          --preset mistral-7b --pairs 4 --phases train --variants eager-bf16,eager-fp32 --repeat 1 --warmup 1 \
+          --compile-timeout 0 --json "$RES/model-pytorch-mistral-7b.json"
+    fi
+  fi
+  mapfile -t model_json < <(ls "$RES"/model-native-*.json "$RES"/model-pytorch-*.json 2>/dev/null)
+  if ls "$RES"/model-native-*.json > /dev/null 2>&1; then
+    step "model ratios" 20 model-compare.txt node bench/compare-model.mjs "${model_json[@]}" --json "$RES/model-compare.json"
+  else
+    skip "model ratios" "no model-native-*.json"
+  fi
 fi
 finish
