@@ -443,7 +443,8 @@ async function evalBase(c: IterationContext): Promise<{ prompts: string[]; baseR
     topP: recipe.rollout.topP,
     maxNewTokens: recipe.rollout.maxNewTokens,
     maxPromptTokens: recipe.lengths.maxPromptTokens,
-    batchSize: recipe.rollout.batchSize,
+    // The rollout's call size (a shard when batchSize is 0): the call the memory plan planned.
+    batchSize: recipe.rollout.batchSize || recipe.rollout.shardSize,
     seed: recipe.seed,
   };
   let prompts = readPinnedPrompts(dir);
