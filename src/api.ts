@@ -16,7 +16,7 @@ import { recordOptions } from './run/optionsRecord.js';
 import { createJudge, type JudgeContext } from './judge/factory.js';
 import { TextCodec } from './text/codec.js';
 import { loadPrompts, type InvalidUtf8 } from './data/prompts.js';
-import { runRollout, readRollout, type RolloutOptions, type RolloutRow } from './stages/rollout.js';
+import { describeCalls, runRollout, readRollout, type RolloutOptions, type RolloutRow } from './stages/rollout.js';
 import { engineSource } from './stages/responseSource.js';
 import { judgeRows, judgedColumns } from './stages/judge.js';
 import { buildTrainRows, writeTrainTable } from './sppo/trainTable.js';
@@ -173,7 +173,7 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
     recordOptions(record, options, started);
     onEvent({
       type: 'log',
-      message: `generate: ${rollout.k} sample${rollout.k === 1 ? '' : 's'} for each of ${prompts.length} prompts (${rollout.batchSize} prompts per generate call, at most ${rollout.maxNewTokens} new tokens each) into ${out}`,
+      message: `generate: ${rollout.k} sample${rollout.k === 1 ? '' : 's'} for each of ${prompts.length} prompts (${describeCalls(rollout.batchSize, rollout.shardSize)}, at most ${rollout.maxNewTokens} new tokens each) into ${out}`,
     });
     let handle: Awaited<ReturnType<ModelProvider['load']>> | undefined;
     const file = join(out, 'generated.parquet');

@@ -3,7 +3,7 @@
 // gradient norms, resume states removed when done, models freed on failure, early input checks,
 // and `generate` refusing to mix options.
 import { describe, expect, it } from 'vitest';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { train } from '../src/pipeline/pipeline.js';
@@ -95,6 +95,27 @@ describe('prompt parts stay disjoint across resumes', () => {
     await train(reuse, { provider: fakeProvider() });
     await train({ ...reuse, iterations: 2 }, { provider: fakeProvider() });
     expect(pinned(reuse.output, 2)).toEqual(pinned(reuse.output, 1));
+  });
+});
+
+describe('rollout.batchSize', () => {
+  it('a run recorded with batchSize 16 (the former default) resumes with one call per shard, without regenerating, and ends as an uninterrupted run', async () => {
+    const ref = recipe('batch-ref', (x) => { x.rollout.batchSize = 0; });
+    const refRes = await train(ref, { provider: fakeProvider() });
+    const r = recipe('batch-old', (x) => { x.rollout.batchSize = 16; });
+    const at = 2 + Math.floor(rand() * 3); // fails in iteration 1's training, after its rollout
+    await expect(train(r, { provider: fakeProvider({ nanGradAtStep: at }) })).rejects.toThrow(/gradient norm is NaN/);
+    expect(readFileSync(join(r.output, 'recipe.resolved.yaml'), 'utf8')).toMatch(/batchSize: 16/);
+    const shardDir = join(r.output, 'iter-1', 'rollout');
+    const shards = (): string[] => readdirSync(shardDir).filter((n) => n.endsWith('.parquet')).map((n) => `${n} ${statSync(join(shardDir, n)).mtimeMs}`);
+    const before = shards();
+    expect(before).toHaveLength(2);
+    const log = logs();
+    const p = fakeProvider();
+    const res = await train({ ...r, rollout: { ...r.rollout, batchSize: 0 } }, { provider: p, onEvent: log.sink });
+    expect(log.text()).toMatch(/recipe changed on resume: rollout\.batchSize \(was 16, now 0\)/);
+    expect(shards()).toEqual(before); // iteration 1's shards were kept, not generated again
+    expect(weights(res.finalModel)).toEqual(weights(refRes.finalModel));
   });
 });
 

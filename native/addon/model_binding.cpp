@@ -4,6 +4,7 @@
 
 #include "addon/args.h"
 #include "addon/async.h"
+#include "addon/async_progress.h"
 #include "addon/device_lock.h"
 #include "addon/model_args.h"
 #include "addon/model_object.h"
@@ -189,7 +190,9 @@ Napi::Value ModelObject::SequenceLogprobs(const Napi::CallbackInfo& info) {
       [](Napi::Env e, std::vector<float>& out) -> Napi::Value { return ToF32(e, out); });
 }
 
-// generate(prompts: Int32Array[], samplesPerPrompt, seeds: number[] (one per prompt), options)
+// generate(prompts: Int32Array[], samplesPerPrompt, seeds: number[] (one per prompt), options,
+//          onProgress?: (finished) => void): onProgress gets the generations finished so far at step
+// boundaries (model/generate.h GenerateProgress), never after the promise settles.
 Napi::Value ModelObject::Generate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, state_, "Model.generate");
@@ -242,28 +245,44 @@ Napi::Value ModelObject::Generate(const Napi::CallbackInfo& info) {
         ReadInt(env, ea.Get(i), "options.eosTokenIds[" + std::to_string(i) + "]", 0, cfg.vocab_size - 1)));
   if (opts.temperature < 0) throw Napi::TypeError::New(env, "options.temperature must be >= 0");
   if (!(opts.top_p > 0 && opts.top_p <= 1)) throw Napi::TypeError::New(env, "options.topP must be in (0, 1]");
+  Napi::Function on_progress;
+  if (info.Length() > 4 && !info[4].IsUndefined()) {
+    if (!info[4].IsFunction()) throw Napi::TypeError::New(env, "argument onProgress must be a function");
+    on_progress = info[4].As<Napi::Function>();
+  }
   auto lease = Acquire(env, state_, "Model.generate");
   auto st = state_;
-  return RunAsync<std::vector<Generation>>(
+  auto done = [](Napi::Env e, std::vector<Generation>& gens) -> Napi::Value {
+    Napi::Array out = Napi::Array::New(e, gens.size());
+    for (size_t i = 0; i < gens.size(); ++i) {
+      Napi::Object g = Napi::Object::New(e);
+      Napi::Int32Array t = Napi::Int32Array::New(e, gens[i].tokens.size());
+      if (!gens[i].tokens.empty()) std::memcpy(t.Data(), gens[i].tokens.data(), gens[i].tokens.size() * 4);
+      g.Set("tokens", t);
+      g.Set("logprobs", ToF32(e, gens[i].logprobs));
+      g.Set("stoppedAtEos", Napi::Boolean::New(e, gens[i].stopped_at_eos));
+      out.Set(i, g);
+    }
+    return out;
+  };
+  if (on_progress.IsEmpty())
+    return RunAsync<std::vector<Generation>>(
+        env,
+        [st, lease, prompts, samples, seeds, opts]() {
+          const auto device_lock = device_call_lock(st->model->backend());
+          st->model->set_cancel(lease->cancel_point());
+          return generate(*st->model, *prompts, samples, *seeds, opts);
+        },
+        done);
+  return RunAsyncWithProgress<std::vector<Generation>>(
       env,
-      [st, lease, prompts, samples, seeds, opts]() {
+      [st, lease, prompts, samples, seeds, opts](const std::function<void(int64_t)>& report) {
         const auto device_lock = device_call_lock(st->model->backend());
         st->model->set_cancel(lease->cancel_point());
-        return generate(*st->model, *prompts, samples, *seeds, opts);
+        const GenerateProgress progress = report;
+        return generate(*st->model, *prompts, samples, *seeds, opts, nullptr, &progress);
       },
-      [](Napi::Env e, std::vector<Generation>& gens) -> Napi::Value {
-        Napi::Array out = Napi::Array::New(e, gens.size());
-        for (size_t i = 0; i < gens.size(); ++i) {
-          Napi::Object g = Napi::Object::New(e);
-          Napi::Int32Array t = Napi::Int32Array::New(e, gens[i].tokens.size());
-          if (!gens[i].tokens.empty()) std::memcpy(t.Data(), gens[i].tokens.data(), gens[i].tokens.size() * 4);
-          g.Set("tokens", t);
-          g.Set("logprobs", ToF32(e, gens[i].logprobs));
-          g.Set("stoppedAtEos", Napi::Boolean::New(e, gens[i].stopped_at_eos));
-          out.Set(i, g);
-        }
-        return out;
-      });
+      done, on_progress, [st]() { st->cancel.cancel(); });
 }
 
 Napi::Value ModelObject::ReadParam(const Napi::CallbackInfo& info) {

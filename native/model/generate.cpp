@@ -23,7 +23,7 @@ void validate_generate_options(const GenerateOptions& o, int64_t V) {
 
 std::vector<Generation> generate(LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts,
                                  int64_t samples, const std::vector<uint64_t>& seeds, const GenerateOptions& opts,
-                                 GenerateStats* stats) {
+                                 GenerateStats* stats, const GenerateProgress* progress) {
   const LlamaConfig& cfg = model.config();
   const int64_t V = cfg.vocab_size;
   SPPO_CHECK(!cfg.sequence_classification, "generate: a sequence-classification model cannot generate");
@@ -39,7 +39,7 @@ std::vector<Generation> generate(LlamaModel& model, const std::vector<std::vecto
     lengths.push_back(static_cast<int64_t>(prompts[i].size()));
   }
   const SchedulerBudget budget = resolve_budget(model, opts, lengths, samples);
-  return run_scheduler(model, prompts, samples, seeds, opts, budget, stats);
+  return run_scheduler(model, prompts, samples, seeds, opts, budget, stats, nullptr, progress);
 }
 
 }  // namespace sppo

@@ -7,6 +7,7 @@
 // rest of the batch, the budgets, nor on how many samples were asked for.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/llama_model.h"
@@ -48,13 +49,20 @@ struct Generation {
   bool stopped_at_eos = false;   // false: hit max_new_tokens
 };
 
+// Called at step boundaries with the number of generations finished so far, each time it grew: the
+// counts rise strictly and the last call reports them all (prompts.size() * samples), before
+// generate() returns. It runs on the generating thread, between steps, so it should only hand the
+// count on (the addon queues it for JS); an exception it throws ends the call.
+using GenerateProgress = std::function<void(int64_t finished)>;
+
 // Throws sppo::Error naming the option when it is out of range.
 void validate_generate_options(const GenerateOptions& o, int64_t vocab_size);
 
 // Returns prompts.size() * samples generations, prompt-major (sample k of prompt i at i*samples+k).
 // Throws sppo::Error naming the option (and the numbers) when a budget cannot hold one prompt.
+// `stats` and `progress` may be null.
 std::vector<Generation> generate(LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts,
                                  int64_t samples, const std::vector<uint64_t>& seeds, const GenerateOptions& opts,
-                                 GenerateStats* stats = nullptr);
+                                 GenerateStats* stats = nullptr, const GenerateProgress* progress = nullptr);
 
 }  // namespace sppo

@@ -126,7 +126,8 @@ struct Group {           // a prompt with its samples in the running set
 
 std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts,
                                       int64_t samples, const std::vector<uint64_t>& seeds, const GenerateOptions& opts,
-                                      const SchedulerBudget& budget, GenerateStats* stats, const StepHook* hook) {
+                                      const SchedulerBudget& budget, GenerateStats* stats, const StepHook* hook,
+                                      const GenerateProgress* progress) {
   const int64_t V = model.config().vocab_size, K = samples, bs = budget.block_size;
   const int64_t np = static_cast<int64_t>(prompts.size()), n = np * K, max_new = opts.max_new_tokens;
   std::vector<Generation> out(static_cast<size_t>(n));
@@ -137,6 +138,7 @@ std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::
   st.block_size = bs;
   st.free_blocks_at_end = budget.kv_blocks;
   if (n == 0 || max_new == 0) {
+    if (progress && n > 0) (*progress)(n);  // every generation is finished (empty) at once
     if (stats) *stats = st;
     return out;
   }
@@ -162,6 +164,7 @@ std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::
   std::vector<int32_t> tokens;
   std::vector<float> logp;
   std::vector<int> prompt_seqs;
+  int64_t finished = 0;
 
   while (!running.empty() || !waiting.empty()) {
     cancel.check();
@@ -243,6 +246,7 @@ std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::
         continue;
       }
       cache.close(seq_of[static_cast<size_t>(s)]);
+      ++finished;
       Group& gr = groups[static_cast<size_t>(s / K)];
       const int64_t P = static_cast<int64_t>(prompts[static_cast<size_t>(s / K)].size());
       gr.reserved -= tail_blocks(P);
@@ -254,6 +258,7 @@ std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::
         gr.seq = -1;
       }
     }
+    const bool retired = still.size() < rows_of.size();
     running.swap(still);
     if (hook) {
       prompt_seqs.clear();
@@ -261,6 +266,7 @@ std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::
         if (g.seq >= 0) prompt_seqs.push_back(g.seq);
       (*hook)(cache, prompt_seqs);
     }
+    if (progress && retired) (*progress)(finished);
   }
   st.free_blocks_at_end = cache.free_blocks();
   SPPO_CHECK(reserved == 0, "generate: internal error: ", reserved, " KV blocks still reserved at the end");

@@ -69,10 +69,11 @@ int64_t scheduler_max_sequences(int64_t prompts, int64_t samples, const Schedule
 using StepHook = std::function<void(const KVCache& cache, const std::vector<int>& prompt_seqs)>;
 
 // generate()'s work once the arguments are checked: prompts.size() * samples generations,
-// prompt-major. `stats` and `hook` may be null.
+// prompt-major. `stats`, `hook` and `progress` (model/generate.h GenerateProgress: called after a
+// step in which samples retired, after the hook) may be null.
 std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts,
                                       int64_t samples, const std::vector<uint64_t>& seeds, const GenerateOptions& opts,
                                       const SchedulerBudget& budget, GenerateStats* stats,
-                                      const StepHook* hook = nullptr);
+                                      const StepHook* hook = nullptr, const GenerateProgress* progress = nullptr);
 
 }  // namespace sppo

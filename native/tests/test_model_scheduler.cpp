@@ -366,4 +366,49 @@ TEST(budgets_too_small_for_one_prompt_are_refused_by_name) {
   CHECK(gen(d, 2).size() == 4);
 }
 
+TEST(progress_reports_rising_finished_counts_ending_at_all_and_can_stop_the_call) {
+  sppo_test::Rng rng(43);  // fresh each run (the run seed is printed)
+  auto c = llama3_tiny();
+  auto m = make_model(rng, c);
+  const Prompts prompts = make_prompts(rng, c.vocab_size);
+  const auto seeds = make_seeds(rng, prompts.size());
+  GenerateOptions o;
+  o.temperature = 1.0;
+  o.max_new_tokens = 16;
+  o.eos_ids = some_eos(rng, c.vocab_size, 24);
+  o.max_batch_tokens = longest(prompts) + 6;  // prompts join as others finish
+  const int64_t K = 3, n = static_cast<int64_t>(prompts.size()) * K;
+  const auto ref = sppo::generate(m->model(), prompts, K, seeds, o);
+  // The counts: rising, each one the generations finished by then, the last one all of them.
+  std::vector<int64_t> counts;
+  const sppo::GenerateProgress note = [&](int64_t finished) { counts.push_back(finished); };
+  GenerateStats st;
+  const auto gen = sppo::generate(m->model(), prompts, K, seeds, o, &st, &note);
+  std::printf("  %zu reports over %lld steps\n", counts.size(), (long long)st.steps);
+  CHECK(counts.size() > 2 && static_cast<int64_t>(counts.size()) <= st.steps);
+  for (size_t i = 1; i < counts.size(); ++i) CHECK(counts[i] > counts[i - 1]);
+  CHECK(!counts.empty() && counts.front() > 0 && counts.back() == n);
+  for (size_t s = 0; s < gen.size(); ++s) CHECK(same(gen[s], ref[s]));  // reporting changes nothing
+  // No new tokens: everything is finished at once, reported once.
+  GenerateOptions none = o;
+  none.max_new_tokens = 0;
+  counts.clear();
+  sppo::generate(m->model(), prompts, K, seeds, none, nullptr, &note);
+  CHECK(counts.size() == 1 && counts[0] == n);
+  // A report that throws ends the call with its exception.
+  const sppo::GenerateProgress boom = [](int64_t) { throw sppo::Error("progress failed"); };
+  CHECK_THROWS_WITH(sppo::generate(m->model(), prompts, K, seeds, o, nullptr, &boom), "progress failed");
+  // Cancelling at the first report stops the call before its next step: no further report.
+  sppo::CancelFlag flag;
+  m->model().set_cancel(sppo::CancelPoint{&flag, flag.begin()});
+  counts.clear();
+  const sppo::GenerateProgress stop = [&](int64_t finished) {
+    counts.push_back(finished);
+    flag.cancel();
+  };
+  CHECK_THROWS_WITH(sppo::generate(m->model(), prompts, K, seeds, o, nullptr, &stop), "cancelled");
+  CHECK(counts.size() == 1 && counts[0] < n);
+  m->model().set_cancel(sppo::CancelPoint{});
+}
+
 TEST_MAIN()

@@ -27,22 +27,25 @@ function pet(name: string): number | undefined {
 
 /** Prints the plan and its verdict; returns the exit code (0 fits, 1 does not or cannot tell). */
 function dryRun(src: { recipeFile?: string; overrides: Record<string, unknown> }, opts: PlanOptions, deviceMemory: string | undefined): number {
-  const { plan } = planTrainFromSources(src, opts);
-  console.log(formatMemoryPlan(plan));
+  const { plan: first } = planTrainFromSources(src, opts);
   let available: number;
-  let where: string = plan.device;
+  let where: string = first.device;
   if (deviceMemory !== undefined) {
     available = parseBytes(deviceMemory, '--device-memory');
-    where = `${plan.device} (--device-memory ${deviceMemory})`;
+    where = `${first.device} (--device-memory ${deviceMemory})`;
   } else {
     try {
-      available = availableMemory(plan.device);
+      available = availableMemory(first.device);
     } catch (err) {
-      console.error(`\nsppo-native: the free memory of ${plan.device} cannot be read here (${(err as Error).message}); give the device's memory with --device-memory (e.g. 141GB for an H200)`);
+      console.log(formatMemoryPlan(first));
+      console.error(`\nsppo-native: the free memory of ${first.device} cannot be read here (${(err as Error).message}); give the device's memory with --device-memory (e.g. 141GB for an H200)`);
       return 1;
     }
-    where = plan.device === 'cpu' ? 'cpu (host available memory)' : plan.device;
+    where = first.device === 'cpu' ? 'cpu (host available memory)' : first.device;
   }
+  // Planned again knowing the memory: the rollout's automatic KV pool is sized from it, as the engine does.
+  const { plan } = planTrainFromSources(src, { ...opts, available });
+  console.log(formatMemoryPlan(plan));
   console.log(`\nagainst ${formatBytes(available)} available on ${where}:`);
   for (const st of plan.stages) {
     const big = st.items.reduce((x, i) => (i.bytes > x.bytes ? i : x));

@@ -194,6 +194,7 @@ export class EngineModel implements ModelHandle {
       const v = opts[key];
       if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new Error(`generate: ${key} must be a non-negative integer, 0 = automatic (got ${v})`);
     }
+    if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new Error('generate: onProgress must be a function');
     const out = await cancellable(this.nativeModel.generate(
       prompts.map((p) => Int32Array.from(p)),
       samples,
@@ -209,6 +210,7 @@ export class EngineModel implements ModelHandle {
         ...(opts.maxRunningSequences ? { maxRunningSequences: opts.maxRunningSequences } : {}),
         ...(opts.maxCacheTokens ? { maxCacheTokens: opts.maxCacheTokens } : {}),
       },
+      opts.onProgress,
     ));
     return out.map((g) => ({ tokens: Array.from(g.tokens), logprobs: Array.from(g.logprobs), finishReason: g.stoppedAtEos ? 'eos' : 'length' }));
   }

@@ -52,6 +52,12 @@ export interface GenerateOptions {
   maxRunningSequences?: number;
   /** KV-cache positions, the memory budget (at least one prompt with its samples of maxNewTokens). */
   maxCacheTokens?: number;
+  /**
+   * Called during the call with the number of generations finished so far (rising, the last call
+   * reporting all of them), never after the promise settles. If it throws, the call is cancelled
+   * and rejects with what it threw. Handles that cannot report may ignore it.
+   */
+  onProgress?: (finished: number) => void;
 }
 
 export interface Generation {

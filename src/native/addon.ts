@@ -149,8 +149,15 @@ export interface NativeModel {
   logits(batch: NativeBatch): Promise<Float32Array>;
   scores(batch: NativeBatch): Promise<Float32Array>;
   sequenceLogprobs(batch: NativeBatch): Promise<Float32Array>;
-  /** prompts.length * samplesPerPrompt generations, prompt-major; sample k of prompt i uses Philox(seeds[i], k, step). */
-  generate(prompts: Int32Array[], samplesPerPrompt: number, seeds: number[], opts: NativeGenerateOptions): Promise<NativeGeneration[]>;
+  /**
+   * prompts.length * samplesPerPrompt generations, prompt-major; sample k of prompt i uses Philox(seeds[i], k, step).
+   * `onProgress` gets the number finished so far at step boundaries (rising, ending at all of them),
+   * never after the promise settles; when it throws, the call is cancelled and rejects with its error.
+   */
+  generate(
+    prompts: Int32Array[], samplesPerPrompt: number, seeds: number[], opts: NativeGenerateOptions,
+    onProgress?: (finished: number) => void,
+  ): Promise<NativeGeneration[]>;
   readParam(name: string): Float32Array;
   memoryPlan(rows: number, training: boolean): NativeMemoryPlan;
   /** Stops the call in flight (it rejects with "cancelled") within about one decode step or layer. */

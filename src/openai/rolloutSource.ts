@@ -2,7 +2,8 @@
 // prompt is one /v1/completions request: the prompt as the policy's token ids (the chat template
 // applied here, so the server sees exactly what the engine would), n = K, and the prompt's seed,
 // temperature, top_p and max_tokens (`sppo-native serve` draws choice k from the seed's k-th
-// sample stream, exactly as the engine's rollout does); batchSize requests are in flight at a time. The text
+// sample stream, exactly as the engine's rollout does); the requests of one rollout call (rollout.batchSize
+// prompts, or a whole shard when it is 0) are in flight at a time, each reported as it is answered. The text
 // that comes back is re-tokenized with the policy's tokenizer (EOS appended when the server
 // stopped at it), unless the server sends its token ids too (vLLM's return_token_ids, which
 // `sppo-native serve` honours), which must then decode to the text; either way the server's
@@ -90,8 +91,20 @@ export class OpenAIRolloutSource implements ResponseSource {
     return { tokens, text: c.text, finishReason: reason === 'stop' ? 'eos' : 'length' };
   }
 
-  async sample(requests: SampleRequest[], s: SampleSettings): Promise<Sample[]> {
-    return (await Promise.all(requests.map((r) => this.one(r, s)))).flat();
+  async sample(requests: SampleRequest[], s: SampleSettings, onProgress?: (finished: number) => void): Promise<Sample[]> {
+    let finished = 0;
+    let settled = false;
+    const answers = requests.map(async (r) => {
+      const out = await this.one(r, s);
+      finished += out.length;
+      if (!settled) onProgress?.(finished);
+      return out;
+    });
+    try {
+      return (await Promise.all(answers)).flat();
+    } finally {
+      settled = true; // requests still in flight after a failure report nothing more
+    }
   }
 
   /** A line for the log when some responses re-tokenize differently from the template's rendering. */

@@ -7,11 +7,12 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Recipe } from '../recipe/types.js';
-import { native, type DeviceName, type NativeStagePlan, type Precision } from '../native/addon.js';
+import { native, type DeviceName, type NativeMemoryPlanRequest, type NativeStagePlan, type Precision } from '../native/addon.js';
 import { parseModelConfig, readModelConfig, toNativeConfig, type ModelConfig } from '../model/config.js';
 import { readPairRmConfig } from '../pairrm/config.js';
 import { parseJudgeSpec } from '../judge/spec.js';
 import { contextWindow, newTokensFor, promptCut } from '../stages/contextWindow.js';
+import { promptsPerCall } from '../stages/rollout.js';
 import { formatBytes } from '../util/bytes.js';
 import { DEMO_DIR } from './demo.js';
 
@@ -46,6 +47,11 @@ export interface PlanOptions {
   zero1?: boolean;
   /** Folder a judge's relative path is resolved against (default the working folder), as the judge context's. */
   judgeCwd?: string;
+  /**
+   * The device's memory, when known: the automatic KV pool of the rollout is then planned as the
+   * engine sizes it, at most half of what is free once the policy is loaded (planRollout).
+   */
+  available?: number;
 }
 
 /**
@@ -74,6 +80,46 @@ export function policyConfig(recipe: Recipe, cwd = process.cwd()): { config: Mod
 function stageOf(p: NativeStagePlan, stage: string, title: string, extra: PlannedItem[] = []): PlannedStage {
   const items = [...p.items, ...extra];
   return { stage, title, items, total: items.reduce((a, i) => a + i.bytes, 0) };
+}
+
+type GenerationRequest = Extract<NativeMemoryPlanRequest, { kind: 'generation' }>;
+
+/** Blocks and block size of a generation plan's KV cache (its detail: "N blocks of B positions: ..."). */
+function kvBlocks(p: NativeStagePlan): { item: PlannedItem; blocks: number; blockSize: number } {
+  const item = p.items.find((i) => i.name === 'KV cache');
+  const m = item && /^(\d+) blocks of (\d+) positions/.exec(item.detail);
+  if (!item || !m) throw new Error(`memory plan: the generation plan has no KV cache item in the form "N blocks of B positions" (items: ${p.items.map((i) => i.name).join(', ')})`);
+  return { item, blocks: Number(m[1]), blockSize: Number(m[2]) };
+}
+
+/**
+ * The plan of one rollout call. An automatic KV pool (maxCacheTokens 0) holds what all the call's
+ * prompts need, but the engine caps it at half the memory free when the call starts, and never
+ * below what one prompt needs (native/model/scheduler.h resolve_budget); the native planner plans
+ * the whole need. With `available` known, the pool is capped here the same way (free = available
+ * less the policy's weights and `resident` bytes kept from earlier stages), so that a whole-shard
+ * call is planned as it will run: fewer prompts at once rather than a pool that cannot be had.
+ */
+function planRollout(req: GenerationRequest, available: number | undefined, resident: number): NativeStagePlan {
+  const addon = native();
+  const whole = addon.planMemory(req);
+  if (req.maxCacheTokens || available === undefined) return whole;
+  const kv = kvBlocks(whole);
+  const fixed = whole.items.filter((i) => i.name === 'weights' || i.name === 'rope table').reduce((a, i) => a + i.bytes, 0) + resident;
+  // Bytes of one block: the pool is linear in its blocks (the block tables do not depend on them).
+  const one = kvBlocks(addon.planMemory({ ...req, prompts: 1 }));
+  const poolOf = (blocks: number): number => kvBlocks(addon.planMemory({ ...req, prompts: 1, maxCacheTokens: blocks * one.blockSize })).item.bytes;
+  const perBlock = poolOf(one.blocks + 1) - poolOf(one.blocks);
+  const fit = Math.floor(Math.max(0, available - fixed) / 2 / perBlock);
+  if (fit >= kv.blocks) return whole;
+  const blocks = Math.max(one.blocks, fit);
+  const capped = addon.planMemory({ ...req, maxCacheTokens: blocks * kv.blockSize });
+  return {
+    ...capped,
+    items: capped.items.map((i) => (i.name === 'KV cache'
+      ? { ...i, detail: `${i.detail}; automatic pool capped at half the memory free after the weights (the call's whole need: ${kv.blocks} blocks)` }
+      : i)),
+  };
 }
 
 /** Plans every stage of `recipe` on its device. Throws naming the file or field of a bad config. */
@@ -114,11 +160,11 @@ export function planRunMemory(recipe: Recipe, o: PlanOptions = {}): RunMemoryPla
   const stages: PlannedStage[] = [];
   let decodeKept: PlannedItem[] = [];
   if (recipe.rollout.engine === 'native') {
-    const gen = addon.planMemory({
-      kind: 'generation', config: cfg, precision, prompts: recipe.rollout.batchSize, samples: recipe.rollout.k,
+    const gen = planRollout({
+      kind: 'generation', config: cfg, precision, prompts: promptsPerCall(recipe.rollout.batchSize, recipe.rollout.shardSize), samples: recipe.rollout.k,
       promptLen, maxNewTokens: maxNew, greedy: recipe.rollout.temperature === 0,
       maxBatchTokens: recipe.rollout.maxBatchTokens, maxRunningSequences: recipe.rollout.maxRunningSequences, maxCacheTokens: recipe.rollout.maxCacheTokens,
-    });
+    }, o.available, recipe.iterations > 1 ? judge?.total ?? 0 : 0);
     const decode = gen.items.find((i) => i.name === 'decode step');
     if (decode) decodeKept = [{ name: 'decode step (kept)', bytes: decode.bytes, detail: 'the policy keeps its rollout workspace' }];
     stages.push(stageOf(gen, 'rollout', 'rollout (policy + KV cache)', recipe.iterations > 1 ? judgeResident : []));

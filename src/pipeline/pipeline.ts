@@ -131,8 +131,9 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
     if (provider === nativeEngine) {
       const judgeCwd = opts.judgeContext?.cwd ?? process.cwd();
       checkJudgeTarget(recipe.judge, judgeCwd); // its own message first, for a judge folder that is not there
-      const plan = planRunMemory(recipe, { world: dist.worldSize, zero1: dist.options.zero1, judgeCwd });
-      const refusal = memoryRefusal(plan, availableMemory(recipe.device), recipe.device);
+      const available = availableMemory(recipe.device);
+      const plan = planRunMemory(recipe, { world: dist.worldSize, zero1: dist.options.zero1, judgeCwd, available });
+      const refusal = memoryRefusal(plan, available, recipe.device);
       if (refusal) throw new Error(`${refusal}. See the whole plan with: sppo-native train --dry-run (and the same flags)`);
     }
     const codec = TextCodec.load(base, { chatTemplateFile: recipe.chatTemplate });
@@ -442,7 +443,8 @@ async function evalBase(c: IterationContext): Promise<{ prompts: string[]; baseR
     topP: recipe.rollout.topP,
     maxNewTokens: recipe.rollout.maxNewTokens,
     maxPromptTokens: recipe.lengths.maxPromptTokens,
-    batchSize: recipe.rollout.batchSize,
+    // The rollout's call size (a shard when batchSize is 0): the call the memory plan planned.
+    batchSize: recipe.rollout.batchSize || recipe.rollout.shardSize,
     seed: recipe.seed,
   };
   let prompts = readPinnedPrompts(dir);

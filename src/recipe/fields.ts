@@ -72,7 +72,7 @@ export const recipeFields = [
   field('rollout.temperature', 'temperature', num({ min: 0 }), 0.7, 'Sampling temperature'),
   field('rollout.topP', 'top-p', num({ min: 0, max: 1, exclusiveMin: true }), 0.9, 'Nucleus sampling top-p'),
   field('rollout.maxNewTokens', 'max-new-tokens', int(1), 2048, 'Most tokens generated per response'),
-  field('rollout.batchSize', 'rollout-batch', int(1), 16, 'Prompts per generate call (within a call the engine batches continuously: finished samples leave and waiting prompts join at every step, within the budgets below)'),
+  field('rollout.batchSize', 'rollout-batch', int(0), 0, 'Prompts per generate call; 0 = one call per shard (within a call the engine batches continuously: finished samples leave and waiting prompts join at every step, within the budgets below, so fewer, larger calls keep it full). Does not change the samples'),
   field('rollout.maxBatchTokens', 'rollout-batch-tokens', int(0), 0, 'Engine rollout: most rows of one decode step (one per running sample + the prompt tokens of prompts joining in that step); 0 = automatic (2048, or the longest prompt or K when larger). Does not change the samples'),
   field('rollout.maxRunningSequences', 'rollout-max-sequences', int(0), 0, 'Engine rollout: most samples decoding at once; 0 = automatic (the batch-token budget). Does not change the samples'),
   field('rollout.maxCacheTokens', 'rollout-cache-tokens', int(0), 0, 'Engine rollout: KV-cache positions (the memory budget, in 16-position blocks; a prompt joins when its prompt + K samples of max-new-tokens fit); 0 = automatic (what the call needs, at most half the free memory). Does not change the samples'),

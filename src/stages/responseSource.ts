@@ -33,8 +33,12 @@ export interface ResponseSource {
   readonly name: string;
   /** The policy's context window (max_position_embeddings), or null when its config names none. */
   readonly window: number | null;
-  /** s.samples samples per request, request-major (sample k of request i at i * s.samples + k). */
-  sample(requests: SampleRequest[], s: SampleSettings): Promise<Sample[]>;
+  /**
+   * s.samples samples per request, request-major (sample k of request i at i * s.samples + k).
+   * `onProgress`, when the source can report, gets the number of samples of this call finished so
+   * far (rising; never after the promise settles); a source may also never call it.
+   */
+  sample(requests: SampleRequest[], s: SampleSettings, onProgress?: (finished: number) => void): Promise<Sample[]>;
 }
 
 const BUDGET_SETTINGS: Readonly<Record<string, string>> = {
@@ -49,16 +53,22 @@ export function withBudgetSetting(message: string): string {
   return m ? `${message} (set by ${BUDGET_SETTINGS[m[1]!]})` : message;
 }
 
-/** Samples from a loaded model: one generate call per batch of requests, K samples from one prefill each. */
+/** Samples from a loaded model: one generate call per batch of requests, K samples from one prefill each; it reports as samples finish. */
 export function engineSource(model: ModelHandle, codec: TextCodec): ResponseSource {
   const eosTokenIds = codec.eosIds.length ? codec.eosIds : model.eosTokenIds;
   return {
     name: model.folder ?? 'the engine',
     window: contextWindow(model.config),
-    async sample(requests, s) {
-      const gen: GenerateOptions = { maxNewTokens: s.maxNewTokens, temperature: s.temperature, topP: s.topP, eosTokenIds, samples: s.samples, ...s.budget };
+    async sample(requests, s, onProgress) {
+      const gen: GenerateOptions = {
+        maxNewTokens: s.maxNewTokens, temperature: s.temperature, topP: s.topP, eosTokenIds, samples: s.samples, ...s.budget,
+        ...(onProgress ? { onProgress } : {}),
+      };
       const gens = await model.generate(requests.map((r) => r.promptTokens), requests.map((r) => r.seed), gen).catch((err: unknown) => {
-        throw err instanceof Error ? new Error(withBudgetSetting(err.message)) : err;
+        // Only a budget message is reworded; any other error (CancelledError included) goes on as it is.
+        if (!(err instanceof Error)) throw err;
+        const message = withBudgetSetting(err.message);
+        throw message === err.message ? err : new Error(message);
       });
       if (gens.length !== requests.length * s.samples) {
         throw new Error(`the model returned ${gens.length} generations for ${requests.length} prompts x ${s.samples} samples`);

@@ -100,11 +100,29 @@ export function samplePrompts(
   return sampleFrom(engineSource(model, codec), codec, prompts, indices, opts, seedOf, tick);
 }
 
+/** Prompts per request to the source: rollout.batchSize, or all `n` prompts asked for at once (a whole shard) when it is 0. */
+export function promptsPerCall(batchSize: number, n: number): number {
+  return Math.max(1, batchSize > 0 ? Math.min(batchSize, n) : n);
+}
+
+/** How the rollout splits its prompts into generate calls, for a log line. */
+export function describeCalls(batchSize: number, shardSize: number): string {
+  return batchSize > 0 && batchSize < shardSize ? `${batchSize} prompts per generate call` : `one generate call per shard of ${shardSize} prompts`;
+}
+
 /**
- * Samples K responses for `indices` of `prompts` from `source`, batchSize prompts per request
- * batch, each asking for all K samples of its prompts (the engine draws them from one shared
- * prefill). Sampling stops at the policy's context window (stages/contextWindow.ts). `tick`
- * counts finished samples.
+ * Samples K responses for `indices` of `prompts` from `source`: one request for all of them
+ * (opts.batchSize 0, the default: the engine batches continuously within it, so finished samples
+ * leave and waiting prompts join at every step) or batchSize prompts per request; each asks for all
+ * K samples of its prompts (the engine draws them from one shared prefill). `tick` counts finished
+ * samples, as the source reports them during a request (or all at its end).
+ *
+ * The samples do not depend on how the prompts are split into requests: each is drawn from its own
+ * seed alone (Philox(seed, k, step)), and the one length a request takes is cut per sample at the
+ * context window (fitSample). A request asks for M = min(maxNewTokens, window - shortest prompt)
+ * new tokens; the sample of a prompt of P >= shortest tokens is cut to window - P <= M tokens, so it
+ * keeps min(its EOS, maxNewTokens, window - P) tokens whatever the shortest prompt of its request
+ * (test: rollout.calls).
  */
 export async function sampleFrom(
   source: ResponseSource,
@@ -118,21 +136,31 @@ export async function sampleFrom(
   const window = source.window;
   const promptTokens = indices.map((i) => codec.encodePrompt(prompts[i]!, promptCut(opts.maxPromptTokens, window)));
   const out: Sample[][] = [];
-  for (let b = 0; b < indices.length; b += opts.batchSize) {
-    const idx = indices.slice(b, b + opts.batchSize);
-    const batch = promptTokens.slice(b, b + opts.batchSize);
+  const size = promptsPerCall(opts.batchSize, indices.length);
+  for (let b = 0; b < indices.length; b += size) {
+    const idx = indices.slice(b, b + size);
+    const batch = promptTokens.slice(b, b + size);
     const shortest = Math.min(...batch.map((p) => p.length));
     const requests = idx.map((p, j) => ({ promptIndex: p, prompt: prompts[p]!, promptTokens: batch[j]!, seed: seedOf(p) }));
     const settings = {
       maxNewTokens: newTokensFor(opts.maxNewTokens, shortest, window), temperature: opts.temperature, topP: opts.topP, samples: opts.k,
       budget: { maxBatchTokens: opts.maxBatchTokens ?? 0, maxRunningSequences: opts.maxRunningSequences ?? 0, maxCacheTokens: opts.maxCacheTokens ?? 0 },
     };
-    const samples = await source.sample(requests, settings);
-    if (samples.length !== idx.length * opts.k) {
+    const all = idx.length * opts.k;
+    let counted = 0;
+    const count = (finished: number): void => {
+      const now = Math.min(finished, all);
+      if (now > counted) {
+        tick(now - counted);
+        counted = now;
+      }
+    };
+    const samples = await source.sample(requests, settings, count);
+    if (samples.length !== all) {
       throw new Error(`rollout engine '${source.name}' returned ${samples.length} samples for ${idx.length} prompts x ${opts.k}`);
     }
     idx.forEach((_, j) => out.push(samples.slice(j * opts.k, (j + 1) * opts.k).map((g) => fitSample(codec, g, batch[j]!.length, window))));
-    tick(idx.length * opts.k);
+    count(all); // what the source did not report
   }
   return indices.map((p, i) => ({
     promptIndex: p,
