@@ -257,6 +257,12 @@ std::vector<float> train_ranks(const std::shared_ptr<sppo::Communicator>& comm, 
   e.init_random(1234, 0.3);
   sppo::TrainerOptions o;
   o.optimizer.kind = kind;
+  // eps well above the gradients' rounding: with torch's 1e-8 a first RMSprop/AdamW step is
+  // +-lr/sqrt(1 - alpha) wherever |g| >> eps, so a coordinate whose gradient is a rounding-level
+  // cancellation moves by a sign that the order of the ranks' sums decides (seed
+  // 1796136763153050383 failed that way). With 1e-3 the step is Lipschitz in g (lr / eps), and the
+  // tolerance below bounds real differences, not coin flips.
+  o.optimizer.eps = 1e-3;
   o.bucket_bytes = 3000;  // many buckets, some not a multiple of the granule
   o.zero1 = zero1;
   sppo::Trainer t(e.model(), comm, o);
@@ -393,8 +399,9 @@ TEST(data_parallel_matches_one_process_and_zero1_matches_data_parallel_bitwise) 
       for (size_t i = 0; i < state1.size(); ++i) CHECK(got["s0" + std::to_string(i)] == got["s1" + std::to_string(i)]);
       // Against one process: the same global batch and steps, but the gradient sums associate
       // differently over ranks (and the norm's partial sums over pieces), so the weights agree to
-      // fp32 rounding, amplified where RMSprop divides a rounding-level gradient by its own size.
-      // Stated tolerance: max |w_W - w_1| <= 0.1% of the largest change training made.
+      // fp32 rounding (the optimizers' eps keeps the step Lipschitz in the gradient, see
+      // train_ranks). Stated tolerance: max |w_W - w_1| <= 0.01% of the largest change training
+      // made (about 1e-6 of it is seen).
       double worst = 0, moved = 0;
       if (got["w0"].size() != w1.size()) continue;
       const std::vector<float> w0 = initial_weights();
@@ -404,7 +411,7 @@ TEST(data_parallel_matches_one_process_and_zero1_matches_data_parallel_bitwise) 
       }
       std::printf("  %s world %d: max |w_W - w_1| = %.3g, largest change %.3g\n", opt.c_str(), world, worst, moved);
       CHECK(moved > 1e-3);
-      CHECK(worst <= 1e-3 * moved);
+      CHECK(worst <= 1e-4 * moved);
     }
   }
 }
