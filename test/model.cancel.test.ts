@@ -45,6 +45,31 @@ describe('cancelling native work', () => {
     }
   });
 
+  it('a cancel() issued while the call still waits for a worker thread (queued behind other native work) stops it', async () => {
+    // Every libuv worker is taken by a long generation on another model, so the call below is
+    // queued: cancel() must reach it although its work has not started (the ticket is the call's
+    // from the moment it is made, not from when a thread picks it up; on a device backend the
+    // wait is also the device lock's).
+    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const blockers = await Promise.all(Array.from({ length: pool }, (_, i) => createRandomModel(slowConfig(), 10 + i)));
+    const m = await createRandomModel(slowConfig(), 3);
+    try {
+      const long = { maxNewTokens: 8000, temperature: 1, topP: 1, eosTokenIds: [] as number[], samples: 4 };
+      const busy = blockers.map((b, i) => b.generate([[1, 2 + i, 3]], [i], long).catch((e: unknown) => e));
+      await new Promise((r) => setTimeout(r, 300)); // the blockers are running
+      const queued = m.generate([[1, 2, 3]], [7], { ...long, maxNewTokens: 40, samples: 2 });
+      m.cancel();
+      for (const b of blockers) b.cancel();
+      await expect(queued).rejects.toBeInstanceOf(CancelledError);
+      for (const e of await Promise.all(busy)) expect(e).toBeInstanceOf(CancelledError);
+      const after = await m.generate([[1, 2, 3]], [0], { ...long, maxNewTokens: 4, samples: 2 });
+      expect(after).toHaveLength(2);
+    } finally {
+      m.free();
+      for (const b of blockers) b.free();
+    }
+  });
+
   it.skipIf(!haveDist)('Ctrl-C and SIGTERM end a long `generate` within two seconds (runs bin/ over dist/, which `npm test` builds first)', async () => {
     const root = mkdtempSync(join(tmpdir(), 'sppo-cancel-'));
     const folder = join(root, 'model');

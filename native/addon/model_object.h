@@ -27,17 +27,20 @@ struct ModelState {
 };
 
 // Held by an async call for as long as its worker lives; clears the busy flag when released.
+// The call's cancel ticket is taken when the lease is (on the JS thread, as the call is made), so
+// a cancel() while the work still waits for a libuv thread or the device lock stops it too.
 class Lease {
  public:
-  explicit Lease(std::shared_ptr<ModelState> st) : st_(std::move(st)) {}
+  explicit Lease(std::shared_ptr<ModelState> st) : st_(std::move(st)), ticket_(st_->cancel.begin()) {}
   ~Lease() { st_->busy.store(false); }
   Lease(const Lease&) = delete;
   Lease& operator=(const Lease&) = delete;
-  // The cancel point of this call (a fresh ticket).
-  CancelPoint cancel_point() { return CancelPoint{&st_->cancel, st_->cancel.begin()}; }
+  // The cancel point of this call.
+  CancelPoint cancel_point() const { return CancelPoint{&st_->cancel, ticket_}; }
 
  private:
   std::shared_ptr<ModelState> st_;
+  uint64_t ticket_;
 };
 
 // Throws a JS Error naming `what` when `st` is freed or busy; else marks it busy.

@@ -20,17 +20,19 @@ namespace sppo::addon {
 
 namespace {
 
-// Held by an async call while its worker lives; clears the busy flag when released.
+// Held by an async call while its worker lives; clears the busy flag when released. Its cancel
+// ticket is taken with it, on the JS thread (as model_object.h's Lease: a queued call cancels too).
 class PairRmLease {
  public:
-  explicit PairRmLease(std::shared_ptr<PairRmState> st) : st_(std::move(st)) {}
+  explicit PairRmLease(std::shared_ptr<PairRmState> st) : st_(std::move(st)), ticket_(st_->cancel.begin()) {}
   ~PairRmLease() { st_->busy.store(false); }
   PairRmLease(const PairRmLease&) = delete;
   PairRmLease& operator=(const PairRmLease&) = delete;
-  CancelPoint cancel_point() { return CancelPoint{&st_->cancel, st_->cancel.begin()}; }
+  CancelPoint cancel_point() const { return CancelPoint{&st_->cancel, ticket_}; }
 
  private:
   std::shared_ptr<PairRmState> st_;
+  uint64_t ticket_;
 };
 
 void CheckUsable(Napi::Env env, const std::shared_ptr<PairRmState>& st, const std::string& what) {
