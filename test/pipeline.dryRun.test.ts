@@ -110,9 +110,11 @@ describe.skipIf(!haveDist)('train --dry-run (runs bin/ over dist/; skipped when 
     // One generate call per shard of 64 prompts x 5 samples x (512 + 2048) positions in blocks of 16
     // (32 layers x 8 x 128, K and V, bf16): more than the engine's automatic KV pool takes, which is
     // at most half of what is free once the weights (and the 256-byte rope table) are loaded; the
-    // block tables are of the call's 64 x (5 + 1) sequences of 160 blocks.
+    // block tables are of the call's 64 x (5 + 1) sequences of 160 blocks. The whole need is that
+    // of prompts of the worst length up to 512 (511: 32 blocks, and each sample's tail starts at
+    // block 31, one earlier than a 512-token prompt's).
     const perBlock = 16 * 32 * 8 * 128 * 2 * 2;
-    const whole = 64 * (512 / 16 + 5 * ((512 + 2048) / 16 - 512 / 16));
+    const whole = 64 * (512 / 16 + 5 * (Math.ceil((511 + 2048) / 16) - Math.floor(511 / 16)));
     const pool = Math.floor((141e9 - 2 * n - 256) / 2 / perBlock);
     expect(pool).toBeLessThan(whole);
     expect(figure(r.stdout, 'rollout', 'KV cache')).toBe(formatBytes(pool * perBlock + 64 * 6 * 160 * 4));

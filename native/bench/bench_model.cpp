@@ -271,6 +271,7 @@ int64_t fitting_pairs(const LlamaConfig& c, const ModelPreset& p, bool ckpt, std
 GenerationPlanOptions rollout_plan_options(const ModelPreset& p) {
   GenerationPlanOptions g;
   g.prompts = p.prompts, g.samples = 1, g.prompt_len = p.prompt_len, g.max_new_tokens = p.new_tokens;
+  g.min_prompt_len = p.prompt_len;  // the bench's prompts all have prompt_len tokens
   return g;
 }
 

@@ -179,6 +179,7 @@ TEST(generation_plan_equals_allocation) {
     o.prompts = k.prompts;
     o.samples = k.samples;
     o.prompt_len = k.prompt_len;
+    o.min_prompt_len = k.prompt_len;  // every prompt has that length
     o.max_new_tokens = k.max_new;
     o.greedy = k.greedy;
     const auto plan = sppo::plan_generation_memory(c, sppo::Precision::FP32, o);
@@ -226,6 +227,7 @@ TEST(a_budget_limited_generation_stays_within_its_plan) {
     o.prompts = np;
     o.samples = K;
     o.prompt_len = P;
+    o.min_prompt_len = P;  // every prompt has that length
     o.max_new_tokens = max_new;
     o.max_batch_tokens = bu.tokens;
     o.max_running_sequences = bu.sequences;
@@ -237,6 +239,53 @@ TEST(a_budget_limited_generation_stays_within_its_plan) {
     CHECK(count->peak <= plan.total());
     CHECK(plan.total() <= count->peak + count->peak / 10);  // a bound, but not a loose one
     if (bu.cache > 0) CHECK(st.kv_blocks == bu.cache / 16);
+  }
+}
+
+// The planner knows only the longest prompt (a rollout plans before tokenizing); real prompts are
+// shorter. A shorter prompt may need fewer blocks (so more prompts run at once within a KV
+// budget: more decode rows and logits) or more (its samples' tails span one more block than the
+// longest prompt's, so the automatic pool is larger): the plan must hold either way.
+TEST(prompts_shorter_than_the_planned_longest_stay_within_the_plan) {
+  sppo_test::Rng rng(6);
+  const sppo::LlamaConfig c = llama3_tiny();
+  struct Case {
+    std::vector<int64_t> lengths;  // the first is the longest, the one planned
+    int64_t K, max_new, cache;
+  };
+  // 1: a KV budget of 12 blocks holds one prompt of 11 (7 blocks) but three of 1 or 2 (4 each).
+  // 2: an automatic pool; a prompt of 16 needs 1 + K blocks with 16 new tokens, one of 5 needs 1 + 2K.
+  for (const Case& k : {Case{{11, 1, 2, 1, 2, 1}, 3, 7, 16 * 12}, Case{{16, 5, 5, 5}, 4, 16, 0}}) {
+    auto count = std::make_shared<sppo::HostMemoryCount>();
+    auto be = sppo::make_counting_cpu_backend(count);
+    sppo::GenerateOptions go;
+    go.max_new_tokens = k.max_new;
+    go.temperature = 0.9;
+    go.max_cache_tokens = k.cache;
+    sppo::GenerateStats st;
+    {
+      sppo::LlamaModel m(be, c, sppo::Precision::FP32);
+      m.init_random(3, 0.05);
+      std::vector<std::vector<int32_t>> prompts;
+      std::vector<uint64_t> seeds;
+      for (int64_t P : k.lengths) {
+        prompts.push_back(random_tokens(rng, P, c.vocab_size));
+        seeds.push_back(static_cast<uint64_t>(rng.integer(0, 1 << 30)));
+      }
+      sppo::generate(m, prompts, k.K, seeds, go, &st);
+    }
+    sppo::GenerationPlanOptions o;
+    o.prompts = static_cast<int64_t>(k.lengths.size());
+    o.samples = k.K;
+    o.prompt_len = k.lengths[0];
+    o.max_new_tokens = k.max_new;
+    o.max_cache_tokens = k.cache;
+    const auto plan = sppo::plan_generation_memory(c, sppo::Precision::FP32, o);
+    std::printf("  lengths %lld.., K %lld, cache %lld: allocated %zu, planned %zu (peak running %lld)\n",
+                static_cast<long long>(k.lengths[0]), static_cast<long long>(k.K), static_cast<long long>(k.cache),
+                count->peak, plan.total(), static_cast<long long>(st.peak_running));
+    if (count->peak > plan.total()) print_plan(plan);
+    CHECK(count->peak <= plan.total());
   }
 }
 

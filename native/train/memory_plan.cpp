@@ -130,9 +130,12 @@ StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const Genera
   check_positive(o.prompts, "prompts per call");
   check_positive(o.samples, "samples per prompt");
   check_positive(o.prompt_len, "prompt length");
+  check_positive(o.min_prompt_len, "shortest prompt length");
+  SPPO_CHECK(o.min_prompt_len <= o.prompt_len, "memory plan: the shortest prompt length (", o.min_prompt_len,
+             ") must be <= the prompt length (", o.prompt_len, ")");
   check_positive(o.max_new_tokens, "max new tokens");
   const Dtypes dt = dtypes_of(p);
-  const int64_t V = c.vocab_size, np = o.prompts, K = o.samples, n = np * K, P = o.prompt_len;
+  const int64_t V = c.vocab_size, np = o.prompts, K = o.samples, n = np * K, P = o.prompt_len, P0 = o.min_prompt_len;
   // The budget exactly as generate() resolves it (model/scheduler.h), with the whole need planned.
   GenerateOptions go;
   go.max_new_tokens = o.max_new_tokens;
@@ -140,16 +143,25 @@ StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const Genera
   go.max_running_sequences = o.max_running_sequences;
   go.max_cache_tokens = o.max_cache_tokens;
   const std::vector<int64_t> lengths(static_cast<size_t>(np), P);
-  const SchedulerBudget b = resolve_budget(go, lengths, K, std::numeric_limits<int64_t>::max());
+  SchedulerBudget b = resolve_budget(go, lengths, K, std::numeric_limits<int64_t>::max());
   const int64_t bs = b.block_size, B = b.max_batch_tokens;
-  // The scheduler's admission rule for equal prompts: at most g prompts run at once (their samples
-  // within the sequence and token budgets, their worst-case blocks within the pool), and a step
-  // admits at most `first` (their prefill within the token budget), as the first step does.
-  const int64_t need = KVCache::blocks_needed({P}, K, o.max_new_tokens, bs);
-  const int64_t g = std::max<int64_t>(1, std::min({np, std::min(b.max_running_sequences, B) / K, b.kv_blocks / need}));
-  const int64_t first = std::max<int64_t>(1, std::min(g, B / P));
+  // A prompt's worst-case blocks over the lengths it may have. Not monotone in the length: the
+  // samples' tails start at the prompt's last full block, so a shorter prompt may need more. The
+  // tail repeats every bs lengths and the prompt's own blocks only grow, so the fewest lie in the
+  // first bs lengths and the most in the last bs.
+  auto need_of = [&](int64_t len) { return KVCache::blocks_needed({len}, K, o.max_new_tokens, bs); };
+  int64_t need_min = need_of(P0), need_max = need_of(P);
+  for (int64_t len = P0; len <= std::min(P, P0 + bs - 1); ++len) need_min = std::min(need_min, need_of(len));
+  for (int64_t len = std::max(P0, P - bs + 1); len <= P; ++len) need_max = std::max(need_max, need_of(len));
+  if (o.max_cache_tokens == 0) b.kv_blocks = std::max(b.kv_blocks, np * need_max);  // the automatic pool: all at once
+  // The scheduler's admission rule: at most g prompts run at once (their samples within the
+  // sequence and token budgets, their worst-case blocks within the pool), and a step admits at
+  // most `first` (their prefill within the token budget).
+  const int64_t g =
+      std::max<int64_t>(1, std::min({np, std::min(b.max_running_sequences, B) / K, b.kv_blocks / need_min}));
+  const int64_t first = std::max<int64_t>(1, std::min(g, B / P0));
   const int64_t running = g * K;  // samples running at once, at most
-  const bool all_at_once = first == np;
+  const bool all_at_once = g == np && np * P <= B;  // every prompt joins the first step, whatever its length
   StagePlan s;
   s.stage = "generation";
   add_llama_weights(s, c, dt, ParamLayout(c).total());
@@ -165,13 +177,13 @@ StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const Genera
   // running sample, plus, when prompts still wait, newcomers' prompts up to the token budget.
   // A later step decodes d running samples and prefills j newcomers (j <= first, d + j*K <= running).
   const int64_t later_rows = all_at_once ? n : std::min(B, running + first * std::max<int64_t>(0, P - K));
-  ArenaPlan step = llama_decode_plan(c, dt, first * P, first);
+  ArenaPlan step = llama_decode_plan(c, dt, std::min(B, first * P), first);
   if (o.max_new_tokens > 1) {
     const ArenaPlan later = llama_decode_plan(c, dt, later_rows, running);
     if (later.bytes() > step.bytes()) step = later;
   }
   s.items.push_back({"decode step", ws(step),
-                     all_at_once ? "prefill of " + std::to_string(first * P) + " rows, then " + std::to_string(n) +
+                     all_at_once ? "prefill of " + std::to_string(std::min(B, first * P)) + " rows, then " + std::to_string(n) +
                                        " rows a step"
                                  : std::to_string(first) + " of " + std::to_string(np) + " prompts in the first step, "
                                        "then up to " + std::to_string(later_rows) + " rows a step (the budgets)"});

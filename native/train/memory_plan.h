@@ -57,6 +57,10 @@ struct GenerationPlanOptions {
   int64_t prompts = 1;          // prompts per generate call
   int64_t samples = 1;          // K
   int64_t prompt_len = 1;       // the longest prompt
+  // The shortest prompt (1 when unknown: a rollout plans before it tokenizes). A shorter prompt
+  // may need fewer blocks (more prompts run at once within a KV budget) or more (its samples'
+  // tails span one more block), so the plan covers every length in [min_prompt_len, prompt_len].
+  int64_t min_prompt_len = 1;
   int64_t max_new_tokens = 1;
   bool greedy = false;
   // GenerateOptions' continuous-batching budgets (0 = automatic; an automatic KV pool is planned
@@ -65,8 +69,9 @@ struct GenerationPlanOptions {
 };
 // One generate call (model/generate.h, model/scheduler.h): weights, the paged KV cache (the
 // budget's pool, allocated whole), the decode step, the logits and the sampler. Exact when every
-// prompt joins in the first step (the usual rollout call); otherwise the worst step the budget
-// allows, an upper bound.
+// prompt has prompt_len tokens (min_prompt_len = prompt_len) and joins in the first step (the
+// usual rollout call); otherwise the worst step the budget allows for prompts of any length in
+// [min_prompt_len, prompt_len], an upper bound.
 StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const GenerationPlanOptions& o);
 
 // One PairRM compare call of `tokens` packed tokens in `sequences` ordered pairs.
