@@ -63,6 +63,8 @@ describe('byte figures', () => {
     expect(parseBytes('2', 'x')).toBe(2 * 2 ** 30);
     expect(() => parseBytes('lots', '--device-memory')).toThrow(/--device-memory must be a size/);
     expect(() => parseBytes('0GB', '--device-memory')).toThrow(/more than 0/);
+    // A unit that is a name every object has (its prototype's) is not a unit.
+    for (const bad of ['5constructor', '8 hasownproperty']) expect(() => parseBytes(bad, '--device-memory')).toThrow(/--device-memory must be a size like/);
   });
 });
 

@@ -18,7 +18,7 @@ const UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e1
 export function parseBytes(text: string, what: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(String(text));
   const unit = m ? (m[2] || 'gib').toLowerCase() : '';
-  if (!m || !(unit in UNITS)) throw new Error(`${what} must be a size like 141GB, 80GiB or 512MiB (a bare number is GiB), got '${text}'`);
+  if (!m || !Object.hasOwn(UNITS, unit)) throw new Error(`${what} must be a size like 141GB, 80GiB or 512MiB (a bare number is GiB), got '${text}'`);
   const v = Number(m[1]) * UNITS[unit]!;
   if (!(v > 0)) throw new Error(`${what} must be more than 0 (got '${text}')`);
   return Math.floor(v);
