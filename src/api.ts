@@ -60,7 +60,6 @@ export async function trainFromSources(
   return { recipe, demo, result };
 }
 
-/** The CLI's train: runs and prints where the result is. */
 /**
  * `sppo-native train --dry-run`: the recipe resolved exactly as trainFromSources does and the memory
  * of each of its stages planned from the config files alone; reads no weights, allocates no model,
@@ -74,6 +73,7 @@ export function planTrainFromSources(
   return { recipe, demo, plan: planRunMemory(recipe, opts) };
 }
 
+/** The CLI's train: runs and prints where the result is. */
 export async function trainCommandRun(src: { recipeFile?: string; overrides: Record<string, unknown> }, onEvent: EventSink): Promise<RunResult> {
   const { result } = await trainFromSources(src, onEvent);
   // Wall time since the process started (loading the addon and the model included), as a user's clock sees it.

@@ -345,6 +345,16 @@ TEST(bad_plan_options_are_refused_by_name) {
   sppo::GenerationPlanOptions g;
   g.max_new_tokens = 0;
   CHECK_THROWS_WITH(sppo::plan_generation_memory(llama2_tiny(), sppo::Precision::FP32, g), "max new tokens");
+  // Sizes whose products would wrap int64 are refused, not printed as wrapped numbers.
+  o.pairs = int64_t{1} << 30;
+  o.seq_len = int64_t{1} << 30;
+  CHECK_THROWS_WITH(sppo::plan_training_memory(llama2_tiny(), sppo::Precision::FP32, o), "more than 2^40 positions");
+  CHECK_THROWS_WITH(sppo::plan_inference_memory(llama2_tiny(), sppo::Precision::FP32, int64_t{1} << 35, 1 << 20,
+                                                sppo::InferenceHead::Logits),
+                    "rows x sequence length");
+  g.max_new_tokens = int64_t{1} << 40;
+  g.prompts = 1 << 20;
+  CHECK_THROWS_WITH(sppo::plan_generation_memory(llama2_tiny(), sppo::Precision::FP32, g), "prompt + new tokens");
   sppo::LlamaConfig bad = llama2_tiny();
   bad.num_kv_heads = 3;
   CHECK_THROWS_WITH(sppo::plan_inference_memory(bad, sppo::Precision::FP32, 1, 4, sppo::InferenceHead::Logits), "kv");

@@ -39,6 +39,13 @@ void check_positive(int64_t v, const char* what) {
   SPPO_CHECK(v >= 1, "memory plan: ", what, " must be >= 1, got ", v);
 }
 
+// Keeps every product the plan forms (tokens x hidden, rows x vocab, in bytes) far inside int64:
+// at most 2^40 positions per call, which no device holds anyway.
+void check_positions(int64_t a, int64_t b, const char* what) {
+  constexpr int64_t kMax = int64_t{1} << 40;
+  SPPO_CHECK(a <= kMax / b, "memory plan: ", what, " = ", a, " x ", b, " is more than 2^40 positions in one call");
+}
+
 }  // namespace
 
 std::size_t StagePlan::total() const {
@@ -53,6 +60,7 @@ StagePlan plan_training_memory(const LlamaConfig& c, Precision p, const Training
   check_positive(o.seq_len, "sequence length");
   check_positive(o.world, "world size");
   check_positive(o.bucket_bytes, "bucket bytes");
+  check_positions(2 * o.pairs, o.seq_len, "rows x sequence length");
   const Dtypes dt = dtypes_of(p);
   const ParamLayout layout(c);
   const int64_t total = layout.total();
@@ -100,6 +108,7 @@ StagePlan plan_inference_memory(const LlamaConfig& c, Precision p, int64_t rows,
   validate_config(c);
   check_positive(rows, "rows");
   check_positive(seq_len, "sequence length");
+  check_positions(rows, seq_len, "rows x sequence length");
   const Dtypes dt = dtypes_of(p);
   const int64_t N = rows * seq_len;
   StagePlan s;
@@ -134,6 +143,8 @@ StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const Genera
   SPPO_CHECK(o.min_prompt_len <= o.prompt_len, "memory plan: the shortest prompt length (", o.min_prompt_len,
              ") must be <= the prompt length (", o.prompt_len, ")");
   check_positive(o.max_new_tokens, "max new tokens");
+  check_positions(o.prompts, o.samples, "prompts x samples");
+  check_positions(o.prompts * o.samples, o.prompt_len + o.max_new_tokens, "sequences x (prompt + new tokens)");
   const Dtypes dt = dtypes_of(p);
   const int64_t V = c.vocab_size, np = o.prompts, K = o.samples, n = np * K, P = o.prompt_len, P0 = o.min_prompt_len;
   // The budget exactly as generate() resolves it (model/scheduler.h), with the whole need planned.

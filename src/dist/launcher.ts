@@ -125,7 +125,7 @@ export async function launchRanks(o: LaunchOptions): Promise<number> {
     first = { rank: c.rank, how, code: signal ? 128 + (signalNumber(signal) ?? 1) : code ?? 1 };
     if (stopping) return;
     log(`sppo-native launcher: rank ${c.rank} (pid ${c.child.pid}) ${how}; the other ranks stop`);
-    server?.rankExited(c.rank, `(pid ${c.child.pid}) ${how}`);
+    server?.rankExited(c.rank, c.child.pid, how);
     // They learn it from the store (or their communicator) and stop; what does not is stopped.
     const graceS = Math.min(o.timeoutS, 30) + 5;
     grace = setTimeout(() => {

@@ -70,10 +70,12 @@ export class StoreServer {
   }
 
   /** The launcher saw a rank's process end abnormally. */
-  rankExited(rank: number, how: string): void {
+  rankExited(rank: number, pid: number | undefined, how: string): void {
     const m = this.members.get(rank);
     if (m?.done) return;
-    this.fail(`${describeRank(m?.info, rank)} ${how}`);
+    // A rank that registered is named with its pid and host; one that died before, with its pid.
+    const who = m?.info ? describeRank(m.info, rank) : `rank ${rank}${pid === undefined ? '' : ` (pid ${pid})`}`;
+    this.fail(`${who} ${how}`);
   }
 
   get failed(): string | null {

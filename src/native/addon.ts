@@ -289,7 +289,6 @@ export type NativeConnectOptions =
   | { kind: 'host'; name: string; rank: number; worldSize: number; timeoutMs: number; heartbeatMs?: number }
   | { kind: 'nccl'; id: Uint8Array; rank: number; worldSize: number; timeoutMs: number };
 
-/** The raw addon surface. Each section is owned by one binding file in native/addon/. */
 // ---- memory_plan_binding.cpp --------------------------------------------------------------------------
 /** One line of a stage's memory plan (native/train/memory_plan.h), in bytes. */
 export interface NativePlanItem {
@@ -316,6 +315,7 @@ export type NativeMemoryPlanRequest =
   | { kind: 'generation'; config: NativeLlamaConfig; precision: Precision; prompts: number; samples: number; promptLen: number; maxNewTokens: number; greedy?: boolean; maxBatchTokens?: number; maxRunningSequences?: number; maxCacheTokens?: number }
   | { kind: 'pairrm'; config: NativePairRmConfig; precision: Precision; tokens: number; sequences: number };
 
+/** The raw addon surface. Each section is owned by one binding file in native/addon/. */
 export interface NativeAddon {
   buildInfo(): BuildInfo;
   cudaDevices(): { devices: CudaDevice[]; reason: string };
