@@ -165,4 +165,20 @@ OptimizerConfig ReadOptimizerConfig(Napi::Env env, const Napi::Value& v) {
   return c;
 }
 
+ModelOptions ReadModelOptions(Napi::Env env, const Napi::CallbackInfo& info) {
+  Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  ModelOptions opts;
+  opts.device = o.Get("device").IsUndefined() ? "cpu" : ReadString(env, o.Get("device"), "options.device");
+  if (opts.device != "cpu" && opts.device != "cuda")
+    throw Napi::TypeError::New(env, "options.device must be 'cpu' or 'cuda' (got '" + opts.device + "')");
+  const Napi::Value p = o.Get("precision");
+  if (p.IsUndefined()) return opts;
+  const std::string name = ReadString(env, p, "options.precision");
+  if (name == "fp32") opts.precision = Precision::FP32;
+  else if (name == "fp64") opts.precision = Precision::FP64;
+  else if (name == "bf16") opts.precision = Precision::BF16;
+  else throw Napi::TypeError::New(env, "options.precision must be 'fp32', 'fp64' or 'bf16' (got '" + name + "')");
+  return opts;
+}
+
 }  // namespace sppo::addon

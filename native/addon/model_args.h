@@ -26,6 +26,14 @@ struct HostBatch {
 HostBatch ReadBatch(Napi::Env env, const Napi::Value& v, const std::string& what, bool need_response,
                     int64_t vocab_size);
 
+// The {device?, precision?} options (info[1]) of new Model and new PairRM: device 'cpu' (the
+// default) or 'cuda', precision 'fp32' (the default), 'fp64' or 'bf16'.
+struct ModelOptions {
+  std::string device;
+  Precision precision = Precision::FP32;
+};
+ModelOptions ReadModelOptions(Napi::Env env, const Napi::CallbackInfo& info);
+
 LlamaConfig ReadLlamaConfig(Napi::Env env, const Napi::Value& v);
 OptimizerConfig ReadOptimizerConfig(Napi::Env env, const Napi::Value& v);
 

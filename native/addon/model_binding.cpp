@@ -2,6 +2,7 @@
 #include <cstring>
 #include <limits>
 
+#include "addon/arena_methods.h"
 #include "addon/args.h"
 #include "addon/async.h"
 #include "addon/async_progress.h"
@@ -18,15 +19,11 @@ namespace sppo::addon {
 Napi::FunctionReference* ModelObject::constructor_ = nullptr;
 
 void CheckUsable(Napi::Env env, const std::shared_ptr<ModelState>& st, const std::string& what) {
-  if (!st || !st->model) throw Napi::Error::New(env, what + ": the model was freed");
-  if (st->busy.load())
-    throw Napi::Error::New(env, what + ": another call on this model is still running (await it first)");
+  CheckUsableState(env, st, what);
 }
 
 std::shared_ptr<Lease> Acquire(Napi::Env env, const std::shared_ptr<ModelState>& st, const std::string& what) {
-  CheckUsable(env, st, what);
-  st->busy.store(true);
-  return std::make_shared<Lease>(st);
+  return AcquireState(env, st, what);
 }
 
 Napi::Value TensorToJs(Napi::Env env, Backend& be, const Tensor& t) {
@@ -47,15 +44,6 @@ Napi::Float32Array ToF32(Napi::Env env, const std::vector<float>& v) {
   if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
   return a;
 }
-
-Precision ReadPrecision(Napi::Env env, const Napi::Value& v) {
-  if (v.IsUndefined()) return Precision::FP32;
-  const std::string p = ReadString(env, v, "options.precision");
-  if (p == "fp32") return Precision::FP32;
-  if (p == "fp64") return Precision::FP64;
-  if (p == "bf16") return Precision::BF16;
-  throw Napi::TypeError::New(env, "options.precision must be 'fp32', 'fp64' or 'bf16' (got '" + p + "')");
-}
 }  // namespace
 
 // new Model(config, {device?, precision?})
@@ -63,15 +51,12 @@ ModelObject::ModelObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mode
   Napi::Env env = info.Env();
   if (!info.IsConstructCall()) throw Napi::TypeError::New(env, "Model must be called with new");
   LlamaConfig cfg = ReadLlamaConfig(env, info[0]);
-  Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  device_ = o.Get("device").IsUndefined() ? "cpu" : ReadString(env, o.Get("device"), "options.device");
-  if (device_ != "cpu" && device_ != "cuda")
-    throw Napi::TypeError::New(env, "options.device must be 'cpu' or 'cuda' (got '" + device_ + "')");
-  const Precision precision = ReadPrecision(env, o.Get("precision"));
+  const ModelOptions opts = ReadModelOptions(env, info);
+  device_ = opts.device;
   try {
     auto st = std::make_shared<ModelState>();
     st->model = std::make_shared<LlamaModel>(backend_for(device_ == "cpu" ? sppo::Device::CPU : sppo::Device::CUDA),
-                                             cfg, precision);
+                                             cfg, opts.precision);
     state_ = std::move(st);
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
@@ -84,37 +69,10 @@ std::shared_ptr<ModelState> ModelObject::StateOf(Napi::Env env, const Napi::Valu
   return Unwrap(v.As<Napi::Object>())->state_;
 }
 
-Napi::Value ModelObject::Params(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CheckUsable(env, state_, "Model.params");
-  const auto& ps = state_->model->layout().params();
-  Napi::Array out = Napi::Array::New(env, ps.size());
-  for (size_t i = 0; i < ps.size(); ++i) {
-    Napi::Object p = Napi::Object::New(env);
-    p.Set("name", ps[i].name);
-    Napi::Array shape = Napi::Array::New(env, ps[i].shape.size());
-    for (size_t d = 0; d < ps[i].shape.size(); ++d) shape.Set(d, Napi::Number::New(env, static_cast<double>(ps[i].shape[d])));
-    p.Set("shape", shape);
-    p.Set("offset", static_cast<double>(ps[i].offset));
-    out.Set(i, p);
-  }
-  return out;
-}
+Napi::Value ModelObject::Params(const Napi::CallbackInfo& info) { return ParamsMethod(info, state_, "Model.params"); }
 
 Napi::Value ModelObject::InitRandom(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const auto seed = static_cast<uint64_t>(ReadInt(env, info[0], "seed", 0, (int64_t{1} << 53)));
-  const double stddev = info.Length() > 1 && !info[1].IsUndefined() ? ReadNumber(env, info[1], "std") : 0.02;
-  auto lease = Acquire(env, state_, "Model.initRandom");
-  auto st = state_;
-  return RunAsync<bool>(
-      env,
-      [st, lease, seed, stddev]() {
-        const auto device_lock = device_call_lock(st->model->backend());
-        st->model->init_random(seed, stddev);
-        return true;
-      },
-      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  return InitRandomMethod(info, state_, "Model.initRandom");
 }
 
 Napi::Value ModelObject::SetGradientCheckpointing(const Napi::CallbackInfo& info) {

@@ -1,5 +1,6 @@
 // Model.loadTensors / Model.saveTensors: parameter bytes in and out of safetensors files whose
 // headers TypeScript has parsed (load) or built (save).
+#include "addon/arena_methods.h"
 #include "addon/async.h"
 #include "addon/device_lock.h"
 #include "addon/model_args.h"
@@ -10,57 +11,9 @@
 
 namespace sppo::addon {
 
-namespace {
-struct LoadEntry {
-  std::string name, file;
-  uint64_t offset = 0, nbytes = 0;
-  DType dtype = DType::F32;
-};
-}  // namespace
-
 // loadTensors([{name, file, offset, nbytes, dtype}]): every parameter named is filled.
 Napi::Value ModelObject::LoadTensors(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CheckUsable(env, state_, "Model.loadTensors");
-  if (info.Length() < 1 || !info[0].IsArray())
-    throw Napi::TypeError::New(env, "Model.loadTensors(entries: {name, file, offset, nbytes, dtype}[])");
-  Napi::Array arr = info[0].As<Napi::Array>();
-  auto entries = std::make_shared<std::vector<LoadEntry>>();
-  constexpr int64_t kMax = int64_t{1} << 53;
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    const std::string what = "entries[" + std::to_string(i) + "]";
-    Napi::Value v = arr.Get(i);
-    if (!v.IsObject()) throw Napi::TypeError::New(env, what + " must be an object");
-    Napi::Object o = v.As<Napi::Object>();
-    LoadEntry e;
-    e.name = ReadString(env, o.Get("name"), what + ".name");
-    e.file = ReadString(env, o.Get("file"), what + ".file");
-    e.offset = static_cast<uint64_t>(ReadInt(env, o.Get("offset"), what + ".offset", 0, kMax));
-    e.nbytes = static_cast<uint64_t>(ReadInt(env, o.Get("nbytes"), what + ".nbytes", 0, kMax));
-    try {
-      e.dtype = io::parse_tensor_dtype(ReadString(env, o.Get("dtype"), what + ".dtype"), e.file + ": tensor '" + e.name + "'");
-    } catch (const sppo::Error& err) {
-      throw Napi::TypeError::New(env, err.what());
-    }
-    const int pi = state_->model->layout().find(e.name);
-    if (pi < 0) throw Napi::Error::New(env, e.file + ": tensor '" + e.name + "' is not a parameter of this model");
-    const int64_t numel = state_->model->layout()[pi].numel;
-    if (e.nbytes != static_cast<uint64_t>(numel) * dtype_size(e.dtype))
-      throw Napi::Error::New(env, e.file + ": tensor '" + e.name + "' has " + std::to_string(e.nbytes) +
-                                      " bytes, the parameter needs " + std::to_string(numel) + " elements");
-    entries->push_back(std::move(e));
-  }
-  auto lease = Acquire(env, state_, "Model.loadTensors");
-  auto st = state_;
-  return RunAsync<bool>(
-      env,
-      [st, lease, entries]() {
-        const auto device_lock = device_call_lock(st->model->backend());
-        for (const auto& e : *entries)
-          io::load_into(e.file, e.offset, e.nbytes, e.dtype, st->model->backend(), st->model->param(e.name), e.name);
-        return true;
-      },
-      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  return LoadTensorsMethod(info, state_, "Model.loadTensors");
 }
 
 // saveTensors(file, headerJson, names[], dtype, dataBytes): the header describes `names` in order.

@@ -12,38 +12,21 @@
 #include <string>
 
 #include "addon/args.h"  // Guarded, used by every method
-#include "core/cancel.h"
+#include "addon/call_state.h"
 #include "model/llama_model.h"
 
 namespace sppo::addon {
 
 // What worker threads share with the JS objects; kept alive by the work in flight and by the
 // trainers made from the model.
-struct ModelState {
+struct ModelState : CallState {
+  static constexpr const char* kSubject = "model";
   std::shared_ptr<LlamaModel> model;
-  CancelFlag cancel;
-  std::atomic<bool> busy{false};
   std::atomic<int> trainers{0};  // live Trainer objects: the model cannot be freed under them
 };
 
-// Held by an async call for as long as its worker lives; clears the busy flag when released.
-// The call's cancel ticket is taken when the lease is (on the JS thread, as the call is made), so
-// a cancel() while the work still waits for a libuv thread or the device lock stops it too.
-class Lease {
- public:
-  explicit Lease(std::shared_ptr<ModelState> st) : st_(std::move(st)), ticket_(st_->cancel.begin()) {}
-  ~Lease() { st_->busy.store(false); }
-  Lease(const Lease&) = delete;
-  Lease& operator=(const Lease&) = delete;
-  // The cancel point of this call.
-  CancelPoint cancel_point() const { return CancelPoint{&st_->cancel, ticket_}; }
-
- private:
-  std::shared_ptr<ModelState> st_;
-  uint64_t ticket_;
-};
-
-// Throws a JS Error naming `what` when `st` is freed or busy; else marks it busy.
+// Throws a JS Error naming `what` when `st` is freed or busy; else marks it busy
+// (addon/call_state.h; the trainers' calls go through these too).
 std::shared_ptr<Lease> Acquire(Napi::Env env, const std::shared_ptr<ModelState>& st, const std::string& what);
 void CheckUsable(Napi::Env env, const std::shared_ptr<ModelState>& st, const std::string& what);
 
@@ -55,7 +38,7 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
   static std::shared_ptr<ModelState> StateOf(Napi::Env env, const Napi::Value& v, const char* what);
 
  private:
-  // model_binding.cpp
+  // model_binding.cpp (params, initRandom and loadTensors: addon/arena_methods.h)
   Napi::Value Params(const Napi::CallbackInfo& info);
   Napi::Value InitRandom(const Napi::CallbackInfo& info);
   Napi::Value SetGradientCheckpointing(const Napi::CallbackInfo& info);

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "addon/arena_methods.h"
 #include "addon/args.h"
 #include "addon/async.h"
 #include "addon/device_lock.h"
@@ -13,39 +14,10 @@
 #include "addon/registry.h"
 #include "backend/backend.h"
 #include "core/error.h"
-#include "io/arena_io.h"
-#include "io/tensor_file.h"
 
 namespace sppo::addon {
 
 namespace {
-
-// Held by an async call while its worker lives; clears the busy flag when released. Its cancel
-// ticket is taken with it, on the JS thread (as model_object.h's Lease: a queued call cancels too).
-class PairRmLease {
- public:
-  explicit PairRmLease(std::shared_ptr<PairRmState> st) : st_(std::move(st)), ticket_(st_->cancel.begin()) {}
-  ~PairRmLease() { st_->busy.store(false); }
-  PairRmLease(const PairRmLease&) = delete;
-  PairRmLease& operator=(const PairRmLease&) = delete;
-  CancelPoint cancel_point() const { return CancelPoint{&st_->cancel, ticket_}; }
-
- private:
-  std::shared_ptr<PairRmState> st_;
-  uint64_t ticket_;
-};
-
-void CheckUsable(Napi::Env env, const std::shared_ptr<PairRmState>& st, const std::string& what) {
-  if (!st || !st->model) throw Napi::Error::New(env, what + ": the PairRM model was freed");
-  if (st->busy.load())
-    throw Napi::Error::New(env, what + ": another call on this PairRM model is still running (await it first)");
-}
-
-std::shared_ptr<PairRmLease> Acquire(Napi::Env env, const std::shared_ptr<PairRmState>& st, const std::string& what) {
-  CheckUsable(env, st, what);
-  st->busy.store(true);
-  return std::make_shared<PairRmLease>(st);
-}
 
 [[noreturn]] void type_error(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
 
@@ -83,15 +55,6 @@ PairRmConfig ReadPairRmConfig(Napi::Env env, const Napi::Value& v) {
 }
 
 namespace {
-
-Precision ReadPrecision(Napi::Env env, const Napi::Value& v) {
-  if (v.IsUndefined()) return Precision::FP32;
-  const std::string p = ReadString(env, v, "options.precision");
-  if (p == "fp32") return Precision::FP32;
-  if (p == "fp64") return Precision::FP64;
-  if (p == "bf16") return Precision::BF16;
-  type_error(env, "options.precision must be 'fp32', 'fp64' or 'bf16' (got '" + p + "')");
-}
 
 template <typename T, napi_typedarray_type Kind>
 std::vector<T> ReadArray(Napi::Env env, const Napi::Value& v, const std::string& what, const char* type) {
@@ -139,118 +102,44 @@ Napi::Float64Array ToF64(Napi::Env env, const std::vector<double>& v) {
   return a;
 }
 
-struct LoadEntry {
-  std::string name, file;
-  uint64_t offset = 0, nbytes = 0;
-  DType dtype = DType::F32;
-};
-
 }  // namespace
 
 PairRmObject::PairRmObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PairRmObject>(info) {
   Napi::Env env = info.Env();
   if (!info.IsConstructCall()) type_error(env, "PairRM must be called with new");
   const PairRmConfig cfg = ReadPairRmConfig(env, info[0]);
-  Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  device_ = o.Get("device").IsUndefined() ? "cpu" : ReadString(env, o.Get("device"), "options.device");
-  if (device_ != "cpu" && device_ != "cuda") type_error(env, "options.device must be 'cpu' or 'cuda' (got '" + device_ + "')");
-  const Precision precision = ReadPrecision(env, o.Get("precision"));
+  const ModelOptions opts = ReadModelOptions(env, info);
+  device_ = opts.device;
   try {
     auto st = std::make_shared<PairRmState>();
     st->model = std::make_shared<PairRmModel>(backend_for(device_ == "cpu" ? sppo::Device::CPU : sppo::Device::CUDA),
-                                              cfg, precision);
+                                              cfg, opts.precision);
     state_ = std::move(st);
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
   }
 }
 
-Napi::Value PairRmObject::Params(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CheckUsable(env, state_, "PairRM.params");
-  const auto& ps = state_->model->layout().params();
-  Napi::Array out = Napi::Array::New(env, ps.size());
-  for (size_t i = 0; i < ps.size(); ++i) {
-    Napi::Object p = Napi::Object::New(env);
-    p.Set("name", ps[i].name);
-    Napi::Array shape = Napi::Array::New(env, ps[i].shape.size());
-    for (size_t d = 0; d < ps[i].shape.size(); ++d) shape.Set(d, Napi::Number::New(env, static_cast<double>(ps[i].shape[d])));
-    p.Set("shape", shape);
-    p.Set("offset", static_cast<double>(ps[i].offset));
-    out.Set(i, p);
-  }
-  return out;
-}
+Napi::Value PairRmObject::Params(const Napi::CallbackInfo& info) { return ParamsMethod(info, state_, "PairRM.params"); }
 
 Napi::Value PairRmObject::InitRandom(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const auto seed = static_cast<uint64_t>(ReadInt(env, info[0], "seed", 0, int64_t{1} << 53));
-  const double stddev = info.Length() > 1 && !info[1].IsUndefined() ? ReadNumber(env, info[1], "std") : 0.02;
-  auto lease = Acquire(env, state_, "PairRM.initRandom");
-  auto st = state_;
-  return RunAsync<bool>(
-      env,
-      [st, lease, seed, stddev]() {
-        const auto device_lock = device_call_lock(st->model->backend());
-        st->model->init_random(seed, stddev);
-        return true;
-      },
-      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  return InitRandomMethod(info, state_, "PairRM.initRandom");
 }
 
 // loadTensors([{name, file, offset, nbytes, dtype}]): ranges TypeScript checked against config.json.
 Napi::Value PairRmObject::LoadTensors(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CheckUsable(env, state_, "PairRM.loadTensors");
-  if (info.Length() < 1 || !info[0].IsArray()) type_error(env, "PairRM.loadTensors(entries: {name, file, offset, nbytes, dtype}[])");
-  Napi::Array arr = info[0].As<Napi::Array>();
-  auto entries = std::make_shared<std::vector<LoadEntry>>();
-  constexpr int64_t kMax = int64_t{1} << 53;
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    const std::string what = "entries[" + std::to_string(i) + "]";
-    Napi::Value v = arr.Get(i);
-    if (!v.IsObject()) type_error(env, what + " must be an object");
-    Napi::Object o = v.As<Napi::Object>();
-    LoadEntry e;
-    e.name = ReadString(env, o.Get("name"), what + ".name");
-    e.file = ReadString(env, o.Get("file"), what + ".file");
-    e.offset = static_cast<uint64_t>(ReadInt(env, o.Get("offset"), what + ".offset", 0, kMax));
-    e.nbytes = static_cast<uint64_t>(ReadInt(env, o.Get("nbytes"), what + ".nbytes", 0, kMax));
-    try {
-      e.dtype = io::parse_tensor_dtype(ReadString(env, o.Get("dtype"), what + ".dtype"), e.file + ": tensor '" + e.name + "'");
-    } catch (const sppo::Error& err) {
-      type_error(env, err.what());
-    }
-    const int pi = state_->model->layout().find(e.name);
-    if (pi < 0) throw Napi::Error::New(env, e.file + ": tensor '" + e.name + "' is not a parameter of this PairRM model");
-    const int64_t numel = state_->model->layout()[pi].numel;
-    if (e.nbytes != static_cast<uint64_t>(numel) * dtype_size(e.dtype))
-      throw Napi::Error::New(env, e.file + ": tensor '" + e.name + "' has " + std::to_string(e.nbytes) +
-                                      " bytes, the parameter needs " + std::to_string(numel) + " elements");
-    entries->push_back(std::move(e));
-  }
-  auto lease = Acquire(env, state_, "PairRM.loadTensors");
-  auto st = state_;
-  return RunAsync<bool>(
-      env,
-      [st, lease, entries]() {
-        const auto device_lock = device_call_lock(st->model->backend());
-        for (const auto& e : *entries)
-          io::load_into(e.file, e.offset, e.nbytes, e.dtype, st->model->backend(), st->model->param(e.name), e.name);
-        return true;
-      },
-      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  return LoadTensorsMethod(info, state_, "PairRM.loadTensors");
 }
 
 Napi::Value PairRmObject::Compare(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckUsable(env, state_, "PairRM.compare");
+  CheckUsableState(env, state_, "PairRM.compare");
   auto batch = std::make_shared<HostPairs>(ReadPairs(env, info[0], "batch"));
   Guarded(env, [&]() -> Napi::Value {
     state_->model->check_batch(batch->view(), "PairRM.compare");
     return env.Undefined();
   });
-  auto lease = Acquire(env, state_, "PairRM.compare");
+  auto lease = AcquireState(env, state_, "PairRM.compare");
   auto st = state_;
   return RunAsync<std::vector<double>>(
       env,
@@ -266,14 +155,14 @@ Napi::Value PairRmObject::Compare(const Napi::CallbackInfo& info) {
 
 Napi::Value PairRmObject::HiddenStates(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckUsable(env, state_, "PairRM.hiddenStates");
+  CheckUsableState(env, state_, "PairRM.hiddenStates");
   auto batch = std::make_shared<HostPairs>(ReadPairs(env, info[0], "batch"));
   Guarded(env, [&]() -> Napi::Value {
     state_->model->check_batch(batch->view(), "PairRM.hiddenStates");
     return env.Undefined();
   });
   const int64_t H = state_->model->config().hidden_size;
-  auto lease = Acquire(env, state_, "PairRM.hiddenStates");
+  auto lease = AcquireState(env, state_, "PairRM.hiddenStates");
   auto st = state_;
   return RunAsync<std::vector<double>>(
       env,
@@ -289,7 +178,7 @@ Napi::Value PairRmObject::HiddenStates(const Napi::CallbackInfo& info) {
 
 Napi::Value PairRmObject::MemoryPlan(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  CheckUsable(env, state_, "PairRM.memoryPlan");
+  CheckUsableState(env, state_, "PairRM.memoryPlan");
   const int64_t tokens = ReadInt(env, info[0], "tokens", 1, int64_t{1} << 31);
   const int64_t seqs = ReadInt(env, info[1], "sequences", 1, int64_t{1} << 31);
   const PairRmMemoryPlan p = state_->model->memory_plan(tokens, seqs);

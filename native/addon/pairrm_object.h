@@ -1,15 +1,14 @@
 // The addon's PairRM object: a sppo::PairRmModel on a backend chosen by its device, behind a JS
-// class (pairrm_binding.cpp: construction, weights, compare, hidden states, cancel, free). Long
-// calls run through RunAsync; one call at a time: a second call while one is in flight, or any
-// call after free(), is an error, never a crash. cancel() stops the call in flight within a layer.
+// class (pairrm_binding.cpp: construction, weights (addon/arena_methods.h), compare, hidden
+// states, cancel, free). Long calls run through RunAsync; one call at a time: a second call while
+// one is in flight, or any call after free(), is an error, never a crash. cancel() stops the call in flight within a layer.
 #pragma once
 #include <napi.h>
 
-#include <atomic>
 #include <memory>
 #include <string>
 
-#include "core/cancel.h"
+#include "addon/call_state.h"
 #include "model/pairrm_model.h"
 
 namespace sppo::addon {
@@ -17,10 +16,9 @@ namespace sppo::addon {
 // config (src/pairrm/config.ts's native form) -> the core's struct; TypeError naming the field.
 PairRmConfig ReadPairRmConfig(Napi::Env env, const Napi::Value& v);
 
-struct PairRmState {
+struct PairRmState : CallState {
+  static constexpr const char* kSubject = "PairRM model";
   std::shared_ptr<PairRmModel> model;
-  CancelFlag cancel;
-  std::atomic<bool> busy{false};
 };
 
 class PairRmObject : public Napi::ObjectWrap<PairRmObject> {
