@@ -8,33 +8,16 @@
 #include "model/llama_impl.h"
 #include "model/llama_plans.h"
 #include "model/rope_freq.h"
+#include "model/weight_arena.h"
 
 namespace sppo {
-
-namespace {
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-}  // namespace
 
 LlamaModel::Impl::Impl(std::shared_ptr<Backend> b, const LlamaConfig& c, Precision p)
     : be(std::move(b)), cfg(c), prec(p), dt(dtypes_of(p)), layout(c), batch_ws(be, "the batch"),
       act_ws(be, "the activations"), head_ws(be, "the log-prob head"), bwd_ws(be, "the backward pass"),
       decode_ws(be, "the decode step") {
-  SPPO_CHECK(be->device() != Device::CPU || p != Precision::BF16,
-             "the CPU backend computes in fp32 or fp64; bf16 models need the CUDA backend");
-  SPPO_CHECK(be->device() == Device::CPU || p != Precision::FP64,
-             "the CUDA backend computes in fp32 or bf16; fp64 models need the CPU backend");
-  ArenaPlan plan;
-  plan.add("weights", dt.weight, layout.total());
-  const std::size_t need = plan.bytes(), have = be->available_memory();
-  SPPO_CHECK(need <= have, "the model's weights need ", format_bytes(static_cast<double>(need)), " but the ",
-             be->name(), " backend has ", format_bytes(static_cast<double>(have)), " available");
-  weights = Buffer(be, need);
-  be->zero(weights.data(), weights.bytes());
+  check_precision_on(*be, p);
+  weights = zeroed_weights(be, dt.weight, layout.total(), "the model's weights");
   const std::vector<float> inv = rope_inv_freq(c);
   inv_freq = Buffer(be, inv.size() * sizeof(float));
   be->upload(inv_freq.data(), inv.data(), inv.size() * sizeof(float));
@@ -89,23 +72,9 @@ void LlamaModel::init_random(uint64_t seed, double std) {
   for (int i : order) {
     const ParamSpec& p = m.layout[i];
     std::vector<double> v(static_cast<size_t>(p.numel));
-    if (p.shape.size() == 1) {
-      std::fill(v.begin(), v.end(), 1.0);
-    } else {
-      for (auto& x : v) {  // Box-Muller on splitmix64: portable and deterministic in seed
-        const double u1 = (static_cast<double>(splitmix64(s) >> 11) + 1.0) * 0x1.0p-53;
-        const double u2 = static_cast<double>(splitmix64(s) >> 11) * 0x1.0p-53;
-        x = std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * 3.14159265358979323846 * u2);
-      }
-    }
-    const Tensor dst = m.W(i);
-    std::vector<char> bytes(dst.bytes());
-    for (int64_t j = 0; j < p.numel; ++j) {
-      if (m.dt.weight == DType::F64) reinterpret_cast<double*>(bytes.data())[j] = v[j];
-      else if (m.dt.weight == DType::F32) reinterpret_cast<float*>(bytes.data())[j] = static_cast<float>(v[j]);
-      else reinterpret_cast<uint16_t*>(bytes.data())[j] = f32_to_bf16(static_cast<float>(v[j]));
-    }
-    m.be->upload(dst.data, bytes.data(), bytes.size());
+    if (p.shape.size() == 1) std::fill(v.begin(), v.end(), 1.0);
+    else fill_normal(v, s, std);
+    upload_values(*m.be, m.W(i), v);
   }
 }
 
@@ -320,24 +289,7 @@ void LlamaModel::Impl::backward(const Tensor& d_hidden, const Tensor& grads, con
 }
 
 void LlamaModel::Impl::download_as(const Tensor& src, const Tensor& out, int64_t n) const {
-  SPPO_CHECK(out.dtype == DType::F32 || out.dtype == DType::F64, "outputs are F32 or F64 (got ", dtype_name(out.dtype),
-             ")");
-  require(out, out.dtype, n, "download", "output");
-  require(src, src.dtype, n, "download", "source");
-  if (src.dtype == out.dtype) {
-    be->download(out.data, src.data, static_cast<std::size_t>(n) * dtype_size(src.dtype));
-    return;
-  }
-  std::vector<char> tmp(static_cast<std::size_t>(n) * dtype_size(src.dtype));
-  be->download(tmp.data(), src.data, tmp.size());
-  for (int64_t i = 0; i < n; ++i) {
-    double v;
-    if (src.dtype == DType::F32) v = reinterpret_cast<const float*>(tmp.data())[i];
-    else if (src.dtype == DType::F64) v = reinterpret_cast<const double*>(tmp.data())[i];
-    else v = bf16_to_f32(reinterpret_cast<const uint16_t*>(tmp.data())[i]);
-    if (out.dtype == DType::F32) out.as<float>()[i] = static_cast<float>(v);
-    else out.as<double>()[i] = v;
-  }
+  sppo::download_as(*be, src, out, n);
 }
 
 }  // namespace sppo

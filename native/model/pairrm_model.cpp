@@ -8,17 +8,11 @@
 #include "core/error.h"
 #include "model/pairrm_impl.h"
 #include "model/relative_position.h"
+#include "model/weight_arena.h"
 
 namespace sppo {
 
 namespace {
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 ArenaPlan activation_plan(const PairRmConfig& c, const Dtypes& dt, int64_t N, int64_t rel_rows) {
   const int64_t H = c.hidden_size;
   ArenaPlan plan;
@@ -34,17 +28,8 @@ ArenaPlan activation_plan(const PairRmConfig& c, const Dtypes& dt, int64_t N, in
 PairRmModel::Impl::Impl(std::shared_ptr<Backend> b, const PairRmConfig& c, Precision p)
     : be(std::move(b)), cfg(c), prec(p), dt(dtypes_of(p)), layout(c), batch_ws(be, "the PairRM batch"),
       act_ws(be, "the PairRM activations"), head_ws(be, "the PairRM head") {
-  SPPO_CHECK(be->device() != Device::CPU || p != Precision::BF16,
-             "the CPU backend computes in fp32 or fp64; bf16 models need the CUDA backend");
-  SPPO_CHECK(be->device() == Device::CPU || p != Precision::FP64,
-             "the CUDA backend computes in fp32 or bf16; fp64 models need the CPU backend");
-  ArenaPlan plan;
-  plan.add("weights", dt.weight, layout.total());
-  const std::size_t need = plan.bytes(), have = be->available_memory();
-  SPPO_CHECK(need <= have, "the PairRM weights need ", format_bytes(static_cast<double>(need)), " but the ", be->name(),
-             " backend has ", format_bytes(static_cast<double>(have)), " available");
-  weights = Buffer(be, need);
-  be->zero(weights.data(), weights.bytes());
+  check_precision_on(*be, p);
+  weights = zeroed_weights(be, dt.weight, layout.total(), "the PairRM weights");
 }
 
 Tensor PairRmModel::Impl::W(int i) const {
@@ -80,20 +65,8 @@ void PairRmModel::init_random(uint64_t seed, double std) {
     const ParamSpec& p = m.layout[static_cast<int>(i)];
     const bool norm_weight = p.shape.size() == 1 && p.name.find("LayerNorm.weight") != std::string::npos;
     std::vector<double> v(static_cast<size_t>(p.numel), norm_weight ? 1.0 : 0.0);
-    if (p.shape.size() == 2)
-      for (auto& x : v) {  // Box-Muller on splitmix64: portable and deterministic in seed
-        const double u1 = (static_cast<double>(splitmix64(s) >> 11) + 1.0) * 0x1.0p-53;
-        const double u2 = static_cast<double>(splitmix64(s) >> 11) * 0x1.0p-53;
-        x = std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * 3.14159265358979323846 * u2);
-      }
-    const Tensor dst = m.W(static_cast<int>(i));
-    std::vector<char> bytes(dst.bytes());
-    for (int64_t j = 0; j < p.numel; ++j) {
-      if (m.dt.weight == DType::F64) reinterpret_cast<double*>(bytes.data())[j] = v[static_cast<size_t>(j)];
-      else if (m.dt.weight == DType::F32) reinterpret_cast<float*>(bytes.data())[j] = static_cast<float>(v[static_cast<size_t>(j)]);
-      else reinterpret_cast<uint16_t*>(bytes.data())[j] = f32_to_bf16(static_cast<float>(v[static_cast<size_t>(j)]));
-    }
-    m.be->upload(dst.data, bytes.data(), bytes.size());
+    if (p.shape.size() == 2) fill_normal(v, s, std);
+    upload_values(*m.be, m.W(static_cast<int>(i)), v);
   }
 }
 
@@ -186,24 +159,7 @@ PairRmMemoryPlan PairRmModel::plan(const PairRmConfig& c, Precision precision, i
 }
 
 void PairRmModel::Impl::download_as(const Tensor& src, const Tensor& out, int64_t n) const {
-  SPPO_CHECK(out.dtype == DType::F32 || out.dtype == DType::F64, "outputs are F32 or F64 (got ", dtype_name(out.dtype),
-             ")");
-  require(out, out.dtype, n, "download", "output");
-  require(src, src.dtype, n, "download", "source");
-  if (src.dtype == out.dtype) {
-    be->download(out.data, src.data, static_cast<std::size_t>(n) * dtype_size(src.dtype));
-    return;
-  }
-  std::vector<char> tmp(static_cast<std::size_t>(n) * dtype_size(src.dtype));
-  be->download(tmp.data(), src.data, tmp.size());
-  for (int64_t i = 0; i < n; ++i) {
-    double x;
-    if (src.dtype == DType::F32) x = reinterpret_cast<const float*>(tmp.data())[i];
-    else if (src.dtype == DType::F64) x = reinterpret_cast<const double*>(tmp.data())[i];
-    else x = bf16_to_f32(reinterpret_cast<const uint16_t*>(tmp.data())[i]);
-    if (out.dtype == DType::F32) out.as<float>()[i] = static_cast<float>(x);
-    else out.as<double>()[i] = x;
-  }
+  sppo::download_as(*be, src, out, n);
 }
 
 void PairRmModel::hidden_states(const PairBatch& b, const Tensor& out) {
