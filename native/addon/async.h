@@ -15,6 +15,19 @@
 
 namespace sppo::addon {
 
+// Settles `deferred` with done(env, result) on the JS thread; an exception `done` throws rejects it
+// instead (the one OnOK of every worker here).
+template <typename Result, typename Done>
+void resolve_with(Napi::Promise::Deferred& deferred, Napi::Env env, const Done& done, Result& result) {
+  try {
+    deferred.Resolve(done(env, result));
+  } catch (const Napi::Error& e) {
+    deferred.Reject(e.Value());
+  } catch (const std::exception& e) {
+    deferred.Reject(Napi::Error::New(env, e.what()).Value());
+  }
+}
+
 template <typename Result>
 class LambdaWorker : public Napi::AsyncWorker {
  public:
@@ -38,16 +51,7 @@ class LambdaWorker : public Napi::AsyncWorker {
       SetError("unknown native error");
     }
   }
-  void OnOK() override {
-    Napi::Env env = Env();
-    try {
-      deferred_.Resolve(done_(env, *result_));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    } catch (const std::exception& e) {
-      deferred_.Reject(Napi::Error::New(env, e.what()).Value());
-    }
-  }
+  void OnOK() override { resolve_with(deferred_, Env(), done_, *result_); }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:

@@ -13,6 +13,7 @@
 #include <memory>
 #include <utility>
 
+#include "addon/async.h"
 #include "core/device.h"
 
 namespace sppo::addon {
@@ -55,18 +56,11 @@ class ProgressWorker : public Napi::AsyncProgressQueueWorker<int64_t> {
     }
   }
   void OnOK() override {
-    Napi::Env env = Env();
     if (!thrown_.IsEmpty()) {
       deferred_.Reject(thrown_.Value());
       return;
     }
-    try {
-      deferred_.Resolve(done_(env, *result_));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    } catch (const std::exception& e) {
-      deferred_.Reject(Napi::Error::New(env, e.what()).Value());
-    }
+    resolve_with(deferred_, Env(), done_, *result_);
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(thrown_.IsEmpty() ? e.Value() : thrown_.Value()); }
 

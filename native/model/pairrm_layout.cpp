@@ -9,16 +9,7 @@ PairRmLayout::PairRmLayout(const PairRmConfig& c) {
   validate_config(c);
   const int64_t V = c.vocab_size, H = c.hidden_size, I = c.intermediate_size;
   auto add = [&](std::string name, std::vector<int64_t> shape, int layer) {
-    ParamSpec p;
-    p.name = std::move(name);
-    p.shape = std::move(shape);
-    p.numel = 1;
-    for (auto d : p.shape) p.numel *= d;
-    p.offset = total_;
-    p.layer = layer;
-    total_ += (p.numel + kParamAlign - 1) / kParamAlign * kParamAlign;
-    params_.push_back(std::move(p));
-    return static_cast<int>(params_.size() - 1);
+    return append_param(params_, total_, std::move(name), std::move(shape), layer);
   };
   auto linear = [&](const std::string& name, int64_t out, int64_t in, int layer) {
     Linear l;

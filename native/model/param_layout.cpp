@@ -5,21 +5,26 @@
 
 namespace sppo {
 
+int append_param(std::vector<ParamSpec>& params, int64_t& total, std::string name, std::vector<int64_t> shape,
+                 int layer) {
+  ParamSpec p;
+  p.name = std::move(name);
+  p.shape = std::move(shape);
+  p.numel = 1;
+  for (auto d : p.shape) p.numel *= d;
+  p.offset = total;
+  p.layer = layer;
+  total += (p.numel + kParamAlign - 1) / kParamAlign * kParamAlign;
+  params.push_back(std::move(p));
+  return static_cast<int>(params.size() - 1);
+}
+
 ParamLayout::ParamLayout(const LlamaConfig& c) {
   validate_config(c);
   const int64_t V = c.vocab_size, H = c.hidden_size, I = c.intermediate_size;
   const int64_t qw = c.num_heads * c.head_dim, kw = c.num_kv_heads * c.head_dim;
   auto add = [&](std::string name, std::vector<int64_t> shape, int layer) {
-    ParamSpec p;
-    p.name = std::move(name);
-    p.shape = std::move(shape);
-    p.numel = 1;
-    for (auto d : p.shape) p.numel *= d;
-    p.offset = total_;
-    p.layer = layer;
-    total_ += (p.numel + kParamAlign - 1) / kParamAlign * kParamAlign;
-    params_.push_back(std::move(p));
-    return static_cast<int>(params_.size() - 1);
+    return append_param(params_, total_, std::move(name), std::move(shape), layer);
   };
   if (c.sequence_classification) head_ = add("score.weight", {c.num_labels, H}, -1);
   else if (!c.tie_word_embeddings) head_ = add("lm_head.weight", {V, H}, -1);

@@ -36,6 +36,11 @@ struct ParamSpec {
   int layer = -1;      // decoder layer, or -1
 };
 
+// Appends a parameter of `shape` at the end of an arena layout (offsets aligned to kParamAlign);
+// returns its index. Shared by every model's layout (ParamLayout, PairRmLayout).
+int append_param(std::vector<ParamSpec>& params, int64_t& total, std::string name, std::vector<int64_t> shape,
+                 int layer);
+
 class ParamLayout {
  public:
   struct Layer {

@@ -13,6 +13,21 @@
 
 namespace sppo_test {
 
+// The tiny random PairRM shape of the model suites (CPU and CUDA): every bucket kind in a short input.
+inline sppo::PairRmConfig pairrm_tiny() {
+  sppo::PairRmConfig c;
+  c.vocab_size = 40;
+  c.hidden_size = 16;
+  c.intermediate_size = 24;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.head_dim = 4;
+  c.layer_norm_eps = 1e-7;
+  c.position_buckets = 8;         // exact offsets up to 4, log buckets up to 19, then the last row
+  c.max_relative_positions = 20;  // 16 relative rows
+  return c;
+}
+
 using Mat = std::vector<double>;  // row-major
 using Weights = std::map<std::string, Mat>;
 

@@ -20,19 +20,6 @@ using sppo_test::Rng;
 
 namespace {
 
-PairRmConfig tiny() {
-  PairRmConfig c;
-  c.vocab_size = 40;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.head_dim = 4;
-  c.layer_norm_eps = 1e-7;
-  c.position_buckets = 8;         // exact offsets up to 4, log buckets up to 19, then the last row
-  c.max_relative_positions = 20;  // 16 relative rows
-  return c;
-}
 
 struct Seq {
   std::vector<int32_t> ids;
@@ -122,26 +109,26 @@ void check_against_reference(const PairRmConfig& c, Precision prec, uint64_t sal
 
 TEST(every_relative_row_is_used_by_the_test_sequences) {
   // With offsets up to 46 and 16 rows, the reference's own bucket formula reaches every row.
-  const PairRmConfig c = tiny();
+  const PairRmConfig c = sppo_test::pairrm_tiny();
   std::set<int64_t> rows;
   for (int64_t r = -46; r <= 46; ++r) rows.insert(sppo_test::ref_row(c, r));
   CHECK(static_cast<int64_t>(rows.size()) == 2 * c.position_buckets);
 }
 
-TEST(fp64_matches_the_float64_reference) { check_against_reference(tiny(), Precision::FP64, 1, 1e-10); }
-TEST(fp32_matches_the_float64_reference) { check_against_reference(tiny(), Precision::FP32, 2, 1e-4); }
+TEST(fp64_matches_the_float64_reference) { check_against_reference(sppo_test::pairrm_tiny(), Precision::FP64, 1, 1e-10); }
+TEST(fp32_matches_the_float64_reference) { check_against_reference(sppo_test::pairrm_tiny(), Precision::FP32, 2, 1e-4); }
 
 TEST(variants_match_the_reference) {
-  PairRmConfig c = tiny();
+  PairRmConfig c = sppo_test::pairrm_tiny();
   c.p2c = false;
   check_against_reference(c, Precision::FP64, 3, 1e-10);
-  c = tiny();
+  c = sppo_test::pairrm_tiny();
   c.c2p = false;
   check_against_reference(c, Precision::FP64, 4, 1e-10);
-  c = tiny();
+  c = sppo_test::pairrm_tiny();
   c.position_buckets = 0;  // plain clamped offsets over 2 * 20 rows
   check_against_reference(c, Precision::FP64, 5, 1e-10);
-  c = tiny();
+  c = sppo_test::pairrm_tiny();
   c.norm_rel_embeddings = false;
   c.num_tasks = 3;
   c.num_heads = 2;
@@ -151,7 +138,7 @@ TEST(variants_match_the_reference) {
 
 TEST(a_pair_gives_the_same_bits_alone_and_in_a_batch) {
   Rng rng(7);
-  const PairRmConfig c = tiny();
+  const PairRmConfig c = sppo_test::pairrm_tiny();
   PairRmModel m(backend_for(Device::CPU), c, Precision::FP32);
   randomize(m, rng);
   const auto seqs = random_seqs(rng, c, {9, 30, 2, 47, 18});
@@ -170,7 +157,7 @@ TEST(buckets_at_pairrm_settings) {
                               {200, 169}, {300, 207}, {400, 233}, {510, 255}, {511, 255}, {512, 256},
                               {1000, 317}, {-2047, -383}};
   for (auto& cs : cases) CHECK(relative_bucket(cs[0], 256, 512) == cs[1]);
-  PairRmConfig c = tiny();
+  PairRmConfig c = sppo_test::pairrm_tiny();
   c.position_buckets = 256;
   c.max_relative_positions = 512;
   const auto rows = relative_rows(c, 2048);
@@ -183,7 +170,7 @@ TEST(buckets_at_pairrm_settings) {
 }
 
 TEST(bad_batches_are_refused_by_name) {
-  PairRmModel m(backend_for(Device::CPU), tiny(), Precision::FP32);
+  PairRmModel m(backend_for(Device::CPU), sppo_test::pairrm_tiny(), Precision::FP32);
   std::vector<int32_t> lengths = {3}, tokens = {1, 2, 3}, slots = {0, 1, 3};
   PairBatch b{1, lengths.data(), tokens.data(), slots.data()};
   float out;
@@ -193,8 +180,8 @@ TEST(bad_batches_are_refused_by_name) {
   CHECK_THROWS_WITH(m.compare(b, Tensor(&out, DType::F32, 1)), "token 1 of sequence 0 is 40, outside the vocabulary");
   lengths = {0};
   CHECK_THROWS_WITH(m.compare(b, Tensor(&out, DType::F32, 1)), "sequence 0 has length 0");
-  CHECK_THROWS_WITH(PairRmModel(backend_for(Device::CPU), tiny(), Precision::BF16), "bf16 models need the CUDA backend");
-  PairRmConfig c = tiny();
+  CHECK_THROWS_WITH(PairRmModel(backend_for(Device::CPU), sppo_test::pairrm_tiny(), Precision::BF16), "bf16 models need the CUDA backend");
+  PairRmConfig c = sppo_test::pairrm_tiny();
   c.head_dim = 5;
   CHECK_THROWS_WITH(PairRmModel(backend_for(Device::CPU), c, Precision::FP32), "must equal hidden_size");
 }

@@ -11,35 +11,20 @@
 
 #include "engine_compare.h"
 #include "model/pairrm_model.h"
+#include "pairrm_reference.h"
 #include "testing.h"
 
 using namespace sppo;
 using namespace engine_test;
 using sppo_test::Rng;
 
-namespace {
-PairRmConfig pairrm_tiny() {
-  PairRmConfig c;
-  c.vocab_size = 40;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.head_dim = 4;
-  c.layer_norm_eps = 1e-7;
-  c.position_buckets = 8;
-  c.max_relative_positions = 20;
-  return c;
-}
-}  // namespace
-
 TEST(pairrm_hidden_states_and_comparisons_match_the_cpu) {
   Rng rng(409);
-  PairRmConfig variant = pairrm_tiny();
+  PairRmConfig variant = sppo_test::pairrm_tiny();
   variant.norm_rel_embeddings = false;
   variant.num_tasks = 3;
   variant.p2c = false;
-  for (const PairRmConfig& c : {pairrm_tiny(), variant}) {
+  for (const PairRmConfig& c : {sppo_test::pairrm_tiny(), variant}) {
     PairRmModel mc(cpu_be(), c, Precision::FP32), mg(gpu_be(), c, Precision::FP32);
     // Weights of order one, as test_pairrm_model: embeddings N(0, 1), matrices N(0, 1/in), norm
     // weights 1 + N(0, 0.2^2), biases N(0, 0.2^2).
@@ -77,7 +62,7 @@ TEST(pairrm_hidden_states_and_comparisons_match_the_cpu) {
 }
 
 TEST(fp64_pairrm_is_refused_on_cuda_by_name) {
-  CHECK_THROWS_WITH(PairRmModel(gpu_be(), pairrm_tiny(), Precision::FP64), "fp64 models need the CPU backend");
+  CHECK_THROWS_WITH(PairRmModel(gpu_be(), sppo_test::pairrm_tiny(), Precision::FP64), "fp64 models need the CPU backend");
 }
 
 TEST_MAIN_CUDA()
