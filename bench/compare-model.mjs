@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// Joins `bench_model --device cuda --json` reports (sppo-native, fp32) and
+// Joins `bench_model --device cuda --json` reports (sppo-native, fp32 or bf16) and
 // bench/pytorch_model_gpu.py reports (same card, same run) into one ratio table per row:
-// tokens/s, the distance from the floor, the speedup over PyTorch eager fp32 (like for like),
-// over eager bf16 autocast and torch.compile (the issues' baselines, which are bf16), and the
-// issues' own figures and targets (context: another day's run).
+// tokens/s, the distance from the floor, the speedup over each PyTorch variant (eager fp32 is like
+// for like with the fp32 engine; eager bf16 autocast and torch.compile, the issues' baselines, with
+// the bf16 engine), and the issues' own figures and targets (context: another day's run).
 //   node bench/compare-model.mjs native-*.json pytorch-*.json [--json out.json]
 // Each file says what it is ("source": "native" or "pytorch"); rows match on preset and kind.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -54,7 +54,7 @@ export function compareModel(reports) {
 export function formatModelTable({ natives, torches, rows }) {
   const out = [];
   for (const n of natives)
-    out.push(`sppo-native ${n.preset} (${n.precision}) on ${n.deviceName}: copy ${fmt(n.copyBandwidthGBs, 0)} GB/s, fp32 matmul ${fmt(n.matmulTflops)} TFLOP/s (${n.matmulCompute})`);
+    out.push(`sppo-native ${n.preset} (${n.precision}) on ${n.deviceName}: copy ${fmt(n.copyBandwidthGBs, 0)} GB/s, ${n.precision} matmul ${fmt(n.matmulTflops)} TFLOP/s (${n.matmulCompute})`);
   for (const t of torches) out.push(`pytorch ${t.torch} / transformers ${t.transformers} ${t.preset} on ${t.deviceName}`);
   if (torches.length === 0) out.push('(no PyTorch baseline)');
   out.push(`${'row'.padEnd(40)} ${'tok/s'.padStart(9)} ${'x floor'.padStart(8)} ${'peak GiB'.padStart(9)}  vs pytorch (their tok/s, our speedup)  | vs the issue's figures`);
@@ -66,7 +66,8 @@ export function formatModelTable({ natives, torches, rows }) {
     if (r.floorMsIssue) iss.push(`floor at 4.3 TB/s ${fmt(r.floorMsIssue, 3)} ms (${fmt(r.ms / r.floorMsIssue, 2)}x; bf16 bytes ${fmt(r.floorMsIssueBf16, 3)} ms)`);
     out.push(`${`${r.preset} ${r.label}`.slice(0, 40).padEnd(40)} ${kTok(r.tokensPerSecond).padStart(9)} ${fmt(r.xFloor, 2).padStart(8)} ${fmt(r.peakBytes / 2 ** 30, 2).padStart(9)}  ${vs.join('; ') || '-'}  | ${iss.join('; ') || '-'}`);
   }
-  out.push('sppo-native runs fp32 (bf16 is not built): "eager-fp32" is the like-for-like ratio; eager-bf16, compile-bf16 and the issue figures are bf16.');
+  const precisions = [...new Set(natives.map((n) => n.precision))];
+  out.push(`sppo-native ran ${precisions.join(' and ')}: the like-for-like ratio is eager-fp32 for fp32 rows and eager-bf16 (autocast) for bf16 rows; compile-bf16 and the issue figures are bf16.`);
   return out.join('\n');
 }
 

@@ -17,7 +17,8 @@
 # Environment: SPPO_CUDA_ARCHS (default: this card's compute capability), SKIP_BUILD=1,
 # SKIP_TESTS=1 (no ctest, vitest, transformers fixtures nor compute-sanitizer: a benchmark rerun),
 # SKIP_SANITIZER=1, SKIP_TORCH=1, SKIP_MODEL_BENCH=1 (the model engine's benchmarks, issues 8 and
-# 9), MODEL_7B=0 (not even the 7B row when time is left), BENCH_ARGS (extra bench_logprob flags),
+# 9), MODEL_7B=0 (not even the 7B row when time is left), MODEL_PRECISION (the engine's mode in
+# the model benchmarks: bf16, the default and the issues' targets, or fp32), BENCH_ARGS (extra bench_logprob flags),
 # GPU_CHECK_BUDGET (seconds for the whole run, default 540).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
@@ -196,28 +197,30 @@ if [ -f "$RES/native.json" ]; then
 else
   skip ratios "no native.json"
 fi
-# ---- the model engine on CUDA (issues 8 and 9): ours (fp32) and transformers', same card ----------
+# ---- the model engine on CUDA (issues 8 and 9): ours (MODEL_PRECISION) and transformers', same card --
 # bench_model --device cuda: the SPPO train step (llama-1b: 8 pairs x 1024, AdamW), sequence
 # log-probs, the rollout (64 prompts x 128 tokens + 256 new, sampling, no EOS) and one decode
 # step (batch 1 and 64; llama-8b: batch 1 and 256 over 512 cached positions), each with tokens/s,
-# peak device memory and its floor (fp32 matmul rate and copy bandwidth measured in the run).
+# peak device memory and its floor (the matmul rate of the compute type and the copy bandwidth
+# measured in the run).
 # bench/pytorch_model_gpu.py: LlamaForCausalLM from a config, the same step and rollout, eager fp32
 # (like for like) and eager bf16 autocast (the issues' baseline). Each step is sized to about a
 # minute at most (1.1B: about 15 s for each native step, 30 to 60 s for PyTorch's; bench/RESULTS.md); torch.compile
 # and the 7B shape run only when the budget still has room, the 7B last.
+MODEL_PRECISION=${MODEL_PRECISION:-bf16}
 if [ "${SKIP_MODEL_BENCH:-0}" = 1 ]; then
   skip "model benchmarks" "SKIP_MODEL_BENCH=1"
 else
   # Two processes, so that the rollout's peak memory is not the train step's activations (the
   # model keeps them sized for the largest batch it has run).
   need "model: llama-1b train (native)" 30 &&
-    step "model: llama-1b train (native)" 60 model-native-llama-1b-train.txt build/bench/bench_model --device cuda \
+    step "model: llama-1b train (native)" 60 model-native-llama-1b-train.txt build/bench/bench_model --device cuda --precision "$MODEL_PRECISION" \
       --preset llama-1b --only train,logprobs --repeat 3 --warmup 1 --json "$RES/model-native-llama-1b-train.json"
   need "model: llama-1b rollout (native)" 30 &&
-    step "model: llama-1b rollout (native)" 60 model-native-llama-1b-rollout.txt build/bench/bench_model --device cuda \
+    step "model: llama-1b rollout (native)" 60 model-native-llama-1b-rollout.txt build/bench/bench_model --device cuda --precision "$MODEL_PRECISION" \
       --preset llama-1b --only rollout,decode --repeat 3 --warmup 1 --json "$RES/model-native-llama-1b-rollout.json"
   need "model: llama-8b decode (native)" 30 &&
-    step "model: llama-8b decode (native)" 45 model-native-llama-8b.txt build/bench/bench_model --device cuda \
+    step "model: llama-8b decode (native)" 45 model-native-llama-8b.txt build/bench/bench_model --device cuda --precision "$MODEL_PRECISION" \
       --preset llama-8b --repeat 5 --warmup 2 --json "$RES/model-native-llama-8b.json"
   if [ "${SKIP_TORCH:-0}" = 1 ]; then
     skip "model: llama-1b (PyTorch)" "SKIP_TORCH=1"
@@ -243,7 +246,7 @@ else
     skip "model: mistral-7b" "MODEL_7B=0"
   else
     need "model: mistral-7b (native)" 90 &&
-      step "model: mistral-7b (native)" 80 model-native-mistral-7b.txt build/bench/bench_model --device cuda \
+      step "model: mistral-7b (native)" 80 model-native-mistral-7b.txt build/bench/bench_model --device cuda --precision "$MODEL_PRECISION" \
         --preset mistral-7b --batch 4 --repeat 1 --warmup 1 --json "$RES/model-native-mistral-7b.json"
     if [ "${SKIP_TORCH:-0}" != 1 ]; then
       need "model: mistral-7b (PyTorch)" 100 &&

@@ -64,6 +64,31 @@ describe.skipIf(!built)('bench_model executable (skipped: build/bench/bench_mode
     expect(gb).toBeLessThan(4 * 8.03e9 / 1e9);
   });
 
+  it('plans bf16 (--precision bf16): bf16 weights and KV cache, fp32 master weights, gradients and optimizer state', () => {
+    const fp32 = run(['--preset', 'mistral-7b', '--plan-only', '1', '--memory-gib', '139']);
+    const bf16 = run(['--preset', 'mistral-7b', '--plan-only', '1', '--memory-gib', '139', '--precision', 'bf16']);
+    expect(bf16.status, bf16.err).toBe(0);
+    expect(bf16.out).toMatch(/params=7\.242B, bf16; planned against 139\.0 GiB/);
+    // "plan training  103.89 GiB: weights 13.49 rope table 0.00 master weights 26.98 ...": an item's
+    // name follows the colon or the previous item's figure.
+    const item = (out: string, name: string) => Number(new RegExp(`plan training [^\\n]*?(?<=: |\\d )${name} ([\\d.]+)`).exec(out)?.[1]);
+    const n = 7.242e9 / 2 ** 30;
+    expect(item(bf16.out, 'weights')).toBeCloseTo(2 * n, 1);
+    expect(item(bf16.out, 'master weights')).toBeCloseTo(4 * n, 1);
+    expect(item(bf16.out, 'gradients')).toBeCloseTo(4 * n, 1);
+    expect(item(fp32.out, 'weights')).toBeCloseTo(4 * n, 1);
+    expect(fp32.out).not.toMatch(/master weights/);
+    // The decode step of llama-8b reads half the bytes in bf16.
+    const reads = (out: string) => Number(/decode step, batch 1, ctx 512: .* reads ([\d.]+) GB/.exec(out)![1]);
+    const e32 = run(['--preset', 'llama-8b', '--plan-only', '1']), e16 = run(['--preset', 'llama-8b', '--plan-only', '1', '--precision', 'bf16']);
+    expect(reads(e16.out)).toBeCloseTo(reads(e32.out) / 2, 1);
+    // Timing the CPU's bf16 emulation is refused: it is a parity check, not a fast path.
+    const cpu = run(['--layers', '1', '--hidden', '64', '--vocab', '300', '--precision', 'bf16']);
+    expect(cpu.status).toBe(1);
+    expect(cpu.err).toMatch(/--precision bf16 on the CPU is an emulation/);
+    expect(run(['--precision', 'fp16']).err).toMatch(/--precision must be fp32 or bf16 \(got 'fp16'\)/);
+  });
+
   it.skipIf(cudaAvailable())('refuses --device cuda with the reason where no GPU is visible (skipped: a GPU is visible)', () => {
     const r = run(['--device', 'cuda', '--preset', 'llama-1b']);
     expect(r.status).toBe(1);
@@ -115,6 +140,10 @@ describe('compare-model', () => {
     const text = formatModelTable(cmp);
     expect(text).toMatch(/eager-bf16 .* other shape/);
     expect(text).toMatch(/compile-bf16 did not finish/);
+    expect(text).toMatch(/sppo-native ran fp32: the like-for-like ratio is eager-fp32 for fp32 rows/);
+    const b16 = formatModelTable(compareModel([{ ...native([ourTrain, ourRoll]), precision: 'bf16' }, torch]));
+    expect(b16).toMatch(/llama-1b \(bf16\) on card: copy 4000 GB\/s, bf16 matmul 50\.0 TFLOP\/s/);
+    expect(b16).toMatch(/sppo-native ran bf16/);
   });
   it('says so when there is no baseline', () => {
     const cmp = compareModel([native([1e3, 1e3])]);

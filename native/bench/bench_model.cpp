@@ -5,23 +5,25 @@
 // tokens/s), and the rollout prefill shared by K samples against K separate prefills. Prints a
 // table; wall-clock medians after one warm-up.
 //
-// CUDA (fp32, the engine's parity mode): the same train step and log-probs, the rollout (prompts
-// x prompt-len + new tokens, sampling, no EOS so every sample runs to the end) and one decode step
-// at each --decode-batches size over a cache of --ctx positions. Each row gives the median of
-// --repeat after --warmup, tokens/s, the device memory in use at the phase's peak, and the floor:
-// model FLOPs over the fp32 matmul rate measured in the same run (cuBLASLt with
-// CUBLAS_COMPUTE_32F: no TF32), or the bytes a decode step must read over the measured copy
-// bandwidth (and over the issues' 4.3 TB/s). Timing: train step, log-probs and rollout download
-// results inside the call, so they are host wall clock up to synchronize(); the decode step
-// downloads nothing and is device time between CUDA events on the backend's stream (both are
-// printed for every row). --preset names the issues' shapes; the memory planner
-// (train/memory_plan.h) picks the largest micro-batch up to --batch that fits, and --plan-only 1
-// prints the plans without allocating (works without a GPU).
+// CUDA (--precision fp32, the engine's parity mode, or bf16, its fast mode): the same train step
+// and log-probs, the rollout (prompts x prompt-len + new tokens, sampling, no EOS so every sample
+// runs to the end) and one decode step at each --decode-batches size over a cache of --ctx
+// positions. Each row gives the median of --repeat after --warmup, tokens/s, the device memory in
+// use at the phase's peak, and the floor: model FLOPs over the matmul rate of the compute type
+// measured in the same run (cuBLASLt with CUBLAS_COMPUTE_32F: no TF32 for fp32, tensor cores for
+// bf16), or the bytes a decode step must read over the measured copy bandwidth (and over the
+// issues' 4.3 TB/s). Timing: train step, log-probs and rollout download results inside the call,
+// so they are host wall clock up to synchronize(); the decode step downloads nothing and is device
+// time between CUDA events on the backend's stream (both are printed for every row). --preset
+// names the issues' shapes; the memory planner (train/memory_plan.h) picks the largest micro-batch
+// up to --batch that fits, and --plan-only 1 prints the plans without allocating (works without a
+// GPU).
 //   bench_model [--device cpu|cuda] [--preset llama-1b|mistral-7b|llama-8b] [--layers N] [--hidden H]
 //               [--heads N] [--kv-heads N] [--ffn I] [--vocab V] [--batch B] [--seq T] [--new N] [--k K]
 //               [--tied 0|1] [--repeat R] [--warmup W] [--optimizer rmsprop|adamw] [--checkpointing 0|1|both]
 //               [--only train,logprobs,generate,prefill,rollout,decode] [--prompts P] [--prompt-len L]
-//               [--decode-batches 1,64] [--ctx C] [--plan-only 0|1] [--memory-gib G] [--json FILE]
+//               [--decode-batches 1,64] [--ctx C] [--plan-only 0|1] [--memory-gib G] [--precision fp32|bf16]
+//               [--json FILE]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -105,6 +107,7 @@ struct JsonRow {
 
 struct Options {
   std::string device = "cpu", preset, optimizer, only, ckpt, json;
+  Precision precision = Precision::FP32;  // fp32 (the parity mode) or bf16 (CUDA, or plans)
   std::map<std::string, int64_t> ints;
   std::vector<int64_t> decode_batches;
   bool plan_only = false;
@@ -135,13 +138,15 @@ void usage() {
       "            [--batch 4] [--seq 128] [--new 32] [--k 5] [--tied 0] [--repeat 3] [--warmup 1]\n"
       "            [--optimizer rmsprop|adamw] [--checkpointing 0|1|both] [--only PHASES]\n"
       "            [--prompts P] [--prompt-len L] [--decode-batches 1,64] [--ctx 512]\n"
-      "            [--plan-only 0|1] [--memory-gib G] [--json FILE]\n"
+      "            [--plan-only 0|1] [--memory-gib G] [--precision fp32|bf16] [--json FILE]\n"
       "A random Llama. CPU: SPPO train steps (batch pairs x 2 x seq tokens), sequence log-probs, KV-cache\n"
       "generation, and the rollout prefill shared by K samples vs K prefills (phases\n"
       "train,logprobs,generate,prefill). CUDA (fp32): train, logprobs, rollout (prompts x prompt-len + new,\n"
       "sampling, no EOS) and one decode step per --decode-batches size over --ctx cached positions, each\n"
       "with tokens/s, peak device memory and its floor. --preset sets the issues' shapes; the memory\n"
-      "planner picks the largest micro-batch up to --batch that fits; --plan-only 1 prints the plans only.\n");
+      "planner picks the largest micro-batch up to --batch that fits; --plan-only 1 prints the plans only.\n"
+      "--precision bf16 (CUDA and plans): bf16 weights, activations and KV cache, fp32 master weights,\n"
+      "gradients and optimizer state; floors use the bf16 matmul rate measured in the same run.\n");
 }
 
 Options parse(int argc, char** argv) {
@@ -163,6 +168,11 @@ Options parse(int argc, char** argv) {
     else if (k == "only") o.only = v;
     else if (k == "checkpointing") o.ckpt = v;
     else if (k == "json") o.json = v;
+    else if (k == "precision") {
+      if (v == "fp32") o.precision = Precision::FP32;
+      else if (v == "bf16") o.precision = Precision::BF16;
+      else fail("--precision must be fp32 or bf16 (got '", v, "')");
+    }
     else if (k == "plan-only") o.plan_only = parse_int(a, v, 0) != 0;
     else if (k == "memory-gib") o.memory_gib = static_cast<double>(parse_int(a, v, 1));
     else if (k == "decode-batches") {
@@ -254,11 +264,12 @@ void print_plan(const StagePlan& plan) {
 }
 
 // The largest micro-batch of at most `pairs` whose training plan fits `avail` bytes (0: none).
-int64_t fitting_pairs(const LlamaConfig& c, const ModelPreset& p, bool ckpt, std::size_t avail, StagePlan* out) {
+int64_t fitting_pairs(const LlamaConfig& c, const ModelPreset& p, Precision prec, bool ckpt, std::size_t avail,
+                      StagePlan* out) {
   for (int64_t n = p.pairs; n >= 1; n = n > 1 ? n / 2 : 0) {
     TrainingPlanOptions t;
     t.pairs = n, t.seq_len = p.seq, t.checkpointing = ckpt, t.optimizer = p.optimizer;
-    StagePlan plan = plan_training_memory(c, Precision::FP32, t);
+    StagePlan plan = plan_training_memory(c, prec, t);
     if (plan.total() <= avail) {
       *out = plan;
       return n;
@@ -295,7 +306,7 @@ JsonRow header_json(const Options& o, const ModelPreset& p, double nparams) {
   const LlamaConfig& c = p.config;
   JsonRow h;
   h.str("suite", "model").str("source", "native").str("date", today()).str("device", o.device);
-  h.str("preset", p.name).str("precision", "fp32");
+  h.str("preset", p.name).str("precision", precision_name(o.precision));
   h.num("vocab", static_cast<double>(c.vocab_size)).num("hidden", static_cast<double>(c.hidden_size));
   h.num("ffn", static_cast<double>(c.intermediate_size)).num("layers", static_cast<double>(c.num_layers));
   h.num("heads", static_cast<double>(c.num_heads)).num("kvHeads", static_cast<double>(c.num_kv_heads));
@@ -411,15 +422,16 @@ int run_cpu(const Options& o, const ModelPreset& p) {
 int run_plans(const Options& o, const ModelPreset& p, std::size_t avail) {
   const LlamaConfig& c = p.config;
   const ParamLayout layout(c);
-  std::printf("preset %s: %s\nconfig: V=%lld H=%lld I=%lld L=%lld heads=%lld/%lld params=%.3fB, fp32; planned against %.1f GiB\n",
+  const Dtypes dt = dtypes_of(o.precision);
+  std::printf("preset %s: %s\nconfig: V=%lld H=%lld I=%lld L=%lld heads=%lld/%lld params=%.3fB, %s; planned against %.1f GiB\n",
               p.name.c_str(), p.about.c_str(), (long long)c.vocab_size, (long long)c.hidden_size,
               (long long)c.intermediate_size, (long long)c.num_layers, (long long)c.num_heads,
-              (long long)c.num_kv_heads, layout.count() / 1e9, gib(static_cast<double>(avail)));
+              (long long)c.num_kv_heads, layout.count() / 1e9, precision_name(o.precision), gib(static_cast<double>(avail)));
   std::vector<JsonRow> rows;
   if (wants(p, "train")) {
     const bool ckpt = o.ckpt.empty() ? p.checkpointing : o.ckpt == "1";
     StagePlan plan;
-    const int64_t n = fitting_pairs(c, p, ckpt, avail, &plan);
+    const int64_t n = fitting_pairs(c, p, o.precision, ckpt, avail, &plan);
     std::printf("train step (%s%s): %lld of %lld pairs x %lld fit\n", optimizer_kind_name(p.optimizer),
                 ckpt ? ", checkpointing" : "", (long long)n, (long long)p.pairs, (long long)p.seq);
     print_plan(plan);
@@ -427,19 +439,20 @@ int run_plans(const Options& o, const ModelPreset& p, std::size_t avail) {
                        .num("plannedBytes", static_cast<double>(plan.total())));
   }
   if (wants(p, "rollout")) {
-    const StagePlan plan = plan_generation_memory(c, Precision::FP32, rollout_plan_options(p));
+    const StagePlan plan = plan_generation_memory(c, o.precision, rollout_plan_options(p));
     std::printf("rollout %lld x (%lld + %lld):%s\n", (long long)p.prompts, (long long)p.prompt_len,
                 (long long)p.new_tokens, plan.total() <= avail ? " fits" : " does NOT fit");
     print_plan(plan);
   }
   if (wants(p, "decode"))
     for (int64_t b : p.decode_batches) {
-      const double kv = static_cast<double>(KVCache::pool_bytes(c, DType::F32, decode_blocks(p, b, 64), 16));
-      const double w = static_cast<double>(layout.total()) * 4;
+      const double kv = static_cast<double>(KVCache::pool_bytes(c, dt.act, decode_blocks(p, b, 64), 16));
+      const double w = static_cast<double>(layout.total()) * static_cast<double>(dtype_size(dt.weight));
+      const double el = static_cast<double>(dtype_size(dt.act));
       std::printf("decode step, batch %lld, ctx %lld: weights %.2f GiB + KV pool %.2f GiB; reads %.2f GB, floor %.3f ms at 4.3 TB/s\n",
                   (long long)b, (long long)p.decode_ctx, gib(w), gib(kv),
-                  sppo_bench::decode_step_bytes(c, static_cast<double>(b), static_cast<double>(p.decode_ctx)) / 1e9,
-                  sppo_bench::decode_step_bytes(c, static_cast<double>(b), static_cast<double>(p.decode_ctx)) / 4.3e9);
+                  sppo_bench::decode_step_bytes(c, static_cast<double>(b), static_cast<double>(p.decode_ctx), el) / 1e9,
+                  sppo_bench::decode_step_bytes(c, static_cast<double>(b), static_cast<double>(p.decode_ctx), el) / 4.3e9);
     }
   write_json(o, header_json(o, p, static_cast<double>(layout.count())), rows);
   return 0;
@@ -455,13 +468,20 @@ int run_cuda(const Options& o, const ModelPreset& p) {
   const auto devs = cuda_devices();
   const std::string card = devs.empty() ? "?" : devs[0].name;
   const double t_start = now();
-  const Buffer chunk = random_chunk(be, std::size_t{64} << 20, 1, 0.02);  // 256 MiB, larger than L2
+  const Dtypes dt = dtypes_of(o.precision);
+  const bool bf16 = o.precision == Precision::BF16;
+  const double el = static_cast<double>(dtype_size(dt.act));  // bytes per weight, activation, cached K/V
+  // 256 MiB of random values in the compute dtype (larger than L2), tiled over weights and caches.
+  const Buffer chunk = random_chunk(be, (std::size_t{256} << 20) / dtype_size(dt.act), 1, 0.02, dt.act);
   const double bw = cuda_copy_gbs(be, std::size_t{1} << 30, 10);
-  const double tflops = cuda_matmul_tflops(be, chunk, 8192, 5);
-  const double kIssueTBs = 4.3, kDatasheetTflops = 67.0;  // H200 SXM: the issues' bandwidth; fp32 (non-tensor) peak
-  std::printf("device: CUDA %s; copy bandwidth %.0f GB/s (read + write), fp32 matmul %.1f TFLOP/s "
-              "(cuBLASLt CUBLAS_COMPUTE_32F, no TF32; datasheet fp32 %.0f)\n",
-              card.c_str(), bw, tflops, kDatasheetTflops);
+  const double tflops = cuda_matmul_tflops(be, chunk, 8192, 5, dt.act);
+  // H200 SXM: the issues' bandwidth; the datasheet's dense peak of the compute type (fp32 without
+  // tensor cores, or bf16 tensor cores).
+  const double kIssueTBs = 4.3, kDatasheetTflops = bf16 ? 989.0 : 67.0;
+  const std::string compute = bf16 ? "bf16 inputs, CUBLAS_COMPUTE_32F (fp32 accumulation)" : "CUBLAS_COMPUTE_32F (fp32, no TF32)";
+  std::printf("device: CUDA %s; copy bandwidth %.0f GB/s (read + write), %s matmul %.1f TFLOP/s "
+              "(cuBLASLt %s; datasheet %.0f)\n",
+              card.c_str(), bw, precision_name(o.precision), tflops, compute.c_str(), kDatasheetTflops);
   std::printf("timing: median of %lld after %lld warm-up; train/log-probs/rollout host wall clock to synchronize() "
               "(they download), decode device time between CUDA events; 'ev ms' is the event time of every row\n",
               (long long)repeat, (long long)warmup);
@@ -469,18 +489,19 @@ int run_cuda(const Options& o, const ModelPreset& p) {
   const std::size_t headroom = std::size_t{3} << 30;  // CUDA context growth, cuBLASLt workspace, scratch pool
   const std::size_t avail = be->available_memory() > headroom ? be->available_memory() - headroom : 0;
 
-  LlamaModel m(be, c, Precision::FP32);
-  fast_init_fp32(m, chunk);
+  LlamaModel m(be, c, o.precision);
+  fast_init(m, chunk);
   const double nparams = static_cast<double>(m.layout().count());
-  std::printf("preset %s: V=%lld H=%lld I=%lld L=%lld heads=%lld/%lld params=%.3fB fp32 (%.1f s to here)\n",
+  std::printf("preset %s: V=%lld H=%lld I=%lld L=%lld heads=%lld/%lld params=%.3fB %s (%.1f s to here)\n",
               p.name.c_str(), (long long)c.vocab_size, (long long)c.hidden_size, (long long)c.intermediate_size,
-              (long long)c.num_layers, (long long)c.num_heads, (long long)c.num_kv_heads, nparams / 1e9, now() - t_start);
+              (long long)c.num_layers, (long long)c.num_heads, (long long)c.num_kv_heads, nparams / 1e9,
+              precision_name(o.precision), now() - t_start);
   std::printf("\n%-36s %10s %10s %12s %9s %9s %8s %9s\n", "benchmark", "ms", "ev ms", "tokens/s", "peak GiB",
               "floor ms", "x floor", "plan GiB");
   JsonRow h = header_json(o, p, nparams);
   h.str("deviceName", card).num("copyBandwidthGBs", bw).num("matmulTflops", tflops)
-      .num("datasheetFp32Tflops", kDatasheetTflops).num("issueBandwidthTBs", kIssueTBs)
-      .str("matmulCompute", "CUBLAS_COMPUTE_32F (fp32, no TF32)");
+      .num("datasheetTflops", kDatasheetTflops).num("issueBandwidthTBs", kIssueTBs)
+      .str("matmulCompute", compute);
   std::vector<JsonRow> rows;
   // The report is rewritten after every row: a run stopped by its timeout keeps the rows it finished.
   auto add = [&](const JsonRow& r) {
@@ -509,7 +530,7 @@ int run_cuda(const Options& o, const ModelPreset& p) {
   if (wants(p, "train") || wants(p, "logprobs")) {
     const bool ckpt = o.ckpt.empty() ? p.checkpointing : o.ckpt == "1";
     StagePlan plan;
-    const int64_t B = fitting_pairs(c, p, ckpt, avail, &plan);  // avail was read before the weights
+    const int64_t B = fitting_pairs(c, p, o.precision, ckpt, avail, &plan);  // avail was read before the weights
     if (B == 0) {
       std::printf("train step: skipped, even 1 pair x %lld does not fit (planned %.1f GiB, %.1f GiB free)\n",
                   (long long)p.seq, gib(static_cast<double>(plan.total())), gib(static_cast<double>(avail)));
@@ -571,7 +592,7 @@ int run_cuda(const Options& o, const ModelPreset& p) {
     }  // the trainer's gradients and optimizer state are freed here
   }
   if (wants(p, "rollout")) {
-    const StagePlan plan = plan_generation_memory(c, Precision::FP32, rollout_plan_options(p));
+    const StagePlan plan = plan_generation_memory(c, o.precision, rollout_plan_options(p));
     std::vector<std::vector<int32_t>> prompts(p.prompts, std::vector<int32_t>(p.prompt_len));
     std::vector<uint64_t> seeds;
     for (auto& pr : prompts) {
@@ -597,7 +618,7 @@ int run_cuda(const Options& o, const ModelPreset& p) {
     double floor_ms = model_flops(c, static_cast<double>(p.prompts * p.prompt_len), static_cast<double>(p.prompt_len), false) /
                       (tflops * 1e9);
     for (int64_t t = 0; t < p.new_tokens; ++t)
-      floor_ms += decode_step_bytes(c, static_cast<double>(p.prompts), static_cast<double>(p.prompt_len + t)) / (bw * 1e6);
+      floor_ms += decode_step_bytes(c, static_cast<double>(p.prompts), static_cast<double>(p.prompt_len + t), el) / (bw * 1e6);
     char name[96];
     std::snprintf(name, sizeof name, "rollout %lldx(%lld+%lld) new tokens", (long long)p.prompts,
                   (long long)p.prompt_len, (long long)p.new_tokens);
@@ -611,8 +632,8 @@ int run_cuda(const Options& o, const ModelPreset& p) {
     for (int64_t b : p.decode_batches) {
       const int64_t extra = warmup + repeat + 1;
       const int64_t blocks = decode_blocks(p, b, extra);
-      const std::size_t kv = KVCache::pool_bytes(c, DType::F32, blocks, 16);
-      if (kv + static_cast<std::size_t>(b * c.vocab_size * 4) > be->available_memory()) {
+      const std::size_t kv = KVCache::pool_bytes(c, dt.act, blocks, 16);
+      if (kv + static_cast<std::size_t>(b * c.vocab_size) * dtype_size(dt.act) > be->available_memory()) {
         std::printf("decode step batch %lld: skipped, its KV pool (%.1f GiB) does not fit in %.1f GiB free\n",
                     (long long)b, gib(static_cast<double>(kv)), gib(static_cast<double>(be->available_memory())));
         continue;
@@ -629,7 +650,7 @@ int run_cuda(const Options& o, const ModelPreset& p) {
         seqs.push_back(cache.open());
         cache.append(seqs.back(), p.decode_ctx);
       }
-      Buffer logits(be, static_cast<std::size_t>(b * c.vocab_size) * sizeof(float));
+      Buffer logits(be, static_cast<std::size_t>(b * c.vocab_size) * dtype_size(dt.act));
       std::vector<int32_t> tok(b);
       std::vector<double> wall, ev;
       for (int64_t r = 0; r < warmup + repeat; ++r) {
@@ -638,12 +659,12 @@ int run_cuda(const Options& o, const ModelPreset& p) {
           tok[i] = static_cast<int32_t>(g() % c.vocab_size);
           items.push_back(DecodeItem{seqs[i], &tok[i], 1});
         }
-        const CudaTiming t = cuda_timed(*be, [&] { m.decode(cache, items, logits.view(DType::F32, b * c.vocab_size)); });
+        const CudaTiming t = cuda_timed(*be, [&] { m.decode(cache, items, logits.view(dt.act, b * c.vocab_size)); });
         if (r >= warmup) wall.push_back(t.wall_ms), ev.push_back(t.event_ms);
       }
       const double peak = static_cast<double>(mem.stop() - base);
       const double ctx = static_cast<double>(p.decode_ctx + warmup + repeat / 2);  // the median step's context
-      const double bytes = decode_step_bytes(c, static_cast<double>(b), ctx);
+      const double bytes = decode_step_bytes(c, static_cast<double>(b), ctx, el);
       char name[96];
       std::snprintf(name, sizeof name, "decode step batch %lld ctx %lld", (long long)b, (long long)p.decode_ctx);
       // The decode row is device time: its 'ms' is the event median.
@@ -653,7 +674,7 @@ int run_cuda(const Options& o, const ModelPreset& p) {
           .num("floorMsIssue", bytes / (kIssueTBs * 1e9))
           .num("floorMsIssueBf16", decode_step_bytes(c, static_cast<double>(b), ctx, 2) / (kIssueTBs * 1e9));
       add(r);
-      // The issue's floor for bf16 weights and cache (half the bytes) is context for when bf16 exists.
+      // The bf16 floor (half the fp32 bytes) is the issue's target in either mode.
       std::printf("%-36s reads %.2f GB: floor %.3f ms at the measured bandwidth, %.3f ms at 4.3 TB/s (bf16: %.3f ms)\n",
                   "", bytes / 1e9, bytes / (bw * 1e6), bytes / (kIssueTBs * 1e9),
                   decode_step_bytes(c, static_cast<double>(b), ctx, 2) / (kIssueTBs * 1e9));
@@ -678,7 +699,12 @@ int main(int argc, char** argv) {
       }
       return run_plans(o, p, avail);
     }
-    if (o.device == "cpu") return run_cpu(o, p);
+    if (o.device == "cpu") {
+      if (o.precision != Precision::FP32)
+        fail("--precision bf16 on the CPU is an emulation (bf16 storage, fp32 arithmetic) for parity checks, not "
+             "something to time; use --device cuda, or --plan-only 1");
+      return run_cpu(o, p);
+    }
     require_device(Device::CUDA);  // names why not: no CUDA in this build, no driver, no device
 #ifdef SPPO_WITH_CUDA
     return run_cuda(o, p);

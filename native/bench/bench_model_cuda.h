@@ -1,6 +1,6 @@
 // bench_model's CUDA side: the card's two ceilings measured in the same run (device-to-device
-// copy bandwidth, counting read + write bytes; an fp32 matmul through the backend's cuBLASLt,
-// whose compute type is CUBLAS_COMPUTE_32F: true fp32 products, no TF32), a timer giving both the
+// copy bandwidth, counting read + write bytes; a matmul through the backend's cuBLASLt, whose
+// compute type is CUBLAS_COMPUTE_32F: fp32 products without TF32 for F32, tensor cores for BF16), a timer giving both the
 // device time between CUDA events on the backend's stream and the host wall clock up to
 // synchronize(), a sampler of device memory in use (cudaMemGetInfo every millisecond on a helper
 // thread: a lower bound of the peak, as a peak shorter than a millisecond can be missed), and a
@@ -20,6 +20,7 @@
 #include "backend/backend.h"
 #include "backend/buffer.h"
 #include "core/device.h"
+#include "core/dtype.h"
 #include "core/parallel.h"
 #include "model/llama_model.h"
 #include "runtime/cuda_check.h"
@@ -128,41 +129,55 @@ inline void tile_fill(sppo::Backend& be, const sppo::Buffer& chunk, void* dst, s
     be.copy(static_cast<char*>(dst) + off, chunk.data(), std::min(chunk.bytes(), bytes - off));
 }
 
-// A random fp32 model: the arena tiled with one 256 MiB random chunk, every 1-D parameter (the
-// norms) set to one.
-inline void fast_init_fp32(sppo::LlamaModel& m, const sppo::Buffer& chunk) {
+// A random model in its weight dtype (F32 or BF16): the arena tiled with one 256 MiB random chunk of
+// that dtype, every 1-D parameter (the norms) set to one.
+inline void fast_init(sppo::LlamaModel& m, const sppo::Buffer& chunk) {
   sppo::Backend& be = m.backend();
   const sppo::Tensor w = m.weights();
   tile_fill(be, chunk, w.data, w.bytes());
   for (std::size_t i = 0; i < m.layout().params().size(); ++i) {
     const auto& p = m.layout()[static_cast<int>(i)];
     if (p.shape.size() != 1) continue;
-    std::vector<float> ones(static_cast<size_t>(p.numel), 1.0f);
-    be.upload(m.param(static_cast<int>(i)).data, ones.data(), ones.size() * sizeof(float));
+    if (w.dtype == sppo::DType::BF16) {
+      std::vector<uint16_t> ones(static_cast<size_t>(p.numel), sppo::f32_to_bf16(1.0f));
+      be.upload(m.param(static_cast<int>(i)).data, ones.data(), ones.size() * sizeof(uint16_t));
+    } else {
+      std::vector<float> ones(static_cast<size_t>(p.numel), 1.0f);
+      be.upload(m.param(static_cast<int>(i)).data, ones.data(), ones.size() * sizeof(float));
+    }
   }
   be.synchronize();
 }
 
-inline sppo::Buffer random_chunk(const std::shared_ptr<sppo::Backend>& be, std::size_t floats, uint64_t seed,
-                                 double std) {
-  std::vector<float> h(floats);
+// `count` random values of standard deviation `std` in device memory, as F32 or (rounded) BF16.
+inline sppo::Buffer random_chunk(const std::shared_ptr<sppo::Backend>& be, std::size_t count, uint64_t seed,
+                                 double std, sppo::DType dtype = sppo::DType::F32) {
+  std::vector<float> h(count);
   random_fill(h, seed, std);
-  sppo::Buffer b(be, floats * sizeof(float));
-  be->upload(b.data(), h.data(), floats * sizeof(float));
+  if (dtype == sppo::DType::BF16) {
+    std::vector<uint16_t> b16(count);
+    for (std::size_t i = 0; i < count; ++i) b16[i] = sppo::f32_to_bf16(h[i]);
+    sppo::Buffer b(be, count * sizeof(uint16_t));
+    be->upload(b.data(), b16.data(), count * sizeof(uint16_t));
+    be->synchronize();
+    return b;
+  }
+  sppo::Buffer b(be, count * sizeof(float));
+  be->upload(b.data(), h.data(), count * sizeof(float));
   be->synchronize();
   return b;
 }
 
-// fp32 matmul rate in TFLOP/s of an n x n x n product through the backend (cuBLASLt, compute
-// type 32F), median of `iters` after two warm-ups, on random operands.
+// Matmul rate in TFLOP/s of an n x n x n product through the backend (cuBLASLt, compute type 32F:
+// fp32 accumulation) with A, B and C of `dtype` (F32: true fp32 products; BF16: the tensor cores),
+// median of `iters` after two warm-ups, on random operands (`chunk` holds values of `dtype`).
 inline double cuda_matmul_tflops(const std::shared_ptr<sppo::Backend>& be, const sppo::Buffer& chunk, int64_t n,
-                                 int iters) {
-  const std::size_t bytes = static_cast<std::size_t>(n * n) * sizeof(float);
+                                 int iters, sppo::DType dtype = sppo::DType::F32) {
+  const std::size_t bytes = static_cast<std::size_t>(n * n) * sppo::dtype_size(dtype);
   sppo::Buffer a(be, bytes), b(be, bytes), c(be, bytes);
   tile_fill(*be, chunk, a.data(), bytes);
   tile_fill(*be, chunk, b.data(), bytes);
-  const sppo::Tensor ta(a.data(), sppo::DType::F32, n * n), tb(b.data(), sppo::DType::F32, n * n),
-      tc(c.data(), sppo::DType::F32, n * n);
+  const sppo::Tensor ta(a.data(), dtype, n * n), tb(b.data(), dtype, n * n), tc(c.data(), dtype, n * n);
   std::vector<double> t;
   for (int i = 0; i < iters + 2; ++i) {
     const CudaTiming x = cuda_timed(*be, [&] { be->matmul(ta, tb, tc, n, n, n, false, true, false); });
