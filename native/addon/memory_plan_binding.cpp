@@ -1,4 +1,5 @@
-// planMemory(request) -> {stage, items: [{name, bytes, detail}], total}: the static memory planner
+// planMemory(request) -> {stage, items: [{name, bytes, detail}], total, kv?: {blocks, blockSize}}
+// (kv: generation plans' KV pool): the static memory planner
 // (train/memory_plan.h), with no model; availableMemory(device) -> bytes a new allocation can get.
 // request.kind: 'training' {config, precision, pairs, seqLen, checkpointing, optimizer, world?,
 // zero1?, bucketBytes?}; 'inference' {config, precision, rows, seqLen, head: 'logprobs' | 'scores'
@@ -56,6 +57,12 @@ Napi::Value PlanToJs(Napi::Env env, const StagePlan& p) {
   }
   o.Set("items", items);
   o.Set("total", static_cast<double>(p.total()));
+  if (p.kv.blocks > 0) {
+    Napi::Object kv = Napi::Object::New(env);
+    kv.Set("blocks", static_cast<double>(p.kv.blocks));
+    kv.Set("blockSize", static_cast<double>(p.kv.block_size));
+    o.Set("kv", kv);
+  }
   return o;
 }
 

@@ -239,6 +239,9 @@ TEST(a_budget_limited_generation_stays_within_its_plan) {
     CHECK(count->peak <= plan.total());
     CHECK(plan.total() <= count->peak + count->peak / 10);  // a bound, but not a loose one
     if (bu.cache > 0) CHECK(st.kv_blocks == bu.cache / 16);
+    // The plan's pool in numbers is the pool generate() allocated.
+    CHECK(plan.kv.blocks == st.kv_blocks);
+    CHECK(plan.kv.block_size == st.block_size);
   }
 }
 

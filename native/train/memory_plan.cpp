@@ -175,6 +175,7 @@ StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const Genera
   const bool all_at_once = g == np && np * P <= B;  // every prompt joins the first step, whatever its length
   StagePlan s;
   s.stage = "generation";
+  s.kv = KvPoolPlan{b.kv_blocks, bs};
   add_llama_weights(s, c, dt, ParamLayout(c).total());
   const std::size_t kv = KVCache::pool_bytes(c, dt.act, b.kv_blocks, bs) +
                          KVCache::table_bytes(scheduler_max_sequences(np, K, b), P + o.max_new_tokens, bs);

@@ -28,9 +28,16 @@ struct PlanItem {
   std::string detail;  // how it was sized, for the printed table
 };
 
+// A generation plan's paged KV pool, as numbers (its item's detail says the same in words).
+struct KvPoolPlan {
+  int64_t blocks = 0;      // blocks in the pool
+  int64_t block_size = 0;  // positions per block
+};
+
 struct StagePlan {
   std::string stage;
   std::vector<PlanItem> items;
+  KvPoolPlan kv;  // generation plans only (zeros elsewhere)
   std::size_t total() const;
 };
 

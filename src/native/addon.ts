@@ -301,6 +301,8 @@ export interface NativeStagePlan {
   stage: string;
   items: NativePlanItem[];
   total: number;
+  /** Generation plans: the paged KV pool (its 'KV cache' item's bytes hold it and the block tables). */
+  kv?: { blocks: number; blockSize: number };
 }
 
 /** What to plan: no model is needed, only its config. */
