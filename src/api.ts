@@ -4,6 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Recipe } from './recipe/types.js';
 import type { DeviceName } from './native/addon.js';
+import type { ModelPrecision } from './model/engine.js';
 import { resolveRecipe } from './recipe/resolve.js';
 import { train, type RunResult, type TrainOptions } from './pipeline/pipeline.js';
 import { DEMO_RECIPE } from './pipeline/demo.js';
@@ -96,6 +97,8 @@ export interface PromptSamplingOptions {
   seed?: number;
   chatTemplate?: string | null;
   device?: 'cpu' | 'cuda';
+  /** fp32 (default) or bf16 (the GPU's fast mode; emulated on the CPU). */
+  precision?: ModelPrecision;
   provider?: ModelProvider;
   /** JSON/JSONL prompt bytes that are not UTF-8: refuse the file (default) or replace them, counted. */
   promptInvalidUtf8?: InvalidUtf8;
@@ -132,6 +135,7 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
   const provider = o.provider ?? nativeEngine;
   const d = defaultRecipe();
   const device = o.device ?? d.device;
+  const precision = o.precision ?? d.precision;
   const out = resolve(o.output);
   const model = resolve(o.model);
   if (!existsSync(join(model, 'config.json'))) throw new Error(`model folder ${model} has no config.json`);
@@ -140,7 +144,7 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
   const log = openRunLog(out, 'generate');
   const onEvent = teeEvents(o.onEvent ?? noEvents, log.sink);
   try {
-    await checkDevice(provider, device);
+    await checkDevice(provider, device, precision);
     const rollout: RolloutOptions = {
       k: o.k ?? d.rollout.k,
       temperature: o.temperature ?? d.rollout.temperature,
@@ -179,7 +183,7 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
     const file = join(out, 'generated.parquet');
     try {
       await runRollout({
-        source: async () => engineSource((handle ??= await provider.load(model, device)), codec),
+        source: async () => engineSource((handle ??= await provider.load(model, device, precision)), codec),
         codec,
         prompts,
         dir: out,
@@ -217,8 +221,9 @@ export interface JudgeOptions {
   /** Command judges: seconds a request may wait with no output (default: the recipe default, 600). */
   judgeTimeout?: number;
   judgeStartupTimeout?: number;
-  /** Where model judges (PairRM, reward models) run (default cpu). */
+  /** Where model judges (PairRM, reward models) run (default cpu), and in which precision (default fp32). */
   device?: DeviceName;
+  precision?: ModelPrecision;
   onEvent?: EventSink;
 }
 
@@ -240,7 +245,7 @@ export async function judgeGenerated(o: JudgeOptions): Promise<{ judged: string;
   const { rows } = await readRollout(o.input);
   const chat: JudgeContext = codec ? { chatPrompt: (p) => codec.promptBeforeAnswer(p) } : {};
   const ctx = withTimeouts({ ...chat, ...o.judgeContext }, o);
-  const judge = await createJudge(o.judge, engineJudgeContext(nativeEngine, o.device ?? 'cpu', ctx));
+  const judge = await createJudge(o.judge, engineJudgeContext(nativeEngine, o.device ?? 'cpu', o.precision ?? 'fp32', ctx));
   try {
     const judged = await judgeRows(judge, rows, 16, {
       tick: progressTicker(onEvent, { iteration: 0, stage: 'judge', unit: 'prompts' }, rows.length),
@@ -276,6 +281,7 @@ export async function evaluate(o: EvalOptions): Promise<WinRate> {
   const provider = o.provider ?? nativeEngine;
   const d = defaultRecipe();
   const device = o.device ?? d.device;
+  const precision = o.precision ?? d.precision;
   const onEvent = o.onEvent ?? noEvents;
   const prompts = await promptsOf(o, d, onEvent);
   const sampling: EvalSampling = {
@@ -299,15 +305,15 @@ export async function evaluate(o: EvalOptions): Promise<WinRate> {
       throw new Error(`${which}: ${(err as Error).message}`);
     }
   });
-  await checkDevice(provider, device);
+  await checkDevice(provider, device, precision);
   checkJudgeTarget(o.judge, o.judgeContext?.cwd ?? process.cwd());
   // PairRM ranks prompts under a policy's chat template: model A's.
   const chat: JudgeContext = { chatPrompt: (p) => models[0]!.codec.promptBeforeAnswer(p) };
-  const judge = await createJudge(o.judge, engineJudgeContext(provider, device, withTimeouts({ ...chat, ...o.judgeContext }, o)));
+  const judge = await createJudge(o.judge, engineJudgeContext(provider, device, precision, withTimeouts({ ...chat, ...o.judgeContext }, o)));
   try {
     const samples: RolloutRow[][] = [];
     for (const m of models) {
-      const handle = await provider.load(m.folder, device);
+      const handle = await provider.load(m.folder, device, precision);
       try {
         const w = contextWarning(contextWindow(handle.config), sampling.maxPromptTokens, sampling.maxNewTokens, m.folder);
         if (w) onEvent({ type: 'warning', message: w });

@@ -51,9 +51,9 @@ describe.skipIf(cudaUsable)('device cuda is refused with its reason where CUDA c
   });
 
   it('by the judges: reward models and PairRM', async () => {
-    await expect(createJudge(`reward-model:${reward.folder}`, engineJudgeContext(nativeEngine, 'cuda'))).rejects.toThrow(reason);
+    await expect(createJudge(`reward-model:${reward.folder}`, engineJudgeContext(nativeEngine, 'cuda', 'fp32'))).rejects.toThrow(reason);
     await expect(loadPairRm(pairrm.folder, { device: 'cuda' })).rejects.toThrow(reason);
-    await expect(createJudge(`pairrm:${pairrm.folder}?prompt=plain`, engineJudgeContext(nativeEngine, 'cuda'))).rejects.toThrow(reason);
+    await expect(createJudge(`pairrm:${pairrm.folder}?prompt=plain`, engineJudgeContext(nativeEngine, 'cuda', 'fp32'))).rejects.toThrow(reason);
   });
 
   it.skipIf(!haveDist)('by the CLI, in one line naming the reason (skipped without dist/, which `npm test` builds first)', () => {

@@ -3,7 +3,7 @@
 // refuses, before loading a model, a plan that does not fit. Spawns bin/sppo-native.js over dist/.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatBytes, parseBytes } from '../src/util/bytes.js';
@@ -69,16 +69,15 @@ describe('byte figures', () => {
 });
 
 describe('the precision a recipe asks for', () => {
-  it('fp32 runs everywhere; bf16 is planned on cuda only and refused for a real run until the engine has it', () => {
+  it('fp32 and bf16 run on both devices (bf16 emulated on the CPU); anything else is refused', () => {
     const r = defaultRecipe();
-    expect(recipePrecision(r, true)).toBe('fp32');
-    r.device = 'cuda';
-    expect(recipePrecision(r, true)).toBe('fp32');
+    expect(recipePrecision(r)).toBe('fp32');
     r.precision = 'bf16';
-    expect(recipePrecision(r, false)).toBe('bf16');
-    expect(() => recipePrecision(r, true)).toThrow(/precision bf16: the engine does not run bf16 mixed precision yet .*use precision fp32/);
-    r.device = 'cpu';
-    expect(() => recipePrecision(r, false)).toThrow(/precision bf16 needs device cuda/);
+    expect(recipePrecision(r)).toBe('bf16');
+    r.device = 'cuda';
+    expect(recipePrecision(r)).toBe('bf16');
+    (r as { precision: string }).precision = 'fp16';
+    expect(() => recipePrecision(r)).toThrow("precision must be fp32 or bf16 (got 'fp16')");
   });
 });
 
@@ -187,13 +186,14 @@ describe.skipIf(!haveDist)('train --dry-run (runs bin/ over dist/; skipped when 
     expect(figure(r.stdout, 'training', 'gradients')).toBe(formatBytes(4 * n));
   });
 
-  it('refuses precision bf16 on the CPU, and a real bf16 run, naming what to use instead', () => {
+  it('plans the demo in bf16 on the CPU (emulated): bf16 weights and fp32 master weights', () => {
     const root = mkdtempSync(join(tmpdir(), 'sppo-dry-bf16-'));
-    const cpu = cli(root, ['train', '--precision', 'bf16', '--dry-run']);
-    expect(cpu.code).not.toBe(0);
-    expect(cpu.stderr).toContain("precision bf16 needs device cuda (the CPU engine computes in fp32; got device 'cpu')");
-    const run = cli(root, ['train', '--precision', 'bf16']);
-    expect(run.code).not.toBe(0);
-    expect(run.stderr).toContain('precision bf16 needs device cuda');
+    const r = cli(root, ['train', '--precision', 'bf16', '--dry-run']);
+    expect(r.stdout, r.stderr).toContain('(bf16)');
+    const demo = JSON.parse(readFileSync(join(repo, 'data', 'demo', 'model-config.json'), 'utf8')) as typeof MISTRAL_7B;
+    const n = llamaParameters(demo);
+    expect(figure(r.stdout, 'training', 'weights')).toBe(formatBytes(2 * n));
+    expect(figure(r.stdout, 'training', 'master weights')).toBe(formatBytes(4 * n));
+    expect(figure(r.stdout, 'training', 'gradients')).toBe(formatBytes(4 * n));
   });
 });

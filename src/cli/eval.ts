@@ -8,7 +8,7 @@ import { printEvents } from '../util/printEvents.js';
 import { EVAL_TEXTS, onePromptFile } from './commandFlags.js';
 
 const EVAL_FIELDS = [
-  'prompts', 'promptColumn', 'promptSplitName', 'promptInvalidUtf8', 'maxPrompts', 'judge', 'judgeTimeout', 'judgeStartupTimeout', 'device', 'chatTemplate', 'seed', 'eval.samples',
+  'prompts', 'promptColumn', 'promptSplitName', 'promptInvalidUtf8', 'maxPrompts', 'judge', 'judgeTimeout', 'judgeStartupTimeout', 'device', 'precision', 'chatTemplate', 'seed', 'eval.samples',
   'rollout.temperature', 'rollout.topP', 'rollout.maxNewTokens', 'rollout.batchSize', 'lengths.maxPromptTokens',
 ] as const;
 
@@ -47,6 +47,7 @@ export const evalCommand: CommandModule<object, Record<string, unknown>> = {
       seed: r.seed,
       chatTemplate: r.chatTemplate,
       device: r.device,
+      precision: r.precision,
     });
     console.log(args.json ? JSON.stringify(w, null, 2) : `win rate of A against B: ${formatWinRate(w)}`);
   },

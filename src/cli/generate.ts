@@ -7,7 +7,7 @@ import { printEvents } from '../util/printEvents.js';
 import { GENERATE_TEXTS, onePromptFile } from './commandFlags.js';
 
 export const GENERATE_FIELDS = [
-  'model', 'prompts', 'promptColumn', 'promptSplitName', 'promptInvalidUtf8', 'maxPrompts', 'output', 'device', 'chatTemplate', 'seed',
+  'model', 'prompts', 'promptColumn', 'promptSplitName', 'promptInvalidUtf8', 'maxPrompts', 'output', 'device', 'precision', 'chatTemplate', 'seed',
   'rollout.k', 'rollout.temperature', 'rollout.topP', 'rollout.maxNewTokens', 'rollout.batchSize', 'rollout.shardSize', 'lengths.maxPromptTokens',
   'rollout.maxBatchTokens', 'rollout.maxRunningSequences', 'rollout.maxCacheTokens',
 ] as const;
@@ -27,6 +27,7 @@ export const generateCommand: CommandModule<object, Record<string, unknown>> = {
       maxPrompts: r.maxPrompts,
       output: r.output,
       device: r.device,
+      precision: r.precision,
       chatTemplate: r.chatTemplate,
       seed: r.seed,
       k: r.rollout.k,

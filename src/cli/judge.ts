@@ -13,6 +13,7 @@ interface JudgeArgs {
   'judge-startup-timeout': number;
   'chat-template-model'?: string;
   device: (typeof DEVICES)[number];
+  precision: 'fp32' | 'bf16';
 }
 
 export const judgeCommand: CommandModule<object, JudgeArgs> = {
@@ -25,7 +26,8 @@ export const judgeCommand: CommandModule<object, JudgeArgs> = {
       .option('output', { type: 'string', demandOption: true, describe: 'Output folder' })
       .option('judge-timeout', { type: 'number', default: 600, describe: 'Command judges: seconds a request may wait with no output before the judge is stopped' })
       .option('judge-startup-timeout', { type: 'number', default: 600, describe: 'Command judges: seconds allowed for the handshake (loading its model)' })
-      .option('device', { type: 'string', choices: [...DEVICES], default: 'cpu' as const, describe: 'Where model judges (pairrm:, reward-model:) run: cpu, or cuda (fp32; needs a CUDA build, a visible GPU and cuBLASLt)' })
+      .option('device', { type: 'string', choices: [...DEVICES], default: 'cpu' as const, describe: 'Where model judges (pairrm:, reward-model:) run: cpu, or cuda (needs a CUDA build, a visible GPU and cuBLASLt)' })
+      .option('precision', { type: 'string', choices: ['fp32', 'bf16'] as const, default: 'fp32' as const, describe: 'Numeric mode of model judges: fp32, or bf16 (bf16 weights and activations; the GPU\'s fast mode, emulated on the CPU)' })
       .option('pairing', { type: 'string', default: 'best-worst', choices: ['best-worst', 'all'], describe: 'Training pairs: best-worst (reference) or all (Algorithm 1)' })
       .option('chat-template-model', {
         type: 'string',
@@ -45,6 +47,7 @@ export const judgeCommand: CommandModule<object, JudgeArgs> = {
       onEvent: printEvents(),
       chatTemplateModel: args['chat-template-model'],
       device: args.device,
+      precision: args.precision,
     });
     console.log(out.judged);
     console.log(out.train);

@@ -8,6 +8,7 @@
 // prompt=templated (default) ranks the prompt under the policy's chat template, as the reference
 // does (UCLA-AGI/SPPO scripts/rank.py); prompt=plain ranks the bare user turn.
 import type { DeviceName } from '../native/addon.js';
+import type { ModelPrecision } from '../model/engine.js';
 import type { Judge } from './types.js';
 import { checkOptions, positiveOption, type JudgeSpec } from './spec.js';
 import { REFERENCE_LIMITS, checkLimits, type CollatorLimits } from '../pairrm/collator.js';
@@ -17,6 +18,8 @@ import { PairRmJudge } from '../pairrm/judge.js';
 export interface PairRmContext {
   /** Device of the PairRM model (default cpu). */
   device: DeviceName;
+  /** Its numeric mode (default fp32; bf16 as the run's, emulated on the CPU). */
+  precision: ModelPrecision;
   /** The policy's chat template applied to one user turn, up to where the answer begins. */
   chatPrompt: (user: string) => string;
 }
@@ -67,7 +70,7 @@ export async function createPairRmJudge(s: JudgeSpec, ctx: Partial<PairRmContext
   }
   // Loaded lazily: the model module pulls in the engine.
   const { loadPairRm } = await import('../pairrm/model.js');
-  const model = await loadPairRm(folder, { device: ctx.device ?? 'cpu' });
+  const model = await loadPairRm(folder, { device: ctx.device ?? 'cpu', precision: ctx.precision ?? 'fp32' });
   const source = o.prompt === 'plain' || !chatPrompt ? (x: string): string => x : chatPrompt;
   return new PairRmJudge(s.spec, model, { tau: o.tau, limits: o.limits, collate: o.collate, source });
 }

@@ -3,7 +3,7 @@
 // math off the event loop.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { requireCublasLt, requireDevice, type DeviceName } from '../native/addon.js';
+import { requireCublasLt, requireDevice, type DeviceName, type Precision } from '../native/addon.js';
 import { LOSS_TYPES, OPTIMIZER_KINDS } from '../native/kinds.js';
 import { native, type NativeModel, type NativeTrainer } from '../native/addon.js';
 import { padBatch, unpadLogits, type PaddingSide } from './batch.js';
@@ -25,8 +25,17 @@ import type {
   TrainerOptions,
 } from './types.js';
 
+/** The numeric modes a model can be loaded in (fp64 is the core's finite-difference twin, not offered here). */
+export type ModelPrecision = Extract<Precision, 'fp32' | 'bf16'>;
+
 export interface LoadModelOptions {
   device?: DeviceName;
+  /**
+   * fp32 (the default), or bf16: bf16 weights and activations, fp32 gradients, statistics and (in a
+   * trainer) fp32 master weights and optimizer state. bf16 is the CUDA engine's training mode; on
+   * the CPU it is emulated (bf16 storage, fp32 arithmetic) for parity checks and runs slower than fp32.
+   */
+  precision?: ModelPrecision;
   /** Recompute each layer in backward instead of storing its activations. */
   gradientCheckpointing?: boolean;
 }
@@ -35,8 +44,8 @@ const OPTIMIZER_FORMAT = 'sppo-native-optimizer';
 
 /**
  * Throws the one reason `device` cannot run models here: no CUDA backend in this build, no GPU
- * visible, or no cuBLASLt (the CUDA backend's matrix products). Models run in fp32 on either
- * device (the CUDA engine's fp32 parity mode; bf16 comes later).
+ * visible, or no cuBLASLt (the CUDA backend's matrix products). Models run in fp32 or bf16 on
+ * either device (see LoadModelOptions.precision).
  */
 function checkDevice(device: DeviceName): void {
   requireDevice(device);
@@ -67,8 +76,13 @@ export function cancelAllNativeWork(): void {
   for (const m of liveModels) m.cancel();
 }
 
-function createNativeModel(config: ReturnType<typeof toNativeConfig>, device: DeviceName): NativeModel {
-  return new (native().Model)(config, { device, precision: 'fp32' });
+function checkPrecision(p: unknown): ModelPrecision {
+  if (p !== 'fp32' && p !== 'bf16') throw new Error(`precision must be 'fp32' or 'bf16' (got '${String(p)}')`);
+  return p;
+}
+
+function createNativeModel(config: ReturnType<typeof toNativeConfig>, device: DeviceName, precision: ModelPrecision): NativeModel {
+  return new (native().Model)(config, { device, precision });
 }
 
 function finite(v: number, what: string): number {
@@ -86,6 +100,7 @@ export class EngineModel implements ModelHandle {
   readonly folder: string | null;
   readonly config: Readonly<Record<string, unknown>>;
   readonly device: DeviceName;
+  readonly precision: ModelPrecision;
   readonly vocabSize: number;
   readonly eosTokenIds: number[];
   readonly isRewardModel: boolean;
@@ -94,8 +109,16 @@ export class EngineModel implements ModelHandle {
   private readonly nativeModel: NativeModel;
   private readonly trainers = new Set<EngineTrainer>();
 
-  constructor(nativeModel: NativeModel, modelConfig: ModelConfig, generation: GenerationConfig | null, folder: string | null, device: DeviceName) {
+  constructor(
+    nativeModel: NativeModel,
+    modelConfig: ModelConfig,
+    generation: GenerationConfig | null,
+    folder: string | null,
+    device: DeviceName,
+    precision: ModelPrecision = 'fp32',
+  ) {
     this.nativeModel = nativeModel;
+    this.precision = precision;
     this.modelConfig = modelConfig;
     this.generation = generation;
     this.folder = folder;
@@ -371,10 +394,11 @@ function checkOptimizer(opts: OptimizerOptions): void {
 export async function loadModel(folder: string, opts: LoadModelOptions = {}): Promise<EngineModel> {
   const device = opts.device ?? 'cpu';
   checkDevice(device);
+  const precision = checkPrecision(opts.precision ?? 'fp32');
   const { config, generation } = readModelConfig(folder);
   // Headers against config.json before the core allocates: absurd declared sizes never reach it.
   checkCheckpoint(folder, config);
-  const model = createNativeModel(toNativeConfig(config), device);
+  const model = createNativeModel(toNativeConfig(config), device, precision);
   try {
     await loadWeights(model, folder, config);
     if (opts.gradientCheckpointing) model.setGradientCheckpointing(true);
@@ -382,7 +406,7 @@ export async function loadModel(folder: string, opts: LoadModelOptions = {}): Pr
     if (!model.busy) model.free();
     throw err;
   }
-  return new EngineModel(model, config, generation, folder, device);
+  return new EngineModel(model, config, generation, folder, device, precision);
 }
 
 /**
@@ -396,9 +420,10 @@ export async function createRandomModel(
 ): Promise<EngineModel> {
   const device = opts.device ?? 'cpu';
   checkDevice(device);
+  const precision = checkPrecision(opts.precision ?? 'fp32');
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`createRandomModel: seed must be a non-negative integer (got ${seed})`);
   const config = parseModelConfig(configJson, 'createRandomModel config');
-  const model = createNativeModel(toNativeConfig(config), device);
+  const model = createNativeModel(toNativeConfig(config), device, precision);
   try {
     await model.initRandom(seed, opts.std ?? 0.02);
     if (opts.gradientCheckpointing) model.setGradientCheckpointing(true);
@@ -406,5 +431,5 @@ export async function createRandomModel(
     if (!model.busy) model.free();
     throw err;
   }
-  return new EngineModel(model, config, null, null, device);
+  return new EngineModel(model, config, null, null, device, precision);
 }

@@ -10,8 +10,11 @@ import { PairRmTokenizer } from './tokenizer.js';
 
 export interface LoadPairRmOptions {
   device?: DeviceName;
-  /** fp32 (default); fp64 for parity tests. */
-  precision?: Extract<Precision, 'fp32' | 'fp64'>;
+  /**
+   * fp32 (default); bf16 (bf16 weights and activations, fp32 statistics: the GPU's fast mode,
+   * emulated on the CPU); fp64 (CPU only) for parity tests.
+   */
+  precision?: Precision;
 }
 
 const live = new Set<PairRmHandle>();
@@ -75,9 +78,12 @@ export async function openPairRmModel(folder: string, config: PairRmModelConfig,
   const device = opts.device ?? 'cpu';
   requireDevice(device);
   const precision = opts.precision ?? 'fp32';
+  if (precision !== 'fp32' && precision !== 'bf16' && precision !== 'fp64') {
+    throw new Error(`PairRM precision must be 'fp32', 'bf16' or 'fp64' (got '${String(precision)}')`);
+  }
   if (device === 'cuda') {
     requireCublasLt();
-    if (precision !== 'fp32') throw new Error(`PairRM on device 'cuda' computes in fp32 (got precision '${precision}'; fp64 runs on the CPU)`);
+    if (precision === 'fp64') throw new Error("PairRM on device 'cuda' computes in fp32 or bf16 (got precision 'fp64'; fp64 runs on the CPU)");
   }
   const ranges = planPairRmWeights(folder, config.native);
   const model = new (native().PairRM)(config.native, { device, precision });

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Recipe } from '../recipe/types.js';
 import { native, type DeviceName, type NativeMemoryPlanRequest, type NativeStagePlan, type Precision } from '../native/addon.js';
+import type { ModelPrecision } from '../model/engine.js';
 import { parseModelConfig, readModelConfig, toNativeConfig, type ModelConfig } from '../model/config.js';
 import { readPairRmConfig } from '../pairrm/config.js';
 import { parseJudgeSpec } from '../judge/spec.js';
@@ -55,15 +56,12 @@ export interface PlanOptions {
 }
 
 /**
- * The recipe's numeric mode, checked against its device: bf16 mixed precision exists on cuda only.
- * `forRun`: a real run (not a dry run), which the engine can only do in fp32 today.
+ * The recipe's numeric mode: fp32, or bf16 mixed precision (the GPU's fast mode; on the CPU the
+ * engine emulates it: bf16 storage, fp32 arithmetic).
  */
-export function recipePrecision(recipe: Recipe, forRun: boolean): Precision {
+export function recipePrecision(recipe: Recipe): ModelPrecision {
   const p: Precision = recipe.precision;
-  if (p === 'bf16' && recipe.device !== 'cuda') throw new Error(`precision bf16 needs device cuda (the CPU engine computes in fp32; got device '${recipe.device}')`);
-  if (p === 'bf16' && forRun) {
-    throw new Error("precision bf16: the engine does not run bf16 mixed precision yet (only `train --dry-run` plans it); use precision fp32, which --device cuda runs");
-  }
+  if (p !== 'fp32' && p !== 'bf16') throw new Error(`precision must be fp32 or bf16 (got '${String(p)}')`);
   return p;
 }
 
@@ -84,12 +82,11 @@ function stageOf(p: NativeStagePlan, stage: string, title: string, extra: Planne
 
 type GenerationRequest = Extract<NativeMemoryPlanRequest, { kind: 'generation' }>;
 
-/** Blocks and block size of a generation plan's KV cache (its detail: "N blocks of B positions: ..."). */
+/** Blocks and block size of a generation plan's KV pool, and its item. */
 function kvBlocks(p: NativeStagePlan): { item: PlannedItem; blocks: number; blockSize: number } {
   const item = p.items.find((i) => i.name === 'KV cache');
-  const m = item && /^(\d+) blocks of (\d+) positions/.exec(item.detail);
-  if (!item || !m) throw new Error(`memory plan: the generation plan has no KV cache item in the form "N blocks of B positions" (items: ${p.items.map((i) => i.name).join(', ')})`);
-  return { item, blocks: Number(m[1]), blockSize: Number(m[2]) };
+  if (!item || !p.kv) throw new Error(`memory plan: the generation plan has no KV pool (items: ${p.items.map((i) => i.name).join(', ')})`);
+  return { item, blocks: p.kv.blocks, blockSize: p.kv.blockSize };
 }
 
 /**
@@ -126,7 +123,7 @@ function planRollout(req: GenerationRequest, available: number | undefined, resi
 export function planRunMemory(recipe: Recipe, o: PlanOptions = {}): RunMemoryPlan {
   const addon = native();
   const device = recipe.device;
-  const precision = recipePrecision(recipe, false);
+  const precision = recipePrecision(recipe);
   const { config, source } = policyConfig(recipe);
   if (config.sequenceClassification) throw new Error(`${source}: the policy is a reward model (${config.architecture}); it cannot generate`);
   const cfg = toNativeConfig(config);

@@ -120,8 +120,11 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
     if (dist.worldSize > 1) onEvent({ type: 'log', message: `data parallel: rank ${dist.rank} of ${dist.worldSize} (${dist.communicator?.kind ?? 'local'} communicator${dist.options.zero1 ? ', ZeRO-1' : ''})` });
     // Inputs are checked before the recipe is recorded, so that fixing a typo is not a "changed
     // recipe", and before any rollout, so that a bad device or judge does not waste one.
-    await checkDevice(provider, recipe.device);
-    recipePrecision(recipe, true);
+    const precision = recipePrecision(recipe);
+    await checkDevice(provider, recipe.device, precision);
+    if (precision === 'bf16' && recipe.device === 'cpu') {
+      onEvent({ type: 'log', message: 'precision bf16 on the CPU is emulated (bf16 weights and activations, fp32 arithmetic): it checks what a GPU run computes, and runs slower than fp32' });
+    }
     const demoFolder = join(out, 'base-model');
     const base = recipe.model !== 'demo' ? resolve(recipe.model) : dist.isMain ? await ensureDemoModel(demoFolder, provider, recipe.device) : demoFolder;
     await dist.barrier('base model');
@@ -141,7 +144,7 @@ export async function train(recipeIn: Recipe, opts: TrainOptions = {}): Promise<
     checkJudgeTarget(recipe.judge, opts.judgeContext?.cwd ?? process.cwd());
     checkRolloutEngine(recipe);
     // PairRM ranks the prompt under the policy's chat template, as the reference does.
-    const ctx = engineJudgeContext(provider, recipe.device, {
+    const ctx = engineJudgeContext(provider, recipe.device, precision, {
       chatPrompt: (p) => codec.promptBeforeAnswer(p),
       ...opts.judgeContext,
       commandTimeoutMs: opts.judgeContext?.commandTimeoutMs ?? recipe.judgeTimeout * 1000,
@@ -251,7 +254,7 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
   await dist.barrier(`iteration ${t}`);
   const prompts = pinnedPromptsOf(c.out, t);
   let policy: ModelHandle | undefined;
-  const getPolicy = async (): Promise<ModelHandle> => (policy ??= await c.provider.load(c.policyFolder, recipe.device));
+  const getPolicy = async (): Promise<ModelHandle> => (policy ??= await c.provider.load(c.policyFolder, recipe.device, recipe.precision));
   // Every rank meets at a stage's start (so all decide alike whether it is done) and end (so all
   // see what rank 0 wrote).
   const stage = async (name: string, output: string, run: () => Promise<void>): Promise<void> => {
@@ -343,7 +346,7 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
         recipe,
         pairs,
         loadPolicy: getPolicy,
-        loadFolder: (f) => c.provider.load(f, recipe.device),
+        loadFolder: (f) => c.provider.load(f, recipe.device, recipe.precision),
         tokenizerFrom: c.base,
         onEvent,
         dist,
@@ -366,7 +369,7 @@ async function runIteration(c: IterationContext): Promise<IterationSummary> {
         if (!main) return; // rank 0 samples and judges the eval; the others wait at the stage's end
         const { prompts: evalPrompts, baseRows, sampling } = await evalBase(c);
         const useTrained = trained && recipe.train.selectedEpoch === recipe.train.epochs;
-        const model = useTrained ? trained! : await c.provider.load(next, recipe.device);
+        const model = useTrained ? trained! : await c.provider.load(next, recipe.device, recipe.precision);
         let rowsA: RolloutRow[];
         try {
           const tick = progressTicker(onEvent, { iteration: t, stage: 'eval samples', unit: 'samples' }, evalPrompts.length * sampling.samples);
@@ -462,7 +465,7 @@ async function evalBase(c: IterationContext): Promise<{ prompts: string[]; baseR
     }
     baseRows = read.rows;
   } else {
-    const baseModel = await c.provider.load(c.base, recipe.device);
+    const baseModel = await c.provider.load(c.base, recipe.device, recipe.precision);
     try {
       const tick = progressTicker(c.onEvent, { iteration: c.t, stage: 'eval base samples', unit: 'samples' }, prompts.length * sampling.samples);
       baseRows = await sampleForEval(baseModel, c.codec, prompts, sampling, tick);
