@@ -37,6 +37,29 @@ void set_weights(Model& m, const std::vector<float>& w) {
   sppo::upload_values(m.backend(), m.weights(), std::vector<double>(w.begin(), w.end()));
 }
 
+// PairRM weights of order one, per parameter, as the PairRM suites draw them: embeddings N(0, 1),
+// matrices N(0, 1/in), LayerNorm weights 1 + N(0, 0.2^2), biases N(0, 0.2^2).
+template <typename Layout>
+std::vector<std::vector<float>> pairrm_weights(const Layout& layout, sppo_test::Rng& rng) {
+  std::vector<std::vector<float>> w;
+  for (const auto& p : layout.params()) {
+    std::vector<float> v(static_cast<size_t>(p.numel));
+    const bool norm_w = p.name.find("LayerNorm.weight") != std::string::npos;
+    const bool emb = p.name.find("embeddings") != std::string::npos;
+    for (auto& x : v)
+      x = static_cast<float>(p.shape.size() == 2 ? rng.normal(0, emb ? 1.0 : 1.0 / std::sqrt(double(p.shape[1])))
+                                                 : (norm_w ? 1 + 0.2 * rng.normal() : 0.2 * rng.normal()));
+    w.push_back(std::move(v));
+  }
+  return w;
+}
+// Each parameter's host values into `m` in its dtype (a bf16 model's rounded once).
+template <typename Model>
+void set_params(Model& m, const std::vector<std::vector<float>>& w) {
+  for (size_t i = 0; i < w.size(); ++i)
+    sppo::upload_values(m.backend(), m.param(static_cast<int>(i)), std::vector<double>(w[i].begin(), w[i].end()));
+}
+
 inline double norm(const std::vector<float>& a) {
   double s = 0;
   for (float x : a) s += double(x) * double(x);

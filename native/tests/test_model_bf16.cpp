@@ -21,6 +21,7 @@
 
 #include "backend/workspace.h"
 #include "bf16_compare.h"
+#include "llama_bf16.h"
 #include "engine_compare.h"
 #include "model/generate.h"
 #include "model/kv_cache.h"
@@ -74,43 +75,6 @@ std::string label(const char* cfg, bool left, const char* what) {
 
 Tensor host(std::vector<float>& v) { return Tensor(v.data(), DType::F32, static_cast<int64_t>(v.size())); }
 
-// One preference step (SPPO loss) into a zeroed F32 gradient arena; returns the arena.
-std::vector<float> preference_grads(LlamaModel& m, const PairBatch& pb, double* loss) {
-  const int64_t total = m.layout().total();
-  Buffer grads(m.backend_ptr(), static_cast<size_t>(total) * sizeof(float));
-  const Tensor G = grads.view(DType::F32, total);
-  m.backend().zero(G.data, G.bytes());
-  Workspace ws(m.backend_ptr(), "test loss");
-  const StepMetrics sm = preference_step(m, pb, LossType::SPPO, 0.1, 0.5, G, nullptr, ws);
-  if (loss) *loss = sm.summary.loss;
-  return engine_test::get(m.backend(), G);
-}
-
-struct Pairs {
-  Batch c, r;
-  std::vector<float> refc, refr, pw, pl, pwl;
-  PairBatch view() const {
-    return PairBatch{c.view(), r.view(), refc.data(), refr.data(), pwl.data(), pw.data(), pl.data()};
-  }
-};
-Pairs random_pairs(Rng& rng, int64_t V) {
-  Pairs p;
-  p.c = pad({random_tokens(rng, 6, V), random_tokens(rng, 9, V), random_tokens(rng, 4, V)}, {3, 5, 2}, true);
-  p.r = pad({random_tokens(rng, 8, V), random_tokens(rng, 3, V), random_tokens(rng, 5, V)}, {6, 1, 3}, false);
-  for (int i = 0; i < 3; ++i) {
-    p.refc.push_back(static_cast<float>(rng.uniform(-30, -10)));
-    p.refr.push_back(static_cast<float>(rng.uniform(-30, -10)));
-    p.pw.push_back(static_cast<float>(rng.uniform(0.5, 1)));
-    p.pl.push_back(static_cast<float>(rng.uniform(0, 0.5)));
-    p.pwl.push_back(static_cast<float>(rng.uniform(0, 1)));
-  }
-  return p;
-}
-
-std::vector<float> slice(const std::vector<float>& v, const ParamSpec& p) {
-  return std::vector<float>(v.begin() + p.offset, v.begin() + p.offset + p.numel);
-}
-
 }  // namespace
 
 TEST(bf16_logits_and_log_probabilities_are_close_to_fp32) {
@@ -159,14 +123,14 @@ TEST(bf16_preference_loss_gradients_point_the_fp32_way) {
   Rng rng(1603);
   for (const auto& [name, cfg] : causal_configs()) {
     Pair t(cfg, rng);
-    const Pairs p = random_pairs(rng, cfg.vocab_size);
+    const bf16_test::Pairs p = bf16_test::random_pairs(rng, cfg.vocab_size);
     double loss[2];
     std::vector<float> g[2];
-    for (int d = 0; d < 2; ++d) g[d] = preference_grads(t.at(d), p.view(), &loss[d]);
+    for (int d = 0; d < 2; ++d) g[d] = bf16_test::preference_grads(t.at(d), p.view(), &loss[d]);
     CHECK_CLOSE(loss[1], loss[0], 0.0, bf16_test::kLogitsRel);
     double worst_cos = 1, worst_rel = 0;
     for (const ParamSpec& ps : t.f.layout().params()) {
-      const auto a = slice(g[1], ps), b = slice(g[0], ps);
+      const auto a = bf16_test::slice(g[1], ps), b = bf16_test::slice(g[0], ps);
       bf16_test::expect_direction(std::string(name) + ": gradient of " + ps.name, a, b, bf16_test::kGradCosine, 5e-2);
       worst_cos = std::min(worst_cos, bf16_test::cosine(a, b));
       worst_rel = std::max(worst_rel, bf16_test::rel_norm(a, b));
@@ -199,7 +163,7 @@ TEST(bf16_reward_model_gradients_point_the_fp32_way) {
     g[d] = engine_test::get(m.backend(), G);
   }
   for (const ParamSpec& ps : t.f.layout().params())
-    bf16_test::expect_direction(std::string("reward model: gradient of ") + ps.name, slice(g[1], ps), slice(g[0], ps),
+    bf16_test::expect_direction(std::string("reward model: gradient of ") + ps.name, bf16_test::slice(g[1], ps), bf16_test::slice(g[0], ps),
                                 bf16_test::kGradCosine, 5e-2);
 }
 
@@ -207,10 +171,10 @@ TEST(bf16_gradient_checkpointing_gives_the_same_gradient_bits) {
   Rng rng(1605);
   for (const auto& [name, cfg] : causal_configs()) {
     Pair t(cfg, rng);
-    const Pairs p = random_pairs(rng, cfg.vocab_size);
-    const std::vector<float> plain = preference_grads(t.h, p.view(), nullptr);
+    const bf16_test::Pairs p = bf16_test::random_pairs(rng, cfg.vocab_size);
+    const std::vector<float> plain = bf16_test::preference_grads(t.h, p.view(), nullptr);
     t.h.set_gradient_checkpointing(true);
-    const std::vector<float> ckpt = preference_grads(t.h, p.view(), nullptr);
+    const std::vector<float> ckpt = bf16_test::preference_grads(t.h, p.view(), nullptr);
     t.h.set_gradient_checkpointing(false);
     size_t diff = 0;
     for (size_t i = 0; i < plain.size(); ++i) diff += !(plain[i] == ckpt[i] || (plain[i] != plain[i] && ckpt[i] != ckpt[i]));
