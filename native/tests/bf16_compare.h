@@ -18,6 +18,12 @@ namespace bf16_test {
 // Issue 4's bf16 criteria: logits within 2e-2 relative; gradients with cosine >= 0.999 per tensor.
 constexpr double kLogitsRel = 2e-2;
 constexpr double kGradCosine = 0.999;
+// Llama weights of the bf16 suites: matrices N(0, 0.1^2). The bf16 model's distance from fp32 grows with the weights' sharpness, from
+// rounding alone (measured, worst over seeds, of logits / per-tensor gradient cosine: std 0.02:
+// 5e-3 / 0.99993; 0.1: 8e-3 / 0.9998; 0.3, the forward suites' weights: 1.7e-2 / 0.991), so 0.1
+// keeps the issue's criteria with a margin on weights that still give non-uniform attention.
+constexpr double kWeightStd = 0.1;
+
 
 // Random weights of order one over a layout's parameters (matrices N(0, std^2), 1-D tensors
 // 1 + N(0, 0.1^2)), the arena's gaps zero: one host copy for every model compared.

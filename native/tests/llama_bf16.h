@@ -1,13 +1,17 @@
 // The Llama cases the bf16 suites share (test_model_bf16 on the CPU, test_model_cuda's bf16
 // cases): random preference pairs, one preference step into a zeroed F32 gradient arena on any
-// backend, and a parameter's slice of an arena.
+// backend, a parameter's slice of an arena, and ragged KV-cache decoding read back as F32.
 #pragma once
+#include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/buffer.h"
 #include "backend/workspace.h"
+#include "bf16_compare.h"
 #include "engine_compare.h"
+#include "model/kv_cache.h"
 #include "test_model_common.h"
 #include "train/preference_step.h"
 
@@ -50,6 +54,54 @@ inline Pairs random_pairs(sppo_test::Rng& rng, int64_t V) {
 
 inline std::vector<float> slice(const std::vector<float>& v, const sppo::ParamSpec& p) {
   return std::vector<float>(v.begin() + p.offset, v.begin() + p.offset + p.numel);
+}
+
+// Ragged KV-cache decoding of `seqs` on `m` (any backend and precision): a prefill of prompt[i]
+// tokens per sequence, then one token a step per sequence until each is consumed, through blocks
+// of 8 positions. Returns each call's last-token logits (F32, row by row) in call order, and in
+// `rows` the (sequence, position) each row predicts from.
+inline std::vector<float> decode_logits(sppo::LlamaModel& m, const std::vector<std::vector<int32_t>>& seqs,
+                                        const std::vector<int64_t>& prompt,
+                                        std::vector<std::pair<int64_t, int64_t>>* rows = nullptr) {
+  const int64_t V = m.config().vocab_size, S = static_cast<int64_t>(seqs.size());
+  std::vector<int64_t> lengths;
+  int64_t longest = 0;
+  for (const auto& q : seqs) {
+    lengths.push_back(static_cast<int64_t>(q.size()));
+    longest = std::max(longest, lengths.back());
+  }
+  sppo::KVCache cache(m, S, longest, sppo::KVCache::blocks_needed(lengths, 1, 0, 8), 8);
+  const sppo::DType act = m.dtypes().act;
+  sppo::Buffer buf(m.backend_ptr(), static_cast<size_t>(S * V) * sppo::dtype_size(act));
+  const sppo::Tensor last = buf.view(act, S * V);
+  std::vector<int> ids;
+  std::vector<sppo::DecodeItem> items;
+  std::vector<std::pair<int64_t, int64_t>> at;
+  for (int64_t i = 0; i < S; ++i) {
+    ids.push_back(cache.open());
+    items.push_back({ids.back(), seqs[i].data(), prompt[i]});
+    at.push_back({i, prompt[i] - 1});
+  }
+  std::vector<float> out;
+  for (int64_t step = 0; !items.empty(); ++step) {
+    m.decode(cache, items, last);
+    std::vector<float> lg(static_cast<size_t>(items.size()) * V, engine_test::kNaN);
+    sppo::download_as(m.backend(), last, sppo::Tensor(lg.data(), sppo::DType::F32, static_cast<int64_t>(lg.size())),
+                      static_cast<int64_t>(lg.size()));
+    out.insert(out.end(), lg.begin(), lg.end());
+    if (rows) rows->insert(rows->end(), at.begin(), at.end());
+    items.clear();
+    at.clear();
+    for (int64_t i = 0; i < S; ++i) {
+      const int64_t pos = prompt[i] + step;
+      if (pos < lengths[i]) {
+        items.push_back({ids[i], seqs[i].data() + pos, 1});
+        at.push_back({i, pos});
+      }
+    }
+  }
+  m.backend().synchronize();
+  return out;
 }
 
 }  // namespace bf16_test
