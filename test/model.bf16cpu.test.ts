@@ -5,13 +5,14 @@
 // plans half the weight bytes. (The native suites test_cpu_bf16, test_model_bf16 and
 // test_pairrm_model test the emulation and the models themselves.)
 import { describe, expect, it } from 'vitest';
-import { native } from '../src/native/addon.js';
+import { native, type NativeLlamaConfig, type NativePairRmConfig } from '../src/native/addon.js';
 
-const llama = {
+const llama: NativeLlamaConfig = {
   vocabSize: 41, hiddenSize: 16, intermediateSize: 28, numLayers: 2, numHeads: 2, numKvHeads: 2, headDim: 8,
-  rmsNormEps: 1e-6, ropeTheta: 10000, tieWordEmbeddings: false, sequenceClassification: false,
+  rmsNormEps: 1e-6, ropeTheta: 10000, ropeType: 'default', ropeFactor: 1, ropeLowFreqFactor: 1, ropeHighFreqFactor: 4,
+  ropeOriginalMaxPosition: 8192, tieWordEmbeddings: false, sequenceClassification: false, numLabels: 1,
 };
-const pairrm = {
+const pairrm: NativePairRmConfig = {
   vocabSize: 40, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, headDim: 4, layerNormEps: 1e-7,
   positionBuckets: 8, maxRelativePositions: 20, c2p: true, p2c: true, normRelEmbeddings: true, numTasks: 1,
 };
