@@ -222,7 +222,13 @@ class CpuBackend final : public Backend {
   }
   void kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, int64_t R, int64_t kw, int64_t pool_rows,
                 const Tensor& k_pool, const Tensor& v_pool) override {
-    with_compute_type(check_kv_write(k, v, slots, R, kw, pool_rows, k_pool, v_pool, rules_), [&](auto& io) {
+    const DType dt = check_kv_write(k, v, slots, R, kw, pool_rows, k_pool, v_pool, rules_);
+    if (dt == DType::BF16) {  // a copy: the bits as they are (widening would cost the whole pool)
+      cpu::kv_write(k.as<uint16_t>(), v.as<uint16_t>(), slots.as<int32_t>(), R, kw, pool_rows, k_pool.as<uint16_t>(),
+                    v_pool.as<uint16_t>());
+      return;
+    }
+    with_compute_type(dt, [&](auto& io) {
       cpu::kv_write(io.in(k, R * kw), io.in(v, R * kw), slots.as<int32_t>(), R, kw, pool_rows,
                     io.inout(k_pool, pool_rows * kw), io.inout(v_pool, pool_rows * kw));
     });
