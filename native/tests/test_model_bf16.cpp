@@ -10,7 +10,8 @@
 //   same kernels on the same bf16 data);
 // - the paged KV cache in bf16 (prefill, then a token a step): each step's logits equal the full
 //   forward's bit for bit (the CPU's contract: the same arithmetic, and the same bf16 roundings);
-//   greedy generation in bf16 gives valid tokens, each the argmax of the full forward's logits.
+//   greedy generation in bf16 gives valid tokens, each the argmax of the full forward's logits;
+//   sampled generation gives valid tokens and log-probabilities, the same for the same seeds.
 // Host outputs are poisoned with NaN before each call.
 #include <algorithm>
 #include <cmath>
@@ -241,6 +242,29 @@ TEST(bf16_greedy_generation_gives_the_argmax_of_the_full_forward) {
         CHECK(row[gen[i].tokens[k]] == row[best]);  // decode = full forward bit for bit: ties only
       }
     }
+  }
+}
+
+TEST(bf16_sampled_generation_gives_valid_tokens_and_log_probabilities) {
+  Rng rng(1608);
+  const LlamaConfig cfg = model_test::llama3_tiny();
+  Pair t(cfg, rng);
+  const std::vector<std::vector<int32_t>> prompts = {random_tokens(rng, 4, cfg.vocab_size),
+                                                     random_tokens(rng, 9, cfg.vocab_size)};
+  GenerateOptions o;
+  o.temperature = 0.8;
+  o.top_k = 8;
+  o.top_p = 0.9;
+  o.max_new_tokens = 12;
+  const auto a = generate(t.h, prompts, 3, {11, 12}, o), b = generate(t.h, prompts, 3, {11, 12}, o);
+  CHECK(a.size() == 6 && b.size() == 6);
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    CHECK(a[i].tokens.size() == 12 && a[i].logprobs.size() == 12);
+    for (size_t k = 0; k < a[i].tokens.size(); ++k) {
+      CHECK(a[i].tokens[k] >= 0 && a[i].tokens[k] < cfg.vocab_size);
+      CHECK(std::isfinite(a[i].logprobs[k]) && a[i].logprobs[k] <= 0.f);
+    }
+    CHECK(a[i].tokens == b[i].tokens && a[i].logprobs == b[i].logprobs);  // the same seeds, the same draws
   }
 }
 
