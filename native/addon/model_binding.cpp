@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "core/error.h"
 #include "model/generate.h"
+#include "model/weight_arena.h"
 
 namespace sppo::addon {
 
@@ -32,9 +33,11 @@ Napi::Value TensorToJs(Napi::Env env, Backend& be, const Tensor& t) {
     if (t.numel) be.download(a.Data(), t.data, t.bytes());
     return a;
   }
-  SPPO_CHECK(t.dtype == DType::F32, "TensorToJs: F32 or F64 only (got ", dtype_name(t.dtype), ")");
+  SPPO_CHECK(t.dtype == DType::F32 || t.dtype == DType::BF16, "TensorToJs: F32, BF16 or F64 only (got ",
+             dtype_name(t.dtype), ")");
   Napi::Float32Array a = Napi::Float32Array::New(env, static_cast<size_t>(t.numel));
-  if (t.numel) be.download(a.Data(), t.data, t.bytes());
+  // A bf16 model's weights come back widened (exact).
+  if (t.numel) download_as(be, t, Tensor(a.Data(), DType::F32, t.numel), t.numel);
   return a;
 }
 

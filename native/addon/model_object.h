@@ -63,7 +63,8 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
   static Napi::FunctionReference* constructor_;
 };
 
-// Copies `n` elements of a backend tensor (F32 or F64) into a new JS typed array.
+// Copies a backend tensor into a new JS typed array: Float64Array for F64, else Float32Array (BF16
+// widened).
 Napi::Value TensorToJs(Napi::Env env, Backend& be, const Tensor& t);
 
 }  // namespace sppo::addon

@@ -31,6 +31,8 @@ struct PagedShape {
 };
 
 namespace cpu {
+// kv_write moves rows unchanged: T is float, double, or uint16_t (BF16 bits, which the CPU backend
+// copies as they are instead of widening the whole pool).
 template <typename T>
 void kv_write(const T* k, const T* v, const int32_t* slots, int64_t R, int64_t kw, int64_t pool_rows, T* k_pool,
               T* v_pool);

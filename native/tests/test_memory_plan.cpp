@@ -1,5 +1,6 @@
 // The static memory planner (train/memory_plan.h) against what the engine really allocates: small
-// fp32 models on a counting CPU backend, for training (with and without gradient checkpointing,
+// fp32 models (and bf16 ones, emulated on the CPU, for inference and generation; bf16 training
+// needs the trainer's fp32 master weights) on a counting CPU backend, for training (with and without gradient checkpointing,
 // RMSprop and AdamW, tied and untied heads), inference (reference log-probs, reward-model scores,
 // logits) and generation (the paged KV cache); a plan that does not fit is refused with its
 // figures, and the exact plan is enough to run. Then the figures of Mistral-7B and Llama-3-8B in
@@ -118,12 +119,13 @@ TEST(inference_plans_equal_allocation) {
     sppo::LlamaConfig c;
     sppo::InferenceHead head;
   };
+  for (const sppo::Precision prec : {sppo::Precision::FP32, sppo::Precision::BF16})
   for (const Case& k : {Case{llama2_tiny(), sppo::InferenceHead::LogProbs}, Case{medium(), sppo::InferenceHead::LogProbs},
                         Case{reward_tiny(), sppo::InferenceHead::Scores}, Case{llama3_tiny(), sppo::InferenceHead::Logits}}) {
     auto count = std::make_shared<sppo::HostMemoryCount>();
     auto be = sppo::make_counting_cpu_backend(count);
     {
-      sppo::LlamaModel m(be, k.c, sppo::Precision::FP32);
+      sppo::LlamaModel m(be, k.c, prec);
       m.init_random(5, 0.05);
       std::vector<std::vector<int32_t>> seqs;
       for (int64_t b = 0; b < B; ++b) seqs.push_back(random_tokens(rng, T, k.c.vocab_size));
@@ -139,9 +141,10 @@ TEST(inference_plans_equal_allocation) {
         m.logits(batch.view(), sppo::Tensor(out.data(), sppo::DType::F32, B * T * k.c.vocab_size));
       }
     }
-    const auto plan = sppo::plan_inference_memory(k.c, sppo::Precision::FP32, B, T, k.head);
+    const auto plan = sppo::plan_inference_memory(k.c, prec, B, T, k.head);
     if (count->peak != plan.total()) {
-      std::printf("  head %d: allocated %zu, planned %zu\n", static_cast<int>(k.head), count->peak, plan.total());
+      std::printf("  %s, head %d: allocated %zu, planned %zu\n", sppo::precision_name(prec), static_cast<int>(k.head),
+                  count->peak, plan.total());
       print_plan(plan);
     }
     CHECK(count->peak == plan.total());
@@ -156,12 +159,13 @@ TEST(generation_plan_equals_allocation) {
     bool greedy;
   };
   // The prefill's rows dominate the decode step in the first two, the samples' rows in the third.
+  for (const sppo::Precision prec : {sppo::Precision::FP32, sppo::Precision::BF16})
   for (const Case& k : {Case{2, 3, 21, 9, false}, Case{3, 2, 16, 17, true}, Case{2, 40, 3, 5, false}}) {
     const sppo::LlamaConfig c = llama3_tiny();
     auto count = std::make_shared<sppo::HostMemoryCount>();
     auto be = sppo::make_counting_cpu_backend(count);
     {
-      sppo::LlamaModel m(be, c, sppo::Precision::FP32);
+      sppo::LlamaModel m(be, c, prec);
       m.init_random(9, 0.05);
       std::vector<std::vector<int32_t>> prompts;
       std::vector<uint64_t> seeds;
@@ -182,9 +186,10 @@ TEST(generation_plan_equals_allocation) {
     o.min_prompt_len = k.prompt_len;  // every prompt has that length
     o.max_new_tokens = k.max_new;
     o.greedy = k.greedy;
-    const auto plan = sppo::plan_generation_memory(c, sppo::Precision::FP32, o);
+    const auto plan = sppo::plan_generation_memory(c, prec, o);
     if (count->peak != plan.total()) {
-      std::printf("  %lld prompts x %lld: allocated %zu, planned %zu\n", static_cast<long long>(k.prompts),
+      std::printf("  %s, %lld prompts x %lld: allocated %zu, planned %zu\n", sppo::precision_name(prec),
+                  static_cast<long long>(k.prompts),
                   static_cast<long long>(k.samples), count->peak, plan.total());
       print_plan(plan);
     }

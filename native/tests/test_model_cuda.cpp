@@ -24,6 +24,12 @@
 //   agree for all samples but at most one per setting (expected: none);
 // - device errors (a non-finite logit) thrown by the call that caused them, as on the CPU;
 //   fp64 models refused on CUDA by name. (PairRM: test_pairrm_model_cuda.cpp.)
+// The bf16 mode (CUDA bf16 against the CPU's emulated bf16 and against the CPU's fp32, on the same
+// weights, matrices N(0, 0.1^2) as test_model_bf16), with the bf16 criteria: logits,
+// log-probabilities and decoded logits within 2e-2 relative norm of both (scores 5e-2: two
+// values a row that cancel); preference-loss gradients with cosine >= 0.999 per tensor against
+// both; gradient checkpointing in bf16 giving the same gradient bits; greedy generation in bf16
+// giving valid tokens (and how many samples follow the CPU's bf16 tokens, printed).
 // Host outputs are poisoned with NaN before each call. Skips (exit 77) without CUDA or a GPU.
 #include <algorithm>
 #include <cmath>
@@ -36,6 +42,7 @@
 #include "comm/communicator.h"
 #include "cuda_compare.h"
 #include "engine_compare.h"
+#include "llama_bf16.h"
 #include "model/kv_cache.h"
 #include "test_model_common.h"
 #include "train/trainer.h"
@@ -453,6 +460,137 @@ TEST(device_errors_come_from_the_call_that_caused_them) {
 
 TEST(fp64_models_are_refused_on_cuda_by_name) {
   CHECK_THROWS_WITH(LlamaModel(gpu_be(), model_test::llama2_tiny(), Precision::FP64), "fp64 models need the CPU backend");
+}
+
+namespace {
+// The same weights in the CPU's fp32 and bf16 (emulated) models and the CUDA bf16 model.
+struct Bf16Trio {
+  LlamaModel f, hc, hg;
+  Bf16Trio(const LlamaConfig& cfg, Rng& rng)
+      : f(cpu_be(), cfg, Precision::FP32), hc(cpu_be(), cfg, Precision::BF16), hg(gpu_be(), cfg, Precision::BF16) {
+    const std::vector<float> w = bf16_test::random_weights(f.layout(), rng, bf16_test::kWeightStd);
+    for (LlamaModel* m : {&f, &hc, &hg}) bf16_test::set_weights(*m, w);
+  }
+  LlamaModel& at(int i) { return i == 0 ? f : i == 1 ? hc : hg; }
+};
+// CUDA bf16 (got) against the CPU's bf16 and fp32 (want[1], want[0]) by relative norm.
+void expect_bf16_pair(const std::string& what, const std::vector<float>& got, const std::vector<float> want[2], double tol) {
+  bf16_test::expect_rel_norm(what + " (cuda bf16 vs cpu bf16)", got, want[1], tol);
+  bf16_test::expect_rel_norm(what + " (cuda bf16 vs cpu fp32)", got, want[0], tol);
+}
+}  // namespace
+
+TEST(bf16_logits_log_probabilities_and_scores_match_the_cpus_bf16_and_fp32) {
+  Rng rng(411);
+  std::vector<Named> configs = causal_configs();
+  configs.push_back({"reward model", model_test::reward_tiny()});
+  for (const auto& [name, cfg] : configs)
+    for (bool left : {false, true}) {
+      Bf16Trio t(cfg, rng);
+      const Batch b = random_batch(rng, cfg.vocab_size, left);
+      std::vector<float> out[3], seq[3];
+      for (int d = 0; d < 3; ++d) {
+        LlamaModel& m = t.at(d);
+        if (cfg.sequence_classification) {
+          out[d].assign(static_cast<size_t>(b.B * cfg.num_labels), kNaN);
+          m.scores(b.view(), Tensor(out[d].data(), DType::F32, static_cast<int64_t>(out[d].size())));
+          continue;
+        }
+        out[d].assign(static_cast<size_t>(b.B * b.T * cfg.vocab_size), kNaN);
+        seq[d].assign(static_cast<size_t>(b.B), kNaN);
+        m.logits(b.view(), Tensor(out[d].data(), DType::F32, static_cast<int64_t>(out[d].size())));
+        m.sequence_logprobs(b.view(), Tensor(seq[d].data(), DType::F32, b.B));
+      }
+      if (cfg.sequence_classification) {
+        expect_bf16_pair(label(name, left, "scores"), out[2], out, 5e-2);
+        continue;
+      }
+      expect_bf16_pair(label(name, left, "logits"), out[2], out, bf16_test::kLogitsRel);
+      expect_bf16_pair(label(name, left, "sequence log-probabilities"), seq[2], seq, bf16_test::kLogitsRel);
+      std::printf("  %s: logits %.2e vs cpu bf16, %.2e vs cpu fp32\n", label(name, left, "cuda bf16").c_str(),
+                  bf16_test::rel_norm(out[2], out[1]), bf16_test::rel_norm(out[2], out[0]));
+    }
+}
+
+TEST(bf16_preference_gradients_point_the_cpus_bf16_and_fp32_way) {
+  Rng rng(412);
+  for (const auto& [name, cfg] : causal_configs()) {
+    Bf16Trio t(cfg, rng);
+    const bf16_test::Pairs p = bf16_test::random_pairs(rng, cfg.vocab_size);
+    std::vector<float> g[3];
+    double loss[3];
+    for (int d = 0; d < 3; ++d) g[d] = bf16_test::preference_grads(t.at(d), p.view(), &loss[d]);
+    CHECK_CLOSE(loss[2], loss[1], 0.0, bf16_test::kLogitsRel);
+    CHECK_CLOSE(loss[2], loss[0], 0.0, bf16_test::kLogitsRel);
+    double worst[2] = {1, 1};
+    for (const ParamSpec& ps : t.f.layout().params())
+      for (int ref = 0; ref < 2; ++ref) {
+        const auto a = bf16_test::slice(g[2], ps), b = bf16_test::slice(g[ref], ps);
+        bf16_test::expect_direction(std::string(name) + ": cuda bf16 gradient of " + ps.name +
+                                        (ref ? " vs cpu bf16" : " vs cpu fp32"),
+                                    a, b, bf16_test::kGradCosine, 5e-2);
+        worst[ref] = std::min(worst[ref], bf16_test::cosine(a, b));
+      }
+    std::printf("  %s: worst tensor cosine %.6f vs cpu bf16, %.6f vs cpu fp32\n", name, worst[1], worst[0]);
+  }
+}
+
+TEST(bf16_gradient_checkpointing_gives_the_same_gradient_bits_on_cuda) {
+  Rng rng(413);
+  for (const auto& [name, cfg] : main_configs()) {
+    Bf16Trio t(cfg, rng);
+    const bf16_test::Pairs p = bf16_test::random_pairs(rng, cfg.vocab_size);
+    const std::vector<float> plain = bf16_test::preference_grads(t.hg, p.view(), nullptr);
+    t.hg.set_gradient_checkpointing(true);
+    const std::vector<float> ckpt = bf16_test::preference_grads(t.hg, p.view(), nullptr);
+    t.hg.set_gradient_checkpointing(false);
+    std::printf("  %s:\n", name);
+    sppo_test::expect_same_bits("bf16 gradients with checkpointing (cuda)", ckpt, plain);
+  }
+}
+
+TEST(bf16_kv_cache_decoding_matches_the_cpus_bf16_and_fp32) {
+  Rng rng(414);
+  for (const auto& [name, cfg] : main_configs()) {
+    Bf16Trio t(cfg, rng);
+    const int64_t V = cfg.vocab_size;
+    const std::vector<std::vector<int32_t>> seqs = {random_tokens(rng, 19, V), random_tokens(rng, 6, V),
+                                                    random_tokens(rng, 11, V)};
+    const std::vector<int64_t> prompt = {17, 1, 5};
+    std::vector<std::pair<int64_t, int64_t>> rows;
+    const std::vector<float> got = bf16_test::decode_logits(t.hg, seqs, prompt, &rows);
+    std::vector<float> want[2];
+    want[1] = bf16_test::decode_logits(t.hc, seqs, prompt);
+    // fp32: the full forward's logits at the decoded positions.
+    const Batch b = pad(seqs, {0, 0, 0}, false);
+    std::vector<float> full(static_cast<size_t>(b.B * b.T * V), kNaN);
+    t.f.logits(b.view(), Tensor(full.data(), DType::F32, static_cast<int64_t>(full.size())));
+    for (const auto& [i, pos] : rows)
+      for (int64_t v = 0; v < V; ++v) want[0].push_back(full[static_cast<size_t>((i * b.T + pos) * V + v)]);
+    expect_bf16_pair(std::string(name) + ": decoded logits", got, want, bf16_test::kLogitsRel);
+  }
+}
+
+TEST(bf16_greedy_generation_gives_valid_tokens_on_cuda) {
+  Rng rng(415);
+  for (const auto& [name, cfg] : main_configs()) {
+    Bf16Trio t(cfg, rng);
+    const std::vector<std::vector<int32_t>> prompts = {random_tokens(rng, 3, cfg.vocab_size),
+                                                       random_tokens(rng, 9, cfg.vocab_size)};
+    GenerateOptions o;
+    o.greedy = true;
+    o.max_new_tokens = 10;
+    const auto gg = generate(t.hg, prompts, 2, {5, 6}, o), gc = generate(t.hc, prompts, 2, {5, 6}, o);
+    CHECK(gg.size() == 4 && gc.size() == 4);
+    int same = 0;
+    for (size_t i = 0; i < gg.size() && i < gc.size(); ++i) {
+      CHECK(gg[i].tokens.size() == 10);
+      for (int32_t tok : gg[i].tokens) CHECK(tok >= 0 && tok < cfg.vocab_size);
+      same += gg[i].tokens == gc[i].tokens;
+    }
+    std::printf("  %s: %d of %zu greedy bf16 samples give the cpu bf16 tokens (rounding ties may differ)\n", name, same,
+                gg.size());
+  }
 }
 
 TEST_MAIN_CUDA()

@@ -3,13 +3,14 @@
 // terms): sequences long enough that every relative-embedding row is used, in fp64 (1e-10) and
 // fp32 (1e-4); the c2p-only, p2c-only, unbucketed, unnormalized and multi-task variants; a
 // sequence's result is bitwise the same alone and in a batch; the bucket formula at PairRM's
-// settings; bad batches refused by name.
+// settings; bad batches refused by name; bf16 (emulated on the CPU) close to fp32.
 #include <algorithm>
 #include <cmath>
 #include <set>
 #include <vector>
 
 #include "backend/backend.h"
+#include "bf16_compare.h"
 #include "model/pairrm_model.h"
 #include "model/relative_position.h"
 #include "pairrm_reference.h"
@@ -136,6 +137,43 @@ TEST(variants_match_the_reference) {
   check_against_reference(c, Precision::FP64, 6, 1e-10);
 }
 
+// bf16 on the CPU (emulated) against fp32 on the same weights (rounded to bf16 in the bf16 model):
+// hidden states within 2e-2 relative norm, the pair comparisons' logits within 2e-2 of max(1,
+// their largest) (differences of head outputs of order one, which cancel).
+TEST(bf16_hidden_states_and_pair_scores_are_close_to_fp32) {
+  Rng rng(5);
+  PairRmConfig variant = sppo_test::pairrm_tiny();
+  variant.norm_rel_embeddings = false;
+  variant.num_tasks = 3;
+  variant.p2c = false;
+  for (const PairRmConfig& c : {sppo_test::pairrm_tiny(), variant}) {
+    PairRmModel f(backend_for(Device::CPU), c, Precision::FP32), h(backend_for(Device::CPU), c, Precision::BF16);
+    const auto w = bf16_test::pairrm_weights(f.layout(), rng);
+    bf16_test::set_params(f, w);
+    bf16_test::set_params(h, w);
+    const Packed p = pack(random_seqs(rng, c, {3, 47, 1, 25}));
+    std::vector<float> hid[2], lg[2];
+    for (int d = 0; d < 2; ++d) {
+      PairRmModel& m = d == 0 ? f : h;
+      hid[d].assign(p.tokens.size() * static_cast<size_t>(c.hidden_size), NAN);
+      lg[d].assign(p.lengths.size(), NAN);
+      m.hidden_states(p.view(), Tensor(hid[d].data(), DType::F32, static_cast<int64_t>(hid[d].size())));
+      m.compare(p.view(), Tensor(lg[d].data(), DType::F32, static_cast<int64_t>(lg[d].size())));
+    }
+    const std::string what = c.num_tasks == 1 ? "PairRM bf16" : "PairRM bf16 (p2c off, unnormalized, 3 tasks)";
+    const double e = bf16_test::expect_rel_norm(what + " hidden states", hid[1], hid[0], bf16_test::kLogitsRel);
+    double scale = 1, err = 0;
+    for (size_t i = 0; i < lg[0].size(); ++i) {
+      scale = std::max(scale, std::fabs(double(lg[0][i])));
+      err = std::isfinite(lg[1][i]) ? std::max(err, std::fabs(double(lg[1][i]) - lg[0][i])) : INFINITY;
+    }
+    std::printf("  %s: hidden states %.2e relative, comparison logits off by %.3g (scale %.3g)\n", what.c_str(), e, err,
+                scale);
+    CHECK(err <= bf16_test::kLogitsRel * scale);
+    CHECK(hid[1] != hid[0]);  // the bf16 model does round
+  }
+}
+
 TEST(a_pair_gives_the_same_bits_alone_and_in_a_batch) {
   Rng rng(7);
   const PairRmConfig c = sppo_test::pairrm_tiny();
@@ -180,7 +218,6 @@ TEST(bad_batches_are_refused_by_name) {
   CHECK_THROWS_WITH(m.compare(b, Tensor(&out, DType::F32, 1)), "token 1 of sequence 0 is 40, outside the vocabulary");
   lengths = {0};
   CHECK_THROWS_WITH(m.compare(b, Tensor(&out, DType::F32, 1)), "sequence 0 has length 0");
-  CHECK_THROWS_WITH(PairRmModel(backend_for(Device::CPU), sppo_test::pairrm_tiny(), Precision::BF16), "bf16 models need the CUDA backend");
   PairRmConfig c = sppo_test::pairrm_tiny();
   c.head_dim = 5;
   CHECK_THROWS_WITH(PairRmModel(backend_for(Device::CPU), c, Precision::FP32), "must equal hidden_size");

@@ -4,11 +4,15 @@
 // embeddings, three tasks). Hidden states within 1e-5 of their largest (fp32 both, sums in another
 // order); comparison logits within 1e-5 of max(1, their largest) (differences of head outputs of
 // order one). Host outputs are poisoned with NaN. fp64 is refused on CUDA by name. Skips (exit 77)
-// without CUDA or a GPU. (The Llama engine: test_model_cuda.cpp.)
+// without CUDA or a GPU. (The Llama engine: test_model_cuda.cpp.) bf16: CUDA bf16 against the
+// CPU's emulated bf16 and its fp32 on the same weights, hidden states within 2e-2 relative norm
+// and comparison logits within 2e-2 of max(1, their largest) of both (test_pairrm_model's bf16
+// criteria).
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "bf16_compare.h"
 #include "engine_compare.h"
 #include "model/pairrm_model.h"
 #include "pairrm_reference.h"
@@ -58,6 +62,41 @@ TEST(pairrm_hidden_states_and_comparisons_match_the_cpu) {
     float scale = 1;
     for (float x : lg[0]) scale = std::max(scale, std::fabs(x));
     expect_rel(what + " comparison logits", lg[1], lg[0], 0, 1e-5 * scale);
+  }
+}
+
+TEST(bf16_pairrm_matches_the_cpus_bf16_and_fp32) {
+  Rng rng(416);
+  PairRmConfig variant = sppo_test::pairrm_tiny();
+  variant.norm_rel_embeddings = false;
+  variant.num_tasks = 3;
+  variant.p2c = false;
+  for (const PairRmConfig& c : {sppo_test::pairrm_tiny(), variant}) {
+    PairRmModel f(cpu_be(), c, Precision::FP32), hc(cpu_be(), c, Precision::BF16), hg(gpu_be(), c, Precision::BF16);
+    const auto w = bf16_test::pairrm_weights(f.layout(), rng);
+    for (PairRmModel* m : {&f, &hc, &hg}) bf16_test::set_params(*m, w);
+    std::vector<int32_t> lengths = {3, 47, 1, 25}, tokens, slots;
+    for (int32_t L : lengths) {
+      for (int32_t j = 0; j < L; ++j) tokens.push_back(static_cast<int32_t>(rng.integer(0, c.vocab_size - 1)));
+      for (int k = 0; k < 3; ++k) slots.push_back(static_cast<int32_t>(rng.integer(0, L - 1)));
+    }
+    const PairBatch b{static_cast<int64_t>(lengths.size()), lengths.data(), tokens.data(), slots.data()};
+    std::vector<float> h[3], lg[3];
+    PairRmModel* ms[3] = {&f, &hc, &hg};
+    for (int d = 0; d < 3; ++d) {
+      h[d].assign(tokens.size() * static_cast<size_t>(c.hidden_size), kNaN);
+      lg[d].assign(lengths.size(), kNaN);
+      ms[d]->hidden_states(b, Tensor(h[d].data(), DType::F32, static_cast<int64_t>(h[d].size())));
+      ms[d]->compare(b, Tensor(lg[d].data(), DType::F32, static_cast<int64_t>(lg[d].size())));
+    }
+    const std::string what = c.num_tasks == 1 ? "PairRM bf16" : "PairRM bf16 (p2c off, unnormalized, 3 tasks)";
+    for (int ref = 0; ref < 2; ++ref) {
+      const std::string vs = ref ? " (cuda vs cpu bf16)" : " (cuda vs cpu fp32)";
+      bf16_test::expect_rel_norm(what + " hidden states" + vs, h[2], h[ref], bf16_test::kLogitsRel);
+      float scale = 1;
+      for (float x : lg[ref]) scale = std::max(scale, std::fabs(x));
+      expect_rel(what + " comparison logits" + vs, lg[2], lg[ref], 0, bf16_test::kLogitsRel * scale);
+    }
   }
 }
 

@@ -104,6 +104,8 @@ void attention_decode(const PagedShape& s, const T* q, const T* k_pool, const T*
 template void kv_write<float>(const float*, const float*, const int32_t*, int64_t, int64_t, int64_t, float*, float*);
 template void kv_write<double>(const double*, const double*, const int32_t*, int64_t, int64_t, int64_t, double*,
                                double*);
+template void kv_write<uint16_t>(const uint16_t*, const uint16_t*, const int32_t*, int64_t, int64_t, int64_t, uint16_t*,
+                                 uint16_t*);
 template void attention_decode<float>(const PagedShape&, const float*, const float*, const float*, const int32_t*,
                                       const int32_t*, const int32_t*, float*);
 template void attention_decode<double>(const PagedShape&, const double*, const double*, const double*,
