@@ -401,7 +401,7 @@ int run_cuda(const Options& o, const PairRmConfig& c) {
               "peak GiB", "floor ms", "x floor");
   JsonRow h = header(o, c, K, prompts, card);
   h.num("matmulTflops", tflops).str("matmulCompute", compute).num("matmulN", 8192)
-      .str("peakWhat", "device memory in use above the start (cudaMemGetInfo every ms: a lower bound)");
+      .str("peakWhat", "device memory in use above what the process held before the weights (weights included; cudaMemGetInfo every ms: a lower bound)");
   std::vector<JsonRow> rows;
   std::vector<RowRate> results;
   for (const RowSpec& s : row_specs(o)) {

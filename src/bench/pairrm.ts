@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { native, requireDevice, type DeviceName, type NativePairRmConfig } from '../native/addon.js';
+import { native, requireCublasLt, requireDevice, type DeviceName, type NativePairRmConfig } from '../native/addon.js';
 import { packPairs } from '../pairrm/batching.js';
 import type { PairSequence } from '../pairrm/collator.js';
 import { SeededRandom } from '../util/rng.js';
@@ -107,6 +107,7 @@ export function formatPairRmBench(r: PairRmBenchResult): string {
 function checkDevice(device: DeviceName, precision: string): void {
   if (precision !== 'fp32' && precision !== 'bf16') throw new Error(`bench pairrm: --precision must be fp32 or bf16 (got '${precision}')`);
   requireDevice(device);
+  if (device === 'cuda') requireCublasLt();
   if (device === 'cpu' && precision === 'bf16') {
     throw new Error('bench pairrm: --precision bf16 on the CPU is an emulation (bf16 storage, fp32 arithmetic) for parity checks, not something to time; use --device cuda');
   }
