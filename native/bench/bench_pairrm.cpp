@@ -32,6 +32,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <ctime>
 #include <map>
 #include <sstream>
@@ -300,6 +301,12 @@ void run_calls(PairRmModel& m, const PairRmWork& w, std::vector<float>& out, int
   }
 }
 
+// Every pair's logit was written (they start as NaN) and is finite: the timed work computed something.
+void check_logits(const std::vector<float>& out, const std::string& row) {
+  for (size_t i = 0; i < out.size(); ++i)
+    if (!std::isfinite(out[i])) fail("row ", row, ": the logit of pair ", i, " is ", out[i], " (not finite)");
+}
+
 // ---- CPU: the output as it always was, plus the floor and the JSON -----------------------------------
 int run_cpu(const Options& o, const PairRmConfig& c) {
   const int64_t K = o.get("k", 5), prompts = o.get("prompts", 1), repeat = o.get("repeat", 1), warmup = o.get("warmup", 0);
@@ -311,7 +318,7 @@ int run_cpu(const Options& o, const PairRmConfig& c) {
   const double load_s = now() - t_load;
   const double mm_tflops = cpu_matmul_tflops(*be, 1024);
   const PairRmWork w = sppo_bench::make_pairrm_work(c, K, spec.prompts, spec.source, spec.candidate, spec.batch, spec.tokens);
-  std::vector<float> out(static_cast<size_t>(w.pairs));
+  std::vector<float> out(static_cast<size_t>(w.pairs), std::numeric_limits<float>::quiet_NaN());
   run_calls(m, w, out, std::min(w.per_call, w.pairs));  // warm-up: allocations, page faults
   for (int64_t i = 0; i < warmup; ++i) run_calls(m, w, out, w.pairs);
   std::vector<double> walls;
@@ -321,6 +328,7 @@ int run_cpu(const Options& o, const PairRmConfig& c) {
     run_calls(m, w, out, w.pairs);
     walls.push_back(now() - t0);
   }
+  check_logits(out, spec.name);
   // Process CPU time (all threads), per pass: per CPU-second figures stay comparable on a busy machine.
   const double cpu_s = (cpu_now() - c0) / static_cast<double>(repeat);
   const double s = median(walls), flops = w.flops(c);
@@ -406,7 +414,7 @@ int run_cuda(const Options& o, const PairRmConfig& c) {
   std::vector<RowRate> results;
   for (const RowSpec& s : row_specs(o)) {
     const PairRmWork w = make_pairrm_work(c, K, s.prompts, s.source, s.candidate, s.batch, s.tokens);
-    std::vector<float> out(static_cast<size_t>(w.pairs));
+    std::vector<float> out(static_cast<size_t>(w.pairs), std::numeric_limits<float>::quiet_NaN());
     MemorySampler mem;
     mem.start();
     run_calls(m, w, out, std::min(w.per_call, w.pairs));  // allocations, cuBLASLt's first use of the shapes
@@ -417,8 +425,7 @@ int run_cuda(const Options& o, const PairRmConfig& c) {
       wall.push_back(t.wall_ms), ev.push_back(t.event_ms);
     }
     const double peak = static_cast<double>(mem.stop() - base);
-    for (float x : out)
-      if (!std::isfinite(x)) fail("row ", s.name, ": a logit is not finite (", x, "): the timed work is not sound");
+    check_logits(out, s.name);
     const std::string label = label_of(s, w);
     JsonRow r = row_json(s, w, c, median(wall), tflops, peak,
                          static_cast<double>(m.memory_plan(w.per_call * w.L, w.per_call).total()), repeat, warmup, label);
