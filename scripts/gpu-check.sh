@@ -18,7 +18,8 @@
 # SKIP_TESTS=1 (no ctest, vitest, transformers fixtures nor compute-sanitizer: a benchmark rerun),
 # SKIP_SANITIZER=1, SKIP_TORCH=1, SKIP_MODEL_BENCH=1 (the model engine's benchmarks, issues 8 and
 # 9), MODEL_7B=0 (not even the 7B row when time is left), MODEL_PRECISION (the engine's mode in
-# the model benchmarks: bf16, the default and the issues' targets, or fp32), BENCH_ARGS (extra bench_logprob flags),
+# the model benchmarks: bf16, the default and the issues' targets, or fp32), PAIRRM_PRECISION (the
+# same for the PairRM benchmark, issue 11), BENCH_ARGS (extra bench_logprob flags),
 # GPU_CHECK_BUDGET (seconds for the whole run, default 540).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
@@ -73,6 +74,7 @@ finish() {
     cat "$SUMMARY"
     [ -f "$RES/compare.txt" ] && { echo; cat "$RES/compare.txt"; }
     [ -f "$RES/model-compare.txt" ] && { echo; cat "$RES/model-compare.txt"; }
+    [ -f "$RES/pairrm-compare.txt" ] && { echo; cat "$RES/pairrm-compare.txt"; }
     [ -f "$RES/sanitizer-errors.txt" ] && { echo; echo "compute-sanitizer findings:"; head -40 "$RES/sanitizer-errors.txt"; }
     if grep -qE 'FAIL|TIMEOUT' "$SUMMARY"; then echo; echo "gpu-check: FAILED"; else echo; echo "gpu-check: all steps passed"; fi
   } > "$OUTDIR/summary.txt"
@@ -184,13 +186,32 @@ if [ "${SKIP_TORCH:-0}" = 1 ]; then
   skip "PairRM: PyTorch baseline" "SKIP_TORCH=1"
 else
   step "PyTorch baseline" 120 bench-pytorch.txt python3 bench/pytorch_logprob.py --json "$RES/pytorch.json"
-  # PairRM (issue 11): the PyTorch speed of the judge's model, batch 1 as llm-blender runs it
-  # and batched. The engine runs PairRM on CUDA (fp32, test_pairrm_model_cuda) but the native
-  # PairRM benchmark (bench pairrm) runs on the CPU only, so there is no native GPU figure yet.
+  # PairRM (issue 11): the PyTorch speed of the judge's model (fp16), 4 prompts x 20 pairs of 649
+  # tokens at batch 1 as llm-blender runs it and 16 per forward (the judge's batch), then 20 pairs
+  # at the judge's longest (1224 + 2 x 412 source and candidate tokens: 2057), 7 per forward.
   step "PairRM: PyTorch baseline" 90 bench-pytorch-pairrm.txt bash -c \
     'for mode in single batched; do
-       python3 bench/pytorch_pairrm.py --device cuda --dtype fp16 --mode "$mode" --json "$1/pytorch-pairrm-$mode.json" || exit 1
+       python3 bench/pytorch_pairrm.py --device cuda --dtype fp16 --mode "$mode" --batch 16 --json "$1/pytorch-pairrm-$mode.json" || exit 1
      done' _ "$RES"
+  need "PairRM: PyTorch, anchor length" 30 &&
+    step "PairRM: PyTorch, anchor length" 45 bench-pytorch-pairrm-anchor.txt python3 bench/pytorch_pairrm.py --device cuda \
+      --dtype fp16 --mode batched --batch 7 --prompts 1 --source 1224 --candidate 412 --json "$RES/pytorch-pairrm-anchor.json"
+fi
+# The native PairRM (bench_pairrm --device cuda, PAIRRM_PRECISION: bf16 by default, or fp32) on the
+# same pairs: rows single, batched (16 pairs, 16384 tokens a call) and anchor (the 2057-token
+# pairs, 7 a call), each the median of 3 passes with its floor (the matmul rate measured in the
+# run) and peak device memory, and issue 11's anchor ratio (20.8k prompts x 20 pairs against 28
+# minutes at 300 TFLOP/s; target <= 1.5x). About 10-20 s; then the ratio table against PyTorch.
+PAIRRM_PRECISION=${PAIRRM_PRECISION:-bf16}
+need "PairRM: native ($PAIRRM_PRECISION)" 30 &&
+  step "PairRM: native ($PAIRRM_PRECISION)" 45 bench-native-pairrm.txt build/bench/bench_pairrm --device cuda \
+    --precision "$PAIRRM_PRECISION" --prompts 4 --batch 16 --tokens 16384 --anchor-prompts 1 --repeat 3 --warmup 1 \
+    --json "$RES/native-pairrm.json"
+if [ -f "$RES/native-pairrm.json" ]; then
+  mapfile -t pairrm_json < <(ls "$RES"/native-pairrm.json "$RES"/pytorch-pairrm-*.json 2>/dev/null)
+  step "PairRM ratios" 20 pairrm-compare.txt node bench/compare-pairrm.mjs "${pairrm_json[@]}" --json "$RES/pairrm-compare.json"
+else
+  skip "PairRM ratios" "no native-pairrm.json"
 fi
 if [ -f "$RES/native.json" ]; then
   step "ratios" 20 compare.txt node bench/compare.mjs "$RES/native.json" "$RES/pytorch.json" --json "$RES/compare.json"

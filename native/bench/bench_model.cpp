@@ -40,6 +40,7 @@
 
 #include "backend/backend.h"
 #include "backend/buffer.h"
+#include "bench_json.h"
 #include "bench_model_cuda.h"
 #include "bench_model_presets.h"
 #include "comm/communicator.h"
@@ -53,6 +54,7 @@
 #include "train/trainer.h"
 
 using namespace sppo;
+using sppo_bench::JsonRow;
 using sppo_bench::ModelPreset;
 
 namespace {
@@ -84,26 +86,6 @@ Sides make_side(std::mt19937_64& g, int64_t B, int64_t T, int64_t V) {
     for (int64_t t = T / 4; t < T; ++t) s.resp[b * T + t] = 1;  // a quarter prompt, the rest response
   return s;
 }
-
-// One JSON object of already formatted values, in insertion order.
-struct JsonRow {
-  std::vector<std::pair<std::string, std::string>> kv;
-  JsonRow& num(const std::string& k, double v) {
-    char b[64];
-    std::snprintf(b, sizeof b, std::isfinite(v) ? "%.9g" : "null", v);
-    kv.emplace_back(k, b);
-    return *this;
-  }
-  JsonRow& str(const std::string& k, const std::string& v) {
-    kv.emplace_back(k, "\"" + v + "\"");
-    return *this;
-  }
-  std::string text() const {
-    std::string s = "{";
-    for (size_t i = 0; i < kv.size(); ++i) s += (i ? ", \"" : "\"") + kv[i].first + "\": " + kv[i].second;
-    return s + "}";
-  }
-};
 
 struct Options {
   std::string device = "cpu", preset, optimizer, only, ckpt, json;
@@ -248,13 +230,6 @@ bool wants(const ModelPreset& p, const std::string& phase) {
   return false;
 }
 
-std::string today() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 double gib(double bytes) { return bytes / double(1ull << 30); }
 
 void print_plan(const StagePlan& plan) {
@@ -292,20 +267,14 @@ int64_t decode_blocks(const ModelPreset& p, int64_t batch, int64_t extra) {
 
 void write_json(const Options& o, const JsonRow& head, const std::vector<JsonRow>& rows, bool announce = true) {
   if (o.json.empty()) return;
-  std::ofstream f(o.json);
-  if (!f) fail("cannot write --json file '", o.json, "'");
-  std::string h = head.text();
-  h.pop_back();
-  f << h << ", \"results\": [\n";
-  for (size_t i = 0; i < rows.size(); ++i) f << "  " << rows[i].text() << (i + 1 < rows.size() ? ",\n" : "\n");
-  f << "]}\n";
+  sppo_bench::write_json_report(o.json, head, rows);
   if (announce) std::printf("wrote %s\n", o.json.c_str());
 }
 
 JsonRow header_json(const Options& o, const ModelPreset& p, double nparams) {
   const LlamaConfig& c = p.config;
   JsonRow h;
-  h.str("suite", "model").str("source", "native").str("date", today()).str("device", o.device);
+  h.str("suite", "model").str("source", "native").str("date", sppo_bench::utc_now()).str("device", o.device);
   h.str("preset", p.name).str("precision", precision_name(o.precision));
   h.num("vocab", static_cast<double>(c.vocab_size)).num("hidden", static_cast<double>(c.hidden_size));
   h.num("ffn", static_cast<double>(c.intermediate_size)).num("layers", static_cast<double>(c.num_layers));

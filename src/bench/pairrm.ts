@@ -1,11 +1,13 @@
-// `sppo-native bench pairrm`: CPU throughput of the PairRM judge's model through the addon: all
-// K(K-1) ordered pairs of `prompts` prompts (random token ids in PairRM's pair layout, random
-// weights in PairRM's shape or a tiny one), packed `batch` pairs per call as the judge runs them.
-// Reports pairs/s and seconds per prompt. Measured here, never in tests.
+// `sppo-native bench pairrm`: throughput of the PairRM judge's model through the addon, on the CPU
+// (fp32) or CUDA (fp32, or bf16 where the engine has it): all K(K-1) ordered pairs of `prompts`
+// prompts (random token ids in PairRM's pair layout, random weights in PairRM's shape or a tiny
+// one), packed `batch` pairs per call as the judge runs them. Reports pairs/s and seconds per
+// prompt (wall clock: compare() returns the logits on the host). Measured here, never in tests;
+// the native build/bench/bench_pairrm has the floors, CUDA events and the anchor ratio.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { native, type DeviceName, type NativePairRmConfig } from '../native/addon.js';
+import { native, requireCublasLt, requireDevice, type DeviceName, type NativePairRmConfig } from '../native/addon.js';
 import { packPairs } from '../pairrm/batching.js';
 import type { PairSequence } from '../pairrm/collator.js';
 import { SeededRandom } from '../util/rng.js';
@@ -24,8 +26,13 @@ const SIZES: Record<PairRmBenchSize, NativePairRmConfig> = {
   },
 };
 
+export type PairRmBenchPrecision = 'fp32' | 'bf16';
+
 export interface PairRmBenchOptions {
   size?: PairRmBenchSize;
+  device?: DeviceName;
+  /** fp32 (default); bf16 on CUDA only (the CPU's bf16 is an emulation for parity checks). */
+  precision?: PairRmBenchPrecision;
   k?: number;
   prompts?: number;
   sourceTokens?: number;
@@ -36,6 +43,10 @@ export interface PairRmBenchOptions {
 export interface PairRmBenchResult {
   size: PairRmBenchSize;
   config: NativePairRmConfig;
+  device: DeviceName;
+  /** 'CPU' or the CUDA card's name. */
+  deviceName: string;
+  precision: PairRmBenchPrecision;
   threads: number;
   k: number;
   prompts: number;
@@ -63,7 +74,10 @@ export async function benchPairRm(o: PairRmBenchOptions = {}): Promise<PairRmBen
     const tokens = [1, s, ...text(src), 2, 1, c1, ...text(cand), 2, 1, c2, ...text(cand), 2];
     seqs.push({ tokens, slots: [1, src + 4, src + cand + 7] });
   }
-  const model = new (native().PairRM)(config, { device: 'cpu', precision: 'fp32' });
+  const device = o.device ?? 'cpu', precision = o.precision ?? 'fp32';
+  checkDevice(device, precision);
+  const deviceName = device === 'cuda' ? (native().cudaDevices().devices[0]?.name ?? 'CUDA') : 'CPU';
+  const model = new (native().PairRM)(config, { device, precision });
   try {
     await model.initRandom(1, 0.02);
     await model.compare(packPairs(seqs.slice(0, batch))); // warm-up: allocations
@@ -71,7 +85,7 @@ export async function benchPairRm(o: PairRmBenchOptions = {}): Promise<PairRmBen
     for (let i = 0; i < seqs.length; i += batch) await model.compare(packPairs(seqs.slice(i, i + batch)));
     const seconds = (performance.now() - t0) / 1000;
     return {
-      size, config, threads: cpus().length, k, prompts, pairs: seqs.length, tokensPerPair: seqs[0]!.tokens.length, batch,
+      size, config, device, deviceName, precision, threads: cpus().length, k, prompts, pairs: seqs.length, tokensPerPair: seqs[0]!.tokens.length, batch,
       seconds, pairsPerSecond: seqs.length / seconds, secondsPerPrompt: seconds / prompts,
     };
   } finally {
@@ -82,18 +96,29 @@ export async function benchPairRm(o: PairRmBenchOptions = {}): Promise<PairRmBen
 export function formatPairRmBench(r: PairRmBenchResult): string {
   const c = r.config;
   return [
-    `model     PairRM ${r.size}: ${c.numLayers} layers, hidden ${c.hiddenSize}, ${c.numHeads} heads, ffn ${c.intermediateSize}, vocab ${c.vocabSize}; CPU, ${r.threads} threads`,
+    `model     PairRM ${r.size}: ${c.numLayers} layers, hidden ${c.hiddenSize}, ${c.numHeads} heads, ffn ${c.intermediateSize}, vocab ${c.vocabSize}; ` +
+      (r.device === 'cuda' ? `CUDA ${r.deviceName}, ${r.precision}` : `CPU, ${r.threads} threads`),
     `pairs     K = ${r.k}, ${r.prompts} prompt(s): ${r.pairs} ordered pairs of ${r.tokensPerPair} tokens, ${r.batch} per call`,
     `speed     ${r.seconds.toFixed(2)} s: ${r.pairsPerSecond.toFixed(3)} pairs/s, ${r.secondsPerPrompt.toFixed(1)} s per prompt`,
   ].join('\n');
 }
 
+/** The engine's reason when the device cannot run here; bf16 is timed on CUDA only. */
+function checkDevice(device: DeviceName, precision: string): void {
+  if (precision !== 'fp32' && precision !== 'bf16') throw new Error(`bench pairrm: --precision must be fp32 or bf16 (got '${precision}')`);
+  requireDevice(device);
+  if (device === 'cuda') requireCublasLt();
+  if (device === 'cpu' && precision === 'bf16') {
+    throw new Error('bench pairrm: --precision bf16 on the CPU is an emulation (bf16 storage, fp32 arithmetic) for parity checks, not something to time; use --device cuda');
+  }
+}
+
 /** Runs the suite, prints the table and writes the JSON report (default bench/out/pairrm-<date>.json). */
 export async function runPairRmBench(
-  opts: PairRmBenchOptions & { device?: DeviceName; out?: string; log?: (line: string) => void } = {},
+  opts: PairRmBenchOptions & { out?: string; log?: (line: string) => void } = {},
 ): Promise<PairRmBenchResult & { out: string }> {
   const log = opts.log ?? ((line: string) => console.log(line));
-  if ((opts.device ?? 'cpu') !== 'cpu') throw new Error('bench pairrm: PairRM runs on the CPU backend in this build (use --device cpu)');
+  checkDevice(opts.device ?? 'cpu', opts.precision ?? 'fp32');
   if (opts.size !== undefined && !(opts.size in SIZES)) throw new Error(`bench pairrm: --size must be 'large' or 'tiny' (got '${String(opts.size)}')`);
   const r = await benchPairRm(opts);
   log(formatPairRmBench(r));

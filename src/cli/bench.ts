@@ -5,7 +5,7 @@ import type { DeviceName } from '../native/addon.js';
 import { runKernelBench, type KernelDType } from '../bench/kernels.js';
 import { runModelBench } from '../bench/model.js';
 import { MODEL_PRESETS, presetDescription, type ModelPreset } from '../model/presets.js';
-import { runPairRmBench, type PairRmBenchSize } from '../bench/pairrm.js';
+import { runPairRmBench, type PairRmBenchPrecision, type PairRmBenchSize } from '../bench/pairrm.js';
 
 export interface BenchArgs {
   suite: string;
@@ -18,6 +18,7 @@ export interface BenchArgs {
   dtype?: string;
   via: 'auto' | 'native' | 'addon';
   size?: string;
+  precision?: string;
 }
 
 export interface BenchSuite {
@@ -46,9 +47,12 @@ export const benchSuites: Record<string, BenchSuite> = {
     },
   },
   pairrm: {
-    describe: "PairRM judge's model on the CPU: all K(K-1) ordered pairs of K = 5 responses (--size large: PairRM's shape)",
+    describe: "PairRM judge's model on the CPU or CUDA: all K(K-1) ordered pairs of K = 5 responses (--size large: PairRM's shape)",
     run: async (a) => {
-      await runPairRmBench({ device: a.device, out: a.out, prompts: a.iters, batch: a.rows, size: a.size as PairRmBenchSize | undefined });
+      await runPairRmBench({
+        device: a.device, out: a.out, prompts: a.iters, batch: a.rows, size: a.size as PairRmBenchSize | undefined,
+        precision: a.precision as PairRmBenchPrecision | undefined,
+      });
     },
   },
   model: {
@@ -79,6 +83,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
           `model: random model size (default small): ${MODEL_PRESETS.map((p) => `${p} = ${presetDescription(p)}`).join('; ')}. ` +
           "pairrm: tiny or large (default, PairRM's shape)",
       })
+      .option('precision', { type: 'string', choices: ['fp32', 'bf16'], describe: "pairrm: the engine's mode (default fp32; bf16 on cuda only)" })
       .option('via', { type: 'string', choices: ['auto', 'native', 'addon'] as const, default: 'auto' as const, describe: 'kernels: native benchmark executable or the addon' }) as unknown as Argv<BenchArgs>,
   handler: async (args) => {
     const suite = benchSuites[args.suite];
