@@ -148,7 +148,7 @@ StepResult Trainer::step(double lr, double max_grad_norm) {
       h.alpha = o.alpha;
       h.eps = o.eps;
       h.weight_decay = o.weight_decay;
-      be.rmsprop_step(p, gs, slot(0).slice(r.state_offset, n), n, h, sumsq, max_grad_norm);
+      be.rmsprop_step(p, gs, slot(0).slice(r.state_offset, n), n, h, sumsq, max_grad_norm, Tensor());
     } else {
       AdamwParams h;
       h.lr = lr;
@@ -158,7 +158,7 @@ StepResult Trainer::step(double lr, double max_grad_norm) {
       h.weight_decay = o.weight_decay;
       h.step = step_count_ + 1;
       be.adamw_step(p, gs, slot(0).slice(r.state_offset, n), slot(1).slice(r.state_offset, n), n, h, sumsq,
-                    max_grad_norm);
+                    max_grad_norm, Tensor());
     }
   }
   if (sharded_) gather_weights();
