@@ -14,8 +14,9 @@
 // - Every op checks its tensors' element types and sizes against the shapes it is given (the
 //   memory-safety layer; the model checks token ids and labels on the host before upload). The
 //   checks and their messages live once, in op_checks.h (check_<op>), which every backend calls
-//   with its OpRules (the types it computes in, its statistics' type), so a bad argument gets the
-//   same message on every backend.
+//   with its OpRules (the types it computes in: the CPU F32, F64 and BF16 (emulated), CUDA F32
+//   and BF16), so a bad argument gets the same message on every backend. Under BF16 compute the
+//   statistics, weight gradients and loss columns are F32 on every backend (op_checks.h, wide()).
 // - Each op's math is its contract header in native/kernels/<op>.h.
 #pragma once
 #include <cstddef>

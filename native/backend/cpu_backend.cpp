@@ -1,7 +1,7 @@
 // CPU implementation of the backend op table (backend.h): checks every tensor's element type and
-// size (backend/op_checks.h, with cpu_op_rules()), then calls the fp32 or fp64 kernel. All tensors
-// of one op share the compute type here (F32 or F64); the CUDA backend also takes BF16
-// activations with F32 statistics.
+// size (backend/op_checks.h, with cpu_op_rules()), then calls the fp32 or fp64 kernel. BF16
+// tensors (the bf16 mode: BF16 activations and weights, F32 statistics and weight gradients) run
+// through the fp32 kernels by emulation, widened and rounded once (backend/bf16_emulation.h).
 #include "backend/cpu_backend.h"
 
 #include <algorithm>
@@ -13,6 +13,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "backend/bf16_emulation.h"
 #include "backend/buffer.h"
 #include "backend/op_checks.h"
 #include "kernels/adamw.h"
@@ -36,7 +37,7 @@
 namespace sppo {
 namespace {
 
-// Calls body.template operator()<T>() with T = float or double for `dt`.
+// Calls body(T{}) with T = float or double for `dt` (the ops without BF16 tensors).
 template <typename Body>
 void dispatch(DType dt, Body&& body) {
   if (dt == DType::F32) body(float{});
@@ -115,140 +116,142 @@ class CpuBackend final : public Backend {
   }
   void synchronize() override {}
 
-  // Each op checks its arguments (backend/op_checks.h), then runs the fp32 or fp64 kernel.
+  // Each op checks its arguments (backend/op_checks.h), then runs the fp32 or fp64 kernel; BF16
+  // tensors through the fp32 kernel by emulation (backend/bf16_emulation.h): io.in / io.out /
+  // io.inout say how the kernel uses each tensor, with the element count it reads or writes.
   void embedding_forward(const Tensor& table, int64_t V, int64_t H, const Tensor& ids, int64_t n,
                          const Tensor& out) override {
-    dispatch(check_embedding_forward(table, V, H, ids, n, out, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::embedding_forward(table.as<T>(), V, H, ids.as<int32_t>(), n, out.as<T>());
+    with_compute_type(check_embedding_forward(table, V, H, ids, n, out, rules_), [&](auto& io) {
+      cpu::embedding_forward(io.in(table, V * H), V, H, ids.as<int32_t>(), n, io.out(out, n * H));
     });
   }
   void embedding_backward(const Tensor& dout, const Tensor& ids, int64_t n, int64_t V, int64_t H,
                           const Tensor& dtable) override {
-    dispatch(check_embedding_backward(dout, ids, n, V, H, dtable, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::embedding_backward(dout.as<T>(), ids.as<int32_t>(), n, V, H, dtable.as<T>());
+    with_compute_type(check_embedding_backward(dout, ids, n, V, H, dtable, rules_), [&](auto& io) {
+      cpu::embedding_backward(io.in(dout, n * H), ids.as<int32_t>(), n, V, H, io.inout(dtable, V * H));
     });
   }
   void matmul(const Tensor& A, const Tensor& B, const Tensor& C, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
               bool accumulate) override {
-    dispatch(check_matmul(A, B, C, M, N, K, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::matmul(A.as<T>(), B.as<T>(), C.as<T>(), M, N, K, ta, tb, accumulate);
+    with_compute_type(check_matmul(A, B, C, M, N, K, rules_), [&](auto& io) {
+      cpu::matmul(io.in(A, M * K), io.in(B, K * N), accumulate ? io.inout(C, M * N) : io.out(C, M * N), M, N, K, ta,
+                  tb, accumulate);
     });
   }
   void rmsnorm_forward(const Tensor& x, const Tensor& w, int64_t n, int64_t H, double eps, const Tensor& y,
                        const Tensor& rstd) override {
-    dispatch(check_rmsnorm_forward(x, w, n, H, y, rstd, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::rmsnorm_forward(x.as<T>(), w.as<T>(), n, H, eps, y.as<T>(), rstd.as<T>());
+    with_compute_type(check_rmsnorm_forward(x, w, n, H, y, rstd, rules_), [&](auto& io) {
+      cpu::rmsnorm_forward(io.in(x, n * H), io.in(w, H), n, H, eps, io.out(y, n * H), io.out(rstd, n));
     });
   }
   void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy, int64_t n, int64_t H,
                         const Tensor& dx, const Tensor& dw, bool accumulate_dx) override {
-    dispatch(check_rmsnorm_backward(x, w, rstd, dy, n, H, dx, dw, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::rmsnorm_backward(x.as<T>(), w.as<T>(), rstd.as<T>(), dy.as<T>(), n, H, dx.as<T>(), dw.as<T>(),
-                            accumulate_dx);
+    with_compute_type(check_rmsnorm_backward(x, w, rstd, dy, n, H, dx, dw, rules_), [&](auto& io) {
+      cpu::rmsnorm_backward(io.in(x, n * H), io.in(w, H), io.in(rstd, n), io.in(dy, n * H), n, H,
+                            accumulate_dx ? io.inout(dx, n * H) : io.out(dx, n * H), io.inout(dw, H), accumulate_dx);
     });
   }
   void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, int64_t n, int64_t H, double eps,
                          const Tensor& y) override {
-    dispatch(check_layernorm_forward(x, w, b, n, H, eps, y, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::layernorm_forward(x.as<T>(), w.as<T>(), b.as<T>(), n, H, eps, y.as<T>());
+    with_compute_type(check_layernorm_forward(x, w, b, n, H, eps, y, rules_), [&](auto& io) {
+      cpu::layernorm_forward(io.in(x, n * H), io.in(w, H), io.in(b, H), n, H, eps, io.out(y, n * H));
     });
   }
   void bias_act(const Tensor& x, const Tensor& b, int64_t n, int64_t H, Activation act, const Tensor& y) override {
-    dispatch(check_bias_act(x, b, n, H, act, y, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::bias_act(x.as<T>(), b.empty() ? nullptr : b.as<T>(), n, H, act, y.as<T>());
+    with_compute_type(check_bias_act(x, b, n, H, act, y, rules_), [&](auto& io) {
+      cpu::bias_act(io.in(x, n * H), io.in(b, H), n, H, act, io.out(y, n * H));  // b may be empty: null
     });
   }
   void rope_tables(const Tensor& inv_freq, int64_t half, const Tensor& positions, int64_t n, const Tensor& cos,
                    const Tensor& sin) override {
-    dispatch(check_rope_tables(inv_freq, half, positions, n, cos, sin, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::rope_tables(inv_freq.as<float>(), half, positions.as<int32_t>(), n, cos.as<T>(), sin.as<T>());
+    with_compute_type(check_rope_tables(inv_freq, half, positions, n, cos, sin, rules_), [&](auto& io) {
+      cpu::rope_tables(inv_freq.as<float>(), half, positions.as<int32_t>(), n, io.out(cos, n * half),
+                       io.out(sin, n * half));
     });
   }
   void rope_apply(const Tensor& x, int64_t n, int64_t heads, int64_t head_dim, const Tensor& cos, const Tensor& sin,
                   bool inverse) override {
-    dispatch(check_rope_apply(x, n, heads, head_dim, cos, sin, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::rope_apply(x.as<T>(), n, heads, head_dim, cos.as<T>(), sin.as<T>(), inverse);
+    with_compute_type(check_rope_apply(x, n, heads, head_dim, cos, sin, rules_), [&](auto& io) {
+      const int64_t half = n * (head_dim / 2);
+      cpu::rope_apply(io.inout(x, n * heads * head_dim), n, heads, head_dim, io.in(cos, half), io.in(sin, half),
+                      inverse);
     });
   }
   void swiglu_forward(const Tensor& gate, const Tensor& up, int64_t count, const Tensor& act) override {
-    dispatch(check_swiglu_forward(gate, up, count, act, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::swiglu_forward(gate.as<T>(), up.as<T>(), count, act.as<T>());
+    with_compute_type(check_swiglu_forward(gate, up, count, act, rules_), [&](auto& io) {
+      cpu::swiglu_forward(io.in(gate, count), io.in(up, count), count, io.out(act, count));
     });
   }
   void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dact, int64_t count, const Tensor& dgate,
                        const Tensor& dup) override {
-    dispatch(check_swiglu_backward(gate, up, dact, count, dgate, dup, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::swiglu_backward(gate.as<T>(), up.as<T>(), dact.as<T>(), count, dgate.as<T>(), dup.as<T>());
+    with_compute_type(check_swiglu_backward(gate, up, dact, count, dgate, dup, rules_), [&](auto& io) {
+      cpu::swiglu_backward(io.in(gate, count), io.in(up, count), io.in(dact, count), count, io.out(dgate, count),
+                           io.out(dup, count));
     });
   }
   void attention_forward(const AttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                          const Tensor& out, const Tensor& lse) override {
-    dispatch(check_attention_forward(s, q, k, v, mask, out, lse, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::attention_forward(s, q.as<T>(), k.as<T>(), v.as<T>(), mask.as<uint8_t>(), out.as<T>(), lse.as<T>());
+    with_compute_type(check_attention_forward(s, q, k, v, mask, out, lse, rules_), [&](auto& io) {
+      const int64_t N = s.B * s.T, qn = N * s.nh * s.hd, kn = N * s.nkv * s.hd;
+      cpu::attention_forward(s, io.in(q, qn), io.in(k, kn), io.in(v, kn), mask.as<uint8_t>(), io.out(out, qn),
+                             io.out(lse, N * s.nh));
     });
   }
   void attention_backward(const AttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                           const Tensor& out, const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
                           const Tensor& dv) override {
-    dispatch(check_attention_backward(s, q, k, v, mask, out, lse, dout, dq, dk, dv, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::attention_backward(s, q.as<T>(), k.as<T>(), v.as<T>(), mask.as<uint8_t>(), out.as<T>(), lse.as<T>(),
-                              dout.as<T>(), dq.as<T>(), dk.as<T>(), dv.as<T>());
+    with_compute_type(check_attention_backward(s, q, k, v, mask, out, lse, dout, dq, dk, dv, rules_), [&](auto& io) {
+      const int64_t N = s.B * s.T, qn = N * s.nh * s.hd, kn = N * s.nkv * s.hd;
+      cpu::attention_backward(s, io.in(q, qn), io.in(k, kn), io.in(v, kn), mask.as<uint8_t>(), io.in(out, qn),
+                              io.in(lse, N * s.nh), io.in(dout, qn), io.out(dq, qn), io.out(dk, kn), io.out(dv, kn));
     });
   }
   void disentangled_attention(const RelAttnShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& pos_q, const Tensor& pos_k, const Tensor& rel_index, const Tensor& start,
                               const Tensor& out) override {
     const bool rel = s.c2p || s.p2c;
-    dispatch(check_disentangled_attention(s, q, k, v, pos_q, pos_k, rel_index, start, out, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::disentangled_attention(s, q.as<T>(), k.as<T>(), v.as<T>(), s.p2c ? pos_q.as<T>() : nullptr,
-                                  s.c2p ? pos_k.as<T>() : nullptr, rel ? rel_index.as<int32_t>() : nullptr,
-                                  start.as<int32_t>(), out.as<T>());
-    });
+    with_compute_type(check_disentangled_attention(s, q, k, v, pos_q, pos_k, rel_index, start, out, rules_),
+                      [&](auto& io) {
+                        const int64_t n = s.N * s.nh * s.hd, pn = s.P * s.nh * s.hd;
+                        cpu::disentangled_attention(s, io.in(q, n), io.in(k, n), io.in(v, n),
+                                                    s.p2c ? io.in(pos_q, pn) : nullptr,
+                                                    s.c2p ? io.in(pos_k, pn) : nullptr,
+                                                    rel ? rel_index.as<int32_t>() : nullptr, start.as<int32_t>(),
+                                                    io.out(out, n));
+                      });
   }
   void kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, int64_t R, int64_t kw, int64_t pool_rows,
                 const Tensor& k_pool, const Tensor& v_pool) override {
-    dispatch(check_kv_write(k, v, slots, R, kw, pool_rows, k_pool, v_pool, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::kv_write(k.as<T>(), v.as<T>(), slots.as<int32_t>(), R, kw, pool_rows, k_pool.as<T>(), v_pool.as<T>());
+    with_compute_type(check_kv_write(k, v, slots, R, kw, pool_rows, k_pool, v_pool, rules_), [&](auto& io) {
+      cpu::kv_write(io.in(k, R * kw), io.in(v, R * kw), slots.as<int32_t>(), R, kw, pool_rows,
+                    io.inout(k_pool, pool_rows * kw), io.inout(v_pool, pool_rows * kw));
     });
   }
   void attention_decode(const PagedShape& s, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                         const Tensor& tables, const Tensor& table_rows, const Tensor& lengths,
                         const Tensor& out) override {
-    dispatch(check_attention_decode(s, q, k_pool, v_pool, tables, table_rows, lengths, out, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::attention_decode(s, q.as<T>(), k_pool.as<T>(), v_pool.as<T>(), tables.as<int32_t>(),
-                            table_rows.as<int32_t>(), lengths.as<int32_t>(), out.as<T>());
-    });
+    with_compute_type(check_attention_decode(s, q, k_pool, v_pool, tables, table_rows, lengths, out, rules_),
+                      [&](auto& io) {
+                        const int64_t qn = s.R * s.nh * s.hd, pn = s.num_blocks * s.block_size * s.nkv * s.hd;
+                        cpu::attention_decode(s, io.in(q, qn), io.in(k_pool, pn), io.in(v_pool, pn),
+                                              tables.as<int32_t>(), table_rows.as<int32_t>(), lengths.as<int32_t>(),
+                                              io.out(out, qn));
+                      });
   }
   void gather_rows(const Tensor& src, int64_t src_rows, const Tensor& idx, int64_t n, int64_t H,
                    const Tensor& dst) override {
-    dispatch(check_gather_rows(src, src_rows, idx, n, H, dst, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::gather_rows(src.as<T>(), src_rows, idx.as<int32_t>(), n, H, dst.as<T>());
+    with_compute_type(check_gather_rows(src, src_rows, idx, n, H, dst, rules_), [&](auto& io) {
+      cpu::gather_rows(io.in(src, src_rows * H), src_rows, idx.as<int32_t>(), n, H, io.out(dst, n * H));
     });
   }
   void scatter_add_rows(const Tensor& src, const Tensor& idx, int64_t n, int64_t H, int64_t dst_rows,
                         const Tensor& dst) override {
-    dispatch(check_scatter_add_rows(src, idx, n, H, dst_rows, dst, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::scatter_add_rows(src.as<T>(), idx.as<int32_t>(), n, H, dst_rows, dst.as<T>());
+    with_compute_type(check_scatter_add_rows(src, idx, n, H, dst_rows, dst, rules_), [&](auto& io) {
+      cpu::scatter_add_rows(io.in(src, n * H), idx.as<int32_t>(), n, H, dst_rows, io.inout(dst, dst_rows * H));
     });
   }
+  // The segment sums, the loss, the sum of squares and the optimizer steps compute in F32 or F64
+  // only (OpRules::state, wide()): no BF16 tensor reaches them.
   void segment_sum(const Tensor& x, const Tensor& seg, int64_t n, int64_t S, const Tensor& out) override {
     dispatch(check_segment_sum(x, seg, n, S, out, rules_), [&](auto t) {
       using T = decltype(t);
@@ -313,15 +316,13 @@ class CpuBackend final : public Backend {
     cpu::masked_sequence_sum(token_logp.as<float>(), mask.as<uint8_t>(), B, T, seq_logp.as<float>());
   }
   void sample_weights(const Tensor& logits, int64_t n, int64_t V, double temperature, const Tensor& w) override {
-    dispatch(check_sample_weights(logits, n, V, w, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::sample_weights(logits.as<T>(), n, V, temperature, w.as<float>());
+    with_compute_type(check_sample_weights(logits, n, V, w, rules_), [&](auto& io) {
+      cpu::sample_weights(io.in(logits, n * V), n, V, temperature, w.as<float>());
     });
   }
   void argmax_rows(const Tensor& logits, int64_t n, int64_t V, const Tensor& tokens) override {
-    dispatch(check_argmax_rows(logits, n, V, tokens, rules_), [&](auto t) {
-      using T = decltype(t);
-      cpu::argmax_rows(logits.as<T>(), n, V, tokens.as<int32_t>());
+    with_compute_type(check_argmax_rows(logits, n, V, tokens, rules_), [&](auto& io) {
+      cpu::argmax_rows(io.in(logits, n * V), n, V, tokens.as<int32_t>());
     });
   }
   void sample_pick(const Tensor& w, int64_t n, int64_t V, int64_t top_k, double top_p, const SampleStream* streams,

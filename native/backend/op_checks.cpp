@@ -12,11 +12,15 @@ namespace {
 DType type_in(const Tensor& t, const std::vector<DType>& allowed, const char* op, const OpRules& r) {
   if (std::find(allowed.begin(), allowed.end(), t.dtype) != allowed.end()) return t.dtype;
   std::string names;
-  for (std::size_t i = 0; i < allowed.size(); ++i) names += std::string(i ? " or " : "") + dtype_name(allowed[i]);
+  for (std::size_t i = 0; i < allowed.size(); ++i)
+    names += std::string(i == 0 ? "" : i + 1 == allowed.size() ? " or " : ", ") + dtype_name(allowed[i]);
   fail(op, ": the ", r.backend, " backend computes in ", names, " (got ", dtype_name(t.dtype), ")");
 }
 DType compute_type(const Tensor& t, const char* op, const OpRules& r) { return type_in(t, r.compute, op, r); }
 DType state_type(const Tensor& t, const char* op, const OpRules& r) { return type_in(t, r.state, op, r); }
+// The type of the statistics over `t` (the log-probs' rows, the loss columns): wide() of its type
+// when the backend computes in it, else F32 (the kernel or a later check names what is wrong).
+DType stat_type(const Tensor& t, const OpRules& r) { return r.computes(t.dtype) ? wide(t.dtype) : DType::F32; }
 
 void check_attn_shape(const AttnShape& s, const char* op) {
   SPPO_CHECK(s.B >= 0 && s.T >= 0 && s.hd > 0 && s.nkv > 0 && s.nh % s.nkv == 0, op, ": bad shape (B ", s.B, ", T ",
@@ -28,11 +32,11 @@ void check_attn_shape(const AttnShape& s, const char* op) {
 bool OpRules::computes(DType t) const { return std::find(compute.begin(), compute.end(), t) != compute.end(); }
 
 const OpRules& cpu_op_rules() {
-  static const OpRules rules{"CPU", {DType::F32, DType::F64}, {DType::F32, DType::F64}, false, true, false};
+  static const OpRules rules{"CPU", {DType::F32, DType::F64, DType::BF16}, {DType::F32, DType::F64}, true, false};
   return rules;
 }
 const OpRules& cuda_op_rules() {
-  static const OpRules rules{"CUDA", {DType::F32, DType::BF16}, {DType::F32}, true, false, true};
+  static const OpRules rules{"CUDA", {DType::F32, DType::BF16}, {DType::F32}, false, true};
   return rules;
 }
 
@@ -49,19 +53,19 @@ DType check_embedding_forward(const Tensor& table, int64_t V, int64_t H, const T
 DType check_embedding_backward(const Tensor& dout, const Tensor& ids, int64_t n, int64_t V, int64_t H,
                                const Tensor& dtable, const OpRules& r) {
   const char* op = "embedding_backward";
-  // A mixed-precision dtable is the F32 gradient arena, so dout carries the compute type there.
-  const DType dt = compute_type(r.mixed_precision ? dout : dtable, op, r);
+  // dtable is a weight gradient (the F32 gradient arena under BF16), so dout carries the compute type.
+  const DType dt = compute_type(dout, op, r);
   require(dout, dt, n * H, op, "dout");
   require(ids, DType::I32, n, op, "ids");
-  require(dtable, r.wide(dt), V * H, op, "dtable");
+  require(dtable, wide(dt), V * H, op, "dtable");
   return dt;
 }
 
 DType check_matmul(const Tensor& A, const Tensor& B, const Tensor& C, int64_t M, int64_t N, int64_t K,
                    const OpRules& r) {
   const char* op = "matmul";
-  // Under mixed precision C may be wider than A and B, so the inputs carry the compute type.
-  const DType in = compute_type(r.mixed_precision ? A : C, op, r);
+  // C may be wider than A and B (F32 over BF16), so the inputs carry the compute type.
+  const DType in = compute_type(A, op, r);
   require(A, in, M * K, op, "A");
   require(B, in, K * N, op, "B");
   // bf16 products may write fp32 (the gradients of the bf16 mode); others write their own type.
@@ -79,7 +83,7 @@ DType check_rmsnorm_forward(const Tensor& x, const Tensor& w, int64_t n, int64_t
   require(x, dt, n * H, op, "x");
   require(w, dt, H, op, "w");
   require(y, dt, n * H, op, "y");
-  require(rstd, r.wide(dt), n, op, "rstd");
+  require(rstd, wide(dt), n, op, "rstd");
   return dt;
 }
 
@@ -89,10 +93,10 @@ DType check_rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rst
   const DType dt = compute_type(x, op, r);
   require(x, dt, n * H, op, "x");
   require(w, dt, H, op, "w");
-  require(rstd, r.wide(dt), n, op, "rstd");
+  require(rstd, wide(dt), n, op, "rstd");
   require(dy, dt, n * H, op, "dy");
   require(dx, dt, n * H, op, "dx");
-  require(dw, r.wide(dt), H, op, "dw");
+  require(dw, wide(dt), H, op, "dw");
   return dt;
 }
 
@@ -176,7 +180,7 @@ DType check_attention_forward(const AttnShape& s, const Tensor& q, const Tensor&
   require(v, dt, N * kw, op, "v");
   require(mask, DType::U8, N, op, "mask");
   require(out, dt, N * qw, op, "out");
-  require(lse, r.wide(dt), N * s.nh, op, "lse");
+  require(lse, wide(dt), N * s.nh, op, "lse");
   return dt;
 }
 
@@ -192,7 +196,7 @@ DType check_attention_backward(const AttnShape& s, const Tensor& q, const Tensor
   require(v, dt, N * kw, op, "v");
   require(mask, DType::U8, N, op, "mask");
   require(out, dt, N * qw, op, "out");
-  require(lse, r.wide(dt), N * s.nh, op, "lse");
+  require(lse, wide(dt), N * s.nh, op, "lse");
   require(dout, dt, N * qw, op, "dout");
   require(dq, dt, N * qw, op, "dq");
   require(dk, dt, N * kw, op, "dk");
@@ -300,7 +304,7 @@ DType check_logprob_forward(const Tensor& logits, int64_t N, int64_t V, const Te
                             const Tensor& token_logp, const Tensor& lse, const OpRules& r) {
   const char* op = "logprob_forward";
   require(labels, DType::I32, N, op, "labels");
-  const DType rows = logits.dtype == DType::F64 && r.computes(DType::F64) ? DType::F64 : DType::F32;
+  const DType rows = stat_type(logits, r);
   require(logits, logits.dtype, N * V, op, "logits");
   require(token_logp, rows, N, op, "token_logp");
   if (!lse.empty()) require(lse, rows, N, op, "lse");
@@ -311,7 +315,7 @@ DType check_logprob_backward(const Tensor& logits, int64_t N, int64_t V, const T
                              const Tensor& grad_token, const Tensor& lse, const Tensor& grad_logits, const OpRules& r) {
   const char* op = "logprob_backward";
   require(labels, DType::I32, N, op, "labels");
-  const DType rows = logits.dtype == DType::F64 && r.computes(DType::F64) ? DType::F64 : DType::F32;
+  const DType rows = stat_type(logits, r);
   require(logits, logits.dtype, N * V, op, "logits");
   require(grad_token, rows, N, op, "grad_token");
   if (!lse.empty()) require(lse, rows, N, op, "lse");
@@ -330,9 +334,9 @@ void check_masked_sequence_sum(const Tensor& token_logp, const Tensor& mask, int
 
 DType check_sppo_loss(int64_t B, const LossTensors& in, const LossResultTensors& out, const OpRules& r) {
   const char* op = "sppo_loss";
-  // The loss columns are statistics (sequence log-probs): F32 under mixed precision, else the
-  // compute type, read from policy_chosen.
-  const DType dt = r.mixed_precision ? DType::F32 : compute_type(in.policy_chosen, op, r);
+  // The loss columns are statistics (sequence log-probs): wide() of policy_chosen's type, F32
+  // when that is no compute type (the message then names policy_chosen).
+  const DType dt = stat_type(in.policy_chosen, r);
   auto opt = [&](const Tensor& t, const char* arg) {
     if (!t.empty()) require(t, dt, B, op, arg);
   };

@@ -18,11 +18,6 @@ struct OpRules {
   const char* backend;          // as the messages name it: "CPU", "CUDA"
   std::vector<DType> compute;   // what ops over activations and weights compute in
   std::vector<DType> state;     // what the segment sums, sum of squares and optimizer steps compute in
-  // BF16 compute with wide companions: statistics (rstd, the attention lse), weight gradients
-  // (dtable, dw) and the loss columns are F32 whatever the compute type, and a BF16 matmul may
-  // write F32; the type-setting tensor is then an input. Without it, all tensors of an op share
-  // the compute type.
-  bool mixed_precision;
   // The backend's memory is the host's, so a check may read an index tensor (attention_decode
   // sizes `tables` by the largest of table_rows); otherwise the kernel checks that, deferred.
   bool host_memory;
@@ -30,11 +25,16 @@ struct OpRules {
   bool loss_needs_summary;
 
   bool computes(DType t) const;
-  // The type of statistics, weight gradients and loss columns for compute type `dt`.
-  DType wide(DType dt) const { return mixed_precision ? DType::F32 : dt; }
 };
 
-// F32 or F64 (the fp64 twin for finite differences), one type per op.
+// One semantic for every backend: an op's type-setting tensor is one of its inputs (A for matmul,
+// dout for embedding_backward, x or q for the others); its statistics (rstd, the attention lse),
+// weight gradients (dtable, dw) and loss columns are wide(compute type), and a BF16 matmul may
+// write F32 or BF16 (the gradients of the bf16 mode).
+inline DType wide(DType compute) { return compute == DType::BF16 ? DType::F32 : compute; }
+
+// F32, F64 (the fp64 twin for finite differences) or BF16 (emulated: bf16_emulation.h); state
+// F32 or F64.
 const OpRules& cpu_op_rules();
 // F32 (the parity mode) or BF16 activations and weights; state F32 only.
 const OpRules& cuda_op_rules();
@@ -44,7 +44,7 @@ DType check_embedding_forward(const Tensor& table, int64_t V, int64_t H, const T
                               const Tensor& out, const OpRules& r);
 DType check_embedding_backward(const Tensor& dout, const Tensor& ids, int64_t n, int64_t V, int64_t H,
                                const Tensor& dtable, const OpRules& r);
-// matmul.h: returns the type of A and B (C's may be wider, see OpRules::mixed_precision)
+// matmul.h: returns the type of A and B (a BF16 product's C may be F32, see wide())
 DType check_matmul(const Tensor& A, const Tensor& B, const Tensor& C, int64_t M, int64_t N, int64_t K,
                    const OpRules& r);
 // rmsnorm.h, layernorm.h, bias_act.h

@@ -1,6 +1,8 @@
 // The numeric modes of a model (CONTRACT). fp32: everything in float32 (the CPU engine, and the
-// CUDA engine's parity mode); fp64: everything in float64 (the finite-difference tests); bf16
-// (CUDA): bf16 weights and activations, fp32 gradients, statistics and master weights.
+// CUDA engine's parity mode); fp64: everything in float64 (the finite-difference tests, CPU only);
+// bf16: bf16 weights and activations, fp32 gradients, statistics and master weights (CUDA, and
+// the CPU by emulation: fp32 kernels over widened inputs, outputs rounded once, so the CPU's bf16
+// model is the reference the CUDA one is compared with).
 #pragma once
 #include "core/dtype.h"
 #include "core/error.h"

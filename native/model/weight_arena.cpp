@@ -16,8 +16,7 @@ uint64_t splitmix64(uint64_t& s) {
 }  // namespace
 
 void check_precision_on(const Backend& be, Precision p) {
-  SPPO_CHECK(be.device() != Device::CPU || p != Precision::BF16,
-             "the CPU backend computes in fp32 or fp64; bf16 models need the CUDA backend");
+  // The CPU computes in fp32, fp64 and bf16 (emulated: backend/bf16_emulation.h).
   SPPO_CHECK(be.device() == Device::CPU || p != Precision::FP64,
              "the CUDA backend computes in fp32 or bf16; fp64 models need the CPU backend");
 }

@@ -12,7 +12,7 @@
 
 namespace sppo {
 
-// Throws unless `be` computes in `p` (the CPU: fp32/fp64; CUDA: fp32/bf16).
+// Throws unless `be` computes in `p` (the CPU: fp32, fp64, bf16 emulated; CUDA: fp32/bf16).
 void check_precision_on(const Backend& be, Precision p);
 
 // A zeroed buffer for `elements` weights of `dtype`; `what` names them in the out-of-memory error

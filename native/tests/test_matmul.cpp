@@ -154,8 +154,10 @@ TEST(sizes_are_checked_naming_the_argument) {
   std::vector<double> Bd(K * N, 1.0);
   CHECK_THROWS_WITH(be->matmul(view(A), view(Bd), view(C), M, N, K, false, false, false), "matmul: B must be F32");
   std::vector<int32_t> Ci(M * N);
-  CHECK_THROWS_WITH(be->matmul(view(A), view(B), view(Ci), M, N, K, false, false, false),
-                    "matmul: the CPU backend computes in F32 or F64");
+  CHECK_THROWS_WITH(be->matmul(view(A), view(B), view(Ci), M, N, K, false, false, false), "matmul: C must be F32 (got I32)");
+  std::vector<int32_t> Ai(M * K);
+  CHECK_THROWS_WITH(be->matmul(view(Ai), view(B), view(C), M, N, K, false, false, false),
+                    "matmul: the CPU backend computes in F32, F64 or BF16 (got I32)");
   be->matmul(view(A), view(B), view(C), M, N, K, false, false, false);
   CHECK(C[0] == 5.f);
 }

@@ -42,8 +42,10 @@ struct OpCase {
 LossTensors loss_in(const std::vector<Tensor>& t) { return {t[0], t[1], t[2], t[3], t[4], t[5], t[6]}; }
 LossResultTensors loss_out(const std::vector<Tensor>& t) { return {t[7], t[8], t[9], t[10], t[11], t[12], 1.0}; }
 
-// Every op of the table with its arguments at the sizes it needs (F32 compute), from random shapes.
-std::vector<OpCase> op_cases(sppo_test::Rng& rng) {
+// Every op of the table with its arguments at the sizes it needs, from random shapes: activations
+// and weights of type A (F32 or BF16), statistics, weight gradients and loss columns wide(A), the
+// state ops and the sampling weights F32.
+std::vector<OpCase> op_cases(sppo_test::Rng& rng, DType A) {
   const int64_t n = rng.integer(1, 9), H = rng.integer(1, 6), V = rng.integer(2, 7), K = rng.integer(1, 5);
   const int64_t half = rng.integer(1, 4), heads = rng.integer(1, 3), hd = 2 * half;
   const AttnShape as{rng.integer(1, 3), rng.integer(1, 4), 2 * heads, heads, hd, 1.0};
@@ -52,95 +54,95 @@ std::vector<OpCase> op_cases(sppo_test::Rng& rng) {
   const int64_t rw = rs.nh * rs.hd, pool_rows = rng.integer(1, 6);
   const PagedShape ps{n, 2 * heads, heads, hd, 2, rng.integer(1, 3), 3, 1.0};
   const int64_t pkw = ps.nkv * ps.hd, pqw = ps.nh * ps.hd, prows = ps.num_blocks * ps.block_size;
-  const DType F = DType::F32, I = DType::I32, U = DType::U8, D = DType::F64, B = DType::BF16;
+  const DType F = DType::F32, I = DType::I32, U = DType::U8, D = DType::F64, W = wide(A), B = DType::BF16;
   static const SampleStream streams[16] = {};
   return {
-      {"embedding_forward", {{"table", F, V * H}, {"ids", I, n}, {"out", F, n * H}},
+      {"embedding_forward", {{"table", A, V * H}, {"ids", I, n}, {"out", A, n * H}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_embedding_forward(t[0], V, H, t[1], n, t[2], r); }},
-      {"embedding_backward", {{"dout", F, n * H}, {"ids", I, n}, {"dtable", F, V * H}},
+      {"embedding_backward", {{"dout", A, n * H}, {"ids", I, n}, {"dtable", W, V * H}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_embedding_backward(t[0], t[1], n, V, H, t[2], r); }},
-      {"matmul", {{"A", F, n * K}, {"B", F, K * H}, {"C", F, n * H}},
+      {"matmul", {{"A", A, n * K}, {"B", A, K * H}, {"C", A, n * H}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_matmul(t[0], t[1], t[2], n, H, K, r); }},
-      {"rmsnorm_forward", {{"x", F, n * H}, {"w", F, H}, {"y", F, n * H}, {"rstd", F, n}},
+      {"rmsnorm_forward", {{"x", A, n * H}, {"w", A, H}, {"y", A, n * H}, {"rstd", W, n}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_rmsnorm_forward(t[0], t[1], n, H, t[2], t[3], r); }},
       {"rmsnorm_backward",
-       {{"x", F, n * H}, {"w", F, H}, {"rstd", F, n}, {"dy", F, n * H}, {"dx", F, n * H}, {"dw", F, H}},
+       {{"x", A, n * H}, {"w", A, H}, {"rstd", W, n}, {"dy", A, n * H}, {"dx", A, n * H}, {"dw", W, H}},
        [=](const OpRules& r, const std::vector<Tensor>& t) {
          check_rmsnorm_backward(t[0], t[1], t[2], t[3], n, H, t[4], t[5], r);
        }},
-      {"layernorm_forward", {{"x", F, n * H}, {"w", F, H}, {"b", F, H}, {"y", F, n * H}},
+      {"layernorm_forward", {{"x", A, n * H}, {"w", A, H}, {"b", A, H}, {"y", A, n * H}},
        [=](const OpRules& r, const std::vector<Tensor>& t) {
          check_layernorm_forward(t[0], t[1], t[2], n, H, 1e-5, t[3], r);
        }},
-      {"bias_act", {{"x", F, n * H}, {"b", F, H}, {"y", F, n * H}},
+      {"bias_act", {{"x", A, n * H}, {"b", A, H}, {"y", A, n * H}},
        [=](const OpRules& r, const std::vector<Tensor>& t) {
          check_bias_act(t[0], t[1], n, H, Activation::Gelu, t[2], r);
        }},
-      {"rope_tables", {{"inv_freq", F, half}, {"positions", I, n}, {"cos", F, n * half}, {"sin", F, n * half}},
+      {"rope_tables", {{"inv_freq", F, half}, {"positions", I, n}, {"cos", A, n * half}, {"sin", A, n * half}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_rope_tables(t[0], half, t[1], n, t[2], t[3], r); }},
-      {"rope_apply", {{"x", F, n * heads * hd}, {"cos", F, n * half}, {"sin", F, n * half}},
+      {"rope_apply", {{"x", A, n * heads * hd}, {"cos", A, n * half}, {"sin", A, n * half}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_rope_apply(t[0], n, heads, hd, t[1], t[2], r); }},
-      {"swiglu_forward", {{"gate", F, n}, {"up", F, n}, {"act", F, n}},
+      {"swiglu_forward", {{"gate", A, n}, {"up", A, n}, {"act", A, n}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_swiglu_forward(t[0], t[1], n, t[2], r); }},
-      {"swiglu_backward", {{"gate", F, n}, {"up", F, n}, {"dact", F, n}, {"dgate", F, n}, {"dup", F, n}},
+      {"swiglu_backward", {{"gate", A, n}, {"up", A, n}, {"dact", A, n}, {"dgate", A, n}, {"dup", A, n}},
        [=](const OpRules& r, const std::vector<Tensor>& t) {
          check_swiglu_backward(t[0], t[1], t[2], n, t[3], t[4], r);
        }},
       {"attention_forward",
-       {{"q", F, N * qw}, {"k", F, N * kw}, {"v", F, N * kw}, {"mask", U, N}, {"out", F, N * qw}, {"lse", F, N * as.nh}},
+       {{"q", A, N * qw}, {"k", A, N * kw}, {"v", A, N * kw}, {"mask", U, N}, {"out", A, N * qw}, {"lse", W, N * as.nh}},
        [=](const OpRules& r, const std::vector<Tensor>& t) {
          check_attention_forward(as, t[0], t[1], t[2], t[3], t[4], t[5], r);
        }},
       {"attention_backward",
-       {{"q", F, N * qw}, {"k", F, N * kw}, {"v", F, N * kw}, {"mask", U, N}, {"out", F, N * qw}, {"lse", F, N * as.nh},
-        {"dout", F, N * qw}, {"dq", F, N * qw}, {"dk", F, N * kw}, {"dv", F, N * kw}},
+       {{"q", A, N * qw}, {"k", A, N * kw}, {"v", A, N * kw}, {"mask", U, N}, {"out", A, N * qw}, {"lse", W, N * as.nh},
+        {"dout", A, N * qw}, {"dq", A, N * qw}, {"dk", A, N * kw}, {"dv", A, N * kw}},
        [=](const OpRules& r, const std::vector<Tensor>& t) {
          check_attention_backward(as, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], r);
        }},
       {"disentangled_attention",
-       {{"q", F, rs.N * rw}, {"k", F, rs.N * rw}, {"v", F, rs.N * rw}, {"pos_q", F, rs.P * rw},
-        {"pos_k", F, rs.P * rw}, {"rel_index", I, 2 * rs.max_len - 1}, {"start", I, rs.S + 1}, {"out", F, rs.N * rw}},
+       {{"q", A, rs.N * rw}, {"k", A, rs.N * rw}, {"v", A, rs.N * rw}, {"pos_q", A, rs.P * rw},
+        {"pos_k", A, rs.P * rw}, {"rel_index", I, 2 * rs.max_len - 1}, {"start", I, rs.S + 1}, {"out", A, rs.N * rw}},
        [=](const OpRules& r, const std::vector<Tensor>& t) {
          check_disentangled_attention(rs, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], r);
        }},
-      {"kv_write", {{"k", F, n * kw}, {"v", F, n * kw}, {"slots", I, n}, {"k_pool", F, pool_rows * kw},
-                    {"v_pool", F, pool_rows * kw}},
+      {"kv_write", {{"k", A, n * kw}, {"v", A, n * kw}, {"slots", I, n}, {"k_pool", A, pool_rows * kw},
+                    {"v_pool", A, pool_rows * kw}},
        [=](const OpRules& r, const std::vector<Tensor>& t) {
          check_kv_write(t[0], t[1], t[2], n, kw, pool_rows, t[3], t[4], r);
        }},
       // tables last and never shortened: only the CPU sizes it (see the rules' differences below).
       {"attention_decode",
-       {{"q", F, ps.R * pqw}, {"k_pool", F, prows * pkw}, {"v_pool", F, prows * pkw}, {"table_rows", I, ps.R},
-        {"lengths", I, ps.R}, {"out", F, ps.R * pqw}, {"tables", I, ps.table_stride}},
+       {{"q", A, ps.R * pqw}, {"k_pool", A, prows * pkw}, {"v_pool", A, prows * pkw}, {"table_rows", I, ps.R},
+        {"lengths", I, ps.R}, {"out", A, ps.R * pqw}, {"tables", I, ps.table_stride}},
        [=](const OpRules& r, const std::vector<Tensor>& t) {
          check_attention_decode(ps, t[0], t[1], t[2], t[6], t[3], t[4], t[5], r);
        }},
-      {"gather_rows", {{"src", F, V * H}, {"idx", I, n}, {"dst", F, n * H}},
+      {"gather_rows", {{"src", A, V * H}, {"idx", I, n}, {"dst", A, n * H}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_gather_rows(t[0], V, t[1], n, H, t[2], r); }},
-      {"scatter_add_rows", {{"src", F, n * H}, {"idx", I, n}, {"dst", F, V * H}},
+      {"scatter_add_rows", {{"src", A, n * H}, {"idx", I, n}, {"dst", A, V * H}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_scatter_add_rows(t[0], t[1], n, H, V, t[2], r); }},
       {"segment_sum", {{"x", F, n}, {"seg", I, n}, {"out", F, K}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_segment_sum(t[0], t[1], n, K, t[2], r); }},
       {"expand_segments", {{"x", F, K}, {"seg", I, n}, {"out", F, n}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_expand_segments(t[0], t[1], n, K, t[2], r); }},
-      {"logprob_forward", {{"labels", I, n}, {"logits", F, n * V}, {"token_logp", F, n}, {"lse", F, n}},
+      {"logprob_forward", {{"labels", I, n}, {"logits", A, n * V}, {"token_logp", W, n}, {"lse", W, n}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_logprob_forward(t[1], n, V, t[0], t[2], t[3], r); }},
       {"logprob_backward",
-       {{"labels", I, n}, {"logits", F, n * V}, {"grad_token", F, n}, {"lse", F, n}, {"grad_logits", F, n * V}},
+       {{"labels", I, n}, {"logits", A, n * V}, {"grad_token", W, n}, {"lse", W, n}, {"grad_logits", A, n * V}},
        [=](const OpRules& r, const std::vector<Tensor>& t) {
          check_logprob_backward(t[1], n, V, t[0], t[2], t[3], t[4], r);
        }},
       {"sppo_loss",
-       {{"policy_chosen", F, n}, {"policy_rejected", F, n}, {"ref_chosen", F, n}, {"ref_rejected", F, n},
-        {"chosen_probs", F, n}, {"chosen_probs_win", F, n}, {"chosen_probs_lose", F, n}, {"losses", F, n},
-        {"grad_chosen", F, n}, {"grad_rejected", F, n}, {"rewards_chosen", F, n}, {"rewards_rejected", F, n},
+       {{"policy_chosen", W, n}, {"policy_rejected", W, n}, {"ref_chosen", W, n}, {"ref_rejected", W, n},
+        {"chosen_probs", W, n}, {"chosen_probs_win", W, n}, {"chosen_probs_lose", W, n}, {"losses", W, n},
+        {"grad_chosen", W, n}, {"grad_rejected", W, n}, {"rewards_chosen", W, n}, {"rewards_rejected", W, n},
         {"summary", D, 5}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_sppo_loss(n, loss_in(t), loss_out(t), r); }},
       {"masked_sequence_sum", {{"token_logp", F, n * K}, {"mask", U, n * K}, {"seq_logp", F, n}},
        [=](const OpRules&, const std::vector<Tensor>& t) { check_masked_sequence_sum(t[0], t[1], n, K, t[2]); }},
-      {"sample_weights", {{"logits", F, n * V}, {"w", F, n * V}},
+      {"sample_weights", {{"logits", A, n * V}, {"w", F, n * V}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_sample_weights(t[0], n, V, t[1], r); }},
-      {"argmax_rows", {{"logits", F, n * V}, {"tokens", I, n}},
+      {"argmax_rows", {{"logits", A, n * V}, {"tokens", I, n}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_argmax_rows(t[0], n, V, t[1], r); }},
       {"sample_pick", {{"w", F, n * V}, {"tokens", I, n}, {"logp", F, n}},
        [=](const OpRules&, const std::vector<Tensor>& t) { check_sample_pick(t[0], n, V, streams, t[1], t[2]); }},
@@ -176,10 +178,11 @@ std::string shorten_message(const OpCase& c, std::size_t i) {
 
 }  // namespace
 
-TEST(good_arguments_pass_under_both_rules) {
+TEST(good_arguments_pass_under_both_rules_in_f32_and_bf16) {
   sppo_test::Rng rng(901);
+  for (DType A : {DType::F32, DType::BF16})
   for (int round = 0; round < 20; ++round)
-    for (const OpCase& c : op_cases(rng)) {
+    for (const OpCase& c : op_cases(rng, A)) {
       const std::string cpu = run(c, cpu_op_rules(), c.args.size(), false);
       const std::string gpu = run(c, cuda_op_rules(), c.args.size(), false);
       if (!cpu.empty() || !gpu.empty()) std::printf("  %s: CPU '%s', CUDA '%s'\n", c.op, cpu.c_str(), gpu.c_str());
@@ -187,10 +190,11 @@ TEST(good_arguments_pass_under_both_rules) {
     }
 }
 
-TEST(a_short_or_mistyped_argument_gets_one_message_under_both_rules) {
+TEST(a_short_or_mistyped_argument_gets_one_message_under_both_rules_in_f32_and_bf16) {
   sppo_test::Rng rng(902);
+  for (DType A : {DType::F32, DType::BF16})
   for (int round = 0; round < 20; ++round)
-    for (const OpCase& c : op_cases(rng))
+    for (const OpCase& c : op_cases(rng, A))
       for (std::size_t i = 0; i < c.args.size(); ++i) {
         if (std::string(c.op) == "attention_decode" && std::string(c.args[i].name) == "tables") continue;
         const std::string cpu = run(c, cpu_op_rules(), i, false);
@@ -215,9 +219,13 @@ TEST(the_compute_types_differ_by_backend_with_the_messages_the_cuda_suites_pin) 
   CHECK_THROWS_WITH(check_bias_act(x64, Tensor(), 3, 4, Activation::Gelu, y64, gpu),
                     "bias_act: the CUDA backend computes in F32 or BF16 (got F64)");
   CHECK(check_bias_act(x16, Tensor(), 3, 4, Activation::Gelu, y16, gpu) == DType::BF16);
-  CHECK_THROWS_WITH(check_bias_act(x16, Tensor(), 3, 4, Activation::Gelu, y16, cpu),
-                    "bias_act: the CPU backend computes in F32 or F64 (got BF16)");
-  // State ops: F32 or F64 on the CPU, F32 only on CUDA.
+  CHECK(check_bias_act(x16, Tensor(), 3, 4, Activation::Gelu, y16, cpu) == DType::BF16);  // emulated
+  const Tensor x_half = h.make(DType::F16, 12), y_half = h.make(DType::F16, 12);
+  CHECK_THROWS_WITH(check_bias_act(x_half, Tensor(), 3, 4, Activation::Gelu, y_half, cpu),
+                    "bias_act: the CPU backend computes in F32, F64 or BF16 (got F16)");
+  CHECK_THROWS_WITH(check_bias_act(x_half, Tensor(), 3, 4, Activation::Gelu, y_half, gpu),
+                    "bias_act: the CUDA backend computes in F32 or BF16 (got F16)");
+  // State ops: F32 or F64 on the CPU, F32 only on CUDA; BF16 on neither.
   const Tensor p16 = h.make(DType::BF16, 4), ss = h.make(DType::F64, 1), p64 = h.make(DType::F64, 4);
   const Tensor none;
   CHECK_THROWS_WITH(check_rmsprop_step(p16, p16, p16, 4, ss, none, gpu),
@@ -225,6 +233,8 @@ TEST(the_compute_types_differ_by_backend_with_the_messages_the_cuda_suites_pin) 
   CHECK_THROWS_WITH(check_rmsprop_step(p64, p64, p64, 4, ss, none, gpu),
                     "rmsprop_step: the CUDA backend computes in F32 (got F64)");
   CHECK(check_rmsprop_step(p64, p64, p64, 4, ss, none, cpu) == DType::F64);
+  CHECK_THROWS_WITH(check_rmsprop_step(p16, p16, p16, 4, ss, none, cpu),
+                    "rmsprop_step: the CPU backend computes in F32 or F64 (got BF16)");
   const Tensor p32 = h.make(DType::F32, 4), ss32 = h.make(DType::F32, 1);
   CHECK_THROWS_WITH(check_rmsprop_step(p32, p32, p32, 4, ss32, none, gpu), "rmsprop_step: sum_squares must be F64 (got F32)");
   // The bf16 weights an optimizer step may write: BF16, from an F32 master only, on both backends.
@@ -241,7 +251,7 @@ TEST(the_compute_types_differ_by_backend_with_the_messages_the_cuda_suites_pin) 
   CHECK_THROWS_WITH(check_sum_squares(p32, 4, ss32, cpu), "sum_squares: acc must be F64");
 }
 
-TEST(statistics_and_weight_gradients_are_f32_under_mixed_precision_and_the_compute_type_on_the_cpu) {
+TEST(statistics_and_weight_gradients_are_f32_under_bf16_and_the_compute_type_otherwise) {
   Host h;
   const OpRules &cpu = cpu_op_rules(), &gpu = cuda_op_rules();
   const AttnShape s{2, 3, 4, 2, 8, 1.0};
@@ -250,8 +260,11 @@ TEST(statistics_and_weight_gradients_are_f32_under_mixed_precision_and_the_compu
     return check_attention_forward(s, h.make(dt, N * qw), h.make(dt, N * kw), h.make(dt, N * kw),
                                    h.make(DType::U8, N), h.make(dt, N * qw), h.make(lse_dt, N * 4), r);
   };
-  CHECK(attn(DType::BF16, DType::F32, gpu) == DType::BF16);
-  CHECK_THROWS_WITH(attn(DType::BF16, DType::BF16, gpu), "attention_forward: lse must be F32 (got BF16)");
+  for (const OpRules* r : {&cpu, &gpu}) {
+    CHECK(attn(DType::BF16, DType::F32, *r) == DType::BF16);
+    CHECK_THROWS_WITH(attn(DType::BF16, DType::BF16, *r), "attention_forward: lse must be F32 (got BF16)");
+    CHECK(attn(DType::F32, DType::F32, *r) == DType::F32);
+  }
   CHECK(attn(DType::F64, DType::F64, cpu) == DType::F64);
   CHECK_THROWS_WITH(attn(DType::F64, DType::F32, cpu), "attention_forward: lse must be F64 (got F32)");
   CHECK_THROWS_WITH(attn(DType::F64, DType::F32, gpu), "attention_forward: the CUDA backend computes in F32 or BF16 (got F64)");
@@ -259,19 +272,24 @@ TEST(statistics_and_weight_gradients_are_f32_under_mixed_precision_and_the_compu
   auto norm = [&](DType dt, DType stat, const OpRules& r) {
     return check_rmsnorm_forward(h.make(dt, 12), h.make(dt, 4), 3, 4, h.make(dt, 12), h.make(stat, 3), r);
   };
-  CHECK(norm(DType::BF16, DType::F32, gpu) == DType::BF16);
-  CHECK_THROWS_WITH(norm(DType::BF16, DType::BF16, gpu), "rmsnorm_forward: rstd must be F32 (got BF16)");
   CHECK(norm(DType::F64, DType::F64, cpu) == DType::F64);
-  CHECK_THROWS_WITH(check_rmsnorm_backward(h.make(DType::BF16, 12), h.make(DType::BF16, 4), h.make(DType::F32, 3),
-                                           h.make(DType::BF16, 12), 3, 4, h.make(DType::BF16, 12),
-                                           h.make(DType::BF16, 4), gpu),
-                    "rmsnorm_backward: dw must be F32 (got BF16)");
-  // embedding_backward: the compute type comes from dout under mixed precision, from dtable on the CPU.
-  CHECK(check_embedding_backward(h.make(DType::BF16, 6), h.make(DType::I32, 3), 3, 5, 2, h.make(DType::F32, 10), gpu) ==
-        DType::BF16);
+  for (const OpRules* r : {&cpu, &gpu}) {
+    CHECK(norm(DType::BF16, DType::F32, *r) == DType::BF16);
+    CHECK_THROWS_WITH(norm(DType::BF16, DType::BF16, *r), "rmsnorm_forward: rstd must be F32 (got BF16)");
+    CHECK_THROWS_WITH(check_rmsnorm_backward(h.make(DType::BF16, 12), h.make(DType::BF16, 4), h.make(DType::F32, 3),
+                                             h.make(DType::BF16, 12), 3, 4, h.make(DType::BF16, 12),
+                                             h.make(DType::BF16, 4), *r),
+                      "rmsnorm_backward: dw must be F32 (got BF16)");
+    // embedding_backward: dout carries the compute type, dtable is its wide() (the gradient arena).
+    CHECK(check_embedding_backward(h.make(DType::BF16, 6), h.make(DType::I32, 3), 3, 5, 2, h.make(DType::F32, 10),
+                                   *r) == DType::BF16);
+    CHECK_THROWS_WITH(check_embedding_backward(h.make(DType::BF16, 6), h.make(DType::I32, 3), 3, 5, 2,
+                                               h.make(DType::BF16, 10), *r),
+                      "embedding_backward: dtable must be F32 (got BF16)");
+  }
   CHECK_THROWS_WITH(check_embedding_backward(h.make(DType::F64, 6), h.make(DType::I32, 3), 3, 5, 2,
                                              h.make(DType::F32, 10), cpu),
-                    "embedding_backward: dout must be F32 (got F64)");
+                    "embedding_backward: dtable must be F64 (got F32)");
   CHECK_THROWS_WITH(check_embedding_backward(h.make(DType::F64, 6), h.make(DType::I32, 3), 3, 5, 2,
                                              h.make(DType::F32, 10), gpu),
                     "embedding_backward: the CUDA backend computes in F32 or BF16 (got F64)");
@@ -289,10 +307,15 @@ TEST(matmul_outputs_may_be_wider_than_bf16_inputs_only) {
   CHECK_THROWS_WITH(mm(DType::F32, DType::BF16, DType::BF16, gpu), "matmul: B must be F32 (got BF16)");
   CHECK_THROWS_WITH(mm(DType::F32, DType::F32, DType::BF16, gpu), "matmul: C must be F32 (got BF16)");
   CHECK_THROWS_WITH(mm(DType::F64, DType::F64, DType::F64, gpu), "matmul: the CUDA backend computes in F32 or BF16 (got F64)");
-  // On the CPU C carries the compute type.
+  // The CPU: the same rules (A carries the compute type), and the fp64 twin.
+  CHECK(mm(DType::BF16, DType::BF16, DType::F32, cpu) == DType::BF16);
+  CHECK(mm(DType::BF16, DType::BF16, DType::BF16, cpu) == DType::BF16);
+  CHECK_THROWS_WITH(mm(DType::BF16, DType::BF16, DType::F64, cpu), "matmul: C must be F32 or BF16 (got F64)");
+  CHECK_THROWS_WITH(mm(DType::F32, DType::BF16, DType::BF16, cpu), "matmul: B must be F32 (got BF16)");
+  CHECK_THROWS_WITH(mm(DType::F32, DType::F32, DType::BF16, cpu), "matmul: C must be F32 (got BF16)");
   CHECK(mm(DType::F64, DType::F64, DType::F64, cpu) == DType::F64);
-  CHECK_THROWS_WITH(mm(DType::F32, DType::F32, DType::F64, cpu), "matmul: A must be F64 (got F32)");
-  CHECK_THROWS_WITH(mm(DType::BF16, DType::BF16, DType::F32, cpu), "matmul: A must be F32 (got BF16)");
+  CHECK_THROWS_WITH(mm(DType::F32, DType::F32, DType::F64, cpu), "matmul: C must be F32 (got F64)");
+  CHECK_THROWS_WITH(mm(DType::F64, DType::F64, DType::F32, cpu), "matmul: C must be F64 (got F32)");
 }
 
 TEST(only_the_cpu_sizes_the_block_tables_from_table_rows) {
@@ -322,10 +345,16 @@ TEST(the_fp64_twin_of_the_log_probs_and_the_loss_is_the_cpus_only) {
                     "logprob_forward: token_logp must be F32 (got F64)");
   CHECK_THROWS_WITH(check_logprob_backward(l64, 3, 4, labels, r64, Tensor(), h.make(DType::F32, 12), cpu),
                     "logprob_backward: grad_logits must be F64 (got F32)");
-  CHECK(check_logprob_backward(h.make(DType::BF16, 12), 3, 4, labels, h.make(DType::F32, 3), Tensor(),
-                               h.make(DType::F32, 12), gpu) == DType::F32);
-  // The loss: the CPU's columns take policy_chosen's type and summary is optional; CUDA's are F32
-  // and its kernel returns through summary.
+  for (const OpRules* r : {&cpu, &gpu}) {  // BF16 logits: F32 rows, grad_logits of either type
+    CHECK(check_logprob_forward(h.make(DType::BF16, 12), 3, 4, labels, h.make(DType::F32, 3), h.make(DType::F32, 3),
+                                *r) == DType::F32);
+    CHECK(check_logprob_backward(h.make(DType::BF16, 12), 3, 4, labels, h.make(DType::F32, 3), Tensor(),
+                                 h.make(DType::F32, 12), *r) == DType::F32);
+    CHECK(check_logprob_backward(h.make(DType::BF16, 12), 3, 4, labels, h.make(DType::F32, 3), Tensor(),
+                                 h.make(DType::BF16, 12), *r) == DType::F32);
+  }
+  // The loss: its columns are wide() of policy_chosen's type (F64 for the CPU's twin, F32 for
+  // F32 and BF16) and summary is optional on the CPU; CUDA's kernel returns through summary.
   auto cols = [&](DType dt) {
     LossTensors in;
     in.policy_chosen = h.make(dt, 3);
@@ -337,8 +366,9 @@ TEST(the_fp64_twin_of_the_log_probs_and_the_loss_is_the_cpus_only) {
   LossResultTensors none, with_summary;
   with_summary.summary = h.make(DType::F64, 5);
   CHECK(check_sppo_loss(3, cols(DType::F64), none, cpu) == DType::F64);
-  CHECK_THROWS_WITH(check_sppo_loss(3, cols(DType::BF16), none, cpu),
-                    "sppo_loss: the CPU backend computes in F32 or F64 (got BF16)");
+  CHECK_THROWS_WITH(check_sppo_loss(3, cols(DType::BF16), none, cpu), "sppo_loss: policy_chosen must be F32 (got BF16)");
+  CHECK_THROWS_WITH(check_sppo_loss(3, cols(DType::BF16), with_summary, gpu),
+                    "sppo_loss: policy_chosen must be F32 (got BF16)");
   CHECK_THROWS_WITH(check_sppo_loss(3, cols(DType::F64), with_summary, gpu), "sppo_loss: policy_chosen must be F32 (got F64)");
   CHECK_THROWS_WITH(check_sppo_loss(3, cols(DType::F32), none, gpu), "sppo_loss: summary must be F64 (got F32)");
   CHECK(check_sppo_loss(3, cols(DType::F32), with_summary, gpu) == DType::F32);
