@@ -34,6 +34,6 @@ int main(int argc, char** argv) {
       be->adamw_step(f32(p), f32(g), f32(m), f32(v), n, h, f64(ss), 1.0, w);
       ++h.step;
     });
-    row(f, "adamw_step + bf16 weights", std::to_string(n) + " params", ms16, Bound::Memory, 30.0 * double(n));
+    row(f, "adamw_step +bf16 w", std::to_string(n) + " params", ms16, Bound::Memory, 30.0 * double(n));
   });
 }

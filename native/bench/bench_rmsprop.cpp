@@ -27,6 +27,6 @@ int main(int argc, char** argv) {
     std::vector<uint16_t> w16(static_cast<size_t>(n));
     const Tensor w(w16.data(), DType::BF16, n);
     const double ms16 = time_ms(a, [&] { be->rmsprop_step(f32(p), f32(g), f32(v), n, h, f64(ss), 1.0, w); });
-    row(f, "rmsprop_step + bf16 weights", std::to_string(n) + " params", ms16, Bound::Memory, 22.0 * double(n));
+    row(f, "rmsprop_step +bf16 w", std::to_string(n) + " params", ms16, Bound::Memory, 22.0 * double(n));
   });
 }
