@@ -255,7 +255,9 @@ Napi::Value TrainerObject::SaveState(const Napi::CallbackInfo& info) {
       [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
 }
 
-// loadState(entries [{name, file, offset, nbytes}] (F32), stepCount)
+// loadState(entries [{name, file, offset, nbytes}] (F32), stepCount). A bf16 model's state has a
+// "<param>.master" entry per parameter (the fp32 master weights); the bf16 weights are rewritten
+// from it once it is loaded. Under ZeRO-1 every rank calls it (the rewritten weights are gathered).
 Napi::Value TrainerObject::LoadState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Check(env, "loadState");
@@ -303,6 +305,9 @@ Napi::Value TrainerObject::LoadState(const Napi::CallbackInfo& info) {
             io::load_into(f.file, f.offset + static_cast<uint64_t>(part.begin) * 4,
                           static_cast<uint64_t>(part.end - part.begin) * 4, DType::F32, m.backend(), part.state, e.name);
         }
+        // bf16 models: the weights are the loaded master's rounding (a collective under ZeRO-1,
+        // where every rank loads its pieces; src/stages/train.ts loads on every rank).
+        st->trainer->weights_from_master();
         st->trainer->set_step_count(step_count);
         return true;
       },

@@ -148,12 +148,14 @@ class Backend {
   virtual void argmax_rows(const Tensor& logits, int64_t n, int64_t V, const Tensor& tokens) = 0;
   virtual void sample_pick(const Tensor& w, int64_t n, int64_t V, int64_t top_k, double top_p,
                            const SampleStream* streams, const Tensor& tokens, const Tensor& logp) = 0;
-  // global_norm.h, rmsprop.h, adamw.h (sum_squares: an F64 scalar)
+  // global_norm.h, rmsprop.h, adamw.h (sum_squares: an F64 scalar; weights16: empty, or the BF16
+  // weights that bf16(p) is written into in the same pass, p being their F32 master)
   virtual void sum_squares(const Tensor& g, int64_t n, const Tensor& acc) = 0;
   virtual void rmsprop_step(const Tensor& p, const Tensor& g, const Tensor& v, int64_t n, const RmspropParams& h,
-                            const Tensor& sum_squares, double max_norm) = 0;
+                            const Tensor& sum_squares, double max_norm, const Tensor& weights16) = 0;
   virtual void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, int64_t n,
-                          const AdamwParams& h, const Tensor& sum_squares, double max_norm) = 0;
+                          const AdamwParams& h, const Tensor& sum_squares, double max_norm,
+                          const Tensor& weights16) = 0;
 };
 
 // The backend for `device`; throws sppo::Error naming why it is not available here. One backend

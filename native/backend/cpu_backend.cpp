@@ -343,17 +343,19 @@ class CpuBackend final : public Backend {
     });
   }
   void rmsprop_step(const Tensor& p, const Tensor& g, const Tensor& v, int64_t n, const RmspropParams& h,
-                    const Tensor& sum_squares, double max_norm) override {
-    dispatch(check_rmsprop_step(p, g, v, n, sum_squares, rules_), [&](auto t) {
+                    const Tensor& sum_squares, double max_norm, const Tensor& weights16) override {
+    dispatch(check_rmsprop_step(p, g, v, n, sum_squares, weights16, rules_), [&](auto t) {
       using T = decltype(t);
-      cpu::rmsprop_step(p.as<T>(), g.as<T>(), v.as<T>(), n, h, sum_squares.as<double>(), max_norm);
+      cpu::rmsprop_step(p.as<T>(), g.as<T>(), v.as<T>(), n, h, sum_squares.as<double>(), max_norm,
+                        weights16.as<uint16_t>());
     });
   }
   void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, int64_t n, const AdamwParams& h,
-                  const Tensor& sum_squares, double max_norm) override {
-    dispatch(check_adamw_step(p, g, m, v, n, sum_squares, rules_), [&](auto t) {
+                  const Tensor& sum_squares, double max_norm, const Tensor& weights16) override {
+    dispatch(check_adamw_step(p, g, m, v, n, sum_squares, weights16, rules_), [&](auto t) {
       using T = decltype(t);
-      cpu::adamw_step(p.as<T>(), g.as<T>(), m.as<T>(), v.as<T>(), n, h, sum_squares.as<double>(), max_norm);
+      cpu::adamw_step(p.as<T>(), g.as<T>(), m.as<T>(), v.as<T>(), n, h, sum_squares.as<double>(), max_norm,
+                      weights16.as<uint16_t>());
     });
   }
 

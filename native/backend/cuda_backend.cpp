@@ -265,15 +265,16 @@ class CudaBackend final : public Backend {
     cuda::sum_squares(g.as<float>(), n, acc.as<double>(), launch());
   }
   void rmsprop_step(const Tensor& p, const Tensor& g, const Tensor& v, int64_t n, const RmspropParams& h,
-                    const Tensor& sum_squares, double max_norm) override {
-    check_rmsprop_step(p, g, v, n, sum_squares, rules_);
-    cuda::rmsprop_step(p.as<float>(), g.as<float>(), v.as<float>(), n, h, sum_squares.as<double>(), max_norm, launch());
+                    const Tensor& sum_squares, double max_norm, const Tensor& weights16) override {
+    check_rmsprop_step(p, g, v, n, sum_squares, weights16, rules_);
+    cuda::rmsprop_step(p.as<float>(), g.as<float>(), v.as<float>(), n, h, sum_squares.as<double>(), max_norm,
+                       weights16.as<uint16_t>(), launch());
   }
   void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, int64_t n, const AdamwParams& h,
-                  const Tensor& sum_squares, double max_norm) override {
-    check_adamw_step(p, g, m, v, n, sum_squares, rules_);
+                  const Tensor& sum_squares, double max_norm, const Tensor& weights16) override {
+    check_adamw_step(p, g, m, v, n, sum_squares, weights16, rules_);
     cuda::adamw_step(p.as<float>(), g.as<float>(), m.as<float>(), v.as<float>(), n, h, sum_squares.as<double>(),
-                     max_norm, launch());
+                     max_norm, weights16.as<uint16_t>(), launch());
   }
 
   void logprob_forward(const Tensor& logits, int64_t N, int64_t V, const Tensor& labels, const Tensor& token_logp,

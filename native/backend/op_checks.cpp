@@ -389,19 +389,29 @@ DType check_sum_squares(const Tensor& g, int64_t n, const Tensor& acc, const OpR
   return dt;
 }
 
+namespace {
+// The optional bf16 weights an optimizer step writes from its F32 master p.
+void check_weights16(const Tensor& w16, DType dt, int64_t n, const char* op) {
+  if (w16.empty()) return;
+  SPPO_CHECK(dt == DType::F32, op, ": weights16 needs an F32 master p (got ", dtype_name(dt), ")");
+  require(w16, DType::BF16, n, op, "weights16");
+}
+}  // namespace
+
 DType check_rmsprop_step(const Tensor& p, const Tensor& g, const Tensor& v, int64_t n, const Tensor& sum_squares,
-                         const OpRules& r) {
+                         const Tensor& weights16, const OpRules& r) {
   const char* op = "rmsprop_step";
   const DType dt = state_type(p, op, r);
   require(p, dt, n, op, "p");
   require(g, dt, n, op, "g");
   require(v, dt, n, op, "v");
   require(sum_squares, DType::F64, 1, op, "sum_squares");
+  check_weights16(weights16, dt, n, op);
   return dt;
 }
 
 DType check_adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, int64_t n,
-                       const Tensor& sum_squares, const OpRules& r) {
+                       const Tensor& sum_squares, const Tensor& weights16, const OpRules& r) {
   const char* op = "adamw_step";
   const DType dt = state_type(p, op, r);
   require(p, dt, n, op, "p");
@@ -409,6 +419,7 @@ DType check_adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const 
   require(m, dt, n, op, "m");
   require(v, dt, n, op, "v");
   require(sum_squares, DType::F64, 1, op, "sum_squares");
+  check_weights16(weights16, dt, n, op);
   return dt;
 }
 

@@ -105,9 +105,10 @@ void check_sample_pick(const Tensor& w, int64_t n, int64_t V, const SampleStream
                        const Tensor& logp);
 // global_norm.h, rmsprop.h, adamw.h
 DType check_sum_squares(const Tensor& g, int64_t n, const Tensor& acc, const OpRules& r);
+// (weights16 may be empty; when given: BF16 of n elements, and p F32, its master)
 DType check_rmsprop_step(const Tensor& p, const Tensor& g, const Tensor& v, int64_t n, const Tensor& sum_squares,
-                         const OpRules& r);
+                         const Tensor& weights16, const OpRules& r);
 DType check_adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, int64_t n,
-                       const Tensor& sum_squares, const OpRules& r);
+                       const Tensor& sum_squares, const Tensor& weights16, const OpRules& r);
 
 }  // namespace sppo

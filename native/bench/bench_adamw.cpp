@@ -1,7 +1,9 @@
 // Benchmark of the AdamW step (kernels/adamw.h) on the CPU backend over one flat range, with
-// clipping by a given sum of squares.
+// clipping by a given sum of squares; then the bf16 mode's step (fp32 master, bf16 weights written
+// in the same pass).
 //   bench_adamw [--params 8388608] [common flags, see --help]
-// Floor: the bytes moved at the copy bandwidth: p, g, m, v read and p, m, v written.
+// Floor: the bytes moved at the copy bandwidth: p, g, m, v read and p, m, v written (+ 2 bytes of
+// bf16 weights written an element in the bf16 row).
 #include "bench_common.h"
 
 using namespace sppo;
@@ -22,9 +24,16 @@ int main(int argc, char** argv) {
     h.lr = 1e-6;
     h.weight_decay = 0.01;
     const double ms = time_ms(a, [&] {
-      be->adamw_step(f32(p), f32(g), f32(m), f32(v), n, h, f64(ss), 1.0);
+      be->adamw_step(f32(p), f32(g), f32(m), f32(v), n, h, f64(ss), 1.0, Tensor());
       ++h.step;
     });
     row(f, "adamw_step", std::to_string(n) + " params", ms, Bound::Memory, 4.0 * 7 * double(n));
+    std::vector<uint16_t> w16(static_cast<size_t>(n));
+    const Tensor w(w16.data(), DType::BF16, n);
+    const double ms16 = time_ms(a, [&] {
+      be->adamw_step(f32(p), f32(g), f32(m), f32(v), n, h, f64(ss), 1.0, w);
+      ++h.step;
+    });
+    row(f, "adamw_step +bf16 w", std::to_string(n) + " params", ms16, Bound::Memory, 30.0 * double(n));
   });
 }

@@ -1,7 +1,9 @@
 // Benchmark of the RMSprop step (kernels/rmsprop.h) on the CPU backend over one flat range, with
-// clipping by a given sum of squares.
+// clipping by a given sum of squares; then the bf16 mode's step (fp32 master, bf16 weights written
+// in the same pass).
 //   bench_rmsprop [--params 8388608] [common flags, see --help]
-// Floor: the bytes moved at the copy bandwidth: p, g, v read and p, v written.
+// Floor: the bytes moved at the copy bandwidth: p, g, v read and p, v written (+ 2 bytes of bf16
+// weights written an element in the bf16 row).
 #include "bench_common.h"
 
 using namespace sppo;
@@ -20,7 +22,11 @@ int main(int argc, char** argv) {
     std::vector<double> ss = {double(n)};
     RmspropParams h;
     h.lr = 5e-7;
-    const double ms = time_ms(a, [&] { be->rmsprop_step(f32(p), f32(g), f32(v), n, h, f64(ss), 1.0); });
+    const double ms = time_ms(a, [&] { be->rmsprop_step(f32(p), f32(g), f32(v), n, h, f64(ss), 1.0, Tensor()); });
     row(f, "rmsprop_step", std::to_string(n) + " params", ms, Bound::Memory, 4.0 * 5 * double(n));
+    std::vector<uint16_t> w16(static_cast<size_t>(n));
+    const Tensor w(w16.data(), DType::BF16, n);
+    const double ms16 = time_ms(a, [&] { be->rmsprop_step(f32(p), f32(g), f32(v), n, h, f64(ss), 1.0, w); });
+    row(f, "rmsprop_step +bf16 w", std::to_string(n) + " params", ms16, Bound::Memory, 22.0 * double(n));
   });
 }

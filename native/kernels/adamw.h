@@ -1,7 +1,8 @@
 // AdamW over a flat range of the parameter arena (CONTRACT: cpu/adamw.cpp and cuda/adamw.cu; the
 // math is optim_math.h). p, g, m, v are the same range of the weight, gradient and two state arenas.
 // Clipping as in rmsprop.h: coefficient from *sum_squares and max_norm; a non-finite norm leaves
-// everything unchanged.
+// everything unchanged. w16 (may be null; bf16 training, p F32) as in rmsprop.h: the bf16 weights'
+// range, written bf16(p[i]) after each master element is updated, in the same pass.
 #pragma once
 #include <cstdint>
 
@@ -12,15 +13,15 @@ namespace sppo::cpu {
 
 template <typename T>
 void adamw_step(T* p, const T* g, T* m, T* v, int64_t n, const AdamwParams& h, const double* sum_squares,
-                double max_norm);
+                double max_norm, uint16_t* w16 = nullptr);
 
 }  // namespace sppo::cpu
 
 #ifdef SPPO_WITH_CUDA
 namespace sppo::cuda {
 // cuda/adamw.cu: F32 over device memory; the clip coefficient is read from the device scalar
-// *sum_squares by the kernel itself (no host wait), with the CPU's arithmetic.
+// *sum_squares by the kernel itself (no host wait), with the CPU's arithmetic; w16 as above.
 void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamwParams& h,
-                const double* sum_squares, double max_norm, const Launch& launch);
+                const double* sum_squares, double max_norm, uint16_t* w16, const Launch& launch);
 }  // namespace sppo::cuda
 #endif

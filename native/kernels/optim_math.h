@@ -6,9 +6,12 @@
 //   RMSprop: g += wd p;  v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)
 //   AdamW:   p *= 1 - lr wd;  m += (1 - b1)(g - m);  v = b2 v + (1 - b2) g^2;
 //            p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+//   bf16 training: p is the fp32 master; the step also writes bf16(p) (bf16_bits) into the bf16
+//            weights in the same pass.
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__)
 #define SPPO_OPT_HD __host__ __device__
@@ -28,6 +31,20 @@ struct AdamwParams {
 };
 
 namespace optim_math {
+
+// The bf16 bits of f, rounded to nearest even, NaN kept a quiet NaN: bit for bit
+// sppo::f32_to_bf16 (core/dtype.h), written once here so the CPU and CUDA optimizer steps round the
+// master weights the same way (test_rmsprop checks it against f32_to_bf16).
+SPPO_OPT_HD inline uint16_t bf16_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  const uint32_t u = __float_as_uint(f);
+#else
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+#endif
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
 
 // The gradient multiplier from the summed squares; *skip when the norm is not finite.
 SPPO_OPT_HD inline double clip_coef(double sum_squares, double max_norm, bool* skip) {

@@ -84,6 +84,32 @@ inline int64_t expect_same_bits(const char* what, const std::vector<float>& got,
   return bad;
 }
 
+// The bf16 weights an optimizer step wrote from its fp32 master (bf16 training): on the device they
+// must be the master's RNE rounding bit for bit (the shared optim_math::bf16_bits), and within one
+// bf16 rounding of the CPU twin's (the masters themselves may differ by fp32 contractions). Counts
+// one CHECK failure per property that fails; returns the number of bad elements.
+inline int64_t expect_rounded_master(const char* what, const std::vector<uint16_t>& w16, const std::vector<float>& master,
+                                     const std::vector<uint16_t>& cpu_w16, const std::vector<float>& cpu_master) {
+  int64_t unrounded = 0, far = 0, same_master_differs = 0;
+  for (size_t i = 0; i < master.size() && i < w16.size() && i < cpu_w16.size(); ++i) {
+    if (w16[i] != sppo::f32_to_bf16(master[i]) && ++unrounded <= 3)
+      std::printf("  %s[%zu] = 0x%04x, the master %.9g rounds to 0x%04x\n", what, i, w16[i], master[i],
+                  sppo::f32_to_bf16(master[i]));
+    if (std::memcmp(&master[i], &cpu_master[i], sizeof(float)) == 0 && w16[i] != cpu_w16[i]) ++same_master_differs;
+    const double a = sppo::bf16_to_f32(w16[i]), b = sppo::bf16_to_f32(cpu_w16[i]);
+    if (!(std::fabs(a - b) <= std::ldexp(std::fabs(b), -7)) && ++far <= 3)
+      std::printf("  %s[%zu] = %.6g, the CPU's %.6g\n", what, i, a, b);
+  }
+  const bool sizes = w16.size() == master.size() && cpu_w16.size() == master.size() && cpu_master.size() == master.size();
+  if (unrounded || far || same_master_differs || !sizes) {
+    std::printf("  %s: %lld not the master's rounding, %lld off the CPU's by more than a bf16 step, %lld differ from"
+                " the CPU's under the same master (sizes %s)\n", what, static_cast<long long>(unrounded),
+                static_cast<long long>(far), static_cast<long long>(same_master_differs), sizes ? "agree" : "differ");
+    ++failures();
+  }
+  return unrounded + far + same_master_differs;
+}
+
 // A device copy of float values stored as `dt` (F32, or BF16 rounded to nearest even).
 inline Dev dev_as(const std::shared_ptr<sppo::Backend>& be, const std::vector<float>& v, sppo::DType dt,
                   int64_t offset = 0) {

@@ -1,6 +1,8 @@
 // AdamW over a flat range (kernels/adamw.h) against a float64 step written here from the formula
 // in optim_math.h (bias correction, decoupled weight decay), in float and double over several
-// steps with clipping; a non-finite norm changes nothing; short tensors are refused by name.
+// steps with clipping; in float, the bf16 weights the step writes (w16) are the RNE rounding of the
+// updated master, bit for bit, and writing them changes nothing else; a non-finite norm changes
+// nothing, w16 included; short tensors are refused by name.
 //
 // Each step is checked from the state the kernel holds against a bound on T's rounding error from
 // the step's own conditioning (a fixed tolerance on a trajectory evolved separately in float64
@@ -9,8 +11,10 @@
 // rounding 1 / (1 - beta) would amplify (up to 1e4 for beta2 = 0.9999).
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/adamw.h"
 #include "op_testing.h"
 
@@ -41,6 +45,8 @@ void check_steps(uint64_t salt) {
   for (int64_t n : {1, 9, 40007}) {
     auto p = randn<T>(rng, n);
     std::vector<T> g(n), m(n, T(0)), v(n, T(0));
+    constexpr bool kBf16 = std::is_same_v<T, float>;  // the bf16 weights come from an fp32 master
+    std::vector<uint16_t> w16(kBf16 ? n : 0);
     sppo::AdamwParams h;
     h.beta1 = rng.uniform(0.8, 0.95);
     h.beta2 = rng.uniform(0.99, 0.9999);
@@ -57,7 +63,17 @@ void check_steps(uint64_t salt) {
       const double coef = max_norm > 0 ? std::min(1.0, max_norm / (std::sqrt(ss) + 1e-6)) : 1.0;
       std::vector<Expected> want(n);
       for (int64_t j = 0; j < n; ++j) want[j] = adamw_ref<T>(p[j], double(T(g[j] * T(coef))), m[j], v[j], h);
-      sppo::cpu::adamw_step(p.data(), g.data(), m.data(), v.data(), n, h, &ss, max_norm);
+      const std::vector<T> p0 = p, m0 = m, v0 = v;
+      std::fill(w16.begin(), w16.end(), uint16_t(0x7fc1));  // poison: a NaN no finite master rounds to
+      sppo::cpu::adamw_step(p.data(), g.data(), m.data(), v.data(), n, h, &ss, max_norm, kBf16 ? w16.data() : nullptr);
+      if constexpr (kBf16) {
+        std::vector<T> p1 = p0, m1 = m0, v1 = v0;  // the same step without w16: the same bits
+        sppo::cpu::adamw_step(p1.data(), g.data(), m1.data(), v1.data(), n, h, &ss, max_norm);
+        CHECK(p1 == p && m1 == m && v1 == v);
+        int64_t unrounded = 0;
+        for (int64_t j = 0; j < n; ++j) unrounded += w16[j] != sppo::f32_to_bf16(p[j]);
+        CHECK(unrounded == 0);
+      }
       int bad = 0;
       for (int64_t j = 0; j < n; ++j) {
         const Expected& w = want[j];
@@ -82,9 +98,13 @@ TEST(adamw_skips_a_non_finite_norm) {
   const auto p0 = p, m0 = m, v0 = v;
   sppo::AdamwParams h;
   h.lr = 0.1;
-  double ss = std::numeric_limits<double>::infinity();
-  sppo::cpu::adamw_step(p.data(), g.data(), m.data(), v.data(), 2, h, &ss, 1.0);
-  CHECK(p == p0 && m == m0 && v == v0);
+  std::vector<uint16_t> w16 = {0x7fc1, 0x3f80};
+  const auto w0 = w16;
+  for (double ss : {std::numeric_limits<double>::infinity(), std::nan("")}) {
+    sppo::cpu::adamw_step(p.data(), g.data(), m.data(), v.data(), 2, h, &ss, 1.0, w16.data());
+    CHECK(p == p0 && m == m0 && v == v0);
+    CHECK(w16 == w0);
+  }
 }
 
 TEST(sizes_are_checked_naming_the_argument) {
@@ -93,14 +113,21 @@ TEST(sizes_are_checked_naming_the_argument) {
   std::vector<double> ss = {0.05};
   sppo::AdamwParams h;
   h.lr = 0.1;
-  CHECK_THROWS_WITH(be->adamw_step(view(p, 1), view(g), view(m), view(v), 5, h, view(ss), 1.0),
+  std::vector<uint16_t> w16(5, 0);
+  const sppo::Tensor none, w = sppo::Tensor(w16.data(), sppo::DType::BF16, 5);
+  CHECK_THROWS_WITH(be->adamw_step(view(p, 1), view(g), view(m), view(v), 5, h, view(ss), 1.0, none),
                     "adamw_step: p has 4 elements, needs 5");
-  CHECK_THROWS_WITH(be->adamw_step(view(p), view(g, 1), view(m), view(v), 5, h, view(ss), 1.0), "adamw_step: g");
-  CHECK_THROWS_WITH(be->adamw_step(view(p), view(g), view(m, 1), view(v), 5, h, view(ss), 1.0), "adamw_step: m");
-  CHECK_THROWS_WITH(be->adamw_step(view(p), view(g), view(m), view(v, 1), 5, h, view(ss), 1.0), "adamw_step: v");
-  CHECK_THROWS_WITH(be->adamw_step(view(p), view(g), view(m), view(v), 5, h, view(ss, 1), 1.0),
+  CHECK_THROWS_WITH(be->adamw_step(view(p), view(g, 1), view(m), view(v), 5, h, view(ss), 1.0, none), "adamw_step: g");
+  CHECK_THROWS_WITH(be->adamw_step(view(p), view(g), view(m, 1), view(v), 5, h, view(ss), 1.0, none), "adamw_step: m");
+  CHECK_THROWS_WITH(be->adamw_step(view(p), view(g), view(m), view(v, 1), 5, h, view(ss), 1.0, none), "adamw_step: v");
+  CHECK_THROWS_WITH(be->adamw_step(view(p), view(g), view(m), view(v), 5, h, view(ss, 1), 1.0, none),
                     "adamw_step: sum_squares has 0 elements, needs 1");
-  CHECK(p[0] == 1.f && m[0] == 0.f);  // nothing was stepped
+  CHECK_THROWS_WITH(be->adamw_step(view(p), view(g), view(m), view(v), 5, h, view(ss), 1.0, w.slice(0, 4)),
+                    "adamw_step: weights16 has 4 elements, needs 5");
+  CHECK(p[0] == 1.f && m[0] == 0.f && w16[0] == 0);  // nothing was stepped
+  // Through the backend, weights16 reaches the kernel: the rounded master.
+  be->adamw_step(view(p), view(g), view(m), view(v), 5, h, view(ss), 1.0, w);
+  for (int j = 0; j < 5; ++j) CHECK(p[j] != 1.f && w16[j] == sppo::f32_to_bf16(p[j]));
 }
 
 TEST_MAIN()

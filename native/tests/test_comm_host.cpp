@@ -1,9 +1,10 @@
 // The host communicator (comm/host_communicator.h) between real processes: this executable starts
 // copies of itself as ranks (SPPO_COMM_ROLE names what a copy does). Collectives give the sums in
-// rank order, bitwise, in every chunking and in place; data parallel training over 2 and 3 ranks
-// matches one process up to fp32 rounding, and ZeRO-1 matches plain data parallel bitwise (weights
-// and gathered optimizer state); a rank that exits, stops, hangs or calls another collective ends
-// the others with a message naming it.
+// rank order, bitwise, in every chunking and in place, and gathers move 2-byte (bf16) elements bit
+// for bit; data parallel training over 2 and 3 ranks matches one process up to fp32 rounding, and
+// ZeRO-1 matches plain data parallel bitwise (weights and gathered optimizer state), for bf16
+// models too (fp32 master weights included); a rank that exits, stops, hangs or calls another
+// collective ends the others with a message naming it.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -19,6 +20,7 @@
 
 #include "backend/backend.h"
 #include "comm/host_communicator.h"
+#include "core/dtype.h"
 #include "test_model_common.h"
 #include "train/trainer.h"
 
@@ -188,6 +190,45 @@ int collectives_role(sppo::Communicator& c, sppo::DType dt) {
   return bad ? 1 : 0;
 }
 
+// 2-byte elements (the bf16 weights ZeRO-1 gathers): all_gather in place and out of place and
+// broadcast move them bit for bit over chunk boundaries; sums of BF16 are refused by name.
+int bf16_moves_role(sppo::Communicator& c) {
+  const int rank = c.rank(), world = c.world_size();
+  const size_t n = 2500;  // 5000 bytes: two chunks of a 4096-byte slot
+  auto mine = [](int r, size_t n, int k) {
+    std::vector<uint16_t> v(n);
+    for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint16_t>(i * 2654435761u + 40503u * r + 977u * k);
+    return v;
+  };
+  int bad = 0;
+  std::vector<uint16_t> g(n * static_cast<size_t>(world), 0xffff), out(n * static_cast<size_t>(world), 0xffff);
+  const std::vector<uint16_t> m = mine(rank, n, 1);
+  std::copy(m.begin(), m.end(), g.begin() + static_cast<long>(rank * n));
+  sppo::Tensor gt(g.data(), sppo::DType::BF16, static_cast<int64_t>(g.size()));
+  c.all_gather(gt.slice(static_cast<int64_t>(n) * rank, static_cast<int64_t>(n)), gt, static_cast<int64_t>(n));
+  std::vector<uint16_t> m2 = mine(rank, n, 2);
+  c.all_gather(sppo::Tensor(m2.data(), sppo::DType::BF16, static_cast<int64_t>(n)),
+               sppo::Tensor(out.data(), sppo::DType::BF16, static_cast<int64_t>(out.size())), static_cast<int64_t>(n));
+  std::vector<uint16_t> d = mine(rank, n, 3);
+  c.broadcast(sppo::Tensor(d.data(), sppo::DType::BF16, static_cast<int64_t>(n)), static_cast<int64_t>(n), world - 1);
+  c.wait();
+  for (int r = 0; r < world; ++r) {
+    const std::vector<uint16_t> w1 = mine(r, n, 1), w2 = mine(r, n, 2);
+    bad += !std::equal(w1.begin(), w1.end(), g.begin() + static_cast<long>(r * n));
+    bad += !std::equal(w2.begin(), w2.end(), out.begin() + static_cast<long>(r * n));
+  }
+  bad += d != mine(world - 1, n, 3);
+  try {
+    c.all_reduce(sppo::Tensor(d.data(), sppo::DType::BF16, static_cast<int64_t>(n)), static_cast<int64_t>(n));
+    ++bad;
+  } catch (const std::exception& e) {
+    bad += std::string(e.what()).find("the host communicator sums F32 or F64 (got BF16)") == std::string::npos;
+  }
+  c.barrier();
+  if (bad) std::printf("rank %d: %d bf16 mismatches\n", rank, bad);
+  return bad ? 1 : 0;
+}
+
 struct Pairs {
   Batch c, r;
   std::vector<float> refc, refr, pw, pl, pwl;
@@ -247,14 +288,24 @@ sppo::LlamaConfig train_config() {
   return c;
 }
 
+// The model's weights as floats (bf16 widened).
+std::vector<float> host_weights(const sppo::LlamaModel& m) {
+  const sppo::Tensor w = m.weights();
+  if (w.dtype == sppo::DType::F32) return std::vector<float>(w.as<float>(), w.as<float>() + w.numel);
+  std::vector<float> out(static_cast<size_t>(w.numel));
+  for (int64_t i = 0; i < w.numel; ++i) out[static_cast<size_t>(i)] = sppo::bf16_to_f32(w.as<uint16_t>()[i]);
+  return out;
+}
+
 // Trains kSteps steps of the global batch split over the ranks (rank r: pairs [r*P/W, (r+1)*P/W)
 // in micro-batches of kMicro, each scaled by its share of the global batch); returns the weights
-// and the optimizer state slots (gathered under ZeRO-1).
+// (as floats) and the optimizer state slots (gathered under ZeRO-1; a bf16 model's last slot is
+// its fp32 master).
 std::vector<float> train_ranks(const std::shared_ptr<sppo::Communicator>& comm, bool zero1, sppo::OptimizerKind kind,
-                               std::vector<std::vector<float>>* state) {
+                               std::vector<std::vector<float>>* state, sppo::Precision precision = sppo::Precision::FP32) {
   const sppo::LlamaConfig cfg = train_config();
-  Engine<float> e(cfg);
-  e.init_random(1234, 0.3);
+  sppo::LlamaModel model(sppo::backend_for(sppo::Device::CPU), cfg, precision);
+  model.init_random(1234, 0.3);
   sppo::TrainerOptions o;
   o.optimizer.kind = kind;
   // eps well above the gradients' rounding: with torch's 1e-8 a first RMSprop/AdamW step is
@@ -265,7 +316,7 @@ std::vector<float> train_ranks(const std::shared_ptr<sppo::Communicator>& comm, 
   o.optimizer.eps = 1e-3;
   o.bucket_bytes = 3000;  // many buckets, some not a multiple of the granule
   o.zero1 = zero1;
-  sppo::Trainer t(e.model(), comm, o);
+  sppo::Trainer t(model, comm, o);
   const auto all = global_batch(cfg.vocab_size);
   const int W = comm->world_size(), r = comm->rank();
   const int lo = kPairs * r / W, hi = kPairs * (r + 1) / W;
@@ -279,16 +330,15 @@ std::vector<float> train_ranks(const std::shared_ptr<sppo::Communicator>& comm, 
     const sppo::StepResult res = t.step(0.01, 0.5);
     if (!res.stepped) sppo::fail("a step did not step");
   }
-  const float* w = e.model().weights().as<float>();
   if (state) {
     state->clear();
     for (size_t i = 0; i < t.slot_names().size(); ++i) {
-      std::vector<float> host(static_cast<size_t>(e.model().layout().total()));
+      std::vector<float> host(static_cast<size_t>(model.layout().total()));
       t.gather_slot(static_cast<int>(i), host.data());
       state->push_back(host);
     }
   }
-  return std::vector<float>(w, w + e.model().layout().total());
+  return host_weights(model);
 }
 
 std::vector<float> initial_weights() {
@@ -302,8 +352,9 @@ int train_role() {
   auto comm = connect_from_env();
   const bool zero1 = env("SPPO_COMM_ZERO1") == "1";
   const auto kind = env("SPPO_COMM_OPT") == "adamw" ? sppo::OptimizerKind::AdamW : sppo::OptimizerKind::RMSprop;
+  const sppo::Precision precision = env("SPPO_COMM_PREC") == "bf16" ? sppo::Precision::BF16 : sppo::Precision::FP32;
   std::vector<std::vector<float>> state;
-  const std::vector<float> w = train_ranks(comm, zero1, kind, &state);
+  const std::vector<float> w = train_ranks(comm, zero1, kind, &state, precision);
   const std::string tag = env("SPPO_COMM_TAG") + "-rank" + std::to_string(comm->rank());
   write_vec(temp_dir() + "/" + tag + ".weights", w);
   for (size_t i = 0; i < state.size(); ++i) write_vec(temp_dir() + "/" + tag + ".slot" + std::to_string(i), state[i]);
@@ -346,6 +397,10 @@ int child_main() {
       auto c = connect_from_env();
       return collectives_role<float>(*c, sppo::DType::F32);
     }
+    if (role == "collectives-bf16") {
+      auto c = connect_from_env();
+      return bf16_moves_role(*c);
+    }
     if (role == "collectives-f64") {
       auto c = connect_from_env(20, 10, 1 << 16);
       return collectives_role<double>(*c, sppo::DType::F64);
@@ -366,7 +421,7 @@ std::string fresh_name() { return sppo::new_host_communicator_name(); }
 
 TEST(collectives_sum_in_rank_order_bitwise_in_every_chunking) {
   for (int world : {2, 3}) {
-    for (const char* role : {"collectives-f32", "collectives-f64"}) {
+    for (const char* role : {"collectives-f32", "collectives-f64", "collectives-bf16"}) {
       auto cs = spawn_ranks(role, world, fresh_name());
       wait_all(cs, 60);
       for (const auto& c : cs) CHECK(exited_ok(c));
@@ -413,6 +468,47 @@ TEST(data_parallel_matches_one_process_and_zero1_matches_data_parallel_bitwise) 
       CHECK(moved > 1e-3);
       CHECK(worst <= 1e-4 * moved);
     }
+  }
+}
+
+// bf16 models (the CPU's bf16 emulation) over 2 ranks: ZeRO-1 (each rank steps the fp32 master of
+// its pieces, writes their bf16 weights in the same kernel, and all-gathers the bf16 weights) gives
+// bitwise the weights, optimizer state and master of plain data parallel; every rank holds the same
+// weights, and they are the master's rounding.
+TEST(bf16_zero1_matches_data_parallel_bitwise_master_included) {
+  for (auto kind : {sppo::OptimizerKind::RMSprop, sppo::OptimizerKind::AdamW}) {
+    const std::string opt = kind == sppo::OptimizerKind::AdamW ? "adamw" : "rmsprop";
+    const size_t slots = sppo::optimizer_slots(kind).size() + 1;  // + the master
+    const int world = 2;
+    std::map<std::string, std::vector<float>> got;
+    for (const char* zero1 : {"0", "1"}) {
+      const std::string tag = "bf16-" + opt + "-z" + zero1;
+      auto cs = spawn_ranks("train", world, fresh_name(),
+                            {{"SPPO_COMM_ZERO1", zero1}, {"SPPO_COMM_OPT", opt}, {"SPPO_COMM_TAG", tag}, {"SPPO_COMM_PREC", "bf16"}});
+      wait_all(cs, 120);
+      for (const auto& c : cs) CHECK(exited_ok(c));
+      for (int r = 0; r < world; ++r) {
+        const std::vector<float> w = read_vec<float>(temp_dir() + "/" + tag + "-rank" + std::to_string(r) + ".weights");
+        if (r > 0) CHECK(w == got[std::string("w") + zero1]);
+        got[std::string("w") + zero1] = w;
+      }
+      for (size_t i = 0; i < slots; ++i)
+        got[std::string("s") + zero1 + std::to_string(i)] = read_vec<float>(temp_dir() + "/" + tag + "-rank0.slot" + std::to_string(i));
+      CHECK(!std::ifstream(temp_dir() + "/" + tag + "-rank0.slot" + std::to_string(slots)).good());  // no more slots
+    }
+    CHECK(!got["w0"].empty() && got["w0"] == got["w1"]);
+    for (size_t i = 0; i < slots; ++i) CHECK(got["s0" + std::to_string(i)] == got["s1" + std::to_string(i)]);
+    const std::vector<float>& master = got["s1" + std::to_string(slots - 1)];
+    CHECK(master.size() == got["w1"].size());
+    int64_t unrounded = 0, moved = 0;
+    const std::vector<float> w0 = initial_weights();  // fp32 init; the bf16 model starts at its rounding
+    for (size_t i = 0; i < master.size() && i < w0.size(); ++i) {
+      unrounded += sppo::bf16_to_f32(sppo::f32_to_bf16(master[i])) != got["w1"][i];
+      moved += master[i] != sppo::bf16_to_f32(sppo::f32_to_bf16(w0[i]));
+    }
+    std::printf("  bf16 %s world %d: %lld of %zu master weights moved\n", opt.c_str(), world, (long long)moved, master.size());
+    CHECK(unrounded == 0);
+    CHECK(moved > static_cast<int64_t>(master.size()) / 2);
   }
 }
 

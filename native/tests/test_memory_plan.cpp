@@ -2,9 +2,10 @@
 // fp32 models (and bf16 ones, emulated on the CPU, for inference and generation; bf16 training
 // needs the trainer's fp32 master weights) on a counting CPU backend, for training (with and without gradient checkpointing,
 // RMSprop and AdamW, tied and untied heads), inference (reference log-probs, reward-model scores,
-// logits) and generation (the paged KV cache); a plan that does not fit is refused with its
-// figures, and the exact plan is enough to run. Then the figures of Mistral-7B and Llama-3-8B in
-// bf16 on a 141 GB H200 (printed; they must fit).
+// logits) and generation (the paged KV cache), and bf16 training (the CPU's bf16 emulation: fp32
+// master weights in the trainer); a plan that does not fit is refused with its figures, and the
+// exact plan is enough to run. Then the figures of Mistral-7B and Llama-3-8B in bf16 on a 141 GB
+// H200 (printed; they must fit).
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -58,12 +59,13 @@ struct FullPairs {
 };
 
 // Peak bytes of one optimizer step on a fresh counting backend (limit 0: none).
-std::size_t training_peak(const sppo::LlamaConfig& c, const sppo::TrainingPlanOptions& o, std::size_t limit = 0) {
+std::size_t training_peak(const sppo::LlamaConfig& c, const sppo::TrainingPlanOptions& o, std::size_t limit = 0,
+                          sppo::Precision precision = sppo::Precision::FP32) {
   auto count = std::make_shared<sppo::HostMemoryCount>();
   auto be = sppo::make_counting_cpu_backend(count, limit);
   {
     sppo_test::Rng rng(o.pairs * 131 + o.seq_len);
-    sppo::LlamaModel m(be, c, sppo::Precision::FP32);
+    sppo::LlamaModel m(be, c, precision);
     m.init_random(7, 0.05);
     m.set_gradient_checkpointing(o.checkpointing);
     sppo::TrainerOptions to;
@@ -95,6 +97,33 @@ TEST(training_plan_equals_allocation) {
         if (got != plan.total()) {
           std::printf("  H %lld ckpt %d %s: allocated %zu, planned %zu\n", static_cast<long long>(cfg.hidden_size), ckpt,
                       sppo::optimizer_kind_name(opt), got, plan.total());
+          print_plan(plan);
+        }
+        CHECK(got == plan.total());
+      }
+}
+
+// bf16 (the CPU's bf16 emulation, whose fp32 scratch is host memory outside the backend's count):
+// bf16 weights, the trainer's fp32 master weights, fp32 gradients and state, bf16 activations.
+TEST(bf16_training_plan_equals_allocation) {
+  for (const auto& cfg : {llama2_tiny(), llama3_tiny(), medium()})
+    for (bool ckpt : {false, true})
+      for (auto opt : {sppo::OptimizerKind::RMSprop, sppo::OptimizerKind::AdamW}) {
+        sppo::TrainingPlanOptions o;
+        o.pairs = 2;
+        o.seq_len = 7;
+        o.checkpointing = ckpt;
+        o.optimizer = opt;
+        o.bucket_bytes = 4096;
+        const sppo::StagePlan plan = sppo::plan_training_memory(cfg, sppo::Precision::BF16, o);
+        bool has_master = false;
+        for (const auto& i : plan.items)
+          if (i.name == "master weights") has_master = i.bytes == static_cast<std::size_t>(sppo::ParamLayout(cfg).total()) * 4;
+        CHECK(has_master);
+        const std::size_t got = training_peak(cfg, o, 0, sppo::Precision::BF16);
+        if (got != plan.total()) {
+          std::printf("  bf16 H %lld ckpt %d %s: allocated %zu, planned %zu\n", static_cast<long long>(cfg.hidden_size),
+                      ckpt, sppo::optimizer_kind_name(opt), got, plan.total());
           print_plan(plan);
         }
         CHECK(got == plan.total());

@@ -54,7 +54,7 @@ std::vector<OpCase> op_cases(sppo_test::Rng& rng, DType A) {
   const int64_t rw = rs.nh * rs.hd, pool_rows = rng.integer(1, 6);
   const PagedShape ps{n, 2 * heads, heads, hd, 2, rng.integer(1, 3), 3, 1.0};
   const int64_t pkw = ps.nkv * ps.hd, pqw = ps.nh * ps.hd, prows = ps.num_blocks * ps.block_size;
-  const DType F = DType::F32, I = DType::I32, U = DType::U8, D = DType::F64, W = wide(A);
+  const DType F = DType::F32, I = DType::I32, U = DType::U8, D = DType::F64, W = wide(A), B = DType::BF16;
   static const SampleStream streams[16] = {};
   return {
       {"embedding_forward", {{"table", A, V * H}, {"ids", I, n}, {"out", A, n * H}},
@@ -148,10 +148,12 @@ std::vector<OpCase> op_cases(sppo_test::Rng& rng, DType A) {
        [=](const OpRules&, const std::vector<Tensor>& t) { check_sample_pick(t[0], n, V, streams, t[1], t[2]); }},
       {"sum_squares", {{"g", F, n}, {"acc", D, 1}},
        [=](const OpRules& r, const std::vector<Tensor>& t) { check_sum_squares(t[0], n, t[1], r); }},
-      {"rmsprop_step", {{"p", F, n}, {"g", F, n}, {"v", F, n}, {"sum_squares", D, 1}},
-       [=](const OpRules& r, const std::vector<Tensor>& t) { check_rmsprop_step(t[0], t[1], t[2], n, t[3], r); }},
-      {"adamw_step", {{"p", F, n}, {"g", F, n}, {"m", F, n}, {"v", F, n}, {"sum_squares", D, 1}},
-       [=](const OpRules& r, const std::vector<Tensor>& t) { check_adamw_step(t[0], t[1], t[2], t[3], n, t[4], r); }},
+      {"rmsprop_step", {{"p", F, n}, {"g", F, n}, {"v", F, n}, {"sum_squares", D, 1}, {"weights16", B, n}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) { check_rmsprop_step(t[0], t[1], t[2], n, t[3], t[4], r); }},
+      {"adamw_step", {{"p", F, n}, {"g", F, n}, {"m", F, n}, {"v", F, n}, {"sum_squares", D, 1}, {"weights16", B, n}},
+       [=](const OpRules& r, const std::vector<Tensor>& t) {
+         check_adamw_step(t[0], t[1], t[2], t[3], n, t[4], t[5], r);
+       }},
   };
 }
 
@@ -225,12 +227,27 @@ TEST(the_compute_types_differ_by_backend_with_the_messages_the_cuda_suites_pin) 
                     "bias_act: the CUDA backend computes in F32 or BF16 (got F16)");
   // State ops: F32 or F64 on the CPU, F32 only on CUDA; BF16 on neither.
   const Tensor p16 = h.make(DType::BF16, 4), ss = h.make(DType::F64, 1), p64 = h.make(DType::F64, 4);
-  CHECK_THROWS_WITH(check_rmsprop_step(p16, p16, p16, 4, ss, gpu), "rmsprop_step: the CUDA backend computes in F32 (got BF16)");
-  CHECK_THROWS_WITH(check_rmsprop_step(p64, p64, p64, 4, ss, gpu), "rmsprop_step: the CUDA backend computes in F32 (got F64)");
-  CHECK(check_rmsprop_step(p64, p64, p64, 4, ss, cpu) == DType::F64);
-  CHECK_THROWS_WITH(check_rmsprop_step(p16, p16, p16, 4, ss, cpu), "rmsprop_step: the CPU backend computes in F32 or F64 (got BF16)");
+  const Tensor none;
+  CHECK_THROWS_WITH(check_rmsprop_step(p16, p16, p16, 4, ss, none, gpu),
+                    "rmsprop_step: the CUDA backend computes in F32 (got BF16)");
+  CHECK_THROWS_WITH(check_rmsprop_step(p64, p64, p64, 4, ss, none, gpu),
+                    "rmsprop_step: the CUDA backend computes in F32 (got F64)");
+  CHECK(check_rmsprop_step(p64, p64, p64, 4, ss, none, cpu) == DType::F64);
+  CHECK_THROWS_WITH(check_rmsprop_step(p16, p16, p16, 4, ss, none, cpu),
+                    "rmsprop_step: the CPU backend computes in F32 or F64 (got BF16)");
   const Tensor p32 = h.make(DType::F32, 4), ss32 = h.make(DType::F32, 1);
-  CHECK_THROWS_WITH(check_rmsprop_step(p32, p32, p32, 4, ss32, gpu), "rmsprop_step: sum_squares must be F64 (got F32)");
+  CHECK_THROWS_WITH(check_rmsprop_step(p32, p32, p32, 4, ss32, none, gpu), "rmsprop_step: sum_squares must be F64 (got F32)");
+  // The bf16 weights an optimizer step may write: BF16, from an F32 master only, on both backends.
+  for (const OpRules* r : {&cpu, &gpu}) {
+    CHECK(check_rmsprop_step(p32, p32, p32, 4, ss, p16, *r) == DType::F32);
+    CHECK(check_adamw_step(p32, p32, p32, p32, 4, ss, p16, *r) == DType::F32);
+    CHECK_THROWS_WITH(check_rmsprop_step(p32, p32, p32, 4, ss, p32, *r), "rmsprop_step: weights16 must be BF16 (got F32)");
+    CHECK_THROWS_WITH(check_adamw_step(p32, p32, p32, p32, 4, ss, p32, *r), "adamw_step: weights16 must be BF16 (got F32)");
+  }
+  CHECK_THROWS_WITH(check_rmsprop_step(p64, p64, p64, 4, ss, p16, cpu),
+                    "rmsprop_step: weights16 needs an F32 master p (got F64)");
+  CHECK_THROWS_WITH(check_adamw_step(p64, p64, p64, p64, 4, ss, p16, cpu),
+                    "adamw_step: weights16 needs an F32 master p (got F64)");
   CHECK_THROWS_WITH(check_sum_squares(p32, 4, ss32, cpu), "sum_squares: acc must be F64");
 }
 

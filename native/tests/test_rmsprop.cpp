@@ -1,11 +1,35 @@
 // RMSprop over a flat range (kernels/rmsprop.h) against a float64 closed form over several steps,
-// with L2 weight decay and clipping by a given sum of squares; a non-finite norm changes nothing.
+// with L2 weight decay and clipping by a given sum of squares; the bf16 weights it writes (w16) are
+// the RNE rounding of the updated master, bit for bit (and writing them changes nothing else); a
+// non-finite norm changes nothing, w16 included. The shared rounding (optim_math::bf16_bits)
+// equals core/dtype.h's f32_to_bf16 on edge values and random bits.
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/rmsprop.h"
-#include "testing.h"
+#include "op_testing.h"
+
+namespace {
+constexpr uint16_t kPoison = 0x7fc1;  // a NaN no rounding of a finite master produces
+}  // namespace
+
+TEST(the_shared_bf16_rounding_is_f32_to_bf16) {
+  sppo_test::Rng rng(33);
+  std::vector<uint32_t> bits = {0x00000000u, 0x80000000u, 0x00000001u, 0x00008000u, 0x00018000u,  // ties
+                                0x3f808000u, 0x3f818000u, 0x3f807fffu, 0x3f808001u, 0x7f7fffffu,  // to inf
+                                0x7f800000u, 0xff800000u, 0x7fc00000u, 0x7f800001u, 0xffbfffffu};  // NaNs
+  for (int i = 0; i < 200000; ++i) bits.push_back(static_cast<uint32_t>(rng.integer(0, (int64_t{1} << 32) - 1)));
+  int bad = 0;
+  for (uint32_t u : bits) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    if (sppo::optim_math::bf16_bits(f) != sppo::f32_to_bf16(f) && ++bad <= 3) std::printf("  bits %08x differ\n", u);
+  }
+  CHECK(bad == 0);
+}
 
 // Each step against a float64 step from the kernel's own state before it (so fp32 rounding does
 // not compound across steps), over several steps with weight decay and clipping.
@@ -14,6 +38,7 @@ TEST(rmsprop_matches_a_float64_step_over_steps) {
   for (double wd : {0.0, 0.05}) {
     const int64_t n = 70001;  // crosses the kernel's chunks
     std::vector<float> p(n), g(n), v(n, 0.f);
+    std::vector<uint16_t> w16(n);
     for (auto& x : p) x = static_cast<float>(rng.normal());
     sppo::RmspropParams h;
     h.alpha = rng.uniform(0.9, 0.999);
@@ -28,7 +53,15 @@ TEST(rmsprop_matches_a_float64_step_over_steps) {
       const double max_norm = step % 2 ? 1.0 : 0.0;  // clip on odd steps, off on even ones
       const double coef = max_norm > 0 ? std::min(1.0, max_norm / (std::sqrt(ss) + 1e-6)) : 1.0;
       const std::vector<float> p0 = p, v0 = v;
-      sppo::cpu::rmsprop_step(p.data(), g.data(), v.data(), n, h, &ss, max_norm);
+      std::fill(w16.begin(), w16.end(), kPoison);
+      sppo::cpu::rmsprop_step(p.data(), g.data(), v.data(), n, h, &ss, max_norm, w16.data());
+      // Without w16 the same step gives the same master and state, bit for bit.
+      std::vector<float> p1 = p0, v1 = v0;
+      sppo::cpu::rmsprop_step(p1.data(), g.data(), v1.data(), n, h, &ss, max_norm);
+      CHECK(p1 == p && v1 == v);
+      int64_t unrounded = 0;
+      for (int64_t j = 0; j < n; ++j) unrounded += w16[j] != sppo::f32_to_bf16(p[j]);
+      CHECK(unrounded == 0);
       double worst_p = 0, worst_v = 0;
       for (int64_t j = 0; j < n; ++j) {
         // The gradient as the fp32 kernel (and torch) forms it: clipped, plus weight decay, in fp32;
@@ -49,14 +82,42 @@ TEST(rmsprop_matches_a_float64_step_over_steps) {
 
 TEST(rmsprop_skips_a_non_finite_norm) {
   std::vector<float> p = {1, 2, 3}, g = {0.5f, -1, 2}, v = {0.1f, 0.2f, 0.3f};
+  std::vector<uint16_t> w16 = {kPoison, 0x1234, 0x4321};
   const auto p0 = p, v0 = v;
+  const auto w0 = w16;
   sppo::RmspropParams h;
   h.lr = 0.1;
   for (double ss : {std::numeric_limits<double>::infinity(), std::nan("")}) {
-    sppo::cpu::rmsprop_step(p.data(), g.data(), v.data(), 3, h, &ss, 1.0);
+    sppo::cpu::rmsprop_step(p.data(), g.data(), v.data(), 3, h, &ss, 1.0, w16.data());
     CHECK(p == p0);
     CHECK(v == v0);
+    CHECK(w16 == w0);
   }
+}
+
+// Through the CPU backend's op table: weights16 reaches the kernel (and is checked by name).
+TEST(the_backend_writes_weights16_and_checks_it) {
+  sppo_test::Rng rng(34);
+  auto be = sppo_test::cpu_backend();
+  const int64_t n = 1003;
+  std::vector<float> p = sppo_test::randn<float>(rng, n), g = sppo_test::randn<float>(rng, n, 0.1), v(n, 0.f);
+  std::vector<double> ss = {0.5};
+  std::vector<uint16_t> w16(n, kPoison);
+  sppo::RmspropParams h;
+  h.lr = 1e-3;
+  const std::vector<float> p0 = p;
+  be->rmsprop_step(sppo_test::view(p), sppo_test::view(g), sppo_test::view(v), n, h, sppo_test::view(ss), 1.0,
+                   sppo::Tensor(w16.data(), sppo::DType::BF16, n));
+  int64_t bad = 0, moved = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    bad += w16[j] != sppo::f32_to_bf16(p[j]);
+    moved += p[j] != p0[j];
+  }
+  CHECK(bad == 0);
+  CHECK(moved == n);
+  CHECK_THROWS_WITH(be->rmsprop_step(sppo_test::view(p), sppo_test::view(g), sppo_test::view(v), n, h,
+                                     sppo_test::view(ss), 1.0, sppo::Tensor(w16.data(), sppo::DType::BF16, n - 1)),
+                    "rmsprop_step: weights16 has 1002 elements, needs 1003");
 }
 
 TEST_MAIN()

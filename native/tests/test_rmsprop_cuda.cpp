@@ -1,8 +1,9 @@
 // CUDA RMSprop (kernels/cuda/rmsprop.cu) against the CPU backend: several steps on the same
 // state, with clipping active (the coefficient read from the device sum of squares), without
 // clipping (max_norm 0), with weight decay; a non-finite norm leaves weights and state untouched;
-// sizes that are not multiples of the block, tensors at unaligned offsets. Skips (exit 77) without
-// a CUDA backend or device.
+// sizes that are not multiples of the block, tensors at unaligned offsets; the bf16 weights written
+// from the master in the same kernel (weights16) are its rounding bit for bit and within one bf16
+// step of the CPU's. Skips (exit 77) without a CUDA backend or device.
 //
 // Tolerance: the same fp32 formula on the same fp32 scalars; nvcc fuses multiply-adds, so each
 // step may differ by a few fp32 roundings: 1e-6 relative on p (whose step is 1e-3 of it) and on v.
@@ -29,6 +30,7 @@ void steps_case(Rng& rng, int64_t n, double sumsq, double max_norm, double wd, i
   for (auto& x : v) x = static_cast<float>(rng.uniform(0, 1e-4));
   Dev cp(cpu, p, DType::F32), cv(cpu, v, DType::F32), gp(gpu, p, DType::F32, off), gv(gpu, v, DType::F32, off + 1);
   Dev cs(cpu, std::vector<double>{sumsq}, DType::F64), gs(gpu, std::vector<double>{sumsq}, DType::F64);
+  Dev cw(cpu, n, DType::BF16), gw(gpu, n, DType::BF16, off + 3);  // poisoned; odd offsets: 2-byte aligned only
   RmspropParams h;
   h.lr = 1e-3;
   h.alpha = 0.99;
@@ -37,14 +39,20 @@ void steps_case(Rng& rng, int64_t n, double sumsq, double max_norm, double wd, i
   for (int step = 0; step < 3; ++step) {
     const std::vector<float> g = sppo_test::randn_f32(rng, n, 0.1);
     Dev cg(cpu, g, DType::F32), gg(gpu, g, DType::F32, off + 2);
-    cpu->rmsprop_step(cp.t(), cg.t(), cv.t(), n, h, cs.t(), max_norm);
-    gpu->rmsprop_step(gp.t(), gg.t(), gv.t(), n, h, gs.t(), max_norm);
+    // Even steps write the bf16 weights too, odd ones only the master (the kernel's other branch).
+    const bool w16 = step % 2 == 0;
+    cpu->rmsprop_step(cp.t(), cg.t(), cv.t(), n, h, cs.t(), max_norm, w16 ? cw.t() : Tensor());
+    gpu->rmsprop_step(gp.t(), gg.t(), gv.t(), n, h, gs.t(), max_norm, w16 ? gw.t() : Tensor());
     gpu->synchronize();
     char what[80];
     std::snprintf(what, sizeof what, "p (n=%lld step %d max_norm %g wd %g)", (long long)n, step, max_norm, wd);
     sppo_test::expect_close(what, gp.get<float>(), cp.get<float>(), 1e-30, 1e-6);
     std::snprintf(what, sizeof what, "v (n=%lld step %d)", (long long)n, step);
     sppo_test::expect_close(what, gv.get<float>(), cv.get<float>(), 1e-30, 1e-6);
+    if (w16) {
+      std::snprintf(what, sizeof what, "weights16 (n=%lld step %d)", (long long)n, step);
+      sppo_test::expect_rounded_master(what, gw.get<uint16_t>(), gp.get<float>(), cw.get<uint16_t>(), cp.get<float>());
+    }
   }
 }
 
@@ -67,23 +75,30 @@ TEST(a_non_finite_norm_skips_the_step) {
   for (double bad : {double(INFINITY), double(NAN)}) {
     Dev gp(gpu, p, DType::F32), gv(gpu, v, DType::F32), gg(gpu, g, DType::F32);
     Dev gs(gpu, std::vector<double>{bad}, DType::F64);
+    const std::vector<uint16_t> w = sppo_test::to_bf16(sppo_test::randn_f32(rng, n));
+    Dev gw(gpu, w, DType::BF16, 1);
     RmspropParams h;
     h.lr = 1e-2;
-    gpu->rmsprop_step(gp.t(), gg.t(), gv.t(), n, h, gs.t(), 1.0);
+    gpu->rmsprop_step(gp.t(), gg.t(), gv.t(), n, h, gs.t(), 1.0, gw.t());
     gpu->synchronize();
     sppo_test::expect_same_bits("p after a skipped step", gp.get<float>(), p);
     sppo_test::expect_same_bits("v after a skipped step", gv.get<float>(), v);
+    CHECK(gw.get<uint16_t>() == w);  // the bf16 weights too
   }
 }
 
 TEST(types_are_checked) {
   auto gpu = backend_for(Device::CUDA);
   Dev p(gpu, 4, DType::BF16), g(gpu, 4, DType::F32), v(gpu, 4, DType::F32), s(gpu, 1, DType::F64);
-  CHECK_THROWS_WITH(gpu->rmsprop_step(p.t(), g.t(), v.t(), 4, RmspropParams{}, s.t(), 1.0),
+  CHECK_THROWS_WITH(gpu->rmsprop_step(p.t(), g.t(), v.t(), 4, RmspropParams{}, s.t(), 1.0, Tensor()),
                     "rmsprop_step: the CUDA backend computes in F32 (got BF16)");
   Dev p32(gpu, 4, DType::F32), s32(gpu, 1, DType::F32);
-  CHECK_THROWS_WITH(gpu->rmsprop_step(p32.t(), g.t(), v.t(), 4, RmspropParams{}, s32.t(), 1.0),
+  CHECK_THROWS_WITH(gpu->rmsprop_step(p32.t(), g.t(), v.t(), 4, RmspropParams{}, s32.t(), 1.0, Tensor()),
                     "rmsprop_step: sum_squares must be F64 (got F32)");
+  CHECK_THROWS_WITH(gpu->rmsprop_step(p32.t(), g.t(), v.t(), 4, RmspropParams{}, s.t(), 1.0, g.t()),
+                    "rmsprop_step: weights16 must be BF16 (got F32)");
+  CHECK_THROWS_WITH(gpu->rmsprop_step(p32.t(), g.t(), v.t(), 4, RmspropParams{}, s.t(), 1.0, p.t().slice(0, 3)),
+                    "rmsprop_step: weights16 has 3 elements, needs 4");
 }
 
 #endif

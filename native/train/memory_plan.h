@@ -5,9 +5,9 @@
 // KVCache::pool_bytes, PairRmModel::plan), so plan and allocation cannot drift; test_memory_plan
 // checks them equal on a counting CPU backend.
 //
-// Precision bf16 plans the GPU configuration (bf16 weights and activations, fp32 gradients, fp32
-// master weights and optimizer state) although the engine does not run it yet; ZeRO-1 shards the
-// optimizer state and the master weights (rank 0's share, the largest, is planned).
+// Precision bf16 plans the trainer's bf16 mode (bf16 weights and activations, fp32 gradients, the
+// trainer's fp32 master weights and optimizer state: train/trainer.h); ZeRO-1 shards the optimizer
+// state and the master weights (rank 0's share, the largest, is planned).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -3,13 +3,48 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <vector>
 
+#include "core/dtype.h"
 #include "core/error.h"
 
 namespace sppo {
 
 namespace {
+// The master's conversions go through host memory in chunks: once per trainer and per state load,
+// never inside a step (the step writes the bf16 weights in its optimizer kernel).
+constexpr int64_t kConvertChunk = int64_t{1} << 20;
+
+// master[0, n) = widen(w16[0, n)) (exact).
+void widen_into(Backend& be, const Tensor& w16, const Tensor& master) {
+  std::vector<uint16_t> h;
+  std::vector<float> f;
+  for (int64_t a = 0; a < w16.numel; a += kConvertChunk) {
+    const int64_t m = std::min(kConvertChunk, w16.numel - a);
+    h.resize(static_cast<size_t>(m));
+    f.resize(static_cast<size_t>(m));
+    be.download(h.data(), w16.slice(a, m).data, static_cast<size_t>(m) * sizeof(uint16_t));
+    for (int64_t i = 0; i < m; ++i) f[static_cast<size_t>(i)] = bf16_to_f32(h[static_cast<size_t>(i)]);
+    be.upload(master.slice(a, m).data, f.data(), static_cast<size_t>(m) * sizeof(float));
+  }
+}
+
+// w16[0, n) = bf16(master[0, n)), rounded to nearest even as the optimizer kernels round.
+void round_into(Backend& be, const Tensor& master, const Tensor& w16) {
+  std::vector<float> f;
+  std::vector<uint16_t> h;
+  for (int64_t a = 0; a < master.numel; a += kConvertChunk) {
+    const int64_t m = std::min(kConvertChunk, master.numel - a);
+    f.resize(static_cast<size_t>(m));
+    h.resize(static_cast<size_t>(m));
+    be.download(f.data(), master.slice(a, m).data, static_cast<size_t>(m) * sizeof(float));
+    for (int64_t i = 0; i < m; ++i) h[static_cast<size_t>(i)] = f32_to_bf16(f[static_cast<size_t>(i)]);
+    be.upload(w16.slice(a, m).data, h.data(), static_cast<size_t>(m) * sizeof(uint16_t));
+  }
+}
+
 StateLayout planned(const LlamaModel& model, const Communicator& comm, const TrainerOptions& o) {
   return plan_state_layout(model.layout(), dtype_size(model.dtypes().grad), o.bucket_bytes, comm.world_size(),
                            comm.rank(), o.zero1);
@@ -28,10 +63,11 @@ Trainer::Trainer(LlamaModel& model, std::shared_ptr<Communicator> comm, const Tr
       loss_ws_(model.backend_ptr(), "the loss"),
       gather_ws_(model.backend_ptr(), "the weight gather") {
   validate_optimizer_config(opts_.optimizer);
-  SPPO_CHECK(model.dtypes().weight == model.dtypes().grad,
-             "trainer: fp32 master weights for a ", precision_name(model.precision()),
-             " model come with the CUDA engine");
   const Dtypes dt = model.dtypes();
+  master_ = dt.weight != dt.grad;
+  SPPO_CHECK(!master_ || (dt.weight == DType::BF16 && dt.grad == DType::F32), "trainer: a ",
+             precision_name(model.precision()), " model's ", dtype_name(dt.weight), " weights with ",
+             dtype_name(dt.grad), " gradients have no master-weight mode (bf16 weights with fp32 gradients do)");
   StateLayout s = planned(model, checked(comm_), opts_);
   tracker_ = BucketTracker(std::move(s.buckets));
   sharded_ = s.sharded;
@@ -44,13 +80,40 @@ Trainer::Trainer(LlamaModel& model, std::shared_ptr<Communicator> comm, const Tr
   const std::size_t gbytes = static_cast<std::size_t>(padded_total) * dtype_size(dt.grad);
   const std::size_t sbytes = static_cast<std::size_t>(state_len_) * dtype_size(dt.grad) * slot_names().size();
   SPPO_CHECK(gbytes + sbytes <= be.available_memory(), "training needs ", format_bytes(double(gbytes)),
-             " of gradients and ", format_bytes(double(sbytes)), " of optimizer state, but the ", be.name(),
-             " backend has ", format_bytes(double(be.available_memory())), " available");
+             " of gradients and ", format_bytes(double(sbytes)), " of optimizer state",
+             master_ ? " (with the fp32 master weights)" : "", ", but the ", be.name(), " backend has ",
+             format_bytes(double(be.available_memory())), " available");
   grads_ = Buffer(model.backend_ptr(), gbytes);
   state_ = Buffer(model.backend_ptr(), sbytes);
   scalars_ = Buffer(model.backend_ptr(), sizeof(double));
   be.zero(grads_.data(), grads_.bytes());
   be.zero(state_.data(), state_.bytes());
+  if (master_) {
+    const Tensor master = slot(master_slot());
+    for (const OwnedRange& r : owned_)
+      widen_into(be, model.weights().slice(r.begin, r.end - r.begin), master.slice(r.state_offset, r.end - r.begin));
+  }
+}
+
+std::vector<std::string> Trainer::slot_names() const {
+  std::vector<std::string> s = optimizer_slots(opts_.optimizer.kind);
+  if (master_) s.push_back("master");
+  return s;
+}
+
+int Trainer::master_slot() const {
+  return master_ ? static_cast<int>(optimizer_slots(opts_.optimizer.kind).size()) : -1;
+}
+
+void Trainer::weights_from_master() {
+  if (!master_) return;
+  comm_->wait();
+  const Tensor master = slot(master_slot());
+  for (const OwnedRange& r : owned_)
+    round_into(model_.backend(), master.slice(r.state_offset, r.end - r.begin),
+               model_.weights().slice(r.begin, r.end - r.begin));
+  if (sharded_) gather_weights();
+  model_.backend().synchronize();
 }
 
 Trainer::~Trainer() {
@@ -141,14 +204,16 @@ StepResult Trainer::step(double lr, double max_grad_norm) {
   const OptimizerConfig& o = opts_.optimizer;
   for (const OwnedRange& r : owned_) {
     const int64_t n = r.end - r.begin;
-    const Tensor p = model_.weights().slice(r.begin, n), gs = g.slice(r.begin, n);
+    // bf16: the step updates the fp32 master and writes the bf16 weights (w16) in the same pass.
+    const Tensor w = model_.weights().slice(r.begin, n), gs = g.slice(r.begin, n);
+    const Tensor p = master_ ? slot(master_slot()).slice(r.state_offset, n) : w, w16 = master_ ? w : Tensor();
     if (o.kind == OptimizerKind::RMSprop) {
       RmspropParams h;
       h.lr = lr;
       h.alpha = o.alpha;
       h.eps = o.eps;
       h.weight_decay = o.weight_decay;
-      be.rmsprop_step(p, gs, slot(0).slice(r.state_offset, n), n, h, sumsq, max_grad_norm);
+      be.rmsprop_step(p, gs, slot(0).slice(r.state_offset, n), n, h, sumsq, max_grad_norm, w16);
     } else {
       AdamwParams h;
       h.lr = lr;
@@ -158,7 +223,7 @@ StepResult Trainer::step(double lr, double max_grad_norm) {
       h.weight_decay = o.weight_decay;
       h.step = step_count_ + 1;
       be.adamw_step(p, gs, slot(0).slice(r.state_offset, n), slot(1).slice(r.state_offset, n), n, h, sumsq,
-                    max_grad_norm);
+                    max_grad_norm, w16);
     }
   }
   if (sharded_) gather_weights();

@@ -21,6 +21,17 @@
 // all-reduces the buckets and steps the whole arena on every rank; ZeRO-1 reduce-scatters them,
 // keeps optimizer state only for its pieces, steps them and all-gathers the weights. Both compute
 // exactly the same element sums, norm and update, so they give bitwise-equal weights.
+//
+// bf16 models (Precision::BF16: bf16 weights, fp32 gradients): the trainer owns an fp32 master
+// copy of the weights, laid out like the optimizer state (this rank's owned ranges; under ZeRO-1
+// only its pieces) and exposed as the last optimizer slot, "master", so that a checkpoint of the
+// state keeps it. It is initialized by widening the model's bf16 weights when the trainer is
+// made (as DeepSpeed's bf16 optimizer does; exact when the weights came from bf16 files, and the
+// weights must not be written behind the trainer's back afterwards). A step updates the master
+// and writes bf16(master) (round to nearest even) into the weights in the same kernel
+// (rmsprop.h, adamw.h); ZeRO-1 then all-gathers the bf16 weights. Updates smaller than the
+// weights' bf16 resolution accumulate in the master instead of being lost. After the master slot
+// is written from outside (a state load), weights_from_master() rewrites the bf16 weights.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -79,11 +90,17 @@ class Trainer {
   const std::vector<BucketEvent>& last_bucket_events() const { return events_; }
   BackwardHooks hooks_for_last_micro_batch();  // for callers that run their own forward/backward
 
-  // Optimizer state: slot names, and each slot as one tensor of state_elements(), laid out as
-  // owned() says (without ZeRO-1, or alone: one range, the whole arena, so a slot is arena-shaped).
+  // Optimizer state: slot names, and each slot as one F32/F64 tensor of state_elements(), laid out
+  // as owned() says (without ZeRO-1, or alone: one range, the whole arena, so a slot is
+  // arena-shaped). The optimizer's slots, then "master" for a bf16 model (master_slot()).
   int64_t step_count() const { return step_count_; }
-  std::vector<std::string> slot_names() const { return optimizer_slots(opts_.optimizer.kind); }
+  std::vector<std::string> slot_names() const;
   Tensor slot(int i) const;
+  bool has_master() const { return master_; }
+  int master_slot() const;  // the "master" slot's index; -1 without one
+  // bf16 models: weights = bf16(master) over the owned ranges, then (ZeRO-1) gathered from every
+  // rank: a collective there, which every rank calls. Nothing to do without a master.
+  void weights_from_master();
   const std::vector<OwnedRange>& owned() const { return owned_; }
   int64_t state_elements() const { return state_len_; }
   void set_step_count(int64_t n);
@@ -99,6 +116,7 @@ class Trainer {
   std::shared_ptr<Communicator> comm_;
   TrainerOptions opts_;
   bool sharded_ = false;
+  bool master_ = false;  // the model's weights are bf16: the state's last slot is their fp32 master
   Buffer grads_, state_, scalars_;
   BucketTracker tracker_;
   std::vector<BucketEvent> events_;

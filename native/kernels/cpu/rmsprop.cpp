@@ -1,5 +1,5 @@
 // CPU RMSprop over a flat range (kernels/rmsprop.h), in the parameter's own precision as
-// torch.optim.RMSprop computes in fp32.
+// torch.optim.RMSprop computes in fp32; with w16, the bf16 weights are written in the same pass.
 #include "kernels/rmsprop.h"
 
 #include <algorithm>
@@ -10,20 +10,28 @@ namespace sppo::cpu {
 
 template <typename T>
 void rmsprop_step(T* p, const T* g, T* v, int64_t n, const RmspropParams& h, const double* sum_squares,
-                  double max_norm) {
+                  double max_norm, uint16_t* w16) {
   bool skip = false;
   const T coef = static_cast<T>(optim_math::clip_coef(*sum_squares, max_norm, &skip));
   if (skip) return;
   const optim_math::RmspropScalars<T> s = optim_math::rmsprop_scalars<T>(h);
   constexpr int64_t kChunk = 1 << 14;
   parallel_for_cost((n + kChunk - 1) / kChunk, 8.0 * kChunk, [&](int64_t c) {
-    const int64_t i1 = std::min(n, (c + 1) * kChunk);
-    for (int64_t i = c * kChunk; i < i1; ++i) optim_math::rmsprop_element(p[i], g[i], v[i], coef, s);
+    const int64_t i0 = c * kChunk, i1 = std::min(n, (c + 1) * kChunk);
+    if (w16) {
+      for (int64_t i = i0; i < i1; ++i) {
+        optim_math::rmsprop_element(p[i], g[i], v[i], coef, s);
+        w16[i] = optim_math::bf16_bits(static_cast<float>(p[i]));
+      }
+    } else {
+      for (int64_t i = i0; i < i1; ++i) optim_math::rmsprop_element(p[i], g[i], v[i], coef, s);
+    }
   });
 }
 
-template void rmsprop_step<float>(float*, const float*, float*, int64_t, const RmspropParams&, const double*, double);
+template void rmsprop_step<float>(float*, const float*, float*, int64_t, const RmspropParams&, const double*, double,
+                                  uint16_t*);
 template void rmsprop_step<double>(double*, const double*, double*, int64_t, const RmspropParams&, const double*,
-                                   double);
+                                   double, uint16_t*);
 
 }  // namespace sppo::cpu

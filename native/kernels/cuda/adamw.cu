@@ -1,7 +1,9 @@
 // CUDA AdamW over a flat range (kernels/adamw.h): one element per thread in a grid-stride loop,
 // the CPU's per-element math (optim_math.h) on the same fp32 scalars (bias corrections derived on
 // the host in double, once per step). The clip coefficient comes from the device scalar
-// *sum_squares exactly as on the CPU; a non-finite norm leaves p, m and v unchanged.
+// *sum_squares exactly as on the CPU; a non-finite norm leaves p, m and v (and w16) unchanged. With
+// w16 (bf16 training) each thread also writes bf16(p[i]) with the CPU's rounding
+// (optim_math::bf16_bits): one pass, no second kernel.
 #include "kernels/adamw.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/host_helpers.h"
@@ -15,7 +17,7 @@ constexpr int kBlock = 256;
 __global__ void __launch_bounds__(kBlock)
     adamw_kernel(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
                  int64_t n, optim_math::AdamwScalars<float> s, const double* __restrict__ sum_squares,
-                 double max_norm) {
+                 double max_norm, uint16_t* __restrict__ w16) {
   bool skip = false;
   const float coef = static_cast<float>(optim_math::clip_coef(*sum_squares, max_norm, &skip));
   if (skip) return;
@@ -25,17 +27,18 @@ __global__ void __launch_bounds__(kBlock)
     p[i] = pi;
     m[i] = mi;
     v[i] = vi;
+    if (w16) w16[i] = optim_math::bf16_bits(pi);
   }
 }
 
 }  // namespace
 
 void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamwParams& h,
-                const double* sum_squares, double max_norm, const Launch& l) {
+                const double* sum_squares, double max_norm, uint16_t* w16, const Launch& l) {
   SPPO_CHECK(n >= 0, "adamw_step: n must be >= 0 (got ", n, ")");
   if (n == 0) return;
   adamw_kernel<<<grid_for(n, kBlock), kBlock, 0, stream_of(l)>>>(p, g, m, v, n, optim_math::adamw_scalars<float>(h),
-                                                                 sum_squares, max_norm);
+                                                                 sum_squares, max_norm, w16);
   check_cuda(cudaGetLastError(), "adamw_step launch");
 }
 

@@ -2,7 +2,8 @@
 // loop, the CPU's per-element math (optim_math.h) on the same fp32 scalars. The clip coefficient
 // is computed on the device from the device scalar *sum_squares exactly as the CPU computes it
 // (optim_math::clip_coef in double, then rounded to fp32), so the host never waits for the norm;
-// a non-finite norm leaves p and v unchanged.
+// a non-finite norm leaves p and v (and w16) unchanged. With w16 (bf16 training) each thread
+// also writes bf16(p[i]) with the CPU's rounding (optim_math::bf16_bits): one pass, no second kernel.
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/host_helpers.h"
 #include "kernels/rmsprop.h"
@@ -15,7 +16,8 @@ constexpr int kBlock = 256;
 
 __global__ void __launch_bounds__(kBlock)
     rmsprop_kernel(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ v, int64_t n,
-                   optim_math::RmspropScalars<float> s, const double* __restrict__ sum_squares, double max_norm) {
+                   optim_math::RmspropScalars<float> s, const double* __restrict__ sum_squares, double max_norm,
+                   uint16_t* __restrict__ w16) {
   bool skip = false;
   const float coef = static_cast<float>(optim_math::clip_coef(*sum_squares, max_norm, &skip));
   if (skip) return;
@@ -24,17 +26,18 @@ __global__ void __launch_bounds__(kBlock)
     optim_math::rmsprop_element(pi, g[i], vi, coef, s);
     p[i] = pi;
     v[i] = vi;
+    if (w16) w16[i] = optim_math::bf16_bits(pi);
   }
 }
 
 }  // namespace
 
 void rmsprop_step(float* p, const float* g, float* v, int64_t n, const RmspropParams& h, const double* sum_squares,
-                  double max_norm, const Launch& l) {
+                  double max_norm, uint16_t* w16, const Launch& l) {
   SPPO_CHECK(n >= 0, "rmsprop_step: n must be >= 0 (got ", n, ")");
   if (n == 0) return;
   rmsprop_kernel<<<grid_for(n, kBlock), kBlock, 0, stream_of(l)>>>(p, g, v, n, optim_math::rmsprop_scalars<float>(h),
-                                                                   sum_squares, max_norm);
+                                                                   sum_squares, max_norm, w16);
   check_cuda(cudaGetLastError(), "rmsprop_step launch");
 }
 
