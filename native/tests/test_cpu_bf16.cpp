@@ -651,8 +651,8 @@ TEST(the_ops_that_compute_in_f32_or_f64_only_refuse_bf16_by_name) {
   CHECK_THROWS_WITH(be->segment_sum(x, sg, 4, 1, x), want);
   CHECK_THROWS_WITH(be->expand_segments(x, sg, 4, 1, 1.0, x), want);
   CHECK_THROWS_WITH(be->sum_squares(x, 4, acc), std::string("sum_squares: ") + want);
-  CHECK_THROWS_WITH(be->rmsprop_step(x, x, x, 4, RmspropParams{}, acc, 0.0), std::string("rmsprop_step: ") + want);
-  CHECK_THROWS_WITH(be->adamw_step(x, x, x, x, 4, AdamwParams{}, acc, 0.0), std::string("adamw_step: ") + want);
+  CHECK_THROWS_WITH(be->rmsprop_step(x, x, x, 4, RmspropParams{}, acc, 0.0, Tensor()), std::string("rmsprop_step: ") + want);
+  CHECK_THROWS_WITH(be->adamw_step(x, x, x, x, 4, AdamwParams{}, acc, 0.0, Tensor()), std::string("adamw_step: ") + want);
   LossTensors in{x, x, x, x, Tensor(), Tensor(), Tensor()};
   CHECK_THROWS_WITH(be->sppo_loss(LossType::SPPO, 0.1, 4, in, LossResultTensors{}), "sppo_loss: policy_chosen must be F32 (got BF16)");
   CHECK_THROWS_WITH(be->masked_sequence_sum(x, Tensor(mask.data(), DType::U8, 4), 2, 2, x),
