@@ -78,17 +78,22 @@ describe.skipIf(cudaUsable)('device cuda is refused with its reason where CUDA c
 });
 
 describe.skipIf(!haveDist)('the CLI describes --device (skipped without dist/, which `npm test` builds first)', () => {
-  it('train --help: cpu, or cuda in fp32 with what it needs', () => {
+  it('train --help: cpu, or cuda with what it needs; the precision, fp32 or bf16, and what bf16 keeps in fp32', () => {
     const r = cli(['train', '--help']);
     expect(r.code).toBe(0);
     const text = r.stdout.replace(/\s+/g, ' ');
-    expect(text).toMatch(/--device Compute device for rollout, reference log-probs, training and model judges \(PairRM, reward models\): cpu \(fp32\), or cuda \(fp32 on one GPU per rank; needs a CUDA build, a visible GPU and cuBLASLt, else refused with the reason\)/);
+    expect(text).toMatch(/--device Compute device for rollout, reference log-probs, training and model judges \(PairRM, reward models\): cpu, or cuda \(one GPU per rank; needs a CUDA build, a visible GPU and cuBLASLt, else refused with the reason\)/);
     expect(text).toMatch(/\[choices: "cpu", "cuda"\]|"cpu", "cuda"/);
+    expect(text).toMatch(/--precision Numeric mode of the engine for every stage: fp32, or bf16 \(bf16 weights and activations; fp32 gradients, statistics, master weights and optimizer state;/);
+    expect(text).toMatch(/on cpu it is emulated/);
+    expect(text).toMatch(/\[choices: "fp32", "bf16"\]/);
   });
 
-  it('judge --help: where model judges run', () => {
+  it('judge --help: where model judges run, and in which precision', () => {
     const r = cli(['judge', '--help']);
     expect(r.code).toBe(0);
-    expect(r.stdout.replace(/\s+/g, ' ')).toMatch(/--device Where model judges \(pairrm:, reward-model:\) run: cpu, or cuda/);
+    const text = r.stdout.replace(/\s+/g, ' ');
+    expect(text).toMatch(/--device Where model judges \(pairrm:, reward-model:\) run: cpu, or cuda/);
+    expect(text).toMatch(/--precision Numeric mode of model judges: fp32, or bf16/);
   });
 });
