@@ -84,7 +84,8 @@ class LlamaModel {
   void init_random(uint64_t seed, double std = 0.02);
   void set_gradient_checkpointing(bool on);
   bool gradient_checkpointing() const;
-  // The calls that follow check `c` between layers, chunks and decode steps (throw Cancelled).
+  // The calls that follow check `c` between layers, chunks and decode steps (throw Cancelled);
+  // bucketed decode steps (decode_bucketed: CUDA graphs) only between steps.
   void set_cancel(CancelPoint c);
   const CancelPoint& cancel_point() const;
 
