@@ -6,7 +6,8 @@
 // NaN before each step changes no real row, every real position holds the unpadded cache's K/V,
 // and each padding row's logits are a lone token 0's (it attends to padding K/V only);
 // generate() with buckets equals generate() without for every budget mix, sampled and greedy
-// (tokens and log-probabilities bitwise); the bucket sizes and the refusals.
+// (tokens and log-probabilities bitwise), in fp32 and in the bf16 emulation; the bucket sizes and
+// the refusals.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -226,6 +227,38 @@ TEST(bucketed_generation_equals_unbucketed_for_every_budget) {
   // The CPU backend does not capture steps: automatic means no buckets here.
   CHECK(!e.model().backend().captures_steps());
   CHECK(!sppo::scheduler_buckets(GenerateOptions{}, e.model().backend()));
+}
+
+// The bf16 mode (the CPU's emulation: bf16 weights, activations and KV cache): the same bits too.
+TEST(bucketed_generation_equals_unbucketed_in_bf16) {
+  sppo_test::Rng rng(74);
+  const sppo::LlamaConfig c = medium();
+  sppo::LlamaModel m(sppo::backend_for(sppo::Device::CPU), c, sppo::Precision::BF16);
+  m.init_random(static_cast<uint64_t>(rng.integer(0, 1 << 30)), 0.3);
+  Prompts prompts;
+  std::vector<uint64_t> seeds;
+  for (int64_t len : {int64_t{19}, int64_t{3}, int64_t{16}, rng.integer(2, 30)}) {
+    prompts.push_back(random_tokens(rng, len, c.vocab_size));
+    seeds.push_back(static_cast<uint64_t>(rng.integer(0, 1 << 30)));
+  }
+  for (const int64_t running : {int64_t{0}, int64_t{5}}) {
+    GenerateOptions o;
+    o.temperature = 0.8;
+    o.max_new_tokens = 14;
+    o.eos_ids = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    o.max_running_sequences = running;
+    GenerateOptions on = o, off = o;
+    on.decode_buckets = 1;
+    off.decode_buckets = 0;
+    GenerateStats st;
+    const auto a = sppo::generate(m, prompts, 3, seeds, off), b = sppo::generate(m, prompts, 3, seeds, on, &st);
+    bool all = a.size() == b.size();
+    for (size_t i = 0; all && i < a.size(); ++i) all = same(a[i], b[i]);
+    std::printf("  bf16, running %lld: %lld bucketed steps, %lld padding rows%s\n", (long long)running,
+                (long long)st.bucketed_steps, (long long)st.padding_rows, all ? "" : "  DIFFERENT");
+    CHECK(all);
+    CHECK(st.bucketed_steps > 0);
+  }
 }
 
 TEST(bucket_sizes_and_refusals) {
