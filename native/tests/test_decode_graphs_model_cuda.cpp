@@ -8,7 +8,8 @@
 //   the capture): the slots stay eager and the logits keep the eager bits;
 // - generate() with SPPO_CUDA_GRAPHS=0 against the default: the same tokens and log-probabilities,
 //   bit for bit, sampled and greedy, under budgets that split the call (joins, retirements).
-// Skips (exit 77) without CUDA or a GPU.
+// Named *model_cuda: gpu-check.sh runs the whole-engine suites under memcheck only (the kernels'
+// races are the op suites'). Skips (exit 77) without CUDA or a GPU.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
