@@ -200,7 +200,7 @@ StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const Genera
   }
   s.items.push_back({"decode step", ws(step),
                      all_at_once ? "prefill of " + std::to_string(std::min(B, first * P)) + " rows, then " + std::to_string(n) +
-                                       " rows a step"
+                                       (o.decode_buckets ? " rows a step in the decode buckets" : " rows a step")
                                  : std::to_string(first) + " of " + std::to_string(np) + " prompts in the first step, "
                                        "then up to " + std::to_string(later_rows) + " rows a step (the budgets)"});
   if (o.decode_buckets && o.max_new_tokens > 1) {
