@@ -44,6 +44,8 @@ export function compareModel(reports) {
         preset: nat.preset, name: r.name, label: r.label, precision: nat.precision, ms: r.ms, tokensPerSecond: r.tokensPerSecond,
         peakBytes: r.peakBytes, floorMs: r.floorMs, xFloor: r.xFloor, floorMsIssue: r.floorMsIssue ?? null,
         floorMsIssueBf16: r.floorMsIssueBf16 ?? null,
+        // decode rows: the step bucketed with eager launches and replayed as a CUDA graph (device events)
+        eagerBucketMs: r.eagerBucketMs ?? null, graphMs: r.graphMs ?? null, graphGain: r.graphGain ?? null,
         target: issue?.target ?? null, meetsTarget: issue?.target ? r.tokensPerSecond >= issue.target : null,
         pytorch: vs, issueFigures: issue?.figures ?? {}, vsIssueFigures: issueVs,
       });
@@ -63,6 +65,7 @@ export function formatModelTable({ natives, torches, rows }) {
       x.error ? `${v} ${x.error}` : `${v} ${kTok(x.tokensPerSecond)} (${fmt(x.speedup, 2)}x${x.sameShape ? '' : ', other shape'})`);
     const iss = Object.entries(r.vsIssueFigures).map(([k, s]) => `${k} ${kTok(r.issueFigures[k])} (${fmt(s, 2)}x)`);
     if (r.target) iss.push(`target ${kTok(r.target)}: ${r.meetsTarget ? 'met' : 'missed'}`);
+    if (r.graphMs) iss.push(`CUDA graph ${fmt(r.graphMs, 3)} ms (${fmt(r.graphGain, 2)}x the eager step; bucketed eager ${fmt(r.eagerBucketMs, 3)} ms)`);
     if (r.floorMsIssue) iss.push(`floor at 4.3 TB/s ${fmt(r.floorMsIssue, 3)} ms (${fmt(r.ms / r.floorMsIssue, 2)}x; bf16 bytes ${fmt(r.floorMsIssueBf16, 3)} ms)`);
     out.push(`${`${r.preset} ${r.label}`.slice(0, 40).padEnd(40)} ${kTok(r.tokensPerSecond).padStart(9)} ${fmt(r.xFloor, 2).padStart(8)} ${fmt(r.peakBytes / 2 ** 30, 2).padStart(9)}  ${vs.join('; ') || '-'}  | ${iss.join('; ') || '-'}`);
   }

@@ -3,7 +3,8 @@
 // (train/memory_plan.h), with no model; availableMemory(device) -> bytes a new allocation can get.
 // request.kind: 'training' {config, precision, pairs, seqLen, checkpointing, optimizer, world?,
 // zero1?, bucketBytes?}; 'inference' {config, precision, rows, seqLen, head: 'logprobs' | 'scores'
-// | 'logits'}; 'generation' {config, precision, prompts, samples, promptLen, maxNewTokens, greedy?};
+// | 'logits'}; 'generation' {config, precision, prompts, samples, promptLen, maxNewTokens, greedy?,
+// decodeBuckets? (true for a CUDA run: its decode-only steps are bucketed, model/decode_buckets.h)};
 // 'pairrm' {config (PairRM's), precision, tokens, sequences}.
 #include "addon/args.h"
 #include "addon/model_args.h"
@@ -112,6 +113,7 @@ Napi::Value PlanMemory(const Napi::CallbackInfo& info) {
     g.max_batch_tokens = Budget(env, o, "maxBatchTokens");
     g.max_running_sequences = Budget(env, o, "maxRunningSequences");
     g.max_cache_tokens = Budget(env, o, "maxCacheTokens");
+    g.decode_buckets = Bool(env, o, "decodeBuckets", false);
     return Guarded(env, [&]() { return PlanToJs(env, plan_generation_memory(c, precision, g)); });
   }
   type_error(env, "request.kind must be 'training', 'inference', 'generation' or 'pairrm' (got '" + kind + "')");

@@ -21,6 +21,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "core/device.h"
@@ -80,6 +81,32 @@ class Backend {
   virtual void comm_after_compute() {}
   virtual void compute_after_comm() {}
   virtual bool comm_idle() { return true; }
+
+  // ---- captured steps (CUDA graphs: runtime/cuda_graph.h) ----------------------------------------
+  // A caller that runs the same step many times at one shape (a bucketed decode step,
+  // model/decode_buckets.h) keeps one StepCapture slot per shape and calls run_step(slot, step,
+  // output). `step` queues ops of this backend only: on buffers whose addresses stay fixed for the
+  // slot's life, with shapes that do not change, no uploads, downloads, allocations or host reads
+  // of device memory (inputs are uploaded before run_step, outside it), and it is idempotent (run
+  // twice on the same inputs it writes the same bytes). The CPU backend just calls step(). The CUDA
+  // backend, unless SPPO_CUDA_GRAPHS=0: on a slot's first call it runs step eagerly (that result is
+  // the one kept), captures it into a graph, replays the graph and compares `output` bitwise with
+  // the eager result; a capture that fails, or a replay that differs, prints one message and keeps
+  // that slot eager for good (the eager step is run again after a differing replay, so nothing
+  // the graph wrote survives). Later calls replay the graph. Device errors of a replay are
+  // explained as the eager launches' are (device_errors.h).
+  struct StepCapture {
+    virtual ~StepCapture() = default;
+    virtual bool replays() const { return false; }  // the slot replays a graph (tests)
+  };
+  virtual void run_step(std::unique_ptr<StepCapture>& slot, const std::function<void()>& step, const Tensor& output,
+                        const char* what) {
+    (void)slot, (void)output, (void)what;
+    step();
+  }
+  // Whether run_step can replay graphs here (the CUDA backend; SPPO_CUDA_GRAPHS=0 still keeps this
+  // true: the switch turns capture off, not the fixed-shape steps, so results do not depend on it).
+  virtual bool captures_steps() const { return false; }
 
   // ---- ops (one contract each in native/kernels/) ------------------------------------------------
   // embedding.h

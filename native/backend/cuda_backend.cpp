@@ -4,9 +4,13 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "backend/buffer.h"
 #include "backend/op_checks.h"
@@ -29,6 +33,7 @@
 #include "kernels/sppo_loss.h"
 #include "kernels/swiglu.h"
 #include "runtime/cuda_check.h"
+#include "runtime/cuda_graph.h"
 #include "runtime/cuda_launch.h"
 #include "runtime/device_errors.h"
 
@@ -36,6 +41,32 @@ namespace sppo {
 namespace {
 
 using cuda::check_cuda;
+
+// SPPO_CUDA_GRAPHS: "0" turns capture off (steps run eagerly, at the same shapes);
+// "test-fail-capture" (tests) queues an uncapturable call inside every capture, so that the
+// fallback to eager launches is exercised on a real device. Read at each step: a test may flip it.
+enum class GraphMode { On, Off, FailCapture };
+GraphMode graph_mode() {
+  const char* e = std::getenv("SPPO_CUDA_GRAPHS");
+  if (e && std::strcmp(e, "0") == 0) return GraphMode::Off;
+  if (e && std::strcmp(e, "test-fail-capture") == 0) return GraphMode::FailCapture;
+  return GraphMode::On;
+}
+
+// One message per process and kind: a fallback is harmless (eager launches, same results) but
+// should be seen once, not every step.
+void note_once(std::once_flag& flag, const std::string& msg) {
+  std::call_once(flag, [&]() { std::fprintf(stderr, "sppo: %s\n", msg.c_str()); });
+}
+std::once_flag capture_failed_note, replay_differs_note;
+
+// A run_step slot: a graph that replays, or eager for good.
+struct CudaStepCapture final : Backend::StepCapture {
+  bool eager = false;
+  cuda::Graph graph;
+  std::vector<cuda::DeviceErrors::Explain> explain;  // the captured launches', ids 0..
+  bool replays() const override { return !eager && graph.ready(); }
+};
 
 class CudaBackend final : public Backend {
  public:
@@ -107,6 +138,53 @@ class CudaBackend final : public Backend {
   }
   void synchronize() override { errors_->check(); }
   void* native_stream() const override { return stream_; }
+
+  bool captures_steps() const override { return true; }
+  void run_step(std::unique_ptr<StepCapture>& slot, const std::function<void()>& step, const Tensor& output,
+                const char* what) override {
+    const GraphMode mode = graph_mode();
+    auto* have = dynamic_cast<CudaStepCapture*>(slot.get());
+    if (mode == GraphMode::Off || (have && have->eager)) return step();
+    if (have) return replay(*have);
+    // First call: the eager result is the one kept; the graph must then reproduce it bit for bit.
+    step();
+    synchronize();  // its device errors, as any eager step's (no explainers pending after)
+    std::vector<unsigned char> want(output.bytes()), got(output.bytes());
+    download(want.data(), output.data, output.bytes());
+    auto made = std::make_unique<CudaStepCapture>();
+    std::string why = made->graph.capture(stream_, [&]() {
+      if (mode == GraphMode::FailCapture) check_cuda(cudaStreamSynchronize(stream_), "a synchronisation (forced)");
+      step();
+    });
+    made->explain = errors_->take_from(0);
+    if (!why.empty()) {
+      note_once(capture_failed_note, std::string("CUDA graph capture of the ") + what + " failed (" + why +
+                                         "); that step runs with eager launches (same results)");
+      made->eager = true;
+      slot = std::move(made);
+      return;
+    }
+    bool same = false;
+    try {
+      replay(*made);
+      download(got.data(), output.data, output.bytes());
+      synchronize();  // a device error the eager step did not report: the graph is wrong
+      same = std::memcmp(want.data(), got.data(), want.size()) == 0;
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    if (!same) {
+      note_once(replay_differs_note, std::string("the CUDA graph of the ") + what +
+                                         (why.empty() ? " replayed different bits from its eager launches"
+                                                      : " failed on replay (" + why + ")") +
+                                         "; that step runs with eager launches from now on");
+      made->eager = true;
+      slot = std::move(made);
+      step();  // the eager bytes again: nothing the graph wrote survives
+      return;
+    }
+    slot = std::move(made);
+  }
 
   void* comm_stream() override {
     std::lock_guard<std::mutex> lock(comm_mu_);
@@ -320,6 +398,11 @@ class CudaBackend final : public Backend {
 
  private:
   cuda::Launch launch() { return cuda::Launch{stream_, errors_.get()}; }
+  void replay(CudaStepCapture& c) {
+    if (errors_->pending() != 0) errors_->check();  // launches since the last check: their ids first
+    errors_->replay(c.explain);
+    c.graph.launch(stream_);
+  }
 
   const OpRules& rules_ = cuda_op_rules();
   cudaStream_t stream_ = nullptr;

@@ -14,7 +14,10 @@
 // bf16), or the bytes a decode step must read over the measured copy bandwidth (and over the
 // issues' 4.3 TB/s). Timing: train step, log-probs and rollout download results inside the call,
 // so they are host wall clock up to synchronize(); the decode step downloads nothing and is device
-// time between CUDA events on the backend's stream (both are printed for every row). --preset
+// time between CUDA events on the backend's stream (both are printed for every row). The decode
+// row also times the same step bucketed (model/decode_buckets.h, bucket = batch: no padding) with
+// eager launches (SPPO_CUDA_GRAPHS=0) and replayed as a CUDA graph: columns 'bucket eager ms',
+// 'graph ms' and the graph's gain over the eager step (JSON: eagerBucketMs, graphMs, graphGain). --preset
 // names the issues' shapes; the memory planner (train/memory_plan.h) picks the largest micro-batch
 // up to --batch that fits, and --plan-only 1 prints the plans without allocating (works without a
 // GPU).
@@ -47,6 +50,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "model/decode_buckets.h"
 #include "model/generate.h"
 #include "model/kv_cache.h"
 #include "model/llama_model.h"
@@ -599,7 +603,7 @@ int run_cuda(const Options& o, const ModelPreset& p) {
   }
   if (wants(p, "decode"))
     for (int64_t b : p.decode_batches) {
-      const int64_t extra = warmup + repeat + 1;
+      const int64_t extra = 3 * (warmup + repeat) + 1;  // eager, bucketed eager, graph: each appends a token a step
       const int64_t blocks = decode_blocks(p, b, extra);
       const std::size_t kv = KVCache::pool_bytes(c, dt.act, blocks, 16);
       if (kv + static_cast<std::size_t>(b * c.vocab_size) * dtype_size(dt.act) > be->available_memory()) {
@@ -609,7 +613,7 @@ int run_cuda(const Options& o, const ModelPreset& p) {
       }
       MemorySampler mem;
       mem.start();
-      KVCache cache(m, b, p.decode_ctx + extra, blocks, 16);
+      KVCache cache(m, b, p.decode_ctx + extra, blocks, 16, decode_max_padding(b));  // the buckets' scratch
       for (int64_t l = 0; l < c.num_layers; ++l) {  // cached K and V: random, not zeros
         tile_fill(*be, chunk, cache.k_pool(l).data, cache.k_pool(l).bytes());
         tile_fill(*be, chunk, cache.v_pool(l).data, cache.v_pool(l).bytes());
@@ -631,6 +635,30 @@ int run_cuda(const Options& o, const ModelPreset& p) {
         const CudaTiming t = cuda_timed(*be, [&] { m.decode(cache, items, logits.view(dt.act, b * c.vocab_size)); });
         if (r >= warmup) wall.push_back(t.wall_ms), ev.push_back(t.event_ms);
       }
+      // The same step bucketed: eager launches, then graph replays (the first call captures: warm-up).
+      std::vector<double> ev_bucket[2];
+      {
+        DecodeBuckets buckets(m, cache, b);
+        const char* prev = std::getenv("SPPO_CUDA_GRAPHS");
+        const std::string saved = prev ? prev : "";
+        for (int mode = 0; mode < 2; ++mode) {
+          if (mode == 0) setenv("SPPO_CUDA_GRAPHS", "0", 1);
+          else if (prev) setenv("SPPO_CUDA_GRAPHS", saved.c_str(), 1);
+          else unsetenv("SPPO_CUDA_GRAPHS");
+          for (int64_t r = 0; r < warmup + repeat + (mode == 1 ? 1 : 0); ++r) {
+            std::vector<DecodeItem> items;
+            for (int64_t i = 0; i < b; ++i) {
+              tok[i] = static_cast<int32_t>(g() % c.vocab_size);
+              items.push_back(DecodeItem{seqs[i], &tok[i], 1});
+            }
+            const CudaTiming t = cuda_timed(*be, [&] { m.decode_bucketed(cache, items, buckets); });
+            if (r >= warmup + (mode == 1 ? 1 : 0)) ev_bucket[mode].push_back(t.event_ms);
+          }
+        }
+        const bool replays = buckets.slot(buckets.bucket_for(b)) && buckets.slot(buckets.bucket_for(b))->replays();
+        if (!replays) std::printf("decode step batch %lld: the graph did not capture (see the message above); "
+                                  "'graph ms' is eager\n", (long long)b);
+      }
       const double peak = static_cast<double>(mem.stop() - base);
       const double ctx = static_cast<double>(p.decode_ctx + warmup + repeat / 2);  // the median step's context
       const double bytes = decode_step_bytes(c, static_cast<double>(b), ctx, el);
@@ -639,6 +667,8 @@ int run_cuda(const Options& o, const ModelPreset& p) {
       // The decode row is device time: its 'ms' is the event median.
       JsonRow r = base_row("decode", name, median(ev), median(ev), median(wall), static_cast<double>(b), peak,
                            bytes / (bw * 1e6), static_cast<double>(kv));
+      const double eager_bucket_ms = median(ev_bucket[0]), graph_ms = median(ev_bucket[1]);
+      r.num("eagerBucketMs", eager_bucket_ms).num("graphMs", graph_ms).num("graphGain", median(ev) / graph_ms);
       r.num("batch", static_cast<double>(b)).num("ctx", static_cast<double>(p.decode_ctx)).num("bytes", bytes)
           .num("floorMsIssue", bytes / (kIssueTBs * 1e9))
           .num("floorMsIssueBf16", decode_step_bytes(c, static_cast<double>(b), ctx, 2) / (kIssueTBs * 1e9));
@@ -647,6 +677,8 @@ int run_cuda(const Options& o, const ModelPreset& p) {
       std::printf("%-36s reads %.2f GB: floor %.3f ms at the measured bandwidth, %.3f ms at 4.3 TB/s (bf16: %.3f ms)\n",
                   "", bytes / 1e9, bytes / (bw * 1e6), bytes / (kIssueTBs * 1e9),
                   decode_step_bytes(c, static_cast<double>(b), ctx, 2) / (kIssueTBs * 1e9));
+      std::printf("%-36s eager %.3f ms, bucket eager %.3f ms, graph %.3f ms (device events): graphs %.2fx\n", "",
+                  median(ev), eager_bucket_ms, graph_ms, median(ev) / graph_ms);
     }
   h.num("seconds", now() - t_start);
   write_json(o, h, rows);

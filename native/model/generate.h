@@ -26,6 +26,10 @@ struct GenerateOptions {
   int64_t max_running_sequences = 0;  // samples decoding at once
   int64_t max_cache_tokens = 0;       // KV-cache positions (all layers' K and V of that many tokens)
   bool drain_batch = false;           // static batching: admit only when the running set is empty
+  // Decode-only steps padded to fixed bucket sizes (model/decode_buckets.h), which the CUDA
+  // backend replays as graphs: -1 automatic (on where the backend captures steps: CUDA), 0 off,
+  // 1 on (tests on the CPU). Results are the same bits either way on the CPU.
+  int decode_buckets = -1;
 };
 
 // What the scheduler did in one call (benchmarks and tests).
@@ -34,6 +38,8 @@ struct GenerateStats {
   int64_t mixed_steps = 0;            // steps that prefilled newcomers and decoded others in one call
   int64_t prefill_tokens = 0;         // prompt rows prefilled
   int64_t decode_tokens = 0;          // one-token decode rows
+  int64_t bucketed_steps = 0;         // decode-only steps run at a bucket size (model/decode_buckets.h)
+  int64_t padding_rows = 0;           // their padding rows, summed
   int64_t peak_step_tokens = 0;       // most rows in one decode call
   int64_t peak_running = 0;           // most samples running at once
   int64_t joins_while_running = 0;    // prompts admitted while samples of earlier prompts still ran

@@ -9,28 +9,34 @@
 namespace sppo {
 
 KVCache::KVCache(const LlamaModel& model, int64_t max_sequences, int64_t max_length, int64_t num_blocks,
-                 int64_t block_size)
+                 int64_t block_size, int64_t padding_slots)
     : be_(model.backend_ptr()),
       layers_(model.config().num_layers),
       kw_(model.config().num_kv_heads * model.config().head_dim),
       bs_(block_size),
       num_blocks_(num_blocks),
       max_seqs_(max_sequences),
+      padding_slots_(padding_slots),
+      pool_blocks_(num_blocks + scratch_blocks(std::max<int64_t>(padding_slots, 0), block_size > 0 ? block_size : 1)),
+      table_rows_(max_sequences + (padding_slots > 0 ? 1 : 0)),
       dtype_(model.dtypes().act) {
   SPPO_CHECK(bs_ > 0 && bs_ % 8 == 0, "KV cache: block_size must be a positive multiple of 8 (got ", bs_, ")");
-  SPPO_CHECK(num_blocks_ > 0 && num_blocks_ * bs_ < (int64_t{1} << 31), "KV cache: ", num_blocks_,
+  SPPO_CHECK(padding_slots_ >= 0, "KV cache: padding_slots must be >= 0 (got ", padding_slots_, ")");
+  SPPO_CHECK(num_blocks_ > 0 && pool_blocks_ * bs_ < (int64_t{1} << 31), "KV cache: ", num_blocks_,
              " blocks is outside what 32-bit slots address");
   SPPO_CHECK(max_seqs_ > 0 && max_length > 0, "KV cache: needs at least one sequence and one position");
   stride_ = (max_length + bs_ - 1) / bs_;
-  const std::size_t need = pool_bytes(model.config(), dtype_, num_blocks_, bs_);
+  const std::size_t need = pool_bytes(model.config(), dtype_, pool_blocks_, bs_);
   SPPO_CHECK(need <= be_->available_memory(), "the KV cache needs ", format_bytes(static_cast<double>(need)),
              " (", num_blocks_, " blocks of ", bs_, " positions) but the ", be_->name(), " backend has ",
              format_bytes(static_cast<double>(be_->available_memory())),
              " available; generate fewer prompts or samples at once (--rollout-batch), lower the KV-cache budget (max_cache_tokens) or ask for fewer new tokens");
   pools_ = Buffer(be_, need);
-  tables_buf_ = Buffer(be_, table_bytes(max_seqs_, max_length, bs_));
-  d_tables_ = tables_buf_.view(DType::I32, max_seqs_ * stride_);
-  tables_.assign(static_cast<size_t>(max_seqs_ * stride_), -1);
+  tables_buf_ = Buffer(be_, table_bytes(table_rows_, max_length, bs_));
+  d_tables_ = tables_buf_.view(DType::I32, table_rows_ * stride_);
+  tables_.assign(static_cast<size_t>(table_rows_ * stride_), -1);
+  for (int64_t b = num_blocks_; b < pool_blocks_ && b - num_blocks_ < stride_; ++b)
+    tables_[static_cast<size_t>(max_seqs_ * stride_ + b - num_blocks_)] = static_cast<int32_t>(b);
   len_.assign(static_cast<size_t>(max_seqs_), 0);
   open_.assign(static_cast<size_t>(max_seqs_), 0);
   ref_.assign(static_cast<size_t>(num_blocks_), 0);
@@ -45,6 +51,23 @@ std::size_t KVCache::pool_bytes(const LlamaConfig& c, DType dtype, int64_t num_b
 
 std::size_t KVCache::table_bytes(int64_t max_sequences, int64_t max_length, int64_t block_size) {
   return static_cast<std::size_t>(max_sequences * ((max_length + block_size - 1) / block_size)) * sizeof(int32_t);
+}
+
+std::size_t KVCache::allocation_bytes(const LlamaConfig& c, DType dtype, int64_t max_sequences, int64_t max_length,
+                                     int64_t num_blocks, int64_t block_size, int64_t padding_slots) {
+  return pool_bytes(c, dtype, num_blocks + scratch_blocks(padding_slots, block_size), block_size) +
+         table_bytes(max_sequences + (padding_slots > 0 ? 1 : 0), max_length, block_size);
+}
+
+int32_t KVCache::scratch_row() const {
+  SPPO_CHECK(padding_slots_ > 0, "KV cache: made without padding slots, it has no scratch row");
+  return static_cast<int32_t>(max_seqs_);
+}
+
+int32_t KVCache::scratch_slot(int64_t i) const {
+  SPPO_CHECK(i >= 0 && i < padding_slots_, "KV cache: scratch slot ", i, " is outside its ", padding_slots_,
+             " padding slots");
+  return static_cast<int32_t>(num_blocks_ * bs_ + i);
 }
 
 int64_t KVCache::blocks_needed(const std::vector<int64_t>& prompt_lengths, int64_t samples, int64_t max_new,
@@ -142,12 +165,12 @@ std::vector<int32_t> KVCache::append(int seq, int64_t count) {
 }
 
 Tensor KVCache::k_pool(int64_t layer) const {
-  const int64_t rows = num_blocks_ * bs_;
+  const int64_t rows = pool_blocks_ * bs_;
   return pools_.view(dtype_, rows * kw_, static_cast<std::size_t>(2 * layer * rows * kw_) * dtype_size(dtype_));
 }
 
 Tensor KVCache::v_pool(int64_t layer) const {
-  const int64_t rows = num_blocks_ * bs_;
+  const int64_t rows = pool_blocks_ * bs_;
   return pools_.view(dtype_, rows * kw_, static_cast<std::size_t>((2 * layer + 1) * rows * kw_) * dtype_size(dtype_));
 }
 

@@ -4,6 +4,14 @@
 // sequence the same blocks (a prompt's K samples share its prefill); a shared block is copied
 // before it is written (copy-on-write), and a closed sequence's blocks return to the pool when
 // no other sequence holds them. Layout of the pools and the decode arithmetic: kernels/attention_decode.h.
+//
+// A cache made with `padding_slots` > 0 (bucketed decode steps, model/decode_buckets.h) holds
+// that many scratch slots in blocks past num_blocks() (outside the allocator's range, so no
+// sequence ever gets them) and one more table row, scratch_row(), that names those blocks. The
+// padding rows of a bucketed step write their K/V to scratch slots, each its own (no two rows
+// write one slot), and attend through the scratch row to a length of 1 (scratch_slot(0), written
+// by the first padding row in the same step), so they never touch a real sequence's blocks and no
+// real row's table names a scratch block.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -22,12 +30,18 @@ class KVCache {
   // Room for `num_blocks` blocks shared by at most `max_sequences` sequences of at most
   // `max_length` positions each.
   KVCache(const LlamaModel& model, int64_t max_sequences, int64_t max_length, int64_t num_blocks,
-          int64_t block_size = 16);
+          int64_t block_size = 16, int64_t padding_slots = 0);
 
   // Backend bytes a cache of this shape allocates: the K and V pools of every layer (`dtype`, the
   // model's activations) and the block tables (the static planner counts the same).
   static std::size_t pool_bytes(const LlamaConfig& c, DType dtype, int64_t num_blocks, int64_t block_size);
   static std::size_t table_bytes(int64_t max_sequences, int64_t max_length, int64_t block_size);
+  // What the constructor allocates in all (pools + tables, the padding's blocks and row included).
+  static std::size_t allocation_bytes(const LlamaConfig& c, DType dtype, int64_t max_sequences, int64_t max_length,
+                                      int64_t num_blocks, int64_t block_size, int64_t padding_slots);
+  static int64_t scratch_blocks(int64_t padding_slots, int64_t block_size) {
+    return (padding_slots + block_size - 1) / block_size;
+  }
 
   // Blocks a set of prompts with `samples` forks each and up to `max_new` generated tokens needs
   // (the prompt's blocks, kept while its samples run, + each sample's tail from its copy of the
@@ -53,7 +67,13 @@ class KVCache {
   void sync_tables();
 
   int64_t block_size() const { return bs_; }
-  int64_t num_blocks() const { return num_blocks_; }
+  int64_t num_blocks() const { return num_blocks_; }   // blocks sequences can get
+  int64_t pool_blocks() const { return pool_blocks_; } // blocks in the pools (+ the scratch blocks)
+  int64_t table_rows() const { return table_rows_; }   // rows of tables() (+ the scratch row)
+  int64_t padding_slots() const { return padding_slots_; }
+  // The padding rows' table row and K/V slots (i < padding_slots()).
+  int32_t scratch_row() const;
+  int32_t scratch_slot(int64_t i) const;
   int64_t table_stride() const { return stride_; }
   int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
   // Host view of a sequence's blocks and a block's holders (tests).
@@ -65,7 +85,7 @@ class KVCache {
   void drop_block(int32_t b);
 
   std::shared_ptr<Backend> be_;
-  int64_t layers_, kw_, bs_, num_blocks_, stride_, max_seqs_;
+  int64_t layers_, kw_, bs_, num_blocks_, stride_, max_seqs_, padding_slots_, pool_blocks_, table_rows_;
   DType dtype_;
   Buffer pools_;      // [layers][k, v][num_blocks * bs][kw]
   Buffer tables_buf_;

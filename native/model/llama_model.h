@@ -54,6 +54,7 @@ struct MemoryPlan {
 };
 
 class KVCache;
+class DecodeBuckets;
 
 // One sequence's new tokens for a decode call (host memory).
 struct DecodeItem {
@@ -83,7 +84,8 @@ class LlamaModel {
   void init_random(uint64_t seed, double std = 0.02);
   void set_gradient_checkpointing(bool on);
   bool gradient_checkpointing() const;
-  // The calls that follow check `c` between layers, chunks and decode steps (throw Cancelled).
+  // The calls that follow check `c` between layers, chunks and decode steps (throw Cancelled);
+  // bucketed decode steps (decode_bucketed: CUDA graphs) only between steps.
   void set_cancel(CancelPoint c);
   const CancelPoint& cancel_point() const;
 
@@ -110,6 +112,12 @@ class LlamaModel {
   // Appends each item's tokens to its sequence (positions continue from its length) and writes
   // the logits of each item's last token to last_logits [items, V] (backend memory, act dtype).
   void decode(KVCache& cache, const std::vector<DecodeItem>& items, const Tensor& last_logits);
+  // A decode-only step (every item one token) at the bucket of items.size() rows
+  // (model/decode_buckets.h; `buckets` made for this cache): returns the logits [bucket, V] in the
+  // buckets' buffer (valid until the next step), whose first items.size() rows are the items' and
+  // bitwise decode()'s; the rest are padding. Runs through Backend::run_step (CUDA graphs); the
+  // cancel point is not checked inside (callers check it per step).
+  Tensor decode_bucketed(KVCache& cache, const std::vector<DecodeItem>& items, DecodeBuckets& buckets);
 
   // Working memory a call on `rows` batch rows would allocate.
   MemoryPlan memory_plan(int64_t rows, bool training) const;

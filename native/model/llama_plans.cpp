@@ -134,4 +134,10 @@ ArenaPlan llama_decode_plan(const LlamaConfig& c, const Dtypes& dt, int64_t R, i
   return plan;
 }
 
+ArenaPlan llama_decode_bucket_plan(const LlamaConfig& c, const Dtypes& dt, int64_t rows) {
+  ArenaPlan plan = llama_decode_plan(c, dt, rows, rows);
+  plan.add("logits", dt.act, rows * c.vocab_size);
+  return plan;
+}
+
 }  // namespace sppo

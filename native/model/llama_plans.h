@@ -32,5 +32,9 @@ ArenaPlan llama_logits_plan(const LlamaConfig& c, const Dtypes& dt, int64_t N);
 ArenaPlan llama_score_head_plan(const LlamaConfig& c, const Dtypes& dt, int64_t B);
 // A decode call of R new rows in `items` sequences.
 ArenaPlan llama_decode_plan(const LlamaConfig& c, const Dtypes& dt, int64_t R, int64_t items);
+// A bucketed decode-only step of `rows` rows (model/decode_buckets.h): the decode plan with one
+// item per row, then the step's logits [rows, V] (act dtype). Every bucket of a call lays its
+// views out over one buffer of the largest bucket's plan.
+ArenaPlan llama_decode_bucket_plan(const LlamaConfig& c, const Dtypes& dt, int64_t rows);
 
 }  // namespace sppo

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <deque>
+#include <memory>
 
 #include "backend/workspace.h"
 #include "core/error.h"
+#include "model/decode_buckets.h"
 #include "model/kv_cache.h"
 
 namespace sppo {
@@ -79,6 +81,14 @@ int64_t scheduler_max_sequences(int64_t prompts, int64_t samples, const Schedule
   return std::min(n + prompts, 2 * std::min(n, b.max_running_sequences));
 }
 
+int64_t scheduler_decode_cap(int64_t prompts, int64_t samples, const SchedulerBudget& b) {
+  return std::max<int64_t>(1, std::min({prompts * samples, b.max_running_sequences, b.max_batch_tokens}));
+}
+
+bool scheduler_buckets(const GenerateOptions& o, const Backend& be) {
+  return o.decode_buckets > 0 || (o.decode_buckets < 0 && be.captures_steps());
+}
+
 namespace {
 
 // Chooses the next token of n rows of logits (backend memory) and brings tokens and log-probs to
@@ -146,8 +156,12 @@ std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::
   for (const auto& p : prompts) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
   // Open sequences: running samples + the prompts they belong to (each has a live sample).
   const int64_t max_seqs = scheduler_max_sequences(np, K, budget);
-  KVCache cache(model, max_seqs, longest + max_new, budget.kv_blocks, bs);
   Backend& be = model.backend();
+  const bool bucketed = scheduler_buckets(opts, be);
+  const int64_t cap = scheduler_decode_cap(np, K, budget);
+  KVCache cache(model, max_seqs, longest + max_new, budget.kv_blocks, bs, bucketed ? decode_max_padding(cap) : 0);
+  std::unique_ptr<DecodeBuckets> buckets;
+  if (bucketed && max_new > 1) buckets = std::make_unique<DecodeBuckets>(model, cache, cap);
   const CancelPoint& cancel = model.cancel_point();
   Sampler sampler(model, opts);
   Workspace logits_ws(model.backend_ptr(), "the generation logits");
@@ -201,10 +215,17 @@ std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::
     // resolve_budget guarantees that one prompt fits an empty running set.
     SPPO_CHECK(!items.empty(), "generate: internal error: nothing to run with ", waiting.size(), " prompts waiting");
     const int64_t nj = static_cast<int64_t>(joined.size());
-    ArenaPlan plan;
-    plan.add("logits", model.dtypes().act, (decoding + nj * K) * V);
-    const Tensor lg = logits_ws.take(plan)[0];
-    model.decode(cache, items, lg);
+    Tensor lg;
+    if (buckets && nj == 0) {
+      lg = model.decode_bucketed(cache, items, *buckets).slice(0, decoding * V);  // the real rows
+      ++st.bucketed_steps;
+      st.padding_rows += buckets->sizes()[buckets->bucket_for(decoding)] - decoding;
+    } else {
+      ArenaPlan plan;
+      plan.add("logits", model.dtypes().act, (decoding + nj * K) * V);
+      lg = logits_ws.take(plan)[0];
+      model.decode(cache, items, lg);
+    }
     ++st.steps;
     if (decoding > 0 && nj > 0) ++st.mixed_steps;
     st.decode_tokens += decoding;

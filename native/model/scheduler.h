@@ -26,6 +26,10 @@
 // former releases (a batch is filled to the budget and decoded until all of it has finished), kept
 // as the reference the benchmark and the tests compare against.
 //
+// Decode-only steps (no newcomer) may run padded to a bucket (model/decode_buckets.h,
+// GenerateOptions::decode_buckets): the cache is then made with its padding scratch, and the
+// sampler reads the first rows of the bucket's logits.
+//
 // Results do not depend on any of this: every row of a decode call is computed from its own
 // sequence alone and sample k of prompt i draws from Philox(seed_i, k, step), so the tokens and
 // log-probabilities of each (prompt, sample) are bitwise the same for any budget, batch mix or
@@ -63,6 +67,11 @@ SchedulerBudget resolve_budget(const GenerateOptions& o, const std::vector<int64
                                int64_t fit_blocks);
 // Cache sequences a call opens at most: running samples and the prompts they fork from.
 int64_t scheduler_max_sequences(int64_t prompts, int64_t samples, const SchedulerBudget& b);
+// The most rows a decode-only step of the call can have: the cap of its decode buckets
+// (model/decode_buckets.h), within the token and sequence budgets.
+int64_t scheduler_decode_cap(int64_t prompts, int64_t samples, const SchedulerBudget& b);
+// Whether a call pads its decode-only steps to buckets (GenerateOptions::decode_buckets).
+bool scheduler_buckets(const GenerateOptions& o, const Backend& be);
 
 // Called after every step with the cache and the prompt sequences of the running prompts (tests
 // check that their blocks are never written).

@@ -32,6 +32,19 @@ unsigned DeviceErrors::expect(Explain explain) {
   return static_cast<unsigned>(explain_.size() - 1);
 }
 
+std::vector<DeviceErrors::Explain> DeviceErrors::take_from(std::size_t base) {
+  std::vector<Explain> out;
+  for (std::size_t i = base; i < explain_.size(); ++i) out.push_back(std::move(explain_[i]));
+  if (base < explain_.size()) explain_.resize(base);
+  return out;
+}
+
+void DeviceErrors::replay(const std::vector<Explain>& ex) {
+  SPPO_CHECK(explain_.empty(), "device errors: a graph replay with ", explain_.size(),
+             " launches not yet checked (their ids would collide with the graph's)");
+  explain_ = ex;
+}
+
 void DeviceErrors::check() {
   cudaStream_t s = static_cast<cudaStream_t>(stream_);
   check_cuda(cudaMemcpyAsync(host_, dev_, sizeof(unsigned long long), cudaMemcpyDeviceToHost, s), "read error word");

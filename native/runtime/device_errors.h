@@ -8,6 +8,7 @@
 // error wins; one error is reported per check.
 #pragma once
 #ifdef SPPO_WITH_CUDA
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -30,6 +31,14 @@ class DeviceErrors {
   unsigned expect(Explain explain);
   // Waits for the stream, reads the word, resets it; throws the explained error if one was set.
   void check();
+
+  // CUDA graphs (runtime/cuda_graph.h): a captured launch carries the id expect() gave it at
+  // capture. pending(): explainers registered since the last check. take_from(base): removes and
+  // returns those from id `base` on (a capture's). replay(ex): before a replay, registers a
+  // graph captured with ids 0.. again at the same ids; needs pending() == 0 (check() first).
+  std::size_t pending() const { return explain_.size(); }
+  std::vector<Explain> take_from(std::size_t base);
+  void replay(const std::vector<Explain>& ex);
 
  private:
   void* stream_;

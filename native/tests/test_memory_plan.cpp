@@ -188,6 +188,9 @@ TEST(generation_plan_equals_allocation) {
     bool greedy;
   };
   // The prefill's rows dominate the decode step in the first two, the samples' rows in the third.
+  // With decode buckets (model/decode_buckets.h, CUDA's default; forced here): the KV cache's
+  // scratch block and row, and the buckets' buffer, instead of the later steps' decode rows.
+  for (const bool buckets : {false, true})
   for (const sppo::Precision prec : {sppo::Precision::FP32, sppo::Precision::BF16})
   for (const Case& k : {Case{2, 3, 21, 9, false}, Case{3, 2, 16, 17, true}, Case{2, 40, 3, 5, false}}) {
     const sppo::LlamaConfig c = llama3_tiny();
@@ -206,6 +209,7 @@ TEST(generation_plan_equals_allocation) {
       go.max_new_tokens = k.max_new;
       go.greedy = k.greedy;
       go.temperature = 0.8;
+      go.decode_buckets = buckets ? 1 : 0;
       sppo::generate(m, prompts, k.samples, seeds, go);  // no EOS: every sample runs to max_new
     }
     sppo::GenerationPlanOptions o;
@@ -215,9 +219,11 @@ TEST(generation_plan_equals_allocation) {
     o.min_prompt_len = k.prompt_len;  // every prompt has that length
     o.max_new_tokens = k.max_new;
     o.greedy = k.greedy;
+    o.decode_buckets = buckets;
     const auto plan = sppo::plan_generation_memory(c, prec, o);
     if (count->peak != plan.total()) {
-      std::printf("  %s, %lld prompts x %lld: allocated %zu, planned %zu\n", sppo::precision_name(prec),
+      std::printf("  %s%s, %lld prompts x %lld: allocated %zu, planned %zu\n", sppo::precision_name(prec),
+                  buckets ? " (decode buckets)" : "",
                   static_cast<long long>(k.prompts),
                   static_cast<long long>(k.samples), count->peak, plan.total());
       print_plan(plan);
@@ -234,6 +240,7 @@ TEST(a_budget_limited_generation_stays_within_its_plan) {
   struct Budget {
     int64_t tokens, sequences, cache;
   };
+  for (const bool buckets : {false, true})
   for (const Budget& bu : {Budget{40, 0, 0}, Budget{0, 6, 0}, Budget{0, 0, 16 * 12}}) {
     auto count = std::make_shared<sppo::HostMemoryCount>();
     auto be = sppo::make_counting_cpu_backend(count);
@@ -244,6 +251,7 @@ TEST(a_budget_limited_generation_stays_within_its_plan) {
     go.max_batch_tokens = bu.tokens;
     go.max_running_sequences = bu.sequences;
     go.max_cache_tokens = bu.cache;
+    go.decode_buckets = buckets ? 1 : 0;
     sppo::GenerateStats st;
     {
       sppo::LlamaModel m(be, c, sppo::Precision::FP32);
@@ -266,9 +274,10 @@ TEST(a_budget_limited_generation_stays_within_its_plan) {
     o.max_batch_tokens = bu.tokens;
     o.max_running_sequences = bu.sequences;
     o.max_cache_tokens = bu.cache;
+    o.decode_buckets = buckets;
     const auto plan = sppo::plan_generation_memory(c, sppo::Precision::FP32, o);
-    std::printf("  budget tokens %lld, sequences %lld, cache %lld: allocated %zu, planned %zu\n",
-                static_cast<long long>(bu.tokens), static_cast<long long>(bu.sequences),
+    std::printf("  %sbudget tokens %lld, sequences %lld, cache %lld: allocated %zu, planned %zu\n",
+                buckets ? "decode buckets, " : "", static_cast<long long>(bu.tokens), static_cast<long long>(bu.sequences),
                 static_cast<long long>(bu.cache), count->peak, plan.total());
     CHECK(count->peak <= plan.total());
     CHECK(plan.total() <= count->peak + count->peak / 10);  // a bound, but not a loose one

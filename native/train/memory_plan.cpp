@@ -8,6 +8,7 @@
 #include "backend/buffer.h"
 #include "backend/workspace.h"
 #include "core/error.h"
+#include "model/decode_buckets.h"
 #include "model/kv_cache.h"
 #include "model/scheduler.h"
 #include "model/llama_plans.h"
@@ -177,8 +178,9 @@ StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const Genera
   s.stage = "generation";
   s.kv = KvPoolPlan{b.kv_blocks, bs};
   add_llama_weights(s, c, dt, ParamLayout(c).total());
-  const std::size_t kv = KVCache::pool_bytes(c, dt.act, b.kv_blocks, bs) +
-                         KVCache::table_bytes(scheduler_max_sequences(np, K, b), P + o.max_new_tokens, bs);
+  const std::size_t kv = KVCache::allocation_bytes(c, dt.act, scheduler_max_sequences(np, K, b), P + o.max_new_tokens,
+                                                   b.kv_blocks, bs,
+                                                   o.decode_buckets ? decode_max_padding(scheduler_decode_cap(np, K, b)) : 0);
   s.items.push_back({"KV cache", kv,
                      std::to_string(b.kv_blocks) + " blocks of " + std::to_string(bs) + " positions: " +
                          std::to_string(np) + " prompts x " + std::to_string(K) + " samples x (" + std::to_string(P) +
@@ -190,15 +192,23 @@ StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const Genera
   // A later step decodes d running samples and prefills j newcomers (j <= first, d + j*K <= running).
   const int64_t later_rows = all_at_once ? n : std::min(B, running + first * std::max<int64_t>(0, P - K));
   ArenaPlan step = llama_decode_plan(c, dt, std::min(B, first * P), first);
-  if (o.max_new_tokens > 1) {
+  // With buckets, the steps after an all-at-once first step are decode-only: bucketed, in the
+  // buckets' buffer below; otherwise a later step may prefill newcomers eagerly.
+  if (o.max_new_tokens > 1 && !(o.decode_buckets && all_at_once)) {
     const ArenaPlan later = llama_decode_plan(c, dt, later_rows, running);
     if (later.bytes() > step.bytes()) step = later;
   }
   s.items.push_back({"decode step", ws(step),
                      all_at_once ? "prefill of " + std::to_string(std::min(B, first * P)) + " rows, then " + std::to_string(n) +
-                                       " rows a step"
+                                       (o.decode_buckets ? " rows a step in the decode buckets" : " rows a step")
                                  : std::to_string(first) + " of " + std::to_string(np) + " prompts in the first step, "
                                        "then up to " + std::to_string(later_rows) + " rows a step (the budgets)"});
+  if (o.decode_buckets && o.max_new_tokens > 1) {
+    const int64_t cap = scheduler_decode_cap(np, K, b);
+    s.items.push_back({"decode buckets", decode_buckets_bytes(c, dt, cap),
+                       std::to_string(decode_bucket_sizes(cap).size()) + " bucket sizes up to " + std::to_string(cap) +
+                           " rows, one buffer (inputs, activations, logits)"});
+  }
   const int64_t rows = running;  // sampled rows of a step, at most (n when every prompt joins at once)
   ArenaPlan lg, sp;
   lg.add("logits", dt.act, rows * V);

@@ -73,6 +73,9 @@ struct GenerationPlanOptions {
   // GenerateOptions' continuous-batching budgets (0 = automatic; an automatic KV pool is planned
   // at the whole call's need, which the run lowers only when memory is short).
   int64_t max_batch_tokens = 0, max_running_sequences = 0, max_cache_tokens = 0;
+  // Decode-only steps padded to buckets (model/decode_buckets.h; GenerateOptions::decode_buckets,
+  // automatic on CUDA): the KV cache's scratch block and row, and the buckets' buffer.
+  bool decode_buckets = false;
 };
 // One generate call (model/generate.h, model/scheduler.h): weights, the paged KV cache (the
 // budget's pool, allocated whole), the decode step, the logits and the sampler. Exact when every

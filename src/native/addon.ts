@@ -314,7 +314,7 @@ export type NativeMemoryPlanRequest =
       world?: number; zero1?: boolean; bucketBytes?: number;
     }
   | { kind: 'inference'; config: NativeLlamaConfig; precision: Precision; rows: number; seqLen: number; head: 'logprobs' | 'scores' | 'logits' }
-  | { kind: 'generation'; config: NativeLlamaConfig; precision: Precision; prompts: number; samples: number; promptLen: number; maxNewTokens: number; greedy?: boolean; maxBatchTokens?: number; maxRunningSequences?: number; maxCacheTokens?: number }
+  | { kind: 'generation'; config: NativeLlamaConfig; precision: Precision; prompts: number; samples: number; promptLen: number; maxNewTokens: number; greedy?: boolean; maxBatchTokens?: number; maxRunningSequences?: number; maxCacheTokens?: number; decodeBuckets?: boolean }
   | { kind: 'pairrm'; config: NativePairRmConfig; precision: Precision; tokens: number; sequences: number };
 
 /** The raw addon surface. Each section is owned by one binding file in native/addon/. */

@@ -161,6 +161,8 @@ export function planRunMemory(recipe: Recipe, o: PlanOptions = {}): RunMemoryPla
       kind: 'generation', config: cfg, precision, prompts: promptsPerCall(recipe.rollout.batchSize, recipe.rollout.shardSize), samples: recipe.rollout.k,
       promptLen, maxNewTokens: maxNew, greedy: recipe.rollout.temperature === 0,
       maxBatchTokens: recipe.rollout.maxBatchTokens, maxRunningSequences: recipe.rollout.maxRunningSequences, maxCacheTokens: recipe.rollout.maxCacheTokens,
+      // CUDA pads decode-only steps to buckets (CUDA graphs): their buffer and the KV scratch.
+      decodeBuckets: device === 'cuda',
     }, o.available, recipe.iterations > 1 ? judge?.total ?? 0 : 0);
     const decode = gen.items.find((i) => i.name === 'decode step');
     if (decode) decodeKept = [{ name: 'decode step (kept)', bytes: decode.bytes, detail: 'the policy keeps its rollout workspace' }];
