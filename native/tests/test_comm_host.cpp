@@ -499,6 +499,7 @@ TEST(data_parallel_matches_one_process_and_zero1_matches_data_parallel_bitwise) 
 // weights, and they are the master's rounding. With fp32 gradients and with bf16 gradients (the
 // buckets reduced in bf16: all_reduce and reduce_scatter give the same rounded sums).
 TEST(bf16_zero1_matches_data_parallel_bitwise_master_included) {
+  std::map<std::string, std::vector<float>> by_grads;  // the weights of each gradient type, per optimizer
   for (const char* grads : {"fp32", "bf16"})
   for (auto kind : {sppo::OptimizerKind::RMSprop, sppo::OptimizerKind::AdamW}) {
     const std::string opt = kind == sppo::OptimizerKind::AdamW ? "adamw" : "rmsprop";
@@ -535,7 +536,11 @@ TEST(bf16_zero1_matches_data_parallel_bitwise_master_included) {
                 (long long)moved, master.size());
     CHECK(unrounded == 0);
     CHECK(moved > static_cast<int64_t>(master.size()) / 2);
+    by_grads[std::string(grads) + "-" + opt] = got["w1"];
   }
+  // The bf16 gradient runs really ran with bf16 gradients: their weights are not the fp32 ones.
+  for (const char* opt : {"rmsprop", "adamw"})
+    CHECK(by_grads[std::string("fp32-") + opt] != by_grads[std::string("bf16-") + opt]);
 }
 
 TEST(a_rank_that_exits_stops_or_hangs_ends_every_rank_with_its_name) {
