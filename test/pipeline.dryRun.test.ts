@@ -213,6 +213,10 @@ describe.skipIf(!haveDist)('train --dry-run (runs bin/ over dist/; skipped when 
     const total = (out: string): number => parseBytes(out.match(/training +(\d+\.\d+ GiB) +fits/)![1]!, 'total');
     // The training stage's total drops by the 2 bytes a parameter the gradients no longer take.
     expect(Math.abs(total(base.stdout) - total(r.stdout) - 2 * n)).toBeLessThan(0.02 * 2 ** 30);
+    // A trainer frees the rollout's decode workspace: the reference stage keeps it, training does not.
+    expect(figure(r.stdout, 'reference', 'decode step (kept)')).toBeDefined();
+    expect(figure(r.stdout, 'training', 'decode step (kept)')).toBeUndefined();
+    expect(total(r.stdout)).toBeLessThanOrEqual(90 * 2 ** 30); // issue 8's target for this step
   });
 
   it('refuses bf16 gradient buffers without precision bf16, naming both settings', () => {

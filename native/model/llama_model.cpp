@@ -51,6 +51,7 @@ Tensor LlamaModel::param(const std::string& name) const {
   return impl_->W(i);
 }
 void LlamaModel::set_gradient_checkpointing(bool on) { impl_->checkpointing = on; }
+void LlamaModel::release_decode_workspace() { impl_->decode_ws.release(); }
 bool LlamaModel::gradient_checkpointing() const { return impl_->checkpointing; }
 void LlamaModel::set_cancel(CancelPoint c) { impl_->cancel = c; }
 const CancelPoint& LlamaModel::cancel_point() const { return impl_->cancel; }

@@ -112,6 +112,10 @@ class LlamaModel {
   // the logits of each item's last token to last_logits [items, V] (backend memory, act dtype).
   void decode(KVCache& cache, const std::vector<DecodeItem>& items, const Tensor& last_logits);
 
+  // Frees the decode calls' workspace (the next decode allocates it again). A trainer does this when
+  // it is made, so that training does not keep the rollout's decode step resident.
+  void release_decode_workspace();
+
   // Working memory a call on `rows` batch rows would allocate.
   MemoryPlan memory_plan(int64_t rows, bool training) const;
 

@@ -247,6 +247,48 @@ TEST(generation_plan_equals_allocation) {
   }
 }
 
+// The pipeline's order on one policy: a rollout (generate, whose decode workspace the model keeps),
+// then a trainer and a training step. Making the trainer frees the decode workspace, so from there
+// the peak is the training plan exactly (the weights included), not the plan plus the decode step.
+TEST(training_after_a_rollout_peaks_at_the_training_plan) {
+  sppo_test::Rng rng(6);
+  for (const sppo::Precision prec : {sppo::Precision::FP32, sppo::Precision::BF16}) {
+    const sppo::LlamaConfig c = llama3_tiny();
+    auto count = std::make_shared<sppo::HostMemoryCount>();
+    auto be = sppo::make_counting_cpu_backend(count);
+    sppo::TrainingPlanOptions o;
+    o.pairs = 2;
+    o.seq_len = 7;
+    o.checkpointing = true;
+    o.bucket_bytes = 4096;
+    if (prec == sppo::Precision::BF16) o.grad_dtype = sppo::DType::BF16;
+    {
+      sppo::LlamaModel m(be, c, prec);
+      m.init_random(9, 0.05);
+      m.set_gradient_checkpointing(true);
+      const std::size_t weights = count->in_use;
+      sppo::GenerateOptions go;
+      go.max_new_tokens = 30;
+      go.temperature = 0.8;
+      sppo::generate(m, {random_tokens(rng, 40, c.vocab_size), random_tokens(rng, 40, c.vocab_size)}, 4, {1, 2}, go);
+      CHECK(count->in_use > weights);  // the decode workspace stays with the model
+      count->peak = count->in_use;
+      sppo::TrainerOptions to;
+      to.bucket_bytes = o.bucket_bytes;
+      to.grad_dtype = o.grad_dtype;
+      sppo::Trainer t(m, sppo::make_local_communicator(be), to);
+      const FullPairs p(rng, o.pairs, o.seq_len, c.vocab_size);
+      t.accumulate(p.view(), sppo::LossType::SPPO, 1e-3, 1.0, true);
+      t.step(1e-4, 1.0);
+      const std::size_t want = sppo::plan_training_memory(c, prec, o).total();
+      if (count->peak != want)
+        std::printf("  %s: training after a rollout peaked at %zu, planned %zu\n", sppo::precision_name(prec), count->peak, want);
+      CHECK(count->peak == want);
+    }
+    CHECK(count->in_use == 0);
+  }
+}
+
 // A call the budget splits (prompts join as others finish): the plan is the worst step the budget
 // allows, so the allocation stays within it, and the KV pool (allocated whole) is exactly the budget's.
 TEST(a_budget_limited_generation_stays_within_its_plan) {

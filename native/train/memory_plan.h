@@ -56,6 +56,7 @@ struct TrainingPlanOptions {
 
 // One optimizer step of the policy: weights, master weights (bf16), gradients, optimizer state,
 // activations of the largest micro-batch, the log-prob head's chunk, backward temporaries, scratch.
+// No decode workspace: a trainer frees the model's when it is made (train/trainer.h).
 StagePlan plan_training_memory(const LlamaConfig& c, Precision p, const TrainingPlanOptions& o);
 
 enum class InferenceHead { LogProbs, Scores, Logits };

@@ -77,6 +77,9 @@ Trainer::Trainer(LlamaModel& model, std::shared_ptr<Communicator> comm, const Tr
   state_len_ = s.state_len;
   const int64_t padded_total = s.padded_total;
   Backend& be = model.backend();
+  // The policy's rollout decode workspace is not needed while it trains (train/memory_plan.h plans
+  // training without it); a later decode allocates it again.
+  model.release_decode_workspace();
   // The gradient arena is padded so that the last bucket's W equal pieces lie inside it.
   const std::size_t gbytes = static_cast<std::size_t>(padded_total) * dtype_size(grad_dt_);
   const std::size_t sbytes = static_cast<std::size_t>(state_len_) * dtype_size(dt.grad) * slot_names().size();

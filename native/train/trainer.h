@@ -3,6 +3,9 @@
 // state (a model alone has none). Arenas share the model's layout: element offsets are the
 // weights' offsets, so each optimizer step is a few flat ranges.
 //
+// Making a trainer frees the model's decode workspace (LlamaModel::release_decode_workspace): the
+// policy's rollout step is not kept resident through training.
+//
 // A step: accumulate() once per micro-batch (gradients add up); on the step's last micro-batch
 // each gradient bucket is queued on the communicator as soon as backward has finished it (last
 // layers first) and reduced while backward continues; step() queues any bucket left, waits for
