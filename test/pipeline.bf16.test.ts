@@ -10,6 +10,8 @@
 //   too, by overwriting the saved master with the bf16 weights before the rerun.)
 // - bf16 training tracks fp32 training of the same start (loss per step within bf16's tolerance).
 // - A whole bf16 run writes checkpoints whose every value is a bf16 number.
+// - train.gradientDtype bf16 (bf16 gradient buffers): the training stage runs, tracks the
+//   fp32-gradient run of the same start, and resumes bit for bit as well.
 import { describe, expect, it } from 'vitest';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,13 +38,13 @@ const pairs: PreferencePair[] = Array.from({ length: 8 }, () => ({
   chosen: seq(), rejected: seq(), refChosen: -30 * rand(), refRejected: -30 * rand(), chosenProbs: 0.5 + 0.5 * rand(), chosenProbsWin: 1, chosenProbsLose: 0,
 }));
 
-function trainRecipe(name: string, precision: ModelPrecision): Recipe {
+function trainRecipe(name: string, precision: ModelPrecision, gradientDtype: 'fp32' | 'bf16' = 'fp32'): Recipe {
   const r = defaultRecipe();
   r.output = join(root, name);
   r.precision = precision;
   // Four optimizer steps of two pairs, a resume state after each; lr large enough that a step moves
   // weights by several bf16 units (RMSprop normalises the gradient: steps of about lr).
-  r.train = { ...r.train, globalBatch: 2, microBatch: 1, epochs: 1, lr: 2e-3, warmupRatio: 0, resumeEvery: 1, optimizer: 'rmsprop' };
+  r.train = { ...r.train, globalBatch: 2, microBatch: 1, epochs: 1, lr: 2e-3, warmupRatio: 0, resumeEvery: 1, optimizer: 'rmsprop', gradientDtype };
   r.sppo = { ...r.sppo, eta: 10 };
   return r;
 }
@@ -76,8 +78,9 @@ async function run(
   precision: ModelPrecision,
   stopAfterStep?: number,
   betweenRuns?: (dir: string) => void,
+  gradientDtype: 'fp32' | 'bf16' = 'fp32',
 ): Promise<{ weights: Map<string, Float32Array>; losses: number[] }> {
-  const r = trainRecipe(name, precision);
+  const r = trainRecipe(name, precision, gradientDtype);
   mkdirSync(r.output, { recursive: true });
   const losses: number[] = [];
   const stage = (stop?: number) => ({
@@ -146,6 +149,34 @@ describe('precision bf16 (the CPU emulation of the GPU mode)', () => {
     const f = await run('track-fp32', 'fp32');
     expect(b.losses).toHaveLength(f.losses.length);
     b.losses.forEach((l, i) => expect(Math.abs(l - f.losses[i]!), `step ${i + 1}: bf16 ${l} vs fp32 ${f.losses[i]}`).toBeLessThan(0.05 * Math.abs(f.losses[i]!) + 1e-3));
+  });
+
+  it('with bf16 gradient buffers: trains, tracks the fp32-gradient run, and resumes bit for bit', async () => {
+    const g32 = await run('track-g32', 'bf16');
+    const whole = await run('whole-g16', 'bf16', undefined, undefined, 'bf16');
+    const resumed = await run('resumed-g16', 'bf16', 2, undefined, 'bf16');
+    expect(whole.losses).toHaveLength(4);
+    // Two micro-batches a step accumulate into bf16 gradients: a rounding per op and micro-batch.
+    whole.losses.forEach((l, i) => expect(Math.abs(l - g32.losses[i]!), `step ${i + 1}: bf16 gradients ${l} vs fp32 ${g32.losses[i]}`).toBeLessThan(0.05 * Math.abs(g32.losses[i]!) + 1e-3));
+    let differ = 0;
+    for (const [name, w] of whole.weights) {
+      expect(resumed.weights.get(name), name).toEqual(w);
+      const o = g32.weights.get(name)!;
+      for (let i = 0; i < w.length; i++) {
+        if (!isBf16(w[i]!)) throw new Error(`${name}[${i}] = ${w[i]} is not a bf16 value`);
+        if (o[i] !== w[i]) differ++;
+      }
+    }
+    expect(differ).toBeGreaterThan(0); // the gradient buffers' rounding is real: not the fp32-gradient run
+  });
+
+  it('a trainer refuses bf16 gradient buffers on an fp32 model, naming both', async () => {
+    const m = await createRandomModel(demoConfig, modelSeed, { precision: 'fp32' });
+    try {
+      await expect(m.createTrainer({ optimizer: { kind: 'rmsprop' }, gradientDtype: 'bf16' })).rejects.toThrow("gradientDtype 'bf16' needs a bf16 model (this model was loaded in fp32)");
+    } finally {
+      m.free();
+    }
   });
 
   it('a demo run in bf16 writes checkpoints of bf16 values and a resumable run folder', async () => {

@@ -200,4 +200,34 @@ describe.skipIf(!haveDist)('train --dry-run (runs bin/ over dist/; skipped when 
     expect(figure(r.stdout, 'training', 'master weights')).toBe(formatBytes(4 * n));
     expect(figure(r.stdout, 'training', 'gradients')).toBe(formatBytes(4 * n));
   });
+
+  it('plans bf16 gradient buffers at 2 bytes a parameter, master and RMSprop still fp32 (issue 8: the 7B step)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'sppo-dry-bf16g-'));
+    modelFolder(root, 'm', MISTRAL_7B);
+    const args = ['train', '--model', 'm', '--prompts', 'p.parquet', '--judge', 'builtin:length', '--device', 'cuda', '--precision', 'bf16',
+      '--gradient-checkpointing', 'on', '--micro-batch', '8', '--max-length', '1024', '--dry-run', '--device-memory', '141GB'];
+    const base = cli(root, args), r = cli(root, [...args, '--gradient-dtype', 'bf16']);
+    expect(r.code, r.stderr).toBe(0);
+    console.log(`[pipeline.dryRun] Mistral-7B with bf16 gradients:\n${r.stdout}`);
+    const n = llamaParameters(MISTRAL_7B);
+    expect(figure(r.stdout, 'training', 'gradients')).toBe(formatBytes(2 * n));
+    expect(r.stdout).toMatch(/gradients +\d+\.\d+ GiB +\d+ buckets of 25\.00 MiB, BF16/);
+    for (const item of ['master weights', 'optimizer state']) expect(figure(r.stdout, 'training', item)).toBe(formatBytes(4 * n));
+    expect(figure(base.stdout, 'training', 'gradients')).toBe(formatBytes(4 * n));
+    const total = (out: string): number => parseBytes(out.match(/training +(\d+\.\d+ GiB) +fits/)![1]!, 'total');
+    // The training stage's total drops by the 2 bytes a parameter the gradients no longer take.
+    expect(Math.abs(total(base.stdout) - total(r.stdout) - 2 * n)).toBeLessThan(0.02 * 2 ** 30);
+    // A trainer frees the rollout's decode workspace: the reference stage keeps it, training does not.
+    expect(figure(r.stdout, 'reference', 'decode step (kept)')).toBeDefined();
+    expect(figure(r.stdout, 'training', 'decode step (kept)')).toBeUndefined();
+    expect(total(r.stdout)).toBeLessThanOrEqual(90 * 2 ** 30); // issue 8's target for this step
+  });
+
+  it('refuses bf16 gradient buffers without precision bf16, naming both settings', () => {
+    const root = mkdtempSync(join(tmpdir(), 'sppo-dry-bf16g-fp32-'));
+    const r = cli(root, ['train', '--gradient-dtype', 'bf16', '--dry-run']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("train.gradientDtype 'bf16' needs precision 'bf16' (got precision 'fp32')");
+    expect(everything(root)).toEqual([]);
+  });
 });

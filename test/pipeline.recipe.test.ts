@@ -113,3 +113,25 @@ describe('recipe files and overrides', () => {
     expect(() => resolveRecipe({ demoRecipeFile: demo, overrides: { model: '/m' } })).toThrow(/prompts is required/);
   });
 });
+
+describe('train.gradientDtype (bf16 gradient buffers)', () => {
+  it('needs precision bf16, and a run folder keeps it (a record without it means fp32)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { checkRecipeChange, writeRecipeRecord } = await import('../src/run/recipeRecord.js');
+    const r = defaultRecipe();
+    r.model = '/m';
+    r.judge = 'builtin:demo';
+    r.prompts = ['/p.jsonl'];
+    r.train.gradientDtype = 'bf16';
+    expect(() => validateRecipe(r)).toThrow("train.gradientDtype 'bf16' needs precision 'bf16' (got precision 'fp32')");
+    r.precision = 'bf16';
+    expect(validateRecipe(r).train.gradientDtype).toBe('bf16');
+    expect(applyOverrides(defaultRecipe(), { 'train.gradientDtype': 'bf16' }).train.gradientDtype).toBe('bf16');
+    const out = mkdtempSync(join(tmpdir(), 'sppo-graddtype-'));
+    writeRecipeRecord(out, r, () => {});
+    expect(readFileSync(join(out, 'recipe.resolved.yaml'), 'utf8')).toMatch(/gradientDtype: bf16/);
+    const back = { ...r, train: { ...r.train, gradientDtype: 'fp32' as const } };
+    expect(() => checkRecipeChange(out, back)).toThrow(/train.gradientDtype \(was "bf16", now "fp32"\)/);
+    expect(checkRecipeChange(out, r)).toEqual([]);
+  });
+});

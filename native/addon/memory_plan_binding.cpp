@@ -2,9 +2,10 @@
 // (kv: generation plans' KV pool): the static memory planner
 // (train/memory_plan.h), with no model; availableMemory(device) -> bytes a new allocation can get.
 // request.kind: 'training' {config, precision, pairs, seqLen, checkpointing, optimizer, world?,
-// zero1?, bucketBytes?}; 'inference' {config, precision, rows, seqLen, head: 'logprobs' | 'scores'
-// | 'logits'}; 'generation' {config, precision, prompts, samples, promptLen, maxNewTokens, greedy?,
-// decodeBuckets? (true for a CUDA run: its decode-only steps are bucketed, model/decode_buckets.h)};
+// zero1?, bucketBytes?, gradientDtype?: 'fp32' | 'bf16'}; 'inference' {config, precision, rows,
+// seqLen, head: 'logprobs' | 'scores' | 'logits'}; 'generation' {config, precision, prompts, samples,
+// promptLen, maxNewTokens, greedy?, decodeBuckets? (true for a CUDA run: its decode-only steps are
+// bucketed, model/decode_buckets.h)};
 // 'pairrm' {config (PairRM's), precision, tokens, sequences}.
 #include "addon/args.h"
 #include "addon/model_args.h"
@@ -88,6 +89,11 @@ Napi::Value PlanMemory(const Napi::CallbackInfo& info) {
     t.world = static_cast<int>(o.Get("world").IsUndefined() ? 1 : ReadInt(env, o.Get("world"), "request.world", 1, 1 << 20));
     t.zero1 = Bool(env, o, "zero1", false);
     if (!o.Get("bucketBytes").IsUndefined()) t.bucket_bytes = Int(env, o, "bucketBytes", 1);
+    if (!o.Get("gradientDtype").IsUndefined()) {
+      const std::string g = ReadString(env, o.Get("gradientDtype"), "request.gradientDtype");
+      if (g == "bf16") t.grad_dtype = DType::BF16;
+      else if (g != "fp32") type_error(env, "request.gradientDtype must be 'fp32' or 'bf16' (got '" + g + "')");
+    }
     return Guarded(env, [&]() {
       t.optimizer = parse_optimizer_kind(opt);
       return PlanToJs(env, plan_training_memory(c, precision, t));

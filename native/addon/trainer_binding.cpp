@@ -70,7 +70,8 @@ void TrainerObject::Check(Napi::Env env, const char* what) const {
   CheckUsable(env, state_->model, std::string("Trainer.") + what);
 }
 
-// new Trainer(model, {optimizer, communicator?, bucketBytes?, zero1?})
+// new Trainer(model, {optimizer, communicator?, bucketBytes?, zero1?, gradientDtype?: 'fp32' | 'bf16'})
+// (gradientDtype 'bf16': the gradient arena in bf16, bf16 models only; the core refuses it otherwise)
 TrainerObject::TrainerObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerObject>(info) {
   Napi::Env env = info.Env();
   if (!info.IsConstructCall()) throw Napi::TypeError::New(env, "Trainer must be called with new");
@@ -83,6 +84,11 @@ TrainerObject::TrainerObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   if (!o.Get("bucketBytes").IsUndefined())
     opts.bucket_bytes = ReadInt(env, o.Get("bucketBytes"), "options.bucketBytes", 1, int64_t{1} << 40);
   if (!o.Get("zero1").IsUndefined()) opts.zero1 = o.Get("zero1").ToBoolean().Value();
+  if (!o.Get("gradientDtype").IsUndefined()) {
+    const std::string g = ReadString(env, o.Get("gradientDtype"), "options.gradientDtype");
+    if (g == "bf16") opts.grad_dtype = DType::BF16;
+    else if (g != "fp32") throw Napi::TypeError::New(env, "options.gradientDtype must be 'fp32' or 'bf16' (got '" + g + "')");
+  }
   try {
     std::shared_ptr<Communicator> comm = o.Get("communicator").IsUndefined()
                                              ? make_local_communicator(model->model->backend_ptr())

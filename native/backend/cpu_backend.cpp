@@ -257,7 +257,8 @@ class CpuBackend final : public Backend {
     });
   }
   // The segment sums, the loss, the sum of squares and the optimizer steps compute in F32 or F64
-  // only (OpRules::state, wide()): no BF16 tensor reaches them.
+  // only (OpRules::state, wide()); the sum of squares and the steps read BF16 gradients (the bf16
+  // gradient arena) themselves, widened per element (optim_math::load_grad).
   void segment_sum(const Tensor& x, const Tensor& seg, int64_t n, int64_t S, const Tensor& out) override {
     dispatch(check_segment_sum(x, seg, n, S, out, rules_), [&](auto t) {
       using T = decltype(t);
@@ -337,14 +338,24 @@ class CpuBackend final : public Backend {
     cpu::sample_pick(w.as<float>(), n, V, top_k, top_p, streams, tokens.as<int32_t>(), logp.as<float>());
   }
   void sum_squares(const Tensor& g, int64_t n, const Tensor& acc) override {
-    dispatch(check_sum_squares(g, n, acc, rules_), [&](auto t) {
+    if (check_sum_squares(g, n, acc, rules_) == DType::BF16) {  // bf16 gradients: widened in the kernel
+      cpu::sum_squares(g.as<uint16_t>(), n, acc.as<double>());
+      return;
+    }
+    dispatch(g.dtype, [&](auto t) {
       using T = decltype(t);
       cpu::sum_squares(g.as<T>(), n, acc.as<double>());
     });
   }
   void rmsprop_step(const Tensor& p, const Tensor& g, const Tensor& v, int64_t n, const RmspropParams& h,
                     const Tensor& sum_squares, double max_norm, const Tensor& weights16) override {
-    dispatch(check_rmsprop_step(p, g, v, n, sum_squares, weights16, rules_), [&](auto t) {
+    const DType dt = check_rmsprop_step(p, g, v, n, sum_squares, weights16, rules_);
+    if (g.dtype == DType::BF16) {  // bf16 gradients beside the F32 master and state: widened per element
+      cpu::rmsprop_step(p.as<float>(), g.as<uint16_t>(), v.as<float>(), n, h, sum_squares.as<double>(), max_norm,
+                        weights16.as<uint16_t>());
+      return;
+    }
+    dispatch(dt, [&](auto t) {
       using T = decltype(t);
       cpu::rmsprop_step(p.as<T>(), g.as<T>(), v.as<T>(), n, h, sum_squares.as<double>(), max_norm,
                         weights16.as<uint16_t>());
@@ -352,7 +363,13 @@ class CpuBackend final : public Backend {
   }
   void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, int64_t n, const AdamwParams& h,
                   const Tensor& sum_squares, double max_norm, const Tensor& weights16) override {
-    dispatch(check_adamw_step(p, g, m, v, n, sum_squares, weights16, rules_), [&](auto t) {
+    const DType dt = check_adamw_step(p, g, m, v, n, sum_squares, weights16, rules_);
+    if (g.dtype == DType::BF16) {
+      cpu::adamw_step(p.as<float>(), g.as<uint16_t>(), m.as<float>(), v.as<float>(), n, h, sum_squares.as<double>(),
+                      max_norm, weights16.as<uint16_t>());
+      return;
+    }
+    dispatch(dt, [&](auto t) {
       using T = decltype(t);
       cpu::adamw_step(p.as<T>(), g.as<T>(), m.as<T>(), v.as<T>(), n, h, sum_squares.as<double>(), max_norm,
                       weights16.as<uint16_t>());

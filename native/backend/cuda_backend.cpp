@@ -224,8 +224,8 @@ class CudaBackend final : public Backend {
   }
   void embedding_backward(const Tensor& dout, const Tensor& ids, int64_t n, int64_t V, int64_t H,
                           const Tensor& dtable) override {
-    const DType dt = check_embedding_backward(dout, ids, n, V, H, dtable, rules_);  // dtable: F32
-    cuda::embedding_backward(dout.data, dt, ids.as<int32_t>(), n, V, H, dtable.as<float>(), launch());
+    const DType dt = check_embedding_backward(dout, ids, n, V, H, dtable, rules_);  // dtable: F32 or BF16
+    cuda::embedding_backward(dout.data, dt, ids.as<int32_t>(), n, V, H, dtable.data, dtable.dtype, launch());
   }
   void matmul(const Tensor& A, const Tensor& B, const Tensor& C, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
               bool accumulate) override {
@@ -240,8 +240,8 @@ class CudaBackend final : public Backend {
   void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy, int64_t n, int64_t H,
                         const Tensor& dx, const Tensor& dw, bool accumulate_dx) override {
     const DType dt = check_rmsnorm_backward(x, w, rstd, dy, n, H, dx, dw, rules_);
-    cuda::rmsnorm_backward(x.data, w.data, rstd.as<float>(), dy.data, dt, n, H, dx.data, dw.as<float>(), accumulate_dx,
-                           launch());
+    cuda::rmsnorm_backward(x.data, w.data, rstd.as<float>(), dy.data, dt, n, H, dx.data, dw.data, dw.dtype,
+                           accumulate_dx, launch());
   }
   void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, int64_t n, int64_t H, double eps,
                          const Tensor& y) override {
@@ -340,18 +340,18 @@ class CudaBackend final : public Backend {
   }
   void sum_squares(const Tensor& g, int64_t n, const Tensor& acc) override {
     check_sum_squares(g, n, acc, rules_);
-    cuda::sum_squares(g.as<float>(), n, acc.as<double>(), launch());
+    cuda::sum_squares(g.data, g.dtype, n, acc.as<double>(), launch());
   }
   void rmsprop_step(const Tensor& p, const Tensor& g, const Tensor& v, int64_t n, const RmspropParams& h,
                     const Tensor& sum_squares, double max_norm, const Tensor& weights16) override {
     check_rmsprop_step(p, g, v, n, sum_squares, weights16, rules_);
-    cuda::rmsprop_step(p.as<float>(), g.as<float>(), v.as<float>(), n, h, sum_squares.as<double>(), max_norm,
+    cuda::rmsprop_step(p.as<float>(), g.data, g.dtype, v.as<float>(), n, h, sum_squares.as<double>(), max_norm,
                        weights16.as<uint16_t>(), launch());
   }
   void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, int64_t n, const AdamwParams& h,
                   const Tensor& sum_squares, double max_norm, const Tensor& weights16) override {
     check_adamw_step(p, g, m, v, n, sum_squares, weights16, rules_);
-    cuda::adamw_step(p.as<float>(), g.as<float>(), m.as<float>(), v.as<float>(), n, h, sum_squares.as<double>(),
+    cuda::adamw_step(p.as<float>(), g.data, g.dtype, m.as<float>(), v.as<float>(), n, h, sum_squares.as<double>(),
                      max_norm, weights16.as<uint16_t>(), launch());
   }
 

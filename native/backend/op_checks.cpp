@@ -22,6 +22,19 @@ DType state_type(const Tensor& t, const char* op, const OpRules& r) { return typ
 // when the backend computes in it, else F32 (the kernel or a later check names what is wrong).
 DType stat_type(const Tensor& t, const OpRules& r) { return r.computes(t.dtype) ? wide(t.dtype) : DType::F32; }
 
+// A weight gradient (dtable, dw) of an op computing in dt: wide(dt), or BF16 beside BF16 inputs.
+void require_weight_grad(const Tensor& g, DType dt, int64_t n, const char* op, const char* arg) {
+  if (!g.empty() && weight_grad_allowed(dt, g.dtype)) {
+    require(g, g.dtype, n, op, arg);
+    return;
+  }
+  require(g, wide(dt), n, op, arg);  // names the type it must be
+}
+// An optimizer step's gradient beside state of type dt: dt, or BF16 beside F32.
+void require_step_grad(const Tensor& g, DType dt, int64_t n, const char* op) {
+  require(g, !g.empty() && step_grad_allowed(dt, g.dtype) ? g.dtype : dt, n, op, "g");
+}
+
 void check_attn_shape(const AttnShape& s, const char* op) {
   SPPO_CHECK(s.B >= 0 && s.T >= 0 && s.hd > 0 && s.nkv > 0 && s.nh % s.nkv == 0, op, ": bad shape (B ", s.B, ", T ",
              s.T, ", heads ", s.nh, "/", s.nkv, ", head_dim ", s.hd, ")");
@@ -53,11 +66,12 @@ DType check_embedding_forward(const Tensor& table, int64_t V, int64_t H, const T
 DType check_embedding_backward(const Tensor& dout, const Tensor& ids, int64_t n, int64_t V, int64_t H,
                                const Tensor& dtable, const OpRules& r) {
   const char* op = "embedding_backward";
-  // dtable is a weight gradient (the F32 gradient arena under BF16), so dout carries the compute type.
+  // dtable is a weight gradient (the F32 or BF16 gradient arena under BF16), so dout carries the
+  // compute type.
   const DType dt = compute_type(dout, op, r);
   require(dout, dt, n * H, op, "dout");
   require(ids, DType::I32, n, op, "ids");
-  require(dtable, wide(dt), V * H, op, "dtable");
+  require_weight_grad(dtable, dt, V * H, op, "dtable");
   return dt;
 }
 
@@ -96,7 +110,7 @@ DType check_rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rst
   require(rstd, wide(dt), n, op, "rstd");
   require(dy, dt, n * H, op, "dy");
   require(dx, dt, n * H, op, "dx");
-  require(dw, wide(dt), H, op, "dw");
+  require_weight_grad(dw, dt, H, op, "dw");
   return dt;
 }
 
@@ -383,7 +397,8 @@ void check_sample_pick(const Tensor& w, int64_t n, int64_t V, const SampleStream
 
 DType check_sum_squares(const Tensor& g, int64_t n, const Tensor& acc, const OpRules& r) {
   const char* op = "sum_squares";
-  const DType dt = state_type(g, op, r);
+  // BF16: the bf16 gradient arena, on a backend that computes in BF16 (widened, squared in double).
+  const DType dt = g.dtype == DType::BF16 && r.computes(DType::BF16) ? DType::BF16 : state_type(g, op, r);
   require(g, dt, n, op, "g");
   require(acc, DType::F64, 1, op, "acc");
   return dt;
@@ -403,7 +418,7 @@ DType check_rmsprop_step(const Tensor& p, const Tensor& g, const Tensor& v, int6
   const char* op = "rmsprop_step";
   const DType dt = state_type(p, op, r);
   require(p, dt, n, op, "p");
-  require(g, dt, n, op, "g");
+  require_step_grad(g, dt, n, op);
   require(v, dt, n, op, "v");
   require(sum_squares, DType::F64, 1, op, "sum_squares");
   check_weights16(weights16, dt, n, op);
@@ -415,7 +430,7 @@ DType check_adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const 
   const char* op = "adamw_step";
   const DType dt = state_type(p, op, r);
   require(p, dt, n, op, "p");
-  require(g, dt, n, op, "g");
+  require_step_grad(g, dt, n, op);
   require(m, dt, n, op, "m");
   require(v, dt, n, op, "v");
   require(sum_squares, DType::F64, 1, op, "sum_squares");

@@ -30,8 +30,17 @@ struct OpRules {
 // One semantic for every backend: an op's type-setting tensor is one of its inputs (A for matmul,
 // dout for embedding_backward, x or q for the others); its statistics (rstd, the attention lse),
 // weight gradients (dtable, dw) and loss columns are wide(compute type), and a BF16 matmul may
-// write F32 or BF16 (the gradients of the bf16 mode).
+// write F32 or BF16 (the gradients of the bf16 mode). The weight gradients of a BF16 op may also be
+// BF16 (the trainer's bf16 gradient arena: fp32 sums rounded once), and the sum of squares and the
+// optimizer steps read BF16 gradients beside their F32 state (grad_types()).
 inline DType wide(DType compute) { return compute == DType::BF16 ? DType::F32 : compute; }
+// A weight gradient of an op computing in `compute` (dtable, dw) may be wide(compute), or BF16 when
+// compute is BF16; an optimizer's gradient beside state of type `state` may be `state`, or BF16 when
+// the state is F32.
+inline bool weight_grad_allowed(DType compute, DType g) {
+  return g == wide(compute) || (compute == DType::BF16 && g == DType::BF16);
+}
+inline bool step_grad_allowed(DType state, DType g) { return g == state || (state == DType::F32 && g == DType::BF16); }
 
 // F32, F64 (the fp64 twin for finite differences) or BF16 (emulated: bf16_emulation.h); state
 // F32 or F64.
@@ -103,7 +112,8 @@ DType check_sample_weights(const Tensor& logits, int64_t n, int64_t V, const Ten
 DType check_argmax_rows(const Tensor& logits, int64_t n, int64_t V, const Tensor& tokens, const OpRules& r);
 void check_sample_pick(const Tensor& w, int64_t n, int64_t V, const SampleStream* streams, const Tensor& tokens,
                        const Tensor& logp);
-// global_norm.h, rmsprop.h, adamw.h
+// global_norm.h, rmsprop.h, adamw.h (g: F32, F64 or BF16; the steps return p's type, g may be BF16
+// beside an F32 p)
 DType check_sum_squares(const Tensor& g, int64_t n, const Tensor& acc, const OpRules& r);
 // (weights16 may be empty; when given: BF16 of n elements, and p F32, its master)
 DType check_rmsprop_step(const Tensor& p, const Tensor& g, const Tensor& v, int64_t n, const Tensor& sum_squares,

@@ -26,7 +26,7 @@
 //               [--tied 0|1] [--repeat R] [--warmup W] [--optimizer rmsprop|adamw] [--checkpointing 0|1|both]
 //               [--only train,logprobs,generate,prefill,rollout,decode] [--prompts P] [--prompt-len L]
 //               [--decode-batches 1,64] [--ctx C] [--plan-only 0|1] [--memory-gib G] [--precision fp32|bf16]
-//               [--json FILE]
+//               [--gradient-dtype fp32|bf16] [--json FILE]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -36,6 +36,7 @@
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -94,6 +95,7 @@ Sides make_side(std::mt19937_64& g, int64_t B, int64_t T, int64_t V) {
 struct Options {
   std::string device = "cpu", preset, optimizer, only, ckpt, json;
   Precision precision = Precision::FP32;  // fp32 (the parity mode) or bf16 (CUDA, or plans)
+  std::optional<DType> grad_dtype;        // --gradient-dtype bf16: the trainer's bf16 gradient buffers
   std::map<std::string, int64_t> ints;
   std::vector<int64_t> decode_batches;
   bool plan_only = false;
@@ -125,6 +127,7 @@ void usage() {
       "            [--optimizer rmsprop|adamw] [--checkpointing 0|1|both] [--only PHASES]\n"
       "            [--prompts P] [--prompt-len L] [--decode-batches 1,64] [--ctx 512]\n"
       "            [--plan-only 0|1] [--memory-gib G] [--precision fp32|bf16] [--json FILE]\n"
+      "            [--gradient-dtype fp32|bf16]\n"
       "A random Llama. CPU: SPPO train steps (batch pairs x 2 x seq tokens), sequence log-probs, KV-cache\n"
       "generation, and the rollout prefill shared by K samples vs K prefills (phases\n"
       "train,logprobs,generate,prefill). CUDA (fp32): train, logprobs, rollout (prompts x prompt-len + new,\n"
@@ -132,7 +135,8 @@ void usage() {
       "with tokens/s, peak device memory and its floor. --preset sets the issues' shapes; the memory\n"
       "planner picks the largest micro-batch up to --batch that fits; --plan-only 1 prints the plans only.\n"
       "--precision bf16 (CUDA and plans): bf16 weights, activations and KV cache, fp32 master weights,\n"
-      "gradients and optimizer state; floors use the bf16 matmul rate measured in the same run.\n");
+      "gradients and optimizer state; floors use the bf16 matmul rate measured in the same run.\n"
+      "--gradient-dtype bf16 (with --precision bf16): the trainer's gradient buffers in bf16.\n");
 }
 
 Options parse(int argc, char** argv) {
@@ -158,6 +162,10 @@ Options parse(int argc, char** argv) {
       if (v == "fp32") o.precision = Precision::FP32;
       else if (v == "bf16") o.precision = Precision::BF16;
       else fail("--precision must be fp32 or bf16 (got '", v, "')");
+    }
+    else if (k == "gradient-dtype") {
+      if (v == "bf16") o.grad_dtype = DType::BF16;
+      else if (v != "fp32") fail("--gradient-dtype must be fp32 or bf16 (got '", v, "')");
     }
     else if (k == "plan-only") o.plan_only = parse_int(a, v, 0) != 0;
     else if (k == "memory-gib") o.memory_gib = static_cast<double>(parse_int(a, v, 1));
@@ -244,10 +252,11 @@ void print_plan(const StagePlan& plan) {
 
 // The largest micro-batch of at most `pairs` whose training plan fits `avail` bytes (0: none).
 int64_t fitting_pairs(const LlamaConfig& c, const ModelPreset& p, Precision prec, bool ckpt, std::size_t avail,
-                      StagePlan* out) {
+                      StagePlan* out, const std::optional<DType>& grad_dtype) {
   for (int64_t n = p.pairs; n >= 1; n = n > 1 ? n / 2 : 0) {
     TrainingPlanOptions t;
     t.pairs = n, t.seq_len = p.seq, t.checkpointing = ckpt, t.optimizer = p.optimizer;
+    t.grad_dtype = grad_dtype;
     StagePlan plan = plan_training_memory(c, prec, t);
     if (plan.total() <= avail) {
       *out = plan;
@@ -305,6 +314,7 @@ int run_cpu(const Options& o, const ModelPreset& p) {
   PairBatch pb{ch.view(batch, seq), rj.view(batch, seq), refc.data(), refr.data(), pwl.data(), pw.data(), pl.data()};
   TrainerOptions topt;
   topt.optimizer.kind = p.optimizer;
+  topt.grad_dtype = o.grad_dtype;
   Trainer trainer(m, make_local_communicator(m.backend_ptr()), topt);
 
   std::vector<JsonRow> rows;
@@ -404,7 +414,7 @@ int run_plans(const Options& o, const ModelPreset& p, std::size_t avail) {
   if (wants(p, "train")) {
     const bool ckpt = o.ckpt.empty() ? p.checkpointing : o.ckpt == "1";
     StagePlan plan;
-    const int64_t n = fitting_pairs(c, p, o.precision, ckpt, avail, &plan);
+    const int64_t n = fitting_pairs(c, p, o.precision, ckpt, avail, &plan, o.grad_dtype);
     std::printf("train step (%s%s): %lld of %lld pairs x %lld fit\n", optimizer_kind_name(p.optimizer),
                 ckpt ? ", checkpointing" : "", (long long)n, (long long)p.pairs, (long long)p.seq);
     print_plan(plan);
@@ -503,7 +513,7 @@ int run_cuda(const Options& o, const ModelPreset& p) {
   if (wants(p, "train") || wants(p, "logprobs")) {
     const bool ckpt = o.ckpt.empty() ? p.checkpointing : o.ckpt == "1";
     StagePlan plan;
-    const int64_t B = fitting_pairs(c, p, o.precision, ckpt, avail, &plan);  // avail was read before the weights
+    const int64_t B = fitting_pairs(c, p, o.precision, ckpt, avail, &plan, o.grad_dtype);  // avail was read before the weights
     if (B == 0) {
       std::printf("train step: skipped, even 1 pair x %lld does not fit (planned %.1f GiB, %.1f GiB free)\n",
                   (long long)p.seq, gib(static_cast<double>(plan.total())), gib(static_cast<double>(avail)));
@@ -519,6 +529,7 @@ int run_cuda(const Options& o, const ModelPreset& p) {
       mem.start();
       TrainerOptions topt;
       topt.optimizer.kind = p.optimizer;
+      topt.grad_dtype = o.grad_dtype;
       Trainer trainer(m, make_local_communicator(m.backend_ptr()), topt);
       m.set_gradient_checkpointing(ckpt);
       const double tokens = static_cast<double>(2 * B * T);

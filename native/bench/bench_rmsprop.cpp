@@ -1,9 +1,9 @@
 // Benchmark of the RMSprop step (kernels/rmsprop.h) on the CPU backend over one flat range, with
 // clipping by a given sum of squares; then the bf16 mode's step (fp32 master, bf16 weights written
-// in the same pass).
+// in the same pass), and that step over bf16 gradients (the bf16 gradient arena, widened per element).
 //   bench_rmsprop [--params 8388608] [common flags, see --help]
 // Floor: the bytes moved at the copy bandwidth: p, g, v read and p, v written (+ 2 bytes of bf16
-// weights written an element in the bf16 row).
+// weights written an element in the bf16 row; 2 bytes fewer read with bf16 gradients).
 #include "bench_common.h"
 
 using namespace sppo;
@@ -28,5 +28,10 @@ int main(int argc, char** argv) {
     const Tensor w(w16.data(), DType::BF16, n);
     const double ms16 = time_ms(a, [&] { be->rmsprop_step(f32(p), f32(g), f32(v), n, h, f64(ss), 1.0, w); });
     row(f, "rmsprop_step +bf16 w", std::to_string(n) + " params", ms16, Bound::Memory, 22.0 * double(n));
+    std::vector<uint16_t> g16(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) g16[static_cast<size_t>(i)] = f32_to_bf16(g[static_cast<size_t>(i)]);
+    const Tensor gt(g16.data(), DType::BF16, n);
+    const double msg = time_ms(a, [&] { be->rmsprop_step(f32(p), gt, f32(v), n, h, f64(ss), 1.0, w); });
+    row(f, "rmsprop bf16 w+g", std::to_string(n) + " params", msg, Bound::Memory, 20.0 * double(n));
   });
 }

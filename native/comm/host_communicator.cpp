@@ -35,6 +35,25 @@ void reduce_into(T* out, unsigned char* const* slots, int world, std::size_t off
   }
 }
 
+// BF16 (the bf16 gradient arena): each element summed in fp32 in rank order from the widened
+// values, rounded once: the same bits on every rank and every run.
+void reduce_bf16_into(uint16_t* out, unsigned char* const* slots, int world, std::size_t offset, std::size_t n) {
+  const uint16_t* first = reinterpret_cast<const uint16_t*>(slots[0]) + offset;
+  for (std::size_t i = 0; i < n; ++i) {
+    float acc = bf16_to_f32(first[i]);
+    for (int r = 1; r < world; ++r) acc += bf16_to_f32(reinterpret_cast<const uint16_t*>(slots[r])[offset + i]);
+    out[i] = f32_to_bf16(acc);
+  }
+}
+
+// out[0, n) = the sum over ranks of slots[r][offset, offset + n), in `t` (checked: F32, F64, BF16).
+void reduce_typed(DType t, unsigned char* out, unsigned char* const* slots, int world, std::size_t offset,
+                  std::size_t n) {
+  if (t == DType::F32) reduce_into(reinterpret_cast<float*>(out), slots, world, offset, n);
+  else if (t == DType::F64) reduce_into(reinterpret_cast<double*>(out), slots, world, offset, n);
+  else reduce_bf16_into(reinterpret_cast<uint16_t*>(out), slots, world, offset, n);
+}
+
 class HostCommunicator final : public Communicator {
  public:
   HostCommunicator(std::shared_ptr<Backend> be, const HostCommOptions& o) : be_(std::move(be)) {
@@ -130,7 +149,8 @@ class HostCommunicator final : public Communicator {
   };
 
   static void check_sum_type(DType t, const char* op) {
-    SPPO_CHECK(t == DType::F32 || t == DType::F64, op, ": the host communicator sums F32 or F64 (got ", dtype_name(t), ")");
+    SPPO_CHECK(t == DType::F32 || t == DType::F64 || t == DType::BF16, op,
+               ": the host communicator sums F32, F64 or BF16 (got ", dtype_name(t), ")");
   }
 
   void enqueue(const OpDesc& d, std::function<void(const OpDesc&)> fn) {
@@ -187,10 +207,7 @@ class HostCommunicator final : public Communicator {
       group_->phase();
       // Each rank sums its share of the chunk (in rank order) into its own slot...
       const std::size_t lo = n * me / W, hi = n * (me + 1) / W;
-      if (data.dtype == DType::F32)
-        reduce_into(reinterpret_cast<float*>(slots_[me]) + lo, slots_.data(), world_size(), lo, hi - lo);
-      else
-        reduce_into(reinterpret_cast<double*>(slots_[me]) + lo, slots_.data(), world_size(), lo, hi - lo);
+      reduce_typed(data.dtype, slots_[me] + lo * es, slots_.data(), world_size(), lo, hi - lo);
       group_->phase();
       // ...and every rank copies every share out.
       for (std::size_t q = 0; q < W; ++q) {
@@ -210,10 +227,7 @@ class HostCommunicator final : public Communicator {
       const std::size_t n = std::min(m, c - a);
       for (std::size_t q = 0; q < W; ++q) std::memcpy(slots_[me] + q * n * es, s + (q * c + a) * es, n * es);
       group_->phase();
-      if (send.dtype == DType::F32)
-        reduce_into(reinterpret_cast<float*>(out) + a, slots_.data(), world_size(), me * n, n);
-      else
-        reduce_into(reinterpret_cast<double*>(out) + a, slots_.data(), world_size(), me * n, n);
+      reduce_typed(send.dtype, out + a * es, slots_.data(), world_size(), me * n, n);
       group_->phase();
     }
   }

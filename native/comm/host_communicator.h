@@ -5,7 +5,8 @@
 // reduce_scatter alike), so a rerun, and ZeRO-1 against plain data parallel, are bitwise equal.
 // A rank that dies, stops, hangs past the timeout or calls different collectives ends every
 // rank's collectives with a message naming it. Needs a backend whose memory the host can read
-// (the CPU backend); reductions in F32 and F64, gathers and broadcasts of any element type.
+// (the CPU backend); reductions in F32, F64 and BF16 (each element summed in fp32 in rank order,
+// rounded once: the bf16 gradient arena), gathers and broadcasts of any element type.
 #pragma once
 #include <cstddef>
 #include <memory>

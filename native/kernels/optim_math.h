@@ -7,7 +7,9 @@
 //   AdamW:   p *= 1 - lr wd;  m += (1 - b1)(g - m);  v = b2 v + (1 - b2) g^2;
 //            p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 //   bf16 training: p is the fp32 master; the step also writes bf16(p) (bf16_bits) into the bf16
-//            weights in the same pass.
+//            weights in the same pass. The gradients may be bf16 (the trainer's bf16 gradient
+//            arena): each element is widened exactly (load_grad) and the step runs in fp32 as over
+//            fp32 gradients; the sum of squares widens them the same way.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -44,6 +46,22 @@ SPPO_OPT_HD inline uint16_t bf16_bits(float f) {
 #endif
   if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
   return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+// A gradient element in the step's arithmetic: fp32 and fp64 as they are, bf16 bits (uint16_t, the
+// bf16 gradient arena) widened exactly to fp32. Overloads, so the CPU and CUDA kernels templated on
+// the gradient type read any of the three with one expression.
+SPPO_OPT_HD inline float load_grad(float g) { return g; }
+SPPO_OPT_HD inline double load_grad(double g) { return g; }
+SPPO_OPT_HD inline float load_grad(uint16_t g) {
+  const uint32_t u = static_cast<uint32_t>(g) << 16;
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+#endif
 }
 
 // The gradient multiplier from the summed squares; *skip when the norm is not finite.
@@ -103,13 +121,14 @@ inline AdamwScalars<T> adamw_scalars(const AdamwParams& h) {
 }
 
 // One element of each step with the gradient scaled by the clip coefficient (in T, as the CPU).
-template <typename T>
-SPPO_OPT_HD inline void rmsprop_element(T& p, T g, T& v, T coef, const RmspropScalars<T>& s) {
-  rmsprop(p, g * coef, v, s.lr, s.alpha, s.one_minus_alpha, s.eps, s.wd);
+// G: the gradient's storage type (T, or uint16_t for bf16 gradients with T = float).
+template <typename T, typename G>
+SPPO_OPT_HD inline void rmsprop_element(T& p, G g, T& v, T coef, const RmspropScalars<T>& s) {
+  rmsprop(p, static_cast<T>(load_grad(g)) * coef, v, s.lr, s.alpha, s.one_minus_alpha, s.eps, s.wd);
 }
-template <typename T>
-SPPO_OPT_HD inline void adamw_element(T& p, T g, T& m, T& v, T coef, const AdamwScalars<T>& s) {
-  adamw(p, g * coef, m, v, s.decay, s.b2, s.omb1, s.omb2, s.step_size, s.bc2_sqrt, s.eps);
+template <typename T, typename G>
+SPPO_OPT_HD inline void adamw_element(T& p, G g, T& m, T& v, T coef, const AdamwScalars<T>& s) {
+  adamw(p, static_cast<T>(load_grad(g)) * coef, m, v, s.decay, s.b2, s.omb1, s.omb2, s.step_size, s.bc2_sqrt, s.eps);
 }
 
 }  // namespace optim_math

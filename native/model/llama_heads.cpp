@@ -186,7 +186,11 @@ Tensor LlamaModel::forward_train(const TokenBatch& b, TrainHead head) {
 void LlamaModel::backward_train(const Tensor& grad, const Tensor& grads, const BackwardHooks* hooks) {
   Impl& m = *impl_;
   SPPO_CHECK(m.kept, "backward_train: call forward_train first");
-  require(grads, m.dt.grad, m.layout.total(), "backward_train", "grads");
+  // The arena's type is the trainer's choice (F32, or BF16 for a bf16 model: model/precision.h).
+  SPPO_CHECK(gradient_dtype_allowed(m.prec, grads.dtype), "backward_train: grads must be ", dtype_name(m.dt.grad),
+             m.prec == Precision::BF16 ? " or BF16" : "", " for this ", precision_name(m.prec), " model (got ",
+             dtype_name(grads.dtype), ")");
+  require(grads, grads.dtype, m.layout.total(), "backward_train", "grads");
   const int64_t H = m.cfg.hidden_size, nl = m.cfg.num_labels;
   const BackwardTemps t = m.plan_backward();
   m.be->zero(t.d_hidden.data, static_cast<std::size_t>(m.N * H) * dtype_size(m.dt.act));

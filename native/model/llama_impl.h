@@ -18,9 +18,10 @@ struct LayerActs {
   Tensor xn1, rstd1, q, k, v, att, lse, x1, xn2, rstd2, gate, up, act;
 };
 
-// Temporaries of one layer's backward.
+// Temporaries of one layer's backward; d_hidden (the head's gradient of the hidden states) is dxn's
+// buffer, used up by the final norm's backward before any layer writes dxn.
 struct BackwardTemps {
-  Tensor dx, dxn, dact, dgate, dup, datt, dq, dk, dv, recompute_out, d_hidden;
+  Tensor dx, dxn, dact, dgate, dup, datt, dq, dk, dv, d_hidden;
 };
 
 // Response rows of a log-prob head: hidden row, sequence, label, position (host and device).
@@ -71,6 +72,7 @@ struct LlamaModel::Impl {
 
   void prepare_batch(const TokenBatch& b);
   void plan_activations(bool keep, bool training);
+  // out empty: the activations only (a checkpointed recomputation), not the layer's output.
   void layer_forward(int64_t l, const Tensor& x, LayerActs& a, const Tensor& out);
   void layer_backward(int64_t l, const LayerActs& a, const BackwardTemps& t, const Tensor& grads, const Tensor& dx);
   void forward(bool keep);

@@ -51,6 +51,7 @@ Tensor LlamaModel::param(const std::string& name) const {
   return impl_->W(i);
 }
 void LlamaModel::set_gradient_checkpointing(bool on) { impl_->checkpointing = on; }
+void LlamaModel::release_decode_workspace() { impl_->decode_ws.release(); }
 bool LlamaModel::gradient_checkpointing() const { return impl_->checkpointing; }
 void LlamaModel::set_cancel(CancelPoint c) { impl_->cancel = c; }
 const CancelPoint& LlamaModel::cancel_point() const { return impl_->cancel; }
@@ -161,8 +162,9 @@ void LlamaModel::Impl::plan_activations(bool keep, bool training) {
     xa = v[at++];
     xb = v[at++];
   }
-  xL = v[at++];
-  hidden = v[at++];
+  // Without every layer kept, xL and hidden are the scratch set's xn2 and xn1 (llama_plans.cpp says why).
+  xL = full ? v[at++] : scratch.xn2;
+  hidden = full ? v[at++] : scratch.xn1;
   rstdF = v[at++];
   kept_full = full;
 }
@@ -171,8 +173,8 @@ BackwardTemps LlamaModel::Impl::plan_backward() {
   const auto v = bwd_ws.take(llama_backward_plan(cfg, dt, N));
   BackwardTemps t;
   size_t at = 0;
-  for (Tensor* x : {&t.dx, &t.dxn, &t.dact, &t.dgate, &t.dup, &t.datt, &t.dq, &t.dk, &t.dv, &t.recompute_out, &t.d_hidden})
-    *x = v[at++];
+  for (Tensor* x : {&t.dx, &t.dxn, &t.dact, &t.dgate, &t.dup, &t.datt, &t.dq, &t.dk, &t.dv}) *x = v[at++];
+  t.d_hidden = t.dxn;  // dead once the final norm's backward has read it (llama_plans.cpp)
   return t;
 }
 
@@ -207,6 +209,7 @@ void LlamaModel::Impl::layer_forward(int64_t l, const Tensor& x, LayerActs& a, c
   b.matmul(a.xn2, W(L.gate), a.gate, n, I, H, false, true, false);
   b.matmul(a.xn2, W(L.up), a.up, n, I, H, false, true, false);
   b.swiglu_forward(a.gate, a.up, n * I, a.act);
+  if (out.empty()) return;  // a checkpointed recomputation: only the activations are needed
   b.copy(out.data, a.x1.data, static_cast<std::size_t>(n * H) * dtype_size(dt.act));
   b.matmul(a.act, W(L.down), out, n, H, I, false, true, true);
 }
@@ -275,8 +278,9 @@ void LlamaModel::Impl::backward(const Tensor& d_hidden, const Tensor& grads, con
     LayerActs& stored = layers[static_cast<size_t>(l)];
     if (checkpointing) {
       // Recompute this layer from its stored input: the same code on the same data gives the
-      // same activations bit for bit, so gradients equal the stored-activation path.
-      layer_forward(l, stored.x, scratch, t.recompute_out);
+      // same activations bit for bit, so gradients equal the stored-activation path. Its output
+      // (the next layer's stored input) is not needed: not computed.
+      layer_forward(l, stored.x, scratch, Tensor());
       layer_backward(l, scratch, t, grads, dx);
     } else {
       layer_backward(l, stored, t, grads, dx);

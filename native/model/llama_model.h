@@ -104,8 +104,9 @@ class LlamaModel {
   // dtypes().act). Valid until the next call on the model.
   Tensor forward_train(const TokenBatch& b, TrainHead head);
   // grad: d objective / d (forward_train's output), backend memory of the same shape and dtype.
-  // Adds every parameter's gradient into `grads` (layout().total() elements of dtypes().grad, the
-  // layout's offsets). Needs forward_train just before.
+  // Adds every parameter's gradient into `grads` (layout().total() elements of dtypes().grad, or of
+  // BF16 for a bf16 model: gradient_dtype_allowed; the layout's offsets). Into BF16, each op adds
+  // its fp32 result and rounds once. Needs forward_train just before.
   void backward_train(const Tensor& grad, const Tensor& grads, const BackwardHooks* hooks = nullptr);
 
   // ---- decoding with a paged KV cache (model/kv_cache.h) --------------------------------------------
@@ -118,6 +119,10 @@ class LlamaModel {
   // bitwise decode()'s; the rest are padding. Runs through Backend::run_step (CUDA graphs); the
   // cancel point is not checked inside (callers check it per step).
   Tensor decode_bucketed(KVCache& cache, const std::vector<DecodeItem>& items, DecodeBuckets& buckets);
+
+  // Frees the decode calls' workspace (the next decode allocates it again). A trainer does this when
+  // it is made, so that training does not keep the rollout's decode step resident.
+  void release_decode_workspace();
 
   // Working memory a call on `rows` batch rows would allocate.
   MemoryPlan memory_plan(int64_t rows, bool training) const;

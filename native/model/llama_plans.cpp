@@ -55,8 +55,15 @@ ArenaPlan llama_activation_plan(const LlamaConfig& c, const Dtypes& dt, int64_t 
     plan.add("xa", dt.act, N * H);
     plan.add("xb", dt.act, N * H);
   }
-  plan.add("xL", dt.act, N * H);
-  plan.add("hidden", dt.act, N * H);
+  // xL (the last layer's output) and hidden (the final norm's) have their own buffers only when
+  // every layer is kept. Otherwise they live in the scratch set's xn2 and xn1: the last layer's
+  // forward has read xn2 (its gate and up products) before it writes its output, xn1 is dead after
+  // q, k and v, and nothing uses the scratch again until a checkpointed backward recomputes the
+  // last layer, after the head and the final norm's backward have read both for the last time.
+  if (full) {
+    plan.add("xL", dt.act, N * H);
+    plan.add("hidden", dt.act, N * H);
+  }
   plan.add("rstdF", dt.stat, N);
   return plan;
 }
@@ -74,8 +81,9 @@ ArenaPlan llama_backward_plan(const LlamaConfig& c, const Dtypes& dt, int64_t N)
   plan.add("dq", dt.act, N * qw);
   plan.add("dk", dt.act, N * kw);
   plan.add("dv", dt.act, N * kw);
-  plan.add("recompute_out", dt.act, N * H);
-  plan.add("d_hidden", dt.act, N * H);
+  // No d_hidden: the head's gradient of the hidden states is dxn's buffer (used up by the final
+  // norm's backward before a layer's backward first writes dxn). No output for a checkpointed
+  // layer's recomputation either: backward needs its activations, not its output.
   return plan;
 }
 

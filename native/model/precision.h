@@ -2,8 +2,13 @@
 // CUDA engine's parity mode); fp64: everything in float64 (the finite-difference tests, CPU only);
 // bf16: bf16 weights and activations, fp32 gradients, statistics and master weights (CUDA, and
 // the CPU by emulation: fp32 kernels over widened inputs, outputs rounded once, so the CPU's bf16
-// model is the reference the CUDA one is compared with).
+// model is the reference the CUDA one is compared with). The gradient arena's type is the trainer's
+// (train/trainer.h, TrainerOptions::grad_dtype): dtypes_of(p).grad by default, or BF16 for a bf16
+// model (gradient_dtype_allowed): the model writes its weight gradients in whatever type the arena
+// it is handed has, so that choice is not a fourth precision.
 #pragma once
+#include <optional>
+
 #include "core/dtype.h"
 #include "core/error.h"
 
@@ -14,7 +19,7 @@ enum class Precision : int { FP32 = 0, FP64 = 1, BF16 = 2 };
 struct Dtypes {
   DType weight;  // the weight arena
   DType act;     // activations, logits
-  DType grad;    // gradients and optimizer state
+  DType grad;    // optimizer state, master weights, and the default gradient arena
   DType stat;    // norms' rstd, attention lse, log-probs, losses
 };
 
@@ -27,6 +32,12 @@ inline Dtypes dtypes_of(Precision p) {
   fail("unknown precision ", static_cast<int>(p));
 }
 
+// The gradient arena types a model of precision p writes into: dtypes_of(p).grad, and BF16 for a
+// bf16 model (its matmuls, norms and embedding accumulate in fp32 and round once per call).
+inline bool gradient_dtype_allowed(Precision p, DType g) {
+  return g == dtypes_of(p).grad || (p == Precision::BF16 && g == DType::BF16);
+}
+
 inline const char* precision_name(Precision p) {
   switch (p) {
     case Precision::FP32: return "fp32";
@@ -34,6 +45,16 @@ inline const char* precision_name(Precision p) {
     case Precision::BF16: return "bf16";
   }
   return "?";
+}
+
+// The gradient arena's type for a trainer (or a plan) of a precision-p model: unset = dtypes_of(p).grad;
+// a given type must be allowed (gradient_dtype_allowed), else the error says why.
+inline DType resolve_grad_dtype(Precision p, const std::optional<DType>& g) {
+  if (!g) return dtypes_of(p).grad;
+  SPPO_CHECK(gradient_dtype_allowed(p, *g), dtype_name(*g), " gradients need ",
+             *g == DType::BF16 ? "a bf16 model (precision bf16)" : "a model whose gradients are of that type",
+             "; this model is ", precision_name(p), ", with ", dtype_name(dtypes_of(p).grad), " gradients");
+  return *g;
 }
 
 }  // namespace sppo

@@ -1,6 +1,6 @@
 // The Llama cases the bf16 suites share (test_model_bf16 on the CPU, test_model_cuda's bf16
-// cases): random preference pairs, one preference step into a zeroed F32 gradient arena on any
-// backend, a parameter's slice of an arena, and ragged KV-cache decoding read back as F32.
+// cases): random preference pairs, one preference step into a zeroed F32 (or BF16) gradient arena
+// on any backend, a parameter's slice of an arena, and ragged KV-cache decoding read back as F32.
 #pragma once
 #include <algorithm>
 #include <string>
@@ -17,16 +17,23 @@
 
 namespace bf16_test {
 
-// One preference step (SPPO loss) into a zeroed F32 gradient arena; returns the arena.
-inline std::vector<float> preference_grads(sppo::LlamaModel& m, const sppo::PairBatch& pb, double* loss) {
+// One preference step (SPPO loss) into a zeroed F32 gradient arena (or one of `gdt`: BF16, the bf16
+// gradient arena of a bf16 model); returns the arena as floats (BF16 widened).
+inline std::vector<float> preference_grads(sppo::LlamaModel& m, const sppo::PairBatch& pb, double* loss,
+                                           sppo::DType gdt = sppo::DType::F32) {
   const int64_t total = m.layout().total();
-  sppo::Buffer grads(m.backend_ptr(), static_cast<size_t>(total) * sizeof(float));
-  const sppo::Tensor G = grads.view(sppo::DType::F32, total);
+  sppo::Buffer grads(m.backend_ptr(), static_cast<size_t>(total) * sppo::dtype_size(gdt));
+  const sppo::Tensor G = grads.view(gdt, total);
   m.backend().zero(G.data, G.bytes());
   sppo::Workspace ws(m.backend_ptr(), "test loss");
   const sppo::StepMetrics sm = sppo::preference_step(m, pb, sppo::LossType::SPPO, 0.1, 0.5, G, nullptr, ws);
   if (loss) *loss = sm.summary.loss;
-  return engine_test::get(m.backend(), G);
+  if (gdt == sppo::DType::F32) return engine_test::get(m.backend(), G);
+  std::vector<uint16_t> h(static_cast<size_t>(total));
+  m.backend().download(h.data(), G.data, G.bytes());
+  std::vector<float> out(h.size());
+  for (size_t i = 0; i < h.size(); ++i) out[i] = sppo::bf16_to_f32(h[i]);
+  return out;
 }
 
 struct Pairs {

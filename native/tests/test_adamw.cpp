@@ -130,4 +130,34 @@ TEST(sizes_are_checked_naming_the_argument) {
   for (int j = 0; j < 5; ++j) CHECK(p[j] != 1.f && w16[j] == sppo::f32_to_bf16(p[j]));
 }
 
+// bf16 gradients beside the F32 master and state: the fp32 step over the widened gradients, bit for
+// bit, through the kernel and the backend.
+TEST(bf16_gradients_step_as_their_widened_fp32_values) {
+  sppo_test::Rng rng(37);
+  auto be = sppo_test::cpu_backend();
+  const int64_t n = 30011;
+  std::vector<float> p = sppo_test::randn<float>(rng, n), m = sppo_test::randn<float>(rng, n, 0.01), v(n), gw(n);
+  for (auto& x : v) x = static_cast<float>(rng.uniform(0, 0.01));
+  std::vector<uint16_t> g(n);
+  for (int64_t i = 0; i < n; ++i) {
+    g[i] = sppo::f32_to_bf16(static_cast<float>(rng.normal(0, 0.1)));
+    gw[i] = sppo::bf16_to_f32(g[i]);
+  }
+  std::vector<double> ss = {0.7};
+  sppo::AdamwParams h;
+  h.lr = 1e-3;
+  h.weight_decay = 0.01;
+  h.step = 3;
+  std::vector<float> p2 = p, m2 = m, v2 = v, p3 = p, m3 = m, v3 = v;
+  sppo::cpu::adamw_step(p.data(), gw.data(), m.data(), v.data(), n, h, ss.data(), 0.5);
+  sppo::cpu::adamw_step(p2.data(), g.data(), m2.data(), v2.data(), n, h, ss.data(), 0.5);
+  CHECK(p2 == p && m2 == m && v2 == v);
+  be->adamw_step(sppo_test::view(p3), sppo::Tensor(g.data(), sppo::DType::BF16, n), sppo_test::view(m3),
+                 sppo_test::view(v3), n, h, sppo_test::view(ss), 0.5, sppo::Tensor());
+  CHECK(p3 == p && m3 == m && v3 == v);
+  CHECK_THROWS_WITH(be->adamw_step(sppo_test::view(p3), sppo::Tensor(g.data(), sppo::DType::BF16, n - 1), sppo_test::view(m3),
+                                   sppo_test::view(v3), n, h, sppo_test::view(ss), 0.5, sppo::Tensor()),
+                    "adamw_step: g has 30010 elements, needs 30011");
+}
+
 TEST_MAIN()

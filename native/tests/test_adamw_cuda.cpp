@@ -7,6 +7,7 @@
 //
 // Tolerance: the same fp32 formula on the same fp32 scalars; nvcc fuses multiply-adds, so each
 // step may differ by a few fp32 roundings: 1e-6 relative on p, m and v.
+// BF16 gradients (the bf16 gradient arena) are compared the same way, on bf16 values both sides.
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -23,7 +24,8 @@ using sppo_test::Rng;
 #ifdef SPPO_WITH_CUDA
 namespace {
 
-void steps_case(Rng& rng, int64_t n, double sumsq, double max_norm, double wd, int64_t off) {
+// gdt: the gradients' type (BF16: the bf16 gradient arena, widened per element on both sides).
+void steps_case(Rng& rng, int64_t n, double sumsq, double max_norm, double wd, int64_t off, DType gdt = DType::F32) {
   auto cpu = backend_for(Device::CPU), gpu = backend_for(Device::CUDA);
   const std::vector<float> p = sppo_test::randn_f32(rng, n), zero(static_cast<size_t>(n), 0.f);
   Dev cp(cpu, p, DType::F32), cm(cpu, zero, DType::F32), cv(cpu, zero, DType::F32);
@@ -35,8 +37,9 @@ void steps_case(Rng& rng, int64_t n, double sumsq, double max_norm, double wd, i
   h.weight_decay = wd;
   for (int64_t step = 1; step <= 4; ++step) {
     h.step = step;
-    const std::vector<float> g = sppo_test::randn_f32(rng, n, 0.1);
-    Dev cg(cpu, g, DType::F32), gg(gpu, g, DType::F32, off + 3);
+    std::vector<float> g = sppo_test::randn_f32(rng, n, 0.1);
+    if (gdt == DType::BF16) g = sppo_test::round_bf16(g);
+    Dev cg = sppo_test::dev_as(cpu, g, gdt), gg = sppo_test::dev_as(gpu, g, gdt, off + 3);
     // Odd steps write the bf16 weights too, even ones only the master (the kernel's other branch).
     const bool w16 = step % 2 == 1;
     cpu->adamw_step(cp.t(), cg.t(), cm.t(), cv.t(), n, h, cs.t(), max_norm, w16 ? cw.t() : Tensor());
@@ -64,6 +67,13 @@ TEST(steps_match_the_cpu) {
   steps_case(rng, 100003, 400.0, 0.0, 0.0, 2);     // no clipping
   steps_case(rng, 100003, 0.04, 1.0, 0.01, 3);     // norm below max_norm, weight decay
   steps_case(rng, 20'000'003, 9.0, 1.0, 0.1, 1);   // the larger case
+}
+
+TEST(bf16_gradient_steps_match_the_cpu) {
+  Rng rng(153);
+  steps_case(rng, 1, 0.25, 1.0, 0.0, 0, DType::BF16);
+  steps_case(rng, 1001, 400.0, 1.0, 0.0, 1, DType::BF16);
+  steps_case(rng, 100003, 0.04, 1.0, 0.01, 3, DType::BF16);
 }
 
 TEST(a_non_finite_norm_skips_the_step) {

@@ -1,9 +1,9 @@
 // The host communicator (comm/host_communicator.h) between real processes: this executable starts
 // copies of itself as ranks (SPPO_COMM_ROLE names what a copy does). Collectives give the sums in
-// rank order, bitwise, in every chunking and in place, and gathers move 2-byte (bf16) elements bit
-// for bit; data parallel training over 2 and 3 ranks matches one process up to fp32 rounding, and
+// rank order, bitwise, in every chunking and in place (bf16: the fp32 sum rounded once), and
+// gathers move 2-byte (bf16) elements bit for bit; data parallel training over 2 and 3 ranks matches one process up to fp32 rounding, and
 // ZeRO-1 matches plain data parallel bitwise (weights and gathered optimizer state), for bf16
-// models too (fp32 master weights included); a rank that exits, stops, hangs or calls another
+// models too (fp32 master weights included, with fp32 and with bf16 gradients); a rank that exits, stops, hangs or calls another
 // collective ends the others with a message naming it.
 #include <signal.h>
 #include <spawn.h>
@@ -218,12 +218,32 @@ int bf16_moves_role(sppo::Communicator& c) {
     bad += !std::equal(w2.begin(), w2.end(), out.begin() + static_cast<long>(r * n));
   }
   bad += d != mine(world - 1, n, 3);
-  try {
-    c.all_reduce(sppo::Tensor(d.data(), sppo::DType::BF16, static_cast<int64_t>(n)), static_cast<int64_t>(n));
-    ++bad;
-  } catch (const std::exception& e) {
-    bad += std::string(e.what()).find("the host communicator sums F32 or F64 (got BF16)") == std::string::npos;
-  }
+  // Sums of bf16 values (the bf16 gradient arena): each element the fp32 sum in rank order of the
+  // widened values, rounded once, in place (all_reduce) and scattered (reduce_scatter), over two
+  // chunks of the slot. Values of mixed magnitudes so that the rounding matters.
+  auto values = [](int r, size_t n, int k) {
+    std::vector<uint16_t> v(n);
+    sppo_test::Rng rng(static_cast<uint64_t>(1000 * k + r));
+    for (auto& x : v) x = sppo::f32_to_bf16(static_cast<float>(rng.normal(0, 1) * std::ldexp(1.0, rng.integer(-6, 6))));
+    return v;
+  };
+  auto summed = [&](size_t i, int k, size_t n) {
+    float acc = sppo::bf16_to_f32(values(0, n, k)[i]);
+    for (int r = 1; r < world; ++r) acc += sppo::bf16_to_f32(values(r, n, k)[i]);
+    return sppo::f32_to_bf16(acc);
+  };
+  std::vector<uint16_t> s = values(rank, n, 4);
+  c.all_reduce(sppo::Tensor(s.data(), sppo::DType::BF16, static_cast<int64_t>(n)), static_cast<int64_t>(n));
+  const size_t per = n / 2;  // reduce_scatter: `per` elements to each rank
+  std::vector<uint16_t> rs = values(rank, per * static_cast<size_t>(world), 5), rs_out(per, 0x7fc0);
+  c.reduce_scatter(sppo::Tensor(rs.data(), sppo::DType::BF16, static_cast<int64_t>(rs.size())),
+                   sppo::Tensor(rs_out.data(), sppo::DType::BF16, static_cast<int64_t>(per)), static_cast<int64_t>(per));
+  c.wait();
+  int sum_bad = 0;
+  for (size_t i = 0; i < n; ++i) sum_bad += s[i] != summed(i, 4, n);
+  for (size_t i = 0; i < per; ++i) sum_bad += rs_out[i] != summed(static_cast<size_t>(rank) * per + i, 5, per * world);
+  if (sum_bad) std::printf("rank %d: %d bf16 sums differ from the fp32 rank-order sum rounded once\n", rank, sum_bad);
+  bad += sum_bad;
   c.barrier();
   if (bad) std::printf("rank %d: %d bf16 mismatches\n", rank, bad);
   return bad ? 1 : 0;
@@ -302,7 +322,8 @@ std::vector<float> host_weights(const sppo::LlamaModel& m) {
 // (as floats) and the optimizer state slots (gathered under ZeRO-1; a bf16 model's last slot is
 // its fp32 master).
 std::vector<float> train_ranks(const std::shared_ptr<sppo::Communicator>& comm, bool zero1, sppo::OptimizerKind kind,
-                               std::vector<std::vector<float>>* state, sppo::Precision precision = sppo::Precision::FP32) {
+                               std::vector<std::vector<float>>* state, sppo::Precision precision = sppo::Precision::FP32,
+                               bool bf16_grads = false) {
   const sppo::LlamaConfig cfg = train_config();
   sppo::LlamaModel model(sppo::backend_for(sppo::Device::CPU), cfg, precision);
   model.init_random(1234, 0.3);
@@ -316,6 +337,7 @@ std::vector<float> train_ranks(const std::shared_ptr<sppo::Communicator>& comm, 
   o.optimizer.eps = 1e-3;
   o.bucket_bytes = 3000;  // many buckets, some not a multiple of the granule
   o.zero1 = zero1;
+  if (bf16_grads) o.grad_dtype = sppo::DType::BF16;
   sppo::Trainer t(model, comm, o);
   const auto all = global_batch(cfg.vocab_size);
   const int W = comm->world_size(), r = comm->rank();
@@ -354,7 +376,7 @@ int train_role() {
   const auto kind = env("SPPO_COMM_OPT") == "adamw" ? sppo::OptimizerKind::AdamW : sppo::OptimizerKind::RMSprop;
   const sppo::Precision precision = env("SPPO_COMM_PREC") == "bf16" ? sppo::Precision::BF16 : sppo::Precision::FP32;
   std::vector<std::vector<float>> state;
-  const std::vector<float> w = train_ranks(comm, zero1, kind, &state, precision);
+  const std::vector<float> w = train_ranks(comm, zero1, kind, &state, precision, env("SPPO_COMM_GRAD") == "bf16");
   const std::string tag = env("SPPO_COMM_TAG") + "-rank" + std::to_string(comm->rank());
   write_vec(temp_dir() + "/" + tag + ".weights", w);
   for (size_t i = 0; i < state.size(); ++i) write_vec(temp_dir() + "/" + tag + ".slot" + std::to_string(i), state[i]);
@@ -474,17 +496,21 @@ TEST(data_parallel_matches_one_process_and_zero1_matches_data_parallel_bitwise) 
 // bf16 models (the CPU's bf16 emulation) over 2 ranks: ZeRO-1 (each rank steps the fp32 master of
 // its pieces, writes their bf16 weights in the same kernel, and all-gathers the bf16 weights) gives
 // bitwise the weights, optimizer state and master of plain data parallel; every rank holds the same
-// weights, and they are the master's rounding.
+// weights, and they are the master's rounding. With fp32 gradients and with bf16 gradients (the
+// buckets reduced in bf16: all_reduce and reduce_scatter give the same rounded sums).
 TEST(bf16_zero1_matches_data_parallel_bitwise_master_included) {
+  std::map<std::string, std::vector<float>> by_grads;  // the weights of each gradient type, per optimizer
+  for (const char* grads : {"fp32", "bf16"})
   for (auto kind : {sppo::OptimizerKind::RMSprop, sppo::OptimizerKind::AdamW}) {
     const std::string opt = kind == sppo::OptimizerKind::AdamW ? "adamw" : "rmsprop";
     const size_t slots = sppo::optimizer_slots(kind).size() + 1;  // + the master
     const int world = 2;
     std::map<std::string, std::vector<float>> got;
     for (const char* zero1 : {"0", "1"}) {
-      const std::string tag = "bf16-" + opt + "-z" + zero1;
+      const std::string tag = "bf16-" + opt + "-g" + grads + "-z" + zero1;
       auto cs = spawn_ranks("train", world, fresh_name(),
-                            {{"SPPO_COMM_ZERO1", zero1}, {"SPPO_COMM_OPT", opt}, {"SPPO_COMM_TAG", tag}, {"SPPO_COMM_PREC", "bf16"}});
+                            {{"SPPO_COMM_ZERO1", zero1}, {"SPPO_COMM_OPT", opt}, {"SPPO_COMM_TAG", tag}, {"SPPO_COMM_PREC", "bf16"},
+                             {"SPPO_COMM_GRAD", grads}});
       wait_all(cs, 120);
       for (const auto& c : cs) CHECK(exited_ok(c));
       for (int r = 0; r < world; ++r) {
@@ -506,10 +532,15 @@ TEST(bf16_zero1_matches_data_parallel_bitwise_master_included) {
       unrounded += sppo::bf16_to_f32(sppo::f32_to_bf16(master[i])) != got["w1"][i];
       moved += master[i] != sppo::bf16_to_f32(sppo::f32_to_bf16(w0[i]));
     }
-    std::printf("  bf16 %s world %d: %lld of %zu master weights moved\n", opt.c_str(), world, (long long)moved, master.size());
+    std::printf("  bf16 %s (%s gradients) world %d: %lld of %zu master weights moved\n", opt.c_str(), grads, world,
+                (long long)moved, master.size());
     CHECK(unrounded == 0);
     CHECK(moved > static_cast<int64_t>(master.size()) / 2);
+    by_grads[std::string(grads) + "-" + opt] = got["w1"];
   }
+  // The bf16 gradient runs really ran with bf16 gradients: their weights are not the fp32 ones.
+  for (const char* opt : {"rmsprop", "adamw"})
+    CHECK(by_grads[std::string("fp32-") + opt] != by_grads[std::string("bf16-") + opt]);
 }
 
 TEST(a_rank_that_exits_stops_or_hangs_ends_every_rank_with_its_name) {
@@ -563,7 +594,7 @@ TEST(bad_options_are_refused_by_name) {
   c->wait();
   CHECK(v[0] == 2.f);
   std::vector<int32_t> ints(2, 1);
-  CHECK_THROWS_WITH(c->all_reduce(sppo::Tensor(ints.data(), sppo::DType::I32, 2), 2), "sums F32 or F64");
+  CHECK_THROWS_WITH(c->all_reduce(sppo::Tensor(ints.data(), sppo::DType::I32, 2), 2), "sums F32, F64 or BF16 (got I32)");
   c->abort("stopped on purpose");
   CHECK_THROWS_WITH(c->all_reduce(sppo::Tensor(v.data(), sppo::DType::F32, 3), 3), "stopped on purpose");
 }

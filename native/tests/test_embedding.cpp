@@ -1,8 +1,12 @@
 // The embedding op (kernels/embedding.h) against a float64 reference written here: the lookup with
 // padding rows (ids < 0), the backward's sums (against finite differences of the reference and,
 // for the determinism contract, bitwise against sums in increasing row order), accumulation into
-// an existing gradient, and the errors for bad ids and sizes. Outputs start as NaN.
+// an existing gradient, and the errors for bad ids and sizes. Outputs start as NaN. In the bf16
+// mode (through the CPU backend's emulation) dtable may be BF16, the bf16 gradient arena: each
+// row's fp32 sum rounded once, within half a bf16 ulp of the float64 sum.
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <cmath>
 #include <vector>
 
@@ -110,6 +114,53 @@ TEST(backward_of_many_rows_does_not_depend_on_the_thread_count) {
 #else
   std::printf("  skipped: built without OpenMP, so there is one thread only\n");
 #endif
+}
+
+// BF16 dout into a BF16 dtable holding earlier gradients, ids repeated many times (a row's many
+// additions must round once, not per row) and padding rows.
+TEST(backward_into_a_bf16_table_rounds_each_rows_fp32_sum_once) {
+  Rng rng(105);
+  auto be = cpu_backend();
+  auto t16 = [](std::vector<uint16_t>& v) { return sppo::Tensor(v.data(), sppo::DType::BF16, static_cast<int64_t>(v.size())); };
+  for (auto s : {std::array<int64_t, 3>{1, 1, 1}, {7, 5, 40}, {30, 33, 500}}) {
+    const int64_t V = s[0], H = s[1], n = s[2];
+    const Lookup c = make_lookup(rng, V, H, n);
+    std::vector<uint16_t> dout(static_cast<size_t>(n * H)), t0(static_cast<size_t>(V * H));
+    for (auto& x : dout) x = sppo::f32_to_bf16(static_cast<float>(rng.normal()));
+    for (auto& x : t0) x = sppo::f32_to_bf16(static_cast<float>(rng.normal(0, 4)));
+    std::vector<int32_t> ids = c.ids;
+    std::vector<uint16_t> t16v = t0;
+    std::vector<float> t32(static_cast<size_t>(V * H));
+    for (size_t i = 0; i < t0.size(); ++i) t32[i] = sppo::bf16_to_f32(t0[i]);
+    be->embedding_backward(t16(dout), view(ids), n, V, H, t16(t16v));
+    be->embedding_backward(t16(dout), view(ids), n, V, H, view(t32));
+    int64_t not_once = 0, off = 0;
+    std::vector<double> want(static_cast<size_t>(V * H)), mag(static_cast<size_t>(V * H));
+    for (size_t i = 0; i < t0.size(); ++i) {
+      not_once += t16v[i] != sppo::f32_to_bf16(t32[i]);
+      want[i] = sppo::bf16_to_f32(t0[i]);
+      mag[i] = std::fabs(want[i]);
+    }
+    for (int64_t r = 0; r < n; ++r)
+      if (ids[r] >= 0)
+        for (int64_t j = 0; j < H; ++j) {
+          want[ids[r] * H + j] += sppo::bf16_to_f32(dout[r * H + j]);
+          mag[ids[r] * H + j] += std::fabs(sppo::bf16_to_f32(dout[r * H + j]));
+        }
+    for (size_t i = 0; i < want.size(); ++i) {
+      const double got = sppo::bf16_to_f32(t16v[i]);
+      const double tol = 0x1p-8 * std::fabs(want[i]) + (1 + 0x1p-8) * ulps<float>(double(n) + 2) * mag[i];
+      if (!(std::fabs(got - want[i]) <= tol) && ++off <= 3)
+        std::printf("  dtable[%zu] = %.9g, expected %.9g (tolerance %.3g)\n", i, got, want[i], tol);
+    }
+    CHECK(not_once == 0);
+    CHECK(off == 0);
+  }
+  std::vector<float> dof(4, 1.f);
+  std::vector<int32_t> ids = {0, 1};
+  std::vector<uint16_t> tb(4, 0);
+  CHECK_THROWS_WITH(be->embedding_backward(view(dof), view(ids), 2, 2, 2, t16(tb)),
+                    "embedding_backward: dtable must be F32 (got BF16)");
 }
 
 TEST(bad_ids_and_sizes_are_refused_naming_the_argument) {

@@ -6,7 +6,8 @@
 //
 // Tolerance: none. The forward copies rows; the backward adds each table row's terms in
 // increasing row order in fp32, as the CPU does, so both must give the same bits (BF16 dout is
-// compared with the CPU on the same bf16 values, which convert to fp32 exactly).
+// compared with the CPU on the same bf16 values, which convert to fp32 exactly; a BF16 dtable is the
+// CPU's fp32 sum rounded once).
 #include <cstdio>
 #include <vector>
 
@@ -46,18 +47,24 @@ void forward_case(Rng& rng, int64_t V, int64_t H, int64_t n, DType dt, int64_t o
   sppo_test::expect_same_bits("embedding_forward out", sppo_test::floats_of(go, dt), co.get<float>());
 }
 
-void backward_case(Rng& rng, int64_t V, int64_t H, int64_t n, DType dt, int64_t off) {
+// tdt: dtable's type (BF16: the bf16 gradient arena; the CPU's F32 sum from the same bf16 values,
+// rounded once, is the expected bits: the CUDA kernel widens, adds in the CPU's order, rounds once).
+void backward_case(Rng& rng, int64_t V, int64_t H, int64_t n, DType dt, int64_t off, DType tdt = DType::F32) {
   auto cpu = backend_for(Device::CPU), gpu = backend_for(Device::CUDA);
   std::vector<float> dout = sppo_test::randn_f32(rng, n * H);
   if (dt == DType::BF16) dout = sppo_test::round_bf16(dout);
-  const std::vector<float> dtable0 = sppo_test::randn_f32(rng, V * H);  // gradients accumulate
+  std::vector<float> dtable0 = sppo_test::randn_f32(rng, V * H);  // gradients accumulate
+  if (tdt == DType::BF16) dtable0 = sppo_test::round_bf16(dtable0);
   const std::vector<int32_t> ids = make_ids(rng, n, V);
   Dev cd(cpu, dout, DType::F32), ci(cpu, ids, DType::I32), ct(cpu, dtable0, DType::F32);
   cpu->embedding_backward(cd.t(), ci.t(), n, V, H, ct.t());
-  Dev gd = sppo_test::dev_as(gpu, dout, dt, off), gi(gpu, ids, DType::I32, off + 3), gt(gpu, dtable0, DType::F32, off + 1);
+  Dev gd = sppo_test::dev_as(gpu, dout, dt, off), gi(gpu, ids, DType::I32, off + 3);
+  Dev gt = sppo_test::dev_as(gpu, dtable0, tdt, off + 1);
   gpu->embedding_backward(gd.t(), gi.t(), n, V, H, gt.t());
   gpu->synchronize();
-  sppo_test::expect_same_bits("embedding_backward dtable", gt.get<float>(), ct.get<float>());
+  const std::vector<float> want = tdt == DType::BF16 ? sppo_test::round_bf16(ct.get<float>()) : ct.get<float>();
+  sppo_test::expect_same_bits(tdt == DType::BF16 ? "embedding_backward bf16 dtable" : "embedding_backward dtable",
+                              sppo_test::floats_of(gt, tdt), want);
 }
 
 }  // namespace
@@ -79,6 +86,16 @@ TEST(backward_adds_in_row_order_with_the_cpus_bits) {
     backward_case(rng, 1003, 67, 37, dt, 2);
     backward_case(rng, 32003, 515, 4099, dt, 5);  // the larger case: a hot id ~1200 times
   }
+}
+
+TEST(backward_into_a_bf16_table_rounds_the_cpus_fp32_sum_once) {
+  Rng rng(75);
+  backward_case(rng, 1, 1, 1, DType::BF16, 0, DType::BF16);
+  backward_case(rng, 7, 3, 100, DType::BF16, 1, DType::BF16);
+  backward_case(rng, 32003, 515, 4099, DType::BF16, 2, DType::BF16);
+  auto gpu = backend_for(Device::CUDA);  // an F32 dout's table stays F32, as on the CPU
+  Dev d(gpu, 4, DType::F32), i(gpu, std::vector<int32_t>{0, 1}, DType::I32), t(gpu, 4, DType::BF16);
+  CHECK_THROWS_WITH(gpu->embedding_backward(d.t(), i.t(), 2, 2, 2, t.t()), "embedding_backward: dtable must be F32 (got BF16)");
 }
 
 TEST(backward_is_the_same_bits_every_run) {

@@ -1,6 +1,7 @@
 // Sum of squares for global-norm clipping (kernels/global_norm.h): float64 reference, accumulation
 // into one scalar over several ranges, the contract's fixed order (chunks of kNormChunk, bitwise),
-// small and empty ranges, independence from the thread count, and sizes refused by name.
+// small and empty ranges, independence from the thread count, and sizes refused by name; bf16
+// gradients (the bf16 gradient arena), widened exactly, directly and through the CPU backend.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -29,6 +30,30 @@ TEST(sum_of_squares_matches_float64_and_accumulates_over_ranges) {
   double dacc = 0;
   sppo::cpu::sum_squares(d.data(), n, &dacc);
   CHECK_CLOSE(dacc, want, 0, 1e-12);
+}
+
+TEST(sum_of_squares_of_bf16_gradients_widens_them_exactly) {
+  sppo_test::Rng rng(37);
+  const int64_t n = 2 * sppo::kNormChunk + 77;
+  std::vector<uint16_t> g(n);
+  std::vector<float> wide(n);
+  double want = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    g[i] = sppo::f32_to_bf16(static_cast<float>(rng.normal(0, 3)));
+    wide[i] = sppo::bf16_to_f32(g[i]);
+    want += double(wide[i]) * wide[i];
+  }
+  double acc = 0.25, acc32 = 0.25;
+  sppo::cpu::sum_squares(g.data(), n, &acc);
+  sppo::cpu::sum_squares(wide.data(), n, &acc32);
+  CHECK_CLOSE(acc, want + 0.25, 0, 1e-12);
+  CHECK(acc == acc32);  // the same double sums as over the widened fp32 values, bit for bit
+  auto be = sppo_test::cpu_backend();
+  std::vector<double> ss = {0.25};
+  be->sum_squares(sppo::Tensor(g.data(), sppo::DType::BF16, n), n, sppo_test::view(ss));
+  CHECK(ss[0] == acc);
+  CHECK_THROWS_WITH(be->sum_squares(sppo::Tensor(g.data(), sppo::DType::BF16, n - 1), n, sppo_test::view(ss)),
+                    "sum_squares: g has");
 }
 
 TEST(sum_of_squares_does_not_depend_on_the_thread_count) {

@@ -71,7 +71,9 @@ std::size_t training_peak(const sppo::LlamaConfig& c, const sppo::TrainingPlanOp
     sppo::TrainerOptions to;
     to.optimizer.kind = o.optimizer;
     to.bucket_bytes = o.bucket_bytes;
+    to.grad_dtype = o.grad_dtype;
     sppo::Trainer t(m, sppo::make_local_communicator(be), to);
+    CHECK(t.gradients().dtype == sppo::resolve_grad_dtype(precision, o.grad_dtype));
     const FullPairs p(rng, o.pairs, o.seq_len, c.vocab_size);
     t.accumulate(p.view(), sppo::LossType::SPPO, 1e-3, 1.0, true);
     t.step(1e-4, 1.0);
@@ -104,30 +106,49 @@ TEST(training_plan_equals_allocation) {
 }
 
 // bf16 (the CPU's bf16 emulation, whose fp32 scratch is host memory outside the backend's count):
-// bf16 weights, the trainer's fp32 master weights, fp32 gradients and state, bf16 activations.
+// bf16 weights, the trainer's fp32 master weights, fp32 or bf16 gradients (the trainer's
+// grad_dtype; bf16 buckets hold twice the elements), fp32 state, bf16 activations.
 TEST(bf16_training_plan_equals_allocation) {
   for (const auto& cfg : {llama2_tiny(), llama3_tiny(), medium()})
     for (bool ckpt : {false, true})
-      for (auto opt : {sppo::OptimizerKind::RMSprop, sppo::OptimizerKind::AdamW}) {
-        sppo::TrainingPlanOptions o;
-        o.pairs = 2;
-        o.seq_len = 7;
-        o.checkpointing = ckpt;
-        o.optimizer = opt;
-        o.bucket_bytes = 4096;
-        const sppo::StagePlan plan = sppo::plan_training_memory(cfg, sppo::Precision::BF16, o);
-        bool has_master = false;
-        for (const auto& i : plan.items)
-          if (i.name == "master weights") has_master = i.bytes == static_cast<std::size_t>(sppo::ParamLayout(cfg).total()) * 4;
-        CHECK(has_master);
-        const std::size_t got = training_peak(cfg, o, 0, sppo::Precision::BF16);
-        if (got != plan.total()) {
-          std::printf("  bf16 H %lld ckpt %d %s: allocated %zu, planned %zu\n", static_cast<long long>(cfg.hidden_size),
-                      ckpt, sppo::optimizer_kind_name(opt), got, plan.total());
-          print_plan(plan);
+      for (auto opt : {sppo::OptimizerKind::RMSprop, sppo::OptimizerKind::AdamW})
+        for (bool bf16_grads : {false, true}) {
+          sppo::TrainingPlanOptions o;
+          o.pairs = 2;
+          o.seq_len = 7;
+          o.checkpointing = ckpt;
+          o.optimizer = opt;
+          o.bucket_bytes = 4096;
+          if (bf16_grads) o.grad_dtype = sppo::DType::BF16;
+          const sppo::StagePlan plan = sppo::plan_training_memory(cfg, sppo::Precision::BF16, o);
+          const std::size_t n = static_cast<std::size_t>(sppo::ParamLayout(cfg).total());
+          bool has_master = false, grads_sized = false;
+          for (const auto& i : plan.items) {
+            if (i.name == "master weights") has_master = i.bytes == n * 4;
+            // the arena padded to whole buckets' pieces: at least n elements, within a bucket of them
+            if (i.name == "gradients")
+              grads_sized = i.bytes >= n * (bf16_grads ? 2 : 4) && i.bytes < n * (bf16_grads ? 2 : 4) + 4096;
+          }
+          CHECK(has_master);
+          CHECK(grads_sized);
+          const std::size_t got = training_peak(cfg, o, 0, sppo::Precision::BF16);
+          if (got != plan.total()) {
+            std::printf("  bf16 H %lld ckpt %d %s grads %s: allocated %zu, planned %zu\n",
+                        static_cast<long long>(cfg.hidden_size), ckpt, sppo::optimizer_kind_name(opt),
+                        bf16_grads ? "bf16" : "fp32", got, plan.total());
+            print_plan(plan);
+          }
+          CHECK(got == plan.total());
         }
-        CHECK(got == plan.total());
-      }
+}
+
+TEST(bf16_gradients_are_planned_only_for_bf16_models) {
+  sppo::TrainingPlanOptions o;
+  o.grad_dtype = sppo::DType::BF16;
+  CHECK_THROWS_WITH(sppo::plan_training_memory(llama3_tiny(), sppo::Precision::FP32, o),
+                    "BF16 gradients need a bf16 model (precision bf16); this model is fp32, with F32 gradients");
+  o.grad_dtype = sppo::DType::F16;
+  CHECK_THROWS_WITH(sppo::plan_training_memory(llama3_tiny(), sppo::Precision::BF16, o), "F16 gradients need");
 }
 
 TEST(checkpointing_plans_less_activation_memory) {
@@ -229,6 +250,48 @@ TEST(generation_plan_equals_allocation) {
       print_plan(plan);
     }
     CHECK(count->peak == plan.total());
+  }
+}
+
+// The pipeline's order on one policy: a rollout (generate, whose decode workspace the model keeps),
+// then a trainer and a training step. Making the trainer frees the decode workspace, so from there
+// the peak is the training plan exactly (the weights included), not the plan plus the decode step.
+TEST(training_after_a_rollout_peaks_at_the_training_plan) {
+  sppo_test::Rng rng(6);
+  for (const sppo::Precision prec : {sppo::Precision::FP32, sppo::Precision::BF16}) {
+    const sppo::LlamaConfig c = llama3_tiny();
+    auto count = std::make_shared<sppo::HostMemoryCount>();
+    auto be = sppo::make_counting_cpu_backend(count);
+    sppo::TrainingPlanOptions o;
+    o.pairs = 2;
+    o.seq_len = 7;
+    o.checkpointing = true;
+    o.bucket_bytes = 4096;
+    if (prec == sppo::Precision::BF16) o.grad_dtype = sppo::DType::BF16;
+    {
+      sppo::LlamaModel m(be, c, prec);
+      m.init_random(9, 0.05);
+      m.set_gradient_checkpointing(true);
+      const std::size_t weights = count->in_use;
+      sppo::GenerateOptions go;
+      go.max_new_tokens = 30;
+      go.temperature = 0.8;
+      sppo::generate(m, {random_tokens(rng, 40, c.vocab_size), random_tokens(rng, 40, c.vocab_size)}, 4, {1, 2}, go);
+      CHECK(count->in_use > weights);  // the decode workspace stays with the model
+      count->peak = count->in_use;
+      sppo::TrainerOptions to;
+      to.bucket_bytes = o.bucket_bytes;
+      to.grad_dtype = o.grad_dtype;
+      sppo::Trainer t(m, sppo::make_local_communicator(be), to);
+      const FullPairs p(rng, o.pairs, o.seq_len, c.vocab_size);
+      t.accumulate(p.view(), sppo::LossType::SPPO, 1e-3, 1.0, true);
+      t.step(1e-4, 1.0);
+      const std::size_t want = sppo::plan_training_memory(c, prec, o).total();
+      if (count->peak != want)
+        std::printf("  %s: training after a rollout peaked at %zu, planned %zu\n", sppo::precision_name(prec), count->peak, want);
+      CHECK(count->peak == want);
+    }
+    CHECK(count->in_use == 0);
   }
 }
 
@@ -462,6 +525,15 @@ TEST(seven_and_eight_billion_fit_one_h200_in_bf16) {
     for (const auto& i : plan.items)
       if (i.name == "master weights" || i.name == "gradients" || i.name == "optimizer state")
         CHECK(i.bytes >= static_cast<std::size_t>(4 * n) && i.bytes < static_cast<std::size_t>(4 * n) + (1u << 20));
+    // Issue 8's target: the same step with bf16 gradient buffers (fp32 master and state kept).
+    o.grad_dtype = sppo::DType::BF16;
+    const auto p16 = sppo::plan_training_memory(cfg, sppo::Precision::BF16, o);
+    std::printf("  %s with bf16 gradients:\n", name);
+    print_plan(p16);
+    for (const auto& i : p16.items)
+      if (i.name == "gradients")
+        CHECK(i.bytes >= static_cast<std::size_t>(2 * n) && i.bytes < static_cast<std::size_t>(2 * n) + (1u << 20));
+    CHECK(p16.total() + static_cast<std::size_t>(2 * n) <= plan.total() + (1u << 20));
   }
 }
 

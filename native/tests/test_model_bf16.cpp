@@ -6,8 +6,11 @@
 // - logits and sequence log-probabilities: ||bf16 - fp32|| / ||fp32|| <= 2e-2 (scores: 5e-2);
 // - the preference loss's parameter gradients (F32 gradient arena): cosine >= 0.999 and relative
 //   norm error <= 5e-2 per tensor, the loss within 2e-2;
-// - gradient checkpointing in bf16: the same gradient bits as without (the recomputation runs the
-//   same kernels on the same bf16 data);
+// - gradient checkpointing in bf16 and in fp32, into F32 and BF16 gradient arenas: the same gradient
+//   bits as without (the recomputation runs the same kernels on the same data; it skips only the
+//   layer's output, and xL, hidden and d_hidden share buffers: llama_plans.cpp);
+// - a BF16 gradient arena (the trainer's bf16 gradient buffers): each tensor within bf16 rounding of
+//   the F32 arena's gradients (cosine >= 0.9999, relative norm error <= 1e-2);
 // - the paged KV cache in bf16 (prefill, then a token a step): each step's logits equal the full
 //   forward's bit for bit (the CPU's contract: the same arithmetic, and the same bf16 roundings);
 //   greedy generation in bf16 gives valid tokens, each the argmax of the full forward's logits;
@@ -167,16 +170,48 @@ TEST(bf16_gradient_checkpointing_gives_the_same_gradient_bits) {
   for (const auto& [name, cfg] : causal_configs()) {
     Pair t(cfg, rng);
     const bf16_test::Pairs p = bf16_test::random_pairs(rng, cfg.vocab_size);
-    const std::vector<float> plain = bf16_test::preference_grads(t.h, p.view(), nullptr);
-    t.h.set_gradient_checkpointing(true);
-    const std::vector<float> ckpt = bf16_test::preference_grads(t.h, p.view(), nullptr);
-    t.h.set_gradient_checkpointing(false);
-    size_t diff = 0;
-    for (size_t i = 0; i < plain.size(); ++i) diff += !(plain[i] == ckpt[i] || (plain[i] != plain[i] && ckpt[i] != ckpt[i]));
-    if (diff) std::printf("  %s: %zu of %zu gradient values differ with checkpointing\n", name, diff, plain.size());
-    CHECK(diff == 0);
-    CHECK(bf16_test::norm(plain) > 0 && std::isfinite(bf16_test::norm(plain)));
+    // The bf16 model into F32 and BF16 arenas, and the fp32 model (its own checkpointing path).
+    for (int k = 0; k < 3; ++k) {
+      LlamaModel& m = k < 2 ? t.h : t.f;
+      const DType gdt = k == 1 ? DType::BF16 : DType::F32;
+      const std::vector<float> plain = bf16_test::preference_grads(m, p.view(), nullptr, gdt);
+      m.set_gradient_checkpointing(true);
+      const std::vector<float> ckpt = bf16_test::preference_grads(m, p.view(), nullptr, gdt);
+      m.set_gradient_checkpointing(false);
+      size_t diff = 0;
+      for (size_t i = 0; i < plain.size(); ++i) diff += !(plain[i] == ckpt[i] || (plain[i] != plain[i] && ckpt[i] != ckpt[i]));
+      if (diff)
+        std::printf("  %s (%s model, %s gradients): %zu of %zu gradient values differ with checkpointing\n", name,
+                    k < 2 ? "bf16" : "fp32", dtype_name(gdt), diff, plain.size());
+      CHECK(diff == 0);
+      CHECK(bf16_test::norm(plain) > 0 && std::isfinite(bf16_test::norm(plain)));
+    }
   }
+}
+
+// The same bf16 model and pairs into an F32 and a BF16 arena: every op adds its fp32 result into
+// the BF16 arena and rounds once, so each tensor's gradient is its F32 one within a few bf16
+// roundings (2^-9 each). A model that is not bf16 refuses a BF16 arena by name.
+TEST(a_bf16_gradient_arena_holds_the_f32_gradients_rounded) {
+  Rng rng(1607);
+  for (const auto& [name, cfg] : causal_configs()) {
+    Pair t(cfg, rng);
+    const bf16_test::Pairs p = bf16_test::random_pairs(rng, cfg.vocab_size);
+    const std::vector<float> g32 = bf16_test::preference_grads(t.h, p.view(), nullptr);
+    const std::vector<float> g16 = bf16_test::preference_grads(t.h, p.view(), nullptr, DType::BF16);
+    double worst = 0;
+    for (const ParamSpec& ps : t.h.layout().params()) {
+      const std::vector<float> a = bf16_test::slice(g16, ps), b = bf16_test::slice(g32, ps);
+      bf16_test::expect_direction(std::string(name) + ": bf16-arena gradient of " + ps.name, a, b, 0.9999, 1e-2);
+      worst = std::max(worst, bf16_test::rel_norm(a, b));
+    }
+    std::printf("  %s: worst per-tensor relative error of the bf16 arena %.2g\n", name, worst);
+    CHECK(worst > 0);  // the arena really is bf16
+  }
+  Pair t(causal_configs()[0].cfg, rng);
+  const bf16_test::Pairs p = bf16_test::random_pairs(rng, causal_configs()[0].cfg.vocab_size);
+  CHECK_THROWS_WITH(bf16_test::preference_grads(t.f, p.view(), nullptr, DType::BF16),
+                    "backward_train: grads must be F32 for this fp32 model (got BF16)");
 }
 
 TEST(bf16_kv_cache_decoding_reproduces_the_bf16_full_forward) {

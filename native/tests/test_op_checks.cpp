@@ -2,7 +2,8 @@
 // rules need no device to be checked, so the messages the *_cuda suites compare with the CPU's are
 // pinned here too, in every build. Covers: an argument one element short (or of the wrong index
 // type) gives the same message under both rules and names the argument, for every op, at random
-// sizes; and each difference between the rules, by its message.
+// sizes; and each difference between the rules, by its message; the bf16 gradient arena's types
+// (BF16 dtable / dw beside BF16 inputs, BF16 g for the norm and the steps beside F32 state).
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -276,16 +277,18 @@ TEST(statistics_and_weight_gradients_are_f32_under_bf16_and_the_compute_type_oth
   for (const OpRules* r : {&cpu, &gpu}) {
     CHECK(norm(DType::BF16, DType::F32, *r) == DType::BF16);
     CHECK_THROWS_WITH(norm(DType::BF16, DType::BF16, *r), "rmsnorm_forward: rstd must be F32 (got BF16)");
+    // dw: F32, or BF16 (the bf16 gradient arena); no other type.
     CHECK_THROWS_WITH(check_rmsnorm_backward(h.make(DType::BF16, 12), h.make(DType::BF16, 4), h.make(DType::F32, 3),
                                              h.make(DType::BF16, 12), 3, 4, h.make(DType::BF16, 12),
-                                             h.make(DType::BF16, 4), *r),
-                      "rmsnorm_backward: dw must be F32 (got BF16)");
-    // embedding_backward: dout carries the compute type, dtable is its wide() (the gradient arena).
+                                             h.make(DType::F16, 4), *r),
+                      "rmsnorm_backward: dw must be F32 (got F16)");
+    // embedding_backward: dout carries the compute type, dtable is its wide() (the gradient arena),
+    // or BF16 beside BF16 dout (the bf16 gradient arena: test bf16_gradients_pass_...).
     CHECK(check_embedding_backward(h.make(DType::BF16, 6), h.make(DType::I32, 3), 3, 5, 2, h.make(DType::F32, 10),
                                    *r) == DType::BF16);
     CHECK_THROWS_WITH(check_embedding_backward(h.make(DType::BF16, 6), h.make(DType::I32, 3), 3, 5, 2,
-                                               h.make(DType::BF16, 10), *r),
-                      "embedding_backward: dtable must be F32 (got BF16)");
+                                               h.make(DType::F16, 10), *r),
+                      "embedding_backward: dtable must be F32 (got F16)");
   }
   CHECK_THROWS_WITH(check_embedding_backward(h.make(DType::F64, 6), h.make(DType::I32, 3), 3, 5, 2,
                                              h.make(DType::F32, 10), cpu),
@@ -372,6 +375,30 @@ TEST(the_fp64_twin_of_the_log_probs_and_the_loss_is_the_cpus_only) {
   CHECK_THROWS_WITH(check_sppo_loss(3, cols(DType::F64), with_summary, gpu), "sppo_loss: policy_chosen must be F32 (got F64)");
   CHECK_THROWS_WITH(check_sppo_loss(3, cols(DType::F32), none, gpu), "sppo_loss: summary must be F64 (got F32)");
   CHECK(check_sppo_loss(3, cols(DType::F32), with_summary, gpu) == DType::F32);
+}
+
+TEST(bf16_gradients_pass_beside_bf16_inputs_and_f32_state_under_both_rules) {
+  Host h;
+  const int64_t n = 3, H = 4, V = 5;
+  const Tensor x16 = h.make(DType::BF16, n * H), w16 = h.make(DType::BF16, H), r32 = h.make(DType::F32, n);
+  const Tensor dw16 = h.make(DType::BF16, H), x32 = h.make(DType::F32, n * H), w32 = h.make(DType::F32, H);
+  const Tensor ids = h.make(DType::I32, n), tab16 = h.make(DType::BF16, V * H);
+  const Tensor g16 = h.make(DType::BF16, 8), p32 = h.make(DType::F32, 8), p64 = h.make(DType::F64, 8);
+  const Tensor ss = h.make(DType::F64, 1), none;
+  for (const OpRules* r : {&cpu_op_rules(), &cuda_op_rules()}) {
+    CHECK(check_rmsnorm_backward(x16, w16, r32, x16, n, H, x16, dw16, *r) == DType::BF16);
+    CHECK(check_embedding_backward(x16, ids, n, V, H, tab16, *r) == DType::BF16);
+    CHECK(check_sum_squares(g16, 8, ss, *r) == DType::BF16);
+    CHECK(check_rmsprop_step(p32, g16, p32, 8, ss, none, *r) == DType::F32);
+    CHECK(check_adamw_step(p32, g16, p32, p32, 8, ss, none, *r) == DType::F32);
+    // An fp32 op's weight gradient stays F32; a BF16 g needs F32 state.
+    sppo_test::expect_same_error("rmsnorm_backward", message_of([&] {
+      check_rmsnorm_backward(x32, w32, r32, x32, n, H, x32, dw16, *r);
+    }), "rmsnorm_backward: dw must be F32 (got BF16)");
+    sppo_test::expect_same_error("rmsprop_step", message_of([&] { check_rmsprop_step(p32, g16, p32, 8, ss, g16.slice(0, 7), *r); }),
+                                 "rmsprop_step: weights16 has 7 elements, needs 8");
+  }
+  CHECK_THROWS_WITH(check_rmsprop_step(p64, g16, p64, 8, ss, none, cpu_op_rules()), "rmsprop_step: g must be F64 (got BF16)");
 }
 
 TEST_MAIN()

@@ -1,7 +1,9 @@
 // RMSNorm (kernels/rmsnorm.h) against a float64 reference written here from the contract's
 // formula: y and rstd; dx and dw against central finite differences of the reference; dx
 // overwritten (from NaN) or accumulated; dw added to what it holds, independently of the thread
-// count; sizes the backend refuses.
+// count; sizes the backend refuses. In the bf16 mode, through the CPU backend (its emulation), dw
+// may be BF16 (the bf16 gradient arena): within one bf16 rounding of the float64 sum, and exactly
+// the F32-dw call's result rounded once.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -145,6 +147,59 @@ TEST(backward_does_not_depend_on_the_thread_count) {
 #else
   std::printf("  skipped: built without OpenMP, so there is one thread only\n");
 #endif
+}
+
+// BF16 x, w, dy and dx with an F32 rstd, into a BF16 dw holding earlier gradients (bf16 values).
+TEST(backward_into_a_bf16_dw_rounds_the_fp32_sum_once) {
+  Rng rng(116);
+  auto be = cpu_backend();
+  auto bf = [&](int64_t n, double mean, double sd) {
+    std::vector<uint16_t> v(static_cast<size_t>(n));
+    for (auto& x : v) x = sppo::f32_to_bf16(static_cast<float>(rng.normal(mean, sd)));
+    return v;
+  };
+  auto t16 = [](std::vector<uint16_t>& v) { return sppo::Tensor(v.data(), sppo::DType::BF16, static_cast<int64_t>(v.size())); };
+  for (auto s : {std::pair<int64_t, int64_t>{1, 1}, {5, 13}, {70, 130}, {300, 64}}) {
+    const int64_t n = s.first, H = s.second;
+    std::vector<uint16_t> x = bf(n * H, 0, 1), w = bf(H, 1, 0.2), dy = bf(n * H, 0, 1), y(n * H), dw0 = bf(H, 0, 1);
+    std::vector<float> rstd(static_cast<size_t>(n));
+    be->rmsnorm_forward(t16(x), t16(w), n, H, 1e-5, t16(y), view(rstd));
+    std::vector<uint16_t> dx16(n * H, 0x7fc0), dxf(n * H, 0x7fc0), dw16 = dw0;
+    std::vector<float> dwf(static_cast<size_t>(H));
+    for (int64_t j = 0; j < H; ++j) dwf[j] = sppo::bf16_to_f32(dw0[j]);
+    be->rmsnorm_backward(t16(x), t16(w), view(rstd), t16(dy), n, H, t16(dx16), t16(dw16), false);
+    be->rmsnorm_backward(t16(x), t16(w), view(rstd), t16(dy), n, H, t16(dxf), view(dwf), false);
+    int64_t not_once = 0;
+    for (int64_t j = 0; j < H; ++j) not_once += dw16[j] != sppo::f32_to_bf16(dwf[j]);
+    CHECK(not_once == 0);  // one rounding of the fp32 sum, no rounding per row
+    CHECK(dx16 == dxf);    // dx does not depend on dw's type
+    // float64: dw0 + sum_r dy x rstd (rstd as given); bf16 half-ulp plus the fp32 sum's error.
+    std::vector<double> want(static_cast<size_t>(H)), mag(static_cast<size_t>(H));
+    for (int64_t j = 0; j < H; ++j) want[j] = mag[j] = 0;
+    for (int64_t j = 0; j < H; ++j) {
+      want[j] = sppo::bf16_to_f32(dw0[j]);
+      mag[j] = std::fabs(want[j]);
+    }
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = 0; j < H; ++j) {
+        const double t = double(sppo::bf16_to_f32(dy[r * H + j])) * sppo::bf16_to_f32(x[r * H + j]) * rstd[r];
+        want[j] += t;
+        mag[j] += std::fabs(t);
+      }
+    int64_t off = 0;
+    for (int64_t j = 0; j < H; ++j) {
+      const double got = sppo::bf16_to_f32(dw16[j]);
+      const double tol = 0x1p-8 * std::fabs(want[j]) + (1 + 0x1p-8) * ulps<float>(2.0 * n + 4) * mag[j];
+      if (!(std::fabs(got - want[j]) <= tol) && ++off <= 3)
+        std::printf("  dw[%lld] = %.9g, expected %.9g (tolerance %.3g)\n", (long long)j, got, want[j], tol);
+    }
+    CHECK(off == 0);
+  }
+  // Only beside BF16 activations: an fp32 op's weight gradient stays F32.
+  std::vector<float> xf(6, 1.f), wf(3, 1.f), rf(2, 1.f), dyf(6, 1.f), dxf(6);
+  std::vector<uint16_t> dwb(3, 0);
+  CHECK_THROWS_WITH(be->rmsnorm_backward(view(xf), view(wf), view(rf), view(dyf), 2, 3, view(dxf), t16(dwb), false),
+                    "rmsnorm_backward: dw must be F32 (got BF16)");
 }
 
 TEST(sizes_are_checked_naming_the_argument) {

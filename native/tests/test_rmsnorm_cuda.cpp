@@ -6,7 +6,7 @@
 // Tolerances: the row sums run in another order than the CPU's (fp32 per thread, a double tree),
 // and nvcc fuses multiply-adds; so each value may be off by 1e-5 of the magnitudes it is made of
 // (for dx: |rstd dy w| + |x c|; for dw: the sum of |dy x rstd| over rows), plus 1e-6 relative.
-// BF16 outputs add their rounding, 2^-8 relative.
+// BF16 outputs add their rounding, 2^-8 relative (a BF16 dw too: the bf16 gradient arena).
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -36,10 +36,12 @@ Inputs make(Rng& rng, int64_t n, int64_t H, DType dt) {
   return in;
 }
 
-void run_case(Rng& rng, int64_t n, int64_t H, DType dt, bool accumulate_dx, int64_t off) {
+// dwt: dw's type (BF16 only with BF16 activations: the bf16 gradient arena).
+void run_case(Rng& rng, int64_t n, int64_t H, DType dt, bool accumulate_dx, int64_t off, DType dwt = DType::F32) {
   auto cpu = backend_for(Device::CPU), gpu = backend_for(Device::CUDA);
   const double eps = 1e-5;
-  const Inputs in = make(rng, n, H, dt);
+  Inputs in = make(rng, n, H, dt);
+  if (dwt == DType::BF16) in.dw0 = sppo_test::round_bf16(in.dw0);
   const double out_rtol = dt == DType::BF16 ? std::ldexp(1.0, -8) : 1e-6;
   char what[96];
 
@@ -63,7 +65,7 @@ void run_case(Rng& rng, int64_t n, int64_t H, DType dt, bool accumulate_dx, int6
   cpu->rmsnorm_backward(cx.t(), cw.t(), cr.t(), cdy.t(), n, H, cdx.t(), cdw.t(), accumulate_dx);
   Dev gr2(gpu, rstd, DType::F32, off + 1), gdy = sppo_test::dev_as(gpu, in.dy, dt, off + 2);
   Dev gdx = accumulate_dx ? sppo_test::dev_as(gpu, in.dx0, dt, off + 3) : Dev(gpu, n * H, dt, off + 3);
-  Dev gdw(gpu, in.dw0, DType::F32, off);
+  Dev gdw = sppo_test::dev_as(gpu, in.dw0, dwt, off);
   gpu->rmsnorm_backward(gx.t(), gw.t(), gr2.t(), gdy.t(), n, H, gdx.t(), gdw.t(), accumulate_dx);
   gpu->synchronize();
   std::vector<double> dxtol(static_cast<size_t>(n * H)), dwtol(static_cast<size_t>(H));
@@ -81,8 +83,11 @@ void run_case(Rng& rng, int64_t n, int64_t H, DType dt, bool accumulate_dx, int6
   std::snprintf(what, sizeof what, "dx (n=%lld H=%lld %s acc=%d)", (long long)n, (long long)H, dtype_name(dt),
                 accumulate_dx);
   sppo_test::expect_close(what, sppo_test::floats_of(gdx, dt), cdx.get<float>(), dxtol, out_rtol);
-  std::snprintf(what, sizeof what, "dw (n=%lld H=%lld %s)", (long long)n, (long long)H, dtype_name(dt));
-  sppo_test::expect_close(what, gdw.get<float>(), cdw.get<float>(), dwtol, 1e-6);
+  std::snprintf(what, sizeof what, "dw (n=%lld H=%lld %s, dw %s)", (long long)n, (long long)H, dtype_name(dt),
+                dtype_name(dwt));
+  // A BF16 dw: the GPU's fp32 sum rounded once, so within the sum's tolerance plus a bf16 rounding.
+  sppo_test::expect_close(what, sppo_test::floats_of(gdw, dwt), cdw.get<float>(), dwtol,
+                          dwt == DType::BF16 ? std::ldexp(1.0, -8) : 1e-6);
 }
 
 }  // namespace
@@ -94,6 +99,17 @@ TEST(forward_and_backward_match_the_cpu) {
   for (auto& s : shapes)
     for (DType dt : {DType::F32, DType::BF16})
       for (bool acc : {false, true}) run_case(rng, s[0], s[1], dt, acc, k++ % 4);
+}
+
+TEST(backward_into_a_bf16_dw_matches_the_cpu_within_one_rounding) {
+  Rng rng(94);
+  int k = 0;
+  for (auto& s : {std::pair<int64_t, int64_t>{1, 1}, {37, 1001}, {130, 33}, {1030, 4096}})
+    for (bool acc : {false, true}) run_case(rng, s.first, s.second, DType::BF16, acc, k++ % 4, DType::BF16);
+  auto gpu = backend_for(Device::CUDA);  // an F32 op's dw stays F32, as on the CPU
+  Dev x(gpu, 12, DType::F32), w(gpu, 4, DType::F32), r(gpu, 3, DType::F32), dx(gpu, 12, DType::F32), dw(gpu, 4, DType::BF16);
+  CHECK_THROWS_WITH(gpu->rmsnorm_backward(x.t(), w.t(), r.t(), x.t(), 3, 4, dx.t(), dw.t(), false),
+                    "rmsnorm_backward: dw must be F32 (got BF16)");
 }
 
 TEST(a_larger_case) {

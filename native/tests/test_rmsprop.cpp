@@ -120,4 +120,36 @@ TEST(the_backend_writes_weights16_and_checks_it) {
                     "rmsprop_step: weights16 has 1002 elements, needs 1003");
 }
 
+// bf16 gradients beside the F32 master and state (the bf16 gradient arena): the step is the fp32
+// step over the widened gradients, bit for bit, through the kernel and the backend; a BF16 g needs
+// an F32 p.
+TEST(bf16_gradients_step_as_their_widened_fp32_values) {
+  sppo_test::Rng rng(35);
+  auto be = sppo_test::cpu_backend();
+  const int64_t n = 40003;
+  std::vector<float> p = sppo_test::randn<float>(rng, n), v(n), gw(n);
+  for (auto& x : v) x = static_cast<float>(rng.uniform(0, 0.01));
+  std::vector<uint16_t> g(n), w16(n, kPoison), w16b(n, kPoison);
+  for (int64_t i = 0; i < n; ++i) {
+    g[i] = sppo::f32_to_bf16(static_cast<float>(rng.normal(0, 0.1)));
+    gw[i] = sppo::bf16_to_f32(g[i]);
+  }
+  std::vector<double> ss = {2.0};
+  sppo::RmspropParams h;
+  h.lr = 1e-3;
+  h.weight_decay = 0.01;
+  std::vector<float> p2 = p, v2 = v, p3 = p, v3 = v;
+  sppo::cpu::rmsprop_step(p.data(), gw.data(), v.data(), n, h, ss.data(), 1.0, w16.data());
+  sppo::cpu::rmsprop_step(p2.data(), g.data(), v2.data(), n, h, ss.data(), 1.0, w16b.data());
+  CHECK(p2 == p && v2 == v && w16b == w16);
+  std::vector<uint16_t> w16c(n, kPoison);
+  be->rmsprop_step(sppo_test::view(p3), sppo::Tensor(g.data(), sppo::DType::BF16, n), sppo_test::view(v3), n, h,
+                   sppo_test::view(ss), 1.0, sppo::Tensor(w16c.data(), sppo::DType::BF16, n));
+  CHECK(p3 == p && v3 == v && w16c == w16);
+  std::vector<double> pd(n, 0.0), vd(n, 0.0);
+  CHECK_THROWS_WITH(be->rmsprop_step(sppo::Tensor(pd.data(), sppo::DType::F64, n), sppo::Tensor(g.data(), sppo::DType::BF16, n),
+                                     sppo::Tensor(vd.data(), sppo::DType::F64, n), n, h, sppo_test::view(ss), 1.0, sppo::Tensor()),
+                    "rmsprop_step: g must be F64 (got BF16)");
+}
+
 TEST_MAIN()

@@ -63,6 +63,7 @@ StagePlan plan_training_memory(const LlamaConfig& c, Precision p, const Training
   check_positive(o.bucket_bytes, "bucket bytes");
   check_positions(2 * o.pairs, o.seq_len, "rows x sequence length");
   const Dtypes dt = dtypes_of(p);
+  const DType gdt = resolve_grad_dtype(p, o.grad_dtype);  // the trainer's gradient arena
   const ParamLayout layout(c);
   const int64_t total = layout.total();
   const int64_t rows = 2 * o.pairs, N = rows * o.seq_len;
@@ -70,14 +71,14 @@ StagePlan plan_training_memory(const LlamaConfig& c, Precision p, const Training
   s.stage = "training";
   add_llama_weights(s, c, dt, total);
   // Rank 0's layout: its pieces are the full ceil(bucket / W) ones, so its share is the largest.
-  const StateLayout st = plan_state_layout(layout, dtype_size(dt.grad), o.bucket_bytes, o.world, 0, o.zero1);
+  const StateLayout st = plan_state_layout(layout, dtype_size(gdt), o.bucket_bytes, o.world, 0, o.zero1);
   const std::string share = st.sharded ? ", rank 0's ZeRO-1 share of " + std::to_string(o.world) : "";
   if (dt.weight != dt.grad)
     s.items.push_back({"master weights", static_cast<std::size_t>(st.state_len) * dtype_size(dt.grad),
                        std::string(dtype_name(dt.grad)) + share});
-  s.items.push_back({"gradients", static_cast<std::size_t>(st.padded_total) * dtype_size(dt.grad),
+  s.items.push_back({"gradients", static_cast<std::size_t>(st.padded_total) * dtype_size(gdt),
                      count(static_cast<int64_t>(st.buckets.size()), "bucket") + " of " + gib(o.bucket_bytes) + ", " +
-                         dtype_name(dt.grad)});
+                         dtype_name(gdt)});
   const std::size_t slots = optimizer_slots(o.optimizer).size();
   s.items.push_back({"optimizer state", static_cast<std::size_t>(st.state_len) * dtype_size(dt.grad) * slots,
                      std::string(optimizer_kind_name(o.optimizer)) + ", " + count(static_cast<int64_t>(slots), "slot") +

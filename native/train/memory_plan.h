@@ -5,12 +5,14 @@
 // KVCache::pool_bytes, PairRmModel::plan), so plan and allocation cannot drift; test_memory_plan
 // checks them equal on a counting CPU backend.
 //
-// Precision bf16 plans the trainer's bf16 mode (bf16 weights and activations, fp32 gradients, the
-// trainer's fp32 master weights and optimizer state: train/trainer.h); ZeRO-1 shards the optimizer
+// Precision bf16 plans the trainer's bf16 mode (bf16 weights and activations, fp32 gradients, or
+// bf16 ones with grad_dtype BF16, the trainer's fp32 master weights and optimizer state:
+// train/trainer.h); ZeRO-1 shards the optimizer
 // state and the master weights (rank 0's share, the largest, is planned).
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,10 +51,12 @@ struct TrainingPlanOptions {
   int world = 1;
   bool zero1 = false;
   int64_t bucket_bytes = int64_t{25} << 20;  // TrainerOptions' default
+  std::optional<DType> grad_dtype;           // TrainerOptions::grad_dtype (unset: the precision's)
 };
 
 // One optimizer step of the policy: weights, master weights (bf16), gradients, optimizer state,
 // activations of the largest micro-batch, the log-prob head's chunk, backward temporaries, scratch.
+// No decode workspace: a trainer frees the model's when it is made (train/trainer.h).
 StagePlan plan_training_memory(const LlamaConfig& c, Precision p, const TrainingPlanOptions& o);
 
 enum class InferenceHead { LogProbs, Scores, Logits };

@@ -28,7 +28,7 @@ struct StepMetrics {
 };
 
 // Forward both sides, the loss (gradients scaled by `scale`, e.g. 1 / accumulation steps),
-// backward adding into `grads` (the model's layout, dtypes().grad). hooks: see BackwardHooks.
+// backward adding into `grads` (the model's layout; dtypes().grad, or BF16 for a bf16 model). hooks: see BackwardHooks.
 // `ws` holds the loss's small buffers (the caller's, on the model's backend).
 // The loss's buffers for B pairs (taken from `ws`; the static planner sizes them too).
 ArenaPlan preference_loss_plan(const Dtypes& dt, int64_t B);

@@ -45,9 +45,9 @@ void round_into(Backend& be, const Tensor& master, const Tensor& w16) {
   }
 }
 
-StateLayout planned(const LlamaModel& model, const Communicator& comm, const TrainerOptions& o) {
-  return plan_state_layout(model.layout(), dtype_size(model.dtypes().grad), o.bucket_bytes, comm.world_size(),
-                           comm.rank(), o.zero1);
+StateLayout planned(const LlamaModel& model, DType grad_dt, const Communicator& comm, const TrainerOptions& o) {
+  return plan_state_layout(model.layout(), dtype_size(grad_dt), o.bucket_bytes, comm.world_size(), comm.rank(),
+                           o.zero1);
 }
 const Communicator& checked(const std::shared_ptr<Communicator>& c) {
   SPPO_CHECK(c != nullptr, "trainer: no communicator");
@@ -68,7 +68,8 @@ Trainer::Trainer(LlamaModel& model, std::shared_ptr<Communicator> comm, const Tr
   SPPO_CHECK(!master_ || (dt.weight == DType::BF16 && dt.grad == DType::F32), "trainer: a ",
              precision_name(model.precision()), " model's ", dtype_name(dt.weight), " weights with ",
              dtype_name(dt.grad), " gradients have no master-weight mode (bf16 weights with fp32 gradients do)");
-  StateLayout s = planned(model, checked(comm_), opts_);
+  grad_dt_ = resolve_grad_dtype(model.precision(), opts_.grad_dtype);
+  StateLayout s = planned(model, grad_dt_, checked(comm_), opts_);
   tracker_ = BucketTracker(std::move(s.buckets));
   sharded_ = s.sharded;
   norm_ranges_ = std::move(s.norm_ranges);
@@ -76,11 +77,14 @@ Trainer::Trainer(LlamaModel& model, std::shared_ptr<Communicator> comm, const Tr
   state_len_ = s.state_len;
   const int64_t padded_total = s.padded_total;
   Backend& be = model.backend();
+  // The policy's rollout decode workspace is not needed while it trains (train/memory_plan.h plans
+  // training without it); a later decode allocates it again.
+  model.release_decode_workspace();
   // The gradient arena is padded so that the last bucket's W equal pieces lie inside it.
-  const std::size_t gbytes = static_cast<std::size_t>(padded_total) * dtype_size(dt.grad);
+  const std::size_t gbytes = static_cast<std::size_t>(padded_total) * dtype_size(grad_dt_);
   const std::size_t sbytes = static_cast<std::size_t>(state_len_) * dtype_size(dt.grad) * slot_names().size();
-  SPPO_CHECK(gbytes + sbytes <= be.available_memory(), "training needs ", format_bytes(double(gbytes)),
-             " of gradients and ", format_bytes(double(sbytes)), " of optimizer state",
+  SPPO_CHECK(gbytes + sbytes <= be.available_memory(), "training needs ", format_bytes(double(gbytes)), " of ",
+             dtype_name(grad_dt_), " gradients and ", format_bytes(double(sbytes)), " of optimizer state",
              master_ ? " (with the fp32 master weights)" : "", ", but the ", be.name(), " backend has ",
              format_bytes(double(be.available_memory())), " available");
   grads_ = Buffer(model.backend_ptr(), gbytes);
@@ -146,7 +150,7 @@ void Trainer::set_step_count(int64_t n) {
 void Trainer::reduce_ready(int64_t prefix) {
   const int world = comm_->world_size(), rank = comm_->rank();
   const int64_t total = model_.layout().total();
-  const Tensor padded = grads_.view(model_.dtypes().grad, static_cast<int64_t>(grads_.bytes() / dtype_size(model_.dtypes().grad)));
+  const Tensor padded = grads_.view(grad_dt_, static_cast<int64_t>(grads_.bytes() / dtype_size(grad_dt_)));
   for (int b : tracker_.ready(prefix)) {
     const GradBucket& g = tracker_.buckets()[static_cast<size_t>(b)];
     if (sharded_) {

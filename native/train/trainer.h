@@ -3,6 +3,9 @@
 // state (a model alone has none). Arenas share the model's layout: element offsets are the
 // weights' offsets, so each optimizer step is a few flat ranges.
 //
+// Making a trainer frees the model's decode workspace (LlamaModel::release_decode_workspace): the
+// policy's rollout step is not kept resident through training.
+//
 // A step: accumulate() once per micro-batch (gradients add up); on the step's last micro-batch
 // each gradient bucket is queued on the communicator as soon as backward has finished it (last
 // layers first) and reduced while backward continues; step() queues any bucket left, waits for
@@ -32,9 +35,22 @@
 // (rmsprop.h, adamw.h); ZeRO-1 then all-gathers the bf16 weights. Updates smaller than the
 // weights' bf16 resolution accumulate in the master instead of being lost. After the master slot
 // is written from outside (a state load), weights_from_master() rewrites the bf16 weights.
+//
+// bf16 gradients (TrainerOptions::grad_dtype = BF16, bf16 models only): the gradient arena is BF16,
+// half the bytes of the fp32 one (a 7B model: 13.5 GiB instead of 27). The master, the optimizer
+// state and the step's arithmetic stay fp32: the norm and the optimizer widen each bf16 gradient
+// exactly. The trade-off: backward's ops accumulate in fp32 but round into the arena once per call,
+// so a parameter's gradient carries one bf16 rounding (2^-9 relative) per op that adds into it per
+// micro-batch (one matmul for most weights; the embedding and norms likewise), and gradients
+// accumulated across micro-batches round once per accumulation: with k micro-batches, up to k
+// roundings of the running sum instead of fp32's. Data parallel sums of bf16 buckets are taken in
+// fp32 and rounded once (host: rank order, bitwise deterministic; NCCL: its own bf16 reduction).
+// The reduced gradient is then what the step sees, so ZeRO-1 and plain data parallel still agree
+// bitwise on the host communicator.
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,7 +68,12 @@ struct TrainerOptions {
   OptimizerConfig optimizer;
   int64_t bucket_bytes = int64_t{25} << 20;  // gradient bytes per all-reduce bucket
   bool zero1 = false;                         // shard the optimizer state over the ranks
+  // The gradient arena's type: unset = the model's dtypes().grad (F32; F64 for the fp64 twin);
+  // BF16 for bf16 models only (see the contract above); anything else is refused
+  // (resolve_grad_dtype, model/precision.h).
+  std::optional<DType> grad_dtype;
 };
+
 
 struct StepResult {
   double grad_norm = 0;  // before clipping
@@ -84,7 +105,8 @@ class Trainer {
   StepResult step(double lr, double max_grad_norm);
   void zero_grad();
 
-  Tensor gradients() const { return grads_.view(model_.dtypes().grad, model_.layout().total()); }
+  DType gradient_dtype() const { return grad_dt_; }
+  Tensor gradients() const { return grads_.view(grad_dt_, model_.layout().total()); }
   Tensor gradient(const std::string& name) const;
   const std::vector<GradBucket>& buckets() const { return tracker_.buckets(); }
   const std::vector<BucketEvent>& last_bucket_events() const { return events_; }
@@ -117,6 +139,7 @@ class Trainer {
   TrainerOptions opts_;
   bool sharded_ = false;
   bool master_ = false;  // the model's weights are bf16: the state's last slot is their fp32 master
+  DType grad_dt_ = DType::F32;  // the gradient arena's type (resolve_grad_dtype)
   Buffer grads_, state_, scalars_;
   BucketTracker tracker_;
   std::vector<BucketEvent> events_;

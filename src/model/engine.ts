@@ -244,12 +244,19 @@ export class EngineModel implements ModelHandle {
     if (opts.bucketBytes !== undefined && (!Number.isSafeInteger(opts.bucketBytes) || opts.bucketBytes < 1)) {
       throw new Error(`createTrainer: bucketBytes must be a positive integer (got ${opts.bucketBytes})`);
     }
+    if (opts.gradientDtype !== undefined && opts.gradientDtype !== 'fp32' && opts.gradientDtype !== 'bf16') {
+      throw new Error(`createTrainer: gradientDtype must be 'fp32' or 'bf16' (got ${JSON.stringify(opts.gradientDtype)})`);
+    }
+    if (opts.gradientDtype === 'bf16' && this.precision !== 'bf16') {
+      throw new Error(`createTrainer: gradientDtype 'bf16' needs a bf16 model (this model was loaded in ${this.precision}); load it with precision 'bf16'`);
+    }
     if (opts.gradientCheckpointing !== undefined) this.nativeModel.setGradientCheckpointing(opts.gradientCheckpointing);
     const t = new (native().Trainer)(this.nativeModel, {
       optimizer: { ...opts.optimizer },
       ...(opts.bucketBytes !== undefined ? { bucketBytes: opts.bucketBytes } : {}),
       ...(opts.communicator !== undefined ? { communicator: opts.communicator } : {}),
       ...(opts.zero1 !== undefined ? { zero1: opts.zero1 } : {}),
+      ...(opts.gradientDtype !== undefined ? { gradientDtype: opts.gradientDtype } : {}),
     });
     const trainer = new EngineTrainer(t, this.nativeModel, this.limits, () => this.trainers.delete(trainer));
     this.trainers.add(trainer);

@@ -1,6 +1,6 @@
 // The TypeScript face of the model engine (CONTRACT between the engine bindings in src/model/
 // and the SPPO pipeline). Implemented by src/model/engine.ts.
-import type { DeviceName, LossType, OptimizerKind } from '../native/kinds.js';
+import type { DeviceName, GradientDtype, LossType, OptimizerKind } from '../native/kinds.js';
 import type { NativeCommunicator } from '../native/addon.js';
 
 export type { LossType, OptimizerKind };
@@ -93,6 +93,12 @@ export interface TrainerOptions {
   zero1?: boolean;
   /** Recompute each layer in backward instead of storing its activations (the same gradients, less memory). */
   gradientCheckpointing?: boolean;
+  /**
+   * The gradient buffers: fp32 (default), or bf16 for a bf16 model only (half the gradient memory;
+   * the master weights, optimizer state and step stay fp32; each backward op rounds into the bf16
+   * gradients once, micro-batches accumulate with one rounding each).
+   */
+  gradientDtype?: GradientDtype;
 }
 
 /** What an optimizer step did: `stepped` is false when the gradient norm was not finite. */

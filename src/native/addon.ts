@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DeviceName, LossType, OptimizerKind } from './kinds.js';
+import type { DeviceName, GradientDtype, LossType, OptimizerKind } from './kinds.js';
 
 export type { DeviceName } from './kinds.js';
 
@@ -312,6 +312,8 @@ export type NativeMemoryPlanRequest =
       /** Pairs per micro-batch (each a chosen and a rejected row) of seqLen positions. */
       pairs: number; seqLen: number; checkpointing: boolean; optimizer: string;
       world?: number; zero1?: boolean; bucketBytes?: number;
+      /** The trainer's gradient arena: fp32 (default) or bf16 (bf16 precision only). */
+      gradientDtype?: GradientDtype;
     }
   | { kind: 'inference'; config: NativeLlamaConfig; precision: Precision; rows: number; seqLen: number; head: 'logprobs' | 'scores' | 'logits' }
   | { kind: 'generation'; config: NativeLlamaConfig; precision: Precision; prompts: number; samples: number; promptLen: number; maxNewTokens: number; greedy?: boolean; maxBatchTokens?: number; maxRunningSequences?: number; maxCacheTokens?: number; decodeBuckets?: boolean }
@@ -340,7 +342,7 @@ export interface NativeAddon {
   PairRM: new (config: NativePairRmConfig, opts?: { device?: DeviceName; precision?: Precision }) => NativePairRm;
   Trainer: new (
     model: NativeModel,
-    opts: { optimizer: NativeOptimizerOptions; communicator?: NativeCommunicator; bucketBytes?: number; zero1?: boolean },
+    opts: { optimizer: NativeOptimizerOptions; communicator?: NativeCommunicator; bucketBytes?: number; zero1?: boolean; gradientDtype?: GradientDtype },
   ) => NativeTrainer;
   Communicator: new (opts?: { kind?: 'local'; device?: DeviceName }) => NativeCommunicator;
   /** Rank 0 makes the group (host: creates the shared memory); resolves once every rank joined. */

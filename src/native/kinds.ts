@@ -8,3 +8,7 @@ export type OptimizerKind = (typeof OPTIMIZER_KINDS)[number];
 
 export const DEVICES = ['cpu', 'cuda'] as const;
 export type DeviceName = (typeof DEVICES)[number];
+
+/** The trainer's gradient arena (native TrainerOptions::grad_dtype): fp32, or bf16 for bf16 models only. */
+export const GRADIENT_DTYPES = ['fp32', 'bf16'] as const;
+export type GradientDtype = (typeof GRADIENT_DTYPES)[number];

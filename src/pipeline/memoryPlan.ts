@@ -180,9 +180,10 @@ export function planRunMemory(recipe: Recipe, o: PlanOptions = {}): RunMemoryPla
   const train = addon.planMemory({
     kind: 'training', config: cfg, precision, pairs: recipe.train.microBatch, seqLen,
     checkpointing: recipe.train.gradientCheckpointing === 'on', optimizer: recipe.train.optimizer,
-    world: o.world ?? 1, zero1: o.zero1 ?? false,
+    world: o.world ?? 1, zero1: o.zero1 ?? false, gradientDtype: recipe.train.gradientDtype,
   });
-  stages.push(stageOf(train, 'training', 'training (policy + gradients + optimizer + activations)', [...decodeKept, ...judgeResident]));
+  // A trainer frees the policy's decode workspace when it is made (native/train/trainer.h): not kept here.
+  stages.push(stageOf(train, 'training', 'training (policy + gradients + optimizer + activations)', judgeResident));
   return { device, precision, policy: source, stages, notes, peak: Math.max(...stages.map((s) => s.total)) };
 }
 

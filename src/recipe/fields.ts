@@ -1,7 +1,7 @@
 // One table describes every recipe setting: its YAML path, its CLI flag, its type, its default
 // (the reference recipe) and its help text. Loading, overriding, validating, --help and the
 // Recipe type itself (src/recipe/types.ts) all follow from it.
-import { DEVICES, LOSS_TYPES, OPTIMIZER_KINDS } from '../native/kinds.js';
+import { DEVICES, GRADIENT_DTYPES, LOSS_TYPES, OPTIMIZER_KINDS } from '../native/kinds.js';
 import { PAIRINGS } from '../sppo/pairs.js';
 import { SCHEDULES } from '../stages/schedule.js';
 import { TRUNCATIONS } from '../stages/sequences.js';
@@ -94,6 +94,7 @@ export const recipeFields = [
   field('train.globalBatch', 'global-batch', int(1), 64, 'Pairs per optimizer step'),
   field('train.microBatch', 'micro-batch', int(1), 4, 'Pairs per forward/backward (global batch must be a multiple)'),
   field('train.gradientCheckpointing', 'gradient-checkpointing', oneOf(['off', 'on']), 'off', 'Recompute each layer in backward instead of keeping its activations: "on" stores only the layers\' inputs (less memory, about a third more compute)'),
+  field('train.gradientDtype', 'gradient-dtype', oneOf(GRADIENT_DTYPES), 'fp32', 'Gradient buffers of training: fp32, or bf16 (precision bf16 only): 2 bytes a parameter instead of 4, while the master weights, optimizer state and the step stay fp32; each backward op rounds its fp32 sum into the bf16 gradients once, so gradients carry a bf16 rounding per op and per micro-batch accumulated. Fixed for a run folder'),
   field('train.maxGradNorm', 'max-grad-norm', num({ min: 0 }), 1.0, 'Gradient clipping norm (0 = off)'),
   field('train.epochs', 'epochs', int(1), 1, 'Epochs per iteration (a checkpoint each)'),
   field('train.selectedEpoch', 'selected-epoch', int(1), 1, 'The epoch whose checkpoint becomes the next policy'),

@@ -145,6 +145,9 @@ export function validateRecipe(r: Recipe): Recipe {
   if (r.train.globalBatch % r.train.microBatch !== 0) {
     throw new RecipeError(`train.globalBatch (${r.train.globalBatch}) must be a multiple of train.microBatch (${r.train.microBatch})`);
   }
+  if (r.train.gradientDtype === 'bf16' && r.precision !== 'bf16') {
+    throw new RecipeError(`train.gradientDtype 'bf16' needs precision 'bf16' (got precision '${r.precision}'): bf16 gradient buffers belong to the bf16 mode, whose fp32 master weights they update`);
+  }
   if (r.train.selectedEpoch > r.train.epochs) {
     throw new RecipeError(`train.selectedEpoch (${r.train.selectedEpoch}) must not exceed train.epochs (${r.train.epochs})`);
   }

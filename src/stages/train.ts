@@ -125,6 +125,7 @@ export async function runTraining(s: TrainStage): Promise<TrainResult> {
     trainer = await model.createTrainer({
       optimizer: opt,
       ...(t.gradientCheckpointing === 'on' ? { gradientCheckpointing: true } : {}),
+      ...(t.gradientDtype === 'bf16' ? { gradientDtype: 'bf16' as const } : {}),
       ...(dist.communicator ? { communicator: dist.communicator, zero1: dist.options.zero1 } : {}),
     });
     if (saved) await trainer.loadState(join(saved, 'optimizer.safetensors'));

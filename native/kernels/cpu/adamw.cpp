@@ -1,5 +1,5 @@
 // CPU AdamW over a flat range (kernels/adamw.h), in the parameter's own precision as
-// torch.optim.AdamW computes in fp32; with w16, the bf16 weights are written in the same pass.
+// torch.optim.AdamW computes in fp32 (bf16 gradients widened per element); with w16, the bf16 weights are written in the same pass.
 #include "kernels/adamw.h"
 
 #include <algorithm>
@@ -9,8 +9,8 @@
 
 namespace sppo::cpu {
 
-template <typename T>
-void adamw_step(T* p, const T* g, T* m, T* v, int64_t n, const AdamwParams& h, const double* sum_squares,
+template <typename T, typename G>
+void adamw_step(T* p, const G* g, T* m, T* v, int64_t n, const AdamwParams& h, const double* sum_squares,
                 double max_norm, uint16_t* w16) {
   bool skip = false;
   const T coef = static_cast<T>(optim_math::clip_coef(*sum_squares, max_norm, &skip));
@@ -34,5 +34,7 @@ template void adamw_step<float>(float*, const float*, float*, float*, int64_t, c
                                 double, uint16_t*);
 template void adamw_step<double>(double*, const double*, double*, double*, int64_t, const AdamwParams&,
                                  const double*, double, uint16_t*);
+template void adamw_step<float, uint16_t>(float*, const uint16_t*, float*, float*, int64_t, const AdamwParams&,
+                                          const double*, double, uint16_t*);
 
 }  // namespace sppo::cpu

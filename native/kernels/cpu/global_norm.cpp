@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cpu/par.h"
+#include "kernels/optim_math.h"
 
 namespace sppo::cpu {
 
@@ -17,7 +18,10 @@ void sum_squares(const T* g, int64_t n, double* acc) {
   parallel_for_cost(chunks, static_cast<double>(kNormChunk), [&](int64_t c) {
     const int64_t i0 = c * kNormChunk, i1 = std::min(n, i0 + kNormChunk);
     double s = 0;
-    for (int64_t i = i0; i < i1; ++i) s += static_cast<double>(g[i]) * static_cast<double>(g[i]);
+    for (int64_t i = i0; i < i1; ++i) {
+      const double v = static_cast<double>(optim_math::load_grad(g[i]));  // bf16 bits widened exactly
+      s += v * v;
+    }
     part[c] = s;
   });
   double s = *acc;
@@ -27,5 +31,6 @@ void sum_squares(const T* g, int64_t n, double* acc) {
 
 template void sum_squares<float>(const float*, int64_t, double*);
 template void sum_squares<double>(const double*, int64_t, double*);
+template void sum_squares<uint16_t>(const uint16_t*, int64_t, double*);
 
 }  // namespace sppo::cpu

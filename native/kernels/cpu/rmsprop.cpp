@@ -1,5 +1,5 @@
 // CPU RMSprop over a flat range (kernels/rmsprop.h), in the parameter's own precision as
-// torch.optim.RMSprop computes in fp32; with w16, the bf16 weights are written in the same pass.
+// torch.optim.RMSprop computes in fp32 (bf16 gradients widened per element); with w16, the bf16 weights are written in the same pass.
 #include "kernels/rmsprop.h"
 
 #include <algorithm>
@@ -8,8 +8,8 @@
 
 namespace sppo::cpu {
 
-template <typename T>
-void rmsprop_step(T* p, const T* g, T* v, int64_t n, const RmspropParams& h, const double* sum_squares,
+template <typename T, typename G>
+void rmsprop_step(T* p, const G* g, T* v, int64_t n, const RmspropParams& h, const double* sum_squares,
                   double max_norm, uint16_t* w16) {
   bool skip = false;
   const T coef = static_cast<T>(optim_math::clip_coef(*sum_squares, max_norm, &skip));
@@ -33,5 +33,7 @@ template void rmsprop_step<float>(float*, const float*, float*, int64_t, const R
                                   uint16_t*);
 template void rmsprop_step<double>(double*, const double*, double*, int64_t, const RmspropParams&, const double*,
                                    double, uint16_t*);
+template void rmsprop_step<float, uint16_t>(float*, const uint16_t*, float*, int64_t, const RmspropParams&,
+                                            const double*, double, uint16_t*);
 
 }  // namespace sppo::cpu

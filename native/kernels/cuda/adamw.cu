@@ -3,7 +3,7 @@
 // the host in double, once per step). The clip coefficient comes from the device scalar
 // *sum_squares exactly as on the CPU; a non-finite norm leaves p, m and v (and w16) unchanged. With
 // w16 (bf16 training) each thread also writes bf16(p[i]) with the CPU's rounding
-// (optim_math::bf16_bits): one pass, no second kernel.
+// (optim_math::bf16_bits): one pass, no second kernel. BF16 gradients are widened per element.
 #include "kernels/adamw.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/host_helpers.h"
@@ -14,8 +14,10 @@ namespace {
 
 constexpr int kBlock = 256;
 
+// G: float, or uint16_t (bf16 gradients, widened per element by optim_math::load_grad).
+template <typename G>
 __global__ void __launch_bounds__(kBlock)
-    adamw_kernel(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
+    adamw_kernel(float* __restrict__ p, const G* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
                  int64_t n, optim_math::AdamwScalars<float> s, const double* __restrict__ sum_squares,
                  double max_norm, uint16_t* __restrict__ w16) {
   bool skip = false;
@@ -33,12 +35,19 @@ __global__ void __launch_bounds__(kBlock)
 
 }  // namespace
 
-void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamwParams& h,
+void adamw_step(float* p, const void* g, DType gdtype, float* m, float* v, int64_t n, const AdamwParams& h,
                 const double* sum_squares, double max_norm, uint16_t* w16, const Launch& l) {
   SPPO_CHECK(n >= 0, "adamw_step: n must be >= 0 (got ", n, ")");
+  SPPO_CHECK(gdtype == DType::F32 || gdtype == DType::BF16, "adamw_step: CUDA gradients must be F32 or BF16 (got ",
+             dtype_name(gdtype), ")");
   if (n == 0) return;
-  adamw_kernel<<<grid_for(n, kBlock), kBlock, 0, stream_of(l)>>>(p, g, m, v, n, optim_math::adamw_scalars<float>(h),
-                                                                 sum_squares, max_norm, w16);
+  const auto s = optim_math::adamw_scalars<float>(h);
+  if (gdtype == DType::F32)
+    adamw_kernel<<<grid_for(n, kBlock), kBlock, 0, stream_of(l)>>>(p, static_cast<const float*>(g), m, v, n, s,
+                                                                   sum_squares, max_norm, w16);
+  else
+    adamw_kernel<<<grid_for(n, kBlock), kBlock, 0, stream_of(l)>>>(p, static_cast<const uint16_t*>(g), m, v, n, s,
+                                                                   sum_squares, max_norm, w16);
   check_cuda(cudaGetLastError(), "adamw_step launch");
 }
 

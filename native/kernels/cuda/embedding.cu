@@ -7,7 +7,8 @@
 //   3. one block per (sorted position p, 256 columns): only the first position of each id's run
 //      acts, adding dout[val[q], j] for q along the run, in order, into dtable[id, j].
 // Every table row's sum therefore runs over r in increasing order, as on the CPU, with the same
-// fp32 additions: the result is bitwise the CPU's. A run is summed serially (4 rows in flight per
+// fp32 additions: the result is bitwise the CPU's (a BF16 dtable: widened, summed in fp32, rounded
+// once in the final write, as the CPU's emulation rounds). A run is summed serially (4 rows in flight per
 // step); a token repeated thousands of times in one batch costs microseconds per thousand rows.
 #include <cub/device/device_radix_sort.cuh>
 
@@ -57,16 +58,18 @@ __global__ void keys_kernel(const int32_t* __restrict__ ids, int64_t n, int64_t 
 
 // Grid (n sorted positions, column blocks). The first position of a run owns that table row for
 // its columns; every other block returns at once.
-template <typename E>
+// E: dout's element type; D: dtable's (BF16: widened, the fp32 sum rounded once in the final write).
+template <typename E, typename D>
 __global__ void __launch_bounds__(kRowThreads)
     segment_add_kernel(const typename E::raw* __restrict__ dout, const uint32_t* __restrict__ keys,
-                       const int32_t* __restrict__ rows, int64_t n, int64_t V, int64_t H, float* __restrict__ dtable) {
+                       const int32_t* __restrict__ rows, int64_t n, int64_t V, int64_t H,
+                       typename D::raw* __restrict__ dtable) {
   const int64_t p = blockIdx.x;
   const uint32_t id = keys[p];
   if (id == static_cast<uint32_t>(V) || (p > 0 && keys[p - 1] == id)) return;
   const int64_t j = static_cast<int64_t>(blockIdx.y) * kRowThreads + threadIdx.x;
   if (j >= H) return;
-  float acc = dtable[static_cast<int64_t>(id) * H + j];
+  float acc = D::load(dtable[static_cast<int64_t>(id) * H + j]);
   int64_t q = p;
   // Four rows per step: their loads are issued together, their additions stay in order.
   for (; q + 4 <= n && keys[q + 3] == id; q += 4) {
@@ -78,7 +81,7 @@ __global__ void __launch_bounds__(kRowThreads)
     acc += d3;
   }
   for (; q < n && keys[q] == id; ++q) acc += E::load(dout[rows[q] * H + j]);
-  dtable[static_cast<int64_t>(id) * H + j] = acc;
+  dtable[static_cast<int64_t>(id) * H + j] = D::store(acc);
 }
 
 // ---- host side ----------------------------------------------------------------------------------
@@ -124,9 +127,11 @@ void embedding_forward(const void* table, DType dtype, int64_t V, int64_t H, con
 }
 
 void embedding_backward(const void* dout, DType dtype, const int32_t* ids, int64_t n, int64_t V, int64_t H,
-                        float* dtable, const Launch& l) {
+                        void* dtable, DType dtable_dtype, const Launch& l) {
   const char* op = "embedding_backward";
   check_args(op, dtype, V, H, n);
+  SPPO_CHECK(dtable_dtype == DType::F32 || (dtable_dtype == DType::BF16 && dtype == DType::BF16), op,
+             ": CUDA dtable must be F32, or BF16 with BF16 dout (got ", dtype_name(dtable_dtype), ")");
   if (n == 0 || H == 0) return;
   cudaStream_t s = stream_of(l);
   const int n32 = static_cast<int>(n), bits = key_bits(V);
@@ -151,10 +156,14 @@ void embedding_backward(const void* dout, DType dtype, const int32_t* ids, int64
              "embedding_backward sort");
   const dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>((H + kRowThreads - 1) / kRowThreads));
   if (dtype == DType::F32)
-    segment_add_kernel<F32E><<<grid, kRowThreads, 0, s>>>(static_cast<const float*>(dout), keys, rows, n, V, H, dtable);
+    segment_add_kernel<F32E, F32E><<<grid, kRowThreads, 0, s>>>(static_cast<const float*>(dout), keys, rows, n, V, H,
+                                                                static_cast<float*>(dtable));
+  else if (dtable_dtype == DType::F32)
+    segment_add_kernel<BF16E, F32E><<<grid, kRowThreads, 0, s>>>(static_cast<const uint16_t*>(dout), keys, rows, n, V,
+                                                                 H, static_cast<float*>(dtable));
   else
-    segment_add_kernel<BF16E><<<grid, kRowThreads, 0, s>>>(static_cast<const uint16_t*>(dout), keys, rows, n, V, H,
-                                                           dtable);
+    segment_add_kernel<BF16E, BF16E><<<grid, kRowThreads, 0, s>>>(static_cast<const uint16_t*>(dout), keys, rows, n,
+                                                                  V, H, static_cast<uint16_t*>(dtable));
   check_cuda(cudaGetLastError(), "embedding_backward launch");
 }
 

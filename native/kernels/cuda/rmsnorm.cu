@@ -5,7 +5,7 @@
 //   forward, backward dx: one block per row;
 //   backward dw (deterministic, no atomics): pass 1, block (column block, chunk of kDwRows rows)
 //   adds its rows' terms in row order into partial[chunk, j]; pass 2 adds the chunks' partials in
-//   chunk order onto dw[j].
+//   chunk order onto dw[j] (a BF16 dw: widened, the sum rounded once in this final write).
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/host_helpers.h"
 #include "kernels/rmsnorm.h"
@@ -71,14 +71,16 @@ __global__ void __launch_bounds__(kBlock)
   partial[static_cast<int64_t>(blockIdx.y) * H + j] = s;
 }
 
-// Pass 2 of dw: dw[j] += the chunks' partials, in chunk order.
+// Pass 2 of dw: dw[j] += the chunks' partials, in chunk order; D is dw's type (BF16: widened, the
+// fp32 sum rounded once here, as the CPU's emulation rounds).
+template <typename D>
 __global__ void __launch_bounds__(kBlock)
-    dw_reduce_kernel(const float* __restrict__ partial, int64_t chunks, int64_t H, float* __restrict__ dw) {
+    dw_reduce_kernel(const float* __restrict__ partial, int64_t chunks, int64_t H, typename D::raw* __restrict__ dw) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x;
   if (j >= H) return;
   float s = 0.f;
   for (int64_t c = 0; c < chunks; ++c) s += partial[c * H + j];
-  dw[j] += s;
+  dw[j] = D::store(D::load(dw[j]) + s);
 }
 
 void check_args(const char* op, DType dtype, int64_t n, int64_t H) {
@@ -107,8 +109,10 @@ void rmsnorm_forward(const void* x, const void* w, DType dtype, int64_t n, int64
 }
 
 void rmsnorm_backward(const void* x, const void* w, const float* rstd, const void* dy, DType dtype, int64_t n,
-                      int64_t H, void* dx, float* dw, bool accumulate_dx, const Launch& l) {
+                      int64_t H, void* dx, void* dw, DType dw_dtype, bool accumulate_dx, const Launch& l) {
   check_args("rmsnorm_backward", dtype, n, H);
+  SPPO_CHECK(dw_dtype == DType::F32 || (dw_dtype == DType::BF16 && dtype == DType::BF16),
+             "rmsnorm_backward: CUDA dw must be F32, or BF16 with BF16 activations (got ", dtype_name(dw_dtype), ")");
   if (n == 0 || H == 0) return;
   cudaStream_t s = stream_of(l);
   const int64_t chunks = (n + kDwRows - 1) / kDwRows;
@@ -128,7 +132,10 @@ void rmsnorm_backward(const void* x, const void* w, const float* rstd, const voi
     dw_partial_kernel<BF16E><<<pgrid, kBlock, 0, s>>>(static_cast<const R*>(x), static_cast<const R*>(dy), rstd, n, H,
                                                       partial.at<float>());
   }
-  dw_reduce_kernel<<<cols, kBlock, 0, s>>>(partial.at<float>(), chunks, H, dw);
+  if (dw_dtype == DType::F32)
+    dw_reduce_kernel<F32E><<<cols, kBlock, 0, s>>>(partial.at<float>(), chunks, H, static_cast<float*>(dw));
+  else
+    dw_reduce_kernel<BF16E><<<cols, kBlock, 0, s>>>(partial.at<float>(), chunks, H, static_cast<uint16_t*>(dw));
   check_cuda(cudaGetLastError(), "rmsnorm_backward launch");
 }
 
