@@ -6,7 +6,7 @@
 // the bf16 engine), and the issues' own figures and targets (context: another day's run).
 //   node bench/compare-model.mjs native-*.json pytorch-*.json [--json out.json]
 // Each file says what it is ("source": "native" or "pytorch"); rows match on preset and kind.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { reportMain } from './report-cli.mjs';
 
 // The issues' figures (H200, bf16 baselines) and targets, in tokens/s.
 export const ISSUE = {
@@ -75,24 +75,11 @@ export function formatModelTable({ natives, torches, rows }) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const args = process.argv.slice(2);
-  const at = args.indexOf('--json');
-  const outJson = at >= 0 ? args[at + 1] : undefined;
-  const files = args.filter((_, i) => at < 0 || (i !== at && i !== at + 1));
-  if (files.length === 0) {
-    console.error('usage: node bench/compare-model.mjs native.json [more.json ...] [--json out.json]');
-    process.exit(1);
-  }
-  const reports = files.filter((f) => existsSync(f)).map((f) => JSON.parse(readFileSync(f, 'utf8')));
-  for (const f of files.filter((f) => !existsSync(f))) console.log(`(missing: ${f})`);
-  const cmp = compareModel(reports);
-  if (cmp.natives.length === 0) {
-    console.error('compare-model: no native report among the files (bench_model --device cuda --json)');
-    process.exit(1);
-  }
-  console.log(formatModelTable(cmp));
-  if (outJson) {
-    writeFileSync(outJson, `${JSON.stringify({ files, rows: cmp.rows }, null, 2)}\n`);
-    console.log(`wrote ${outJson}`);
-  }
+  reportMain(process.argv.slice(2), {
+    usage: 'node bench/compare-model.mjs native.json [more.json ...] [--json out.json]',
+    name: 'compare-model',
+    noNative: 'bench_model --device cuda --json',
+    compare: compareModel,
+    format: formatModelTable,
+  });
 }

@@ -8,7 +8,7 @@
 // each over its 28 minutes (target <= 1.5x).
 //   node bench/compare-pairrm.mjs native-pairrm.json pytorch-pairrm-*.json [--json out.json]
 // Each file says what it is ("source": "native" or "pytorch").
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { reportMain } from './report-cli.mjs';
 
 // Issue 11's anchor (also in native/bench/bench_pairrm_work.h, which writes it into its report).
 export const ANCHOR = { prompts: 20800, pairsPerPrompt: 20, flops: 5e17, tflops: 300, targetRatio: 1.5 };
@@ -76,24 +76,11 @@ export function formatPairRmTable({ natives, torches, rows }) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const args = process.argv.slice(2);
-  const at = args.indexOf('--json');
-  const outJson = at >= 0 ? args[at + 1] : undefined;
-  const files = args.filter((_, i) => at < 0 || (i !== at && i !== at + 1));
-  if (files.length === 0) {
-    console.error('usage: node bench/compare-pairrm.mjs native-pairrm.json [pytorch-pairrm-*.json ...] [--json out.json]');
-    process.exit(1);
-  }
-  const reports = files.filter((f) => existsSync(f)).map((f) => JSON.parse(readFileSync(f, 'utf8')));
-  for (const f of files.filter((f) => !existsSync(f))) console.log(`(missing: ${f})`);
-  const cmp = comparePairRm(reports);
-  if (cmp.natives.length === 0) {
-    console.error('compare-pairrm: no native report among the files (bench_pairrm --device cuda --json)');
-    process.exit(1);
-  }
-  console.log(formatPairRmTable(cmp));
-  if (outJson) {
-    writeFileSync(outJson, `${JSON.stringify({ files, rows: cmp.rows }, null, 2)}\n`);
-    console.log(`wrote ${outJson}`);
-  }
+  reportMain(process.argv.slice(2), {
+    usage: 'node bench/compare-pairrm.mjs native-pairrm.json [pytorch-pairrm-*.json ...] [--json out.json]',
+    name: 'compare-pairrm',
+    noNative: 'bench_pairrm --device cuda --json',
+    compare: comparePairRm,
+    format: formatPairRmTable,
+  });
 }

@@ -44,6 +44,7 @@
 
 #include "backend/backend.h"
 #include "backend/buffer.h"
+#include "bench_flags.h"
 #include "bench_json.h"
 #include "bench_model_cuda.h"
 #include "bench_model_presets.h"
@@ -59,6 +60,8 @@
 #include "train/trainer.h"
 
 using namespace sppo;
+using sppo_bench::parse_int;
+using sppo_bench::split_list;
 using sppo_bench::JsonRow;
 using sppo_bench::ModelPreset;
 
@@ -103,21 +106,6 @@ struct Options {
   bool has(const std::string& k) const { return ints.count(k) > 0; }
   int64_t get(const std::string& k, int64_t def) const { return has(k) ? ints.at(k) : def; }
 };
-
-int64_t parse_int(const std::string& flag, const std::string& v, int64_t min) {
-  char* end = nullptr;
-  const long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end || x < min) fail(flag, " needs an integer >= ", min, " (got '", v, "')");
-  return x;
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 void usage() {
   std::printf(
@@ -170,7 +158,7 @@ Options parse(int argc, char** argv) {
     else if (k == "plan-only") o.plan_only = parse_int(a, v, 0) != 0;
     else if (k == "memory-gib") o.memory_gib = static_cast<double>(parse_int(a, v, 1));
     else if (k == "decode-batches") {
-      for (auto& x : split(v)) o.decode_batches.push_back(parse_int(a, x, 1));
+      for (auto& x : split_list(v)) o.decode_batches.push_back(parse_int(a, x, 1));
       if (o.decode_batches.empty()) fail("--decode-batches needs a list of batch sizes, e.g. 1,64");
     } else if (std::find_if(std::begin(kInts), std::end(kInts), [&](const char* n) { return k == n; }) !=
                std::end(kInts)) {
@@ -229,7 +217,7 @@ ModelPreset resolve(const Options& o) {
   const std::vector<std::string> known = o.plan_only ? std::vector<std::string>{"train", "logprobs", "rollout", "decode", "generate", "prefill"}
                                          : o.device == "cuda" ? std::vector<std::string>{"train", "logprobs", "rollout", "decode"}
                                                               : std::vector<std::string>{"train", "logprobs", "generate", "prefill"};
-  for (auto& x : split(p.phases))
+  for (auto& x : split_list(p.phases))
     if (std::find(known.begin(), known.end(), x) == known.end())
       fail("--only: '", x, "' is not a phase on ", o.device, " (", o.device == "cuda" ? "train, logprobs, rollout, decode" : "train, logprobs, generate, prefill", ")");
   validate_config(c);
@@ -237,7 +225,7 @@ ModelPreset resolve(const Options& o) {
 }
 
 bool wants(const ModelPreset& p, const std::string& phase) {
-  for (auto& x : split(p.phases))
+  for (auto& x : split_list(p.phases))
     if (x == phase) return true;
   return false;
 }

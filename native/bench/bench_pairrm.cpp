@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "bench_flags.h"
 #include "bench_json.h"
 #include "bench_pairrm_cuda.h"
 #include "bench_pairrm_work.h"
@@ -49,6 +50,8 @@
 #include "model/pairrm_model.h"
 
 using namespace sppo;
+using sppo_bench::parse_int;
+using sppo_bench::split_list;
 using sppo_bench::JsonRow;
 using sppo_bench::PairRmAnchor;
 using sppo_bench::PairRmWork;
@@ -86,22 +89,6 @@ void usage() {
       "--precision bf16 (CUDA, or --plan-only): bf16 weights and activations, fp32 statistics.\n");
 }
 
-int64_t parse_int(const std::string& flag, const std::string& v, int64_t min) {
-  char* end = nullptr;
-  const long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end || x < min) fail(flag, " needs an integer >= ", min, " (got '", v, "')");
-  return x;
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 Options parse(int argc, char** argv) {
   Options o;
   static const std::map<std::string, int64_t> kMin = {
@@ -129,8 +116,8 @@ Options parse(int argc, char** argv) {
       o.json = v;
     } else if (k == "rows") {
       o.rows = v;
-      if (split(v).empty()) fail("--rows needs a list of rows: single, batched, anchor");
-      for (auto& r : split(v))
+      if (split_list(v).empty()) fail("--rows needs a list of rows: single, batched, anchor");
+      for (auto& r : split_list(v))
         if (r != "single" && r != "batched" && r != "anchor")
           fail("--rows: '", r, "' is not a row (single, batched, anchor)");
     } else if (kMin.count(k)) {
@@ -173,7 +160,7 @@ std::vector<RowSpec> row_specs(const Options& o) {
   const int64_t src = o.get("source", 128), cand = o.get("candidate", 256), tokens = o.get("tokens", 16384);
   const int64_t batch = o.get("batch", o.cuda() ? 16 : 4);
   if (!gpu_rows) return {{batch == 1 ? "single" : "batched", prompts, src, cand, batch, tokens}};
-  const std::vector<std::string> names = split(o.rows.empty() ? (o.cuda() ? "single,batched,anchor" : "batched") : o.rows);
+  const std::vector<std::string> names = split_list(o.rows.empty() ? (o.cuda() ? "single,batched,anchor" : "batched") : o.rows);
   std::vector<RowSpec> out;
   for (auto& n : names) {
     if (n == "single") out.push_back({n, prompts, src, cand, 1, 0});
