@@ -5,7 +5,11 @@
 // plans half the weight bytes. (The native suites test_cpu_bf16, test_model_bf16 and
 // test_pairrm_model test the emulation and the models themselves.)
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { native, type NativeLlamaConfig, type NativePairRmConfig } from '../src/native/addon.js';
+import { buildSafetensorsHeader, readSafetensorsHeader } from '../src/model/safetensors.js';
 
 const llama: NativeLlamaConfig = {
   vocabSize: 41, hiddenSize: 16, intermediateSize: 28, numLayers: 2, numHeads: 2, numKvHeads: 2, headDim: 8,
@@ -83,6 +87,34 @@ describe('bf16 models on the CPU (emulated)', () => {
     } finally {
       f!.free();
       h!.free();
+    }
+  });
+
+  it("a bf16 model's trainer guards its fp32 master: no weight writes under it, no step after a load that failed part way", async () => {
+    const m = new (native().Model)(llama, { precision: 'bf16' });
+    await m.initRandom(5, 0.1);
+    const t = new (native().Trainer)(m, { optimizer: { kind: 'rmsprop' } });
+    try {
+      expect(() => m.initRandom(6, 0.1)).toThrow(/Model.initRandom: a trainer keeps fp32 master weights of this bf16 model/);
+      const info = t.stateInfo();
+      expect(info.entries.filter((e) => e.name.endsWith('.master'))).toHaveLength(m.params().length);
+      const plan = buildSafetensorsHeader(info.entries.map((e) => ({ name: e.name, shape: [e.numel] })), 'F32',
+        { format: 'sppo-native-optimizer', kind: info.kind, step_count: String(info.stepCount) });
+      const file = join(mkdtempSync(join(tmpdir(), 'sppo-bf16-state-')), 'optimizer.safetensors');
+      await t.saveState(file, plan.header, plan.dataBytes);
+      const whole = readFileSync(file);
+      const entries = [...readSafetensorsHeader(file).tensors.values()].map((x) => ({ name: x.name, file, offset: x.offset, nbytes: x.nbytes }));
+      // The file ends inside its last tensor: the entries before it load, then the read fails.
+      const last = entries.reduce((a, b) => (b.offset > a.offset ? b : a));
+      truncateSync(file, last.offset + 4);
+      await expect(t.loadState(entries, 0)).rejects.toThrow();
+      expect(() => t.step(1e-3, 1)).toThrow(/Trainer.step: a loadState that failed part way left this trainer's optimizer state incomplete/);
+      writeFileSync(file, whole);
+      await t.loadState(entries, 0);
+      await expect(t.step(1e-3, 1)).resolves.toMatchObject({ stepped: true });
+    } finally {
+      t.free();
+      m.free();
     }
   });
 });

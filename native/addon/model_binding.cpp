@@ -75,6 +75,7 @@ std::shared_ptr<ModelState> ModelObject::StateOf(Napi::Env env, const Napi::Valu
 Napi::Value ModelObject::Params(const Napi::CallbackInfo& info) { return ParamsMethod(info, state_, "Model.params"); }
 
 Napi::Value ModelObject::InitRandom(const Napi::CallbackInfo& info) {
+  if (state_) state_->check_weights_writable(info.Env(), "Model.initRandom");
   return InitRandomMethod(info, state_, "Model.initRandom");
 }
 

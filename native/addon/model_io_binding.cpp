@@ -13,6 +13,7 @@ namespace sppo::addon {
 
 // loadTensors([{name, file, offset, nbytes, dtype}]): every parameter named is filled.
 Napi::Value ModelObject::LoadTensors(const Napi::CallbackInfo& info) {
+  if (state_) state_->check_weights_writable(info.Env(), "Model.loadTensors");
   return LoadTensorsMethod(info, state_, "Model.loadTensors");
 }
 

@@ -22,7 +22,15 @@ namespace sppo::addon {
 struct ModelState : CallState {
   static constexpr const char* kSubject = "model";
   std::shared_ptr<LlamaModel> model;
-  std::atomic<int> trainers{0};  // live Trainer objects: the model cannot be freed under them
+  std::atomic<int> trainers{0};
+  // Throws when `what` would write the weights under a live trainer that keeps fp32 master
+  // weights (a bf16 model): the trainer's next step would write bf16(master) over them.
+  void check_weights_writable(Napi::Env env, const std::string& what) const {
+    if (trainers.load() > 0 && model && model->dtypes().weight != model->dtypes().grad)
+      throw Napi::Error::New(env, what + ": a trainer keeps fp32 master weights of this " +
+                                      precision_name(model->precision()) +
+                                      " model; write its weights before creating the trainer, or free the trainer first");
+  }  // live Trainer objects: the model cannot be freed under them
 };
 
 // Throws a JS Error naming `what` when `st` is freed or busy; else marks it busy

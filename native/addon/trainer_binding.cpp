@@ -67,6 +67,10 @@ std::vector<StatePart> state_parts(const Trainer& t, const LlamaModel& m, const 
 
 void TrainerObject::Check(Napi::Env env, const char* what) const {
   if (!state_) throw Napi::Error::New(env, std::string("Trainer.") + what + ": the trainer was freed");
+  if (state_->broken && std::string(what) != "free" && std::string(what) != "loadState")
+    throw Napi::Error::New(env, std::string("Trainer.") + what +
+                                    ": a loadState that failed part way left this trainer's optimizer state incomplete; "
+                                    "load it again or create a new trainer");
   CheckUsable(env, state_->model, std::string("Trainer.") + what);
 }
 
@@ -305,16 +309,25 @@ Napi::Value TrainerObject::LoadState(const Napi::CallbackInfo& info) {
       [st, lease, by_name, entries, step_count]() {
         const auto device_lock = device_call_lock(st->model->model->backend());
         const LlamaModel& m = *st->model->model;
-        for (const auto& e : entries) {
-          const Entry& f = by_name->at(e.name);
-          for (const StatePart& part : state_parts(*st->trainer, m, e))
-            io::load_into(f.file, f.offset + static_cast<uint64_t>(part.begin) * 4,
-                          static_cast<uint64_t>(part.end - part.begin) * 4, DType::F32, m.backend(), part.state, e.name);
+        try {
+          for (const auto& e : entries) {
+            const Entry& f = by_name->at(e.name);
+            for (const StatePart& part : state_parts(*st->trainer, m, e))
+              io::load_into(f.file, f.offset + static_cast<uint64_t>(part.begin) * 4,
+                            static_cast<uint64_t>(part.end - part.begin) * 4, DType::F32, m.backend(), part.state,
+                            e.name);
+          }
+        } catch (...) {
+          // A read that failed part way left the state part old, part loaded: the trainer must
+          // not step from it (a bf16 model's next step would write bf16 of a mixed master).
+          st->broken = true;
+          throw;
         }
         // bf16 models: the weights are the loaded master's rounding (a collective under ZeRO-1,
         // where every rank loads its pieces; src/stages/train.ts loads on every rank).
         st->trainer->weights_from_master();
         st->trainer->set_step_count(step_count);
+        st->broken = false;
         return true;
       },
       [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });

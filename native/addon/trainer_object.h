@@ -3,6 +3,7 @@
 #pragma once
 #include <napi.h>
 
+#include <atomic>
 #include <memory>
 
 #include "addon/model_object.h"
@@ -13,6 +14,7 @@ namespace sppo::addon {
 struct TrainerState {
   std::shared_ptr<ModelState> model;
   std::unique_ptr<Trainer> trainer;
+  std::atomic<bool> broken{false};  // a loadState failed part way: only loadState and free are allowed
   ~TrainerState() {
     trainer.reset();  // before the model it refers to
     if (model) model->trainers.fetch_sub(1);

@@ -315,7 +315,8 @@ class CudaBackend final : public Backend {
     const DType dt = check_scatter_add_rows(src, idx, n, H, dst_rows, dst, rules_);
     cuda::scatter_add_rows(src.data, idx.as<int32_t>(), n, H, dst_rows, dt, dst.data, launch());
   }
-  // The segment sums, sum of squares and optimizer steps are F32 only (OpRules::state).
+  // The segment sums are F32 only (OpRules::state); the sum of squares and the optimizer steps keep
+  // F32 state and read F32 or BF16 gradients (op_checks.h step_grad_allowed).
   void segment_sum(const Tensor& x, const Tensor& seg, int64_t n, int64_t S, const Tensor& out) override {
     check_segment_sum(x, seg, n, S, out, rules_);
     cuda::segment_sum(x.as<float>(), seg.as<int32_t>(), n, S, out.as<float>(), launch());

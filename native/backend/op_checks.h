@@ -32,7 +32,7 @@ struct OpRules {
 // weight gradients (dtable, dw) and loss columns are wide(compute type), and a BF16 matmul may
 // write F32 or BF16 (the gradients of the bf16 mode). The weight gradients of a BF16 op may also be
 // BF16 (the trainer's bf16 gradient arena: fp32 sums rounded once), and the sum of squares and the
-// optimizer steps read BF16 gradients beside their F32 state (grad_types()).
+// optimizer steps read BF16 gradients beside their F32 state (weight_grad_allowed, step_grad_allowed).
 inline DType wide(DType compute) { return compute == DType::BF16 ? DType::F32 : compute; }
 // A weight gradient of an op computing in `compute` (dtable, dw) may be wide(compute), or BF16 when
 // compute is BF16; an optimizer's gradient beside state of type `state` may be `state`, or BF16 when

@@ -191,7 +191,8 @@ int collectives_role(sppo::Communicator& c, sppo::DType dt) {
 }
 
 // 2-byte elements (the bf16 weights ZeRO-1 gathers): all_gather in place and out of place and
-// broadcast move them bit for bit over chunk boundaries; sums of BF16 are refused by name.
+// broadcast move them bit for bit over chunk boundaries; BF16 sums (all_reduce, reduce_scatter) are
+// the rank-order fp32 sum of the widened values, rounded once.
 int bf16_moves_role(sppo::Communicator& c) {
   const int rank = c.rank(), world = c.world_size();
   const size_t n = 2500;  // 5000 bytes: two chunks of a 4096-byte slot
@@ -227,10 +228,16 @@ int bf16_moves_role(sppo::Communicator& c) {
     for (auto& x : v) x = sppo::f32_to_bf16(static_cast<float>(rng.normal(0, 1) * std::ldexp(1.0, rng.integer(-6, 6))));
     return v;
   };
-  auto summed = [&](size_t i, int k, size_t n) {
-    float acc = sppo::bf16_to_f32(values(0, n, k)[i]);
-    for (int r = 1; r < world; ++r) acc += sppo::bf16_to_f32(values(r, n, k)[i]);
-    return sppo::f32_to_bf16(acc);
+  // Every rank's values drawn once; element i of their rank-order fp32 sum rounded once.
+  auto summed_all = [&](int k, size_t n) {
+    std::vector<float> acc(n, 0.0f);
+    for (int r = 0; r < world; ++r) {
+      const std::vector<uint16_t> v = values(r, n, k);
+      for (size_t i = 0; i < n; ++i) acc[i] = r == 0 ? sppo::bf16_to_f32(v[i]) : acc[i] + sppo::bf16_to_f32(v[i]);
+    }
+    std::vector<uint16_t> out(n);
+    for (size_t i = 0; i < n; ++i) out[i] = sppo::f32_to_bf16(acc[i]);
+    return out;
   };
   std::vector<uint16_t> s = values(rank, n, 4);
   c.all_reduce(sppo::Tensor(s.data(), sppo::DType::BF16, static_cast<int64_t>(n)), static_cast<int64_t>(n));
@@ -240,8 +247,9 @@ int bf16_moves_role(sppo::Communicator& c) {
                    sppo::Tensor(rs_out.data(), sppo::DType::BF16, static_cast<int64_t>(per)), static_cast<int64_t>(per));
   c.wait();
   int sum_bad = 0;
-  for (size_t i = 0; i < n; ++i) sum_bad += s[i] != summed(i, 4, n);
-  for (size_t i = 0; i < per; ++i) sum_bad += rs_out[i] != summed(static_cast<size_t>(rank) * per + i, 5, per * world);
+  const std::vector<uint16_t> want_s = summed_all(4, n), want_rs = summed_all(5, per * static_cast<size_t>(world));
+  for (size_t i = 0; i < n; ++i) sum_bad += s[i] != want_s[i];
+  for (size_t i = 0; i < per; ++i) sum_bad += rs_out[i] != want_rs[static_cast<size_t>(rank) * per + i];
   if (sum_bad) std::printf("rank %d: %d bf16 sums differ from the fp32 rank-order sum rounded once\n", rank, sum_bad);
   bad += sum_bad;
   c.barrier();
