@@ -236,8 +236,10 @@ class CpuBackend final : public Backend {
   void attention_decode(const PagedShape& s, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                         const Tensor& tables, const Tensor& table_rows, const Tensor& lengths,
                         const Tensor& out) override {
-    with_compute_type(check_attention_decode(s, q, k_pool, v_pool, tables, table_rows, lengths, out, rules_),
-                      [&](auto& io) {
+    const DType dt = check_attention_decode(s, q, k_pool, v_pool, tables, table_rows, lengths, out, rules_);
+    if (k_pool.dtype == DType::BF16 && attention_decode_compact(s, q, k_pool, v_pool, tables, table_rows, lengths, out))
+      return;
+    with_compute_type(dt, [&](auto& io) {
                         const int64_t qn = s.R * s.nh * s.hd, pn = s.num_blocks * s.block_size * s.nkv * s.hd;
                         cpu::attention_decode(s, io.in(q, qn), io.in(k_pool, pn), io.in(v_pool, pn),
                                               tables.as<int32_t>(), table_rows.as<int32_t>(), lengths.as<int32_t>(),
@@ -377,6 +379,51 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // BF16 pools: widens only the blocks the rows read (a decode step's inherent reads), not the
+  // whole pool every layer and step, into a compact fp32 pool with its own block tables, and runs
+  // the fp32 kernel there: the same values in the same order, so the same bits. Returns false
+  // (the caller widens everything, and the kernel names the problem) when a length or block is
+  // out of range.
+  bool attention_decode_compact(const PagedShape& s, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                                const Tensor& tables, const Tensor& table_rows, const Tensor& lengths,
+                                const Tensor& out) {
+    const int32_t* tab = tables.as<int32_t>();
+    const int32_t* rows = table_rows.as<int32_t>();
+    const int32_t* len = lengths.as<int32_t>();
+    const int64_t bs = s.block_size, kw = s.nkv * s.hd;
+    if (bs <= 0) return false;
+    std::unordered_map<int32_t, int32_t> compact;  // pool block -> compact block
+    std::vector<int32_t> used, ctab(static_cast<size_t>(s.R * s.table_stride), 0), crows(static_cast<size_t>(s.R));
+    for (int64_t r = 0; r < s.R; ++r) {
+      if (len[r] < 1 || len[r] > s.table_stride * bs || rows[r] < 0) return false;
+      crows[static_cast<size_t>(r)] = static_cast<int32_t>(r);
+      for (int64_t b = 0; b * bs < len[r]; ++b) {
+        const int32_t blk = tab[static_cast<int64_t>(rows[r]) * s.table_stride + b];
+        if (blk < 0 || blk >= s.num_blocks) return false;
+        auto it = compact.emplace(blk, static_cast<int32_t>(used.size())).first;
+        if (it->second == static_cast<int32_t>(used.size())) used.push_back(blk);
+        ctab[static_cast<size_t>(r * s.table_stride + b)] = it->second;
+      }
+    }
+    const int64_t block_elems = bs * kw, n = static_cast<int64_t>(used.size());
+    std::vector<float> kc(static_cast<size_t>(n * block_elems)), vc(kc.size());
+    const uint16_t *k16 = k_pool.as<uint16_t>(), *v16 = v_pool.as<uint16_t>();
+    parallel_for(n, [&](int64_t i) {
+      const int64_t from = static_cast<int64_t>(used[static_cast<size_t>(i)]) * block_elems, to = i * block_elems;
+      for (int64_t e = 0; e < block_elems; ++e) {
+        kc[static_cast<size_t>(to + e)] = bf16_to_f32(k16[from + e]);
+        vc[static_cast<size_t>(to + e)] = bf16_to_f32(v16[from + e]);
+      }
+    });
+    PagedShape cs = s;
+    cs.num_blocks = n;
+    Bf16Emulation io;
+    const int64_t qn = s.R * s.nh * s.hd;
+    cpu::attention_decode(cs, io.in(q, qn), kc.data(), vc.data(), ctab.data(), crows.data(), len, io.out(out, qn));
+    io.narrow();
+    return true;
+  }
+
   const OpRules& rules_ = cpu_op_rules();
   std::shared_ptr<HostMemoryCount> count_;  // null: the shared backend, which counts nothing
   std::size_t limit_ = 0;

@@ -7,7 +7,8 @@
 // - a forced capture failure (SPPO_CUDA_GRAPHS=test-fail-capture queues a synchronisation inside
 //   the capture): the slots stay eager and the logits keep the eager bits;
 // - generate() with SPPO_CUDA_GRAPHS=0 against the default: the same tokens and log-probabilities,
-//   bit for bit, sampled and greedy, under budgets that split the call (joins, retirements).
+//   bit for bit, sampled and greedy, under budgets that split the call (joins, retirements), in
+//   fp32 and in bf16.
 // Named *model_cuda: gpu-check.sh runs the whole-engine suites under memcheck only (the kernels'
 // races are the op suites'). Skips (exit 77) without CUDA or a GPU.
 #include <algorithm>
@@ -19,6 +20,7 @@
 #include "engine_compare.h"
 #include "model/decode_buckets.h"
 #include "model/kv_cache.h"
+#include "model/weight_arena.h"
 #include "test_model_common.h"
 
 using namespace sppo;
@@ -195,12 +197,15 @@ TEST(a_failed_capture_falls_back_to_eager_launches_with_the_same_bits) {
   CHECK(again.buckets.slot(again.buckets.bucket_for(static_cast<int64_t>(plan.which[0].size())))->replays());
 }
 
-TEST(generate_with_graphs_off_equals_generate_with_graphs_on) {
-  Rng rng(903);
+namespace {
+// generate() with SPPO_CUDA_GRAPHS=0 against the default, in `precision`: the same bits.
+void graphs_off_equals_on(Precision precision, uint64_t seed) {
+  Rng rng(seed);
   const LlamaConfig cfg = model_test::llama3_tiny();
   const int64_t V = cfg.vocab_size;
-  LlamaModel g(gpu_be(), cfg, Precision::FP32);
-  put(g.backend(), g.weights(), random_weights(g.layout(), rng));
+  LlamaModel g(gpu_be(), cfg, precision);
+  const std::vector<float> w = random_weights(g.layout(), rng);
+  upload_values(g.backend(), g.weights(), std::vector<double>(w.begin(), w.end()));  // in the weights' dtype
   std::vector<std::vector<int32_t>> prompts;
   std::vector<uint64_t> seeds;
   for (int i = 0; i < 5; ++i) {
@@ -236,5 +241,11 @@ TEST(generate_with_graphs_off_equals_generate_with_graphs_on) {
       CHECK(on.bucketed_steps > 0 && off.bucketed_steps == on.bucketed_steps);
     }
 }
+}  // namespace
+
+TEST(generate_with_graphs_off_equals_generate_with_graphs_on) { graphs_off_equals_on(Precision::FP32, 903); }
+
+// The bf16 mode (the GPU's rollout mode): its kernels take other vector and split paths.
+TEST(bf16_generate_with_graphs_off_equals_generate_with_graphs_on) { graphs_off_equals_on(Precision::BF16, 904); }
 
 TEST_MAIN_CUDA()

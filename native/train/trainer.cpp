@@ -9,40 +9,54 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/parallel.h"
 
 namespace sppo {
 
 namespace {
-// The master's conversions go through host memory in chunks: once per trainer and per state load,
-// never inside a step (the step writes the bf16 weights in its optimizer kernel).
+// The master's conversions: once per trainer and per state load, never inside a step (the step
+// writes the bf16 weights in its optimizer kernel); in place on the host's memory, else through it
+// in chunks, converted over the threads.
 constexpr int64_t kConvertChunk = int64_t{1} << 20;
+
+// Element conversion over [0, n), in blocks over the threads.
+template <typename Src, typename Dst, typename Fn>
+void convert(const Src* src, Dst* dst, int64_t n, Fn&& fn) {
+  constexpr int64_t kBlock = int64_t{1} << 15;
+  parallel_for((n + kBlock - 1) / kBlock, [&](int64_t b) {
+    for (int64_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i) dst[i] = fn(src[i]);
+  });
+}
+
+// dst[0, n) = fn(src[0, n)) for tensors of the backend: in place where the host can read them,
+// else through host memory in chunks.
+template <typename Src, typename Dst, typename Fn>
+void convert_on(Backend& be, const Tensor& src, const Tensor& dst, Fn&& fn) {
+  const int64_t n = src.numel;
+  if (be.host_accessible()) {
+    convert(src.as<Src>(), dst.as<Dst>(), n, fn);
+    return;
+  }
+  std::vector<Src> h;
+  std::vector<Dst> f;
+  for (int64_t a = 0; a < n; a += kConvertChunk) {
+    const int64_t m = std::min(kConvertChunk, n - a);
+    h.resize(static_cast<size_t>(m));
+    f.resize(static_cast<size_t>(m));
+    be.download(h.data(), src.slice(a, m).data, static_cast<size_t>(m) * sizeof(Src));
+    convert(h.data(), f.data(), m, fn);
+    be.upload(dst.slice(a, m).data, f.data(), static_cast<size_t>(m) * sizeof(Dst));
+  }
+}
 
 // master[0, n) = widen(w16[0, n)) (exact).
 void widen_into(Backend& be, const Tensor& w16, const Tensor& master) {
-  std::vector<uint16_t> h;
-  std::vector<float> f;
-  for (int64_t a = 0; a < w16.numel; a += kConvertChunk) {
-    const int64_t m = std::min(kConvertChunk, w16.numel - a);
-    h.resize(static_cast<size_t>(m));
-    f.resize(static_cast<size_t>(m));
-    be.download(h.data(), w16.slice(a, m).data, static_cast<size_t>(m) * sizeof(uint16_t));
-    for (int64_t i = 0; i < m; ++i) f[static_cast<size_t>(i)] = bf16_to_f32(h[static_cast<size_t>(i)]);
-    be.upload(master.slice(a, m).data, f.data(), static_cast<size_t>(m) * sizeof(float));
-  }
+  convert_on<uint16_t, float>(be, w16, master, [](uint16_t x) { return bf16_to_f32(x); });
 }
 
 // w16[0, n) = bf16(master[0, n)), rounded to nearest even as the optimizer kernels round.
 void round_into(Backend& be, const Tensor& master, const Tensor& w16) {
-  std::vector<float> f;
-  std::vector<uint16_t> h;
-  for (int64_t a = 0; a < master.numel; a += kConvertChunk) {
-    const int64_t m = std::min(kConvertChunk, master.numel - a);
-    f.resize(static_cast<size_t>(m));
-    h.resize(static_cast<size_t>(m));
-    be.download(f.data(), master.slice(a, m).data, static_cast<size_t>(m) * sizeof(float));
-    for (int64_t i = 0; i < m; ++i) h[static_cast<size_t>(i)] = f32_to_bf16(f[static_cast<size_t>(i)]);
-    be.upload(w16.slice(a, m).data, h.data(), static_cast<size_t>(m) * sizeof(uint16_t));
-  }
+  convert_on<float, uint16_t>(be, master, w16, [](float x) { return f32_to_bf16(x); });
 }
 
 StateLayout planned(const LlamaModel& model, DType grad_dt, const Communicator& comm, const TrainerOptions& o) {
