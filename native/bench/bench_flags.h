@@ -1,7 +1,7 @@
 // The flag values of the model-level benchmarks (bench_model, bench_pairrm), which take named
 // string options beside integers (bench_args.h is the op benchmarks' integers-only parser): an
-// integer with its least value, and a comma-separated list. A bad value is an sppo::Error naming
-// the flag.
+// integer with its least value, a comma-separated list, and the precisions a CPU run may time. A
+// bad value is an sppo::Error naming the flag.
 #pragma once
 #include <cstdint>
 #include <cstdlib>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "model/precision.h"
 
 namespace sppo_bench {
 
@@ -28,6 +29,13 @@ inline std::vector<std::string> split_list(const std::string& s) {
   while (std::getline(ss, item, ','))
     if (!item.empty()) out.push_back(item);
   return out;
+}
+
+// Timing runs on the CPU take fp32 only: the CPU's bf16 mode is an emulation for parity checks.
+inline void require_timed_cpu_precision(sppo::Precision p) {
+  if (p != sppo::Precision::FP32)
+    sppo::fail("--precision bf16 on the CPU is an emulation (bf16 storage, fp32 arithmetic) for parity checks, not "
+               "something to time; use --device cuda, or --plan-only 1");
 }
 
 }  // namespace sppo_bench

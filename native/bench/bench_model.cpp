@@ -700,9 +700,7 @@ int main(int argc, char** argv) {
       return run_plans(o, p, avail);
     }
     if (o.device == "cpu") {
-      if (o.precision != Precision::FP32)
-        fail("--precision bf16 on the CPU is an emulation (bf16 storage, fp32 arithmetic) for parity checks, not "
-             "something to time; use --device cuda, or --plan-only 1");
+      sppo_bench::require_timed_cpu_precision(o.precision);
       return run_cpu(o, p);
     }
     require_device(Device::CUDA);  // names why not: no CUDA in this build, no driver, no device

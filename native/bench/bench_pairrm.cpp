@@ -448,9 +448,7 @@ int main(int argc, char** argv) {
   try {
     if (o.plan_only) return run_plans(o, c);
     if (!o.cuda()) {
-      if (o.precision != Precision::FP32)
-        fail("--precision bf16 on the CPU is an emulation (bf16 storage, fp32 arithmetic) for parity checks, not "
-             "something to time; use --device cuda, or --plan-only 1");
+      sppo_bench::require_timed_cpu_precision(o.precision);
       return run_cpu(o, c);
     }
     require_device(Device::CUDA);  // names why not: no CUDA in this build, no driver, no device

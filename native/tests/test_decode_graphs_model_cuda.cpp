@@ -17,10 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "bf16_compare.h"
 #include "engine_compare.h"
 #include "model/decode_buckets.h"
 #include "model/kv_cache.h"
-#include "model/weight_arena.h"
 #include "test_model_common.h"
 
 using namespace sppo;
@@ -33,15 +33,6 @@ namespace {
 void graphs(const char* mode) {
   if (mode) setenv("SPPO_CUDA_GRAPHS", mode, 1);
   else unsetenv("SPPO_CUDA_GRAPHS");
-}
-
-std::vector<float> random_weights(const ParamLayout& layout, Rng& rng) {
-  std::vector<float> w(static_cast<size_t>(layout.total()), 0.f);
-  for (const ParamSpec& p : layout.params())
-    for (int64_t j = 0; j < p.numel; ++j)
-      w[static_cast<size_t>(p.offset + j)] =
-          static_cast<float>(p.shape.size() == 1 ? 1.0 + rng.normal(0, 0.1) : rng.normal(0, 0.3));
-  return w;
 }
 
 // One model on a backend with a padded cache and its buckets, driven step by step.
@@ -110,7 +101,7 @@ TEST(graph_replays_give_the_eager_bits_over_changing_steps) {
   const LlamaConfig cfg = model_test::llama3_tiny();
   const int64_t V = cfg.vocab_size;
   LlamaModel g(gpu_be(), cfg, Precision::FP32), c(cpu_be(), cfg, Precision::FP32);
-  const std::vector<float> w = random_weights(g.layout(), rng);
+  const std::vector<float> w = bf16_test::random_weights(g.layout(), rng);
   put(g.backend(), g.weights(), w);
   put(c.backend(), c.weights(), w);
   const int nseq = 11;
@@ -160,7 +151,7 @@ TEST(a_failed_capture_falls_back_to_eager_launches_with_the_same_bits) {
   const LlamaConfig cfg = model_test::llama2_tiny();
   const int64_t V = cfg.vocab_size;
   LlamaModel g(gpu_be(), cfg, Precision::FP32);
-  put(g.backend(), g.weights(), random_weights(g.layout(), rng));
+  put(g.backend(), g.weights(), bf16_test::random_weights(g.layout(), rng));
   const int nseq = 6;
   std::vector<std::vector<int32_t>> prompts;
   for (int i = 0; i < nseq; ++i) prompts.push_back(random_tokens(rng, rng.integer(1, 12), V));
@@ -204,8 +195,7 @@ void graphs_off_equals_on(Precision precision, uint64_t seed) {
   const LlamaConfig cfg = model_test::llama3_tiny();
   const int64_t V = cfg.vocab_size;
   LlamaModel g(gpu_be(), cfg, precision);
-  const std::vector<float> w = random_weights(g.layout(), rng);
-  upload_values(g.backend(), g.weights(), std::vector<double>(w.begin(), w.end()));  // in the weights' dtype
+  bf16_test::set_weights(g, bf16_test::random_weights(g.layout(), rng));  // in the weights' dtype
   std::vector<std::vector<int32_t>> prompts;
   std::vector<uint64_t> seeds;
   for (int i = 0; i < 5; ++i) {

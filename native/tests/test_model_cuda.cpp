@@ -58,23 +58,12 @@ using namespace engine_test;
 
 namespace {
 
-// Random weights of order one on the host (matrices N(0, 0.3^2), norms 1 + N(0, 0.1^2)), the
-// arena's gaps zero: one copy, uploaded to both engines.
-std::vector<float> random_weights(const ParamLayout& layout, Rng& rng) {
-  std::vector<float> w(static_cast<size_t>(layout.total()), 0.f);
-  for (const ParamSpec& p : layout.params())
-    for (int64_t j = 0; j < p.numel; ++j)
-      w[static_cast<size_t>(p.offset + j)] =
-          static_cast<float>(p.shape.size() == 1 ? 1.0 + rng.normal(0, 0.1) : rng.normal(0, 0.3));
-  return w;
-}
-
 // The same fp32 Llama on both backends.
 struct Twin {
   LlamaModel c, g;
   std::vector<float> w;
   Twin(const LlamaConfig& cfg, Rng& rng) : c(cpu_be(), cfg, Precision::FP32), g(gpu_be(), cfg, Precision::FP32) {
-    w = random_weights(c.layout(), rng);
+    w = bf16_test::random_weights(c.layout(), rng);
     put(c.backend(), c.weights(), w);
     put(g.backend(), g.weights(), w);
   }
@@ -321,7 +310,7 @@ TEST(bf16_trainer_steps_track_the_cpu_bf16_emulation) {
   const LlamaConfig cfg = model_test::llama3_tiny();
   for (OptimizerKind kind : {OptimizerKind::RMSprop, OptimizerKind::AdamW}) {
     LlamaModel c(cpu_be(), cfg, Precision::BF16), g(gpu_be(), cfg, Precision::BF16);
-    const std::vector<uint16_t> w16 = sppo_test::to_bf16(random_weights(c.layout(), rng));
+    const std::vector<uint16_t> w16 = sppo_test::to_bf16(bf16_test::random_weights(c.layout(), rng));
     c.backend().upload(c.weights().data, w16.data(), w16.size() * sizeof(uint16_t));
     g.backend().upload(g.weights().data, w16.data(), w16.size() * sizeof(uint16_t));
     TrainerOptions o;
