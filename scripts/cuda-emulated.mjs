@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the CUDA suites on the CUDA emulator (native/emu/, docs/cuda-emulator.md): builds the CUDA
 // backend with the host compiler into build-emu/ (SPPO_CUDA=emulate: no nvcc, no GPU, no
-// cuBLASLt needed) and runs every test_*_cuda suite and the emulator's own suite under ctest.
+// cuBLASLt needed), runs every test_*_cuda suite and the emulator's own suite under ctest, then
+// the TypeScript CUDA suites (tsSuites) on the emulated addon.
 // On a machine with a GPU the same suites run for real from the normal build (scripts/ctest.mjs);
 // this is how they run everywhere else, so CUDA code is executed, not only compiled, in CI.
 // Environment: SPPO_BUILD_JOBS (default: number of cores), SPPO_EMU_SKIP=1 to skip,
@@ -11,6 +12,10 @@ import { existsSync } from 'node:fs';
 import { arch, cpus, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+// The TypeScript suites that exercise --device cuda end to end.
+const tsSuites = ['test/kernels.cuda.test.ts', 'test/pipeline.cuda.test.ts'];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const build = join(root, 'build-emu');
@@ -31,8 +36,34 @@ function run(cmd, args) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
+// The addon too, for the TypeScript CUDA suites: Node-API headers from node-api-headers, as
+// build-native.mjs's cmake-js build takes them (Linux addons link no Node library).
+const require = createRequire(import.meta.url);
+let nodeApi = null;
+try {
+  nodeApi = join(dirname(require.resolve('node-api-headers/package.json')), 'include');
+} catch {
+  try {
+    nodeApi = join(dirname(createRequire(require.resolve('cmake-js/package.json')).resolve('node-api-headers/package.json')), 'include');
+  } catch {
+    console.log('sppo-native: no node-api-headers package: the emulated addon (TypeScript CUDA suites) is not built');
+  }
+}
 if (!existsSync(join(build, 'CMakeCache.txt')))
-  run('cmake', ['-S', '.', '-B', build, '-DSPPO_CUDA=emulate', '-DCMAKE_BUILD_TYPE=Release']);
+  run('cmake', ['-S', '.', '-B', build, '-DSPPO_CUDA=emulate', '-DCMAKE_BUILD_TYPE=Release',
+    ...(nodeApi ? [`-DCMAKE_JS_INC=${nodeApi}`] : [])]);
 run('cmake', ['--build', build, '--parallel', String(jobs)]);
 // Each suite has 10 minutes: the emulator runs every thread of every block on one core.
 run('ctest', ['--test-dir', build, '--output-on-failure', '-j', String(Math.min(jobs, 2)), '--timeout', '600']);
+
+// The TypeScript suites that need a GPU, on the emulated addon: in the main vitest run they skip
+// (its addon has no device); here SPPO_ADDON_PATH gives them this build's.
+const addon = join(build, 'Release', 'sppo_native.node');
+if (!existsSync(addon)) skip('the emulated addon was not built (no node-api-headers), so the TypeScript CUDA suites');
+const vitest = join(dirname(require.resolve('vitest/package.json')), 'vitest.mjs');
+console.log(`sppo-native: ${tsSuites.join(' ')} on the emulated addon`);
+const r = spawnSync(process.execPath, [vitest, 'run', ...tsSuites], {
+  cwd: root, stdio: 'inherit',
+  env: { ...process.env, SPPO_ADDON_PATH: addon, SPPO_CUBLASLT_LIBRARY: join(build, 'emu-lib', 'libcublasLt.so.13') },
+});
+process.exit(r.status ?? 1);

@@ -8,7 +8,7 @@ import { expectClose, makeRng } from './kernels.helpers.js';
 
 const hasCuda = cudaAvailable();
 
-describe.skipIf(!hasCuda)('CUDA kernels agree with CPU (skipped: no CUDA backend or no GPU visible)', () => {
+describe.skipIf(!hasCuda)(`CUDA kernels agree with CPU${hasCuda ? '' : ' (skipped: no CUDA backend or no GPU visible)'}`, () => {
   const rng = makeRng('kernels.cuda');
 
   function randomCase(N: number, V: number, scale: number): { logits: Float32Array; labels: Int32Array } {
@@ -82,7 +82,17 @@ describe.skipIf(!hasCuda)('CUDA kernels agree with CPU (skipped: no CUDA backend
       for (const k of ['loss', 'rewardsChosen', 'rewardsRejected', 'margins', 'accuracy'] as const) {
         expectClose(k, [b.summary[k]], [a.summary[k]], 1e-6, 1e-5);
       }
-      await expect(sppoLoss({ ...input, device: 'cuda', chosenProbsWin: col(() => 2) })).rejects.toThrow(/chosenProbsWin\[0\]/);
+      // A probability out of [0, 1] is refused where the loss reads it (and ignored where it does
+      // not, as on the CPU): sppo reads the win/lose columns, sppo_single chosenProbs.
+      const bad = col(() => 2);
+      if (t === 'sppo') {
+        await expect(sppoLoss({ ...input, device: 'cuda', chosenProbsWin: bad })).rejects.toThrow(/chosenProbsWin\[0\]/);
+      } else if (t === 'sppo_single') {
+        await expect(sppoLoss({ ...input, device: 'cuda', chosenProbs: bad })).rejects.toThrow(/chosenProbs\[0\]/);
+      } else {
+        const ignored = await sppoLoss({ ...input, device: 'cuda', chosenProbsWin: bad, chosenProbs: bad });
+        expectClose('losses with unused probabilities', ignored.losses, a.losses, 1e-6, 1e-5);
+      }
     });
   }
 });

@@ -1,13 +1,15 @@
 // The CUDA emulator's block scheduler (emu/cuda_emu_device.h): every block of a launch in a
 // shuffled order, each block's threads as fibers on the calling host thread, switched only at the
-// synchronisation points. Fibers use a small x86-64 context switch (callee-saved registers, MXCSR
-// and the x87 control word), not swapcontext, which makes a system call per switch.
+// synchronisation points. Fibers use a small x86-64 context switch (the callee-saved registers;
+// MXCSR and the x87 control word are shared, as no kernel changes the rounding mode), not
+// swapcontext, which makes a system call per switch.
 #include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,12 +24,15 @@
 #define SPPO_EMU_ASAN 1
 extern "C" void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, std::size_t size);
 extern "C" void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old, std::size_t* size_old);
+extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size);
 #endif
 
-thread_local uint3 threadIdx;
-thread_local uint3 blockIdx;
-thread_local dim3 blockDim;
-thread_local dim3 gridDim;
+// Plain globals: grids run only under the runtime's lock (emu/runtime.cpp runs queued work while
+// holding it), so one block runs at a time in the whole process.
+uint3 threadIdx;
+uint3 blockIdx;
+dim3 blockDim;
+dim3 gridDim;
 
 // void sppo_emu_switch(void** save_sp, void* new_sp): saves this context's registers on its stack
 // and its stack pointer in *save_sp, then resumes the context whose stack pointer is new_sp.
@@ -43,14 +48,8 @@ sppo_emu_switch:
   pushq %r13
   pushq %r14
   pushq %r15
-  subq $8, %rsp
-  stmxcsr (%rsp)
-  fnstcw 4(%rsp)
   movq %rsp, (%rdi)
   movq %rsi, %rsp
-  ldmxcsr (%rsp)
-  fldcw 4(%rsp)
-  addq $8, %rsp
   popq %r15
   popq %r14
   popq %r13
@@ -74,6 +73,8 @@ struct Fiber {
   uint3 tid{};
   int lane = 0, warp = 0;
   bool done = false;
+  bool waiting = false;  // parked at a barrier: resumed only when it releases
+  uintptr_t skew = 0;    // the stack top's offset: stacks 256 KiB apart would share cache sets
 };
 
 struct Warp {
@@ -81,21 +82,28 @@ struct Warp {
   unsigned arrived = 0;  // lanes waiting at the current warp barrier
   unsigned mask = 0;     // the current barrier's mask (every arriving lane must agree)
   unsigned long long gen = 0;
-  alignas(16) unsigned char slot[32][16];
-  bool deposited[32];
+  // Exchange slots, double-buffered by the lanes' exchange count: one barrier per exchange is
+  // enough, since a lane can refill a parity only after every lane has read it (the exchange in
+  // between cannot complete before).
+  alignas(16) unsigned char slot[2][32][16];
+  uint64_t deposit[2][32];  // the count of the exchange each lane last deposited for
+  uint64_t count[32];       // exchanges each lane has made
+  std::vector<Fiber*> waiters;
 };
 
 struct Block {
   const char* kernel = "";
   const std::function<void()>* body = nullptr;
   std::vector<Fiber*> fibers;  // in launch order (linear thread index)
-  std::vector<int> order;      // the resume order
+  std::vector<int> order;      // the first resume order (shuffled)
+  std::deque<Fiber*> runnable;  // threads to resume, in order
+  std::vector<Fiber*> waiters;  // at the block barrier
+  bool reverse = false;         // released waiters resume in alternating order
   std::vector<Warp> warps;
   int live = 0;
   int arrived = 0;  // at the block barrier
   int count_acc = 0, count_result = 0;
   unsigned long long gen = 0;
-  bool progress = false;
   Fiber* current = nullptr;
   void* sched_sp = nullptr;
   std::vector<unsigned char> dyn_smem;
@@ -106,8 +114,8 @@ struct Block {
 #endif
 };
 
-thread_local Block* g_block = nullptr;
-thread_local std::vector<Fiber*> g_pool;  // fibers (and their stacks) reused across launches
+Block* g_block = nullptr;
+std::vector<Fiber*> g_pool;  // fibers (and their stacks) reused across launches
 
 [[noreturn]] void fail_here(const char* what) {
   Block* b = g_block;
@@ -130,6 +138,9 @@ Fiber* new_fiber() {
   if (m == MAP_FAILED) fail_here("cannot map a fiber stack");
   mprotect(m, page, PROT_NONE);  // a guard page: a stack overflow faults instead of corrupting
   f->stack = static_cast<char*>(m) + page;
+  static unsigned made = 0;
+  f->skew = (made % 61) * 1088 + (made % 8) * 64;
+  ++made;
   return f;
 }
 
@@ -145,6 +156,8 @@ void switch_to_scheduler(Fiber* f) {
 #endif
 }
 
+void release(std::vector<Fiber*>& waiters);
+
 // A fiber's first frame: runs the kernel body, marks the thread exited, releases what it was
 // the last one missing from, and never returns.
 void fiber_main() {
@@ -153,11 +166,9 @@ void fiber_main() {
 #endif
   Block* b = g_block;
   Fiber* f = b->current;
-  b->progress = true;
   (*b->body)();
   f->done = true;
   --b->live;
-  b->progress = true;
   Warp& w = b->warps[f->warp];
   w.live &= ~(1u << f->lane);
   if (w.arrived && (w.arrived & (w.mask & w.live)) == (w.mask & w.live)) {
@@ -165,41 +176,53 @@ void fiber_main() {
     // them (CUDA: the non-exited threads named in the mask must arrive).
     w.arrived = 0;
     ++w.gen;
+    release(w.waiters);
   }
   if (b->arrived > 0 && b->arrived == b->live) {
     b->arrived = 0;
     b->count_result = b->count_acc;
     b->count_acc = 0;
     ++b->gen;
+    release(b->waiters);
   }
   switch_to_scheduler(f);
   __builtin_unreachable();
 }
 
 void init_stack(Fiber* f) {
+#ifdef SPPO_EMU_ASAN
+  // A finished fiber never returned from fiber_main: its frame's redzones are still poisoned.
+  __asan_unpoison_memory_region(f->stack, kStackBytes);
+#endif
   // The stack top, 16-byte aligned: [entry address][zero return address] so that `ret` in
   // sppo_emu_switch enters fiber_main with the stack aligned as after a call.
-  uintptr_t top = (reinterpret_cast<uintptr_t>(f->stack) + kStackBytes) & ~uintptr_t{15};
+  uintptr_t top = (reinterpret_cast<uintptr_t>(f->stack) + kStackBytes - f->skew) & ~uintptr_t{15};
   uint64_t* sp = reinterpret_cast<uint64_t*>(top);
   *--sp = 0;                                            // fiber_main's return address (never used)
   *--sp = reinterpret_cast<uint64_t>(&fiber_main);      // popped by ret
   for (int i = 0; i < 6; ++i) *--sp = 0;                // rbp rbx r12 r13 r14 r15
-  *--sp = 0;
-  uint32_t csr[2];
-  asm volatile("stmxcsr %0" : "=m"(csr[0]));
-  uint16_t cw;
-  asm volatile("fnstcw %0" : "=m"(cw));
-  std::memcpy(sp, &csr[0], 4);
-  std::memcpy(reinterpret_cast<char*>(sp) + 4, &cw, 2);
   f->sp = sp;
 }
 
-// Waits (yields to the scheduler) until `gen` moves on.
-void wait_for(const unsigned long long& gen) {
-  const unsigned long long g = gen;
+// Makes a barrier's waiters runnable, in alternating order (so neither end of the block always
+// resumes first).
+void release(std::vector<Fiber*>& waiters) {
+  Block* b = g_block;
+  if (b->reverse) std::reverse(waiters.begin(), waiters.end());
+  b->reverse = !b->reverse;
+  for (Fiber* w : waiters) {
+    w->waiting = false;
+    b->runnable.push_back(w);
+  }
+  waiters.clear();
+}
+
+// Parks the calling thread on `waiters` until its barrier releases.
+void wait_on(std::vector<Fiber*>& waiters) {
   Fiber* f = g_block->current;
-  while (gen == g) switch_to_scheduler(f);
-  g_block->progress = true;  // moved past a barrier
+  f->waiting = true;
+  waiters.push_back(f);
+  switch_to_scheduler(f);
 }
 
 uint64_t seed() {
@@ -235,10 +258,10 @@ int block_barrier_count(int predicate) {
     b->count_result = b->count_acc;
     b->count_acc = 0;
     ++b->gen;
-    b->progress = true;
+    release(b->waiters);
     return b->count_result;
   }
-  wait_for(b->gen);
+  wait_on(b->waiters);
   return b->count_result;
 }
 
@@ -259,10 +282,10 @@ void warp_barrier(unsigned mask) {
   if ((w.arrived & need) == need) {
     w.arrived = 0;
     ++w.gen;
-    b->progress = true;
+    release(w.waiters);
     return;
   }
-  wait_for(w.gen);
+  wait_on(w.waiters);
 }
 
 void warp_exchange(unsigned mask, const void* value, int bytes, int src, void* out) {
@@ -270,16 +293,16 @@ void warp_exchange(unsigned mask, const void* value, int bytes, int src, void* o
   if (!b) fail_here("a warp intrinsic called outside a kernel");
   Fiber* f = b->current;
   Warp& w = b->warps[f->warp];
-  std::memcpy(w.slot[f->lane], value, static_cast<std::size_t>(bytes));
-  w.deposited[f->lane] = true;
+  const uint64_t k = ++w.count[f->lane];
+  const int par = static_cast<int>(k & 1);
+  std::memcpy(w.slot[par][f->lane], value, static_cast<std::size_t>(bytes));
+  w.deposit[par][f->lane] = k;
   warp_barrier(mask);
-  if (src >= 0 && src < 32 && (mask & (1u << src)) && w.deposited[src]) {
-    std::memcpy(out, w.slot[src], static_cast<std::size_t>(bytes));
+  if (src >= 0 && src < 32 && (mask & (1u << src)) && w.deposit[par][src] == k) {
+    std::memcpy(out, w.slot[par][src], static_cast<std::size_t>(bytes));
   } else {
     std::memset(out, 0xff, static_cast<std::size_t>(bytes));  // undefined on a GPU: poison
   }
-  warp_barrier(mask);
-  w.deposited[f->lane] = false;
 }
 
 unsigned warp_ballot(unsigned mask, bool predicate) {
@@ -287,15 +310,14 @@ unsigned warp_ballot(unsigned mask, bool predicate) {
   if (!b) fail_here("a warp intrinsic called outside a kernel");
   Fiber* f = b->current;
   Warp& w = b->warps[f->warp];
-  const unsigned char p = predicate;
-  std::memcpy(w.slot[f->lane], &p, 1);
-  w.deposited[f->lane] = true;
+  const uint64_t k = ++w.count[f->lane];
+  const int par = static_cast<int>(k & 1);
+  w.slot[par][f->lane][0] = predicate;
+  w.deposit[par][f->lane] = k;
   warp_barrier(mask);
   unsigned r = 0;
   for (int l = 0; l < 32; ++l)
-    if ((mask & (1u << l)) && w.deposited[l] && w.slot[l][0]) r |= 1u << l;
-  warp_barrier(mask);
-  w.deposited[f->lane] = false;
+    if ((mask & (1u << l)) && w.deposit[par][l] == k && w.slot[par][l][0]) r |= 1u << l;
   return r;
 }
 
@@ -315,7 +337,7 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t smem, const s
   const uint64_t blocks = uint64_t{grid.x} * grid.y * grid.z;
   std::vector<uint64_t> block_order(blocks);
   for (uint64_t i = 0; i < blocks; ++i) block_order[i] = i;
-  static thread_local std::mt19937_64 rng(seed());
+  static std::mt19937_64 rng(seed());
   std::shuffle(block_order.begin(), block_order.end(), rng);
   b.order.resize(static_cast<std::size_t>(n));
 
@@ -332,6 +354,7 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t smem, const s
       f->lane = t % 32;
       f->warp = t / 32;
       f->done = false;
+      f->waiting = false;
       init_stack(f);
       b.order[static_cast<std::size_t>(t)] = t;
     }
@@ -344,33 +367,32 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t smem, const s
     b.arrived = b.count_acc = b.count_result = 0;
     std::memset(b.dyn_smem.data(), 0xff, b.dyn_smem.size());  // uninitialised shared memory: NaN
 
-    bool forward = true;
-    while (b.live > 0) {
-      b.progress = false;
-      for (int k = 0; k < n; ++k) {
-        Fiber* f = b.fibers[b.order[static_cast<std::size_t>(forward ? k : n - 1 - k)]];
-        if (f->done) continue;
-        b.current = f;
-        threadIdx = f->tid;
+    b.runnable.clear();
+    b.waiters.clear();
+    b.reverse = false;
+    for (int t : b.order) b.runnable.push_back(b.fibers[static_cast<std::size_t>(t)]);
+    while (!b.runnable.empty()) {
+      Fiber* f = b.runnable.front();
+      b.runnable.pop_front();
+      b.current = f;
+      threadIdx = f->tid;
 #ifdef SPPO_EMU_ASAN
-        __sanitizer_start_switch_fiber(&b.fake_stack, f->stack, kStackBytes);
-        sppo_emu_switch(&b.sched_sp, f->sp);
-        __sanitizer_finish_switch_fiber(b.fake_stack, nullptr, nullptr);
+      __sanitizer_start_switch_fiber(&b.fake_stack, f->stack, kStackBytes);
+      sppo_emu_switch(&b.sched_sp, f->sp);
+      __sanitizer_finish_switch_fiber(b.fake_stack, nullptr, nullptr);
 #else
-        sppo_emu_switch(&b.sched_sp, f->sp);
+      sppo_emu_switch(&b.sched_sp, f->sp);
 #endif
-      }
-      b.current = nullptr;
-      forward = !forward;
-      if (!b.progress && b.live > 0) {
-        std::string who;
-        for (Fiber* f : b.fibers)
-          if (!f->done && who.size() < 200)
-            who += " (" + std::to_string(f->tid.x) + "," + std::to_string(f->tid.y) + "," + std::to_string(f->tid.z) + ")";
-        std::fprintf(stderr, "sppo CUDA emulator: deadlock in kernel %s, block (%u, %u, %u): %d threads wait at a barrier "
-                     "the others never reach; waiting:%s\n", name, blockIdx.x, blockIdx.y, blockIdx.z, b.live, who.c_str());
-        std::abort();
-      }
+    }
+    b.current = nullptr;
+    if (b.live > 0) {
+      std::string who;
+      for (Fiber* f : b.fibers)
+        if (!f->done && who.size() < 200)
+          who += " (" + std::to_string(f->tid.x) + "," + std::to_string(f->tid.y) + "," + std::to_string(f->tid.z) + ")";
+      std::fprintf(stderr, "sppo CUDA emulator: deadlock in kernel %s, block (%u, %u, %u): %d threads wait at a barrier "
+                   "the others never reach; waiting:%s\n", name, blockIdx.x, blockIdx.y, blockIdx.z, b.live, who.c_str());
+      std::abort();
     }
   }
   g_block = nullptr;

@@ -30,9 +30,10 @@
 #define __launch_bounds__(...)
 #define __constant__
 #define __align__(n) alignas(n)
-// One block runs at a time per host thread, so a function's static thread_local is its block's
-// shared memory (dynamic shared memory: sppo_emu::dynamic_shared, which the .cu rewrite uses).
-#define __shared__ static thread_local
+// One block runs at a time in the process (grids run under the runtime's lock), so a function's
+// static is its block's shared memory (dynamic shared memory: sppo_emu::dynamic_shared, which the
+// .cu rewrite uses).
+#define __shared__ static
 
 // ---- vector types ----------------------------------------------------------------------------------
 struct uint3 {
@@ -57,10 +58,10 @@ inline float2 make_float2(float x, float y) { return {x, y}; }
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
 
 // The calling fiber's coordinates (set by the scheduler before it resumes a thread).
-extern thread_local uint3 threadIdx;
-extern thread_local uint3 blockIdx;
-extern thread_local dim3 blockDim;
-extern thread_local dim3 gridDim;
+extern uint3 threadIdx;
+extern uint3 blockIdx;
+extern dim3 blockDim;
+extern dim3 gridDim;
 constexpr int warpSize = 32;
 
 namespace sppo_emu {

@@ -2,8 +2,7 @@
 # - every kernels/cuda/*.cu rewritten by scripts/cuda-emu-rewrite.mjs into C++ (launches and
 #   dynamic shared memory are its only non-C++ constructs) and compiled by the host compiler;
 # - sppo_cuda_emu, a shared library: the runtime API and the block scheduler (native/emu/);
-# - libcublasLt.so.13 from native/emu/cublaslt_emu.cpp, in ${CMAKE_BINARY_DIR}/emu-lib, where the
-#   shim's dlopen finds it through the executables' run path.
+# - libcublasLt.so.13 from native/emu/cublaslt_emu.cpp, in ${CMAKE_BINARY_DIR}/emu-lib.
 find_program(SPPO_NODE node REQUIRED)
 set(_emu_dir ${PROJECT_SOURCE_DIR}/native/emu)
 set(_emu_flags -Wno-unknown-pragmas -Wno-unused-parameter -Wno-unused-function -Wno-unused-variable
@@ -21,8 +20,10 @@ target_link_libraries(sppo_cublaslt_emu PRIVATE sppo_cuda_emu)
 target_compile_options(sppo_cublaslt_emu PRIVATE -O2 -Wall -Wextra)
 set_target_properties(sppo_cublaslt_emu PROPERTIES OUTPUT_NAME cublasLt PREFIX lib SUFFIX .so.13
                       LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/emu-lib)
-# Executables look for the stand-in in emu-lib (dlopen searches the caller's run path).
-set(CMAKE_BUILD_RPATH ${CMAKE_BINARY_DIR}/emu-lib)
+# The shim finds the stand-in through SPPO_CUBLASLT_LIBRARY, set for every test (below) and by
+# scripts/cuda-emulated.mjs for the TypeScript suites: not through a run path, which dlopen
+# ignores when a sanitizer's interceptor is the caller.
+set(SPPO_EMU_CUBLASLT ${CMAKE_BINARY_DIR}/emu-lib/libcublasLt.so.13)
 
 set(SPPO_EMU_CU_SOURCES "")
 foreach(cu ${SPPO_CU})
