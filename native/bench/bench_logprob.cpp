@@ -24,6 +24,7 @@
 #include "backend/backend.h"
 #include "backend/buffer.h"
 #include "kernels/logprob.h"
+#include "bench_smoke.h"
 #ifdef SPPO_WITH_CUDA
 #include <cuda_runtime.h>
 
@@ -258,7 +259,8 @@ int main(int argc, char** argv) {
     require_device(cuda ? Device::CUDA : Device::CPU);
     std::string device_name = "CPU (" + std::to_string(cpu_threads()) + " threads)";
     double bw = 0;
-    const size_t probe = static_cast<size_t>(cuda ? 1024 : 256) << 20;
+    sppo_bench::say_if_smoke();
+    const size_t probe = sppo_bench::full_or_toy(static_cast<size_t>(cuda ? 1024 : 256) << 20, size_t{1} << 20);
     if (cuda) {
 #ifdef SPPO_WITH_CUDA
       device_name = cuda_devices().at(0).name;

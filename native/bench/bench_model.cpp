@@ -48,6 +48,7 @@
 #include "bench_json.h"
 #include "bench_model_cuda.h"
 #include "bench_model_presets.h"
+#include "bench_smoke.h"
 #include "comm/communicator.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -443,9 +444,11 @@ int run_cuda(const Options& o, const ModelPreset& p) {
   const bool bf16 = o.precision == Precision::BF16;
   const double el = static_cast<double>(dtype_size(dt.act));  // bytes per weight, activation, cached K/V
   // 256 MiB of random values in the compute dtype (larger than L2), tiled over weights and caches.
-  const Buffer chunk = random_chunk(be, (std::size_t{256} << 20) / dtype_size(dt.act), 1, 0.02, dt.act);
-  const double bw = cuda_copy_gbs(be, std::size_t{1} << 30, 10);
-  const double tflops = cuda_matmul_tflops(be, chunk, 8192, 5, dt.act);
+  sppo_bench::say_if_smoke();
+  const std::size_t chunk_bytes = sppo_bench::full_or_toy(std::size_t{256} << 20, std::size_t{1} << 20);
+  const Buffer chunk = random_chunk(be, chunk_bytes / dtype_size(dt.act), 1, 0.02, dt.act);
+  const double bw = cuda_copy_gbs(be, sppo_bench::full_or_toy(std::size_t{1} << 30, std::size_t{1} << 20), 10);
+  const double tflops = cuda_matmul_tflops(be, chunk, sppo_bench::full_or_toy<int64_t>(8192, 128), 5, dt.act);
   // H200 SXM: the issues' bandwidth; the datasheet's dense peak of the compute type (fp32 without
   // tensor cores, or bf16 tensor cores).
   const double kIssueTBs = 4.3, kDatasheetTflops = bf16 ? 989.0 : 67.0;

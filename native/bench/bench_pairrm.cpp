@@ -44,6 +44,7 @@
 #include "bench_json.h"
 #include "bench_pairrm_cuda.h"
 #include "bench_pairrm_work.h"
+#include "bench_smoke.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/parallel.h"
@@ -377,8 +378,10 @@ int run_cuda(const Options& o, const PairRmConfig& c) {
   const std::string card = devs.empty() ? "?" : devs[0].name;
   const Dtypes dt = dtypes_of(o.precision);
   const bool bf16 = o.precision == Precision::BF16;
-  const Buffer chunk = random_chunk(be, (std::size_t{256} << 20) / dtype_size(dt.weight), 1, 0.02, dt.weight);
-  const double tflops = cuda_matmul_tflops(be, chunk, 8192, 5, dt.act);
+  sppo_bench::say_if_smoke();
+  const std::size_t chunk_bytes = sppo_bench::full_or_toy(std::size_t{256} << 20, std::size_t{1} << 20);
+  const Buffer chunk = random_chunk(be, chunk_bytes / dtype_size(dt.weight), 1, 0.02, dt.weight);
+  const double tflops = cuda_matmul_tflops(be, chunk, sppo_bench::full_or_toy<int64_t>(8192, 128), 5, dt.act);
   const std::string compute = bf16 ? "bf16 inputs, CUBLAS_COMPUTE_32F (fp32 accumulation)" : "CUBLAS_COMPUTE_32F (fp32, no TF32)";
   const std::size_t base = MemorySampler::in_use();
   PairRmModel m(be, c, o.precision);

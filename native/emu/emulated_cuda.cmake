@@ -41,3 +41,30 @@ function(sppo_emulated_cuda_link target)
   target_link_libraries(${target} PUBLIC sppo_cuda_emu)
   add_dependencies(${target} sppo_cublaslt_emu)
 endfunction()
+
+# The GPU check's benchmark commands (scripts/gpu-check.sh) at tiny shapes on the emulator, with
+# SPPO_BENCH_SMOKE=1 (toy calibrations, bench/bench_smoke.h): the CUDA timing, the graph rows and
+# the JSON reports run to the end before a GPU session spends its minutes on them. Each passes
+# when the benchmark exits 0.
+function(sppo_emulated_bench_smoke)
+  set(b ${CMAKE_BINARY_DIR}/bench)
+  set(o ${CMAKE_BINARY_DIR}/bench-smoke)
+  file(MAKE_DIRECTORY ${o})
+  set(model_shape --layers 1 --hidden 64 --heads 2 --kv-heads 1 --ffn 128 --vocab 500 --batch 1 --seq 16 --new 4
+                  --k 2 --prompts 2 --prompt-len 8 --decode-batches 1,4 --ctx 32 --repeat 1 --warmup 1)
+  set(pairrm_shape --layers 1 --hidden 64 --heads 2 --ffn 128 --vocab 300 --buckets 16 --k 2 --prompts 1
+                   --source 12 --candidate 10 --anchor-source 20 --anchor-candidate 12 --batch 2 --tokens 0
+                   --repeat 1 --warmup 1)
+  foreach(precision fp32 bf16)
+    add_test(NAME bench_smoke_model_${precision}_cuda
+             COMMAND ${b}/bench_model --device cuda --precision ${precision} ${model_shape} --json ${o}/model-${precision}.json)
+    add_test(NAME bench_smoke_pairrm_${precision}_cuda
+             COMMAND ${b}/bench_pairrm --device cuda --precision ${precision} ${pairrm_shape} --json ${o}/pairrm-${precision}.json)
+  endforeach()
+  add_test(NAME bench_smoke_logprob_cuda
+           COMMAND ${b}/bench_logprob --device cuda --rows 4 --vocab 1000,4099 --dtype bf16,f32 --iters 1 --warmup 1
+                   --json ${o}/logprob.json)
+  get_property(smoke DIRECTORY PROPERTY TESTS)
+  list(FILTER smoke INCLUDE REGEX "^bench_smoke_")
+  set_tests_properties(${smoke} PROPERTIES ENVIRONMENT "SPPO_CUBLASLT_LIBRARY=${SPPO_EMU_CUBLASLT};SPPO_BENCH_SMOKE=1")
+endfunction()
