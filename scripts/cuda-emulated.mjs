@@ -18,7 +18,11 @@ import { createRequire } from 'node:module';
 const tsSuites = ['test/kernels.cuda.test.ts', 'test/pipeline.cuda.test.ts'];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const build = join(root, 'build-emu');
+// --asan: the same suites under AddressSanitizer (build-emu-asan/), the emulator's stand-in for
+// compute-sanitizer's memcheck: a kernel's access outside its allocation is reported where it
+// happens. Native suites only (the TypeScript ones would need libasan preloaded into node).
+const asan = process.argv.includes('--asan');
+const build = join(root, asan ? 'build-emu-asan' : 'build-emu');
 
 function skip(why) {
   console.log(`sppo-native: CUDA suites on the emulator skipped: ${why}`);
@@ -49,12 +53,19 @@ try {
     console.log('sppo-native: no node-api-headers package: the emulated addon (TypeScript CUDA suites) is not built');
   }
 }
+const sanitize = '-fsanitize=address -fno-omit-frame-pointer';
 if (!existsSync(join(build, 'CMakeCache.txt')))
-  run('cmake', ['-S', '.', '-B', build, '-DSPPO_CUDA=emulate', '-DCMAKE_BUILD_TYPE=Release',
-    ...(nodeApi ? [`-DCMAKE_JS_INC=${nodeApi}`] : [])]);
+  run('cmake', ['-S', '.', '-B', build, '-DSPPO_CUDA=emulate',
+    ...(asan
+      ? ['-DCMAKE_BUILD_TYPE=RelWithDebInfo', `-DCMAKE_CXX_FLAGS=${sanitize}`, '-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address',
+          '-DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=address']
+      : ['-DCMAKE_BUILD_TYPE=Release', ...(nodeApi ? [`-DCMAKE_JS_INC=${nodeApi}`] : [])])]);
 run('cmake', ['--build', build, '--parallel', String(jobs)]);
-// Each suite has 10 minutes: the emulator runs every thread of every block on one core.
-run('ctest', ['--test-dir', build, '--output-on-failure', '-j', String(Math.min(jobs, 2)), '--timeout', '600']);
+// Each suite has 10 minutes (25 under ASan): the emulator runs every thread of every block on one
+// core. Leaks are not reported: the fibers' stacks and a graph's allocations live for the process.
+if (asan) process.env.ASAN_OPTIONS = `detect_leaks=0${process.env.ASAN_OPTIONS ? `:${process.env.ASAN_OPTIONS}` : ''}`;
+run('ctest', ['--test-dir', build, '--output-on-failure', '-j', String(Math.min(jobs, 2)), '--timeout', asan ? '1500' : '600']);
+if (asan) process.exit(0);
 
 // The TypeScript suites that need a GPU, on the emulated addon: in the main vitest run they skip
 // (its addon has no device); here SPPO_ADDON_PATH gives them this build's.

@@ -193,16 +193,23 @@ inline int __float_as_int(float f) { return sppo_emu_bits<int>(f); }
 inline float __int_as_float(int u) { return sppo_emu_bits<float>(u); }
 inline long long __double_as_longlong(double d) { return sppo_emu_bits<long long>(d); }
 inline double __longlong_as_double(long long v) { return sppo_emu_bits<double>(v); }
-// Round-to-nearest operations: the host's IEEE arithmetic (the build does not contract to FMA).
-inline float __fadd_rn(float a, float b) { return a + b; }
-inline float __fsub_rn(float a, float b) { return a - b; }
-inline float __fmul_rn(float a, float b) { return a * b; }
-inline float __fdiv_rn(float a, float b) { return a / b; }
+// Round-to-nearest operations, never fused. The kernels are compiled to contract a * b + c into
+// an FMA where the host has one, as nvcc does by default (--fmad=true); these intrinsics are how a
+// kernel opts out, so their results pass through an empty asm the compiler cannot see into.
+template <typename T>
+inline T sppo_emu_unfused(T v) {
+  asm("" : "+x"(v));
+  return v;
+}
+inline float __fadd_rn(float a, float b) { return sppo_emu_unfused(a + b); }
+inline float __fsub_rn(float a, float b) { return sppo_emu_unfused(a - b); }
+inline float __fmul_rn(float a, float b) { return sppo_emu_unfused(a * b); }
+inline float __fdiv_rn(float a, float b) { return sppo_emu_unfused(a / b); }
 inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
-inline double __dadd_rn(double a, double b) { return a + b; }
-inline double __dsub_rn(double a, double b) { return a - b; }
-inline double __dmul_rn(double a, double b) { return a * b; }
-inline double __ddiv_rn(double a, double b) { return a / b; }
+inline double __dadd_rn(double a, double b) { return sppo_emu_unfused(a + b); }
+inline double __dsub_rn(double a, double b) { return sppo_emu_unfused(a - b); }
+inline double __dmul_rn(double a, double b) { return sppo_emu_unfused(a * b); }
+inline double __ddiv_rn(double a, double b) { return sppo_emu_unfused(a / b); }
 inline double __fma_rn(double a, double b, double c) { return std::fma(a, b, c); }
 inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }

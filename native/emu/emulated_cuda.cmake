@@ -5,8 +5,26 @@
 # - libcublasLt.so.13 from native/emu/cublaslt_emu.cpp, in ${CMAKE_BINARY_DIR}/emu-lib.
 find_program(SPPO_NODE node REQUIRED)
 set(_emu_dir ${PROJECT_SOURCE_DIR}/native/emu)
+# As under nvcc's device pass: the runtime header comes first, implicitly, and device code sees
+# __CUDA_ARCH__ (Hopper's 900), so the math headers shared with the CPU (kernels/*_math.h) take
+# the branches the GPU runs, with their _rn intrinsics.
 set(_emu_flags -Wno-unknown-pragmas -Wno-unused-parameter -Wno-unused-function -Wno-unused-variable
-               -fno-strict-aliasing -ffp-contract=off)
+               -fno-strict-aliasing -include ${_emu_dir}/cuda_emu_runtime.h -D__CUDA_ARCH__=900)
+# nvcc contracts a * b + c into FMAs by default; the kernels opt out with __fadd_rn / __fmul_rn.
+# So do the same where the host runs FMA instructions. A kernel that needs an unfused product
+# and lacks the intrinsic then differs from its CPU twin here, as it would on the GPU.
+include(CheckCXXSourceRuns)
+set(CMAKE_REQUIRED_FLAGS -mfma)
+check_cxx_source_runs("#include <immintrin.h>
+int main() { volatile float a = 1.f; __m128 x = _mm_set1_ps(a); x = _mm_fmadd_ps(x, x, x); return _mm_cvtss_f32(x) == 2.f ? 0 : 1; }"
+                      SPPO_EMU_HOST_FMA)
+unset(CMAKE_REQUIRED_FLAGS)
+if(SPPO_EMU_HOST_FMA)
+  list(APPEND _emu_flags -mfma -ffp-contract=fast)
+else()
+  list(APPEND _emu_flags -ffp-contract=off)
+  message(STATUS "sppo-native: the CUDA emulator's kernels are not FMA-contracted (the host has no FMA)")
+endif()
 
 add_library(sppo_cuda_emu SHARED ${_emu_dir}/runtime.cpp ${_emu_dir}/block_scheduler.cpp)
 target_include_directories(sppo_cuda_emu PUBLIC ${PROJECT_SOURCE_DIR}/native ${_emu_dir}/include)
