@@ -288,36 +288,40 @@ void warp_barrier(unsigned mask) {
   wait_on(w.waiters);
 }
 
-void warp_exchange(unsigned mask, const void* value, int bytes, int src, void* out) {
+namespace {
+// Deposits `bytes` of `value` as the calling lane's next exchange, waits for the lanes of `mask`,
+// and returns that exchange's count (its slots: w.slot[count & 1], valid where w.deposit matches).
+uint64_t deposit_and_wait(unsigned mask, const void* value, int bytes, Warp** warp) {
   Block* b = g_block;
   if (!b) fail_here("a warp intrinsic called outside a kernel");
   Fiber* f = b->current;
   Warp& w = b->warps[f->warp];
   const uint64_t k = ++w.count[f->lane];
-  const int par = static_cast<int>(k & 1);
-  std::memcpy(w.slot[par][f->lane], value, static_cast<std::size_t>(bytes));
-  w.deposit[par][f->lane] = k;
+  std::memcpy(w.slot[k & 1][f->lane], value, static_cast<std::size_t>(bytes));
+  w.deposit[k & 1][f->lane] = k;
   warp_barrier(mask);
-  if (src >= 0 && src < 32 && (mask & (1u << src)) && w.deposit[par][src] == k) {
-    std::memcpy(out, w.slot[par][src], static_cast<std::size_t>(bytes));
+  *warp = &w;
+  return k;
+}
+}  // namespace
+
+void warp_exchange(unsigned mask, const void* value, int bytes, int src, void* out) {
+  Warp* w = nullptr;
+  const uint64_t k = deposit_and_wait(mask, value, bytes, &w);
+  if (src >= 0 && src < 32 && (mask & (1u << src)) && w->deposit[k & 1][src] == k) {
+    std::memcpy(out, w->slot[k & 1][src], static_cast<std::size_t>(bytes));
   } else {
     std::memset(out, 0xff, static_cast<std::size_t>(bytes));  // undefined on a GPU: poison
   }
 }
 
 unsigned warp_ballot(unsigned mask, bool predicate) {
-  Block* b = g_block;
-  if (!b) fail_here("a warp intrinsic called outside a kernel");
-  Fiber* f = b->current;
-  Warp& w = b->warps[f->warp];
-  const uint64_t k = ++w.count[f->lane];
-  const int par = static_cast<int>(k & 1);
-  w.slot[par][f->lane][0] = predicate;
-  w.deposit[par][f->lane] = k;
-  warp_barrier(mask);
+  Warp* w = nullptr;
+  const unsigned char p = predicate;
+  const uint64_t k = deposit_and_wait(mask, &p, 1, &w);
   unsigned r = 0;
   for (int l = 0; l < 32; ++l)
-    if ((mask & (1u << l)) && w.deposit[par][l] == k && w.slot[par][l][0]) r |= 1u << l;
+    if ((mask & (1u << l)) && w->deposit[k & 1][l] == k && w->slot[k & 1][l][0]) r |= 1u << l;
   return r;
 }
 

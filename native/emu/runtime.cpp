@@ -392,7 +392,7 @@ cudaError_t cudaFreeAsync(void* p, cudaStream_t s) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   if (!valid_stream(s)) return set(cudaErrorInvalidResourceHandle);
   if (s && s->capture) return cudaSuccess;  // freed with the graph (its `owned`)
-  if (!find(p, 1) || g_allocs.find(reinterpret_cast<uintptr_t>(p)) == g_allocs.end()) {
+  if (g_allocs.find(reinterpret_cast<uintptr_t>(p)) == g_allocs.end()) {
     complain("cudaFreeAsync of a pointer that is not the start of a live device allocation");
     return set(cudaErrorInvalidValue);
   }
@@ -491,7 +491,10 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
 cudaError_t cudaStreamQuery(cudaStream_t s) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   if (!valid_stream(s)) return set(cudaErrorInvalidResourceHandle);
-  if (s && s->capture) return refused_in_capture("cudaStreamQuery"), cudaErrorStreamCaptureUnsupported;
+  if (s && s->capture) {
+    refused_in_capture("cudaStreamQuery");
+    return cudaErrorStreamCaptureUnsupported;
+  }
   // Queued work "finishes" when someone waits for it: report it busy once, then run it, so
   // a polling loop ends.
   if (s && !s->queue.empty()) {
