@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/rounding_math.h"
+
 #if defined(__CUDACC__)
 #define SPPO_OPT_HD __host__ __device__
 #else
@@ -73,54 +75,32 @@ SPPO_OPT_HD inline double clip_coef(double sum_squares, double max_norm, bool* s
   return c < 1.0 ? c : 1.0;
 }
 
-// Each product and sum rounded on its own. nvcc contracts a * b + c into one FMA by default
-// (--fmad=true), which rounds once where the CPU rounds twice, so the steps spell their arithmetic
-// with these: the CPU and CUDA steps then stay bit for bit equal (test_rmsprop_cuda,
-// test_adamw_cuda; found by the CUDA emulator's FMA contraction, docs/cuda-emulator.md).
-SPPO_OPT_HD inline float add(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-SPPO_OPT_HD inline float sub(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fsub_rn(a, b);
-#else
-  return a - b;
-#endif
-}
-SPPO_OPT_HD inline float mul(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-// Plain arithmetic in double: the fp64 steps run on the CPU only.
-inline double add(double a, double b) { return a + b; }
-inline double sub(double a, double b) { return a - b; }
-inline double mul(double a, double b) { return a * b; }
+// Each product and sum rounded on its own (kernels/rounding_math.h): nvcc would otherwise fuse
+// them into FMAs, and the CPU and CUDA steps would part in the last bit (test_rmsprop_cuda and
+// test_adamw_cuda compare them bit for bit; found by the CUDA emulator's FMA contraction,
+// docs/cuda-emulator.md).
+using rounding::add_rn;
+using rounding::mul_rn;
+using rounding::sub_rn;
 
 // one_minus_alpha = 1 - alpha computed in double (as torch passes `value=1 - alpha`): in T it
 // would lose the small difference's precision. Order of evaluation: as written in PyTorch's
 // formula, left to right.
 template <typename T>
 SPPO_OPT_HD inline void rmsprop(T& p, T g, T& v, T lr, T alpha, T one_minus_alpha, T eps, T wd) {
-  if (wd != T(0)) g = add(g, mul(wd, p));
-  v = add(mul(alpha, v), mul(mul(one_minus_alpha, g), g));
-  p = sub(p, mul(lr, g) / add(std::sqrt(v), eps));
+  if (wd != T(0)) g = add_rn(g, mul_rn(wd, p));
+  v = add_rn(mul_rn(alpha, v), mul_rn(mul_rn(one_minus_alpha, g), g));
+  p = sub_rn(p, mul_rn(lr, g) / add_rn(std::sqrt(v), eps));
 }
 
 // step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t), decay = 1 - lr wd; omb1 = 1 - b1 and
 // omb2 = 1 - b2 computed in double (as torch's lerp weight and addcmul value).
 template <typename T>
 SPPO_OPT_HD inline void adamw(T& p, T g, T& m, T& v, T decay, T b2, T omb1, T omb2, T step_size, T bc2_sqrt, T eps) {
-  p = mul(p, decay);
-  m = add(m, mul(omb1, sub(g, m)));
-  v = add(mul(b2, v), mul(mul(omb2, g), g));
-  p = sub(p, mul(step_size, m) / add(std::sqrt(v) / bc2_sqrt, eps));
+  p = mul_rn(p, decay);
+  m = add_rn(m, mul_rn(omb1, sub_rn(g, m)));
+  v = add_rn(mul_rn(b2, v), mul_rn(mul_rn(omb2, g), g));
+  p = sub_rn(p, mul_rn(step_size, m) / add_rn(std::sqrt(v) / bc2_sqrt, eps));
 }
 
 // The per-step scalars in T, derived from the double hyperparameters exactly once per step on the
@@ -155,11 +135,11 @@ inline AdamwScalars<T> adamw_scalars(const AdamwParams& h) {
 // G: the gradient's storage type (T, or uint16_t for bf16 gradients with T = float).
 template <typename T, typename G>
 SPPO_OPT_HD inline void rmsprop_element(T& p, G g, T& v, T coef, const RmspropScalars<T>& s) {
-  rmsprop(p, mul(static_cast<T>(load_grad(g)), coef), v, s.lr, s.alpha, s.one_minus_alpha, s.eps, s.wd);
+  rmsprop(p, mul_rn(static_cast<T>(load_grad(g)), coef), v, s.lr, s.alpha, s.one_minus_alpha, s.eps, s.wd);
 }
 template <typename T, typename G>
 SPPO_OPT_HD inline void adamw_element(T& p, G g, T& m, T& v, T coef, const AdamwScalars<T>& s) {
-  adamw(p, mul(static_cast<T>(load_grad(g)), coef), m, v, s.decay, s.b2, s.omb1, s.omb2, s.step_size, s.bc2_sqrt,
+  adamw(p, mul_rn(static_cast<T>(load_grad(g)), coef), m, v, s.decay, s.b2, s.omb1, s.omb2, s.step_size, s.bc2_sqrt,
         s.eps);
 }
 

@@ -7,90 +7,32 @@
 //   - log_int() / logp(): log(q) - log(kept) from IEEE operations only (fdlibm's log reduction
 //     and polynomial), because CUDA's log and the C library's may differ in the last bit and a
 //     nearly certain token's logp (q close to kept) would show it.
-// The arithmetic goes through the *_rn helpers below: on the device they are the round-to-nearest
-// intrinsics, which nvcc never fuses into multiply-adds; on the host they are plain operators
-// (the core's host code is built without an FMA target, so nothing is contracted there either).
-// Fused multiply-adds are written as fma() on both sides: one rounding everywhere.
+// The arithmetic goes through the *_rn helpers of kernels/rounding_math.h: on the device the
+// round-to-nearest intrinsics, which nvcc never fuses into multiply-adds; on the host plain
+// operators. Fused multiply-adds are written as fma() on both sides: one rounding everywhere.
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
 #include "core/host_device.h"
+#include "kernels/rounding_math.h"
 
 namespace sppo::sample_math {
 
 // ---- IEEE operations, the same on host and device ------------------------------------------------
-SPPO_HD inline float fmul_rn(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-SPPO_HD inline float fadd_rn(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-SPPO_HD inline float fsub_rn(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fsub_rn(a, b);
-#else
-  return a - b;
-#endif
-}
-SPPO_HD inline float fdiv_rn(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fdiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
-SPPO_HD inline float ffma_rn(float a, float b, float c) {
-#ifdef __CUDA_ARCH__
-  return __fmaf_rn(a, b, c);
-#else
-  return std::fma(a, b, c);
-#endif
-}
-SPPO_HD inline double dmul_rn(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-SPPO_HD inline double dadd_rn(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-SPPO_HD inline double dsub_rn(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dsub_rn(a, b);
-#else
-  return a - b;
-#endif
-}
-SPPO_HD inline double ddiv_rn(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __ddiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
-SPPO_HD inline double dfma_rn(double a, double b, double c) {
-#ifdef __CUDA_ARCH__
-  return __fma_rn(a, b, c);
-#else
-  return std::fma(a, b, c);
-#endif
-}
+// The round-to-nearest helpers (kernels/rounding_math.h), by their short names.
+using rounding::dadd_rn;
+using rounding::ddiv_rn;
+using rounding::dfma_rn;
+using rounding::dmul_rn;
+using rounding::dsub_rn;
+using rounding::fadd_rn;
+using rounding::fdiv_rn;
+using rounding::ffma_rn;
+using rounding::fmul_rn;
+using rounding::fsub_rn;
+
 SPPO_HD inline float rint_even(float x) {  // round half to even (the default rounding mode on the host)
 #ifdef __CUDA_ARCH__
   return rintf(x);
