@@ -70,7 +70,10 @@ if (asan) process.exit(0);
 // The TypeScript suites that need a GPU, on the emulated addon: in the main vitest run they skip
 // (its addon has no device); here SPPO_ADDON_PATH gives them this build's.
 const addon = join(build, 'Release', 'sppo_native.node');
-if (!existsSync(addon)) skip('the emulated addon was not built (no node-api-headers), so the TypeScript CUDA suites');
+if (!existsSync(addon)) {
+  console.log('sppo-native: the TypeScript CUDA suites on the emulator skipped: the emulated addon was not built (no node-api-headers package)');
+  process.exit(0);
+}
 const vitest = join(dirname(require.resolve('vitest/package.json')), 'vitest.mjs');
 console.log(`sppo-native: ${tsSuites.join(' ')} on the emulated addon`);
 const r = spawnSync(process.execPath, [vitest, 'run', ...tsSuites], {

@@ -73,7 +73,6 @@ struct Fiber {
   uint3 tid{};
   int lane = 0, warp = 0;
   bool done = false;
-  bool waiting = false;  // parked at a barrier: resumed only when it releases
   uintptr_t skew = 0;    // the stack top's offset: stacks 256 KiB apart would share cache sets
 };
 
@@ -81,7 +80,6 @@ struct Warp {
   unsigned live = 0;     // lanes that exist and have not exited
   unsigned arrived = 0;  // lanes waiting at the current warp barrier
   unsigned mask = 0;     // the current barrier's mask (every arriving lane must agree)
-  unsigned long long gen = 0;
   // Exchange slots, double-buffered by the lanes' exchange count: one barrier per exchange is
   // enough, since a lane can refill a parity only after every lane has read it (the exchange in
   // between cannot complete before).
@@ -94,16 +92,14 @@ struct Warp {
 struct Block {
   const char* kernel = "";
   const std::function<void()>* body = nullptr;
-  std::vector<Fiber*> fibers;  // in launch order (linear thread index)
-  std::vector<int> order;      // the first resume order (shuffled)
-  std::deque<Fiber*> runnable;  // threads to resume, in order
+  std::vector<Fiber*> fibers;   // in launch order (linear thread index)
+  std::deque<Fiber*> runnable;  // threads to resume, in order (first: all, shuffled)
   std::vector<Fiber*> waiters;  // at the block barrier
   bool reverse = false;         // released waiters resume in alternating order
   std::vector<Warp> warps;
   int live = 0;
   int arrived = 0;  // at the block barrier
   int count_acc = 0, count_result = 0;
-  unsigned long long gen = 0;
   Fiber* current = nullptr;
   void* sched_sp = nullptr;
   std::vector<unsigned char> dyn_smem;
@@ -156,7 +152,8 @@ void switch_to_scheduler(Fiber* f) {
 #endif
 }
 
-void release(std::vector<Fiber*>& waiters);
+bool try_release(Warp& w);
+bool try_release(Block* b);
 
 // A fiber's first frame: runs the kernel body, marks the thread exited, releases what it was
 // the last one missing from, and never returns.
@@ -171,20 +168,10 @@ void fiber_main() {
   --b->live;
   Warp& w = b->warps[f->warp];
   w.live &= ~(1u << f->lane);
-  if (w.arrived && (w.arrived & (w.mask & w.live)) == (w.mask & w.live)) {
-    // The lanes still waiting are all of the mask that remains: an exited lane does not hold
-    // them (CUDA: the non-exited threads named in the mask must arrive).
-    w.arrived = 0;
-    ++w.gen;
-    release(w.waiters);
-  }
-  if (b->arrived > 0 && b->arrived == b->live) {
-    b->arrived = 0;
-    b->count_result = b->count_acc;
-    b->count_acc = 0;
-    ++b->gen;
-    release(b->waiters);
-  }
+  // An exited thread does not hold a barrier (CUDA: the non-exited threads named in the mask must
+  // arrive): the others may now be all it waits for.
+  if (w.arrived) try_release(w);
+  if (b->arrived > 0) try_release(b);
   switch_to_scheduler(f);
   __builtin_unreachable();
 }
@@ -211,24 +198,38 @@ void release(std::vector<Fiber*>& waiters) {
   if (b->reverse) std::reverse(waiters.begin(), waiters.end());
   b->reverse = !b->reverse;
   for (Fiber* w : waiters) {
-    w->waiting = false;
     b->runnable.push_back(w);
   }
   waiters.clear();
 }
 
+// Releases the warp barrier if every live lane of its mask has arrived.
+bool try_release(Warp& w) {
+  const unsigned need = w.mask & w.live;
+  if ((w.arrived & need) != need) return false;
+  w.arrived = 0;
+  release(w.waiters);
+  return true;
+}
+
+// Releases the block barrier if every live thread has arrived; its vote count becomes the result.
+bool try_release(Block* b) {
+  if (b->arrived != b->live) return false;
+  b->arrived = 0;
+  b->count_result = b->count_acc;
+  b->count_acc = 0;
+  release(b->waiters);
+  return true;
+}
+
 // Parks the calling thread on `waiters` until its barrier releases.
 void wait_on(std::vector<Fiber*>& waiters) {
   Fiber* f = g_block->current;
-  f->waiting = true;
   waiters.push_back(f);
   switch_to_scheduler(f);
 }
 
-uint64_t seed() {
-  const char* e = std::getenv("SPPO_EMU_SEED");
-  return e ? std::strtoull(e, nullptr, 10) : 0x5eed5eedULL;
-}
+uint64_t seed() { return env_number("SPPO_EMU_SEED", 0x5eed5eedULL, 0, ~uint64_t{0}); }
 
 }  // namespace
 
@@ -253,15 +254,8 @@ int block_barrier_count(int predicate) {
   Warp& w = b->warps[b->current->warp];
   if (w.arrived && (w.mask & (1u << b->current->lane))) fail_here("__syncthreads while lanes of this warp wait at a warp barrier (divergent synchronisation)");
   b->count_acc += predicate != 0;
-  if (++b->arrived == b->live) {
-    b->arrived = 0;
-    b->count_result = b->count_acc;
-    b->count_acc = 0;
-    ++b->gen;
-    release(b->waiters);
-    return b->count_result;
-  }
-  wait_on(b->waiters);
+  ++b->arrived;
+  if (!try_release(b)) wait_on(b->waiters);
   return b->count_result;
 }
 
@@ -278,14 +272,7 @@ void warp_barrier(unsigned mask) {
     fail_here("lanes of one warp synchronise with different masks");
   }
   w.arrived |= me;
-  const unsigned need = mask & w.live;
-  if ((w.arrived & need) == need) {
-    w.arrived = 0;
-    ++w.gen;
-    release(w.waiters);
-    return;
-  }
-  wait_on(w.waiters);
+  if (!try_release(w)) wait_on(w.waiters);
 }
 
 namespace {
@@ -343,7 +330,6 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t smem, const s
   for (uint64_t i = 0; i < blocks; ++i) block_order[i] = i;
   static std::mt19937_64 rng(seed());
   std::shuffle(block_order.begin(), block_order.end(), rng);
-  b.order.resize(static_cast<std::size_t>(n));
 
   blockDim = block;
   gridDim = grid;
@@ -358,11 +344,8 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t smem, const s
       f->lane = t % 32;
       f->warp = t / 32;
       f->done = false;
-      f->waiting = false;
       init_stack(f);
-      b.order[static_cast<std::size_t>(t)] = t;
     }
-    std::shuffle(b.order.begin(), b.order.end(), rng);
     for (Warp& w : b.warps) {
       w = Warp{};
     }
@@ -371,10 +354,10 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t smem, const s
     b.arrived = b.count_acc = b.count_result = 0;
     std::memset(b.dyn_smem.data(), 0xff, b.dyn_smem.size());  // uninitialised shared memory: NaN
 
-    b.runnable.clear();
+    b.runnable.assign(b.fibers.begin(), b.fibers.end());
+    std::shuffle(b.runnable.begin(), b.runnable.end(), rng);
     b.waiters.clear();
     b.reverse = false;
-    for (int t : b.order) b.runnable.push_back(b.fibers[static_cast<std::size_t>(t)]);
     while (!b.runnable.empty()) {
       Fiber* f = b.runnable.front();
       b.runnable.pop_front();

@@ -132,21 +132,12 @@ inline unsigned __ballot_sync(unsigned mask, int p) { return sppo_emu::warp_ball
 inline int __any_sync(unsigned mask, int p) { return sppo_emu::warp_ballot(mask, p != 0) != 0; }
 inline int __all_sync(unsigned mask, int p) { return sppo_emu::warp_ballot(mask, p == 0) == 0; }
 
-// ---- atomics (one host thread runs a launch; __atomic keeps them safe anyway) ------------------
+// ---- atomics: grids run one block at a time under the runtime's lock, so plain updates are atomic
 template <typename T>
-T sppo_emu_atomic_rmw(T* p, T v, T (*op)(T, T)) {
+T atomicAdd(T* p, T v) {
   T old = *p;
-  *p = op(old, v);
+  *p = old + v;
   return old;
-}
-inline float atomicAdd(float* p, float v) { return sppo_emu_atomic_rmw<float>(p, v, [](float a, float b) { return a + b; }); }
-inline double atomicAdd(double* p, double v) {
-  return sppo_emu_atomic_rmw<double>(p, v, [](double a, double b) { return a + b; });
-}
-inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
-inline unsigned atomicAdd(unsigned* p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
-inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
-  return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
 }
 template <typename T>
 T atomicMin(T* p, T v) {

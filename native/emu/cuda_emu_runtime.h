@@ -134,6 +134,10 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 
 namespace sppo_emu {
 
+// The emulator's settings (SPPO_EMU_*): a whole number in [min, max], else `dflt` when unset; any
+// other value stops the process naming the variable.
+uint64_t env_number(const char* name, uint64_t dflt, uint64_t min, uint64_t max);
+
 cudaError_t func_set_attribute(const void* fn, cudaFuncAttribute a, int value);
 
 // Queue work on a stream (or record it into the stream's capture). Null stream: runs now, after

@@ -8,7 +8,7 @@ set(_emu_dir ${PROJECT_SOURCE_DIR}/native/emu)
 # As under nvcc's device pass: the runtime header comes first, implicitly, and device code sees
 # __CUDA_ARCH__ (Hopper's 900), so the math headers shared with the CPU (kernels/*_math.h) take
 # the branches the GPU runs, with their _rn intrinsics.
-set(_emu_flags -Wno-unknown-pragmas -Wno-unused-parameter -Wno-unused-function -Wno-unused-variable
+set(_emu_flags -Wno-unknown-pragmas -Wno-subobject-linkage -Wno-unused-parameter -Wno-unused-function -Wno-unused-variable
                -fno-strict-aliasing -include ${_emu_dir}/cuda_emu_runtime.h -D__CUDA_ARCH__=900)
 # nvcc contracts a * b + c into FMAs by default; the kernels opt out with __fadd_rn / __fmul_rn.
 # So do the same where the host runs FMA instructions. A kernel that needs an unfused product

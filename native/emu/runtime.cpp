@@ -1,6 +1,7 @@
 // The CUDA emulator's runtime (emu/cuda_emu_runtime.h): memory, streams as queues, events,
 // capture into graphs, launch checks. One lock for all of it; queued work runs on the host thread
 // that waits for it.
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -37,7 +38,7 @@ struct CUstream_st {
     std::function<void()> work;
   };
   std::deque<Op> queue;
-  uint64_t next_seq = 1, done_seq = 0;
+  uint64_t next_seq = 1;
   // Capture.
   CUgraph_st* capture = nullptr;
   bool capture_invalid = false;
@@ -69,12 +70,8 @@ CUmemPoolHandle_st g_pool;
 constexpr std::size_t kDefaultSmem = 48 << 10;
 constexpr std::size_t kMaxSmemOptin = 232448;  // H100 / H200: 227 KiB
 
-std::size_t env_size(const char* name, std::size_t dflt) {
-  const char* e = std::getenv(name);
-  return e && *e ? static_cast<std::size_t>(std::strtoull(e, nullptr, 10)) : dflt;
-}
-std::size_t total_memory() { return env_size("SPPO_EMU_MEMORY_GIB", 16) << 30; }
-int sm_count() { return static_cast<int>(env_size("SPPO_EMU_SMS", 132)); }
+std::size_t total_memory() { return static_cast<std::size_t>(env_number("SPPO_EMU_MEMORY_GIB", 16, 1, 1 << 20)) << 30; }
+int sm_count() { return static_cast<int>(env_number("SPPO_EMU_SMS", 132, 1, 1024)); }
 
 cudaError_t set(cudaError_t e) {
   if (e != cudaSuccess) t_last = e;
@@ -126,7 +123,6 @@ void run_until(CUstream_st* s, uint64_t seq) {
     CUstream_st::Op op = std::move(s->queue.front());
     s->queue.pop_front();
     op.work();
-    s->done_seq = op.seq;
   }
 }
 void run_all(CUstream_st* s) { run_until(s, ~uint64_t{0}); }
@@ -190,6 +186,20 @@ bool copy_sides_ok(void* dst, const void* src, std::size_t n, cudaMemcpyKind k, 
 }
 
 }  // namespace
+
+uint64_t env_number(const char* name, uint64_t dflt, uint64_t min, uint64_t max) {
+  const char* e = std::getenv(name);
+  if (!e || !*e) return dflt;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(e, &end, 10);
+  if (errno || *end || e[0] == '-' || v < min || v > max) {
+    std::fprintf(stderr, "sppo CUDA emulator: %s='%s' is not a whole number from %llu to %llu\n", name, e,
+                 static_cast<unsigned long long>(min), static_cast<unsigned long long>(max));
+    std::exit(2);
+  }
+  return v;
+}
 
 cudaError_t enqueue(cudaStream_t s, const char* what, std::function<void()> work) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
