@@ -81,7 +81,12 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.
     console.error('usage: node scripts/cuda-emu-rewrite.mjs <in.cu> <out.cpp>');
     process.exit(2);
   }
-  const text = rewrite(readFileSync(input, 'utf8'), input);
-  mkdirSync(dirname(output), { recursive: true });
-  writeFileSync(output, text);
+  try {
+    const text = rewrite(readFileSync(input, 'utf8'), input);
+    mkdirSync(dirname(output), { recursive: true });
+    writeFileSync(output, text);
+  } catch (err) {
+    console.error(`cuda-emu-rewrite: ${input} -> ${output}: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  }
 }
