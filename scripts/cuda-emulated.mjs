@@ -20,9 +20,22 @@ const tsSuites = ['test/kernels.cuda.test.ts', 'test/pipeline.cuda.test.ts'];
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // --asan: the same suites under AddressSanitizer (build-emu-asan/), the emulator's stand-in for
 // compute-sanitizer's memcheck: a kernel's access outside its allocation is reported where it
-// happens. Native suites only (the TypeScript ones would need libasan preloaded into node).
+// happens, and so is a misaligned typed access (UBSan's alignment check: a float4 or uint4 load
+// from an address that is not 16-byte aligned, a fault on the GPU, is silent on x86 otherwise).
+// Native suites only (the TypeScript ones would need libasan preloaded into node).
+// --racecheck: the same suites under ThreadSanitizer (build-emu-tsan/), the emulator's stand-in for
+// compute-sanitizer's racecheck: each CUDA thread is a TSan fiber, ordered only by the barriers,
+// warp synchronisation and launches the scheduler declares (native/emu/race_annotations.h), so two
+// threads of a block touching the same shared or global bytes, one writing, with no barrier
+// between them, are reported with both stacks. Native suites only, like --asan.
 const asan = process.argv.includes('--asan');
-const build = join(root, asan ? 'build-emu-asan' : 'build-emu');
+const racecheck = process.argv.includes('--racecheck');
+if (asan && racecheck) {
+  console.error('sppo-native: --asan and --racecheck are separate builds: pass one');
+  process.exit(2);
+}
+const sanitizer = asan ? 'address,alignment' : racecheck ? 'thread' : null;
+const build = join(root, asan ? 'build-emu-asan' : racecheck ? 'build-emu-tsan' : 'build-emu');
 
 function skip(why) {
   console.log(`sppo-native: CUDA suites on the emulator skipped: ${why}`);
@@ -53,19 +66,31 @@ try {
     console.log('sppo-native: no node-api-headers package: the emulated addon (TypeScript CUDA suites) is not built');
   }
 }
-const sanitize = '-fsanitize=address -fno-omit-frame-pointer';
 if (!existsSync(join(build, 'CMakeCache.txt')))
   run('cmake', ['-S', '.', '-B', build, '-DSPPO_CUDA=emulate',
-    ...(asan
-      ? ['-DCMAKE_BUILD_TYPE=RelWithDebInfo', `-DCMAKE_CXX_FLAGS=${sanitize}`, '-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address',
-          '-DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=address']
+    ...(sanitizer
+      ? ['-DCMAKE_BUILD_TYPE=RelWithDebInfo',
+          `-DCMAKE_CXX_FLAGS=-fsanitize=${sanitizer} -fno-sanitize-recover=all -fno-omit-frame-pointer`,
+          `-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=${sanitizer}`, `-DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=${sanitizer}`,
+          ...(racecheck ? ['-DSPPO_EMU_RACECHECK=ON'] : [])]
       : ['-DCMAKE_BUILD_TYPE=Release', ...(nodeApi ? [`-DCMAKE_JS_INC=${nodeApi}`] : [])])]);
 run('cmake', ['--build', build, '--parallel', String(jobs)]);
-// Each suite has 10 minutes (25 under ASan): the emulator runs every thread of every block on one
-// core. Leaks are not reported: the fibers' stacks and a graph's allocations live for the process.
-if (asan) process.env.ASAN_OPTIONS = `detect_leaks=0${process.env.ASAN_OPTIONS ? `:${process.env.ASAN_OPTIONS}` : ''}`;
-run('ctest', ['--test-dir', build, '--output-on-failure', '-j', String(Math.min(jobs, 2)), '--timeout', asan ? '1500' : '600']);
-if (asan) process.exit(0);
+// Each suite has 10 minutes (25 under ASan, 60 under TSan): the emulator runs every thread of every
+// block on one core. Leaks are not reported: the fibers' stacks and a graph's allocations live for
+// the process. Under TSan the CPU twins run on one OpenMP thread: libgomp is not instrumented, so
+// its threads' hand-offs would be reported as races, and they are not what is being checked.
+const withEnv = (name, value) => { process.env[name] = `${value}${process.env[name] ? `:${process.env[name]}` : ''}`; };
+if (asan) {
+  withEnv('ASAN_OPTIONS', 'detect_leaks=0');
+  withEnv('UBSAN_OPTIONS', 'print_stacktrace=1');
+}
+if (racecheck) {
+  withEnv('TSAN_OPTIONS', 'halt_on_error=0:die_after_fork=0');
+  process.env.OMP_NUM_THREADS = '1';
+}
+run('ctest', ['--test-dir', build, '--output-on-failure', '-j', String(Math.min(jobs, 2)), '--timeout',
+  asan ? '1500' : racecheck ? '3600' : '600']);
+if (sanitizer) process.exit(0);
 
 // The TypeScript suites that need a GPU, on the emulated addon: in the main vitest run they skip
 // (its addon has no device); here SPPO_ADDON_PATH gives them this build's.

@@ -2,7 +2,9 @@
 // shuffled order, each block's threads as fibers on the calling host thread, switched only at the
 // synchronisation points. Fibers use a small x86-64 context switch (the callee-saved registers;
 // MXCSR and the x87 control word are shared, as no kernel changes the rounding mode), not
-// swapcontext, which makes a system call per switch.
+// swapcontext, which makes a system call per switch. In the racecheck build this file is compiled
+// without ThreadSanitizer (its bookkeeping is shared by all fibers by design) and declares CUDA's
+// ordering to it instead (emu/race_annotations.h).
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "emu/cuda_emu_runtime.h"
+#include "emu/race_annotations.h"
 
 #if !defined(__x86_64__)
 #error "the CUDA emulator's fibers are written for x86-64"
@@ -69,6 +72,7 @@ constexpr unsigned kFullMask = 0xffffffffu;
 
 struct Fiber {
   void* sp = nullptr;
+  void* race = nullptr;  // its TSan fiber (racecheck build)
   char* stack = nullptr;  // mmap'd, a guard page below
   uint3 tid{};
   int lane = 0, warp = 0;
@@ -80,6 +84,7 @@ struct Warp {
   unsigned live = 0;     // lanes that exist and have not exited
   unsigned arrived = 0;  // lanes waiting at the current warp barrier
   unsigned mask = 0;     // the current barrier's mask (every arriving lane must agree)
+  unsigned generation = 0;  // barriers released so far (the racecheck build's sync slot)
   // Exchange slots, double-buffered by the lanes' exchange count: one barrier per exchange is
   // enough, since a lane can refill a parity only after every lane has read it (the exchange in
   // between cannot complete before).
@@ -99,9 +104,11 @@ struct Block {
   std::vector<Warp> warps;
   int live = 0;
   int arrived = 0;  // at the block barrier
+  unsigned generation = 0;  // block barriers released so far
   int count_acc = 0, count_result = 0;
   Fiber* current = nullptr;
   void* sched_sp = nullptr;
+  void* sched_race = nullptr;  // the scheduler's (the host thread's) TSan fiber
   std::vector<unsigned char> dyn_smem;
 #ifdef SPPO_EMU_ASAN
   void* fake_stack = nullptr;
@@ -112,6 +119,16 @@ struct Block {
 
 Block* g_block = nullptr;
 std::vector<Fiber*> g_pool;  // fibers (and their stacks) reused across launches
+
+// The racecheck build's sync objects (emu/race_annotations.h): only their addresses matter. A
+// barrier's arrivals release into the slot of its generation and its departures acquire from it;
+// four slots, since a thread that arrives at the next barrier (a later slot) may do so before
+// every thread released from this one has resumed (and acquired).
+struct RaceSync {
+  char block_start, block_end;
+  char barrier[4];
+  char warp[32][4];
+} g_sync;
 
 [[noreturn]] void fail_here(const char* what) {
   Block* b = g_block;
@@ -137,11 +154,13 @@ Fiber* new_fiber() {
   static unsigned made = 0;
   f->skew = (made % 61) * 1088 + (made % 8) * 64;
   ++made;
+  f->race = race::new_fiber();
   return f;
 }
 
 void switch_to_scheduler(Fiber* f) {
   Block* b = g_block;
+  race::switch_to(b->sched_race);
 #ifdef SPPO_EMU_ASAN
   void* fake = nullptr;
   __sanitizer_start_switch_fiber(f->done ? nullptr : &fake, b->sched_bottom, b->sched_size);
@@ -163,15 +182,20 @@ void fiber_main() {
 #endif
   Block* b = g_block;
   Fiber* f = b->current;
+  race::acquire(&g_sync.block_start);
   (*b->body)();
-  f->done = true;
-  --b->live;
-  Warp& w = b->warps[f->warp];
-  w.live &= ~(1u << f->lane);
-  // An exited thread does not hold a barrier (CUDA: the non-exited threads named in the mask must
-  // arrive): the others may now be all it waits for.
-  if (w.arrived) try_release(w);
-  if (b->arrived > 0) try_release(b);
+  race::release(&g_sync.block_end);
+  {
+    race::Quiet quiet;
+    f->done = true;
+    --b->live;
+    Warp& w = b->warps[f->warp];
+    w.live &= ~(1u << f->lane);
+    // An exited thread does not hold a barrier (CUDA: the non-exited threads named in the mask must
+    // arrive): the others may now be all it waits for.
+    if (w.arrived) try_release(w);
+    if (b->arrived > 0) try_release(b);
+  }
   switch_to_scheduler(f);
   __builtin_unreachable();
 }
@@ -208,6 +232,7 @@ bool try_release(Warp& w) {
   const unsigned need = w.mask & w.live;
   if ((w.arrived & need) != need) return false;
   w.arrived = 0;
+  ++w.generation;
   release(w.waiters);
   return true;
 }
@@ -216,6 +241,7 @@ bool try_release(Warp& w) {
 bool try_release(Block* b) {
   if (b->arrived != b->live) return false;
   b->arrived = 0;
+  ++b->generation;
   b->count_result = b->count_acc;
   b->count_acc = 0;
   release(b->waiters);
@@ -227,6 +253,15 @@ void wait_on(std::vector<Fiber*>& waiters) {
   Fiber* f = g_block->current;
   waiters.push_back(f);
   switch_to_scheduler(f);
+}
+
+// A race report names the two threads by their fibers: block, thread and kernel, in that order,
+// as TSan keeps 63 characters of a name (the kernel is in the report's stacks too).
+void name_for_reports(Fiber* f, const char* kernel) {
+  char name[160];
+  std::snprintf(name, sizeof name, "block (%u,%u,%u) thread (%u,%u,%u) kernel %s", blockIdx.x, blockIdx.y, blockIdx.z,
+                f->tid.x, f->tid.y, f->tid.z, kernel);
+  race::name_fiber(f->race, name);
 }
 
 uint64_t seed() { return env_number("SPPO_EMU_SEED", 0x5eed5eedULL, 0, ~uint64_t{0}); }
@@ -249,17 +284,22 @@ void* dynamic_shared_base() {
 void block_barrier() { block_barrier_count(0); }
 
 int block_barrier_count(int predicate) {
+  race::Quiet quiet;
   Block* b = g_block;
   if (!b) fail_here("__syncthreads called outside a kernel");
   Warp& w = b->warps[b->current->warp];
   if (w.arrived && (w.mask & (1u << b->current->lane))) fail_here("__syncthreads while lanes of this warp wait at a warp barrier (divergent synchronisation)");
   b->count_acc += predicate != 0;
   ++b->arrived;
+  const char* sync = &g_sync.barrier[b->generation & 3];
+  race::release(sync);
   if (!try_release(b)) wait_on(b->waiters);
+  race::acquire(sync);
   return b->count_result;
 }
 
 void warp_barrier(unsigned mask) {
+  race::Quiet quiet;
   Block* b = g_block;
   if (!b) fail_here("a warp intrinsic called outside a kernel");
   Fiber* f = b->current;
@@ -272,7 +312,10 @@ void warp_barrier(unsigned mask) {
     fail_here("lanes of one warp synchronise with different masks");
   }
   w.arrived |= me;
+  const char* sync = &g_sync.warp[f->warp][w.generation & 3];
+  race::release(sync);
   if (!try_release(w)) wait_on(w.waiters);
+  race::acquire(sync);
 }
 
 namespace {
@@ -293,6 +336,7 @@ uint64_t deposit_and_wait(unsigned mask, const void* value, int bytes, Warp** wa
 }  // namespace
 
 void warp_exchange(unsigned mask, const void* value, int bytes, int src, void* out) {
+  race::Quiet quiet;
   Warp* w = nullptr;
   const uint64_t k = deposit_and_wait(mask, value, bytes, &w);
   if (src >= 0 && src < 32 && (mask & (1u << src)) && w->deposit[k & 1][src] == k) {
@@ -303,6 +347,7 @@ void warp_exchange(unsigned mask, const void* value, int bytes, int src, void* o
 }
 
 unsigned warp_ballot(unsigned mask, bool predicate) {
+  race::Quiet quiet;
   Warp* w = nullptr;
   const unsigned char p = predicate;
   const uint64_t k = deposit_and_wait(mask, &p, 1, &w);
@@ -315,10 +360,12 @@ unsigned warp_ballot(unsigned mask, bool predicate) {
 // ---- running a grid ------------------------------------------------------------------------------
 void run_grid(const char* name, dim3 grid, dim3 block, std::size_t smem, const std::function<void()>& body) {
   if (g_block) fail_here("a kernel launched from inside a kernel (dynamic parallelism is not emulated)");
+  race::Quiet quiet;  // the host's side of the bookkeeping; its release / acquire still order
   const int n = static_cast<int>(block.x * block.y * block.z);
   while (static_cast<int>(g_pool.size()) < n) g_pool.push_back(new_fiber());
 
   Block b;
+  b.sched_race = race::current_fiber();
   b.kernel = name;
   b.body = &body;
   b.fibers.assign(g_pool.begin(), g_pool.begin() + n);
@@ -345,6 +392,7 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t smem, const s
       f->warp = t / 32;
       f->done = false;
       init_stack(f);
+      if (race::kOn) name_for_reports(f, name);
     }
     for (Warp& w : b.warps) {
       w = Warp{};
@@ -358,11 +406,13 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t smem, const s
     std::shuffle(b.runnable.begin(), b.runnable.end(), rng);
     b.waiters.clear();
     b.reverse = false;
+    race::release(&g_sync.block_start);
     while (!b.runnable.empty()) {
       Fiber* f = b.runnable.front();
       b.runnable.pop_front();
       b.current = f;
       threadIdx = f->tid;
+      race::switch_to(f->race);
 #ifdef SPPO_EMU_ASAN
       __sanitizer_start_switch_fiber(&b.fake_stack, f->stack, kStackBytes);
       sppo_emu_switch(&b.sched_sp, f->sp);
@@ -372,6 +422,7 @@ void run_grid(const char* name, dim3 grid, dim3 block, std::size_t smem, const s
 #endif
     }
     b.current = nullptr;
+    race::acquire(&g_sync.block_end);
     if (b.live > 0) {
       std::string who;
       for (Fiber* f : b.fibers)

@@ -132,42 +132,41 @@ inline unsigned __ballot_sync(unsigned mask, int p) { return sppo_emu::warp_ball
 inline int __any_sync(unsigned mask, int p) { return sppo_emu::warp_ballot(mask, p != 0) != 0; }
 inline int __all_sync(unsigned mask, int p) { return sppo_emu::warp_ballot(mask, p == 0) == 0; }
 
-// ---- atomics: grids run one block at a time under the runtime's lock, so plain updates are atomic
+// ---- atomics ---------------------------------------------------------------------------------
+// One block runs at a time, so a plain update would be atomic already. They are relaxed atomic
+// operations (as CUDA's are) all the same, so that the racecheck build's ThreadSanitizer sees
+// atomics, not races (emu/race_annotations.h).
+template <typename T, typename F>
+T sppo_emu_atomic(T* p, F next) {
+  T old;
+  __atomic_load(p, &old, __ATOMIC_RELAXED);
+  T want = next(old);
+  while (!__atomic_compare_exchange(p, &old, &want, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) want = next(old);
+  return old;
+}
 template <typename T>
 T atomicAdd(T* p, T v) {
-  T old = *p;
-  *p = old + v;
-  return old;
+  return sppo_emu_atomic(p, [v](T o) { return static_cast<T>(o + v); });
 }
 template <typename T>
 T atomicMin(T* p, T v) {
-  T old = *p;
-  if (v < old) *p = v;
-  return old;
+  return sppo_emu_atomic(p, [v](T o) { return v < o ? v : o; });
 }
 template <typename T>
 T atomicMax(T* p, T v) {
-  T old = *p;
-  if (v > old) *p = v;
-  return old;
+  return sppo_emu_atomic(p, [v](T o) { return v > o ? v : o; });
 }
 template <typename T>
 T atomicCAS(T* p, T compare, T v) {
-  T old = *p;
-  if (old == compare) *p = v;
-  return old;
+  return sppo_emu_atomic(p, [compare, v](T o) { return o == compare ? v : o; });
 }
 template <typename T>
 T atomicExch(T* p, T v) {
-  T old = *p;
-  *p = v;
-  return old;
+  return sppo_emu_atomic(p, [v](T) { return v; });
 }
 template <typename T>
 T atomicOr(T* p, T v) {
-  T old = *p;
-  *p = old | v;
-  return old;
+  return sppo_emu_atomic(p, [v](T o) { return static_cast<T>(o | v); });
 }
 
 // ---- bit casts, rounding-mode arithmetic, fast math ------------------------------------------

@@ -32,6 +32,23 @@ target_compile_definitions(sppo_cuda_emu PUBLIC SPPO_CUDA_EMULATED=1)
 target_compile_options(sppo_cuda_emu PRIVATE -O2 -Wall -Wextra)
 find_package(Threads REQUIRED)
 target_link_libraries(sppo_cuda_emu PUBLIC Threads::Threads)
+# The racecheck build (scripts/cuda-emulated.mjs --racecheck, which passes -fsanitize=thread for
+# everything): every CUDA thread a ThreadSanitizer fiber. The scheduler alone is not instrumented:
+# its bookkeeping is shared by all fibers by design, and it declares CUDA's ordering to TSan
+# instead (emu/race_annotations.h).
+option(SPPO_EMU_RACECHECK "CUDA emulator: ThreadSanitizer as racecheck (needs -fsanitize=thread in CMAKE_CXX_FLAGS)" OFF)
+if(SPPO_EMU_RACECHECK)
+  if(NOT CMAKE_CXX_FLAGS MATCHES "-fsanitize=thread")
+    message(FATAL_ERROR "SPPO_EMU_RACECHECK needs -fsanitize=thread in CMAKE_CXX_FLAGS (scripts/cuda-emulated.mjs --racecheck sets it)")
+  endif()
+  target_compile_definitions(sppo_cuda_emu PUBLIC SPPO_EMU_RACECHECK=1)
+  set_source_files_properties(${_emu_dir}/block_scheduler.cpp PROPERTIES COMPILE_OPTIONS -fno-sanitize=thread)
+endif()
+# UBSan's alignment check (scripts/cuda-emulated.mjs --asan): test_cuda_emulator then shows that a
+# misaligned vector load, a fault on the GPU, stops the process here too.
+if(CMAKE_CXX_FLAGS MATCHES "-fsanitize=[^ ]*alignment")
+  target_compile_definitions(sppo_cuda_emu PUBLIC SPPO_EMU_ALIGNMENT_CHECK=1)
+endif()
 
 add_library(sppo_cublaslt_emu SHARED ${_emu_dir}/cublaslt_emu.cpp)
 target_link_libraries(sppo_cublaslt_emu PRIVATE sppo_cuda_emu)

@@ -12,11 +12,18 @@
 //   a copy to pageable memory is synchronous, device memory starts as NaN, copies check their kind;
 // - capture: a graph replays its launches with the captured parameters and reads pinned inputs at
 //   replay; a synchronisation or a pageable copy inside a capture fails it;
-// - events and CUB's sort stand-in.
+// - events and CUB's sort stand-in;
+// - the racecheck build (SPPO_EMU_RACECHECK: ThreadSanitizer): a missing barrier and a missing
+//   __syncwarp are reported naming the kernel, and correctly ordered kernels (barriers, shuffles,
+//   votes, atomics) are not. Each probe runs in a fresh process (this binary again), since a
+//   forked TSan process that has fibers suppresses its reports;
+// - the ASan build (SPPO_EMU_ALIGNMENT_CHECK: UBSan's alignment check): a float4 load from an
+//   address that is not 16-byte aligned stops the process, as it faults on the GPU.
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -26,6 +33,7 @@
 #include <cub/device/device_radix_sort.cuh>
 #include <cuda_runtime.h>
 
+#include "emu/race_annotations.h"
 #include "testing.h"
 
 using sppo_test::Rng;
@@ -121,10 +129,32 @@ void smem_kernel(float* out) {
   out[threadIdx.x] = s[blockDim.x - 1 - threadIdx.x];
 }
 
+// Lanes swap values through shared memory: without __syncwarp a lane may read its neighbour's slot
+// before the neighbour wrote it (on Volta and later, lanes of a warp need not run in lockstep).
+void warp_swap_kernel(int* out, bool with_syncwarp) {
+  __shared__ int s[64];
+  const int t = threadIdx.x;
+  s[t] = 7 * t + 1;
+  if (with_syncwarp) __syncwarp();
+  out[t] = s[t ^ 1];
+}
+
+// Reads a float4 at `in` + 4 * thread: misaligned when `in` is not 16-byte aligned.
+void vector_load_kernel(const float* in, float* out) {
+  const float4 v = *reinterpret_cast<const float4*>(in + 4 * threadIdx.x);
+  out[threadIdx.x] = v.x + v.y + v.z + v.w;
+}
+
+void count_kernel(int* counter, float* sum) {
+  atomicAdd(counter, 1);
+  atomicAdd(sum, 0.5f);
+}
+
 // Runs f in a child process; returns its exit signal (0: exited normally) and its stderr.
 int in_child(void (*f)(), std::string* err) {
   int fds[2];
   if (pipe(fds) != 0) return -1;
+  std::fflush(nullptr);  // or the child would print this process's buffered output again
   const pid_t pid = fork();
   if (pid == 0) {
     dup2(fds[1], 2);
@@ -244,6 +274,11 @@ TEST(a_missing_barrier_reads_stale_shared_memory) {
   int* d = device<int>(256);
   std::vector<int> got(256);
   for (bool barrier : {true, false}) {
+    if (!barrier && sppo_emu::race::kOn) {
+      std::printf("  without the barrier: not run here (the racecheck build reports the race: "
+                  "racecheck_reports_a_missing_barrier_naming_the_kernel)\n");
+      continue;
+    }
     EMU_LAUNCH(missing_barrier_kernel, 3, 256, 0, nullptr, d, barrier);
     cudaMemcpy(got.data(), d, 256 * 4, cudaMemcpyDeviceToHost);
     int stale = 0;
@@ -412,4 +447,129 @@ TEST(the_sort_stand_in_is_stable_on_the_key_bits) {
   }
 }
 
-TEST_MAIN()
+#ifdef SPPO_EMU_ALIGNMENT_CHECK
+TEST(a_misaligned_vector_load_stops_the_process) {
+  float* d = device<float>(300);
+  float* out = device<float>(64);
+  EMU_LAUNCH(vector_load_kernel, 1, 64, 0, nullptr, d + 4, out);  // aligned: runs
+  CHECK(cudaDeviceSynchronize() == cudaSuccess);
+  std::string err;
+  static float* s_d;
+  static float* s_out;
+  s_d = d;
+  s_out = out;
+  in_child(
+      [] {
+        EMU_LAUNCH(vector_load_kernel, 1, 64, 0, nullptr, s_d + 1, s_out);
+        cudaDeviceSynchronize();
+      },
+      &err);
+  CHECK(err.find("misaligned address") != std::string::npos);
+  CHECK(err.find("test_cuda_emulator.cpp") != std::string::npos);  // the kernel's file and line
+  CHECK(err.find("float4") != std::string::npos);
+  if (err.find("misaligned address") == std::string::npos) std::printf("  child stderr: %s\n", err.c_str());
+  cudaFree(d);
+  cudaFree(out);
+}
+#endif
+
+// ---- the racecheck build ------------------------------------------------------------------------
+#ifdef SPPO_EMU_RACECHECK
+namespace {
+
+// The probes a fresh process runs (SPPO_EMU_RACE_PROBE=<name>); each launches its kernels and syncs.
+void run_probe(const std::string& name) {
+  int* d = device<int>(1024);
+  if (name == "missing-barrier") {
+    EMU_LAUNCH(missing_barrier_kernel, 2, 256, 0, nullptr, d, false);
+  } else if (name == "missing-syncwarp") {
+    EMU_LAUNCH(warp_swap_kernel, 1, 64, 0, nullptr, d, false);
+  } else if (name == "ordered") {
+    EMU_LAUNCH(missing_barrier_kernel, 2, 256, 0, nullptr, d, true);
+    EMU_LAUNCH(warp_swap_kernel, 1, 64, 0, nullptr, d, true);
+    std::vector<float> x(4 * 700, 1.f);
+    float* dx = device<float>(x.size());
+    double* dsum = device<double>(4);
+    cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice);
+    EMU_LAUNCH(block_sum_kernel, 4, 1024, 0, nullptr, dx, 700, dsum);  // shuffles and __syncthreads
+    int pred[96];
+    for (int i = 0; i < 96; ++i) pred[i] = i % 3 == 0;
+    cudaMemcpy(d, pred, sizeof pred, cudaMemcpyHostToDevice);
+    EMU_LAUNCH(votes_kernel, 1, 96, 0, nullptr, d, reinterpret_cast<unsigned*>(d + 100), d + 110, d + 111);
+    int* counter = device<int>(1);
+    float* sum = device<float>(1);
+    cudaMemset(counter, 0, 4);
+    cudaMemset(sum, 0, 4);
+    EMU_LAUNCH(count_kernel, 3, 512, 0, nullptr, counter, sum);
+    int n = 0;
+    float total = 0;
+    cudaMemcpy(&n, counter, 4, cudaMemcpyDeviceToHost);
+    cudaMemcpy(&total, sum, 4, cudaMemcpyDeviceToHost);
+    if (n != 1536 || total != 768.f) std::fprintf(stderr, "probe ordered: atomics counted %d and %g\n", n, total);
+  } else {
+    std::fprintf(stderr, "unknown probe %s\n", name.c_str());
+  }
+  cudaDeviceSynchronize();
+}
+
+// This binary again, in a fresh process, running one probe: its stderr (TSan's reports).
+std::string probe_stderr(const char* name) {
+  int fds[2];
+  if (pipe(fds) != 0) return "pipe failed";
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    setenv("SPPO_EMU_RACE_PROBE", name, 1);
+    execl("/proc/self/exe", "/proc/self/exe", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string err;
+  char buf[4096];
+  ssize_t r;
+  while ((r = read(fds[0], buf, sizeof buf)) > 0) err.append(buf, static_cast<size_t>(r));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) == 127) err += "\n(the probe process did not run to its end)";
+  return err;
+}
+
+bool has(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST(racecheck_reports_a_missing_barrier_naming_the_kernel) {
+  const std::string err = probe_stderr("missing-barrier");
+  CHECK(has(err, "ThreadSanitizer: data race"));
+  CHECK(has(err, "missing_barrier_kernel"));
+  CHECK(has(err, "thread (0,0,0) kernel missing_barrier_kernel"));  // the fibers' names: block, thread, kernel
+  if (!has(err, "ThreadSanitizer: data race")) std::printf("  probe stderr: %s\n", err.c_str());
+}
+
+TEST(racecheck_reports_lanes_that_skip_syncwarp) {
+  const std::string err = probe_stderr("missing-syncwarp");
+  CHECK(has(err, "ThreadSanitizer: data race"));
+  CHECK(has(err, "warp_swap_kernel"));
+  if (!has(err, "ThreadSanitizer: data race")) std::printf("  probe stderr: %s\n", err.c_str());
+}
+
+TEST(racecheck_is_silent_where_barriers_shuffles_votes_and_atomics_order_the_threads) {
+  const std::string err = probe_stderr("ordered");
+  CHECK(!has(err, "ThreadSanitizer"));
+  CHECK(!has(err, "probe"));
+  if (!err.empty()) std::printf("  probe stderr: %s\n", err.c_str());
+}
+#endif
+
+int main() {
+#ifdef SPPO_EMU_RACECHECK
+  if (const char* probe = std::getenv("SPPO_EMU_RACE_PROBE")) {
+    run_probe(probe);
+    return 0;
+  }
+#endif
+  return ::sppo_test::run_all();
+}
