@@ -27,6 +27,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -150,8 +151,9 @@ void count_kernel(int* counter, float* sum) {
   atomicAdd(sum, 0.5f);
 }
 
-// Runs f in a child process; returns its exit signal (0: exited normally) and its stderr.
-int in_child(void (*f)(), std::string* err) {
+// Runs f in a child process; returns its exit signal (0: exited normally) and its stderr, and its
+// exit status in *status when it exited.
+int in_child(const std::function<void()>& f, std::string* err, int* status_out = nullptr) {
   int fds[2];
   if (pipe(fds) != 0) return -1;
   std::fflush(nullptr);  // or the child would print this process's buffered output again
@@ -169,6 +171,7 @@ int in_child(void (*f)(), std::string* err) {
   close(fds[0]);
   int status = 0;
   waitpid(pid, &status, 0);
+  if (status_out) *status_out = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 }
 
@@ -454,13 +457,9 @@ TEST(a_misaligned_vector_load_stops_the_process) {
   EMU_LAUNCH(vector_load_kernel, 1, 64, 0, nullptr, d + 4, out);  // aligned: runs
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
   std::string err;
-  static float* s_d;
-  static float* s_out;
-  s_d = d;
-  s_out = out;
   in_child(
-      [] {
-        EMU_LAUNCH(vector_load_kernel, 1, 64, 0, nullptr, s_d + 1, s_out);
+      [&] {
+        EMU_LAUNCH(vector_load_kernel, 1, 64, 0, nullptr, d + 1, out);
         cudaDeviceSynchronize();
       },
       &err);
@@ -514,26 +513,17 @@ void run_probe(const std::string& name) {
 
 // This binary again, in a fresh process, running one probe: its stderr (TSan's reports).
 std::string probe_stderr(const char* name) {
-  int fds[2];
-  if (pipe(fds) != 0) return "pipe failed";
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 2);
-    close(fds[0]);
-    setenv("SPPO_EMU_RACE_PROBE", name, 1);
-    execl("/proc/self/exe", "/proc/self/exe", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  close(fds[1]);
   std::string err;
-  char buf[4096];
-  ssize_t r;
-  while ((r = read(fds[0], buf, sizeof buf)) > 0) err.append(buf, static_cast<size_t>(r));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) == 127) err += "\n(the probe process did not run to its end)";
+  int status = -1;
+  in_child(
+      [name] {
+        setenv("SPPO_EMU_RACE_PROBE", name, 1);
+        execl("/proc/self/exe", "/proc/self/exe", static_cast<char*>(nullptr));
+        _exit(127);  // exec failed
+      },
+      &err, &status);
+  // A probe with a report exits 66 (TSan's exit code), a clean one 0.
+  if (status != 0 && status != 66) err += "\n(the probe process did not run to its end)";
   return err;
 }
 
