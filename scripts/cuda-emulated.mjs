@@ -66,8 +66,9 @@ try {
     console.log('sppo-native: no node-api-headers package: the emulated addon (TypeScript CUDA suites) is not built');
   }
 }
-if (!existsSync(join(build, 'CMakeCache.txt')))
-  run('cmake', ['-S', '.', '-B', build, '-DSPPO_CUDA=emulate',
+// Configured at every run, not only the first: a build directory made by an older version of this
+// script then takes the current flags (e.g. --asan's alignment check) instead of keeping its own.
+run('cmake', ['-S', '.', '-B', build, '-DSPPO_CUDA=emulate',
     ...(sanitizer
       ? ['-DCMAKE_BUILD_TYPE=RelWithDebInfo',
           `-DCMAKE_CXX_FLAGS=-fsanitize=${sanitizer} -fno-sanitize-recover=all -fno-omit-frame-pointer`,
