@@ -140,22 +140,41 @@ void run(const char* what, std::vector<Arg>& args, const OpFn& op, bool emulated
   CHECK(bad == 0);
 }
 
-// |got - want| <= 2^-8 |want| + (1 + 2^-8) e32, e32 = k 2^-24 (|want| + rms(want)) (bf16: the
-// fp32 result's error, then half an ulp of rounding); NaN is a miss.
-void check_bf16(const std::string& what, const std::vector<double>& got, const std::vector<double>& want, double k) {
+// |got - want| <= 2^-8 |want| + (1 + 2^-8) e32, e32 = k 2^-24 (|want| + rms(want) + terms[i])
+// (bf16: the fp32 result's error, then half an ulp of rounding); NaN is a miss. `terms` (optional):
+// each value's operand magnitudes where it is a difference that can cancel (rmsnorm's dx), whose
+// fp32 error scales with them, not with the result.
+void check_bf16(const std::string& what, const std::vector<double>& got, const std::vector<double>& want, double k,
+                const std::vector<double>* terms = nullptr) {
   const double scale = sppo_test::rms(want), e = 0x1p-24 * k;
   int bad = 0;
   CHECK(got.size() == want.size());
   for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
-    const double w = want[i], tol = 0x1p-8 * std::fabs(w) + (1 + 0x1p-8) * e * (std::fabs(w) + scale);
+    const double w = want[i], t = terms ? (*terms)[i] : 0.0;
+    const double tol = 0x1p-8 * std::fabs(w) + (1 + 0x1p-8) * e * (std::fabs(w) + scale + t);
     if (std::fabs(got[i] - w) <= tol) continue;
     if (++bad <= 3) std::printf("  %s[%zu] = %.9g, expected %.9g (tolerance %.3g)\n", what.c_str(), i, got[i], w, tol);
   }
   if (bad) std::printf("  %s: %d of %zu values off\n", what.c_str(), bad, got.size());
   CHECK(bad == 0);
 }
-void check_f32(const std::string& what, const std::vector<double>& got, const std::vector<double>& want, double k) {
-  CHECK(sppo_test::count_off(what.c_str(), got, want, 0x1p-24 * k) == 0);
+// Within k fp32 ulps of (|want| + rms(want)), plus `atol` (an absolute error the operands carry in).
+void check_f32(const std::string& what, const std::vector<double>& got, const std::vector<double>& want, double k,
+               double atol = 0.0) {
+  CHECK(sppo_test::count_off(what.c_str(), got, want, 0x1p-24 * k, atol) == 0);
+}
+// The same with per-value operand magnitudes `terms` (see check_bf16): k ulps of (|want| +
+// rms(want) + terms[i]).
+void check_f32_terms(const std::string& what, const std::vector<double>& got, const std::vector<double>& want, double k,
+                     const std::vector<double>& terms) {
+  const double scale = sppo_test::rms(want), e = 0x1p-24 * k;
+  int bad = 0;
+  CHECK(got.size() == want.size() && terms.size() == want.size());
+  for (size_t i = 0; i < got.size() && i < want.size() && i < terms.size(); ++i) {
+    if (std::fabs(got[i] - want[i]) <= e * (std::fabs(want[i]) + scale + terms[i])) continue;
+    if (++bad <= 3) std::printf("  %s[%zu] = %.10g, expected %.10g\n", what.c_str(), i, got[i], want[i]);
+  }
+  CHECK(bad == 0);
 }
 
 std::vector<double> random_ids(Rng& rng, int64_t n, int64_t lo, int64_t hi) {
@@ -262,17 +281,22 @@ TEST(rmsnorm_forward_and_backward_with_f32_statistics_and_weight_gradients) {
       b.rmsnorm_backward(t[0], t[1], t[2], t[3], n, H, t[4], t[5], acc);
     });
     const std::vector<double>& dy = g[3].v;
-    std::vector<double> dx(static_cast<size_t>(n * H)), dw = dw0;
+    std::vector<double> dx(static_cast<size_t>(n * H)), dx_terms(dx.size()), dw = dw0;
     for (int64_t r = 0; r < n; ++r) {
-      double gx = 0;
-      for (int64_t j = 0; j < H; ++j) gx += dy[r * H + j] * w[j] * x[r * H + j];
+      double gx = 0, gx_abs = 0;
+      for (int64_t j = 0; j < H; ++j) {
+        gx += dy[r * H + j] * w[j] * x[r * H + j];
+        gx_abs += std::fabs(dy[r * H + j] * w[j] * x[r * H + j]);
+      }
       const double rr = rs32[r];
       for (int64_t j = 0; j < H; ++j) {
         dx[r * H + j] = (acc ? dx0[r * H + j] : 0.0) + rr * dy[r * H + j] * w[j] - x[r * H + j] * rr * rr * rr / H * gx;
+        // dx is a difference: its error follows the two terms (the dot product's by its |terms|).
+        dx_terms[r * H + j] = std::fabs(rr * dy[r * H + j] * w[j]) + std::fabs(x[r * H + j] * rr * rr * rr / H) * gx_abs;
         dw[j] += dy[r * H + j] * x[r * H + j] * rr;
       }
     }
-    check_bf16(acc ? "rmsnorm_backward dx (accumulate)" : "rmsnorm_backward dx", g[4].got, dx, 8.0 * H + 8);
+    check_bf16(acc ? "rmsnorm_backward dx (accumulate)" : "rmsnorm_backward dx", g[4].got, dx, 8.0 * H + 8, &dx_terms);
     check_f32("rmsnorm_backward dw", g[5].got, dw, 4.0 * n + 8);
   }
 }
@@ -602,7 +626,10 @@ TEST(log_probs_of_bf16_logits_with_bf16_and_f32_gradients) {
     lse[r] = m + std::log(z);
     lp[r] = labels[r] < 0 ? 0.0 : f[0].v[r * V + static_cast<int64_t>(labels[r])] - lse[r];
   }
-  check_f32("logprob_forward token_logp", f[2].got, lp, 4.0 * V);
+  // token_logp = x[label] - lse cancels: it carries lse's absolute error, k ulps of |lse|.
+  double lse_max = 0;
+  for (double l : lse) lse_max = std::max(lse_max, std::fabs(l));
+  check_f32("logprob_forward token_logp", f[2].got, lp, 4.0 * V, 4.0 * V * 0x1p-24 * lse_max);
   check_f32("logprob_forward lse", f[3].got, lse, 4.0 * V);
   for (Kind gk : {Kind::Act, Kind::F32}) {
     std::vector<Arg> g = {in(Kind::Act, f[0].v), in(Kind::I32, labels), in(Kind::F32, rf32(rng, N)), in(Kind::F32, f[3].got),
@@ -614,9 +641,16 @@ TEST(log_probs_of_bf16_logits_with_bf16_and_f32_gradients) {
     for (int64_t r = 0; r < N; ++r)
       for (int64_t j = 0; j < V; ++j)
         want[r * V + j] = labels[r] < 0 ? 0.0
-                                        : g[2].v[r] * ((j == labels[r] ? 1.0 : 0.0) - std::exp(f[0].v[r * V + j] - lse[r]));
-    if (gk == Kind::Act) check_bf16("logprob_backward grad_logits (BF16)", g[4].got, want, 8.0 * V);
-    else check_f32("logprob_backward grad_logits (F32)", g[4].got, want, 8.0 * V);
+                                        : g[2].v[r] * ((j == labels[r] ? 1.0 : 0.0) - std::exp(f[0].v[r * V + j] - g[3].v[r]));
+    // From the lse the op was given (the forward's F32 one), as the op computes: an error in lse
+    // would become every softmax value's relative error, large where |lse| is. At the label the
+    // value is g - g p, which cancels where p is near 1: its error is ulps of |g|, not of the result.
+    const double k = 8.0 * V;
+    std::vector<double> label_terms(want.size(), 0.0);
+    for (int64_t r = 0; r < N; ++r)
+      if (labels[r] >= 0) label_terms[r * V + static_cast<int64_t>(labels[r])] = std::fabs(g[2].v[r]);
+    if (gk == Kind::Act) check_bf16("logprob_backward grad_logits (BF16)", g[4].got, want, k, &label_terms);
+    else check_f32_terms("logprob_backward grad_logits (F32)", g[4].got, want, k, label_terms);
   }
 }
 
