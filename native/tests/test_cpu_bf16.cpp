@@ -158,22 +158,18 @@ void check_bf16(const std::string& what, const std::vector<double>& got, const s
   if (bad) std::printf("  %s: %d of %zu values off\n", what.c_str(), bad, got.size());
   CHECK(bad == 0);
 }
-// Within k fp32 ulps of (|want| + rms(want)), plus `atol` (an absolute error the operands carry in).
+// Within k fp32 ulps of (|want| + rms(want) + terms[i]); `terms` (optional) as in check_bf16.
 void check_f32(const std::string& what, const std::vector<double>& got, const std::vector<double>& want, double k,
-               double atol = 0.0) {
-  CHECK(sppo_test::count_off(what.c_str(), got, want, 0x1p-24 * k, atol) == 0);
-}
-// The same with per-value operand magnitudes `terms` (see check_bf16): k ulps of (|want| +
-// rms(want) + terms[i]).
-void check_f32_terms(const std::string& what, const std::vector<double>& got, const std::vector<double>& want, double k,
-                     const std::vector<double>& terms) {
+               const std::vector<double>* terms = nullptr) {
   const double scale = sppo_test::rms(want), e = 0x1p-24 * k;
   int bad = 0;
-  CHECK(got.size() == want.size() && terms.size() == want.size());
-  for (size_t i = 0; i < got.size() && i < want.size() && i < terms.size(); ++i) {
-    if (std::fabs(got[i] - want[i]) <= e * (std::fabs(want[i]) + scale + terms[i])) continue;
+  CHECK(got.size() == want.size() && (!terms || terms->size() == want.size()));
+  for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
+    const double t = terms && i < terms->size() ? (*terms)[i] : 0.0;
+    if (std::fabs(got[i] - want[i]) <= e * (std::fabs(want[i]) + scale + t)) continue;
     if (++bad <= 3) std::printf("  %s[%zu] = %.10g, expected %.10g\n", what.c_str(), i, got[i], want[i]);
   }
+  if (bad > 3) std::printf("  %s: %d of %zu values off\n", what.c_str(), bad, got.size());
   CHECK(bad == 0);
 }
 
@@ -627,9 +623,9 @@ TEST(log_probs_of_bf16_logits_with_bf16_and_f32_gradients) {
     lp[r] = labels[r] < 0 ? 0.0 : f[0].v[r * V + static_cast<int64_t>(labels[r])] - lse[r];
   }
   // token_logp = x[label] - lse cancels: it carries lse's absolute error, k ulps of |lse|.
-  double lse_max = 0;
-  for (double l : lse) lse_max = std::max(lse_max, std::fabs(l));
-  check_f32("logprob_forward token_logp", f[2].got, lp, 4.0 * V, 4.0 * V * 0x1p-24 * lse_max);
+  std::vector<double> lse_terms;
+  for (double l : lse) lse_terms.push_back(std::fabs(l));
+  check_f32("logprob_forward token_logp", f[2].got, lp, 4.0 * V, &lse_terms);
   check_f32("logprob_forward lse", f[3].got, lse, 4.0 * V);
   for (Kind gk : {Kind::Act, Kind::F32}) {
     std::vector<Arg> g = {in(Kind::Act, f[0].v), in(Kind::I32, labels), in(Kind::F32, rf32(rng, N)), in(Kind::F32, f[3].got),
@@ -650,7 +646,7 @@ TEST(log_probs_of_bf16_logits_with_bf16_and_f32_gradients) {
     for (int64_t r = 0; r < N; ++r)
       if (labels[r] >= 0) label_terms[r * V + static_cast<int64_t>(labels[r])] = std::fabs(g[2].v[r]);
     if (gk == Kind::Act) check_bf16("logprob_backward grad_logits (BF16)", g[4].got, want, k, &label_terms);
-    else check_f32_terms("logprob_backward grad_logits (F32)", g[4].got, want, k, label_terms);
+    else check_f32("logprob_backward grad_logits (F32)", g[4].got, want, k, &label_terms);
   }
 }
 
