@@ -19,7 +19,7 @@
 # SKIP_SANITIZER=1, SKIP_TORCH=1, SKIP_MODEL_BENCH=1 (the model engine's benchmarks, issues 8 and
 # 9), MODEL_7B=0 (not even the 7B row when time is left), MODEL_PRECISION (the engine's mode in
 # the model benchmarks: bf16, the default and the issues' targets, or fp32), PAIRRM_PRECISION (the
-# same for the PairRM benchmark, issue 11), BENCH_ARGS (extra bench_logprob flags),
+# PairRM benchmark's, issue 11: fp16 by default, as the PyTorch baseline; bf16 or fp32), BENCH_ARGS (extra bench_logprob flags),
 # GPU_CHECK_BUDGET (seconds for the whole run, default 540).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
@@ -197,12 +197,13 @@ else
     step "PairRM: PyTorch, anchor length" 45 bench-pytorch-pairrm-anchor.txt python3 bench/pytorch_pairrm.py --device cuda \
       --dtype fp16 --mode batched --batch 7 --prompts 1 --source 1224 --candidate 412 --json "$RES/pytorch-pairrm-anchor.json"
 fi
-# The native PairRM (bench_pairrm --device cuda, PAIRRM_PRECISION: bf16 by default, or fp32) on the
+# The native PairRM (bench_pairrm --device cuda, PAIRRM_PRECISION: fp16 by default, the PyTorch
+# baseline's dtype and llm-blender's, or bf16 or fp32) on the
 # same pairs: rows single, batched (16 pairs, 16384 tokens a call) and anchor (the 2057-token
 # pairs, 7 a call), each the median of 3 passes with its floor (the matmul rate measured in the
 # run) and peak device memory, and issue 11's anchor ratio (20.8k prompts x 20 pairs against 28
 # minutes at 300 TFLOP/s; target <= 1.5x). About 10-20 s; then the ratio table against PyTorch.
-PAIRRM_PRECISION=${PAIRRM_PRECISION:-bf16}
+PAIRRM_PRECISION=${PAIRRM_PRECISION:-fp16}
 need "PairRM: native ($PAIRRM_PRECISION)" 30 &&
   step "PairRM: native ($PAIRRM_PRECISION)" 45 bench-native-pairrm.txt build/bench/bench_pairrm --device cuda \
     --precision "$PAIRRM_PRECISION" --prompts 4 --batch 16 --tokens 16384 --anchor-prompts 1 --repeat 3 --warmup 1 \

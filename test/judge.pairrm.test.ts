@@ -59,6 +59,27 @@ describe('the pairrm judge', () => {
     }
   });
 
+  it('runs in its own precision=fp16 (emulated here), close to fp32 and closer than bf16, whatever the run\'s mode', async () => {
+    const batch = inputs(3, 4);
+    const scores = async (spec: string, precision?: 'fp32' | 'bf16'): Promise<number[]> => {
+      const judge = (await createJudge(`pairrm:${tiny.folder}?prompt=plain${spec}`, precision ? { precision } : {})) as PairRmJudge;
+      try {
+        return (await judge.judge(batch)).flatMap((j) => j.scores!);
+      } finally {
+        await judge.close();
+      }
+    };
+    const f32 = await scores('');
+    const f16 = await scores('&precision=fp16', 'bf16'); // the spec's option wins over the run's bf16
+    const b16 = await scores('', 'bf16');
+    const err = (s: number[]): number => Math.max(...s.map((v, i) => Math.abs(v - f32[i]!)));
+    const scale = Math.max(1, ...f32.map(Math.abs));
+    console.log(`[judge.pairrm] scores off fp32 by ${err(f16).toExponential(2)} (fp16), ${err(b16).toExponential(2)} (bf16), scale ${scale.toFixed(2)}`);
+    expect(err(f16)).toBeGreaterThan(0); // it does round
+    expect(err(f16)).toBeLessThan(5e-3 * scale);
+    expect(err(f16)).toBeLessThan(err(b16) / 2);
+  });
+
   it("gives a prompt's pairs the same logits, bit for bit, alone or batched with others in any order", async () => {
     const judge = (await createJudge(`pairrm:${tiny.folder}?prompt=plain&batch=5&tokens=200`)) as PairRmJudge;
     try {
@@ -97,7 +118,9 @@ describe('the pairrm judge', () => {
   });
 
   it.each([
-    ['?colour=red', /unknown option 'colour' \(accepted: prompt, batch, tokens, tau, source-max, candidate-max\)/],
+    ['?colour=red', /unknown option 'colour' \(accepted: prompt, batch, tokens, tau, source-max, candidate-max, precision\)/],
+    ['?precision=fp8', /option precision must be fp32, bf16, fp16 \(got 'fp8'\)/],
+    ['?precision=fp64', /option precision must be fp32, bf16, fp16 \(got 'fp64'\)/],
     ['?prompt=fancy', /option prompt must be templated or plain \(got 'fancy'\)/],
     ['?batch=0', /option batch must be a positive number/],
     ['?batch=2.5', /option batch must be a positive integer/],

@@ -1,4 +1,4 @@
-// The addon's bf16 models on the CPU (emulated: native/backend/bf16_emulation.h): new Model and new
+// The addon's bf16 models on the CPU (emulated: native/backend/half_emulation.h): new Model and new
 // PairRM take precision 'bf16' there; a bf16 model's parameters read back as the fp32 model's
 // rounded to bf16, its logits / log-probabilities and PairRM scores stay within 2e-2 (relative
 // norm) of the fp32 model with the same seed, its greedy generation gives valid tokens, and it

@@ -103,11 +103,12 @@ describe.skipIf(!built)('bench_pairrm executable (skipped: build/bench/bench_pai
     expect(JSON.parse(readFileSync(single, 'utf8')).results[0]).toMatchObject({ name: 'single', pairsPerCall: 1 });
   });
 
-  it('plans the CUDA rows without a GPU, bf16 at half the fp32 weight bytes', () => {
+  it('plans the CUDA rows without a GPU, bf16 and fp16 at half the fp32 weight bytes', () => {
     const plan = (extra: string[]) => run(['--plan-only', '1', '--device', 'cuda', ...extra]);
-    const f32 = plan([]), b16 = plan(['--precision', 'bf16']);
+    const f32 = plan([]), b16 = plan(['--precision', 'bf16']), f16 = plan(['--precision', 'fp16']);
     expect(f32.status, f32.err).toBe(0);
     expect(b16.status, b16.err).toBe(0);
+    expect(f16.status, f16.err).toBe(0);
     expect(f32.out).toMatch(/single: 80 pairs x 649 tok, 1\/call/);
     expect(f32.out).toMatch(/batched: 80 pairs x 649 tok, 16\/call/);
     // 16384 tokens a call hold 7 pairs of 1224 + 2 x 412 + 9 = 2057 tokens.
@@ -119,6 +120,8 @@ describe.skipIf(!built)('bench_pairrm executable (skipped: build/bench/bench_pai
     expect(weights(f32.out)).toBeCloseTo((4 * params) / 2 ** 30, 2);
     expect(weights(b16.out)).toBeCloseTo((2 * params) / 2 ** 30, 2);
     expect(b16.out).toMatch(/PairRM bf16 plans/);
+    expect(weights(f16.out)).toBeCloseTo((2 * params) / 2 ** 30, 2);
+    expect(f16.out).toMatch(/PairRM fp16 plans/);
     // The anchor row's FLOPs a pair, against the count here (P: all 512 rows at 2057 tokens).
     const flopsPerPair = Number(/anchor: .* ([\d.e+]+) FLOP per pair/.exec(f32.out)![1]);
     expect(rel(flopsPerPair, countFlops({ layers: 24, H, I, heads: 16 }, 2057, 512, 20, 7) / 20)).toBeLessThan(1e-3);
@@ -128,8 +131,11 @@ describe.skipIf(!built)('bench_pairrm executable (skipped: build/bench/bench_pai
     const b = run([...tiny, '--precision', 'bf16']);
     expect(b.status).toBe(1);
     expect(b.err).toMatch(/--precision bf16 on the CPU is an emulation .* use --device cuda, or --plan-only 1/);
+    const h = run([...tiny, '--precision', 'fp16']);
+    expect(h.status).toBe(1);
+    expect(h.err).toMatch(/--precision fp16 on the CPU is an emulation \(fp16 storage/);
     const bad: Array<[string[], RegExp]> = [
-      [['--precision', 'fp16'], /--precision must be fp32 or bf16 \(got 'fp16'\)/],
+      [['--precision', 'fp8'], /--precision must be fp32, bf16 or fp16 \(got 'fp8'\)/],
       [['--device', 'tpu'], /--device must be cpu or cuda \(got 'tpu'\)/],
       [['--k', '1'], /--k needs an integer >= 2 \(got '1'\)/],
       [['--batch', '0'], /--batch needs an integer >= 1 \(got '0'\)/],
@@ -158,8 +164,9 @@ describe('sppo-native bench pairrm (the TS suite)', () => {
   it.skipIf(cudaAvailable())("refuses --device cuda with the engine's reason where no GPU is visible (skipped: a GPU is visible)", async () => {
     await expect(runPairRmBench({ device: 'cuda', size: 'tiny', log: () => {} })).rejects.toThrow(/^device 'cuda' is not available: /);
   });
-  it('refuses bf16 on the CPU', async () => {
+  it('refuses bf16 and fp16 on the CPU', async () => {
     await expect(runPairRmBench({ device: 'cpu', precision: 'bf16', size: 'tiny', log: () => {} })).rejects.toThrow(/bf16 on the CPU is an emulation/);
+    await expect(runPairRmBench({ device: 'cpu', precision: 'fp16', size: 'tiny', log: () => {} })).rejects.toThrow(/fp16 on the CPU is an emulation/);
   });
 });
 

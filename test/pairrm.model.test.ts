@@ -44,9 +44,13 @@ describe('a PairRM folder loaded natively', () => {
     expect(rows.size).toBe(16);
   });
 
+  // bf16 and fp16 (emulated on the CPU): the weights rounded from the folder's F32 on load, every
+  // activation rounded once per op; fp16's three more mantissa bits keep it about 8 times closer.
   it.each([
     ['fp64', 1e-10],
     ['fp32', 1e-4],
+    ['bf16', 5e-2],
+    ['fp16', 8e-3],
   ] as const)('matches the float64 reference in %s', async (precision, tol) => {
     const m = await loadPairRm(tiny.folder, { precision });
     try {

@@ -154,6 +154,11 @@ describe.skipIf(!haveDist)('train --dry-run (runs bin/ over dist/; skipped when 
     expect(figure(r.stdout, 'judge', 'policy weights')).toBe(figure(r.stdout, 'training', 'weights'));
     expect(figure(r.stdout, 'training', 'judge (kept loaded)')).toBeDefined();
     expect(figure(r.stdout, 'reference', 'judge (kept loaded)')).toBe(figure(r.stdout, 'training', 'judge (kept loaded)'));
+    // The spec's own precision=fp16 (the run stays fp32): the judge's weights in 2 bytes.
+    const half = cli(root, ['train', '--judge', 'pairrm:pairrm?precision=fp16', '--dry-run']);
+    expect(half.code, half.stderr).toBe(0);
+    expect(figure(half.stdout, 'judge', 'weights')).toBe(formatBytes(2 * n));
+    expect(figure(half.stdout, 'training', 'weights')).toBe(figure(r.stdout, 'training', 'weights'));
   });
 
   it('refuses --device-memory without --dry-run, and --help explains the dry run', () => {

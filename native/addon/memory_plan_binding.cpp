@@ -43,7 +43,8 @@ Precision ReadPlanPrecision(Napi::Env env, const Napi::Value& v) {
   if (p == "fp32") return Precision::FP32;
   if (p == "fp64") return Precision::FP64;
   if (p == "bf16") return Precision::BF16;
-  type_error(env, "request.precision must be 'fp32', 'fp64' or 'bf16' (got '" + p + "')");
+  if (p == "fp16") return Precision::FP16;
+  type_error(env, "request.precision must be 'fp32', 'fp64', 'bf16' or 'fp16' (got '" + p + "')");
 }
 
 Napi::Value PlanToJs(Napi::Env env, const StagePlan& p) {

@@ -177,7 +177,8 @@ ModelOptions ReadModelOptions(Napi::Env env, const Napi::CallbackInfo& info) {
   if (name == "fp32") opts.precision = Precision::FP32;
   else if (name == "fp64") opts.precision = Precision::FP64;
   else if (name == "bf16") opts.precision = Precision::BF16;
-  else throw Napi::TypeError::New(env, "options.precision must be 'fp32', 'fp64' or 'bf16' (got '" + name + "')");
+  else if (name == "fp16") opts.precision = Precision::FP16;
+  else throw Napi::TypeError::New(env, "options.precision must be 'fp32', 'fp64', 'bf16' or 'fp16' (got '" + name + "')");
   return opts;
 }
 

@@ -1,7 +1,7 @@
 // CPU implementation of the backend op table (backend.h): checks every tensor's element type and
 // size (backend/op_checks.h, with cpu_op_rules()), then calls the fp32 or fp64 kernel. BF16
 // tensors (the bf16 mode: BF16 activations and weights, F32 statistics and weight gradients) run
-// through the fp32 kernels by emulation, widened and rounded once (backend/bf16_emulation.h).
+// through the fp32 kernels by emulation, widened and rounded once (backend/half_emulation.h).
 #include "backend/cpu_backend.h"
 
 #include <algorithm>
@@ -13,8 +13,8 @@
 #include <string>
 #include <unordered_map>
 
-#include "backend/bf16_emulation.h"
 #include "backend/buffer.h"
+#include "backend/half_emulation.h"
 #include "backend/op_checks.h"
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
@@ -117,7 +117,7 @@ class CpuBackend final : public Backend {
   void synchronize() override {}
 
   // Each op checks its arguments (backend/op_checks.h), then runs the fp32 or fp64 kernel; BF16
-  // tensors through the fp32 kernel by emulation (backend/bf16_emulation.h): io.in / io.out /
+  // tensors through the fp32 kernel by emulation (backend/half_emulation.h): io.in / io.out /
   // io.inout say how the kernel uses each tensor, with the element count it reads or writes.
   void embedding_forward(const Tensor& table, int64_t V, int64_t H, const Tensor& ids, int64_t n,
                          const Tensor& out) override {
@@ -417,7 +417,7 @@ class CpuBackend final : public Backend {
     });
     PagedShape cs = s;
     cs.num_blocks = n;
-    Bf16Emulation io;
+    HalfEmulation io;
     const int64_t qn = s.R * s.nh * s.hd;
     cpu::attention_decode(cs, io.in(q, qn), kc.data(), vc.data(), ctab.data(), crows.data(), len, io.out(out, qn));
     io.narrow();

@@ -1,6 +1,6 @@
 // The CPU backend: host memory, synchronous ops (the stream is the calling thread), fp32 and fp64
 // math (fp64 for the finite-difference tests), bf16 emulated (BF16 tensors widened to fp32 for the
-// fp32 kernels, outputs rounded once: bf16_emulation.h), OpenMP threads and AVX2/AVX-512 paths
+// fp32 kernels, outputs rounded once: half_emulation.h), OpenMP threads and AVX2/AVX-512 paths
 // chosen at run time. Implements backend.h with the kernels in native/kernels/cpu/.
 #pragma once
 #include <cstddef>

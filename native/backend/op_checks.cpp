@@ -45,11 +45,12 @@ void check_attn_shape(const AttnShape& s, const char* op) {
 bool OpRules::computes(DType t) const { return std::find(compute.begin(), compute.end(), t) != compute.end(); }
 
 const OpRules& cpu_op_rules() {
-  static const OpRules rules{"CPU", {DType::F32, DType::F64, DType::BF16}, {DType::F32, DType::F64}, true, false};
+  static const OpRules rules{"CPU", {DType::F32, DType::F64, DType::BF16, DType::F16}, {DType::F32, DType::F64}, true,
+                             false};
   return rules;
 }
 const OpRules& cuda_op_rules() {
-  static const OpRules rules{"CUDA", {DType::F32, DType::BF16}, {DType::F32}, false, true};
+  static const OpRules rules{"CUDA", {DType::F32, DType::BF16, DType::F16}, {DType::F32}, false, true};
   return rules;
 }
 
@@ -82,11 +83,12 @@ DType check_matmul(const Tensor& A, const Tensor& B, const Tensor& C, int64_t M,
   const DType in = compute_type(A, op, r);
   require(A, in, M * K, op, "A");
   require(B, in, K * N, op, "B");
-  // bf16 products may write fp32 (the gradients of the bf16 mode); others write their own type.
-  if (in == DType::BF16)
-    SPPO_CHECK(C.dtype == DType::F32 || C.dtype == DType::BF16, op, ": C must be F32 or BF16 (got ",
+  // 16-bit products may write fp32 (the gradients of the bf16 mode); others write their own type.
+  const bool half = in == DType::BF16 || in == DType::F16;
+  if (half)
+    SPPO_CHECK(C.dtype == DType::F32 || C.dtype == in, op, ": C must be F32 or ", dtype_name(in), " (got ",
                dtype_name(C.dtype), ")");
-  require(C, in == DType::BF16 ? C.dtype : in, M * N, op, "C");
+  require(C, half ? C.dtype : in, M * N, op, "C");
   return in;
 }
 

@@ -29,11 +29,11 @@ struct OpRules {
 
 // One semantic for every backend: an op's type-setting tensor is one of its inputs (A for matmul,
 // dout for embedding_backward, x or q for the others); its statistics (rstd, the attention lse),
-// weight gradients (dtable, dw) and loss columns are wide(compute type), and a BF16 matmul may
-// write F32 or BF16 (the gradients of the bf16 mode). The weight gradients of a BF16 op may also be
+// weight gradients (dtable, dw) and loss columns are wide(compute type), and a BF16 (F16) matmul
+// may write F32 or BF16 (F16): the gradients of the bf16 mode. The weight gradients of a BF16 op may also be
 // BF16 (the trainer's bf16 gradient arena: fp32 sums rounded once), and the sum of squares and the
 // optimizer steps read BF16 gradients beside their F32 state (weight_grad_allowed, step_grad_allowed).
-inline DType wide(DType compute) { return compute == DType::BF16 ? DType::F32 : compute; }
+inline DType wide(DType compute) { return compute == DType::BF16 || compute == DType::F16 ? DType::F32 : compute; }
 // A weight gradient of an op computing in `compute` (dtable, dw) may be wide(compute), or BF16 when
 // compute is BF16; an optimizer's gradient beside state of type `state` may be `state`, or BF16 when
 // the state is F32.
@@ -42,10 +42,11 @@ inline bool weight_grad_allowed(DType compute, DType g) {
 }
 inline bool step_grad_allowed(DType state, DType g) { return g == state || (state == DType::F32 && g == DType::BF16); }
 
-// F32, F64 (the fp64 twin for finite differences) or BF16 (emulated: bf16_emulation.h); state
-// F32 or F64.
+// F32, F64 (the fp64 twin for finite differences), BF16 or F16 (emulated: half_emulation.h);
+// state F32 or F64.
 const OpRules& cpu_op_rules();
-// F32 (the parity mode) or BF16 activations and weights; state F32 only.
+// F32 (the parity mode), BF16 or F16 (PairRM's fp16 mode: only its ops' kernels take F16, the
+// others refuse it by name) activations and weights; state F32 only.
 const OpRules& cuda_op_rules();
 
 // embedding.h

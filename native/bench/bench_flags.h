@@ -34,8 +34,8 @@ inline std::vector<std::string> split_list(const std::string& s) {
 // Timing runs on the CPU take fp32 only: the CPU's bf16 mode is an emulation for parity checks.
 inline void require_timed_cpu_precision(sppo::Precision p) {
   if (p != sppo::Precision::FP32)
-    sppo::fail("--precision bf16 on the CPU is an emulation (bf16 storage, fp32 arithmetic) for parity checks, not "
-               "something to time; use --device cuda, or --plan-only 1");
+    sppo::fail("--precision ", sppo::precision_name(p), " on the CPU is an emulation (", sppo::precision_name(p),
+               " storage, fp32 arithmetic) for parity checks, not something to time; use --device cuda, or --plan-only 1");
 }
 
 }  // namespace sppo_bench

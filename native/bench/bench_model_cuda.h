@@ -149,14 +149,15 @@ inline void fast_init(sppo::LlamaModel& m, const sppo::Buffer& chunk) {
   be.synchronize();
 }
 
-// `count` random values of standard deviation `std` in device memory, as F32 or (rounded) BF16.
+// `count` random values of standard deviation `std` in device memory, as F32 or (rounded) BF16 or F16.
 inline sppo::Buffer random_chunk(const std::shared_ptr<sppo::Backend>& be, std::size_t count, uint64_t seed,
                                  double std, sppo::DType dtype = sppo::DType::F32) {
   std::vector<float> h(count);
   random_fill(h, seed, std);
-  if (dtype == sppo::DType::BF16) {
+  if (dtype == sppo::DType::BF16 || dtype == sppo::DType::F16) {
     std::vector<uint16_t> b16(count);
-    for (std::size_t i = 0; i < count; ++i) b16[i] = sppo::f32_to_bf16(h[i]);
+    for (std::size_t i = 0; i < count; ++i)
+      b16[i] = dtype == sppo::DType::BF16 ? sppo::f32_to_bf16(h[i]) : sppo::f32_to_f16(h[i]);
     sppo::Buffer b(be, count * sizeof(uint16_t));
     be->upload(b.data(), b16.data(), count * sizeof(uint16_t));
     be->synchronize();

@@ -8,7 +8,7 @@
 // CPU (default): one row at --batch pairs per call, fp32, weights from init_random: pairs/s,
 // tokens/s, GFLOP/s and per CPU-second figures, after one warm-up call. The floor is the model's
 // FLOPs at the CPU backend's matmul rate measured in the same run.
-// CUDA (--device cuda, --precision fp32 or bf16): three rows, each the median of --repeat passes
+// CUDA (--device cuda, --precision fp32, bf16 or fp16): three rows, each the median of --repeat passes
 // over all the pairs after one warm-up call and --warmup untimed passes: `single` (one pair per
 // call, llm-blender's batch size), `batched` (--batch pairs, --tokens budget) and `anchor` (the
 // same limits, pairs at the judge's longest: --anchor-source 1224 + 2 x --anchor-candidate 412
@@ -20,7 +20,7 @@
 // 20 pairs at the measured pairs/s, and the anchor's 5e17 FLOP at the measured FLOP rate, each
 // against its 28 minutes (target <= 1.5x).
 // --plan-only 1 prints each row's memory plan (any precision, any device) without allocating.
-//   bench_pairrm [--device cpu|cuda] [--precision fp32|bf16] [--json FILE] [--repeat R] [--warmup W]
+//   bench_pairrm [--device cpu|cuda] [--precision fp32|bf16|fp16] [--json FILE] [--repeat R] [--warmup W]
 //                [--k 5] [--prompts 1|4] [--source 128] [--candidate 256] [--batch 4|16] [--tokens 16384]
 //                [--rows single,batched,anchor] [--anchor-source 1224] [--anchor-candidate 412] [--anchor-prompts 1]
 //                [--layers 24] [--hidden 1024] [--heads 16] [--ffn 4096] [--vocab 128005] [--buckets 256]
@@ -78,7 +78,7 @@ struct Options {
 
 void usage() {
   std::printf(
-      "bench_pairrm [--device cpu|cuda] [--precision fp32|bf16] [--json FILE] [--repeat R] [--warmup W]\n"
+      "bench_pairrm [--device cpu|cuda] [--precision fp32|bf16|fp16] [--json FILE] [--repeat R] [--warmup W]\n"
       "             [--k 5] [--prompts P] [--source 128] [--candidate 256] [--batch B] [--tokens 16384]\n"
       "             [--rows single,batched,anchor] [--anchor-source 1224] [--anchor-candidate 412] [--anchor-prompts 1]\n"
       "             [--layers 24] [--hidden 1024] [--heads 16] [--ffn 4096] [--vocab 128005] [--buckets 256]\n"
@@ -87,7 +87,8 @@ void usage() {
       "per call (0: no token budget). CPU: one row (fp32; defaults P 1, B 4, one timed pass). CUDA: the rows\n"
       "single (1 pair per call), batched and anchor (pairs at the anchor lengths), median of --repeat (3)\n"
       "passes after --warmup (1) (defaults P 4, B 16), floors from the matmul rate measured in the run.\n"
-      "--precision bf16 (CUDA, or --plan-only): bf16 weights and activations, fp32 statistics.\n");
+      "--precision bf16 or fp16 (CUDA, or --plan-only): 16-bit weights and activations, fp32 statistics\n"
+      "(fp16: as llm-blender runs PairRM).\n");
 }
 
 Options parse(int argc, char** argv) {
@@ -112,7 +113,8 @@ Options parse(int argc, char** argv) {
     } else if (k == "precision") {
       if (v == "fp32") o.precision = Precision::FP32;
       else if (v == "bf16") o.precision = Precision::BF16;
-      else fail("--precision must be fp32 or bf16 (got '", v, "')");
+      else if (v == "fp16") o.precision = Precision::FP16;
+      else fail("--precision must be fp32, bf16 or fp16 (got '", v, "')");
     } else if (k == "json") {
       o.json = v;
     } else if (k == "rows") {
@@ -377,12 +379,13 @@ int run_cuda(const Options& o, const PairRmConfig& c) {
   const auto devs = cuda_devices();
   const std::string card = devs.empty() ? "?" : devs[0].name;
   const Dtypes dt = dtypes_of(o.precision);
-  const bool bf16 = o.precision == Precision::BF16;
+  const bool half = o.precision == Precision::BF16 || o.precision == Precision::FP16;
   sppo_bench::say_if_smoke();
   const std::size_t chunk_bytes = sppo_bench::full_or_toy(std::size_t{256} << 20, std::size_t{1} << 20);
   const Buffer chunk = random_chunk(be, chunk_bytes / dtype_size(dt.weight), 1, 0.02, dt.weight);
   const double tflops = cuda_matmul_tflops(be, chunk, sppo_bench::full_or_toy<int64_t>(8192, 128), 5, dt.act);
-  const std::string compute = bf16 ? "bf16 inputs, CUBLAS_COMPUTE_32F (fp32 accumulation)" : "CUBLAS_COMPUTE_32F (fp32, no TF32)";
+  const std::string compute = half ? std::string(precision_name(o.precision)) + " inputs, CUBLAS_COMPUTE_32F (fp32 accumulation)"
+                                   : "CUBLAS_COMPUTE_32F (fp32, no TF32)";
   const std::size_t base = MemorySampler::in_use();
   PairRmModel m(be, c, o.precision);
   fast_init(m, chunk);

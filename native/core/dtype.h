@@ -5,6 +5,8 @@
 #include <cstring>
 #include <string>
 
+#include "core/half_bits.h"
+
 namespace sppo {
 
 // Floating types hold tensors; I32 (token ids, labels, positions, indices) and U8 (masks) hold
@@ -52,27 +54,7 @@ inline uint16_t f32_to_bf16(float f) {
 }
 
 inline float f16_to_f32(uint16_t h) {
-  uint32_t sign = (h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t mant = h & 0x3ffu;
-  uint32_t u;
-  if (exp == 0) {
-    if (mant == 0) {
-      u = sign;
-    } else {  // subnormal: normalise
-      exp = 127 - 15 + 1;
-      while ((mant & 0x400u) == 0) {
-        mant <<= 1;
-        --exp;
-      }
-      mant &= 0x3ffu;
-      u = sign | (exp << 23) | (mant << 13);
-    }
-  } else if (exp == 0x1f) {
-    u = sign | 0x7f800000u | (mant << 13);
-  } else {
-    u = sign | ((exp - 15 + 127) << 23) | (mant << 13);
-  }
+  const uint32_t u = half_bits::f16_to_f32(h);
   float f;
   std::memcpy(&f, &u, 4);
   return f;
@@ -81,25 +63,7 @@ inline float f16_to_f32(uint16_t h) {
 inline uint16_t f32_to_f16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
-  uint32_t sign = (u >> 16) & 0x8000u;
-  int32_t exp = static_cast<int32_t>((u >> 23) & 0xffu) - 127 + 15;
-  uint32_t mant = u & 0x7fffffu;
-  if (((u >> 23) & 0xffu) == 0xffu) return static_cast<uint16_t>(sign | 0x7c00u | (mant ? 0x200u : 0u));
-  if (exp >= 0x1f) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow to inf
-  if (exp <= 0) {
-    if (exp < -10) return static_cast<uint16_t>(sign);
-    mant |= 0x800000u;
-    uint32_t shift = static_cast<uint32_t>(14 - exp);
-    uint32_t half = mant >> shift;
-    uint32_t rem = mant & ((1u << shift) - 1u);
-    uint32_t mid = 1u << (shift - 1);
-    if (rem > mid || (rem == mid && (half & 1u))) ++half;
-    return static_cast<uint16_t>(sign | half);
-  }
-  uint32_t half = sign | (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
-  uint32_t rem = mant & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) ++half;
-  return static_cast<uint16_t>(half);
+  return half_bits::f32_to_f16(u);
 }
 
 }  // namespace sppo

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/half_bits.h"
 #include "emu/cuda_emu_runtime.h"
 #include "runtime/cublaslt_shim.h"
 
@@ -46,7 +47,8 @@ namespace {
 
 float load(lt::DataType t, const void* p, int64_t i) {
   if (t == lt::DataType::kR32F) return static_cast<const float*>(p)[i];
-  const uint32_t u = static_cast<uint32_t>(static_cast<const uint16_t*>(p)[i]) << 16;
+  const uint16_t bits = static_cast<const uint16_t*>(p)[i];
+  const uint32_t u = t == lt::DataType::kR16F ? sppo::half_bits::f16_to_f32(bits) : static_cast<uint32_t>(bits) << 16;
   float f;
   std::memcpy(&f, &u, 4);
   return f;
@@ -59,7 +61,8 @@ void store(lt::DataType t, void* p, int64_t i, float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
   uint16_t h;
-  if ((u & 0x7fffffffu) > 0x7f800000u) h = static_cast<uint16_t>((u >> 16) | 0x40u);
+  if (t == lt::DataType::kR16F) h = sppo::half_bits::f32_to_f16(u);
+  else if ((u & 0x7fffffffu) > 0x7f800000u) h = static_cast<uint16_t>((u >> 16) | 0x40u);
   else h = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
   static_cast<uint16_t*>(p)[i] = h;
 }
@@ -125,7 +128,7 @@ lt::Status cublasLtMatmulDescSetAttribute(lt::MatmulDesc d, lt::MatmulDescAttrib
   }
 }
 lt::Status cublasLtMatrixLayoutCreate(lt::MatrixLayout* l, lt::DataType t, uint64_t rows, uint64_t cols, int64_t ld) {
-  if (t != lt::DataType::kR32F && t != lt::DataType::kR16BF) return lt::Status::kNotSupported;
+  if (t != lt::DataType::kR32F && t != lt::DataType::kR16BF && t != lt::DataType::kR16F) return lt::Status::kNotSupported;
   *l = new lt::MatrixLayoutObject{t, rows, cols, ld};
   return lt::Status::kSuccess;
 }

@@ -96,6 +96,9 @@ function(sppo_emulated_bench_smoke)
     add_test(NAME bench_smoke_pairrm_${precision}_cuda
              COMMAND ${b}/bench_pairrm --device cuda --precision ${precision} ${pairrm_shape} --json ${o}/pairrm-${precision}.json)
   endforeach()
+  # fp16: PairRM's only (the GPU check's default PairRM row, the PyTorch baseline's dtype).
+  add_test(NAME bench_smoke_pairrm_fp16_cuda
+           COMMAND ${b}/bench_pairrm --device cuda --precision fp16 ${pairrm_shape} --json ${o}/pairrm-fp16.json)
   add_test(NAME bench_smoke_logprob_cuda
            COMMAND ${b}/bench_logprob --device cuda --rows 4 --vocab 1000,4099 --dtype bf16,f32 --iters 1 --warmup 1
                    --json ${o}/logprob.json)

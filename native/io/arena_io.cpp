@@ -7,8 +7,8 @@ namespace sppo::io {
 
 void load_into(const std::string& path, uint64_t offset, uint64_t nbytes, DType file_dtype, Backend& be,
                const Tensor& dst, const std::string& what) {
-  SPPO_CHECK(dst.dtype == DType::F32 || dst.dtype == DType::F64 || dst.dtype == DType::BF16, what,
-             ": parameters are F32, F64 or BF16 (got ", dtype_name(dst.dtype), ")");
+  SPPO_CHECK(dst.dtype == DType::F32 || dst.dtype == DType::F64 || dst.dtype == DType::BF16 || dst.dtype == DType::F16,
+             what, ": parameters are F32, F64, BF16 or F16 (got ", dtype_name(dst.dtype), ")");
   if (dst.dtype == DType::F32 && be.host_accessible()) {
     read_tensor(path, offset, nbytes, file_dtype, dst.as<float>(), dst.numel, what);
     return;
@@ -22,7 +22,10 @@ void load_into(const std::string& path, uint64_t offset, uint64_t nbytes, DType 
     be.upload(dst.data, d.data(), d.size() * sizeof(double));
   } else {
     std::vector<uint16_t> h(f.size());
-    for (size_t i = 0; i < f.size(); ++i) h[i] = f32_to_bf16(f[i]);
+    if (dst.dtype == DType::BF16)
+      for (size_t i = 0; i < f.size(); ++i) h[i] = f32_to_bf16(f[i]);
+    else
+      for (size_t i = 0; i < f.size(); ++i) h[i] = f32_to_f16(f[i]);
     be.upload(dst.data, h.data(), h.size() * sizeof(uint16_t));
   }
 }
@@ -43,10 +46,14 @@ HostFloats host_floats(Backend& be, const std::vector<Tensor>& tensors) {
       be.download(d.data(), t.data, t.bytes());
       for (size_t i = 0; i < d.size(); ++i) f[i] = static_cast<float>(d[i]);
     } else {
-      SPPO_CHECK(t.dtype == DType::BF16, "host_floats: F32, F64 or BF16 tensors only (got ", dtype_name(t.dtype), ")");
+      SPPO_CHECK(t.dtype == DType::BF16 || t.dtype == DType::F16, "host_floats: F32, F64, BF16 or F16 tensors only (got ",
+                 dtype_name(t.dtype), ")");
       std::vector<uint16_t> h(f.size());
       be.download(h.data(), t.data, t.bytes());
-      for (size_t i = 0; i < h.size(); ++i) f[i] = bf16_to_f32(h[i]);
+      if (t.dtype == DType::BF16)
+        for (size_t i = 0; i < h.size(); ++i) f[i] = bf16_to_f32(h[i]);
+      else
+        for (size_t i = 0; i < h.size(); ++i) f[i] = f16_to_f32(h[i]);
     }
     out.copies.push_back(std::move(f));
     out.sources.push_back({out.copies.back().data(), t.numel});

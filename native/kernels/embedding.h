@@ -6,7 +6,7 @@
 // ids >= V are refused (the model checks ids on the host first; this is the memory-safety check).
 // In the bf16 mode dtable (a weight gradient) is F32, or BF16 (the trainer's bf16 gradient arena):
 // then each row's additions run in fp32 from widen(dtable) and the sum is rounded once into dtable
-// (the CPU by emulation: backend/bf16_emulation.h; CUDA in its final write).
+// (the CPU by emulation: backend/half_emulation.h; CUDA in its final write).
 #pragma once
 #include <cstdint>
 

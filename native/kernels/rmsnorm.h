@@ -5,7 +5,7 @@
 // dx is overwritten, or added to when accumulate_dx (the residual stream's gradient). dw's sum
 // over rows runs in row order (deterministic). In the bf16 mode dw (a weight gradient) is F32, or
 // BF16 (the trainer's bf16 gradient arena): then the rows' terms are added to widen(dw) in fp32 and
-// the sum is rounded once into dw (the CPU by emulation: backend/bf16_emulation.h; CUDA in its
+// the sum is rounded once into dw (the CPU by emulation: backend/half_emulation.h; CUDA in its
 // final write), one bf16 rounding per call.
 #pragma once
 #include <cstdint>

@@ -17,6 +17,7 @@ LlamaModel::Impl::Impl(std::shared_ptr<Backend> b, const LlamaConfig& c, Precisi
       act_ws(be, "the activations"), head_ws(be, "the log-prob head"), bwd_ws(be, "the backward pass"),
       decode_ws(be, "the decode step") {
   check_precision_on(*be, p);
+  check_llama_precision(p);
   weights = zeroed_weights(be, dt.weight, layout.total(), "the model's weights");
   const std::vector<float> inv = rope_inv_freq(c);
   inv_freq = Buffer(be, inv.size() * sizeof(float));

@@ -2,7 +2,9 @@
 // CUDA engine's parity mode); fp64: everything in float64 (the finite-difference tests, CPU only);
 // bf16: bf16 weights and activations, fp32 gradients, statistics and master weights (CUDA, and
 // the CPU by emulation: fp32 kernels over widened inputs, outputs rounded once, so the CPU's bf16
-// model is the reference the CUDA one is compared with). The gradient arena's type is the trainer's
+// model is the reference the CUDA one is compared with); fp16: the same with IEEE half weights and
+// activations, for inference models only (PairRM, as llm-blender runs it: the Llama model refuses
+// it, since training in fp16 needs loss scaling the engine does not have). The gradient arena's type is the trainer's
 // (train/trainer.h, TrainerOptions::grad_dtype): dtypes_of(p).grad by default, or BF16 for a bf16
 // model (gradient_dtype_allowed): the model writes its weight gradients in whatever type the arena
 // it is handed has, so that choice is not a fourth precision.
@@ -14,7 +16,7 @@
 
 namespace sppo {
 
-enum class Precision : int { FP32 = 0, FP64 = 1, BF16 = 2 };
+enum class Precision : int { FP32 = 0, FP64 = 1, BF16 = 2, FP16 = 3 };
 
 struct Dtypes {
   DType weight;  // the weight arena
@@ -28,8 +30,15 @@ inline Dtypes dtypes_of(Precision p) {
     case Precision::FP32: return {DType::F32, DType::F32, DType::F32, DType::F32};
     case Precision::FP64: return {DType::F64, DType::F64, DType::F64, DType::F64};
     case Precision::BF16: return {DType::BF16, DType::BF16, DType::F32, DType::F32};
+    case Precision::FP16: return {DType::F16, DType::F16, DType::F32, DType::F32};
   }
   fail("unknown precision ", static_cast<int>(p));
+}
+
+// The Llama model's modes (model/llama_model.h and its memory plans): all but fp16.
+inline void check_llama_precision(Precision p) {
+  SPPO_CHECK(p != Precision::FP16,
+             "the Llama model runs in fp32, bf16 or fp64; fp16 is offered for PairRM only (use bf16 on the GPU)");
 }
 
 // The gradient arena types a model of precision p writes into: dtypes_of(p).grad, and BF16 for a
@@ -43,6 +52,7 @@ inline const char* precision_name(Precision p) {
     case Precision::FP32: return "fp32";
     case Precision::FP64: return "fp64";
     case Precision::BF16: return "bf16";
+    case Precision::FP16: return "fp16";
   }
   return "?";
 }

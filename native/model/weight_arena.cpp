@@ -16,9 +16,9 @@ uint64_t splitmix64(uint64_t& s) {
 }  // namespace
 
 void check_precision_on(const Backend& be, Precision p) {
-  // The CPU computes in fp32, fp64 and bf16 (emulated: backend/bf16_emulation.h).
+  // The CPU computes in fp32, fp64, bf16 and fp16 (the last two emulated: backend/half_emulation.h).
   SPPO_CHECK(be.device() == Device::CPU || p != Precision::FP64,
-             "the CUDA backend computes in fp32 or bf16; fp64 models need the CPU backend");
+             "the CUDA backend computes in fp32, bf16 or fp16; fp64 models need the CPU backend");
 }
 
 Buffer zeroed_weights(const std::shared_ptr<Backend>& be, DType dtype, int64_t elements, const char* what) {
@@ -48,7 +48,9 @@ void upload_values(Backend& be, const Tensor& dst, const std::vector<double>& v)
     const double x = v[static_cast<size_t>(j)];
     if (dst.dtype == DType::F64) reinterpret_cast<double*>(bytes.data())[j] = x;
     else if (dst.dtype == DType::F32) reinterpret_cast<float*>(bytes.data())[j] = static_cast<float>(x);
-    else reinterpret_cast<uint16_t*>(bytes.data())[j] = f32_to_bf16(static_cast<float>(x));
+    else if (dst.dtype == DType::BF16) reinterpret_cast<uint16_t*>(bytes.data())[j] = f32_to_bf16(static_cast<float>(x));
+    else if (dst.dtype == DType::F16) reinterpret_cast<uint16_t*>(bytes.data())[j] = f32_to_f16(static_cast<float>(x));
+    else fail("upload_values: F64, F32, BF16 or F16 destinations only (got ", dtype_name(dst.dtype), ")");
   }
   be.upload(dst.data, bytes.data(), bytes.size());
 }
@@ -68,7 +70,9 @@ void download_as(Backend& be, const Tensor& src, const Tensor& out, int64_t n) {
     double x;
     if (src.dtype == DType::F32) x = reinterpret_cast<const float*>(tmp.data())[i];
     else if (src.dtype == DType::F64) x = reinterpret_cast<const double*>(tmp.data())[i];
-    else x = bf16_to_f32(reinterpret_cast<const uint16_t*>(tmp.data())[i]);
+    else if (src.dtype == DType::BF16) x = bf16_to_f32(reinterpret_cast<const uint16_t*>(tmp.data())[i]);
+    else if (src.dtype == DType::F16) x = f16_to_f32(reinterpret_cast<const uint16_t*>(tmp.data())[i]);
+    else fail("download: F64, F32, BF16 or F16 sources only (got ", dtype_name(src.dtype), ")");
     if (out.dtype == DType::F32) out.as<float>()[i] = static_cast<float>(x);
     else out.as<double>()[i] = x;
   }

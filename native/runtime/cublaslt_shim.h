@@ -28,7 +28,7 @@ enum class Status : int {
   kLicenseError = 16,
 };
 // cudaDataType_t (library_types.h): only the element types the engine multiplies.
-enum class DataType : int { kR32F = 0, kR16BF = 14 };
+enum class DataType : int { kR32F = 0, kR16F = 2, kR16BF = 14 };
 // cublasComputeType_t: fp32 accumulation without TF32 (the parity mode needs true fp32 products).
 enum class ComputeType : int { kCompute32F = 68 };
 // cublasOperation_t

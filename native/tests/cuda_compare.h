@@ -38,6 +38,29 @@ inline std::vector<float> from_bf16(const std::vector<uint16_t>& v) {
 // The values a bf16 tensor really holds (what the CPU reference must be given).
 inline std::vector<float> round_bf16(const std::vector<float>& v) { return from_bf16(to_bf16(v)); }
 
+// The same for any element type: F32 as it is, BF16 or F16 bits and back.
+inline std::vector<uint16_t> to_half(const std::vector<float>& v, sppo::DType dt) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = dt == sppo::DType::BF16 ? sppo::f32_to_bf16(v[i]) : sppo::f32_to_f16(v[i]);
+  return out;
+}
+inline std::vector<float> from_half(const std::vector<uint16_t>& v, sppo::DType dt) {
+  std::vector<float> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = dt == sppo::DType::BF16 ? sppo::bf16_to_f32(v[i]) : sppo::f16_to_f32(v[i]);
+  return out;
+}
+inline std::vector<float> round_to(const std::vector<float>& v, sppo::DType dt) {
+  return dt == sppo::DType::F32 ? v : from_half(to_half(v, dt), dt);
+}
+// One rounding of the type, relative (half an ulp above 1, doubled: RNE's worst plus a margin for
+// the operands' own rounding): F32 2^-23, BF16 2^-8, F16 2^-11.
+inline double rounding_of(sppo::DType dt) {
+  return dt == sppo::DType::BF16 ? std::ldexp(1.0, -8) : dt == sppo::DType::F16 ? std::ldexp(1.0, -11) : 1.2e-7;
+}
+// The absolute floor of that rounding: F16's subnormal spacing (2^-24; BF16 and F32 keep fp32's
+// exponent range, so none is needed there).
+inline double rounding_floor(sppo::DType dt) { return dt == sppo::DType::F16 ? std::ldexp(1.0, -24) : 0.0; }
+
 // |got - want| <= atol[i] + rtol |want| for every i (NaN fails); prints up to 3 mismatches.
 // Returns the number of mismatches and counts one CHECK failure when there are any.
 inline int64_t expect_close(const char* what, const std::vector<float>& got, const std::vector<float>& want,
@@ -110,15 +133,15 @@ inline int64_t expect_rounded_master(const char* what, const std::vector<uint16_
   return unrounded + far + same_master_differs;
 }
 
-// A device copy of float values stored as `dt` (F32, or BF16 rounded to nearest even).
+// A device copy of float values stored as `dt` (F32, or BF16 / F16 rounded to nearest even).
 inline Dev dev_as(const std::shared_ptr<sppo::Backend>& be, const std::vector<float>& v, sppo::DType dt,
                   int64_t offset = 0) {
-  return dt == sppo::DType::BF16 ? Dev(be, to_bf16(v), dt, offset) : Dev(be, v, dt, offset);
+  return dt == sppo::DType::F32 ? Dev(be, v, dt, offset) : Dev(be, to_half(v, dt), dt, offset);
 }
 
-// A device tensor's values as floats (F32 or BF16).
+// A device tensor's values as floats (F32, BF16 or F16).
 inline std::vector<float> floats_of(const Dev& d, sppo::DType dt) {
-  return dt == sppo::DType::BF16 ? from_bf16(d.get<uint16_t>()) : d.get<float>();
+  return dt == sppo::DType::F32 ? d.get<float>() : from_half(d.get<uint16_t>(), dt);
 }
 
 // The message `fn` throws, or "" when it does not throw. For GPU ops, fn includes synchronize():

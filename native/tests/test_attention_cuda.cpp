@@ -218,7 +218,7 @@ TEST(bad_shapes_types_and_sizes_are_refused_like_the_cpu) {
     Dev k(gpu, N * kw, DType::F32), v(gpu, N * kw, DType::F32), m(gpu, N, DType::U8), out(gpu, N * qw, DType::F32);
     Dev lse(gpu, N * 4, DType::F32);
     CHECK_THROWS_WITH(gpu->attention_forward(s, q.t(), k.t(), v.t(), m.t(), out.t(), lse.t()),
-                      "attention_forward: the CUDA backend computes in F32 or BF16 (got F64)");
+                      "attention_forward: the CUDA backend computes in F32, BF16 or F16 (got F64)");
   }
   {
     AttnShape big = sppo_test::attn_shape(1, 2, 1, 1, 264);

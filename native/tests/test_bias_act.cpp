@@ -81,7 +81,7 @@ TEST(bad_arguments_are_refused_by_name) {
   CHECK_THROWS_WITH(be->bias_act(view(x), Tensor(), 2, 3, static_cast<Activation>(7), view(y)), "unknown activation 7");
   std::vector<int> i6(6);
   CHECK_THROWS_WITH(be->bias_act(Tensor(i6.data(), DType::I32, 6), Tensor(), 2, 3, Activation::Gelu, view(y)),
-                    "computes in F32, F64 or BF16");
+                    "computes in F32, F64, BF16 or F16");
 }
 
 TEST_MAIN()

@@ -1,5 +1,5 @@
 // CUDA bias + activation (kernels/cuda/bias_act.cu) against the CPU backend: identity, exact-erf
-// GELU and tanh, with and without a bias, F32 and BF16, in place and not, widths that are not
+// GELU and tanh, with and without a bias, F32, BF16 and F16, in place and not, widths that are not
 // multiples of 8 (H = 1 included), more rows than one grid's height, tensors at unaligned offsets,
 // outputs poisoned with NaN, values from tiny to far in the tails; bad arguments refused as on the
 // CPU. Skips (exit 77) without a CUDA backend or device.
@@ -7,7 +7,8 @@
 // Tolerances: the bias add and Identity are the CPU's bits (BF16: the CPU's fp32 result rounded
 // to bf16). erf and tanh are CUDA's (2 ulp) against the C library's (1 ulp): tanh within 4 ulp of
 // the result; GELU = 0.5 v (1 + erf) within 4 ulp of 0.5 |v| (1 + |erf|), because 1 + erf cancels
-// for negative v. BF16 outputs add their rounding, 2^-8 relative.
+// for negative v. BF16 and F16 outputs add their rounding, 2^-8 and 2^-11 relative (and F16's
+// subnormal step, 2^-24, absolute).
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -36,7 +37,7 @@ std::vector<float> values(Rng& rng, int64_t count) {
 void run_case(Rng& rng, int64_t n, int64_t H, Activation act, DType dt, bool with_bias, bool in_place, int64_t off) {
   auto cpu = backend_for(Device::CPU), gpu = backend_for(Device::CUDA);
   std::vector<float> x = values(rng, n * H), b = values(rng, H);
-  if (dt == DType::BF16) x = sppo_test::round_bf16(x), b = sppo_test::round_bf16(b);
+  x = sppo_test::round_to(x, dt), b = sppo_test::round_to(b, dt);
   Dev cx(cpu, x, DType::F32), cb(cpu, b, DType::F32), cy(cpu, n * H, DType::F32);
   cpu->bias_act(cx.t(), with_bias ? cb.t() : Tensor(), n, H, act, cy.t());
   std::vector<float> want = cy.get<float>();
@@ -48,7 +49,7 @@ void run_case(Rng& rng, int64_t n, int64_t H, Activation act, DType dt, bool wit
   std::snprintf(what, sizeof what, "y (n=%lld H=%lld %s %s%s%s)", (long long)n, (long long)H, activation_name(act),
                 dtype_name(dt), with_bias ? " bias" : "", in_place ? " in place" : "");
   if (act == Activation::Identity) {
-    if (dt == DType::BF16) want = sppo_test::round_bf16(want);
+    want = sppo_test::round_to(want, dt);
     sppo_test::expect_same_bits(what, got, want);
     return;
   }
@@ -60,9 +61,9 @@ void run_case(Rng& rng, int64_t n, int64_t H, Activation act, DType dt, bool wit
       const double v = double(x[i]) + (with_bias ? double(b[j]) : 0.0);
       const double scale = act == Activation::Gelu ? 0.5 * std::fabs(v) * (1 + std::fabs(std::erf(v / std::sqrt(2.0))))
                                                    : std::fabs(want[i]);
-      tol[i] = 4 * ulp * scale + 1e-37;
+      tol[i] = 4 * ulp * scale + 1e-37 + sppo_test::rounding_floor(dt);
     }
-  sppo_test::expect_close(what, got, want, tol, dt == DType::BF16 ? std::ldexp(1.0, -8) : 0.0);
+  sppo_test::expect_close(what, got, want, tol, dt == DType::F32 ? 0.0 : sppo_test::rounding_of(dt));
 }
 
 }  // namespace
@@ -73,7 +74,7 @@ TEST(activations_match_the_cpu) {
   int k = 0;
   for (auto& s : shapes)
     for (Activation act : {Activation::Identity, Activation::Gelu, Activation::Tanh})
-      for (DType dt : {DType::F32, DType::BF16})
+      for (DType dt : {DType::F32, DType::BF16, DType::F16})
         for (int flags = 0; flags < 4; ++flags) run_case(rng, s[0], s[1], act, dt, flags & 1, flags & 2, k++ % 4);
 }
 
@@ -81,6 +82,7 @@ TEST(more_rows_than_one_grid_height) {
   Rng rng(502);
   run_case(rng, 70001, 3, Activation::Gelu, DType::F32, true, true, 1);  // rows walked grid-stride
   run_case(rng, 2049, 1024, Activation::Tanh, DType::BF16, true, false, 0);
+  run_case(rng, 2049, 1024, Activation::Gelu, DType::F16, true, true, 3);
 }
 
 TEST(bad_arguments_are_refused_as_on_the_cpu) {
@@ -100,7 +102,7 @@ TEST(bad_arguments_are_refused_as_on_the_cpu) {
   both("short y", 3, 4, Activation::Identity, 4, 11);
   Dev x(gpu, 12, DType::F64), y(gpu, 12, DType::F64);
   CHECK_THROWS_WITH(gpu->bias_act(x.t(), Tensor(), 3, 4, Activation::Gelu, y.t()),
-                    "bias_act: the CUDA backend computes in F32 or BF16 (got F64)");
+                    "bias_act: the CUDA backend computes in F32, BF16 or F16 (got F64)");
 }
 
 #endif

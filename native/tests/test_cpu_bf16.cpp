@@ -1,4 +1,4 @@
-// The CPU backend's BF16 emulation (backend/bf16_emulation.h): every op of the table called with
+// The CPU backend's BF16 emulation (backend/half_emulation.h): every op of the table called with
 // BF16 tensors (and their F32 companions: statistics, weight gradients, a matmul's F32 C, the
 // log-probs' rows) on bf16-rounded random inputs, outputs poisoned with NaN before the call.
 // Each call is checked two ways:

@@ -31,6 +31,7 @@ SAME_VALUE(lt::Status::kLicenseError, CUBLAS_STATUS_LICENSE_ERROR);
 static_assert(sizeof(lt::DataType) == sizeof(cudaDataType_t), "cudaDataType_t size");
 SAME_VALUE(lt::DataType::kR32F, CUDA_R_32F);
 SAME_VALUE(lt::DataType::kR16BF, CUDA_R_16BF);
+SAME_VALUE(lt::DataType::kR16F, CUDA_R_16F);
 // cublasComputeType_t
 static_assert(sizeof(lt::ComputeType) == sizeof(cublasComputeType_t), "cublasComputeType_t size");
 SAME_VALUE(lt::ComputeType::kCompute32F, CUBLAS_COMPUTE_32F);

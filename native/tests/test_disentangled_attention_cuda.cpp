@@ -1,7 +1,7 @@
 // CUDA disentangled attention (kernels/cuda/disentangled_attention.cu) against the CPU backend on
 // fresh random packed batches: sequences of length 1 to past the bucket table, empty sequences
 // between them, random (not monotone) bucket tables, every combination of the c2p and p2c terms,
-// head widths below, at and above the kernel's block (8, 11, 64, 96, 128, 160), F32 and BF16,
+// head widths below, at and above the kernel's block (8, 11, 64, 96, 128, 160), F32, BF16 and F16,
 // tensors at unaligned offsets, outputs poisoned with NaN, PairRM's head shape (16 heads of 64,
 // 512 buckets) and a bucket table long enough (max_len 12300) to need more than 48 KB of shared
 // memory; a sequence gives the same bits alone and in a batch; bad layouts are deferred to
@@ -12,7 +12,7 @@
 // GPU per warp and per thread group), so outputs agree within 5e-5 (1 + |out|), the CPU suite's
 // bound against float64 widened by the CPU's own error; BF16 outputs add their rounding: each side
 // rounds its own fp32 result once, so two values that straddle a rounding point end one bf16 ulp
-// (up to 2^-7 relative) apart.
+// (up to 2^-7 relative) apart; F16 likewise one fp16 ulp (2^-10 relative, or its subnormal step).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -61,8 +61,7 @@ Case make_case(Rng& rng, const std::vector<int64_t>& lengths, int64_t nh, int64_
   c.v = sppo_test::randn_f32(rng, N * w);
   c.pq = sppo_test::randn_f32(rng, P * w);
   c.pk = sppo_test::randn_f32(rng, P * w);
-  if (dt == DType::BF16)
-    for (auto* x : {&c.q, &c.k, &c.v, &c.pq, &c.pk}) *x = sppo_test::round_bf16(*x);
+  for (auto* x : {&c.q, &c.k, &c.v, &c.pq, &c.pk}) *x = sppo_test::round_to(*x, dt);
   return c;
 }
 
@@ -80,14 +79,14 @@ void compare(const char* what, const Case& c, DType dt, int64_t off) {
   auto cpu = backend_for(Device::CPU), gpu = backend_for(Device::CUDA);
   std::vector<float> want = run(cpu, c, DType::F32, 0);
   const std::vector<float> got = run(gpu, c, dt, off);
-  if (dt == DType::BF16) want = sppo_test::round_bf16(want);
+  want = sppo_test::round_to(want, dt);
   std::vector<double> tol(want.size());
-  for (size_t i = 0; i < want.size(); ++i) tol[i] = 5e-5 * (1 + std::fabs(want[i]));
+  for (size_t i = 0; i < want.size(); ++i) tol[i] = 5e-5 * (1 + std::fabs(want[i])) + 2 * sppo_test::rounding_floor(dt);
   char label[160];
   std::snprintf(label, sizeof label, "%s (S %lld N %lld heads %lld hd %lld P %lld c2p %d p2c %d %s)", what,
                 (long long)c.s.S, (long long)c.s.N, (long long)c.s.nh, (long long)c.s.hd, (long long)c.s.P,
                 int(c.s.c2p), int(c.s.p2c), dtype_name(dt));
-  sppo_test::expect_close(label, got, want, tol, dt == DType::BF16 ? std::ldexp(1.0, -7) : 0.0);
+  sppo_test::expect_close(label, got, want, tol, dt == DType::F32 ? 0.0 : 2 * sppo_test::rounding_of(dt));
 }
 
 }  // namespace
@@ -97,7 +96,7 @@ TEST(random_batches_match_the_cpu) {
   int k = 0;
   for (int64_t hd : {8, 11, 64, 96, 128, 160})
     for (int flags = 0; flags < 4; ++flags)
-      for (DType dt : {DType::F32, DType::BF16}) {
+      for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
         std::vector<int64_t> lengths;
         const int64_t S = rng.integer(1, 5);
         for (int64_t i = 0; i < S; ++i) lengths.push_back(i == 0 ? 1 : rng.integer(0, 3) == 0 ? 0 : rng.integer(1, 70));
@@ -112,6 +111,7 @@ TEST(pairrm_shaped_and_a_long_bucket_table) {
   // suite under compute-sanitizer too).
   compare("pairrm", make_case(rng, {160, 100, 0, 52}, 16, 64, 512, true, true, DType::F32), DType::F32, 1);
   compare("pairrm", make_case(rng, {128, 128}, 16, 64, 512, true, true, DType::BF16), DType::BF16, 0);
+  compare("pairrm", make_case(rng, {100, 140}, 16, 64, 512, true, true, DType::F16), DType::F16, 3);
   // max_len 12300: the row of scores the kernel reserves is 49 KB, past the default 48 KB of
   // shared memory (the sequences themselves are short).
   Case c = make_case(rng, {90, 37}, 2, 16, 64, true, true, DType::F32);
@@ -187,7 +187,7 @@ TEST(bad_layouts_say_what_the_cpu_says) {
   compare("after the errors", c, DType::F32, 1);
   Dev x(gpu, 16, DType::F64), i(gpu, 15, DType::I32), st(gpu, c.start, DType::I32);
   CHECK_THROWS_WITH(gpu->disentangled_attention(c.s, x.t(), x.t(), x.t(), x.t(), x.t(), i.t(), st.t(), x.t()),
-                    "disentangled_attention: the CUDA backend computes in F32 or BF16 (got F64)");
+                    "disentangled_attention: the CUDA backend computes in F32, BF16 or F16 (got F64)");
 }
 
 #endif

@@ -37,7 +37,7 @@ std::vector<int32_t> make_ids(Rng& rng, int64_t n, int64_t V) {
 void forward_case(Rng& rng, int64_t V, int64_t H, int64_t n, DType dt, int64_t off) {
   auto cpu = backend_for(Device::CPU), gpu = backend_for(Device::CUDA);
   std::vector<float> table = sppo_test::randn_f32(rng, V * H);
-  if (dt == DType::BF16) table = sppo_test::round_bf16(table);
+  table = sppo_test::round_to(table, dt);
   const std::vector<int32_t> ids = make_ids(rng, n, V);
   Dev ct(cpu, table, DType::F32), ci(cpu, ids, DType::I32), co(cpu, n * H, DType::F32);
   cpu->embedding_forward(ct.t(), V, H, ci.t(), n, co.t());
@@ -71,7 +71,7 @@ void backward_case(Rng& rng, int64_t V, int64_t H, int64_t n, DType dt, int64_t 
 
 TEST(forward_copies_rows_and_zeros_padding) {
   Rng rng(71);
-  for (DType dt : {DType::F32, DType::BF16}) {
+  for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
     forward_case(rng, 1, 1, 1, dt, 0);
     forward_case(rng, 1003, 67, 37, dt, 1);
     forward_case(rng, 32003, 515, 301, dt, 3);

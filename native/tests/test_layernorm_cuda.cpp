@@ -1,12 +1,13 @@
 // CUDA LayerNorm (kernels/cuda/layernorm.cu) against the CPU backend: widths that are not multiples
-// of 8 or 32 (H = 1 included), F32 and BF16, in place and not, tensors at unaligned offsets,
+// of 8 or 32 (H = 1 included), F32, BF16 and F16 (PairRM's fp16 mode), in place and not, tensors at unaligned offsets,
 // outputs poisoned with NaN, rows far from 0 (the two-pass centring), a constant row (y = b
 // exactly), one larger case; the same bits on every run; bad shapes refused as on the CPU.
 // Skips (exit 77) without a CUDA backend or device.
 //
 // Tolerances: both compute in double and round once; the row sums run in another order and nvcc
 // fuses the last multiply-add, so the doubles differ by ~1e-15 of the terms (|(x - mean) rstd w|
-// + |b|) and the results by at most one rounding of the output type (2^-23, or 2^-8 for BF16).
+// + |b|) and the results by at most one rounding of the output type (2^-23, 2^-8 for BF16, 2^-11
+// for F16, and F16's subnormal step below 2^-14).
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -32,11 +33,11 @@ void run_case(Rng& rng, int64_t n, int64_t H, DType dt, bool in_place, double of
   for (auto& v : w) v += 1.f;
   if (n > 1)
     for (int64_t j = 0; j < H; ++j) x[j] = 3.25f;  // row 0 constant: variance 0, y = b
-  if (dt == DType::BF16) x = sppo_test::round_bf16(x), w = sppo_test::round_bf16(w), b = sppo_test::round_bf16(b);
+  x = sppo_test::round_to(x, dt), w = sppo_test::round_to(w, dt), b = sppo_test::round_to(b, dt);
   Dev cx(cpu, x, DType::F32), cw(cpu, w, DType::F32), cb(cpu, b, DType::F32), cy(cpu, n * H, DType::F32);
   cpu->layernorm_forward(cx.t(), cw.t(), cb.t(), n, H, eps, cy.t());
   std::vector<float> want = cy.get<float>();
-  if (dt == DType::BF16) want = sppo_test::round_bf16(want);
+  want = sppo_test::round_to(want, dt);
   Dev gx = sppo_test::dev_as(gpu, x, dt, off), gw = sppo_test::dev_as(gpu, w, dt, off + 1),
       gb = sppo_test::dev_as(gpu, b, dt, off + 2), gy(gpu, n * H, dt, off + 3);
   gpu->layernorm_forward(gx.t(), gw.t(), gb.t(), n, H, eps, in_place ? gx.t() : gy.t());
@@ -46,12 +47,12 @@ void run_case(Rng& rng, int64_t n, int64_t H, DType dt, bool in_place, double of
   for (int64_t r = 0; r < n; ++r)
     for (int64_t j = 0; j < H; ++j) {
       const size_t i = static_cast<size_t>(r * H + j);
-      tol[i] = 1e-13 * (std::fabs(double(want[i]) - b[j]) + std::fabs(b[j])) + 1e-30;
+      tol[i] = 1e-13 * (std::fabs(double(want[i]) - b[j]) + std::fabs(b[j])) + 1e-30 + sppo_test::rounding_floor(dt);
     }
   char what[112];
   std::snprintf(what, sizeof what, "y (n=%lld H=%lld %s%s offset %g)", (long long)n, (long long)H, dtype_name(dt),
                 in_place ? " in place" : "", offset);
-  sppo_test::expect_close(what, got, want, tol, dt == DType::BF16 ? std::ldexp(1.0, -8) : 1.2e-7);
+  sppo_test::expect_close(what, got, want, tol, sppo_test::rounding_of(dt));
   if (n > 1 && dt == DType::F32)
     for (int64_t j = 0; j < H; ++j) CHECK(got[j] == b[j]);
 }
@@ -63,7 +64,7 @@ TEST(forward_matches_the_cpu) {
   const int64_t shapes[][2] = {{1, 1}, {3, 7}, {37, 1001}, {65, 257}, {130, 33}, {5, 1024}, {2, 4097}};
   int k = 0;
   for (auto& s : shapes)
-    for (DType dt : {DType::F32, DType::BF16})
+    for (DType dt : {DType::F32, DType::BF16, DType::F16})
       for (bool in_place : {false, true}) {
         run_case(rng, s[0], s[1], dt, in_place, 0.0, k % 4);
         run_case(rng, s[0], s[1], dt, in_place, 1000.0, (k + 1) % 4);  // a large common offset
@@ -75,6 +76,7 @@ TEST(a_larger_case) {
   Rng rng(402);
   run_case(rng, 4099, 1024, DType::F32, true, 0.5, 1);  // PairRM's width, many rows
   run_case(rng, 1030, 1024, DType::BF16, false, 0.0, 0);
+  run_case(rng, 1030, 1024, DType::F16, true, 0.0, 3);
 }
 
 TEST(the_same_bits_every_run) {
@@ -111,7 +113,7 @@ TEST(bad_shapes_are_refused_as_on_the_cpu) {
   both("short w", 2, 5, 1e-5, 12);
   Dev x(gpu, 12, DType::F64), w(gpu, 4, DType::F64), b(gpu, 4, DType::F64), y(gpu, 12, DType::F64);
   CHECK_THROWS_WITH(gpu->layernorm_forward(x.t(), w.t(), b.t(), 3, 4, 1e-5, y.t()),
-                    "layernorm_forward: the CUDA backend computes in F32 or BF16 (got F64)");
+                    "layernorm_forward: the CUDA backend computes in F32, BF16 or F16 (got F64)");
 }
 
 #endif

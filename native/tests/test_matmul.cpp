@@ -157,7 +157,7 @@ TEST(sizes_are_checked_naming_the_argument) {
   CHECK_THROWS_WITH(be->matmul(view(A), view(B), view(Ci), M, N, K, false, false, false), "matmul: C must be F32 (got I32)");
   std::vector<int32_t> Ai(M * K);
   CHECK_THROWS_WITH(be->matmul(view(Ai), view(B), view(C), M, N, K, false, false, false),
-                    "matmul: the CPU backend computes in F32, F64 or BF16 (got I32)");
+                    "matmul: the CPU backend computes in F32, F64, BF16 or F16 (got I32)");
   be->matmul(view(A), view(B), view(C), M, N, K, false, false, false);
   CHECK(C[0] == 5.f);
 }

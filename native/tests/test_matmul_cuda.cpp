@@ -1,6 +1,6 @@
 // The CUDA matrix product (cuBLASLt, kernels/cuda/matmul.cu) against the CPU backend through the
-// op table, on fresh random inputs: every transpose form, with and without accumulation, F32 and
-// BF16 inputs with F32 or BF16 output, odd shapes (not multiples of 8), operands at unaligned
+// op table, on fresh random inputs: every transpose form, with and without accumulation, F32,
+// BF16 inputs with F32 or BF16 output, F16 inputs (PairRM's fp16 mode) with F32 or F16 output, odd shapes (not multiples of 8), operands at unaligned
 // offsets, outputs poisoned with NaN, one larger case; then K = 0, and the CPU backend's
 // messages for bad sizes. Skips (exit 77) where the build has no CUDA backend or no GPU is seen.
 //
@@ -8,7 +8,7 @@
 // be off by 8 eps sqrt(K) sum_k |a_ik b_kj| (eps = 2^-23; the random-walk size of two
 // different fp32 roundings). BF16 inputs are compared with the CPU run on the same bf16 values
 // (their products are exact in fp32), so the same bound holds; a BF16 output adds its rounding,
-// 2^-8 relative.
+// 2^-8 relative (F16 likewise: exact products, 2^-11 and the subnormal step for its output).
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -37,22 +37,20 @@ void run_case(Rng& rng, const Case& c) {
   const int64_t M = c.M, N = c.N, K = c.K;
   std::vector<float> A = sppo_test::randn_f32(rng, M * K), B = sppo_test::randn_f32(rng, K * N),
                      C0 = sppo_test::randn_f32(rng, M * N);
-  if (c.in == DType::BF16) A = sppo_test::round_bf16(A), B = sppo_test::round_bf16(B);
-  if (c.out == DType::BF16) C0 = sppo_test::round_bf16(C0);
+  A = sppo_test::round_to(A, c.in), B = sppo_test::round_to(B, c.in);
+  C0 = sppo_test::round_to(C0, c.out);
 
   // The CPU reference in F32 on exactly the values the device holds.
   Dev ca(cpu, A, DType::F32), cb(cpu, B, DType::F32), cc(cpu, C0, DType::F32);
   cpu->matmul(ca.t(), cb.t(), cc.t(), M, N, K, c.ta, c.tb, c.acc);
   const std::vector<float> want = cc.get<float>();
 
-  auto upload = [&](const std::vector<float>& v, DType t, int64_t off) {
-    return t == DType::BF16 ? Dev(gpu, sppo_test::to_bf16(v), t, off) : Dev(gpu, v, t, off);
-  };
+  auto upload = [&](const std::vector<float>& v, DType t, int64_t off) { return sppo_test::dev_as(gpu, v, t, off); };
   Dev ga = upload(A, c.in, c.off_a), gb = upload(B, c.in, c.off_b);
   Dev gc = c.acc ? upload(C0, c.out, c.off_c) : Dev(gpu, M * N, c.out, c.off_c);  // NaN unless accumulating
   gpu->matmul(ga.t(), gb.t(), gc.t(), M, N, K, c.ta, c.tb, c.acc);
   gpu->synchronize();
-  const std::vector<float> got = c.out == DType::BF16 ? sppo_test::from_bf16(gc.get<uint16_t>()) : gc.get<float>();
+  const std::vector<float> got = sppo_test::floats_of(gc, c.out);
 
   std::vector<double> atol(static_cast<size_t>(M * N));
   const double eps = std::ldexp(1.0, -23);
@@ -61,13 +59,13 @@ void run_case(Rng& rng, const Case& c) {
       double s = c.acc ? std::fabs(C0[i * N + j]) : 0.0;
       for (int64_t k = 0; k < K; ++k)
         s += std::fabs((c.ta ? A[k * M + i] : A[i * K + k]) * (c.tb ? B[j * K + k] : B[k * N + j]));
-      atol[i * N + j] = 8 * eps * std::sqrt(double(K) + 1) * s + 1e-30;
+      atol[i * N + j] = 8 * eps * std::sqrt(double(K) + 1) * s + 1e-30 + sppo_test::rounding_floor(c.out);
     }
   char what[160];
   std::snprintf(what, sizeof what, "C (M=%lld N=%lld K=%lld ta=%d tb=%d acc=%d %s->%s offsets %lld/%lld/%lld)",
                 (long long)M, (long long)N, (long long)K, c.ta, c.tb, c.acc, dtype_name(c.in), dtype_name(c.out),
                 (long long)c.off_a, (long long)c.off_b, (long long)c.off_c);
-  sppo_test::expect_close(what, got, want, atol, c.out == DType::BF16 ? std::ldexp(1.0, -8) : 0.0);
+  sppo_test::expect_close(what, got, want, atol, c.out == DType::F32 ? 0.0 : sppo_test::rounding_of(c.out));
 }
 
 }  // namespace
@@ -75,7 +73,8 @@ void run_case(Rng& rng, const Case& c) {
 TEST(every_form_and_type_matches_the_cpu) {
   Rng rng(61);
   const int64_t shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 33, 65}, {1, 1001, 513}, {129, 67, 255}};
-  const DType types[][2] = {{DType::F32, DType::F32}, {DType::BF16, DType::BF16}, {DType::BF16, DType::F32}};
+  const DType types[][2] = {{DType::F32, DType::F32},  {DType::BF16, DType::BF16}, {DType::BF16, DType::F32},
+                            {DType::F16, DType::F16}, {DType::F16, DType::F32}};
   int n = 0;
   for (auto& s : shapes)
     for (int form = 0; form < 4; ++form)
@@ -93,6 +92,7 @@ TEST(a_larger_product_in_every_model_form) {
   run_case(rng, {515, 2051, 768, false, true, false, DType::F32, DType::F32, 0, 0, 0});
   run_case(rng, {515, 768, 2051, false, false, false, DType::BF16, DType::BF16, 0, 0, 0});
   run_case(rng, {2051, 768, 515, true, false, true, DType::BF16, DType::F32, 1, 3, 5});
+  run_case(rng, {515, 1024, 1024, false, true, true, DType::F16, DType::F16, 2, 0, 1});  // PairRM's x W^T, accumulated
 }
 
 TEST(k_zero_writes_zeros_or_keeps_c) {
@@ -121,7 +121,7 @@ TEST(bad_types_and_sizes_say_what_the_cpu_says) {
   Dev c64(gpu, 4, DType::F64);
   CHECK_THROWS_WITH(gpu->matmul(b16.t(), b16.t(), c64.t(), 2, 2, 3, false, false, false), "matmul: C must be F32 or BF16 (got F64)");
   CHECK_THROWS_WITH(gpu->matmul(d.t(), d.t(), d.t(), 2, 2, 3, false, false, false),
-                    "matmul: the CUDA backend computes in F32 or BF16 (got F64)");
+                    "matmul: the CUDA backend computes in F32, BF16 or F16 (got F64)");
 }
 
 #endif

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "model/generate.h"
 #include "model/param_layout.h"
+#include "pairrm_reference.h"
 #include "test_model_common.h"
 #include "train/grad_buckets.h"
 #include "train/memory_plan.h"
@@ -149,6 +150,21 @@ TEST(bf16_gradients_are_planned_only_for_bf16_models) {
                     "BF16 gradients need a bf16 model (precision bf16); this model is fp32, with F32 gradients");
   o.grad_dtype = sppo::DType::F16;
   CHECK_THROWS_WITH(sppo::plan_training_memory(llama3_tiny(), sppo::Precision::BF16, o), "F16 gradients need");
+}
+
+// fp16 is PairRM's inference mode (model/precision.h): the Llama model and its plans refuse it by
+// name, and a PairRM plan in fp16 is the bf16 plan's size (both 2-byte weights and activations).
+TEST(fp16_is_refused_for_the_llama_model_and_planned_for_pairrm) {
+  const char* why = "fp16 is offered for PairRM only";
+  CHECK_THROWS_WITH(sppo::plan_training_memory(llama3_tiny(), sppo::Precision::FP16, {}), why);
+  CHECK_THROWS_WITH(sppo::plan_inference_memory(llama3_tiny(), sppo::Precision::FP16, 2, 8, sppo::InferenceHead::LogProbs),
+                    why);
+  CHECK_THROWS_WITH(sppo::plan_generation_memory(llama3_tiny(), sppo::Precision::FP16, {}), why);
+  CHECK_THROWS_WITH(sppo::LlamaModel(sppo::backend_for(sppo::Device::CPU), llama3_tiny(), sppo::Precision::FP16), why);
+  const sppo::PairRmConfig c = sppo_test::pairrm_tiny();
+  const sppo::StagePlan half = sppo::plan_pairrm_memory(c, sppo::Precision::FP16, 300, 4);
+  CHECK(half.total() == sppo::plan_pairrm_memory(c, sppo::Precision::BF16, 300, 4).total());
+  CHECK(half.total() < sppo::plan_pairrm_memory(c, sppo::Precision::FP32, 300, 4).total());
 }
 
 TEST(checkpointing_plans_less_activation_memory) {

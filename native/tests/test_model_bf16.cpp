@@ -1,4 +1,4 @@
-// The Llama model in bf16 on the CPU (emulated: backend/bf16_emulation.h) against the same model in
+// The Llama model in bf16 on the CPU (emulated: backend/half_emulation.h) against the same model in
 // fp32, whose weights it holds rounded to bf16, on the test configs of test_model_forward and
 // test_model_grad: MHA with an untied head, GQA with tied embeddings and llama3 rope, MQA with
 // linear rope, and a two-label reward model; left and right padding. What is compared (the

@@ -179,9 +179,9 @@ std::string shorten_message(const OpCase& c, std::size_t i) {
 
 }  // namespace
 
-TEST(good_arguments_pass_under_both_rules_in_f32_and_bf16) {
+TEST(good_arguments_pass_under_both_rules_in_f32_bf16_and_f16) {
   sppo_test::Rng rng(901);
-  for (DType A : {DType::F32, DType::BF16})
+  for (DType A : {DType::F32, DType::BF16, DType::F16})
   for (int round = 0; round < 20; ++round)
     for (const OpCase& c : op_cases(rng, A)) {
       const std::string cpu = run(c, cpu_op_rules(), c.args.size(), false);
@@ -191,9 +191,9 @@ TEST(good_arguments_pass_under_both_rules_in_f32_and_bf16) {
     }
 }
 
-TEST(a_short_or_mistyped_argument_gets_one_message_under_both_rules_in_f32_and_bf16) {
+TEST(a_short_or_mistyped_argument_gets_one_message_under_both_rules_in_f32_bf16_and_f16) {
   sppo_test::Rng rng(902);
-  for (DType A : {DType::F32, DType::BF16})
+  for (DType A : {DType::F32, DType::BF16, DType::F16})
   for (int round = 0; round < 20; ++round)
     for (const OpCase& c : op_cases(rng, A))
       for (std::size_t i = 0; i < c.args.size(); ++i) {
@@ -218,14 +218,16 @@ TEST(the_compute_types_differ_by_backend_with_the_messages_the_cuda_suites_pin) 
   const Tensor x16 = h.make(DType::BF16, 12), y16 = h.make(DType::BF16, 12);
   CHECK(check_bias_act(x64, Tensor(), 3, 4, Activation::Gelu, y64, cpu) == DType::F64);  // the fp64 twin
   CHECK_THROWS_WITH(check_bias_act(x64, Tensor(), 3, 4, Activation::Gelu, y64, gpu),
-                    "bias_act: the CUDA backend computes in F32 or BF16 (got F64)");
+                    "bias_act: the CUDA backend computes in F32, BF16 or F16 (got F64)");
   CHECK(check_bias_act(x16, Tensor(), 3, 4, Activation::Gelu, y16, gpu) == DType::BF16);
   CHECK(check_bias_act(x16, Tensor(), 3, 4, Activation::Gelu, y16, cpu) == DType::BF16);  // emulated
   const Tensor x_half = h.make(DType::F16, 12), y_half = h.make(DType::F16, 12);
-  CHECK_THROWS_WITH(check_bias_act(x_half, Tensor(), 3, 4, Activation::Gelu, y_half, cpu),
-                    "bias_act: the CPU backend computes in F32, F64 or BF16 (got F16)");
-  CHECK_THROWS_WITH(check_bias_act(x_half, Tensor(), 3, 4, Activation::Gelu, y_half, gpu),
-                    "bias_act: the CUDA backend computes in F32 or BF16 (got F16)");
+  // F16: PairRM's fp16 mode, emulated on the CPU; on CUDA the kernels without an F16 path refuse it.
+  CHECK(check_bias_act(x_half, Tensor(), 3, 4, Activation::Gelu, y_half, cpu) == DType::F16);
+  CHECK(check_bias_act(x_half, Tensor(), 3, 4, Activation::Gelu, y_half, gpu) == DType::F16);
+  const Tensor i8 = h.make(DType::U8, 12), o8 = h.make(DType::U8, 12);
+  CHECK_THROWS_WITH(check_bias_act(i8, Tensor(), 3, 4, Activation::Gelu, o8, cpu),
+                    "bias_act: the CPU backend computes in F32, F64, BF16 or F16 (got U8)");
   // State ops: F32 or F64 on the CPU, F32 only on CUDA; BF16 on neither.
   const Tensor p16 = h.make(DType::BF16, 4), ss = h.make(DType::F64, 1), p64 = h.make(DType::F64, 4);
   const Tensor none;
@@ -268,7 +270,7 @@ TEST(statistics_and_weight_gradients_are_f32_under_bf16_and_the_compute_type_oth
   }
   CHECK(attn(DType::F64, DType::F64, cpu) == DType::F64);
   CHECK_THROWS_WITH(attn(DType::F64, DType::F32, cpu), "attention_forward: lse must be F64 (got F32)");
-  CHECK_THROWS_WITH(attn(DType::F64, DType::F32, gpu), "attention_forward: the CUDA backend computes in F32 or BF16 (got F64)");
+  CHECK_THROWS_WITH(attn(DType::F64, DType::F32, gpu), "attention_forward: the CUDA backend computes in F32, BF16 or F16 (got F64)");
   // rmsnorm: rstd and dw
   auto norm = [&](DType dt, DType stat, const OpRules& r) {
     return check_rmsnorm_forward(h.make(dt, 12), h.make(dt, 4), 3, 4, h.make(dt, 12), h.make(stat, 3), r);
@@ -295,7 +297,7 @@ TEST(statistics_and_weight_gradients_are_f32_under_bf16_and_the_compute_type_oth
                     "embedding_backward: dtable must be F64 (got F32)");
   CHECK_THROWS_WITH(check_embedding_backward(h.make(DType::F64, 6), h.make(DType::I32, 3), 3, 5, 2,
                                              h.make(DType::F32, 10), gpu),
-                    "embedding_backward: the CUDA backend computes in F32 or BF16 (got F64)");
+                    "embedding_backward: the CUDA backend computes in F32, BF16 or F16 (got F64)");
 }
 
 TEST(matmul_outputs_may_be_wider_than_bf16_inputs_only) {
@@ -307,9 +309,13 @@ TEST(matmul_outputs_may_be_wider_than_bf16_inputs_only) {
   CHECK(mm(DType::BF16, DType::BF16, DType::F32, gpu) == DType::BF16);
   CHECK(mm(DType::BF16, DType::BF16, DType::BF16, gpu) == DType::BF16);
   CHECK_THROWS_WITH(mm(DType::BF16, DType::BF16, DType::F64, gpu), "matmul: C must be F32 or BF16 (got F64)");
+  CHECK(mm(DType::F16, DType::F16, DType::F32, gpu) == DType::F16);
+  CHECK(mm(DType::F16, DType::F16, DType::F16, gpu) == DType::F16);
+  CHECK_THROWS_WITH(mm(DType::F16, DType::F16, DType::BF16, gpu), "matmul: C must be F32 or F16 (got BF16)");
+  CHECK_THROWS_WITH(mm(DType::F16, DType::BF16, DType::F16, gpu), "matmul: B must be F16 (got BF16)");
   CHECK_THROWS_WITH(mm(DType::F32, DType::BF16, DType::BF16, gpu), "matmul: B must be F32 (got BF16)");
   CHECK_THROWS_WITH(mm(DType::F32, DType::F32, DType::BF16, gpu), "matmul: C must be F32 (got BF16)");
-  CHECK_THROWS_WITH(mm(DType::F64, DType::F64, DType::F64, gpu), "matmul: the CUDA backend computes in F32 or BF16 (got F64)");
+  CHECK_THROWS_WITH(mm(DType::F64, DType::F64, DType::F64, gpu), "matmul: the CUDA backend computes in F32, BF16 or F16 (got F64)");
   // The CPU: the same rules (A carries the compute type), and the fp64 twin.
   CHECK(mm(DType::BF16, DType::BF16, DType::F32, cpu) == DType::BF16);
   CHECK(mm(DType::BF16, DType::BF16, DType::BF16, cpu) == DType::BF16);

@@ -7,7 +7,7 @@
 // without CUDA or a GPU. (The Llama engine: test_model_cuda.cpp.) bf16: CUDA bf16 against the
 // CPU's emulated bf16 and its fp32 on the same weights, hidden states within 2e-2 relative norm
 // and comparison logits within 2e-2 of max(1, their largest) of both (test_pairrm_model's bf16
-// criteria).
+// criteria); fp16 the same within 5e-3.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -65,14 +65,18 @@ TEST(pairrm_hidden_states_and_comparisons_match_the_cpu) {
   }
 }
 
-TEST(bf16_pairrm_matches_the_cpus_bf16_and_fp32) {
+// bf16 and fp16 (PairRM's 16-bit modes): CUDA against the CPU's emulation of the same mode and
+// against fp32, within 2e-2 (bf16) and 5e-3 (fp16, three more mantissa bits) relative.
+TEST(bf16_and_fp16_pairrm_match_the_cpus_same_mode_and_fp32) {
   Rng rng(416);
   PairRmConfig variant = sppo_test::pairrm_tiny();
   variant.norm_rel_embeddings = false;
   variant.num_tasks = 3;
   variant.p2c = false;
+  for (const Precision prec : {Precision::BF16, Precision::FP16})
   for (const PairRmConfig& c : {sppo_test::pairrm_tiny(), variant}) {
-    PairRmModel f(cpu_be(), c, Precision::FP32), hc(cpu_be(), c, Precision::BF16), hg(gpu_be(), c, Precision::BF16);
+    const double tol = prec == Precision::BF16 ? bf16_test::kLogitsRel : bf16_test::kLogitsRel / 4;
+    PairRmModel f(cpu_be(), c, Precision::FP32), hc(cpu_be(), c, prec), hg(gpu_be(), c, prec);
     const auto w = bf16_test::pairrm_weights(f.layout(), rng);
     for (PairRmModel* m : {&f, &hc, &hg}) bf16_test::set_params(*m, w);
     std::vector<int32_t> lengths = {3, 47, 1, 25}, tokens, slots;
@@ -89,13 +93,14 @@ TEST(bf16_pairrm_matches_the_cpus_bf16_and_fp32) {
       ms[d]->hidden_states(b, Tensor(h[d].data(), DType::F32, static_cast<int64_t>(h[d].size())));
       ms[d]->compare(b, Tensor(lg[d].data(), DType::F32, static_cast<int64_t>(lg[d].size())));
     }
-    const std::string what = c.num_tasks == 1 ? "PairRM bf16" : "PairRM bf16 (p2c off, unnormalized, 3 tasks)";
+    const std::string what = std::string("PairRM ") + precision_name(prec) +
+                             (c.num_tasks == 1 ? "" : " (p2c off, unnormalized, 3 tasks)");
     for (int ref = 0; ref < 2; ++ref) {
-      const std::string vs = ref ? " (cuda vs cpu bf16)" : " (cuda vs cpu fp32)";
-      bf16_test::expect_rel_norm(what + " hidden states" + vs, h[2], h[ref], bf16_test::kLogitsRel);
+      const std::string vs = ref ? std::string(" (cuda vs cpu ") + precision_name(prec) + ")" : " (cuda vs cpu fp32)";
+      bf16_test::expect_rel_norm(what + " hidden states" + vs, h[2], h[ref], tol);
       float scale = 1;
       for (float x : lg[ref]) scale = std::max(scale, std::fabs(x));
-      expect_rel(what + " comparison logits" + vs, lg[2], lg[ref], 0, bf16_test::kLogitsRel * scale);
+      expect_rel(what + " comparison logits" + vs, lg[2], lg[ref], 0, tol * scale);
     }
   }
 }

@@ -1,6 +1,7 @@
 // CUDA row ops (kernels/cuda/rows.cu) against the CPU backend: gather_rows (repeated and edge
 // indices), scatter_add_rows (distinct indices onto existing rows), segment_sum (segments with
-// no rows, unsorted segment ids), expand_segments; F32 and BF16 rows, widths that are not
+// no rows, unsorted segment ids), expand_segments; F32 and BF16 rows (F16 for gathers only: the
+// adds refuse it by name, never reading its bits as BF16), widths that are not
 // multiples of 8, tensors at unaligned offsets, outputs poisoned with NaN, one larger case; bad
 // and repeated indices are deferred to synchronize() and reported with the CPU's messages, the
 // range error first. Skips (exit 77) without a CUDA backend or device.
@@ -29,7 +30,7 @@ namespace {
 void gather_case(Rng& rng, int64_t src_rows, int64_t n, int64_t H, DType dt, int64_t off) {
   auto cpu = backend_for(Device::CPU), gpu = backend_for(Device::CUDA);
   std::vector<float> src = sppo_test::randn_f32(rng, src_rows * H);
-  if (dt == DType::BF16) src = sppo_test::round_bf16(src);
+  src = sppo_test::round_to(src, dt);
   std::vector<int32_t> idx(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) idx[i] = i % 5 == 0 ? 0 : i % 5 == 1 ? int32_t(src_rows - 1) : int32_t(rng.integer(0, src_rows - 1));
   Dev cs(cpu, src, DType::F32), ci(cpu, idx, DType::I32), cd(cpu, n * H, DType::F32);
@@ -84,6 +85,8 @@ void segment_case(Rng& rng, int64_t n, int64_t S, int64_t off) {
 TEST(gather_and_scatter_match_the_cpu_bits) {
   Rng rng(121);
   int k = 0;
+  gather_case(rng, 50, 37, 67, DType::F16, 1);  // F16 (PairRM's fp16 mode): gathers only
+  gather_case(rng, 8192, 1031, 2051, DType::F16, 2);
   for (DType dt : {DType::F32, DType::BF16}) {
     gather_case(rng, 1, 1, 1, dt, 0);
     gather_case(rng, 50, 37, 67, dt, k++ % 3);
@@ -92,6 +95,13 @@ TEST(gather_and_scatter_match_the_cpu_bits) {
     scatter_case(rng, 50, 37, 67, dt, k++ % 3);
     scatter_case(rng, 8192, 1031, 2051, dt, 2);
   }
+}
+
+TEST(f16_rows_are_gathered_and_refused_where_they_would_be_added) {
+  auto gpu = backend_for(Device::CUDA);
+  Dev src(gpu, 12, DType::F16), dst(gpu, 12, DType::F16), idx(gpu, std::vector<int32_t>{0, 1, 2}, DType::I32);
+  CHECK_THROWS_WITH((gpu->scatter_add_rows(src.t(), idx.t(), 3, 4, 3, dst.t()), gpu->synchronize()),
+                    "scatter_add_rows: CUDA rows must be F32 or BF16 (got F16)");
 }
 
 TEST(segment_sums_and_expansions_match_the_cpu) {

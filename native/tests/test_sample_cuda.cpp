@@ -322,7 +322,7 @@ TEST(bad_arguments_are_refused_as_on_the_cpu) {
   });
   Dev x(gpu, std::vector<double>(6, 1.0), DType::F64), w(gpu, 6, DType::F32);
   CHECK_THROWS_WITH(gpu->sample_weights(x.t(), 2, 3, 0.7, w.t()),
-                    "sample_weights: the CUDA backend computes in F32 or BF16 (got F64)");
+                    "sample_weights: the CUDA backend computes in F32, BF16 or F16 (got F64)");
 }
 
 #endif

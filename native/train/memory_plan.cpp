@@ -56,6 +56,7 @@ std::size_t StagePlan::total() const {
 }
 
 StagePlan plan_training_memory(const LlamaConfig& c, Precision p, const TrainingPlanOptions& o) {
+  check_llama_precision(p);
   validate_config(c);
   check_positive(o.pairs, "pairs per micro-batch");
   check_positive(o.seq_len, "sequence length");
@@ -107,6 +108,7 @@ StagePlan plan_training_memory(const LlamaConfig& c, Precision p, const Training
 }
 
 StagePlan plan_inference_memory(const LlamaConfig& c, Precision p, int64_t rows, int64_t seq_len, InferenceHead head) {
+  check_llama_precision(p);
   validate_config(c);
   check_positive(rows, "rows");
   check_positive(seq_len, "sequence length");
@@ -137,6 +139,7 @@ StagePlan plan_inference_memory(const LlamaConfig& c, Precision p, int64_t rows,
 }
 
 StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const GenerationPlanOptions& o) {
+  check_llama_precision(p);
   validate_config(c);
   check_positive(o.prompts, "prompts per call");
   check_positive(o.samples, "samples per prompt");

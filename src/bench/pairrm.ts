@@ -26,12 +26,12 @@ const SIZES: Record<PairRmBenchSize, NativePairRmConfig> = {
   },
 };
 
-export type PairRmBenchPrecision = 'fp32' | 'bf16';
+export type PairRmBenchPrecision = 'fp32' | 'bf16' | 'fp16';
 
 export interface PairRmBenchOptions {
   size?: PairRmBenchSize;
   device?: DeviceName;
-  /** fp32 (default); bf16 on CUDA only (the CPU's bf16 is an emulation for parity checks). */
+  /** fp32 (default); bf16 or fp16 on CUDA only (the CPU's 16-bit modes are emulations for parity checks). */
   precision?: PairRmBenchPrecision;
   k?: number;
   prompts?: number;
@@ -103,13 +103,15 @@ export function formatPairRmBench(r: PairRmBenchResult): string {
   ].join('\n');
 }
 
-/** The engine's reason when the device cannot run here; bf16 is timed on CUDA only. */
+/** The engine's reason when the device cannot run here; bf16 and fp16 are timed on CUDA only. */
 function checkDevice(device: DeviceName, precision: string): void {
-  if (precision !== 'fp32' && precision !== 'bf16') throw new Error(`bench pairrm: --precision must be fp32 or bf16 (got '${precision}')`);
+  if (precision !== 'fp32' && precision !== 'bf16' && precision !== 'fp16') {
+    throw new Error(`bench pairrm: --precision must be fp32, bf16 or fp16 (got '${precision}')`);
+  }
   requireDevice(device);
   if (device === 'cuda') requireCublasLt();
-  if (device === 'cpu' && precision === 'bf16') {
-    throw new Error('bench pairrm: --precision bf16 on the CPU is an emulation (bf16 storage, fp32 arithmetic) for parity checks, not something to time; use --device cuda');
+  if (device === 'cpu' && precision !== 'fp32') {
+    throw new Error(`bench pairrm: --precision ${precision} on the CPU is an emulation (${precision} storage, fp32 arithmetic) for parity checks, not something to time; use --device cuda`);
   }
 }
 

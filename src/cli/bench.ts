@@ -83,7 +83,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
           `model: random model size (default small): ${MODEL_PRESETS.map((p) => `${p} = ${presetDescription(p)}`).join('; ')}. ` +
           "pairrm: tiny or large (default, PairRM's shape)",
       })
-      .option('precision', { type: 'string', choices: ['fp32', 'bf16'], describe: "pairrm: the engine's mode (default fp32; bf16 on cuda only)" })
+      .option('precision', { type: 'string', choices: ['fp32', 'bf16', 'fp16'], describe: "pairrm: the engine's mode (default fp32; bf16 and fp16 on cuda only; fp16 is how llm-blender runs PairRM)" })
       .option('via', { type: 'string', choices: ['auto', 'native', 'addon'] as const, default: 'auto' as const, describe: 'kernels: native benchmark executable or the addon' }) as unknown as Argv<BenchArgs>,
   handler: async (args) => {
     const suite = benchSuites[args.suite];

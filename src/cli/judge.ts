@@ -27,7 +27,7 @@ export const judgeCommand: CommandModule<object, JudgeArgs> = {
       .option('judge-timeout', { type: 'number', default: 600, describe: 'Command judges: seconds a request may wait with no output before the judge is stopped' })
       .option('judge-startup-timeout', { type: 'number', default: 600, describe: 'Command judges: seconds allowed for the handshake (loading its model)' })
       .option('device', { type: 'string', choices: [...DEVICES], default: 'cpu' as const, describe: 'Where model judges (pairrm:, reward-model:) run: cpu, or cuda (needs a CUDA build, a visible GPU and cuBLASLt)' })
-      .option('precision', { type: 'string', choices: ['fp32', 'bf16'] as const, default: 'fp32' as const, describe: 'Numeric mode of model judges: fp32, or bf16 (bf16 weights and activations; the GPU\'s fast mode, emulated on the CPU)' })
+      .option('precision', { type: 'string', choices: ['fp32', 'bf16'] as const, default: 'fp32' as const, describe: 'Numeric mode of model judges: fp32, or bf16 (bf16 weights and activations; the GPU\'s fast mode, emulated on the CPU). A pairrm spec may set its own: ?precision=fp16 (as llm-blender runs PairRM)' })
       .option('pairing', { type: 'string', default: 'best-worst', choices: ['best-worst', 'all'], describe: 'Training pairs: best-worst (reference) or all (Algorithm 1)' })
       .option('chat-template-model', {
         type: 'string',

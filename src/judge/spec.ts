@@ -21,7 +21,7 @@ export function parseJudgeSpec(spec: string): JudgeSpec {
   if (!(JUDGE_KINDS as readonly string[]).includes(kind) || colon < 0) {
     throw new Error(
       `judge spec '${spec}' is not understood: expected one of ` +
-        'pairrm:<folder>[?prompt=templated|plain&batch=16], reward-model:<folder>[?tau=1], command:<shell command>, precomputed:<file.jsonl|.json|.parquet>[?tau=1], ' +
+        'pairrm:<folder>[?prompt=templated|plain&batch=16&precision=fp16], reward-model:<folder>[?tau=1], command:<shell command>, precomputed:<file.jsonl|.json|.parquet>[?tau=1], ' +
         'builtin:<demo|length|cyclic>[?options], llm:<base-url>?model=<served model>[&template=<file>]',
     );
   }

@@ -72,6 +72,8 @@ export interface SppoLossResult {
 // ---- model_binding.cpp, model_io_binding.cpp --------------------------------------------------------
 export type RopeType = 'default' | 'linear' | 'llama3';
 export type Precision = 'fp32' | 'fp64' | 'bf16';
+/** PairRM's modes: the Llama model's and fp16 (inference only: the Llama model refuses it). */
+export type PairRmPrecision = Precision | 'fp16';
 
 /** The core's LlamaConfig (native/model/llama_config.h); src/model/config.ts builds it from config.json. */
 export interface NativeLlamaConfig {
@@ -317,7 +319,7 @@ export type NativeMemoryPlanRequest =
     }
   | { kind: 'inference'; config: NativeLlamaConfig; precision: Precision; rows: number; seqLen: number; head: 'logprobs' | 'scores' | 'logits' }
   | { kind: 'generation'; config: NativeLlamaConfig; precision: Precision; prompts: number; samples: number; promptLen: number; maxNewTokens: number; greedy?: boolean; maxBatchTokens?: number; maxRunningSequences?: number; maxCacheTokens?: number; decodeBuckets?: boolean }
-  | { kind: 'pairrm'; config: NativePairRmConfig; precision: Precision; tokens: number; sequences: number };
+  | { kind: 'pairrm'; config: NativePairRmConfig; precision: PairRmPrecision; tokens: number; sequences: number };
 
 /** The raw addon surface. Each section is owned by one binding file in native/addon/. */
 export interface NativeAddon {
@@ -339,7 +341,7 @@ export interface NativeAddon {
   }): Promise<Float32Array>;
   sppoLoss(args: NativeSppoLossArgs): Promise<SppoLossResult>;
   Model: new (config: NativeLlamaConfig, opts?: { device?: DeviceName; precision?: Precision }) => NativeModel;
-  PairRM: new (config: NativePairRmConfig, opts?: { device?: DeviceName; precision?: Precision }) => NativePairRm;
+  PairRM: new (config: NativePairRmConfig, opts?: { device?: DeviceName; precision?: PairRmPrecision }) => NativePairRm;
   Trainer: new (
     model: NativeModel,
     opts: { optimizer: NativeOptimizerOptions; communicator?: NativeCommunicator; bucketBytes?: number; zero1?: boolean; gradientDtype?: GradientDtype },

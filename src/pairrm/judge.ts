@@ -52,7 +52,11 @@ export class PairRmJudge implements Judge {
       g.forEach((n, k) => {
         const q = jobs[n]!;
         const v = logits[k]!;
-        if (!Number.isFinite(v)) throw new Error(`judge '${this.name}': batch item ${q.prompt}, pair (${q.i}, ${q.j}): the logit is ${v} (not finite)`);
+        if (!Number.isFinite(v)) {
+          // fp16 tops out at 65504: an activation past it becomes inf, and the logit NaN.
+          const hint = this.model.precision === 'fp16' ? "; in fp16 an activation may have overflowed 65504: judge with '?precision=bf16'" : '';
+          throw new Error(`judge '${this.name}': batch item ${q.prompt}, pair (${q.i}, ${q.j}): the logit is ${v} (not finite)${hint}`);
+        }
         m[q.prompt]![q.i]![q.j] = v;
       });
     }

@@ -1,7 +1,7 @@
 // A PairRM folder (llm-blender/PairRM-hf) loaded into the native PairRM model: config.json and
 // every safetensors header are checked in TypeScript before anything is allocated, then the
 // weights are read into the core's arena. The handle compares packed pairs (src/pairrm/batching.ts).
-import type { DeviceName, NativePairBatch, NativePairRm, Precision } from '../native/addon.js';
+import type { DeviceName, NativePairBatch, NativePairRm, PairRmPrecision } from '../native/addon.js';
 import { native, requireCublasLt, requireDevice } from '../native/addon.js';
 import { CancelledError } from '../model/engine.js';
 import { planPairRmWeights } from './checkpoint.js';
@@ -11,11 +11,13 @@ import { PairRmTokenizer } from './tokenizer.js';
 export interface LoadPairRmOptions {
   device?: DeviceName;
   /**
-   * fp32 (default); bf16 (bf16 weights and activations, fp32 statistics: the GPU's fast mode,
-   * emulated on the CPU); fp64 (CPU only) for parity tests.
+   * fp32 (default); bf16 or fp16 (16-bit weights and activations, fp32 statistics: the GPU's fast
+   * modes, emulated on the CPU; fp16 is how llm-blender runs PairRM); fp64 (CPU only) for parity tests.
    */
-  precision?: Precision;
+  precision?: PairRmPrecision;
 }
+
+export const PAIRRM_PRECISIONS: readonly PairRmPrecision[] = ['fp32', 'bf16', 'fp16', 'fp64'];
 
 const live = new Set<PairRmHandle>();
 
@@ -30,6 +32,7 @@ export class PairRmHandle {
     readonly config: PairRmModelConfig,
     readonly tokenizer: PairRmTokenizer,
     private readonly model: NativePairRm,
+    readonly precision: PairRmPrecision,
   ) {
     live.add(this);
   }
@@ -78,12 +81,12 @@ export async function openPairRmModel(folder: string, config: PairRmModelConfig,
   const device = opts.device ?? 'cpu';
   requireDevice(device);
   const precision = opts.precision ?? 'fp32';
-  if (precision !== 'fp32' && precision !== 'bf16' && precision !== 'fp64') {
-    throw new Error(`PairRM precision must be 'fp32', 'bf16' or 'fp64' (got '${String(precision)}')`);
+  if (!(PAIRRM_PRECISIONS as readonly string[]).includes(precision)) {
+    throw new Error(`PairRM precision must be ${PAIRRM_PRECISIONS.map((p) => `'${p}'`).join(', ')} (got '${String(precision)}')`);
   }
   if (device === 'cuda') {
     requireCublasLt();
-    if (precision === 'fp64') throw new Error("PairRM on device 'cuda' computes in fp32 or bf16 (got precision 'fp64'; fp64 runs on the CPU)");
+    if (precision === 'fp64') throw new Error("PairRM on device 'cuda' computes in fp32, bf16 or fp16 (got precision 'fp64'; fp64 runs on the CPU)");
   }
   const ranges = planPairRmWeights(folder, config.native);
   const model = new (native().PairRM)(config.native, { device, precision });
@@ -102,5 +105,5 @@ export async function loadPairRm(folder: string, opts: LoadPairRmOptions = {}): 
   if (tokenizer.vocabSize > config.native.vocabSize) {
     throw new Error(`${folder}: tokenizer.json has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.native.vocabSize}`);
   }
-  return new PairRmHandle(folder, config, tokenizer, await openPairRmModel(folder, config, opts));
+  return new PairRmHandle(folder, config, tokenizer, await openPairRmModel(folder, config, opts), opts.precision ?? 'fp32');
 }

@@ -12,6 +12,7 @@ import type { ModelPrecision } from '../model/engine.js';
 import { parseModelConfig, readModelConfig, toNativeConfig, type ModelConfig } from '../model/config.js';
 import { readPairRmConfig } from '../pairrm/config.js';
 import { parseJudgeSpec } from '../judge/spec.js';
+import { pairRmPrecision, parsePairRmOptions } from '../judge/pairrm.js';
 import { contextWindow, newTokensFor, promptCut } from '../stages/contextWindow.js';
 import { promptsPerCall } from '../stages/rollout.js';
 import { formatBytes } from '../util/bytes.js';
@@ -142,7 +143,7 @@ export function planRunMemory(recipe: Recipe, o: PlanOptions = {}): RunMemoryPla
     const pc = readPairRmConfig(resolve(o.judgeCwd ?? process.cwd(), spec.target));
     const pairs = Number(spec.options.batch ?? 16);
     const tokens = Math.max(Number(spec.options.tokens ?? 16384), 1);
-    const p = addon.planMemory({ kind: 'pairrm', config: pc.native, precision, tokens, sequences: pairs });
+    const p = addon.planMemory({ kind: 'pairrm', config: pc.native, precision: pairRmPrecision(parsePairRmOptions(spec), precision), tokens, sequences: pairs });
     judge = stageOf(p, 'judge', `judge (${recipe.judge})`);
   } else if (spec.kind === 'reward-model') {
     const rm = readModelConfig(resolve(o.judgeCwd ?? process.cwd(), spec.target)).config;

@@ -54,15 +54,16 @@ void launch(const void* x, const void* b, int64_t n, int64_t H, Activation act, 
 void bias_act(const void* x, const void* b, DType dtype, int64_t n, int64_t H, Activation act, void* y,
               const Launch& l) {
   const char* op = "bias_act";
-  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16, op, ": CUDA activations must be F32 or BF16 (got ",
-             dtype_name(dtype), ")");
+  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16, op,
+             ": CUDA activations must be F32, BF16 or F16 (got ", dtype_name(dtype), ")");
   SPPO_CHECK(n >= 0 && H > 0, op, ": bad shape (n ", n, ", H ", H, ")");
   SPPO_CHECK(act == Activation::Identity || act == Activation::Gelu || act == Activation::Tanh, op,
              ": unknown activation ", static_cast<int>(act));
   SPPO_CHECK((H + kBlock - 1) / kBlock <= INT_MAX, op, ": H = ", H, " is too wide for the CUDA kernel");
   if (n == 0) return;
   if (dtype == DType::F32) launch<F32E>(x, b, n, H, act, y, stream_of(l));
-  else launch<BF16E>(x, b, n, H, act, y, stream_of(l));
+  else if (dtype == DType::BF16) launch<BF16E>(x, b, n, H, act, y, stream_of(l));
+  else launch<F16E>(x, b, n, H, act, y, stream_of(l));
   check_cuda(cudaGetLastError(), "bias_act launch");
 }
 

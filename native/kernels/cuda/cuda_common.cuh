@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/half_bits.h"
 #include "core/error.h"
 #include "runtime/cuda_check.h"
 #include "runtime/cuda_launch.h"
@@ -33,6 +34,15 @@ struct BF16E {
     if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<raw>((u >> 16) | 0x40u);
     return static_cast<raw>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
   }
+};
+
+// IEEE half (PairRM's fp16 mode): the host's conversion code (core/half_bits.h), so a store is
+// bit-identical to sppo::f32_to_f16 (integer work where __float2half_rn is one instruction; the
+// F16 kernels are the memory-bound PairRM ops, where it does not show).
+struct F16E {
+  using raw = uint16_t;
+  __device__ __forceinline__ static float load(raw h) { return __uint_as_float(half_bits::f16_to_f32(h)); }
+  __device__ __forceinline__ static raw store(float f) { return half_bits::f32_to_f16(__float_as_uint(f)); }
 };
 
 // Elements per 16-byte vector.

@@ -9,7 +9,7 @@
 //     products over the head's columns (q.k, q.pos_k[d], k.pos_q[d], d = rel_index[i - j + max_len
 //     - 1]) into a row of scores in shared memory (max_len floats); the softmax as the CPU's (max,
 //     exp, sum, p = e / sum); then out = sum_j p_j v_j, columns over threads and keys over
-//     groups of threads, the groups' partial sums added in a fixed order. All in fp32 (BF16
+//     groups of threads, the groups' partial sums added in a fixed order. All in fp32 (BF16 or F16
 //     elements widened, the output rounded once). Deterministic: no atomics.
 // A faster kernel would be flash-attention shaped: a block per (64-query tile, head, sequence),
 // K/V and the relative rows the tile reaches (at most 2 * 64 - 1 + 64 bucket rows) staged in
@@ -192,8 +192,8 @@ void disentangled_attention(const RelAttnShape& s, DType dtype, const void* q, c
                             const void* pos_q, const void* pos_k, const int32_t* rel_index, const int32_t* start,
                             void* out, const Launch& l) {
   const char* op = "disentangled_attention";
-  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16, op, ": CUDA activations must be F32 or BF16 (got ",
-             dtype_name(dtype), ")");
+  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16, op,
+             ": CUDA activations must be F32, BF16 or F16 (got ", dtype_name(dtype), ")");
   SPPO_CHECK(s.S >= 0 && s.N >= 0 && s.nh > 0 && s.hd > 0 && s.max_len >= 1 && s.P >= 0, op, ": bad shape (S ", s.S,
              ", N ", s.N, ", heads ", s.nh, ", head_dim ", s.hd, ", P ", s.P, ", max_len ", s.max_len, ")");
   SPPO_CHECK(s.N <= INT_MAX && s.nh <= 65535, op, ": N must be < 2^31 and heads <= 65535 on CUDA (got N ", s.N,
@@ -228,8 +228,10 @@ void disentangled_attention(const RelAttnShape& s, DType dtype, const void* q, c
   if (N > 0) {
     if (dtype == DType::F32)
       launch_attention<F32E>(s, q, k, v, pos_q, pos_k, rel_index, start, ok.at<int>(), out, smem, st);
-    else
+    else if (dtype == DType::BF16)
       launch_attention<BF16E>(s, q, k, v, pos_q, pos_k, rel_index, start, ok.at<int>(), out, smem, st);
+    else
+      launch_attention<F16E>(s, q, k, v, pos_q, pos_k, rel_index, start, ok.at<int>(), out, smem, st);
   }
   check_cuda(cudaGetLastError(), "disentangled_attention launch");
 }

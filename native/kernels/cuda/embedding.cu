@@ -86,9 +86,9 @@ __global__ void __launch_bounds__(kRowThreads)
 
 // ---- host side ----------------------------------------------------------------------------------
 
-void check_args(const char* op, DType dtype, int64_t V, int64_t H, int64_t n) {
-  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16, op, ": CUDA rows must be F32 or BF16 (got ",
-             dtype_name(dtype), ")");
+// copies_bits: the forward (host_helpers.h check_row_dtype).
+void check_args(const char* op, DType dtype, int64_t V, int64_t H, int64_t n, bool copies_bits) {
+  check_row_dtype(op, dtype, copies_bits);
   SPPO_CHECK(V >= 0 && H >= 0 && n >= 0, op, ": negative size (V = ", V, ", H = ", H, ", n = ", n, ")");
   SPPO_CHECK(n <= 0x7fffffff && V < 0x7fffffff, op, ": n and V must be < 2^31 on CUDA (n = ", n, ", V = ", V, ")");
   SPPO_CHECK((H + kRowThreads - 1) / kRowThreads <= 65535, op, ": H = ", H, " is too wide for the CUDA kernel");
@@ -113,7 +113,7 @@ int key_bits(int64_t V) {  // bits of the largest key, V
 void embedding_forward(const void* table, DType dtype, int64_t V, int64_t H, const int32_t* ids, int64_t n, void* out,
                        const Launch& l) {
   const char* op = "embedding_forward";
-  check_args(op, dtype, V, H, n);
+  check_args(op, dtype, V, H, n, true);
   if (n == 0) return;
   const unsigned launch = l.errors->expect(explain_ids(op, ids, V));
   const unsigned grid = static_cast<unsigned>(n);
@@ -129,7 +129,7 @@ void embedding_forward(const void* table, DType dtype, int64_t V, int64_t H, con
 void embedding_backward(const void* dout, DType dtype, const int32_t* ids, int64_t n, int64_t V, int64_t H,
                         void* dtable, DType dtable_dtype, const Launch& l) {
   const char* op = "embedding_backward";
-  check_args(op, dtype, V, H, n);
+  check_args(op, dtype, V, H, n, false);
   SPPO_CHECK(dtable_dtype == DType::F32 || (dtable_dtype == DType::BF16 && dtype == DType::BF16), op,
              ": CUDA dtable must be F32, or BF16 with BF16 dout (got ", dtype_name(dtable_dtype), ")");
   if (n == 0 || H == 0) return;

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/dtype.h"
+#include "core/error.h"
 #include "runtime/cuda_check.h"
 
 namespace sppo {
@@ -44,6 +46,18 @@ class Scratch {
   void* p_ = nullptr;
   cudaStream_t s_;
 };
+
+// The element type of a row op (embedding, gathers, scatters). copies_bits: the op moves elements
+// without reading them, so F16 rows (PairRM's fp16 mode) go the 16-bit way as BF16 ones do; an op
+// that adds them takes F32 or BF16 only (it would read F16 bits as BF16).
+inline void check_row_dtype(const char* op, DType dtype, bool copies_bits) {
+  if (copies_bits)
+    SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16, op,
+               ": CUDA rows must be F32, BF16 or F16 (got ", dtype_name(dtype), ")");
+  else
+    SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16, op, ": CUDA rows must be F32 or BF16 (got ",
+               dtype_name(dtype), ")");
+}
 
 // Bytes rounded up to 256 (to carve several arrays out of one Scratch, each aligned).
 inline std::size_t round256(std::size_t b) { return (b + 255) / 256 * 256; }

@@ -50,8 +50,8 @@ __global__ void __launch_bounds__(kBlock)
 void layernorm_forward(const void* x, const void* w, const void* b, DType dtype, int64_t n, int64_t H, double eps,
                        void* y, const Launch& l) {
   const char* op = "layernorm_forward";
-  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16, op, ": CUDA activations must be F32 or BF16 (got ",
-             dtype_name(dtype), ")");
+  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16, op,
+             ": CUDA activations must be F32, BF16 or F16 (got ", dtype_name(dtype), ")");
   SPPO_CHECK(n >= 0 && H > 0, op, ": bad shape (n ", n, ", H ", H, ")");
   SPPO_CHECK(eps >= 0, op, ": eps must be >= 0 (got ", eps, ")");
   SPPO_CHECK(n <= INT_MAX, op, ": n must be < 2^31 on CUDA (got ", n, ")");
@@ -61,9 +61,12 @@ void layernorm_forward(const void* x, const void* w, const void* b, DType dtype,
   if (dtype == DType::F32)
     forward_kernel<F32E><<<grid, kBlock, 0, s>>>(static_cast<const float*>(x), static_cast<const float*>(w),
                                                  static_cast<const float*>(b), H, eps, static_cast<float*>(y));
-  else
+  else if (dtype == DType::BF16)
     forward_kernel<BF16E><<<grid, kBlock, 0, s>>>(static_cast<const uint16_t*>(x), static_cast<const uint16_t*>(w),
                                                   static_cast<const uint16_t*>(b), H, eps, static_cast<uint16_t*>(y));
+  else
+    forward_kernel<F16E><<<grid, kBlock, 0, s>>>(static_cast<const uint16_t*>(x), static_cast<const uint16_t*>(w),
+                                                 static_cast<const uint16_t*>(b), H, eps, static_cast<uint16_t*>(y));
   check_cuda(cudaGetLastError(), "layernorm_forward launch");
 }
 

@@ -24,7 +24,9 @@ namespace lt = cublaslt;
 // Hopper's recommended cuBLASLt workspace (the cuBLAS guide: 32 MiB on sm_90, 4 MiB before).
 constexpr std::size_t kWorkspaceBytes = std::size_t{32} << 20;
 
-lt::DataType lt_type(DType t) { return t == DType::BF16 ? lt::DataType::kR16BF : lt::DataType::kR32F; }
+lt::DataType lt_type(DType t) {
+  return t == DType::BF16 ? lt::DataType::kR16BF : t == DType::F16 ? lt::DataType::kR16F : lt::DataType::kR32F;
+}
 
 // The largest power of two dividing the address, up to 256: the heuristic must only pick kernels
 // that work at this alignment (its default assumption is 256 bytes; tests use odd offsets).
@@ -155,8 +157,8 @@ Matmul::~Matmul() = default;
 
 void Matmul::run(const void* A, const void* B, void* C, DType in, DType out, int64_t M, int64_t N, int64_t K, bool ta,
                  bool tb, bool accumulate) {
-  SPPO_CHECK(in == DType::F32 || in == DType::BF16, "matmul: CUDA inputs must be F32 or BF16 (got ", dtype_name(in),
-             ")");
+  SPPO_CHECK(in == DType::F32 || in == DType::BF16 || in == DType::F16, "matmul: CUDA inputs must be F32, BF16 or F16 (got ",
+             dtype_name(in), ")");
   SPPO_CHECK(out == DType::F32 || out == in, "matmul: C must be F32 or ", dtype_name(in), " (got ", dtype_name(out),
              ")");
   SPPO_CHECK(M >= 0 && N >= 0 && K >= 0, "matmul: negative size (M = ", M, ", N = ", N, ", K = ", K, ")");

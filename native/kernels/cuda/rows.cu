@@ -110,9 +110,9 @@ DeviceErrors::Explain explain(const char* op, const char* what, const int32_t* i
   };
 }
 
-void check_rows(const char* op, DType dtype, int64_t n, int64_t H, int64_t rows) {
-  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16, op, ": CUDA rows must be F32 or BF16 (got ",
-             dtype_name(dtype), ")");
+// copies_bits: gather (host_helpers.h check_row_dtype).
+void check_rows(const char* op, DType dtype, int64_t n, int64_t H, int64_t rows, bool copies_bits) {
+  check_row_dtype(op, dtype, copies_bits);
   SPPO_CHECK(n >= 0 && H >= 0 && rows >= 0, op, ": negative size (n = ", n, ", H = ", H, ", rows = ", rows, ")");
   SPPO_CHECK(n <= INT_MAX && rows <= INT_MAX, op, ": n and the row count must be < 2^31 on CUDA");
 }
@@ -122,7 +122,7 @@ void check_rows(const char* op, DType dtype, int64_t n, int64_t H, int64_t rows)
 void gather_rows(const void* src, int64_t src_rows, const int32_t* idx, int64_t n, int64_t H, DType dtype, void* dst,
                  const Launch& l) {
   const char* op = "gather_rows";
-  check_rows(op, dtype, n, H, src_rows);
+  check_rows(op, dtype, n, H, src_rows, true);
   if (n == 0) return;
   const unsigned launch = l.errors->expect(explain(op, "idx", idx, src_rows));
   const unsigned grid = static_cast<unsigned>(n);
@@ -138,7 +138,7 @@ void gather_rows(const void* src, int64_t src_rows, const int32_t* idx, int64_t 
 void scatter_add_rows(const void* src, const int32_t* idx, int64_t n, int64_t H, int64_t dst_rows, DType dtype,
                       void* dst, const Launch& l) {
   const char* op = "scatter_add_rows";
-  check_rows(op, dtype, n, H, dst_rows);
+  check_rows(op, dtype, n, H, dst_rows, false);
   if (n == 0) return;
   cudaStream_t s = stream_of(l);
   Scratch owner(static_cast<std::size_t>(dst_rows) * sizeof(int32_t), s);
