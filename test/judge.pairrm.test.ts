@@ -80,6 +80,24 @@ describe('the pairrm judge', () => {
     expect(err(f16)).toBeLessThan(err(b16) / 2);
   });
 
+  it("stops with the pair and a hint when an activation overflows fp16's 65504, where fp32 judges the same weights", async () => {
+    // Layer 0's attention output bias at ~2e5: the residual before its LayerNorm is past fp16's range.
+    const loud = writeTinyPairRm(join(root, 'loud'), { seed, scale: { 'layer.0.attention.output.dense.bias': 1e6 } });
+    const batch = inputs(1, 2);
+    const f32 = (await createJudge(`pairrm:${loud.folder}?prompt=plain`)) as PairRmJudge;
+    try {
+      for (const s of (await f32.judge(batch))[0]!.scores!) expect(Number.isFinite(s)).toBe(true);
+    } finally {
+      await f32.close();
+    }
+    const f16 = (await createJudge(`pairrm:${loud.folder}?prompt=plain&precision=fp16`)) as PairRmJudge;
+    try {
+      await expect(f16.judge(batch)).rejects.toThrow(/batch item 0, pair \(\d, \d\): the logit is NaN \(not finite\); in fp16 an activation may have overflowed 65504: judge with '\?precision=bf16'/);
+    } finally {
+      await f16.close();
+    }
+  });
+
   it("gives a prompt's pairs the same logits, bit for bit, alone or batched with others in any order", async () => {
     const judge = (await createJudge(`pairrm:${tiny.folder}?prompt=plain&batch=5&tokens=200`)) as PairRmJudge;
     try {

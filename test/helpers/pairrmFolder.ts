@@ -49,6 +49,8 @@ export interface TinyPairRmOptions {
   addedTokensFile?: boolean;
   /** Fields to change in config.json (null deletes). */
   configPatch?: Record<string, unknown>;
+  /** Tensors whose name ends with a key are multiplied by its value (e.g. to push activations past fp16's range). */
+  scale?: Record<string, number>;
 }
 
 export function tinyPairRmConfig(o: TinyPairRmOptions = {}): Record<string, unknown> {
@@ -161,6 +163,7 @@ export function writeTinyPairRm(folder: string, o: TinyPairRmOptions = {}): Tiny
       if (shape.length === 2) data[i] = (name.includes('embeddings') ? 1 : 1 / Math.sqrt(shape[1]!)) * rng.normal();
       else data[i] = (normWeight ? 1 : 0) + 0.2 * rng.normal();
     }
+    for (const [suffix, by] of Object.entries(o.scale ?? {})) if (name.endsWith(suffix)) for (let i = 0; i < data.length; i++) data[i]! *= by;
     tensors.push({ name, shape, data });
     values.set(name, data);
   }
