@@ -156,8 +156,7 @@ inline sppo::Buffer random_chunk(const std::shared_ptr<sppo::Backend>& be, std::
   random_fill(h, seed, std);
   if (dtype == sppo::DType::BF16 || dtype == sppo::DType::F16) {
     std::vector<uint16_t> b16(count);
-    for (std::size_t i = 0; i < count; ++i)
-      b16[i] = dtype == sppo::DType::BF16 ? sppo::f32_to_bf16(h[i]) : sppo::f32_to_f16(h[i]);
+    for (std::size_t i = 0; i < count; ++i) b16[i] = sppo::f32_to_16bit(dtype, h[i]);
     sppo::Buffer b(be, count * sizeof(uint16_t));
     be->upload(b.data(), b16.data(), count * sizeof(uint16_t));
     be->synchronize();

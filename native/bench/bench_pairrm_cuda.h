@@ -20,8 +20,7 @@ inline void fast_init(sppo::PairRmModel& m, const sppo::Buffer& chunk) {
     tile_fill(be, chunk, p.data, p.bytes());
     if (m.layout()[static_cast<int>(i)].name.find("LayerNorm.weight") == std::string::npos) continue;
     if (wt == sppo::DType::BF16 || wt == sppo::DType::F16) {
-      std::vector<uint16_t> ones(static_cast<size_t>(p.numel),
-                                 wt == sppo::DType::BF16 ? sppo::f32_to_bf16(1.0f) : sppo::f32_to_f16(1.0f));
+      std::vector<uint16_t> ones(static_cast<size_t>(p.numel), sppo::f32_to_16bit(wt, 1.0f));
       be.upload(p.data, ones.data(), ones.size() * sizeof(uint16_t));
     } else {
       std::vector<float> ones(static_cast<size_t>(p.numel), 1.0f);

@@ -66,4 +66,9 @@ inline uint16_t f32_to_f16(float f) {
   return half_bits::f32_to_f16(u);
 }
 
+// The 16-bit float types by tag (t: BF16 or F16), for code that handles both alike: f's bits
+// rounded to nearest even, and back.
+inline uint16_t f32_to_16bit(DType t, float f) { return t == DType::BF16 ? f32_to_bf16(f) : f32_to_f16(f); }
+inline float f32_from_16bit(DType t, uint16_t h) { return t == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h); }
+
 }  // namespace sppo

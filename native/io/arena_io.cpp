@@ -22,10 +22,7 @@ void load_into(const std::string& path, uint64_t offset, uint64_t nbytes, DType 
     be.upload(dst.data, d.data(), d.size() * sizeof(double));
   } else {
     std::vector<uint16_t> h(f.size());
-    if (dst.dtype == DType::BF16)
-      for (size_t i = 0; i < f.size(); ++i) h[i] = f32_to_bf16(f[i]);
-    else
-      for (size_t i = 0; i < f.size(); ++i) h[i] = f32_to_f16(f[i]);
+    for (size_t i = 0; i < f.size(); ++i) h[i] = f32_to_16bit(dst.dtype, f[i]);
     be.upload(dst.data, h.data(), h.size() * sizeof(uint16_t));
   }
 }
@@ -50,10 +47,7 @@ HostFloats host_floats(Backend& be, const std::vector<Tensor>& tensors) {
                  dtype_name(t.dtype), ")");
       std::vector<uint16_t> h(f.size());
       be.download(h.data(), t.data, t.bytes());
-      if (t.dtype == DType::BF16)
-        for (size_t i = 0; i < h.size(); ++i) f[i] = bf16_to_f32(h[i]);
-      else
-        for (size_t i = 0; i < h.size(); ++i) f[i] = f16_to_f32(h[i]);
+      for (size_t i = 0; i < h.size(); ++i) f[i] = f32_from_16bit(t.dtype, h[i]);
     }
     out.copies.push_back(std::move(f));
     out.sources.push_back({out.copies.back().data(), t.numel});

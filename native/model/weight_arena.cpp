@@ -48,8 +48,8 @@ void upload_values(Backend& be, const Tensor& dst, const std::vector<double>& v)
     const double x = v[static_cast<size_t>(j)];
     if (dst.dtype == DType::F64) reinterpret_cast<double*>(bytes.data())[j] = x;
     else if (dst.dtype == DType::F32) reinterpret_cast<float*>(bytes.data())[j] = static_cast<float>(x);
-    else if (dst.dtype == DType::BF16) reinterpret_cast<uint16_t*>(bytes.data())[j] = f32_to_bf16(static_cast<float>(x));
-    else if (dst.dtype == DType::F16) reinterpret_cast<uint16_t*>(bytes.data())[j] = f32_to_f16(static_cast<float>(x));
+    else if (dst.dtype == DType::BF16 || dst.dtype == DType::F16)
+      reinterpret_cast<uint16_t*>(bytes.data())[j] = f32_to_16bit(dst.dtype, static_cast<float>(x));
     else fail("upload_values: F64, F32, BF16 or F16 destinations only (got ", dtype_name(dst.dtype), ")");
   }
   be.upload(dst.data, bytes.data(), bytes.size());
@@ -70,8 +70,8 @@ void download_as(Backend& be, const Tensor& src, const Tensor& out, int64_t n) {
     double x;
     if (src.dtype == DType::F32) x = reinterpret_cast<const float*>(tmp.data())[i];
     else if (src.dtype == DType::F64) x = reinterpret_cast<const double*>(tmp.data())[i];
-    else if (src.dtype == DType::BF16) x = bf16_to_f32(reinterpret_cast<const uint16_t*>(tmp.data())[i]);
-    else if (src.dtype == DType::F16) x = f16_to_f32(reinterpret_cast<const uint16_t*>(tmp.data())[i]);
+    else if (src.dtype == DType::BF16 || src.dtype == DType::F16)
+      x = f32_from_16bit(src.dtype, reinterpret_cast<const uint16_t*>(tmp.data())[i]);
     else fail("download: F64, F32, BF16 or F16 sources only (got ", dtype_name(src.dtype), ")");
     if (out.dtype == DType::F32) out.as<float>()[i] = static_cast<float>(x);
     else out.as<double>()[i] = x;

@@ -23,32 +23,23 @@ inline std::vector<float> randn_f32(Rng& rng, int64_t n, double scale = 1.0) {
   return v;
 }
 
-inline std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
-  std::vector<uint16_t> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = sppo::f32_to_bf16(v[i]);
-  return out;
-}
-
-inline std::vector<float> from_bf16(const std::vector<uint16_t>& v) {
-  std::vector<float> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = sppo::bf16_to_f32(v[i]);
-  return out;
-}
-
-// The values a bf16 tensor really holds (what the CPU reference must be given).
-inline std::vector<float> round_bf16(const std::vector<float>& v) { return from_bf16(to_bf16(v)); }
-
-// The same for any element type: F32 as it is, BF16 or F16 bits and back.
+// Float values as BF16 or F16 bits (rounded to nearest even), and back.
 inline std::vector<uint16_t> to_half(const std::vector<float>& v, sppo::DType dt) {
   std::vector<uint16_t> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = dt == sppo::DType::BF16 ? sppo::f32_to_bf16(v[i]) : sppo::f32_to_f16(v[i]);
+  for (size_t i = 0; i < v.size(); ++i) out[i] = sppo::f32_to_16bit(dt, v[i]);
   return out;
 }
 inline std::vector<float> from_half(const std::vector<uint16_t>& v, sppo::DType dt) {
   std::vector<float> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = dt == sppo::DType::BF16 ? sppo::bf16_to_f32(v[i]) : sppo::f16_to_f32(v[i]);
+  for (size_t i = 0; i < v.size(); ++i) out[i] = sppo::f32_from_16bit(dt, v[i]);
   return out;
 }
+inline std::vector<uint16_t> to_bf16(const std::vector<float>& v) { return to_half(v, sppo::DType::BF16); }
+inline std::vector<float> from_bf16(const std::vector<uint16_t>& v) { return from_half(v, sppo::DType::BF16); }
+
+// The values a bf16 tensor really holds (what the CPU reference must be given).
+inline std::vector<float> round_bf16(const std::vector<float>& v) { return from_bf16(to_bf16(v)); }
+// The same for any element type: F32 as it is, BF16 or F16 rounded.
 inline std::vector<float> round_to(const std::vector<float>& v, sppo::DType dt) {
   return dt == sppo::DType::F32 ? v : from_half(to_half(v, dt), dt);
 }

@@ -13,26 +13,18 @@
 
 namespace {
 
-uint32_t bits_of(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
+// The object representation of `from` as a `To` of the same size (C++20's std::bit_cast).
+template <typename To, typename From>
+To bit_cast(From from) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast: sizes differ");
+  To to;
+  std::memcpy(&to, &from, sizeof to);
+  return to;
 }
-float float_of(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-uint16_t bits_of(_Float16 h) {
-  uint16_t u;
-  std::memcpy(&u, &h, 2);
-  return u;
-}
-_Float16 half_of(uint16_t u) {
-  _Float16 h;
-  std::memcpy(&h, &u, 2);
-  return h;
-}
+uint32_t bits_of(float f) { return bit_cast<uint32_t>(f); }
+float float_of(uint32_t u) { return bit_cast<float>(u); }
+uint16_t bits_of(_Float16 h) { return bit_cast<uint16_t>(h); }
+_Float16 half_of(uint16_t u) { return bit_cast<_Float16>(u); }
 
 // Same result: equal bits, or both NaN (the NaN payload is not specified, only that it stays NaN).
 bool same_narrow(uint32_t f32, int* shown) {

@@ -462,8 +462,7 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 int padded_head_dim(int64_t hd) { return hd <= 32 ? 32 : hd <= 64 ? 64 : hd <= 128 ? 128 : 256; }
 
 void check_shape(const AttnShape& s, DType dtype, const char* op) {
-  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16, op, ": CUDA tensors must be F32 or BF16 (got ",
-             dtype_name(dtype), ")");
+  check_float_dtype(op, "tensors", dtype, false);
   SPPO_CHECK(s.B >= 0 && s.T >= 0 && s.hd > 0 && s.nkv > 0 && s.nh % s.nkv == 0, op, ": bad shape (B ", s.B, ", T ",
              s.T, ", heads ", s.nh, "/", s.nkv, ", head_dim ", s.hd, ")");
   SPPO_CHECK(s.hd <= kMaxHeadDim, op, ": head_dim ", s.hd, " is above the CUDA kernels' limit of ", kMaxHeadDim);

@@ -383,8 +383,7 @@ void decode_for(int64_t hd, const void* q, const void* k_pool, const void* v_poo
 }
 
 void check_type(const char* op, DType dtype) {
-  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16, op, ": CUDA tensors must be F32 or BF16 (got ",
-             dtype_name(dtype), ")");
+  check_float_dtype(op, "tensors", dtype, false);
 }
 
 std::vector<int32_t> download_i32(const int32_t* dev, int64_t n) {

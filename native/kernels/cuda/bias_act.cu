@@ -54,8 +54,7 @@ void launch(const void* x, const void* b, int64_t n, int64_t H, Activation act, 
 void bias_act(const void* x, const void* b, DType dtype, int64_t n, int64_t H, Activation act, void* y,
               const Launch& l) {
   const char* op = "bias_act";
-  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16, op,
-             ": CUDA activations must be F32, BF16 or F16 (got ", dtype_name(dtype), ")");
+  check_float_dtype(op, "activations", dtype, true);
   SPPO_CHECK(n >= 0 && H > 0, op, ": bad shape (n ", n, ", H ", H, ")");
   SPPO_CHECK(act == Activation::Identity || act == Activation::Gelu || act == Activation::Tanh, op,
              ": unknown activation ", static_cast<int>(act));

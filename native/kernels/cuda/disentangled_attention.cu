@@ -192,8 +192,7 @@ void disentangled_attention(const RelAttnShape& s, DType dtype, const void* q, c
                             const void* pos_q, const void* pos_k, const int32_t* rel_index, const int32_t* start,
                             void* out, const Launch& l) {
   const char* op = "disentangled_attention";
-  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16, op,
-             ": CUDA activations must be F32, BF16 or F16 (got ", dtype_name(dtype), ")");
+  check_float_dtype(op, "activations", dtype, true);
   SPPO_CHECK(s.S >= 0 && s.N >= 0 && s.nh > 0 && s.hd > 0 && s.max_len >= 1 && s.P >= 0, op, ": bad shape (S ", s.S,
              ", N ", s.N, ", heads ", s.nh, ", head_dim ", s.hd, ", P ", s.P, ", max_len ", s.max_len, ")");
   SPPO_CHECK(s.N <= INT_MAX && s.nh <= 65535, op, ": N must be < 2^31 and heads <= 65535 on CUDA (got N ", s.N,

@@ -86,9 +86,9 @@ __global__ void __launch_bounds__(kRowThreads)
 
 // ---- host side ----------------------------------------------------------------------------------
 
-// copies_bits: the forward (host_helpers.h check_row_dtype).
+// copies_bits: the forward, which takes F16 rows too (host_helpers.h check_float_dtype).
 void check_args(const char* op, DType dtype, int64_t V, int64_t H, int64_t n, bool copies_bits) {
-  check_row_dtype(op, dtype, copies_bits);
+  check_float_dtype(op, "rows", dtype, copies_bits);
   SPPO_CHECK(V >= 0 && H >= 0 && n >= 0, op, ": negative size (V = ", V, ", H = ", H, ", n = ", n, ")");
   SPPO_CHECK(n <= 0x7fffffff && V < 0x7fffffff, op, ": n and V must be < 2^31 on CUDA (n = ", n, ", V = ", V, ")");
   SPPO_CHECK((H + kRowThreads - 1) / kRowThreads <= 65535, op, ": H = ", H, " is too wide for the CUDA kernel");

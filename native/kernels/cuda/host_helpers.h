@@ -47,15 +47,15 @@ class Scratch {
   cudaStream_t s_;
 };
 
-// The element type of a row op (embedding, gathers, scatters). copies_bits: the op moves elements
-// without reading them, so F16 rows (PairRM's fp16 mode) go the 16-bit way as BF16 ones do; an op
-// that adds them takes F32 or BF16 only (it would read F16 bits as BF16).
-inline void check_row_dtype(const char* op, DType dtype, bool copies_bits) {
-  if (copies_bits)
-    SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16, op,
-               ": CUDA rows must be F32, BF16 or F16 (got ", dtype_name(dtype), ")");
+// The element type of a CUDA op over floats: F32 or BF16, and F16 where `f16` (the ops with an
+// F16 path, PairRM's fp16 mode, and the row copies, which move bits without reading them; any
+// other kernel would read F16 bits as BF16). `what` names the tensors in the message.
+inline void check_float_dtype(const char* op, const char* what, DType dtype, bool f16) {
+  if (f16)
+    SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16, op, ": CUDA ", what,
+               " must be F32, BF16 or F16 (got ", dtype_name(dtype), ")");
   else
-    SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16, op, ": CUDA rows must be F32 or BF16 (got ",
+    SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16, op, ": CUDA ", what, " must be F32 or BF16 (got ",
                dtype_name(dtype), ")");
 }
 

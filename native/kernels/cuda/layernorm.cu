@@ -50,8 +50,7 @@ __global__ void __launch_bounds__(kBlock)
 void layernorm_forward(const void* x, const void* w, const void* b, DType dtype, int64_t n, int64_t H, double eps,
                        void* y, const Launch& l) {
   const char* op = "layernorm_forward";
-  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16, op,
-             ": CUDA activations must be F32, BF16 or F16 (got ", dtype_name(dtype), ")");
+  check_float_dtype(op, "activations", dtype, true);
   SPPO_CHECK(n >= 0 && H > 0, op, ": bad shape (n ", n, ", H ", H, ")");
   SPPO_CHECK(eps >= 0, op, ": eps must be >= 0 (got ", eps, ")");
   SPPO_CHECK(n <= INT_MAX, op, ": n must be < 2^31 on CUDA (got ", n, ")");

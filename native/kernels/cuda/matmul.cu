@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "kernels/matmul.h"
+#include "kernels/cuda/host_helpers.h"
 #include "kernels/cuda/matmul_colmajor.h"
 #include "runtime/cublaslt_shim.h"
 #include "runtime/cuda_check.h"
@@ -157,8 +158,7 @@ Matmul::~Matmul() = default;
 
 void Matmul::run(const void* A, const void* B, void* C, DType in, DType out, int64_t M, int64_t N, int64_t K, bool ta,
                  bool tb, bool accumulate) {
-  SPPO_CHECK(in == DType::F32 || in == DType::BF16 || in == DType::F16, "matmul: CUDA inputs must be F32, BF16 or F16 (got ",
-             dtype_name(in), ")");
+  check_float_dtype("matmul", "inputs", in, true);
   SPPO_CHECK(out == DType::F32 || out == in, "matmul: C must be F32 or ", dtype_name(in), " (got ", dtype_name(out),
              ")");
   SPPO_CHECK(M >= 0 && N >= 0 && K >= 0, "matmul: negative size (M = ", M, ", N = ", N, ", K = ", K, ")");

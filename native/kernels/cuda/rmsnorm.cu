@@ -84,8 +84,7 @@ __global__ void __launch_bounds__(kBlock)
 }
 
 void check_args(const char* op, DType dtype, int64_t n, int64_t H) {
-  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16, op, ": CUDA activations must be F32 or BF16 (got ",
-             dtype_name(dtype), ")");
+  check_float_dtype(op, "activations", dtype, false);
   SPPO_CHECK(n >= 0 && H >= 0, op, ": negative size (n = ", n, ", H = ", H, ")");
   SPPO_CHECK(n <= 0x7fffffff, op, ": n must be < 2^31 on CUDA (got ", n, ")");
   SPPO_CHECK((n + kDwRows - 1) / kDwRows <= 65535, op, ": n = ", n, " rows is too many for the CUDA kernel");

@@ -44,8 +44,7 @@ __global__ void __launch_bounds__(kBlock)
 }
 
 void check_type(const char* op, DType dtype) {
-  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16, op, ": CUDA tensors must be F32 or BF16 (got ",
-             dtype_name(dtype), ")");
+  check_float_dtype(op, "tensors", dtype, false);
 }
 
 }  // namespace

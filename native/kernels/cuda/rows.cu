@@ -110,9 +110,9 @@ DeviceErrors::Explain explain(const char* op, const char* what, const int32_t* i
   };
 }
 
-// copies_bits: gather (host_helpers.h check_row_dtype).
+// copies_bits: gather, which takes F16 rows too (host_helpers.h check_float_dtype).
 void check_rows(const char* op, DType dtype, int64_t n, int64_t H, int64_t rows, bool copies_bits) {
-  check_row_dtype(op, dtype, copies_bits);
+  check_float_dtype(op, "rows", dtype, copies_bits);
   SPPO_CHECK(n >= 0 && H >= 0 && rows >= 0, op, ": negative size (n = ", n, ", H = ", H, ", rows = ", rows, ")");
   SPPO_CHECK(n <= INT_MAX && rows <= INT_MAX, op, ": n and the row count must be < 2^31 on CUDA");
 }

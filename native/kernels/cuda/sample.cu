@@ -402,8 +402,7 @@ DeviceErrors::Explain explain_logits(const char* op, const void* logits, DType d
 }
 
 void check_logits(const char* op, DType dtype, int64_t n, int64_t V) {
-  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16, op, ": CUDA logits must be F32 or BF16 (got ",
-             dtype_name(dtype), ")");
+  check_float_dtype(op, "logits", dtype, false);
   SPPO_CHECK(V >= 1, op, ": vocabulary of ", V, " tokens (needs at least 1)");
   SPPO_CHECK(n >= 0, op, ": negative row count (", n, ")");
   SPPO_CHECK(n <= INT_MAX, op, ": n must be < 2^31 rows on CUDA (got ", n, ")");

@@ -33,8 +33,7 @@ __global__ void __launch_bounds__(kBlock)
 }
 
 void check_args(const char* op, DType dtype, int64_t count) {
-  SPPO_CHECK(dtype == DType::F32 || dtype == DType::BF16, op, ": CUDA tensors must be F32 or BF16 (got ",
-             dtype_name(dtype), ")");
+  check_float_dtype(op, "tensors", dtype, false);
   SPPO_CHECK(count >= 0, op, ": count must be >= 0 (got ", count, ")");
 }
 
