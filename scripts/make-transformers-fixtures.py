@@ -18,15 +18,13 @@ shared keys, post-LayerNorm, exact GELU) wrapped with llm-blender's DebertaV2Pai
 layout (pretrained_model.*, head_layer.1 / head_layer.4), saved as model.safetensors + config.json,
 with expected.json holding packed pair sequences (token ids, slot positions), the last hidden
 states and the comparison logits, all in float64, into test/fixtures/transformers-pairrm/pairrm/
-(test/pairrm.transformers.test.ts). With --pairrm-tokenizer FOLDER (a local copy of
-llm-blender/PairRM-hf's tokenizer files; nothing is downloaded) it also records the Python
-tokenizer's ids for texts with unusual Unicode, and the collator's truncated segments, into
-test/fixtures/transformers-pairrm/tokenizer/, to show where @huggingface/tokenizers differs.
+(test/pairrm.transformers.test.ts). Tokenizer fixtures (the precompiled charsmap, PairRM's golden
+ids) come from scripts/make-tokenizer-fixtures.py, which needs no PyTorch.
 
 It can also check that a folder written by sppo-native loads in transformers unchanged and
 computes the fixture's logits:
   python3 scripts/make-transformers-fixtures.py --verify-saved SAVED_DIR --against FIXTURE_DIR
-  python3 scripts/make-transformers-fixtures.py --only pairrm [--pairrm-tokenizer PAIRRM_HF_DIR]
+  python3 scripts/make-transformers-fixtures.py --only pairrm
 Nothing here unpickles data: weights are read and written as safetensors only.
 """
 import argparse
@@ -168,13 +166,6 @@ PAIRRM = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_
               hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 # The ids llm-blender gives its slot tokens, shifted into the tiny vocabulary.
 PAIRRM_IDS = dict(source_prefix_id=60, cand1_prefix_id=61, cand2_prefix_id=62, cand_prefix_id=63, sep_token_id=2)
-UNUSUAL_TEXTS = [
-    "café naïve façade", "\ufb01nance \ufb02ow", "\uff21\uff42\uff43 \uff11\uff12\uff13", "\u2460\u2461 x\u00b2 \u00bd",
-    "nbsp\u00a0space", "tab\there", "line\nbreak", "emoji \U0001F600 \u2764\ufe0f", "\u2126 ohm and \u03a9 omega",
-    "A\u030a and \u00c5", "\uff76\uff80\uff76\uff85", "\ud55c\uad6d\uc5b4 \u4e2d\u6587", "zero\u200bwidth",
-    "soft\u00adhyphen", "\uff21\uff5e\uff22", "bell\u0007char", "\ufeffbom", "multiple   spaces",
-    "  leading and trailing  ", "a [SEP] b", "x <|source|> y", "\u3000ideographic space", "\u2028line sep",
-]
 
 
 class PairRMStateDict(torch.nn.Module):
@@ -238,29 +229,6 @@ def make_pairrm(out_root, seed):
     print(f"pairrm: wrote {folder}")
 
 
-def make_pairrm_tokenizer(tok_folder, out_root):
-    """Golden ids of the real PairRM tokenizer (Python, with SentencePiece's precompiled charsmap)."""
-    import shutil
-    tok = transformers.AutoTokenizer.from_pretrained(tok_folder)
-    folder = os.path.join(out_root, "tokenizer")
-    os.makedirs(folder, exist_ok=True)
-    for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "config.json"]:
-        if os.path.exists(os.path.join(tok_folder, name)):
-            shutil.copy(os.path.join(tok_folder, name), os.path.join(folder, name))
-    sep = tok.sep_token
-    segments = []
-    for prefix, text, max_len in [("<|source|>", "the sky is blue " * 40, 30), ("<|candidate|>", "caf\u00e9 [SEP] ok", 412),
-                                  ("<|candidate|>", "\uff21\uff42\uff43 " * 50, 20)]:
-        segments.append({"prefix": prefix, "text": text, "max": max_len,
-                         "ids": tok.encode((prefix + text).replace(sep, " "), max_length=max_len, truncation=True)})
-    expected = {"transformers": transformers.__version__, "tokenizer": type(tok).__name__,
-                "texts": [{"text": t, "ids": tok(t, add_special_tokens=False)["input_ids"]} for t in UNUSUAL_TEXTS],
-                "segments": segments}
-    with open(os.path.join(folder, "expected.json"), "w") as f:
-        json.dump(expected, f, ensure_ascii=False)
-    print(f"pairrm tokenizer: wrote {folder}")
-
-
 def verify_saved(saved, against):
     """Loads an sppo-native folder in transformers and compares logits with a fixture's."""
     with open(os.path.join(against, "expected.json")) as f:
@@ -286,7 +254,6 @@ def main():
     ap.add_argument("--only", nargs="*", choices=sorted(CONFIGS) + ["pairrm"], help="make only these fixtures")
     ap.add_argument("--pairrm-out", default=os.path.join(os.path.dirname(__file__), "..", "test", "fixtures",
                                                          "transformers-pairrm"))
-    ap.add_argument("--pairrm-tokenizer", help="a local llm-blender/PairRM-hf folder: record its tokenizer's golden ids")
     ap.add_argument("--verify-saved", help="an sppo-native model folder to load in transformers")
     ap.add_argument("--against", help="the fixture folder whose logits it must reproduce")
     a = ap.parse_args()
@@ -302,8 +269,6 @@ def main():
             make_pairrm(a.pairrm_out, a.seed + 100)
         else:
             make(name, a.out, a.seed + i)
-    if a.pairrm_tokenizer:
-        make_pairrm_tokenizer(a.pairrm_tokenizer, a.pairrm_out)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,12 @@
 // adds (added_tokens.json) merged in when tokenizer.json lacks them, and every id the collator
 // relies on checked against config.json: [CLS], [SEP] and the four slot tokens.
 //
-// Known difference from Python: the DeBERTa-v3 tokenizer normalizes with SentencePiece's
-// precompiled charsmap (nmt_nfkc); @huggingface/tokenizers does not read the charsmap and applies
-// NFKC plus SentencePiece's whitespace and control-character rules instead. Text that NFKC and
-// nmt_nfkc treat alike (nearly all text) gets the same ids; see docs/pairrm.md for what differs.
+// The DeBERTa-v3 normalizer's precompiled charsmap (nmt_nfkc) is applied exactly, as Rust
+// tokenizers applies it (text/tokenizerJson.ts); docs/pairrm.md says what was checked.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
+import type { Tokenizer } from '@huggingface/tokenizers';
+import { openTokenizerJson } from '../text/tokenizerJson.js';
 import type { PairRmSlotIds } from './config.js';
 
 /** The text prefixes llm-blender's CrossCompareCollator puts before the source and candidates. */
@@ -72,12 +71,7 @@ export class PairRmTokenizer {
       }
       tokJson.added_tokens = list;
     }
-    let tokenizer: Tokenizer;
-    try {
-      tokenizer = new Tokenizer(tokJson, config);
-    } catch (err) {
-      throw new Error(`${tokFile} could not be loaded by @huggingface/tokenizers: ${(err as Error).message}`);
-    }
+    const tokenizer = openTokenizerJson(tokJson, config, tokFile);
     const sep = tokenString(config.sep_token) ?? tokenString(specialMap.sep_token) ?? '[SEP]';
     const cls = tokenString(config.cls_token) ?? tokenString(specialMap.cls_token) ?? '[CLS]';
     const idOf = (token: string, what: string): number => {

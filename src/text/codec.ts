@@ -1,11 +1,12 @@
-// Text in and out of a model folder: tokenizer.json through @huggingface/tokenizers, the chat
+// Text in and out of a model folder: tokenizer.json through @huggingface/tokenizers (tokenizerJson.ts), the chat
 // template from tokenizer_config.json (or a --chat-template file) through @huggingface/jinja.
 // A prompt is the template applied to one user turn with the generation prompt, tokenized with
 // exactly one BOS: the template's own when it writes one, else the tokenizer's when it adds one.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
+import type { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
+import { openTokenizerJson } from './tokenizerJson.js';
 
 export class TextError extends Error {}
 
@@ -94,9 +95,9 @@ export class TextCodec {
     const config = existsSync(cfgFile) ? readJson(cfgFile, 'tokenizer config') : {};
     let tokenizer: Tokenizer;
     try {
-      tokenizer = new Tokenizer(tokJson, config);
+      tokenizer = openTokenizerJson(tokJson, config, tokFile);
     } catch (err) {
-      throw new TextError(`${tokFile} could not be loaded by @huggingface/tokenizers: ${(err as Error).message}`);
+      throw new TextError((err as Error).message);
     }
     let templateSource: string | null;
     if (opts.chatTemplateFile) {

@@ -1,10 +1,12 @@
 // A tiny random PairRM folder in the layout of llm-blender/PairRM-hf, written in pure TypeScript:
 // config.json (DebertaV2PairRM, relative attention with log buckets, both relative terms, shared
 // keys), model.safetensors (F32, seeded), tokenizer.json (a small Unigram vocabulary with the
-// DeBERTa-v3 normalizer, Metaspace and [CLS] $A [SEP] shapes), tokenizer_config.json, and the
+// DeBERTa-v3 normalizer and its real nmt_nfkc charsmap, taken from test/fixtures/charsmap,
+// Metaspace and [CLS] $A [SEP] shapes), tokenizer_config.json, and the
 // four slot tokens either in tokenizer.json or, like an add_tokens() save, in added_tokens.json.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { encodeSafetensors, type NamedTensor } from '../../src/model/encode.js';
 import { parsePairRmConfig } from '../../src/pairrm/config.js';
 import { expectedPairRmParameters } from '../../src/pairrm/checkpoint.js';
@@ -93,6 +95,19 @@ export function tinyPairRmConfig(o: TinyPairRmOptions = {}): Record<string, unkn
   return cfg;
 }
 
+let charsmap: string | null = null;
+/** SentencePiece's nmt_nfkc charsmap (base64), as DeBERTa-v3's tokenizer.json carries it. */
+export function nmtNfkcCharsmap(): string {
+  if (charsmap === null) {
+    const file = join(import.meta.dirname, '..', 'fixtures', 'charsmap', 'tokenizer.json.gz');
+    const json = JSON.parse(gunzipSync(readFileSync(file)).toString('utf8')) as { normalizer: { normalizers: { type: string; precompiled_charsmap?: string }[] } };
+    const node = json.normalizer.normalizers.find((n) => n.type === 'Precompiled');
+    if (!node?.precompiled_charsmap) throw new Error(`${file} has no Precompiled charsmap`);
+    charsmap = node.precompiled_charsmap;
+  }
+  return charsmap;
+}
+
 function added(id: number, content: string, special: boolean): Record<string, unknown> {
   return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: !special, special };
 }
@@ -120,7 +135,7 @@ export function tinyPairRmTokenizer(slotsInTokenizer = true): Record<string, unk
       type: 'Sequence',
       normalizers: [
         { type: 'Strip', strip_left: true, strip_right: true },
-        { type: 'Precompiled', precompiled_charsmap: null },
+        { type: 'Precompiled', precompiled_charsmap: nmtNfkcCharsmap() },
         { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' },
       ],
     },

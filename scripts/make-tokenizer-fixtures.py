@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Tokenizer fixtures from Hugging Face's Rust tokenizers and SentencePiece, for
+test/text.charsmap.test.ts and test/pairrm.transformers.test.ts.
+
+Needs the Python packages tokenizers, sentencepiece and protobuf (no PyTorch, no GPU, nothing
+downloaded). It trains a tiny SentencePiece Unigram model with SentencePiece's default
+normalization rule (nmt_nfkc, DeBERTa-v3's), so its precompiled charsmap is the real one, and
+builds from it a tokenizer.json shaped like transformers 4's DeBERTa-v3 conversion (Strip,
+Precompiled, Replace("  +" -> " "); Metaspace; [CLS] $A [SEP]) with PairRM's slot tokens added.
+Into test/fixtures/charsmap/ it writes
+  tokenizer.json.gz   that tokenizer, as Rust tokenizers saves it
+  expected.json.gz    what Rust tokenizers computes from it: the charsmap's output for every
+                      Unicode scalar value it changes, for random strings of graphemes that
+                      stress the per-grapheme rule (combining marks, Hangul jamo, emoji
+                      sequences, half-width kana with sound marks, controls, spaces), and the
+                      token ids and normalized text of unusual texts
+  python3 scripts/make-tokenizer-fixtures.py [--out test/fixtures/charsmap] [--seed 7]
+
+With --pairrm-tokenizer FOLDER (a local copy of llm-blender/PairRM-hf's tokenizer files) it also
+records that tokenizer's ids for the unusual texts and for the collator's truncated segments into
+test/fixtures/transformers-pairrm/tokenizer/. The ids come from Rust tokenizers reading the
+folder's tokenizer.json as written, which is what transformers 4 (llm-blender's) runs. transformers
+5 does not: its DebertaV2Tokenizer replaces the file's normalizer with Replace/NFC/Strip, so it
+ignores the charsmap; the record names both versions and, where transformers is installed, how
+many texts transformers itself tokenizes differently.
+"""
+import argparse
+import gzip
+import json
+import os
+import random
+import shutil
+import tempfile
+
+import sentencepiece as spm
+import tokenizers
+from sentencepiece import sentencepiece_model_pb2
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "..", "test", "fixtures")
+
+UNUSUAL_TEXTS = [
+    "café naïve façade", "\ufb01nance \ufb02ow", "\uff21\uff42\uff43 \uff11\uff12\uff13", "\u2460\u2461 x\u00b2 \u00bd",
+    "nbsp\u00a0space", "tab\there", "line\nbreak", "emoji \U0001F600 \u2764\ufe0f", "\u2126 ohm and \u03a9 omega",
+    "A\u030a and \u00c5", "\uff76\uff80\uff76\uff85", "\ud55c\uad6d\uc5b4 \u4e2d\u6587", "zero\u200bwidth",
+    "soft\u00adhyphen", "\uff21\uff5e\uff22", "bell\u0007char", "\ufeffbom", "multiple   spaces",
+    "  leading and trailing  ", "a [SEP] b", "x <|source|> y", "\u3000ideographic space", "\u2028line sep",
+    "\uff76\uff9e\uff77\uff9e half-width voiced", "e\u0301\u0323 stacked marks", "\u1100\u1161\u11a8 jamo",
+    "\U0001F468\u200d\U0001F469\u200d\U0001F467 family", "\U0001F1EF\U0001F1F5 flag", "\u0915\u094d\u0937 conjunct",
+    "\u00e9\u0301 precomposed plus mark", "x\u20dd enclosed", "\u2163 roman four", "\u33a1 square m",
+    "\u0085next line\u0085", " \ufeff bom inside \ufeff ", "cr\r\nlf", "\u00a0\u3000 wide spaces at the ends \u2003",
+]
+SLOTS = ["<|source|>", "<|candidate1|>", "<|candidate2|>", "<|candidate|>"]
+
+
+def ranges(*pairs):
+    return [c for lo, hi in pairs for c in range(lo, hi + 1)]
+
+
+# Pools of code points for random strings, chosen where graphemes and the charsmap interact.
+POOLS = {
+    "ascii": ranges((0x61, 0x7A), (0x41, 0x5A), (0x30, 0x39), (0x20, 0x20), (0x2E, 0x2E)),
+    "marks": ranges((0x0300, 0x036F), (0x20D0, 0x20F0), (0x1AB0, 0x1ABE)),
+    "jamo": ranges((0x1100, 0x1112), (0x1161, 0x1175), (0x11A8, 0x11C2), (0x3131, 0x318E)),
+    "hangul": ranges((0xAC00, 0xAC40), (0xD7A0, 0xD7A3)),
+    "kana": ranges((0xFF66, 0xFF9F), (0x3099, 0x309C), (0x30AB, 0x30C8)),
+    "emoji": ranges((0x1F600, 0x1F64F), (0x1F3FB, 0x1F3FF), (0x1F1E6, 0x1F1FF), (0x200D, 0x200D),
+                    (0xFE0E, 0xFE0F), (0x2764, 0x2764), (0x1F468, 0x1F469)),
+    "indic": ranges((0x0915, 0x0939), (0x093E, 0x094D), (0x0E01, 0x0E3A)),
+    "controls": ranges((0x0000, 0x001F), (0x007F, 0x009F), (0x00AD, 0x00AD), (0x200B, 0x200F), (0x2028, 0x202E),
+                       (0x2060, 0x2064), (0xFEFF, 0xFEFF), (0xFFFD, 0xFFFD)),
+    "spaces": ranges((0x00A0, 0x00A0), (0x2000, 0x200A), (0x3000, 0x3000), (0x1680, 0x1680), (0x205F, 0x205F)),
+    "compat": ranges((0xFB00, 0xFB06), (0xFF01, 0xFF5E), (0x2460, 0x24FF), (0x3300, 0x33FF), (0x2150, 0x218B),
+                     (0x00B2, 0x00BE), (0x1D400, 0x1D44F), (0xF900, 0xF90F)),
+}
+
+
+def train_spm(workdir, seed):
+    rng = random.Random(seed)
+    words = ["the", "sky", "is", "blue", "prefer", "response", "win", "rate", "model", "token", "caf\u00e9",
+             "na\u00efve", "\u6771\u4eac", "\ud55c\uad6d\uc5b4", "fine", "x2", "hello", "world"]
+    corpus = os.path.join(workdir, "corpus.txt")
+    with open(corpus, "w", encoding="utf-8") as f:
+        for _ in range(3000):
+            f.write(" ".join(rng.choice(words) for _ in range(12)) + "\n")
+    prefix = os.path.join(workdir, "tiny")
+    # DeBERTa-v3's spm layout: [PAD] 0, [CLS] 1, [SEP] 2, [UNK] 3; nmt_nfkc is the default rule.
+    spm.SentencePieceTrainer.train(input=corpus, model_prefix=prefix, vocab_size=64, model_type="unigram",
+                                   character_coverage=1.0, num_threads=1, normalization_rule_name="nmt_nfkc",
+                                   pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]", bos_piece="[CLS]",
+                                   eos_piece="[SEP]", unk_piece="[UNK]", minloglevel=2)
+    proto = sentencepiece_model_pb2.ModelProto()
+    with open(prefix + ".model", "rb") as f:
+        proto.ParseFromString(f.read())
+    return proto
+
+
+def build_tokenizer(proto):
+    vocab = [(p.piece, p.score) for p in proto.pieces]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
+    tok.normalizer = normalizers.Sequence([
+        normalizers.Strip(),
+        normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap),
+        normalizers.Replace(Regex(" {2,}"), " "),
+    ])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    tok.add_special_tokens([tokenizers.AddedToken(t, special=True, normalized=False) for t in ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]])
+    # llm-blender adds its slot tokens with tokenizer.add_tokens: normalized, not special.
+    tok.add_tokens([tokenizers.AddedToken(t, normalized=True) for t in SLOTS])
+    return tok
+
+
+def random_strings(rng, count):
+    names = sorted(POOLS)
+    out = []
+    for _ in range(count):
+        n = rng.randint(1, 10)
+        out.append("".join(chr(rng.choice(POOLS[rng.choice(names)])) for _ in range(n)))
+    return out
+
+
+def write_gz(path, data):
+    # mtime 0: the same inputs give the same bytes, so a rerun leaves git clean.
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as f:
+        f.write(data)
+
+
+def make_charsmap(out, seed):
+    with tempfile.TemporaryDirectory() as work:
+        proto = train_spm(work, seed)
+    tok = build_tokenizer(proto)
+    pre = normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap)
+    changed = []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        s = chr(cp)
+        n = pre.normalize_str(s)
+        if n != s:
+            changed.append([cp, n])
+    rng = random.Random(seed)
+    strings = random_strings(rng, 4000)
+    texts = UNUSUAL_TEXTS + random_strings(rng, 300)
+    expected = {
+        "tokenizers": tokenizers.__version__, "sentencepiece": spm.__version__,
+        "rule": proto.normalizer_spec.name,
+        "changed": changed,
+        "strings": [[s, pre.normalize_str(s)] for s in strings],
+        "texts": [{"text": t, "normalized": tok.normalizer.normalize_str(t), "ids": tok.encode(t, add_special_tokens=False).ids}
+                  for t in texts],
+    }
+    os.makedirs(out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        path = os.path.join(work, "tokenizer.json")
+        tok.save(path)
+        with open(path, "rb") as src:
+            write_gz(os.path.join(out, "tokenizer.json.gz"), src.read())
+    write_gz(os.path.join(out, "expected.json.gz"), json.dumps(expected, ensure_ascii=False).encode("utf-8"))
+    print(f"charsmap: wrote {out} ({len(changed)} changed code points, {len(strings)} strings, {len(texts)} texts)")
+
+
+def make_pairrm_tokenizer(tok_folder, out_root):
+    """Golden ids of the real PairRM tokenizer, from Rust tokenizers reading its tokenizer.json."""
+    tok = Tokenizer.from_file(os.path.join(tok_folder, "tokenizer.json"))
+    folder = os.path.join(out_root, "tokenizer")
+    os.makedirs(folder, exist_ok=True)
+    for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "config.json"]:
+        if os.path.exists(os.path.join(tok_folder, name)):
+            shutil.copy(os.path.join(tok_folder, name), os.path.join(folder, name))
+    # A folder saved with add_tokens() lists the slot tokens in added_tokens.json only.
+    added_file = os.path.join(tok_folder, "added_tokens.json")
+    if os.path.exists(added_file):
+        with open(added_file, encoding="utf-8") as f:
+            extra = [t for t, _ in sorted(json.load(f).items(), key=lambda kv: kv[1]) if tok.token_to_id(t) is None]
+        tok.add_tokens(extra)
+    sep = "[SEP]"
+    segments = []
+    for prefix, text, max_len in [("<|source|>", "the sky is blue " * 40, 30), ("<|candidate|>", "caf\u00e9 [SEP] ok", 412),
+                                  ("<|candidate|>", "\uff21\uff42\uff43 " * 50, 20)]:
+        tok.enable_truncation(max_len)
+        segments.append({"prefix": prefix, "text": text, "max": max_len,
+                         "ids": tok.encode((prefix + text).replace(sep, " ")).ids})
+    tok.no_truncation()
+    expected = {"tokenizers": tokenizers.__version__,
+                "texts": [{"text": t, "ids": tok.encode(t, add_special_tokens=False).ids} for t in UNUSUAL_TEXTS],
+                "segments": segments}
+    try:
+        import transformers
+        hf = transformers.AutoTokenizer.from_pretrained(tok_folder)
+        expected["transformers"] = transformers.__version__
+        expected["transformers_differs"] = [t["text"] for t in expected["texts"]
+                                            if hf(t["text"], add_special_tokens=False)["input_ids"] != t["ids"]]
+    except ImportError:
+        pass
+    with open(os.path.join(folder, "expected.json"), "w", encoding="utf-8") as f:
+        json.dump(expected, f, ensure_ascii=False)
+    print(f"pairrm tokenizer: wrote {folder}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(FIXTURES, "charsmap"))
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--pairrm-tokenizer", help="a local llm-blender/PairRM-hf folder: record its tokenizer's golden ids")
+    ap.add_argument("--pairrm-out", default=os.path.join(FIXTURES, "transformers-pairrm"))
+    a = ap.parse_args()
+    make_charsmap(a.out, a.seed)
+    if a.pairrm_tokenizer:
+        make_pairrm_tokenizer(a.pairrm_tokenizer, a.pairrm_out)
+
+
+if __name__ == "__main__":
+    main()
