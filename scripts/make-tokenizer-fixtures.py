@@ -9,11 +9,14 @@ builds from it a tokenizer.json shaped like transformers 4's DeBERTa-v3 conversi
 Precompiled, Replace("  +" -> " "); Metaspace; [CLS] $A [SEP]) with PairRM's slot tokens added.
 Into test/fixtures/charsmap/ it writes
   tokenizer.json.gz   that tokenizer, as Rust tokenizers saves it
-  expected.json.gz    what Rust tokenizers computes from it: the charsmap's output for every
+  unigram2k.tokenizer.json.gz  the same shape with 2000 pieces trained on the project's own docs
+                      (its charsmap, the same bytes, is left to tokenizer.json.gz)
+  expected.json.gz    what Rust tokenizers computes from them: the charsmap's output for every
                       Unicode scalar value it changes, for random strings of graphemes that
                       stress the per-grapheme rule (combining marks, Hangul jamo, emoji
                       sequences, half-width kana with sound marks, controls, spaces), and the
-                      token ids and normalized text of unusual texts
+                      token ids and normalized text of unusual texts; with the 2000 pieces, the
+                      ids of lines of those docs, plain and with unusual characters spliced in
   python3 scripts/make-tokenizer-fixtures.py [--out test/fixtures/charsmap] [--seed 7]
 
 With --pairrm-tokenizer FOLDER (a local copy of llm-blender/PairRM-hf's tokenizer files) it also
@@ -25,6 +28,7 @@ ignores the charsmap; the record names both versions and, where transformers is 
 many texts transformers itself tokenizes differently.
 """
 import argparse
+import base64
 import gzip
 import json
 import os
@@ -76,17 +80,32 @@ POOLS = {
 }
 
 
-def train_spm(workdir, seed):
+def tiny_corpus(seed):
     rng = random.Random(seed)
     words = ["the", "sky", "is", "blue", "prefer", "response", "win", "rate", "model", "token", "caf\u00e9",
              "na\u00efve", "\u6771\u4eac", "\ud55c\uad6d\uc5b4", "fine", "x2", "hello", "world"]
-    corpus = os.path.join(workdir, "corpus.txt")
+    return [" ".join(rng.choice(words) for _ in range(12)) for _ in range(3000)]
+
+
+def docs_corpus():
+    """The project's own prose (README, docs, bench/RESULTS.md): real English for a real-sized vocabulary."""
+    root = os.path.join(HERE, "..")
+    files = [os.path.join(root, "README.md"), os.path.join(root, "bench", "RESULTS.md")]
+    files += sorted(os.path.join(root, "docs", f) for f in os.listdir(os.path.join(root, "docs")) if f.endswith(".md"))
+    lines = []
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            lines += [line.strip() for line in f if len(line.strip()) > 20]
+    return lines
+
+
+def train_spm(workdir, lines, vocab_size, name):
+    corpus = os.path.join(workdir, name + ".txt")
     with open(corpus, "w", encoding="utf-8") as f:
-        for _ in range(3000):
-            f.write(" ".join(rng.choice(words) for _ in range(12)) + "\n")
-    prefix = os.path.join(workdir, "tiny")
+        f.write("\n".join(lines) + "\n")
+    prefix = os.path.join(workdir, name)
     # DeBERTa-v3's spm layout: [PAD] 0, [CLS] 1, [SEP] 2, [UNK] 3; nmt_nfkc is the default rule.
-    spm.SentencePieceTrainer.train(input=corpus, model_prefix=prefix, vocab_size=64, model_type="unigram",
+    spm.SentencePieceTrainer.train(input=corpus, model_prefix=prefix, vocab_size=vocab_size, model_type="unigram",
                                    character_coverage=1.0, num_threads=1, normalization_rule_name="nmt_nfkc",
                                    pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]", bos_piece="[CLS]",
                                    eos_piece="[SEP]", unk_piece="[UNK]", minloglevel=2)
@@ -130,10 +149,32 @@ def write_gz(path, data):
         f.write(data)
 
 
+SAME_CHARSMAP = "(the charsmap of tokenizer.json.gz)"
+
+
+def save_tokenizer(tok, path, drop_charsmap=None):
+    """Saves `tok` as Rust tokenizers writes it; drop_charsmap: that charsmap, replaced by a note."""
+    with tempfile.TemporaryDirectory() as work:
+        tmp = os.path.join(work, "tokenizer.json")
+        tok.save(tmp)
+        with open(tmp, "rb") as src:
+            data = src.read()
+    if drop_charsmap is not None:
+        j = json.loads(data)
+        node = next(n for n in j["normalizer"]["normalizers"] if n["type"] == "Precompiled")
+        assert base64.b64decode(node["precompiled_charsmap"]) == drop_charsmap, "the two models' charsmaps differ"
+        node["precompiled_charsmap"] = SAME_CHARSMAP
+        data = json.dumps(j, ensure_ascii=False).encode("utf-8")
+    write_gz(path, data)
+
+
 def make_charsmap(out, seed):
     with tempfile.TemporaryDirectory() as work:
-        proto = train_spm(work, seed)
+        proto = train_spm(work, tiny_corpus(seed), 64, "tiny")
+        docs = docs_corpus()
+        big = train_spm(work, docs, 2000, "docs")
     tok = build_tokenizer(proto)
+    big_tok = build_tokenizer(big)
     pre = normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap)
     changed = []
     for cp in range(0x110000):
@@ -146,6 +187,15 @@ def make_charsmap(out, seed):
     rng = random.Random(seed)
     strings = random_strings(rng, 4000)
     texts = UNUSUAL_TEXTS + random_strings(rng, 300)
+    # For the 2000-piece vocabulary: lines of the prose it was trained on, the same lines with
+    # unusual characters spliced in, and the unusual texts, so that Unigram's best segmentation
+    # (and its ties) is compared, not only the normalizer.
+    sample = rng.sample(docs, 400)
+    noisy = []
+    for line in sample[:200]:
+        at = rng.randrange(len(line) + 1)
+        noisy.append(line[:at] + "".join(chr(rng.choice(POOLS[rng.choice(sorted(POOLS))])) for _ in range(3)) + line[at:])
+    big_texts = UNUSUAL_TEXTS + sample + noisy
     expected = {
         "tokenizers": tokenizers.__version__, "sentencepiece": spm.__version__,
         "rule": proto.normalizer_spec.name,
@@ -153,15 +203,15 @@ def make_charsmap(out, seed):
         "strings": [[s, pre.normalize_str(s)] for s in strings],
         "texts": [{"text": t, "normalized": tok.normalizer.normalize_str(t), "ids": tok.encode(t, add_special_tokens=False).ids}
                   for t in texts],
+        "unigram": [{"text": t, "ids": big_tok.encode(t, add_special_tokens=False).ids} for t in big_texts],
     }
     os.makedirs(out, exist_ok=True)
-    with tempfile.TemporaryDirectory() as work:
-        path = os.path.join(work, "tokenizer.json")
-        tok.save(path)
-        with open(path, "rb") as src:
-            write_gz(os.path.join(out, "tokenizer.json.gz"), src.read())
+    save_tokenizer(tok, os.path.join(out, "tokenizer.json.gz"))
+    # nmt_nfkc's charsmap does not depend on the training text: stored once.
+    save_tokenizer(big_tok, os.path.join(out, "unigram2k.tokenizer.json.gz"), drop_charsmap=proto.normalizer_spec.precompiled_charsmap)
     write_gz(os.path.join(out, "expected.json.gz"), json.dumps(expected, ensure_ascii=False).encode("utf-8"))
-    print(f"charsmap: wrote {out} ({len(changed)} changed code points, {len(strings)} strings, {len(texts)} texts)")
+    print(f"charsmap: wrote {out} ({len(changed)} changed code points, {len(strings)} strings, {len(texts)} texts, "
+          f"{len(big_texts)} texts for the {big_tok.get_vocab_size()}-token vocabulary)")
 
 
 def make_pairrm_tokenizer(tok_folder, out_root):

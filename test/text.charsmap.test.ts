@@ -2,7 +2,8 @@
 // tokenizers itself: test/fixtures/charsmap/ holds a tokenizer.json with SentencePiece's real
 // nmt_nfkc charsmap (DeBERTa-v3's rule) and what Rust tokenizers computes from it, recorded by
 // scripts/make-tokenizer-fixtures.py: every Unicode scalar value the charsmap changes, random
-// grapheme-heavy strings, and the ids of unusual texts through the whole tokenizer.
+// grapheme-heavy strings, and the ids of unusual texts through the whole tokenizer, also with a
+// 2000-piece vocabulary trained on the project's docs.
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ interface Expected {
   changed: [number, string][];
   strings: [string, string][];
   texts: { text: string; normalized: string; ids: number[] }[];
+  unigram: { text: string; ids: number[] }[];
 }
 const expected = readGz('expected.json.gz') as unknown as Expected;
 const tokJson = readGz('tokenizer.json.gz');
@@ -67,6 +69,21 @@ describe(`the precompiled charsmap against Rust tokenizers ${expected.tokenizers
     const approx = new Tokenizer(structuredClone(tokJson), {});
     const missed = expected.texts.filter((t) => approx.normalizer!(t.text) !== t.normalized);
     expect(missed.length).toBeGreaterThan(20);
+  });
+});
+
+describe('a 2000-piece Unigram vocabulary trained on the project docs, against Rust tokenizers', () => {
+  it('gives the ids of Rust for lines of those docs, plain and with unusual characters spliced in', () => {
+    const json = readGz('unigram2k.tokenizer.json.gz');
+    // The fixture stores nmt_nfkc's charsmap once, in tokenizer.json.gz.
+    expect(charsmapField(json).precompiled_charsmap).toBe('(the charsmap of tokenizer.json.gz)');
+    charsmapField(json).precompiled_charsmap = base64;
+    const tok = openTokenizerJson(json, {}, FILE);
+    expect(expected.unigram.length).toBeGreaterThan(600);
+    const wrong = expected.unigram
+      .map((t) => ({ text: t.text, want: t.ids, got: tok.encode(t.text, { add_special_tokens: false }).ids }))
+      .filter((r) => JSON.stringify(r.got) !== JSON.stringify(r.want));
+    expect(wrong.slice(0, 5)).toEqual([]);
   });
 });
 
