@@ -2,8 +2,8 @@
 // adds (added_tokens.json) merged in when tokenizer.json lacks them, and every id the collator
 // relies on checked against config.json: [CLS], [SEP] and the four slot tokens.
 //
-// The DeBERTa-v3 normalizer's precompiled charsmap (nmt_nfkc) is applied exactly, as Rust
-// tokenizers applies it (text/tokenizerJson.ts); docs/pairrm.md says what was checked.
+// The DeBERTa-v3 normalizer (Strip, the precompiled nmt_nfkc charsmap, a Replace) is applied as
+// Rust tokenizers applies it (text/tokenizerJson.ts); docs/pairrm.md says what was checked.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tokenizer } from '@huggingface/tokenizers';

@@ -61,7 +61,7 @@ function exactNormalizer(built: LibNormalizer | null, config: unknown, file: str
 /**
  * Opens a parsed tokenizer.json (`file` names it in errors). The library matches normalized added
  * tokens by their normalized text, which it computes while constructing; a token that the exact
- * charsmap would normalize differently is refused rather than silently matched the other way.
+ * normalizers would normalize differently is refused rather than silently matched the other way.
  */
 export function openTokenizerJson(json: Record<string, unknown>, config: Record<string, unknown>, file: string): Tokenizer {
   let tokenizer: Tokenizer;
@@ -71,19 +71,18 @@ export function openTokenizerJson(json: Record<string, unknown>, config: Record<
     throw new Error(`${file} could not be loaded by @huggingface/tokenizers: ${(err as Error).message}`);
   }
   const approximate = tokenizer.normalizer as LibNormalizer | null;
-  const approximateOf = approximate ? approximate.normalize.bind(approximate) : null;
-  // Snapshot the library's results before the swap mutates shared Sequence instances.
-  const added = Array.isArray(json.added_tokens) ? (json.added_tokens as unknown[]).filter(isObject) : [];
+  // The library's results, taken before the swap changes its Sequence in place.
   const before = new Map<string, string>();
-  if (approximateOf) for (const t of added) if (t.normalized === true && typeof t.content === 'string') before.set(t.content, approximateOf(t.content));
-  tokenizer.normalizer = exactNormalizer(approximate, json.normalizer, file, 'normalizer');
-  const exact = tokenizer.normalizer;
+  const added = Array.isArray(json.added_tokens) ? (json.added_tokens as unknown[]).filter(isObject) : [];
+  if (approximate) for (const t of added) if (t.normalized === true && typeof t.content === 'string') before.set(t.content, approximate.normalize(t.content));
+  const exact = exactNormalizer(approximate, json.normalizer, file, 'normalizer');
+  tokenizer.normalizer = exact;
   if (exact) {
     for (const [content, was] of before) {
       const now = exact.normalize(content);
       if (now !== was) {
         throw new Error(
-          `${file}: the added token ${JSON.stringify(content)} normalizes to ${JSON.stringify(now)} under its charsmap ` +
+          `${file}: the added token ${JSON.stringify(content)} normalizes to ${JSON.stringify(now)} as Rust tokenizers does it ` +
             `but to ${JSON.stringify(was)} under @huggingface/tokenizers' approximation, so it could not be matched exactly`,
         );
       }
