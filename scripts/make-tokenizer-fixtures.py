@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Tokenizer fixtures from Hugging Face's Rust tokenizers and SentencePiece, for
-test/text.charsmap.test.ts and test/pairrm.transformers.test.ts.
+test/text.charsmap.test.ts, test/text.bpe.test.ts and test/pairrm.transformers.test.ts.
 
 Needs the Python packages tokenizers, sentencepiece and protobuf (no PyTorch, no GPU, nothing
 downloaded). It trains a tiny SentencePiece Unigram model with SentencePiece's default
@@ -19,6 +19,10 @@ Into test/fixtures/charsmap/ it writes
                       ids of lines of those docs, plain and with unusual characters spliced in
   python3 scripts/make-tokenizer-fixtures.py [--out test/fixtures/charsmap] [--seed 7]
 
+Into test/fixtures/bpe/ (test/text.bpe.test.ts) it writes the two BPE shapes policy models use,
+trained on the same docs with Rust tokenizers -- Llama 3's byte-level BPE (its regex split) and
+Llama 2 / Mistral's SentencePiece BPE with byte fallback -- and Rust's ids for 642 texts.
+
 With --pairrm-tokenizer FOLDER (a local copy of llm-blender/PairRM-hf's tokenizer files) it also
 records that tokenizer's ids for the unusual texts and for the collator's truncated segments into
 test/fixtures/transformers-pairrm/tokenizer/. The ids come from Rust tokenizers reading the
@@ -34,12 +38,13 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import tempfile
 
 import sentencepiece as spm
 import tokenizers
 from sentencepiece import sentencepiece_model_pb2
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "test", "fixtures")
@@ -87,15 +92,20 @@ def tiny_corpus(seed):
     return [" ".join(rng.choice(words) for _ in range(12)) for _ in range(3000)]
 
 
+# The prose the real-sized vocabularies are trained on: the docs as they stood at this commit, so
+# that later edits to them leave the fixtures as they are.
+DOCS_REV = "ae6eeac"
+
+
 def docs_corpus():
-    """The project's own prose (README, docs, bench/RESULTS.md): real English for a real-sized vocabulary."""
+    """The project's own prose (README, docs, bench/RESULTS.md at DOCS_REV): real English."""
     root = os.path.join(HERE, "..")
-    files = [os.path.join(root, "README.md"), os.path.join(root, "bench", "RESULTS.md")]
-    files += sorted(os.path.join(root, "docs", f) for f in os.listdir(os.path.join(root, "docs")) if f.endswith(".md"))
+    git = lambda *args: subprocess.run(["git", "-C", root, *args], check=True, capture_output=True, text=True).stdout
+    names = ["README.md", "bench/RESULTS.md"] + sorted(
+        n for n in git("ls-tree", "--name-only", DOCS_REV, "docs/").split() if n.endswith(".md"))
     lines = []
-    for path in files:
-        with open(path, encoding="utf-8") as f:
-            lines += [line.strip() for line in f if len(line.strip()) > 20]
+    for name in names:
+        lines += [line.strip() for line in git("show", f"{DOCS_REV}:{name}").splitlines() if len(line.strip()) > 20]
     return lines
 
 
@@ -214,6 +224,43 @@ def make_charsmap(out, seed):
           f"{len(big_texts)} texts for the {big_tok.get_vocab_size()}-token vocabulary)")
 
 
+# Llama 3's pre-tokenizer split, as its tokenizer.json writes it.
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                r"\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def make_bpe(out, seed):
+    """The two BPE shapes policies use, trained on the docs: Llama 3's byte-level BPE (regex split,
+    ByteLevel) and Llama 2 / Mistral's SentencePiece BPE (Prepend + Replace, byte fallback)."""
+    docs = docs_corpus()
+    llama3 = Tokenizer(models.BPE(ignore_merges=True))
+    llama3.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
+    llama3.decoder = decoders.ByteLevel()
+    llama3.train_from_iterator(docs, trainers.BpeTrainer(vocab_size=3000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                         special_tokens=["<|begin_of_text|>", "<|eot_id|>"], show_progress=False))
+    llama2 = Tokenizer(models.BPE(byte_fallback=True, fuse_unk=True, unk_token="<unk>"))
+    llama2.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    llama2.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    byte_pieces = ["<0x%02X>" % i for i in range(256)]
+    llama2.train_from_iterator([line.replace(" ", "\u2581") for line in docs],
+                               trainers.BpeTrainer(vocab_size=3000, special_tokens=["<unk>", "<s>", "</s>"] + byte_pieces,
+                                                   limit_alphabet=200, show_progress=False))
+    rng = random.Random(seed)
+    texts = UNUSUAL_TEXTS + rng.sample(docs, 300) + random_strings(rng, 300) + [
+        "  two  spaces\n\n\nnewlines\t\ttabs  ", "it's I'M we'Ll DON'T", "12345678 3.14159 1,000,000",
+        "\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8\u3001\u53e5\u8aad\u70b9\u3002", "x" * 300]
+    os.makedirs(out, exist_ok=True)
+    save_tokenizer(llama3, os.path.join(out, "llama3-bpe.tokenizer.json.gz"))
+    save_tokenizer(llama2, os.path.join(out, "llama2-bpe.tokenizer.json.gz"))
+    expected = {"tokenizers": tokenizers.__version__, "texts": texts,
+                "llama3": [llama3.encode(t, add_special_tokens=False).ids for t in texts],
+                "llama2": [llama2.encode(t, add_special_tokens=False).ids for t in texts]}
+    write_gz(os.path.join(out, "expected.json.gz"), json.dumps(expected, ensure_ascii=False).encode("utf-8"))
+    print(f"bpe: wrote {out} ({len(texts)} texts)")
+
+
 def make_pairrm_tokenizer(tok_folder, out_root):
     """Golden ids of the real PairRM tokenizer, from Rust tokenizers reading its tokenizer.json."""
     tok = Tokenizer.from_file(os.path.join(tok_folder, "tokenizer.json"))
@@ -255,11 +302,13 @@ def make_pairrm_tokenizer(tok_folder, out_root):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(FIXTURES, "charsmap"))
+    ap.add_argument("--bpe-out", default=os.path.join(FIXTURES, "bpe"))
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--pairrm-tokenizer", help="a local llm-blender/PairRM-hf folder: record its tokenizer's golden ids")
     ap.add_argument("--pairrm-out", default=os.path.join(FIXTURES, "transformers-pairrm"))
     a = ap.parse_args()
     make_charsmap(a.out, a.seed)
+    make_bpe(a.bpe_out, a.seed)
     if a.pairrm_tokenizer:
         make_pairrm_tokenizer(a.pairrm_tokenizer, a.pairrm_out)
 
