@@ -19,7 +19,7 @@ describe(`policy tokenizers against Rust tokenizers ${expected.tokenizers}`, () 
   it.each([
     ['llama3', 'Llama 3 byte-level BPE'],
     ['llama2', 'Llama 2 / Mistral SentencePiece BPE with byte fallback'],
-  ] as const)('%s (%s) gives every text the ids of Rust', (name) => {
+  ] as const)('%s (%s) gives every text the ids of Rust', (name, _shape) => {
     const file = `${name}-bpe.tokenizer.json.gz`;
     const tok = openTokenizerJson(readGz(file), {}, file);
     const want = expected[name];
