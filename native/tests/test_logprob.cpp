@@ -134,6 +134,30 @@ TEST(forward_bf16_input) {
   }
 }
 
+// A trained model's rows are peaked: one logit far above the rest (p ~ 0.99). With V = 128256 the
+// lane holding the maximum adds thousands of terms below its ulp; the lse must keep them (it came
+// out 1.2e-5 low before the float lanes were moved into doubles every block).
+TEST(peaked_rows_of_a_large_vocabulary_keep_their_small_terms) {
+  Rng rng(5);
+  const int64_t V = 128256;
+  for (bool bf16 : {false, true}) {
+    Case c = make_case(rng, 5, V, 4.0, bf16);
+    const int64_t at[] = {0, 7, 8, V / 2 + 3, V - 1};
+    for (int64_t n = 0; n < c.N; ++n) {
+      c.logits[n * V + at[n]] = 24.f;
+      if (bf16) c.bf16[n * V + at[n]] = f32_to_bf16(24.f);
+    }
+    std::vector<float> tl(c.N), lse(c.N);
+    cpu::logprob_forward(data_of(c, bf16 ? DType::BF16 : DType::F32), bf16 ? DType::BF16 : DType::F32, c.N, V,
+                         c.labels.data(), tl.data(), lse.data());
+    for (int64_t n = 0; n < c.N; ++n) {
+      std::vector<double> row(c.logits.begin() + n * V, c.logits.begin() + (n + 1) * V);
+      // 2 ulp of 24 in float: the rounding of mx + log(sum), and the sum's own error.
+      CHECK_CLOSE(lse[n], ref_lse(row.data(), V), 4e-6, 0);
+    }
+  }
+}
+
 TEST(forward_extreme_logits) {
   Rng rng(3);
   for (bool bf : {false, true}) {
