@@ -5,14 +5,12 @@
 // contraction cases) in test/fixtures/bpe/. src/text/codec.ts opens them through the same
 // openTokenizerJson as PairRM's.
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { openTokenizerJson } from '../src/text/tokenizerJson.js';
+import { readGzJson } from './helpers/gzFixture.js';
 
 const dir = join(import.meta.dirname, 'fixtures', 'bpe');
-const readGz = (name: string): Record<string, unknown> =>
-  JSON.parse(gunzipSync(readFileSync(join(dir, name))).toString('utf8')) as Record<string, unknown>;
+const readGz = (name: string): Record<string, unknown> => readGzJson(join(dir, name));
 const expected = readGz('expected.json.gz') as { tokenizers: string; texts: string[]; llama3: number[][]; llama2: number[][] };
 
 describe(`policy tokenizers against Rust tokenizers ${expected.tokenizers}`, () => {

@@ -5,16 +5,15 @@
 // grapheme-heavy strings, and the ids of unusual texts through the whole tokenizer, also with a
 // 2000-piece vocabulary trained on the project's docs.
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Charsmap, CharsmapError } from '../src/text/charsmap.js';
 import { openTokenizerJson } from '../src/text/tokenizerJson.js';
+import { readGzJson } from './helpers/gzFixture.js';
+import { nmtNfkcCharsmap } from './helpers/pairrmFolder.js';
 
 const dir = join(import.meta.dirname, 'fixtures', 'charsmap');
-const readGz = (name: string): Record<string, unknown> =>
-  JSON.parse(gunzipSync(readFileSync(join(dir, name))).toString('utf8')) as Record<string, unknown>;
+const readGz = (name: string): Record<string, unknown> => readGzJson(join(dir, name));
 
 interface Expected {
   tokenizers: string;
@@ -34,7 +33,7 @@ function charsmapField(json: Record<string, unknown>): { precompiled_charsmap: u
   if (!node) throw new Error('the fixture has no Precompiled normalizer');
   return node as { precompiled_charsmap: unknown };
 }
-const base64 = charsmapField(tokJson).precompiled_charsmap as string;
+const base64 = nmtNfkcCharsmap();
 const map = Charsmap.fromBase64(base64, 'fixture');
 
 describe(`the precompiled charsmap against Rust tokenizers ${expected.tokenizers} (${expected.rule})`, () => {

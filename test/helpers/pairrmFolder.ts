@@ -4,9 +4,9 @@
 // DeBERTa-v3 normalizer and its real nmt_nfkc charsmap, taken from test/fixtures/charsmap,
 // Metaspace and [CLS] $A [SEP] shapes), tokenizer_config.json, and the
 // four slot tokens either in tokenizer.json or, like an add_tokens() save, in added_tokens.json.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { readGzJson } from './gzFixture.js';
 import { encodeSafetensors, type NamedTensor } from '../../src/model/encode.js';
 import { parsePairRmConfig } from '../../src/pairrm/config.js';
 import { expectedPairRmParameters } from '../../src/pairrm/checkpoint.js';
@@ -100,7 +100,7 @@ let charsmap: string | null = null;
 export function nmtNfkcCharsmap(): string {
   if (charsmap === null) {
     const file = join(import.meta.dirname, '..', 'fixtures', 'charsmap', 'tokenizer.json.gz');
-    const json = JSON.parse(gunzipSync(readFileSync(file)).toString('utf8')) as { normalizer: { normalizers: { type: string; precompiled_charsmap?: string }[] } };
+    const json = readGzJson(file) as unknown as { normalizer: { normalizers: { type: string; precompiled_charsmap?: string }[] } };
     const node = json.normalizer.normalizers.find((n) => n.type === 'Precompiled');
     if (!node?.precompiled_charsmap) throw new Error(`${file} has no Precompiled charsmap`);
     charsmap = node.precompiled_charsmap;
