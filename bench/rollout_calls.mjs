@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // The rollout stage's wall time (src/stages/rollout.ts runRollout: shards, Parquet, progress) for
-// two ways of splitting a shard into engine calls: `--rollout-batch 16` (16 prompts per generate
-// call, the former default) and `--rollout-batch 0` (one call per 64-prompt shard, the default
-// now). Each call ends with its last sample, so smaller calls decode their tails with a part of
-// the running set empty; one call per shard keeps prompts joining as samples finish.
+// three ways of splitting its prompts into engine calls: `--rollout-batch 16` (16 prompts per
+// generate call), `--rollout-batch 64` (one call per 64-prompt shard, the default until calls
+// spanned shards) and `--rollout-batch 0` (one call over every shard, each shard written as its
+// prompts finish: the default now). Each call ends with its last sample, so smaller calls decode
+// their tails with a part of the running set empty; one call over all shards drains only once.
 // A random Llama of the `small` preset (26M parameters), the demo tokenizer, prompts of varied
 // length, K samples each, and extra EOS ids so that the near-uniform random model stops a sample
 // with about `eos`/vocab chance a step (lengths from 1 to maxNew). Rounds interleave the modes;
-// the median of the rounds after a warm-up is reported, and both modes' samples are checked equal.
-// Usage: OMP_NUM_THREADS=1 node bench/rollout_calls.mjs [--rounds 5] [--prompts 128] [--k 5]
+// the median of the rounds after a warm-up is reported, and all modes' samples are checked equal.
+// Usage: OMP_NUM_THREADS=1 node bench/rollout_calls.mjs [--rounds 5] [--prompts 192] [--k 5]
 //        [--new 160] [--eos 160]   (needs `npm run build:ts`)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,7 +25,7 @@ const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
-const rounds = arg('rounds', 5), nPrompts = arg('prompts', 128), k = arg('k', 5), maxNew = arg('new', 160), nEos = arg('eos', 160);
+const rounds = arg('rounds', 5), nPrompts = arg('prompts', 192), k = arg('k', 5), maxNew = arg('new', 160), nEos = arg('eos', 160);
 
 const config = presetConfig('small');
 const model = await createRandomModel(config, 1);
@@ -41,7 +42,7 @@ console.log(`small preset (26M), ${nPrompts} prompts of ${Math.min(...lengths)}.
   `${codec.eosIds.length} EOS ids of ${V}; shards of 64 prompts; threads ${process.env.OMP_NUM_THREADS ?? '(all)'}; median of ${rounds} rounds after a warm-up`);
 
 const root = mkdtempSync(join(tmpdir(), 'sppo-rollout-calls-bench-'));
-const modes = [{ name: 'batch 16', batchSize: 16 }, { name: 'per shard', batchSize: 0 }];
+const modes = [{ name: 'batch 16', batchSize: 16 }, { name: 'per shard', batchSize: 64 }, { name: 'spanning', batchSize: 0 }];
 const secs = modes.map(() => []);
 let ref = null;
 let tokens = 0;
@@ -49,7 +50,7 @@ for (let r = 0; r <= rounds; r++) {
   for (const [mi, m] of modes.entries()) {
     const dir = join(root, `${r}-${mi}`);
     let calls = 0;
-    const counted = Object.assign(Object.create(model), { generate: (...a) => (calls++, model.generate(...a)) });
+    const counted = Object.assign(Object.create(model), { generateEach: (...a) => (calls++, model.generateEach(...a)) });
     const t0 = process.hrtime.bigint();
     await runRollout({
       source: async () => engineSource(counted, codec), codec, prompts, dir, output: join(dir, 'g.parquet'), iteration: 1,

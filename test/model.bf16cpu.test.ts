@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { native, type NativeLlamaConfig, type NativePairRmConfig } from '../src/native/addon.js';
+import { native, type NativeFinishedPrompt, type NativeLlamaConfig, type NativePairRmConfig } from '../src/native/addon.js';
 import { buildSafetensorsHeader, readSafetensorsHeader } from '../src/model/safetensors.js';
 
 const llama: NativeLlamaConfig = {
@@ -55,9 +55,12 @@ describe('bf16 models on the CPU (emulated)', () => {
       expect(relNorm(l16, l32)).toBeLessThan(2e-2);
       expect(relNorm(l16, l32)).toBeGreaterThan(0);
       expect(relNorm(await h!.sequenceLogprobs(batch), await f!.sequenceLogprobs(batch))).toBeLessThan(2e-2);
-      const gen = await h!.generate([Int32Array.from([1, 2, 3])], 2, [5], {
+      const done: NativeFinishedPrompt[] = [];
+      await h!.generate([Int32Array.from([1, 2, 3])], 2, [5], {
         greedy: true, maxNewTokens: 5, temperature: 1, topP: 1, topK: 0, eosTokenIds: [],
-      });
+      }, (_, d) => done.push(...d));
+      expect(done.map((d) => d.prompt)).toEqual([0]);
+      const gen = done[0]!.generations;
       expect(gen).toHaveLength(2);
       for (const g of gen) {
         expect(g.tokens).toHaveLength(5);

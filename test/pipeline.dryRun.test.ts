@@ -108,23 +108,26 @@ describe.skipIf(!haveDist)('train --dry-run (runs bin/ over dist/; skipped when 
     expect(figure(r.stdout, 'training', 'weights')).toBe(formatBytes(2 * n)); // bf16
     for (const item of ['master weights', 'gradients', 'optimizer state']) expect(figure(r.stdout, 'training', item)).toBe(formatBytes(4 * n)); // fp32, RMSprop's one slot
     expect(r.stdout).toContain('16 x 1024 (8 pairs), checkpointed');
-    // One generate call per shard of 64 prompts x 5 samples x (512 + 2048) positions in blocks of 16
-    // (32 layers x 8 x 128, K and V, bf16): more than the engine's automatic KV pool takes, which is
-    // at most half of what is free once the weights (and the 256-byte rope table) are loaded; the
-    // block tables are of the call's 64 x (5 + 1) sequences of 160 blocks. The whole need is that
-    // of prompts of the worst length up to 512 (511: 32 blocks, and each sample's tail starts at
-    // block 31, one earlier than a 512-token prompt's).
+    // One generate call spans the stage's prompts (the number is not in the recipe), planned at the
+    // fewest whose samples fill the automatic running set of 2048: ceil(2048 / 5) = 410 prompts x
+    // 5 samples x (512 + 2048) positions in blocks of 16 (32 layers x 8 x 128, K and V, bf16): more
+    // than the engine's automatic KV pool takes, which is at most half of what is free once the
+    // weights (and the 256-byte rope table) are loaded; the block tables are of the call's
+    // min(2050 + 410, 2 x 2048) = 2460 sequences of 160 blocks. The whole need is that of prompts
+    // of the worst length up to 512 (511: 32 blocks, and each sample's tail starts at block 31,
+    // one earlier than a 512-token prompt's).
     const perBlock = 16 * 32 * 8 * 128 * 2 * 2;
-    const whole = 64 * (512 / 16 + 5 * (Math.ceil((511 + 2048) / 16) - Math.floor(511 / 16)));
+    const whole = 410 * (512 / 16 + 5 * (Math.ceil((511 + 2048) / 16) - Math.floor(511 / 16)));
     const pool = Math.floor((141e9 - 2 * n - 256) / 2 / perBlock);
     expect(pool).toBeLessThan(whole);
     // On CUDA decode-only steps are bucketed (native/model/decode_buckets.h): the cache also holds
-    // 127 padding slots (the widest gap of the buckets up to 320 rows, 128 -> 256, less one: 8
+    // 1023 padding slots (the widest gap of the buckets up to 2048 rows, 1024 -> 2048, less one: 64
     // scratch blocks) and one scratch table row.
-    expect(figure(r.stdout, 'rollout', 'KV cache')).toBe(formatBytes((pool + 8) * perBlock + (64 * 6 + 1) * 160 * 4));
+    expect(figure(r.stdout, 'rollout', 'KV cache')).toBe(formatBytes((pool + 64) * perBlock + (2460 + 1) * 160 * 4));
     expect(r.stdout).toMatch(/decode buckets +\d/);
-    expect(r.stdout).toContain(`${pool} blocks of 16 positions: 64 prompts x 5 samples x (512 + 2048)`);
+    expect(r.stdout).toContain(`${pool} blocks of 16 positions: 410 prompts x 5 samples x (512 + 2048)`);
     expect(r.stdout).toContain(`the call's whole need: ${whole} blocks`);
+    expect(r.stdout).toContain('a call spans all the prompts the stage samples, planned at 410, the fewest that fill the running set');
     expect(r.stdout).toMatch(/against 131\.32 GiB available on cuda \(--device-memory 141GB\)/);
     expect(r.stdout).toMatch(/training +\d+\.\d+ GiB +fits/);
     expect(everything(root)).toEqual(before);

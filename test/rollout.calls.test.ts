@@ -1,15 +1,17 @@
-// How the rollout splits a shard into engine calls (rollout.batchSize; 0 = one call per shard) on
-// the real engine with a random model: the samples are the same for any split, the context window
-// cut included (a call asks for as many new tokens as its shortest prompt allows, each sample is
-// cut to its own room); a whole-shard call reports finished samples while it runs (the native
-// progress callback), never after it settles; a throwing callback rejects the call; cancel() stops
-// a whole-shard call within about a step.
+// How the rollout splits its prompts into engine calls (rollout.batchSize; 0 = one call over all
+// the shards to sample) on the real engine with a random model: the samples are the same for any
+// split, the context window cut included (a call asks for as many new tokens as its shortest
+// prompt allows, each sample is cut to its own room); a call over several shards writes each shard
+// while it still runs, and a cancelled one leaves the finished shards for the rerun, which gives
+// the same table; a call reports finished samples while it runs (the native progress callback),
+// never after it settles; a throwing callback rejects the call; cancel() stops a call within about
+// a step.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CancelledError, createRandomModel, type EngineModel } from '../src/model/engine.js';
-import type { GenerateOptions, ModelHandle } from '../src/model/types.js';
+import type { GenerateOptions, Generation, ModelHandle } from '../src/model/types.js';
 import { packageRoot } from '../src/native/addon.js';
 import { DEMO_DIR } from '../src/pipeline/demo.js';
 import { runRollout, type RolloutOptions, type RolloutRow, readRollout } from '../src/stages/rollout.js';
@@ -35,11 +37,11 @@ function spyOn(model: EngineModel): { handle: ModelHandle; calls: { prompts: num
   const calls: { prompts: number; opts: GenerateOptions }[] = [];
   let flying = false;
   const handle = Object.assign(Object.create(model) as ModelHandle, {
-    generate: async (p: number[][], s: number[], o: GenerateOptions) => {
+    generateEach: async (p: number[][], s: number[], o: GenerateOptions, each: (i: number, g: Generation[]) => void) => {
       calls.push({ prompts: p.length, opts: o });
       flying = true;
       try {
-        return await model.generate(p, s, o);
+        await model.generateEach(p, s, o, each);
       } finally {
         flying = false;
       }
@@ -80,7 +82,9 @@ describe('rollout calls', () => {
       spy.calls.length = 0;
       const three = await rollout('three', spy.handle, codec, prompts, opts(3, 7));
       expect(spy.calls.map((c) => c.prompts)).toEqual([3, 3, 1]);
+      spy.calls.length = 0;
       const shards = await rollout('shards', spy.handle, codec, prompts, opts(0, 4));
+      expect(spy.calls.map((c) => c.prompts)).toEqual([7]); // one call over both shards
       for (const other of [whole, three, shards]) {
         expect(other.map((r) => r.responseTokens)).toEqual(one.map((r) => r.responseTokens));
         expect(other.map((r) => r.responses)).toEqual(one.map((r) => r.responses));
@@ -98,6 +102,49 @@ describe('rollout calls', () => {
       }));
       console.log(`[rollout.calls] ${cut} samples cut at the window, ${eos} stopped at EOS, of ${one.length * 3}`);
       expect(cut).toBeGreaterThan(0);
+    } finally {
+      model.free();
+    }
+  });
+
+  it('a call over several shards writes each as it finishes; cancelled, it leaves them for the rerun, which gives the same table', async () => {
+    // Steps of a few milliseconds (as the cancel test below), so that the call is still running
+    // when the JS thread sees the second shard on disk.
+    const model = await createRandomModel({ ...demoConfig, hidden_size: 256, intermediate_size: 512, num_hidden_layers: 4 }, 11, { std: 0.5 });
+    try {
+      const codec = codecWithEos(3);
+      const spy = spyOn(model);
+      const prompts = Array.from({ length: 12 }, (_, i) => `tell me ${'more '.repeat(i % 5)}about ${i}`);
+      // One prompt's samples at a time, so the four shards finish one after another inside the call.
+      const opts = (batchSize: number): RolloutOptions => ({ k: 2, temperature: 1, topP: 1, maxNewTokens: 40, batchSize, shardSize: 3, maxPromptTokens: 32, seed: testSeed % 1_000_000, maxRunningSequences: 2 });
+      const ref = await rollout('per-shard', spy.handle, codec, prompts, opts(3));
+      expect(spy.calls.map((c) => c.prompts)).toEqual([3, 3, 3, 3]);
+      spy.calls.length = 0;
+      const dir = join(root, 'spanning');
+      const shardFiles = (): number => (existsSync(join(dir, 'rollout')) ? readdirSync(join(dir, 'rollout')).filter((f) => /^shard-\d+\.parquet$/.test(f)).length : 0);
+      const seenInFlight: number[] = [];
+      const stage = (onEvent: (e: PipelineEvent) => void) => runRollout({ source: async () => engineSource(spy.handle, codec), codec, prompts, dir, output: join(dir, 'g.parquet'), iteration: 1, opts: opts(0), onEvent });
+      // The first run is cancelled once two shards are on disk, while the call still runs.
+      await expect(stage((e) => {
+        if (e.type !== 'progress' || !spy.inFlight()) return;
+        seenInFlight.push(shardFiles());
+        if (shardFiles() >= 2) model.cancel();
+      })).rejects.toBeInstanceOf(CancelledError);
+      expect(spy.calls.map((c) => c.prompts)).toEqual([12]);
+      const left = shardFiles();
+      console.log(`[rollout.calls] shards on disk during the spanning call: ${seenInFlight.join(', ')}; ${left} of 4 after the cancel`);
+      expect(left).toBeGreaterThanOrEqual(2);
+      expect(left).toBeLessThan(4);
+      expect(existsSync(join(dir, 'g.parquet'))).toBe(false);
+      // The rerun samples only the missing shards, in one call, and the table is the per-shard one.
+      spy.calls.length = 0;
+      await stage(() => {});
+      expect(spy.calls.map((c) => c.prompts)).toEqual([3 * (4 - left)]);
+      const rows = (await readRollout(join(dir, 'g.parquet'))).rows;
+      expect(rows.map((r) => r.promptIndex)).toEqual(prompts.map((_, i) => i));
+      expect(rows.map((r) => r.responseTokens)).toEqual(ref.map((r) => r.responseTokens));
+      expect(rows.map((r) => r.finishReasons)).toEqual(ref.map((r) => r.finishReasons));
+      expect(rows.map((r) => r.responses)).toEqual(ref.map((r) => r.responses));
     } finally {
       model.free();
     }

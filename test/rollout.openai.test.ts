@@ -19,6 +19,7 @@ import { startServer } from '../src/serve/server.js';
 import { parseRolloutEngine, fillCommand } from '../src/openai/servedPolicy.js';
 import { OpenAIClient } from '../src/openai/client.js';
 import { OpenAIRolloutSource } from '../src/openai/rolloutSource.js';
+import type { ResponseSource, Sample, SampleRequest, SampleSettings } from '../src/stages/responseSource.js';
 import { writeChatModel } from './helpers/chatModel.js';
 import { makeTempDir, testSeed } from './helpers/modelFixtures.js';
 
@@ -54,6 +55,13 @@ const freePort = (): Promise<number> =>
       s.close(() => resolve(p));
     });
   });
+
+/** A source's samples for `requests`, request-major, as the rollout collects them. */
+async function sampled(source: ResponseSource, requests: SampleRequest[], s: SampleSettings): Promise<Sample[]> {
+  const out: Sample[][] = [];
+  await source.sample(requests, s, (j, samples) => { out[j] = samples; });
+  return out.flat();
+}
 
 async function generated(out: string, t: number): Promise<unknown[]> {
   return (await readParquet(join(out, `iter-${t}`, 'generated.parquet'))).rows;
@@ -118,16 +126,16 @@ describe('a rollout server the user runs', () => {
     const url = `http://127.0.0.1:${(stub.address() as { port: number }).port}`;
     try {
       const source = new OpenAIRolloutSource({ client: new OpenAIClient(url), model: base, codec: TextCodec.load(base), window: null });
-      await expect(source.sample([{ promptIndex: 3, prompt: 'hi', promptTokens: [1, 5], seed: 9 }], { maxNewTokens: 8, temperature: 1, topP: 1, samples: 1 }))
+      await expect(sampled(source, [{ promptIndex: 3, prompt: 'hi', promptTokens: [1, 5], seed: 9 }], { maxNewTokens: 8, temperature: 1, topP: 1, samples: 1 }))
         .rejects.toThrow(/prompt 3 \(seed 9\): the server counts 7 completion tokens, the policy's tokenizer makes 3/);
       await expect(train(recipe('stub', (r) => { r.rollout.engine = `openai:${url}`; r.iterations = 1; }))).rejects.toThrow(/the server counts 7 completion tokens/);
       // Token ids sent beside the text must be the policy tokenizer's ids of that text.
       const codec = TextCodec.load(base);
       answer = { choices: [{ index: 0, text: 'red blue', token_ids: codec.encodeText('green sea'), finish_reason: 'length' }] };
-      await expect(source.sample([{ promptIndex: 0, prompt: 'hi', promptTokens: [1, 5], seed: 1 }], { maxNewTokens: 8, temperature: 1, topP: 1, samples: 1 }))
+      await expect(sampled(source, [{ promptIndex: 0, prompt: 'hi', promptTokens: [1, 5], seed: 1 }], { maxNewTokens: 8, temperature: 1, topP: 1, samples: 1 }))
         .rejects.toThrow(/the token ids the server sent decode to "green sea".*not to its text "red blue"/);
       answer = { choices: [{ index: 0, text: 'red blue', token_ids: codec.encodeText('red blue'), finish_reason: 'stop' }], usage: { completion_tokens: 3 } };
-      const [ok] = await source.sample([{ promptIndex: 0, prompt: 'hi', promptTokens: [1, 5], seed: 1 }], { maxNewTokens: 8, temperature: 1, topP: 1, samples: 1 });
+      const [ok] = await sampled(source, [{ promptIndex: 0, prompt: 'hi', promptTokens: [1, 5], seed: 1 }], { maxNewTokens: 8, temperature: 1, topP: 1, samples: 1 });
       expect(ok).toEqual({ tokens: [...codec.encodeText('red blue'), codec.eosIds[0]], text: 'red blue', finishReason: 'eos' });
     } finally {
       stub.close();

@@ -47,6 +47,12 @@ Napi::Float32Array ToF32(Napi::Env env, const std::vector<float>& v) {
   if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
   return a;
 }
+
+// One generate_each report, queued for the JS thread (shared: the progress queue copies reports).
+struct GenerateStepReport {
+  int64_t finished = 0;
+  std::vector<FinishedPrompt> done;
+};
 }  // namespace
 
 // new Model(config, {device?, precision?})
@@ -153,8 +159,11 @@ Napi::Value ModelObject::SequenceLogprobs(const Napi::CallbackInfo& info) {
 }
 
 // generate(prompts: Int32Array[], samplesPerPrompt, seeds: number[] (one per prompt), options,
-//          onProgress?: (finished) => void): onProgress gets the generations finished so far at step
-// boundaries (model/generate.h GenerateProgress), never after the promise settles.
+//          onReport: (finished, done) => void) -> Promise<void>: at the step boundaries at which
+// samples finished (model/generate.h generate_each), onReport gets the number of generations
+// finished so far and the prompts whose samples all finished in that step, as
+// [{prompt, generations: [{tokens, logprobs, stoppedAtEos}] (K of them)}]; each prompt comes once,
+// every report before the promise settles. The addon keeps none of them.
 Napi::Value ModelObject::Generate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, state_, "Model.generate");
@@ -207,44 +216,50 @@ Napi::Value ModelObject::Generate(const Napi::CallbackInfo& info) {
         ReadInt(env, ea.Get(i), "options.eosTokenIds[" + std::to_string(i) + "]", 0, cfg.vocab_size - 1)));
   if (opts.temperature < 0) throw Napi::TypeError::New(env, "options.temperature must be >= 0");
   if (!(opts.top_p > 0 && opts.top_p <= 1)) throw Napi::TypeError::New(env, "options.topP must be in (0, 1]");
-  Napi::Function on_progress;
-  if (info.Length() > 4 && !info[4].IsUndefined()) {
-    if (!info[4].IsFunction()) throw Napi::TypeError::New(env, "argument onProgress must be a function");
-    on_progress = info[4].As<Napi::Function>();
-  }
+  if (info.Length() < 5 || !info[4].IsFunction())
+    throw Napi::TypeError::New(env, "argument onReport must be a function (finished, done) => void");
+  Napi::Function on_report = info[4].As<Napi::Function>();
   auto lease = Acquire(env, state_, "Model.generate");
   auto st = state_;
-  auto done = [](Napi::Env e, std::vector<Generation>& gens) -> Napi::Value {
-    Napi::Array out = Napi::Array::New(e, gens.size());
-    for (size_t i = 0; i < gens.size(); ++i) {
-      Napi::Object g = Napi::Object::New(e);
-      Napi::Int32Array t = Napi::Int32Array::New(e, gens[i].tokens.size());
-      if (!gens[i].tokens.empty()) std::memcpy(t.Data(), gens[i].tokens.data(), gens[i].tokens.size() * 4);
-      g.Set("tokens", t);
-      g.Set("logprobs", ToF32(e, gens[i].logprobs));
-      g.Set("stoppedAtEos", Napi::Boolean::New(e, gens[i].stopped_at_eos));
-      out.Set(i, g);
+  using Report = std::shared_ptr<GenerateStepReport>;
+  auto deliver = [](Napi::Env e, Napi::FunctionReference& fn, const Report& r) {
+    Napi::Array done = Napi::Array::New(e, r->done.size());
+    for (size_t i = 0; i < r->done.size(); ++i) {
+      const FinishedPrompt& f = r->done[i];
+      Napi::Array gens = Napi::Array::New(e, f.samples.size());
+      for (size_t k = 0; k < f.samples.size(); ++k) {
+        const Generation& g = f.samples[k];
+        Napi::Object o = Napi::Object::New(e);
+        Napi::Int32Array t = Napi::Int32Array::New(e, g.tokens.size());
+        if (!g.tokens.empty()) std::memcpy(t.Data(), g.tokens.data(), g.tokens.size() * 4);
+        o.Set("tokens", t);
+        o.Set("logprobs", ToF32(e, g.logprobs));
+        o.Set("stoppedAtEos", Napi::Boolean::New(e, g.stopped_at_eos));
+        gens.Set(k, o);
+      }
+      Napi::Object p = Napi::Object::New(e);
+      p.Set("prompt", Napi::Number::New(e, static_cast<double>(f.prompt)));
+      p.Set("generations", gens);
+      done.Set(i, p);
     }
-    return out;
+    fn.Call({Napi::Number::New(e, static_cast<double>(r->finished)), done});
   };
-  if (on_progress.IsEmpty())
-    return RunAsync<std::vector<Generation>>(
-        env,
-        [st, lease, prompts, samples, seeds, opts]() {
-          const auto device_lock = device_call_lock(st->model->backend());
-          st->model->set_cancel(lease->cancel_point());
-          return generate(*st->model, *prompts, samples, *seeds, opts);
-        },
-        done);
-  return RunAsyncWithProgress<std::vector<Generation>>(
+  return RunAsyncWithProgress<bool, Report>(
       env,
-      [st, lease, prompts, samples, seeds, opts](const std::function<void(int64_t)>& report) {
+      [st, lease, prompts, samples, seeds, opts](const std::function<void(const Report&)>& send) {
         const auto device_lock = device_call_lock(st->model->backend());
         st->model->set_cancel(lease->cancel_point());
-        const GenerateProgress progress = report;
-        return generate(*st->model, *prompts, samples, *seeds, opts, nullptr, &progress);
+        generate_each(*st->model, *prompts, samples, *seeds, opts,
+                      [&send](int64_t finished, std::vector<FinishedPrompt>& done) {
+                        auto r = std::make_shared<GenerateStepReport>();
+                        r->finished = finished;
+                        r->done = std::move(done);
+                        send(r);
+                      });
+        return true;
       },
-      done, on_progress, [st]() { st->cancel.cancel(); });
+      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); }, deliver, on_report,
+      [st]() { st->cancel.cancel(); });
 }
 
 Napi::Value ModelObject::ReadParam(const Napi::CallbackInfo& info) {

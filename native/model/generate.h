@@ -61,6 +61,18 @@ struct Generation {
 // count on (the addon queues it for JS); an exception it throws ends the call.
 using GenerateProgress = std::function<void(int64_t finished)>;
 
+// A prompt whose samples have all finished (sample k at samples[k]), as generate_each hands it over.
+struct FinishedPrompt {
+  int64_t prompt = 0;
+  std::vector<Generation> samples;
+};
+
+// generate_each's report, at the step boundaries at which samples finished: `finished` is as
+// GenerateProgress's count; `done` holds the prompts whose last sample finished in that step, in
+// the order they finished (over the call, each prompt exactly once; the callee may move them out).
+// It runs on the generating thread between steps; an exception it throws ends the call.
+using GenerateReport = std::function<void(int64_t finished, std::vector<FinishedPrompt>& done)>;
+
 // Throws sppo::Error naming the option when it is out of range.
 void validate_generate_options(const GenerateOptions& o, int64_t vocab_size);
 
@@ -70,5 +82,13 @@ void validate_generate_options(const GenerateOptions& o, int64_t vocab_size);
 std::vector<Generation> generate(LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts,
                                  int64_t samples, const std::vector<uint64_t>& seeds, const GenerateOptions& opts,
                                  GenerateStats* stats = nullptr, const GenerateProgress* progress = nullptr);
+
+// generate()'s work, with each prompt handed to `report` as soon as its samples have finished
+// instead of all of them returned at the end, so that a call over many prompts (a rollout stage
+// spanning its shards) keeps the batch full to its end and holds no finished generation: the caller
+// writes them as they come. The generations are the same bits as generate()'s. `stats` may be null.
+void generate_each(LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts, int64_t samples,
+                   const std::vector<uint64_t>& seeds, const GenerateOptions& opts, const GenerateReport& report,
+                   GenerateStats* stats = nullptr);
 
 }  // namespace sppo

@@ -134,13 +134,18 @@ struct Group {           // a prompt with its samples in the running set
 
 }  // namespace
 
-std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts,
-                                      int64_t samples, const std::vector<uint64_t>& seeds, const GenerateOptions& opts,
-                                      const SchedulerBudget& budget, GenerateStats* stats, const StepHook* hook,
-                                      const GenerateProgress* progress) {
+void run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts, int64_t samples,
+                   const std::vector<uint64_t>& seeds, const GenerateOptions& opts, const SchedulerBudget& budget,
+                   const GenerateReport& report, GenerateStats* stats, const StepHook* hook) {
   const int64_t V = model.config().vocab_size, K = samples, bs = budget.block_size;
   const int64_t np = static_cast<int64_t>(prompts.size()), n = np * K, max_new = opts.max_new_tokens;
-  std::vector<Generation> out(static_cast<size_t>(n));
+  std::vector<Generation> out(static_cast<size_t>(n));  // a prompt's entries are moved out when it finishes
+  std::vector<FinishedPrompt> done;                      // this step's finished prompts
+  auto finish = [&](int64_t i) {
+    FinishedPrompt f{i, {}};
+    for (int64_t k = 0; k < K; ++k) f.samples.push_back(std::move(out[static_cast<size_t>(i * K + k)]));
+    done.push_back(std::move(f));
+  };
   GenerateStats st;
   st.max_batch_tokens = budget.max_batch_tokens;
   st.max_running_sequences = budget.max_running_sequences;
@@ -148,9 +153,12 @@ std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::
   st.block_size = bs;
   st.free_blocks_at_end = budget.kv_blocks;
   if (n == 0 || max_new == 0) {
-    if (progress && n > 0) (*progress)(n);  // every generation is finished (empty) at once
+    if (n > 0) {  // every generation is finished (empty) at once
+      for (int64_t i = 0; i < np; ++i) finish(i);
+      report(n, done);
+    }
     if (stats) *stats = st;
-    return out;
+    return;
   }
   int64_t longest = 0;
   for (const auto& p : prompts) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
@@ -273,6 +281,7 @@ std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::
       gr.reserved -= tail_blocks(P);
       reserved -= tail_blocks(P);
       if (--gr.live == 0) {
+        finish(s / K);
         cache.close(gr.seq);
         reserved -= gr.reserved;  // the prompt's own blocks
         gr.reserved = 0;
@@ -287,12 +296,14 @@ std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::
         if (g.seq >= 0) prompt_seqs.push_back(g.seq);
       (*hook)(cache, prompt_seqs);
     }
-    if (progress && retired) (*progress)(finished);
+    if (retired) {
+      report(finished, done);
+      done.clear();
+    }
   }
   st.free_blocks_at_end = cache.free_blocks();
   SPPO_CHECK(reserved == 0, "generate: internal error: ", reserved, " KV blocks still reserved at the end");
   if (stats) *stats = st;
-  return out;
 }
 
 }  // namespace sppo

@@ -77,12 +77,12 @@ bool scheduler_buckets(const GenerateOptions& o, const Backend& be);
 // check that their blocks are never written).
 using StepHook = std::function<void(const KVCache& cache, const std::vector<int>& prompt_seqs)>;
 
-// generate()'s work once the arguments are checked: prompts.size() * samples generations,
-// prompt-major. `stats`, `hook` and `progress` (model/generate.h GenerateProgress: called after a
-// step in which samples retired, after the hook) may be null.
-std::vector<Generation> run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts,
-                                      int64_t samples, const std::vector<uint64_t>& seeds, const GenerateOptions& opts,
-                                      const SchedulerBudget& budget, GenerateStats* stats,
-                                      const StepHook* hook = nullptr, const GenerateProgress* progress = nullptr);
+// generate_each()'s work once the arguments are checked: each prompt's samples go to `report`
+// (model/generate.h GenerateReport) in the step its last sample finishes, moved out of the
+// scheduler, which then holds nothing of that prompt. The hook, when set, runs after every step,
+// before that step's report. `stats` and `hook` may be null.
+void run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& prompts, int64_t samples,
+                   const std::vector<uint64_t>& seeds, const GenerateOptions& opts, const SchedulerBudget& budget,
+                   const GenerateReport& report, GenerateStats* stats, const StepHook* hook = nullptr);
 
 }  // namespace sppo

@@ -311,7 +311,12 @@ TEST(shared_prompt_blocks_are_never_written_and_blocks_return) {
     }
   };
   GenerateStats st;
-  auto gen = sppo::run_scheduler(m->model(), prompts, K, seeds, o, budget, &st, &hook);
+  std::vector<Generation> gen(prompts.size() * K);
+  const sppo::GenerateReport collect = [&](int64_t, std::vector<sppo::FinishedPrompt>& done) {
+    for (auto& f : done)
+      for (int64_t k = 0; k < K; ++k) gen[static_cast<size_t>(f.prompt * K + k)] = std::move(f.samples[static_cast<size_t>(k)]);
+  };
+  sppo::run_scheduler(m->model(), prompts, K, seeds, o, budget, collect, &st, &hook);
   std::printf("  %lld block checks over %lld steps, %lld prompts with a partial last block\n", (long long)checked,
               (long long)steps, (long long)partial);
   CHECK(checked > 0 && partial >= 3);
@@ -409,6 +414,71 @@ TEST(progress_reports_rising_finished_counts_ending_at_all_and_can_stop_the_call
   CHECK_THROWS_WITH(sppo::generate(m->model(), prompts, K, seeds, o, nullptr, &stop), "cancelled");
   CHECK(counts.size() == 1 && counts[0] < n);
   m->model().set_cancel(sppo::CancelPoint{});
+}
+
+// generate_each hands every prompt over exactly once, in the step its last sample finishes, with
+// generate()'s bits; with a waiting queue it hands early prompts over while later ones still run
+// (what lets a rollout write a shard while the next is generated).
+TEST(generate_each_hands_each_prompt_over_once_as_it_finishes) {
+  sppo_test::Rng rng(47);  // fresh each run (the run seed is printed)
+  auto c = llama3_tiny();
+  auto m = make_model(rng, c);
+  Prompts prompts = make_prompts(rng, c.vocab_size);
+  for (int rep = 0; rep < 2; ++rep) {  // more prompts than the running set holds
+    const Prompts more = make_prompts(rng, c.vocab_size);
+    prompts.insert(prompts.end(), more.begin(), more.end());
+  }
+  const auto seeds = make_seeds(rng, prompts.size());
+  GenerateOptions o;
+  o.temperature = 1.0;
+  o.top_p = 0.9;
+  o.max_new_tokens = 12;
+  o.eos_ids = some_eos(rng, c.vocab_size, 20);
+  const int64_t K = 2, np = static_cast<int64_t>(prompts.size()), n = np * K;
+  GenerateOptions at_once = o;  // the reference: every prompt running together
+  const auto ref = sppo::generate(m->model(), prompts, K, seeds, at_once);
+  o.max_running_sequences = 2 * K;  // two prompts at a time: the rest wait
+  std::vector<int> seen(prompts.size(), 0);
+  std::vector<int64_t> counts;
+  int64_t handed = 0, before_last = 0;
+  const sppo::GenerateReport report = [&](int64_t finished, std::vector<sppo::FinishedPrompt>& done) {
+    counts.push_back(finished);
+    for (auto& f : done) {
+      CHECK(f.prompt >= 0 && f.prompt < np);
+      if (f.prompt < 0 || f.prompt >= np) continue;
+      ++seen[static_cast<size_t>(f.prompt)];
+      CHECK(static_cast<int64_t>(f.samples.size()) == K);
+      for (int64_t k = 0; k < K && k < static_cast<int64_t>(f.samples.size()); ++k)
+        CHECK(same(f.samples[static_cast<size_t>(k)], ref[static_cast<size_t>(f.prompt * K + k)]));
+      handed += K;
+    }
+    CHECK(handed <= finished);  // a prompt comes with its samples' count, never before
+    if (finished < n) before_last = std::max<int64_t>(before_last, handed);
+  };
+  GenerateStats st;
+  sppo::generate_each(m->model(), prompts, K, seeds, o, report, &st);
+  std::printf("  %zu reports, %lld of %lld generations handed over before the last report\n", counts.size(),
+              (long long)before_last, (long long)n);
+  for (size_t i = 0; i < seen.size(); ++i) CHECK(seen[i] == 1);
+  for (size_t i = 1; i < counts.size(); ++i) CHECK(counts[i] > counts[i - 1]);
+  CHECK(!counts.empty() && counts.back() == n && handed == n);
+  CHECK(before_last >= n / 2);  // most prompts are out long before the call ends
+  CHECK(st.joins_while_running > 0);
+  // No new tokens: every prompt at once, with K empty generations.
+  GenerateOptions none = o;
+  none.max_new_tokens = 0;
+  std::fill(seen.begin(), seen.end(), 0);
+  counts.clear();
+  handed = 0;
+  sppo::generate_each(m->model(), prompts, K, seeds, none, [&](int64_t finished, std::vector<sppo::FinishedPrompt>& done) {
+    counts.push_back(finished);
+    for (auto& f : done) {
+      ++seen[static_cast<size_t>(f.prompt)];
+      for (const auto& g : f.samples) CHECK(g.tokens.empty() && !g.stopped_at_eos);
+    }
+  });
+  CHECK(counts.size() == 1 && counts[0] == n);
+  for (size_t i = 0; i < seen.size(); ++i) CHECK(seen[i] == 1);
 }
 
 TEST_MAIN()

@@ -180,7 +180,17 @@ export class EngineModel implements ModelHandle {
   }
 
   async generate(prompts: number[][], seeds: number[], opts: GenerateOptions): Promise<Generation[]> {
+    const samples = opts.samples ?? 1;
+    const out: Generation[] = [];
+    await this.generateEach(prompts, seeds, opts, (i, gens) => {
+      gens.forEach((g, k) => { out[i * samples + k] = g; });
+    });
+    return out;
+  }
+
+  async generateEach(prompts: number[][], seeds: number[], opts: GenerateOptions, onPrompt: (prompt: number, generations: Generation[]) => void): Promise<void> {
     this.requireCausal('generate');
+    if (typeof onPrompt !== 'function') throw new Error('generate: onPrompt must be a function');
     if (!Array.isArray(prompts) || prompts.length === 0) throw new Error('generate: prompts must be a non-empty array');
     if (!Array.isArray(seeds) || seeds.length !== prompts.length) {
       throw new Error(`generate: seeds must have one seed per prompt (${prompts.length}), got ${Array.isArray(seeds) ? seeds.length : 'none'}`);
@@ -218,7 +228,8 @@ export class EngineModel implements ModelHandle {
       if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new Error(`generate: ${key} must be a non-negative integer, 0 = automatic (got ${v})`);
     }
     if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new Error('generate: onProgress must be a function');
-    const out = await cancellable(this.nativeModel.generate(
+    const onProgress = opts.onProgress;
+    await cancellable(this.nativeModel.generate(
       prompts.map((p) => Int32Array.from(p)),
       samples,
       seeds,
@@ -233,9 +244,11 @@ export class EngineModel implements ModelHandle {
         ...(opts.maxRunningSequences ? { maxRunningSequences: opts.maxRunningSequences } : {}),
         ...(opts.maxCacheTokens ? { maxCacheTokens: opts.maxCacheTokens } : {}),
       },
-      opts.onProgress,
+      (finished, done) => {
+        for (const p of done) onPrompt(p.prompt, p.generations.map((g) => ({ tokens: Array.from(g.tokens), logprobs: Array.from(g.logprobs), finishReason: g.stoppedAtEos ? 'eos' : 'length' })));
+        onProgress?.(finished);
+      },
     ));
-    return out.map((g) => ({ tokens: Array.from(g.tokens), logprobs: Array.from(g.logprobs), finishReason: g.stoppedAtEos ? 'eos' : 'length' }));
   }
 
   async createTrainer(opts: TrainerOptions): Promise<TrainerHandle> {

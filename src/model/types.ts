@@ -151,6 +151,14 @@ export interface ModelHandle {
    * Philox(seeds[i], k, step): it does not depend on the rest of the batch.
    */
   generate(prompts: number[][], seeds: number[], opts: GenerateOptions): Promise<Generation[]>;
+  /**
+   * As generate, but each prompt's samples go to `onPrompt(i, generations)` as soon as they have all
+   * finished (in the order they finish, each prompt once, all before the promise settles) and none
+   * is kept: for calls over many prompts, whose results are written as they come (the rollout
+   * stage). The same generations as generate's. If `onPrompt` throws, the call is cancelled and
+   * rejects with what it threw.
+   */
+  generateEach(prompts: number[][], seeds: number[], opts: GenerateOptions, onPrompt: (prompt: number, generations: Generation[]) => void): Promise<void>;
   /** Gradients and an optimizer for this model. */
   createTrainer(opts: TrainerOptions): Promise<TrainerHandle>;
   /** Stops the native call in flight (it rejects with a CancelledError) within about one step. */

@@ -133,6 +133,12 @@ export interface NativeGeneration {
   stoppedAtEos: boolean;
 }
 
+/** A prompt whose samples all finished (model_binding.cpp generate). */
+export interface NativeFinishedPrompt {
+  prompt: number;
+  generations: NativeGeneration[];
+}
+
 export interface NativeMemoryPlan {
   weights: number;
   activations: number;
@@ -152,14 +158,17 @@ export interface NativeModel {
   scores(batch: NativeBatch): Promise<Float32Array>;
   sequenceLogprobs(batch: NativeBatch): Promise<Float32Array>;
   /**
-   * prompts.length * samplesPerPrompt generations, prompt-major; sample k of prompt i uses Philox(seeds[i], k, step).
-   * `onProgress` gets the number finished so far at step boundaries (rising, ending at all of them),
-   * never after the promise settles; when it throws, the call is cancelled and rejects with its error.
+   * Samples samplesPerPrompt generations of each prompt; sample k of prompt i uses Philox(seeds[i], k, step).
+   * `onReport` is called at the step boundaries at which samples finished, with the number of
+   * generations finished so far (rising, the last report all of them) and the prompts whose samples
+   * all finished in that step (each prompt exactly once over the call, K generations each, sample
+   * k at k). Every report comes before the promise settles; when `onReport` throws, the call is
+   * cancelled and rejects with its error. The addon keeps no generation.
    */
   generate(
     prompts: Int32Array[], samplesPerPrompt: number, seeds: number[], opts: NativeGenerateOptions,
-    onProgress?: (finished: number) => void,
-  ): Promise<NativeGeneration[]>;
+    onReport: (finished: number, done: NativeFinishedPrompt[]) => void,
+  ): Promise<void>;
   readParam(name: string): Float32Array;
   memoryPlan(rows: number, training: boolean): NativeMemoryPlan;
   /** Stops the call in flight (it rejects with "cancelled") within about one decode step or layer. */

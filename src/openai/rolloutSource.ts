@@ -35,6 +35,8 @@ const startsWith = (a: readonly number[], b: readonly number[]): boolean => b.le
 export class OpenAIRolloutSource implements ResponseSource {
   readonly name: string;
   readonly window: number | null;
+  /** A call's requests are all in flight at once: a shard per call. */
+  readonly spansShards = false;
   /** Responses whose re-tokenization differs from the template's rendering of the conversation. */
   templateMismatches = 0;
   samples = 0;
@@ -91,19 +93,20 @@ export class OpenAIRolloutSource implements ResponseSource {
     return { tokens, text: c.text, finishReason: reason === 'stop' ? 'eos' : 'length' };
   }
 
-  async sample(requests: SampleRequest[], s: SampleSettings, onProgress?: (finished: number) => void): Promise<Sample[]> {
+  async sample(requests: SampleRequest[], s: SampleSettings, onRequest: (j: number, samples: Sample[]) => void, onProgress?: (finished: number) => void): Promise<void> {
     let finished = 0;
     let settled = false;
-    const answers = requests.map(async (r) => {
+    const answers = requests.map(async (r, j) => {
       const out = await this.one(r, s);
+      if (settled) return; // requests still in flight after a failure hand nothing over
       finished += out.length;
-      if (!settled) onProgress?.(finished);
-      return out;
+      onRequest(j, out);
+      onProgress?.(finished);
     });
     try {
-      return (await Promise.all(answers)).flat();
+      await Promise.all(answers);
     } finally {
-      settled = true; // requests still in flight after a failure report nothing more
+      settled = true;
     }
   }
 

@@ -14,7 +14,6 @@ import { readPairRmConfig } from '../pairrm/config.js';
 import { parseJudgeSpec } from '../judge/spec.js';
 import { pairRmPrecision, parsePairRmOptions } from '../judge/pairrm.js';
 import { contextWindow, newTokensFor, promptCut } from '../stages/contextWindow.js';
-import { promptsPerCall } from '../stages/rollout.js';
 import { formatBytes } from '../util/bytes.js';
 import { DEMO_DIR } from './demo.js';
 
@@ -120,6 +119,21 @@ function planRollout(req: GenerationRequest, available: number | undefined, resi
   };
 }
 
+/**
+ * Prompts of the rollout call the plan is made for. rollout.batchSize > 0: that many. 0: one call
+ * spans all the prompts the stage samples (the engine source spans shards, stages/rollout.ts), a
+ * number the plan does not read; it is planned at the fewest prompts whose samples fill the
+ * running set (the automatic budgets as native/model/scheduler.h resolve_budget gives them), where
+ * the decode buckets and the block tables stop growing. More prompts grow only the automatic KV
+ * pool, up to half the memory free after the weights (planRollout).
+ */
+export function plannedRolloutPrompts(r: Recipe['rollout'], promptLen: number): number {
+  if (r.batchSize > 0) return r.batchSize;
+  const batchTokens = r.maxBatchTokens > 0 ? r.maxBatchTokens : Math.max(2048, promptLen, r.k);
+  const running = r.maxRunningSequences > 0 ? r.maxRunningSequences : batchTokens;
+  return Math.max(1, Math.ceil(running / r.k));
+}
+
 /** Plans every stage of `recipe` on its device. Throws naming the file or field of a bad config. */
 export function planRunMemory(recipe: Recipe, o: PlanOptions = {}): RunMemoryPlan {
   const addon = native();
@@ -159,12 +173,22 @@ export function planRunMemory(recipe: Recipe, o: PlanOptions = {}): RunMemoryPla
   let decodeKept: PlannedItem[] = [];
   if (recipe.rollout.engine === 'native') {
     const gen = planRollout({
-      kind: 'generation', config: cfg, precision, prompts: promptsPerCall(recipe.rollout.batchSize, recipe.rollout.shardSize), samples: recipe.rollout.k,
+      kind: 'generation', config: cfg, precision, prompts: plannedRolloutPrompts(recipe.rollout, promptLen), samples: recipe.rollout.k,
       promptLen, maxNewTokens: maxNew, greedy: recipe.rollout.temperature === 0,
       maxBatchTokens: recipe.rollout.maxBatchTokens, maxRunningSequences: recipe.rollout.maxRunningSequences, maxCacheTokens: recipe.rollout.maxCacheTokens,
       // CUDA pads decode-only steps to buckets (CUDA graphs): their buffer and the KV scratch.
       decodeBuckets: device === 'cuda',
     }, o.available, recipe.iterations > 1 ? judge?.total ?? 0 : 0);
+    if (recipe.rollout.batchSize === 0 && !recipe.rollout.maxCacheTokens) {
+      // The plan's prompts are a stand-in for the stage's (plannedRolloutPrompts): say so.
+      const prompts = plannedRolloutPrompts(recipe.rollout, promptLen);
+      gen.items = gen.items.map((i) => {
+        if (i.name !== 'KV cache') return i;
+        const capped = i.detail.includes('capped at half the memory free');
+        const spans = `a call spans all the prompts the stage samples, planned at ${prompts}, the fewest that fill the running set${capped ? '' : '; more prompts grow only this automatic pool, to at most half the memory free after the weights'}`;
+        return { ...i, detail: `${i.detail}; ${spans}` };
+      });
+    }
     const decode = gen.items.find((i) => i.name === 'decode step');
     if (decode) decodeKept = [{ name: 'decode step (kept)', bytes: decode.bytes, detail: 'the policy keeps its rollout workspace' }];
     stages.push(stageOf(gen, 'rollout', 'rollout (policy + KV cache)', recipe.iterations > 1 ? judgeResident : []));

@@ -1,7 +1,7 @@
 // Where the rollout's samples come from: the engine (the policy loaded here) or an
 // OpenAI-compatible server (src/openai/rolloutSource.ts). The rollout stage asks for K samples of
 // each (prompt, seed) and does not care which.
-import type { GenerateOptions, ModelHandle } from '../model/types.js';
+import type { GenerateOptions, Generation, ModelHandle } from '../model/types.js';
 import type { TextCodec } from '../text/codec.js';
 import { contextWindow } from './contextWindow.js';
 
@@ -34,11 +34,20 @@ export interface ResponseSource {
   /** The policy's context window (max_position_embeddings), or null when its config names none. */
   readonly window: number | null;
   /**
-   * s.samples samples per request, request-major (sample k of request i at i * s.samples + k).
-   * `onProgress`, when the source can report, gets the number of samples of this call finished so
-   * far (rising; never after the promise settles); a source may also never call it.
+   * Whether one call may span many shards: the source hands each request over as it finishes
+   * while the rest of the call keeps it busy (the engine: finished samples leave the batch and
+   * waiting prompts join, so a call over a whole stage stays full until its end). A source whose
+   * call has all its requests in flight at once (a server) gets a shard per call.
    */
-  sample(requests: SampleRequest[], s: SampleSettings, onProgress?: (finished: number) => void): Promise<Sample[]>;
+  readonly spansShards: boolean;
+  /**
+   * s.samples samples for each request: `onRequest(j, samples)` gets request j's as soon as they
+   * are all in (in any order, each request once, all before the promise settles; if it throws,
+   * the call stops and rejects with what it threw). `onProgress`, when the source can report, gets
+   * the number of samples of this call finished so far (rising; never after the promise settles);
+   * a source may also never call it.
+   */
+  sample(requests: SampleRequest[], s: SampleSettings, onRequest: (j: number, samples: Sample[]) => void, onProgress?: (finished: number) => void): Promise<void>;
 }
 
 const BUDGET_SETTINGS: Readonly<Record<string, string>> = {
@@ -53,27 +62,28 @@ export function withBudgetSetting(message: string): string {
   return m ? `${message} (set by ${BUDGET_SETTINGS[m[1]!]})` : message;
 }
 
-/** Samples from a loaded model: one generate call per batch of requests, K samples from one prefill each; it reports as samples finish. */
+/** Samples from a loaded model: one generate call per batch of requests, K samples from one prefill each; each request is handed over as its samples finish. */
 export function engineSource(model: ModelHandle, codec: TextCodec): ResponseSource {
   const eosTokenIds = codec.eosIds.length ? codec.eosIds : model.eosTokenIds;
   return {
     name: model.folder ?? 'the engine',
     window: contextWindow(model.config),
-    async sample(requests, s, onProgress) {
+    spansShards: true,
+    async sample(requests, s, onRequest, onProgress) {
       const gen: GenerateOptions = {
         maxNewTokens: s.maxNewTokens, temperature: s.temperature, topP: s.topP, eosTokenIds, samples: s.samples, ...s.budget,
         ...(onProgress ? { onProgress } : {}),
       };
-      const gens = await model.generate(requests.map((r) => r.promptTokens), requests.map((r) => r.seed), gen).catch((err: unknown) => {
+      const each = (j: number, gens: Generation[]): void => {
+        if (gens.length !== s.samples) throw new Error(`the model returned ${gens.length} generations for prompt ${requests[j]?.promptIndex} x ${s.samples} samples`);
+        onRequest(j, gens.map((g) => ({ tokens: g.tokens, text: codec.decode(g.tokens), finishReason: g.finishReason })));
+      };
+      await model.generateEach(requests.map((r) => r.promptTokens), requests.map((r) => r.seed), gen, each).catch((err: unknown) => {
         // Only a budget message is reworded; any other error (CancelledError included) goes on as it is.
         if (!(err instanceof Error)) throw err;
         const message = withBudgetSetting(err.message);
         throw message === err.message ? err : new Error(message);
       });
-      if (gens.length !== requests.length * s.samples) {
-        throw new Error(`the model returned ${gens.length} generations for ${requests.length} prompts x ${s.samples} samples`);
-      }
-      return gens.map((g) => ({ tokens: g.tokens, text: codec.decode(g.tokens), finishReason: g.finishReason }));
     },
   };
 }

@@ -100,22 +100,24 @@ export function samplePrompts(
   return sampleFrom(engineSource(model, codec), codec, prompts, indices, opts, seedOf, tick);
 }
 
-/** Prompts per request to the source: rollout.batchSize, or all `n` prompts asked for at once (a whole shard) when it is 0. */
+/** Prompts per request to the source: rollout.batchSize, or all `n` prompts asked for at once when it is 0. */
 export function promptsPerCall(batchSize: number, n: number): number {
   return Math.max(1, batchSize > 0 ? Math.min(batchSize, n) : n);
 }
 
 /** How the rollout splits its prompts into generate calls, for a log line. */
-export function describeCalls(batchSize: number, shardSize: number): string {
-  return batchSize > 0 && batchSize < shardSize ? `${batchSize} prompts per generate call` : `one generate call per shard of ${shardSize} prompts`;
+export function describeCalls(batchSize: number, shardSize: number, spansShards = true): string {
+  if (batchSize > 0 && (spansShards || batchSize < shardSize)) return `${batchSize} prompts per generate call`;
+  return spansShards ? 'one generate call over all the prompts to sample, shards written as they finish' : `one generate call per shard of ${shardSize} prompts`;
 }
 
 /**
- * Samples K responses for `indices` of `prompts` from `source`: one request for all of them
- * (opts.batchSize 0, the default: the engine batches continuously within it, so finished samples
- * leave and waiting prompts join at every step) or batchSize prompts per request; each asks for all
- * K samples of its prompts (the engine draws them from one shared prefill). `tick` counts finished
- * samples, as the source reports them during a request (or all at its end).
+ * Samples K responses for `indices` of `prompts` from `source` and hands each prompt's row to
+ * `onRow(i, row)` (i: its position in `indices`) as soon as its samples are in: one request for
+ * all of them (opts.batchSize 0, the default: the engine batches continuously within it, so
+ * finished samples leave and waiting prompts join at every step) or batchSize prompts per request;
+ * each asks for all K samples of its prompts (the engine draws them from one shared prefill).
+ * `tick` counts finished samples, as the source reports them during a request (or all at its end).
  *
  * The samples do not depend on how the prompts are split into requests: each is drawn from its own
  * seed alone (Philox(seed, k, step)), and the one length a request takes is cut per sample at the
@@ -124,18 +126,18 @@ export function describeCalls(batchSize: number, shardSize: number): string {
  * keeps min(its EOS, maxNewTokens, window - P) tokens whatever the shortest prompt of its request
  * (test: rollout.calls).
  */
-export async function sampleFrom(
+export async function sampleEach(
   source: ResponseSource,
   codec: TextCodec,
   prompts: readonly string[],
   indices: readonly number[],
   opts: RolloutOptions,
   seedOf: (promptIndex: number) => number,
+  onRow: (i: number, row: RolloutRow) => void,
   tick: (n: number) => void = () => {},
-): Promise<RolloutRow[]> {
+): Promise<void> {
   const window = source.window;
   const promptTokens = indices.map((i) => codec.encodePrompt(prompts[i]!, promptCut(opts.maxPromptTokens, window)));
-  const out: Sample[][] = [];
   const size = promptsPerCall(opts.batchSize, indices.length);
   for (let b = 0; b < indices.length; b += size) {
     const idx = indices.slice(b, b + size);
@@ -155,21 +157,43 @@ export async function sampleFrom(
         counted = now;
       }
     };
-    const samples = await source.sample(requests, settings, count);
-    if (samples.length !== all) {
-      throw new Error(`rollout engine '${source.name}' returned ${samples.length} samples for ${idx.length} prompts x ${opts.k}`);
-    }
-    idx.forEach((_, j) => out.push(samples.slice(j * opts.k, (j + 1) * opts.k).map((g) => fitSample(codec, g, batch[j]!.length, window))));
+    const seen = new Array<boolean>(idx.length).fill(false);
+    let handed = 0;
+    await source.sample(requests, settings, (j, samples) => {
+      if (!Number.isInteger(j) || j < 0 || j >= idx.length) throw new Error(`rollout engine '${source.name}' handed over request ${j}, but the call has ${idx.length}`);
+      if (seen[j]) throw new Error(`rollout engine '${source.name}' handed over prompt ${idx[j]} twice`);
+      if (samples.length !== opts.k) throw new Error(`rollout engine '${source.name}' returned ${samples.length} samples for prompt ${idx[j]} x ${opts.k}`);
+      seen[j] = true;
+      handed++;
+      const cut = samples.map((g) => fitSample(codec, g, batch[j]!.length, window));
+      const p = idx[j]!;
+      onRow(b + j, {
+        promptIndex: p,
+        prompt: prompts[p]!,
+        promptTokens: batch[j]!,
+        responses: cut.map((g) => g.text),
+        responseTokens: cut.map((g) => g.tokens),
+        finishReasons: cut.map((g) => g.finishReason),
+      });
+    }, count);
+    if (handed !== idx.length) throw new Error(`rollout engine '${source.name}' returned samples for ${handed} of ${idx.length} prompts`);
     count(all); // what the source did not report
   }
-  return indices.map((p, i) => ({
-    promptIndex: p,
-    prompt: prompts[p]!,
-    promptTokens: promptTokens[i]!,
-    responses: out[i]!.map((g) => g.text),
-    responseTokens: out[i]!.map((g) => g.tokens),
-    finishReasons: out[i]!.map((g) => g.finishReason),
-  }));
+}
+
+/** sampleEach's rows, in the order of `indices`. */
+export async function sampleFrom(
+  source: ResponseSource,
+  codec: TextCodec,
+  prompts: readonly string[],
+  indices: readonly number[],
+  opts: RolloutOptions,
+  seedOf: (promptIndex: number) => number,
+  tick: (n: number) => void = () => {},
+): Promise<RolloutRow[]> {
+  const rows: RolloutRow[] = new Array<RolloutRow>(indices.length);
+  await sampleEach(source, codec, prompts, indices, opts, seedOf, (i, row) => { rows[i] = row; }, tick);
+  return rows;
 }
 
 export interface RolloutStage {
@@ -235,24 +259,43 @@ export async function runRollout(s: RolloutStage): Promise<number> {
   }
   const progress = (): void => onEvent({ type: 'progress', iteration: s.iteration, stage: s.stageName ?? 'rollout', done, total, unit: 'samples' });
   progress();
-  let warned = false;
-  for (const i of todo) {
+  if (todo.length > 0) {
     const source = await s.source();
-    if (!warned) {
-      warned = true;
-      const w = contextWarning(source.window, s.opts.maxPromptTokens, s.opts.maxNewTokens, source.name);
-      if (w) onEvent({ type: 'warning', message: w });
+    const w = contextWarning(source.window, s.opts.maxPromptTokens, s.opts.maxNewTokens, source.name);
+    if (w) onEvent({ type: 'warning', message: w });
+    // A source that spans shards gets them all in one go (within rollout.batchSize prompts a call),
+    // so its batch stays full across shard boundaries; each shard is written the moment its last
+    // prompt is in. Other sources get one shard at a time.
+    const groups = source.spansShards ? [todo] : todo.map((i) => [i]);
+    for (const group of groups) {
+      const indices: number[] = [];
+      const rows = new Map<number, RolloutRow[]>();  // shard -> rows, until written
+      const missing = new Map<number, number>();    // shard -> prompts still sampling
+      for (const i of group) {
+        const start = i * s.opts.shardSize;
+        for (let j = 0; j < shardPrompts(i); j++) indices.push(start + j);
+        rows.set(i, new Array<RolloutRow>(shardPrompts(i)));
+        missing.set(i, shardPrompts(i));
+      }
+      const onRow = (_: number, row: RolloutRow): void => {
+        const i = Math.floor(row.promptIndex / s.opts.shardSize);
+        const shard = rows.get(i)!;
+        shard[row.promptIndex - i * s.opts.shardSize] = row;
+        const left = missing.get(i)! - 1;
+        missing.set(i, left);
+        if (left > 0) return;
+        writeParquet(join(shardDir, shardName(i)), rolloutColumns(shard, s.opts.k));
+        rows.delete(i);
+      };
+      // One generate call can take minutes: the progress is re-sent meanwhile, so that a log shows
+      // the elapsed time (a line every SPPO_PROGRESS_EVERY seconds) even before the call returns.
+      const sampling = sampleEach(source, s.codec, s.prompts, indices, s.opts, (p) => promptSeed(p, s.opts.seed), onRow, (m) => {
+        done += m;
+        progress();
+      });
+      await withWaitNotice(sampling, heartbeatMs(), progress);
+      if (rows.size > 0) throw new Error(`rollout: internal error: shards ${[...rows.keys()].join(', ')} were not completed by their call`);
     }
-    const start = i * s.opts.shardSize;
-    const indices = Array.from({ length: shardPrompts(i) }, (_, j) => start + j);
-    // One generate call can take minutes: the progress is re-sent meanwhile, so that a log shows
-    // the elapsed time (a line every SPPO_PROGRESS_EVERY seconds) even before the call returns.
-    const sampling = sampleFrom(source, s.codec, s.prompts, indices, s.opts, (p) => promptSeed(p, s.opts.seed), (m) => {
-      done += m;
-      progress();
-    });
-    const rows = await withWaitNotice(sampling, heartbeatMs(), progress);
-    writeParquet(join(shardDir, shardName(i)), rolloutColumns(rows, s.opts.k));
   }
   if (s.merge === false) return todo.length;
   const all: RolloutRow[] = [];

@@ -116,6 +116,16 @@ export class FakeModel implements ModelHandle {
     }));
   }
 
+  /** generate's samples, each prompt handed over in turn (a fake has no batch to keep full). */
+  async generateEach(prompts: number[][], seeds: number[], opts: GenerateOptions, onPrompt: (prompt: number, generations: Generation[]) => void): Promise<void> {
+    const all = await this.generate(prompts, seeds, opts);
+    const k = opts.samples ?? 1;
+    prompts.forEach((_, i) => {
+      onPrompt(i, all.slice(i * k, (i + 1) * k));
+      opts.onProgress?.((i + 1) * k);
+    });
+  }
+
   cancel(): void {}
 
   /** The fake's training state lives on the model; the trainer forwards to it. */
