@@ -177,7 +177,7 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
     recordOptions(record, options, started);
     onEvent({
       type: 'log',
-      message: `generate: ${rollout.k} sample${rollout.k === 1 ? '' : 's'} for each of ${prompts.length} prompts (${describeCalls(rollout.batchSize, rollout.shardSize)}, at most ${rollout.maxNewTokens} new tokens each) into ${out}`,
+      message: `generate: ${rollout.k} sample${rollout.k === 1 ? '' : 's'} for each of ${prompts.length} prompts (${describeCalls(rollout.batchSize)}, at most ${rollout.maxNewTokens} new tokens each) into ${out}`,
     });
     let handle: Awaited<ReturnType<ModelProvider['load']>> | undefined;
     const file = join(out, 'generated.parquet');

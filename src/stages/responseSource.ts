@@ -74,8 +74,8 @@ export function engineSource(model: ModelHandle, codec: TextCodec): ResponseSour
         maxNewTokens: s.maxNewTokens, temperature: s.temperature, topP: s.topP, eosTokenIds, samples: s.samples, ...s.budget,
         ...(onProgress ? { onProgress } : {}),
       };
+      // The count of each request's samples is checked by the caller (stages/rollout.ts sampleEach).
       const each = (j: number, gens: Generation[]): void => {
-        if (gens.length !== s.samples) throw new Error(`the model returned ${gens.length} generations for prompt ${requests[j]?.promptIndex} x ${s.samples} samples`);
         onRequest(j, gens.map((g) => ({ tokens: g.tokens, text: codec.decode(g.tokens), finishReason: g.finishReason })));
       };
       await model.generateEach(requests.map((r) => r.promptTokens), requests.map((r) => r.seed), gen, each).catch((err: unknown) => {

@@ -106,9 +106,8 @@ export function promptsPerCall(batchSize: number, n: number): number {
 }
 
 /** How the rollout splits its prompts into generate calls, for a log line. */
-export function describeCalls(batchSize: number, shardSize: number, spansShards = true): string {
-  if (batchSize > 0 && (spansShards || batchSize < shardSize)) return `${batchSize} prompts per generate call`;
-  return spansShards ? 'one generate call over all the prompts to sample, shards written as they finish' : `one generate call per shard of ${shardSize} prompts`;
+export function describeCalls(batchSize: number): string {
+  return batchSize > 0 ? `${batchSize} prompts per generate call` : 'one generate call over all the prompts to sample, shards written as they finish';
 }
 
 /**
@@ -158,13 +157,11 @@ export async function sampleEach(
       }
     };
     const seen = new Array<boolean>(idx.length).fill(false);
-    let handed = 0;
     await source.sample(requests, settings, (j, samples) => {
       if (!Number.isInteger(j) || j < 0 || j >= idx.length) throw new Error(`rollout engine '${source.name}' handed over request ${j}, but the call has ${idx.length}`);
       if (seen[j]) throw new Error(`rollout engine '${source.name}' handed over prompt ${idx[j]} twice`);
       if (samples.length !== opts.k) throw new Error(`rollout engine '${source.name}' returned ${samples.length} samples for prompt ${idx[j]} x ${opts.k}`);
       seen[j] = true;
-      handed++;
       const cut = samples.map((g) => fitSample(codec, g, batch[j]!.length, window));
       const p = idx[j]!;
       onRow(b + j, {
@@ -176,6 +173,7 @@ export async function sampleEach(
         finishReasons: cut.map((g) => g.finishReason),
       });
     }, count);
+    const handed = seen.filter(Boolean).length;
     if (handed !== idx.length) throw new Error(`rollout engine '${source.name}' returned samples for ${handed} of ${idx.length} prompts`);
     count(all); // what the source did not report
   }
