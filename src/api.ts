@@ -115,6 +115,8 @@ export interface GenerateRunOptions extends PromptSamplingOptions {
   maxBatchTokens?: number;
   maxRunningSequences?: number;
   maxCacheTokens?: number;
+  /** Host positions for preempted prompts' KV blocks (recipe rollout.maxSwapTokens; -1 = automatic, 0 = none). */
+  maxSwapTokens?: number;
 }
 
 /** The prompts of `o.prompts`, the first `o.maxPrompts` of them when set. */
@@ -157,6 +159,7 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
       maxBatchTokens: o.maxBatchTokens ?? d.rollout.maxBatchTokens,
       maxRunningSequences: o.maxRunningSequences ?? d.rollout.maxRunningSequences,
       maxCacheTokens: o.maxCacheTokens ?? d.rollout.maxCacheTokens,
+      maxSwapTokens: o.maxSwapTokens ?? d.rollout.maxSwapTokens,
     };
     const chatTemplate = o.chatTemplate ? resolve(o.chatTemplate) : null;
     const codec = TextCodec.load(model, { chatTemplateFile: chatTemplate });
@@ -166,7 +169,7 @@ export async function generate(o: GenerateRunOptions): Promise<string> {
     const shardDir = join(out, 'rollout');
     const started = existsSync(shardDir) && readdirSync(shardDir).some((n) => n.endsWith('.parquet') && !n.startsWith('.'));
     // Batch size and the batching budgets change how the samples are computed, never what they are.
-    const { batchSize: _b, maxBatchTokens: _t, maxRunningSequences: _r, maxCacheTokens: _c, ...decisive } = rollout;
+    const { batchSize: _b, maxBatchTokens: _t, maxRunningSequences: _r, maxCacheTokens: _c, maxSwapTokens: _s, ...decisive } = rollout;
     const record = join(out, 'generate.json');
     const options = {
       model, prompts: resolve(o.prompts), promptColumn: o.promptColumn ?? d.promptColumn, promptSplitName: o.promptSplitName ?? null, maxPrompts: o.maxPrompts ?? 0, chatTemplate,

@@ -126,7 +126,9 @@ describe('sampling', () => {
     for (const budget of [
       { maxRunningSequences: 3, maxBatchTokens: Math.max(longest, 3) },  // one prompt at a time
       { maxRunningSequences: 7, maxBatchTokens: longest + 6 },           // joins while others run
-      { maxCacheTokens: 48 * 4 },                                         // a small KV pool
+      { maxCacheTokens: 48 * 4 },                                         // a small KV pool, joins on demand (swapping)
+      { maxCacheTokens: 48 * 4, maxSwapTokens: 0 },                       // the same, reserving the worst case
+      { maxCacheTokens: 48 * 4, maxSwapTokens: 16 * 50 },                 // little swap space
     ]) {
       expect(await m.generate(prompts, seeds, { ...opts, ...budget })).toEqual(all);
     }
@@ -134,6 +136,8 @@ describe('sampling', () => {
     await expect(m.generate(prompts, seeds, { ...opts, maxBatchTokens: 1 })).rejects.toThrow(/max_batch_tokens = 1 is smaller than prompt \d+/);
     await expect(m.generate(prompts, seeds, { ...opts, maxCacheTokens: 16 })).rejects.toThrow(/max_cache_tokens = 16 \(1 block of 16 positions\) cannot hold prompt/);
     await expect(m.generate(prompts, seeds, { ...opts, maxCacheTokens: -1 })).rejects.toThrow(/maxCacheTokens must be a non-negative integer/);
+    await expect(m.generate(prompts, seeds, { ...opts, maxSwapTokens: -2 })).rejects.toThrow(/maxSwapTokens must be an integer >= -1, -1 = automatic, 0 = none \(got -2\)/);
+    await expect(m.generate(prompts, seeds, { ...opts, maxSwapTokens: 1.5 })).rejects.toThrow(/maxSwapTokens must be an integer >= -1/);
     // The rollout stage adds the recipe key and flag to the core's message.
     const named = async (o: object) => m.generate(prompts, seeds, { ...opts, ...o }).then(() => '', (e: Error) => withBudgetSetting(e.message));
     expect(await named({ maxRunningSequences: 2 })).toMatch(/at least 3 \(set by rollout\.maxRunningSequences, --rollout-max-sequences\)$/);

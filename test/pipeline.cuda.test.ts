@@ -39,8 +39,8 @@ async function responses(file: string, k: number): Promise<string[]> {
   return rows.flatMap((r) => Array.from({ length: k }, (_, i) => ((r as Record<string, unknown>)[`generate_${i}`] as { content: string }[])[1]!.content));
 }
 
-function rel(a: number, b: number): number {
-  return Math.abs(a - b) / Math.max(Math.abs(b), 1e-3);
+function rel(a: number, b: number, floor = 1e-3): number {
+  return Math.abs(a - b) / Math.max(Math.abs(b), floor);
 }
 
 async function both(name: string, overrides: Record<string, unknown>): Promise<{ cpu: RunResult; cuda: RunResult }> {
@@ -73,7 +73,10 @@ describe.skipIf(!usable)(`the train pipeline with --device cuda tracks the same 
         expect(a.identicalPairs).toBe(b.identicalPairs);
         expect(rel(a.meanLoss, b.meanLoss), 'mean loss').toBeLessThanOrEqual(tol);
         expect(rel(a.finalLoss, b.finalLoss), 'final loss').toBeLessThanOrEqual(tol);
-        expect(rel(a.meanRewardMargin, b.meanRewardMargin), 'reward margin').toBeLessThanOrEqual(tol);
+        // The margin starts at 0 (the policy is the reference) and stays near it in so short a run
+        // (-6.7e-4 with seed 2044306404, where cuda and cpu differed by 1.1e-6): its rounding is
+        // relative to the rewards it is the difference of, so it is measured against 1e-2 at least.
+        expect(rel(a.meanRewardMargin, b.meanRewardMargin, 1e-2), 'reward margin').toBeLessThanOrEqual(tol);
       }
     }
   }, budget(120_000));

@@ -120,6 +120,7 @@ Napi::Value PlanMemory(const Napi::CallbackInfo& info) {
     g.max_batch_tokens = Budget(env, o, "maxBatchTokens");
     g.max_running_sequences = Budget(env, o, "maxRunningSequences");
     g.max_cache_tokens = Budget(env, o, "maxCacheTokens");
+    g.max_swap_tokens = o.Get("maxSwapTokens").IsUndefined() ? -1 : Int(env, o, "maxSwapTokens", -1);
     g.decode_buckets = Bool(env, o, "decodeBuckets", false);
     return Guarded(env, [&]() { return PlanToJs(env, plan_generation_memory(c, precision, g)); });
   }

@@ -208,6 +208,8 @@ Napi::Value ModelObject::Generate(const Napi::CallbackInfo& info) {
     opts.max_running_sequences = ReadInt(env, o.Get("maxRunningSequences"), "options.maxRunningSequences", 0, big);
   if (!o.Get("maxCacheTokens").IsUndefined())
     opts.max_cache_tokens = ReadInt(env, o.Get("maxCacheTokens"), "options.maxCacheTokens", 0, big);
+  if (!o.Get("maxSwapTokens").IsUndefined())  // -1 automatic (as absent), 0 none
+    opts.max_swap_tokens = ReadInt(env, o.Get("maxSwapTokens"), "options.maxSwapTokens", -1, big);
   Napi::Value eos = o.Get("eosTokenIds");
   if (!eos.IsArray()) throw Napi::TypeError::New(env, "options.eosTokenIds must be an array of token ids");
   Napi::Array ea = eos.As<Napi::Array>();

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <new>
 #include <mutex>
 #include <string>
@@ -15,6 +14,7 @@
 
 #include "backend/buffer.h"
 #include "backend/half_emulation.h"
+#include "core/host_memory.h"
 #include "backend/op_checks.h"
 #include "kernels/adamw.h"
 #include "kernels/attention.h"
@@ -44,17 +44,6 @@ void dispatch(DType dt, Body&& body) {
   else body(double{});
 }
 
-std::size_t host_available() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  std::size_t kb = 0;
-  while (f >> key >> kb) {
-    if (key == "MemAvailable:") return kb * 1024;
-    f.ignore(256, '\n');
-  }
-  return static_cast<std::size_t>(1) << 40;  // unknown: do not refuse
-}
-
 class CpuBackend final : public Backend {
  public:
   Device device() const override { return Device::CPU; }
@@ -76,7 +65,7 @@ class CpuBackend final : public Backend {
     void* p = std::aligned_alloc(kArenaAlign, (bytes + kArenaAlign - 1) / kArenaAlign * kArenaAlign);
     if (!p)
       fail("out of host memory: could not allocate ", format_bytes(static_cast<double>(bytes)), " (",
-           format_bytes(static_cast<double>(host_available())), " available)");
+           format_bytes(static_cast<double>(host_available_memory())), " available)");
     if (count_) {
       std::lock_guard<std::mutex> lock(mu_);
       sizes_[p] = bytes;
@@ -97,7 +86,7 @@ class CpuBackend final : public Backend {
     std::free(p);
   }
   std::size_t available_memory() const override {
-    const std::size_t host = host_available();
+    const std::size_t host = host_available_memory();
     if (!count_ || !limit_) return host;
     std::lock_guard<std::mutex> lock(mu_);
     return std::min(host, limit_ - count_->in_use);

@@ -12,10 +12,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <random>
 
 #include "backend/backend.h"
 #include "bench_args.h"
+#include "bench_rollout_setup.h"
 #include "model/generate.h"
 #include "model/llama_model.h"
 
@@ -26,32 +26,14 @@ int main(int argc, char** argv) {
                      "bench_generate: rollout tokens/s, continuous batching vs drain-the-batch (CPU backend)",
                      {{"layers", 4}, {"hidden", 256}, {"vocab", 8192}, {"prompts", 48}, {"batch", 8}, {"k", 4},
                       {"min-prompt", 16}, {"max-prompt", 96}, {"new", 160}, {"eos", 160}, {"repeat", 3}});
-  LlamaConfig c;
-  c.vocab_size = a["vocab"];
-  c.hidden_size = a["hidden"];
-  c.intermediate_size = c.hidden_size * 11 / 4;
-  c.num_layers = a["layers"];
-  c.num_heads = std::max<int64_t>(1, c.hidden_size / 32);
-  c.num_kv_heads = std::max<int64_t>(1, c.num_heads / 2);
-  c.head_dim = c.hidden_size / c.num_heads;
-  c.rope_theta = 500000;
+  const LlamaConfig c = sppo_bench::rollout_llama(a);
   LlamaModel m(backend_for(Device::CPU), c, Precision::FP32);
   m.init_random(1, 0.02);
   const int64_t np = a["prompts"], batch = a["batch"], K = a["k"], repeat = std::max<long long>(1, a["repeat"]);
-  std::mt19937_64 g(7);
-  std::vector<std::vector<int32_t>> prompts;
-  std::vector<uint64_t> seeds;
-  for (int64_t i = 0; i < np; ++i) {
-    const int64_t len = a["min-prompt"] + static_cast<int64_t>(g() % (a["max-prompt"] - a["min-prompt"] + 1));
-    std::vector<int32_t> p(static_cast<size_t>(len));
-    for (auto& t : p) t = static_cast<int32_t>(g() % c.vocab_size);
-    prompts.push_back(p);
-    seeds.push_back(static_cast<uint64_t>(i));
-  }
-  GenerateOptions o;
-  o.max_new_tokens = a["new"];
-  o.temperature = 1.0;
-  for (int64_t e = 0; e < a["eos"]; ++e) o.eos_ids.push_back(static_cast<int32_t>(e * (c.vocab_size / a["eos"])));
+  const sppo_bench::RolloutPrompts rp = sppo_bench::rollout_prompts(a, c.vocab_size, 7);
+  const std::vector<std::vector<int32_t>>& prompts = rp.tokens;
+  const std::vector<uint64_t>& seeds = rp.seeds;
+  GenerateOptions o = sppo_bench::rollout_options(a, c.vocab_size);
   o.max_running_sequences = batch * K;
   sppo_bench::print_device();
   std::printf("model: V=%lld H=%lld L=%lld; %lld prompts of %lld..%lld tokens, K=%lld, <= %lld new tokens, %lld EOS ids, "

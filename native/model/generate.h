@@ -26,6 +26,10 @@ struct GenerateOptions {
   int64_t max_running_sequences = 0;  // samples decoding at once
   int64_t max_cache_tokens = 0;       // KV-cache positions (all layers' K and V of that many tokens)
   bool drain_batch = false;           // static batching: admit only when the running set is empty
+  // Host positions (all layers' K and V) preempted prompts may be swapped out to, which lets the
+  // scheduler admit prompts on the blocks they use rather than their worst case (model/scheduler.h):
+  // -1 automatic, 0 none (a prompt joins only when its worst case fits the pool; no preemption).
+  int64_t max_swap_tokens = -1;
   // Decode-only steps padded to fixed bucket sizes (model/decode_buckets.h), which the CUDA
   // backend replays as graphs: -1 automatic (on where the backend captures steps: CUDA), 0 off,
   // 1 on (tests on the CPU). Results are the same bits either way on the CPU.
@@ -45,7 +49,12 @@ struct GenerateStats {
   int64_t joins_while_running = 0;    // prompts admitted while samples of earlier prompts still ran
   int64_t max_batch_tokens = 0, max_running_sequences = 0;  // the budgets used (automatic ones resolved)
   int64_t kv_blocks = 0, block_size = 0;                    // the KV pool (the memory budget)
+  int64_t swap_blocks = 0;                                  // host swap space (0: worst-case reservation)
   int64_t peak_blocks_in_use = 0;
+  int64_t preemptions = 0;            // prompts swapped out (each with its live samples)
+  int64_t swap_ins = 0;               // prompts resumed from the host
+  int64_t swapped_out_blocks = 0;     // blocks copied to the host, summed
+  int64_t peak_swapped_blocks = 0;    // most blocks held on the host at once
   int64_t free_blocks_at_end = 0;     // kv_blocks when every block went back
 };
 

@@ -164,6 +164,18 @@ std::vector<int32_t> KVCache::append(int seq, int64_t count) {
   return slots;
 }
 
+int64_t KVCache::blocks_to_append(int seq, int64_t count) const {
+  SPPO_CHECK(is_open(seq), "KV cache: sequence ", seq, " is not open");
+  if (count <= 0) return 0;
+  const int64_t L = len_[static_cast<size_t>(seq)], first = L / bs_, last = (L + count - 1) / bs_;
+  SPPO_CHECK(last < stride_, "KV cache: sequence ", seq, " would hold ", L + count, " positions, more than its ",
+             stride_ * bs_);
+  // Only the first block can exist already (the partial last one); it costs a block when shared.
+  const int32_t b = tables_[static_cast<size_t>(seq * stride_ + first)];
+  const bool owned = b >= 0 && ref_[static_cast<size_t>(b)] == 1;
+  return last - first + 1 - (owned ? 1 : 0);
+}
+
 Tensor KVCache::k_pool(int64_t layer) const {
   const int64_t rows = pool_blocks_ * bs_;
   return pools_.view(dtype_, rows * kw_, static_cast<std::size_t>(2 * layer * rows * kw_) * dtype_size(dtype_));

@@ -58,6 +58,29 @@ class KVCache {
   // Reserves `count` positions at the end of `seq` and returns their pool rows (slots): allocates
   // blocks as needed and copies a shared partial last block first. Lengths advance at once.
   std::vector<int32_t> append(int seq, int64_t count);
+  // The blocks append(seq, count) would take from the pool (new blocks and copies of a shared one).
+  int64_t blocks_to_append(int seq, int64_t count) const;
+
+  // Sequences' positions moved to host memory (the scheduler's preemption, model/kv_swap.cpp):
+  // each distinct block once, each sequence's table as indices into them, so blocks shared before
+  // are shared again after swap_in, and the bytes come back exactly (a swapped sample's next
+  // tokens are the same bits as if it had stayed).
+  struct Swapped {
+    std::vector<int64_t> lengths;              // per sequence
+    std::vector<std::vector<int32_t>> tables;  // per sequence: indices into the saved blocks
+    int64_t blocks = 0;                        // distinct blocks saved
+    std::vector<unsigned char> bytes;          // [layer][k, v][saved block][block_size * kv width]
+    // The blocks sequence q takes to append one position once swapped in (as blocks_to_append):
+    // one when its length fills its blocks or its last block is shared with another saved one.
+    int64_t blocks_to_append_one(size_t q, int64_t block_size) const;
+  };
+  // Saves `seqs` (open, distinct) and closes them: their blocks go back to the pool as close()'s.
+  Swapped swap_out(const std::vector<int>& seqs);
+  // Opens one new sequence per saved one (in order, ids returned) on free blocks holding the saved
+  // bytes. Throws when fewer than `s.blocks` blocks or sequences are free.
+  std::vector<int> swap_in(const Swapped& s);
+  // Host bytes one saved block takes (all layers' K and V).
+  std::size_t block_bytes() const;
 
   // Device views for a decode step: the pools of layer l, and the block tables (uploaded by
   // sync_tables, rows = sequence ids, table_stride() entries each).

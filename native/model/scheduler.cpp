@@ -1,6 +1,7 @@
-// Continuous batching (model/scheduler.h): the budget, then one loop of steps, each admitting
-// waiting prompts, running one decode call over newcomers' prompts and running samples, sampling
-// every row at once and retiring finished samples. The cancel point is checked every step.
+// Continuous batching (model/scheduler.h): one loop of steps, each preempting what the pool cannot
+// grow, resuming swapped prompts, admitting waiting ones, running one decode call over newcomers'
+// prompts and running samples, sampling every row at once and retiring finished samples. The
+// cancel point is checked every step. The budgets: scheduler_budget.cpp.
 #include "model/scheduler.h"
 
 #include <algorithm>
@@ -13,81 +14,6 @@
 #include "model/kv_cache.h"
 
 namespace sppo {
-
-namespace {
-
-constexpr int64_t kBlockSize = 16;
-constexpr int64_t kDefaultBatchTokens = 2048;  // bounded activations, as the former prefill chunks
-
-int64_t blocks_for(int64_t length, int64_t samples, int64_t max_new, int64_t bs) {
-  return KVCache::blocks_needed({length}, samples, max_new, bs);
-}
-
-}  // namespace
-
-SchedulerBudget resolve_budget(const LlamaModel& model, const GenerateOptions& o, const std::vector<int64_t>& lengths,
-                               int64_t samples) {
-  const std::size_t per_block = KVCache::pool_bytes(model.config(), model.dtypes().act, 1, kBlockSize);
-  return resolve_budget(o, lengths, samples, static_cast<int64_t>(model.backend().available_memory() / 2 / per_block));
-}
-
-SchedulerBudget resolve_budget(const GenerateOptions& o, const std::vector<int64_t>& lengths, int64_t samples,
-                               int64_t fit_blocks) {
-  SPPO_CHECK(o.max_batch_tokens >= 0, "generate: max_batch_tokens must be >= 0 (0 = automatic), got ",
-             o.max_batch_tokens);
-  SPPO_CHECK(o.max_running_sequences >= 0, "generate: max_running_sequences must be >= 0 (0 = automatic), got ",
-             o.max_running_sequences);
-  SPPO_CHECK(o.max_cache_tokens >= 0, "generate: max_cache_tokens must be >= 0 (0 = automatic), got ",
-             o.max_cache_tokens);
-  SchedulerBudget b;
-  b.block_size = kBlockSize;
-  b.drain = o.drain_batch;
-  int64_t longest = 0, biggest = 1, all = 0;
-  size_t longest_i = 0, biggest_i = 0;
-  for (size_t i = 0; i < lengths.size(); ++i) {
-    if (lengths[i] > longest) longest = lengths[i], longest_i = i;
-    const int64_t need = blocks_for(lengths[i], samples, o.max_new_tokens, b.block_size);
-    if (need > biggest) biggest = need, biggest_i = i;
-    all += need;
-  }
-  b.max_batch_tokens = o.max_batch_tokens > 0 ? o.max_batch_tokens
-                                              : std::max({kDefaultBatchTokens, longest, samples});
-  b.max_running_sequences = o.max_running_sequences > 0 ? o.max_running_sequences : b.max_batch_tokens;
-  // A prompt's prefill runs in one step, and its K samples start together.
-  SPPO_CHECK(longest <= b.max_batch_tokens, "generate: max_batch_tokens = ", b.max_batch_tokens,
-             " is smaller than prompt ", longest_i, " (", longest,
-             " tokens), whose prefill runs in one step; raise max_batch_tokens to at least ", longest);
-  SPPO_CHECK(samples <= b.max_batch_tokens, "generate: max_batch_tokens = ", b.max_batch_tokens, " is smaller than the ",
-             samples, " samples of one prompt, which decode together; raise it to at least ", samples);
-  SPPO_CHECK(samples <= b.max_running_sequences, "generate: max_running_sequences = ", b.max_running_sequences,
-             " is smaller than the ", samples, " samples of one prompt, which run together; raise it to at least ",
-             samples);
-  if (o.max_cache_tokens > 0) {
-    b.kv_blocks = o.max_cache_tokens / b.block_size;
-    SPPO_CHECK(b.kv_blocks >= biggest, "generate: max_cache_tokens = ", o.max_cache_tokens, " (", b.kv_blocks,
-               b.kv_blocks == 1 ? " block of " : " blocks of ", b.block_size, " positions) cannot hold prompt ", biggest_i, " (", lengths[biggest_i],
-               " tokens) with its ", samples, " samples of up to ", o.max_new_tokens, " new tokens, which need ",
-               biggest, " blocks (", biggest * b.block_size, " positions); raise max_cache_tokens to at least ",
-               biggest * b.block_size);
-  } else {
-    // Less than one prompt's need fails in the KVCache constructor with the bytes named.
-    b.kv_blocks = std::max(biggest, std::min(all, fit_blocks));
-  }
-  return b;
-}
-
-int64_t scheduler_max_sequences(int64_t prompts, int64_t samples, const SchedulerBudget& b) {
-  const int64_t n = prompts * samples;
-  return std::min(n + prompts, 2 * std::min(n, b.max_running_sequences));
-}
-
-int64_t scheduler_decode_cap(int64_t prompts, int64_t samples, const SchedulerBudget& b) {
-  return std::max<int64_t>(1, std::min({prompts * samples, b.max_running_sequences, b.max_batch_tokens}));
-}
-
-bool scheduler_buckets(const GenerateOptions& o, const Backend& be) {
-  return o.decode_buckets > 0 || (o.decode_buckets < 0 && be.captures_steps());
-}
 
 namespace {
 
@@ -126,10 +52,12 @@ class Sampler {
   Workspace ws_;
 };
 
-struct Group {           // a prompt with its samples in the running set
-  int seq = -1;          // the prompt's cache sequence (read only once prefilled)
+struct Group {           // a prompt with its samples, from admission to its last sample
+  int seq = -1;          // the prompt's cache sequence while in the pool (-1: waiting, swapped or done)
   int64_t live = 0;      // samples still running
-  int64_t reserved = 0;  // blocks reserved for it (worst case), released as its samples retire
+  int64_t reserved = 0;  // its worst case still committed (blocks), released as its samples retire
+  int64_t order = -1;    // admission order: preemption takes the latest
+  std::unique_ptr<KVCache::Swapped> swap;  // while preempted: its prompt's and live samples' blocks
 };
 
 }  // namespace
@@ -150,6 +78,7 @@ void run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& p
   st.max_batch_tokens = budget.max_batch_tokens;
   st.max_running_sequences = budget.max_running_sequences;
   st.kv_blocks = budget.kv_blocks;
+  st.swap_blocks = budget.swap_blocks;
   st.block_size = bs;
   st.free_blocks_at_end = budget.kv_blocks;
   if (n == 0 || max_new == 0) {
@@ -160,8 +89,17 @@ void run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& p
     if (stats) *stats = st;
     return;
   }
-  int64_t longest = 0;
-  for (const auto& p : prompts) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
+  int64_t longest = 0, biggest = 0;
+  for (const auto& p : prompts) {
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
+    biggest = std::max(biggest, KVCache::blocks_needed({static_cast<int64_t>(p.size())}, K, max_new, bs));
+  }
+  // The worst case admitted prompts may commit (model/scheduler.h). Past the pool it is what the
+  // swap space holds less the largest prompt's worst case: a preemption happens only when the
+  // running prompts' worst case exceeds the pool, so what is swapped then stays within swap_blocks.
+  const bool on_demand = budget.swap_blocks > 0;
+  const int64_t commit_limit = budget.kv_blocks + std::max<int64_t>(0, budget.swap_blocks - biggest);
+  const int64_t watermark = scheduler_watermark(budget);
   // Open sequences: running samples + the prompts they belong to (each has a live sample).
   const int64_t max_seqs = scheduler_max_sequences(np, K, budget);
   Backend& be = model.backend();
@@ -181,15 +119,92 @@ void run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& p
   for (int64_t i = 0; i < np; ++i) waiting.push_back(i);
   std::vector<Group> groups(static_cast<size_t>(np));
   std::vector<int> seq_of(static_cast<size_t>(n), -1);
-  std::vector<int64_t> running;  // sample ids, in the order they joined
-  int64_t reserved = 0;
+  std::vector<uint8_t> alive(static_cast<size_t>(n), 0);
+  std::vector<int64_t> running;  // sample ids in the pool, in the order they joined
+  std::vector<int64_t> swapped;  // preempted prompts, earliest admitted first
+  int64_t reserved = 0, admitted = 0, swapped_blocks = 0;
   std::vector<int32_t> tokens;
   std::vector<float> logp;
   std::vector<int> prompt_seqs;
   int64_t finished = 0;
+  auto growth_of = [&](const std::vector<int64_t>& ss) {
+    int64_t g = 0;
+    for (int64_t s : ss) g += cache.blocks_to_append(seq_of[static_cast<size_t>(s)], 1);
+    return g;
+  };
+  auto live_samples = [&](int64_t i) {
+    std::vector<int64_t> ss;
+    for (int64_t k = 0; k < K; ++k)
+      if (alive[static_cast<size_t>(i * K + k)]) ss.push_back(i * K + k);
+    return ss;
+  };
+  // Swaps prompt i out whole: its prompt sequence and its live samples, to the host.
+  auto preempt = [&](int64_t i) {
+    Group& g = groups[static_cast<size_t>(i)];
+    std::vector<int> seqs{g.seq};
+    for (int64_t s : live_samples(i)) seqs.push_back(seq_of[static_cast<size_t>(s)]), seq_of[static_cast<size_t>(s)] = -1;
+    g.swap = std::make_unique<KVCache::Swapped>(cache.swap_out(seqs));
+    g.seq = -1;
+    running.erase(std::remove_if(running.begin(), running.end(), [&](int64_t s) { return s / K == i; }), running.end());
+    swapped.insert(std::upper_bound(swapped.begin(), swapped.end(), i,
+                                    [&](int64_t a, int64_t b) { return groups[static_cast<size_t>(a)].order < groups[static_cast<size_t>(b)].order; }),
+                   i);
+    swapped_blocks += g.swap->blocks;
+    ++st.preemptions;
+    st.swapped_out_blocks += g.swap->blocks;
+    st.peak_swapped_blocks = std::max(st.peak_swapped_blocks, swapped_blocks);
+    SPPO_CHECK(swapped_blocks <= budget.swap_blocks, "generate: internal error: ", swapped_blocks,
+               " KV blocks swapped out with room for ", budget.swap_blocks);
+  };
 
-  while (!running.empty() || !waiting.empty()) {
+  while (!running.empty() || !swapped.empty() || !waiting.empty()) {
     cancel.check();
+    // Preemption: this step's running samples must find their new blocks free.
+    bool preempted = false;
+    int64_t growth = growth_of(running);
+    while (on_demand && growth > cache.free_blocks()) {
+      int64_t victim = -1;
+      for (int64_t s : running)
+        if (victim < 0 || groups[static_cast<size_t>(s / K)].order > groups[static_cast<size_t>(victim)].order) victim = s / K;
+      // A prompt alone fits: its worst case is within the pool, and nothing else holds blocks.
+      SPPO_CHECK(victim >= 0 && std::any_of(running.begin(), running.end(), [&](int64_t s) { return s / K != victim; }),
+                 "generate: internal error: one prompt's samples need ", growth, " KV blocks with ",
+                 cache.free_blocks(), " free");
+      preempt(victim);
+      preempted = true;
+      growth = growth_of(running);
+    }
+    int64_t rows = static_cast<int64_t>(running.size()), after = rows;
+    // Free blocks this step leaves for newcomers: the running samples' growth taken first.
+    int64_t spare = cache.free_blocks() - growth;
+    // Swapped prompts resume first, earliest admitted first, when their blocks, this step's growth
+    // of their samples and the watermark are free; never in a step that preempted. (Their blocks
+    // and growth are within their worst case, so with nothing else running they fit.)
+    while (!preempted && !swapped.empty()) {
+      const int64_t i = swapped.front();
+      Group& g = groups[static_cast<size_t>(i)];
+      int64_t need = g.swap->blocks + (after > 0 ? watermark : 0);
+      for (size_t q = 1; q < g.swap->lengths.size(); ++q) need += g.swap->blocks_to_append_one(q, bs);
+      const int64_t live = g.live;
+      if (rows + live > budget.max_batch_tokens || after + live > budget.max_running_sequences || need > spare) break;
+      swapped.erase(swapped.begin());
+      const std::vector<int> seqs = cache.swap_in(*g.swap);
+      swapped_blocks -= g.swap->blocks;
+      spare -= g.swap->blocks;
+      g.swap.reset();
+      g.seq = seqs[0];
+      size_t q = 1;
+      for (int64_t s : live_samples(i)) {
+        seq_of[static_cast<size_t>(s)] = seqs[q++];
+        running.push_back(s);
+        const int64_t more = cache.blocks_to_append(seq_of[static_cast<size_t>(s)], 1);
+        growth += more;
+        spare -= more;
+      }
+      rows += live;
+      after += live;
+      ++st.swap_ins;
+    }
     // This step's items: every running sample's last token, then the newcomers' prompts.
     std::vector<DecodeItem> items;
     std::vector<int64_t> rows_of;  // sampler row r -> sample id
@@ -198,21 +213,25 @@ void run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& p
       rows_of.push_back(s);
     }
     const int64_t decoding = static_cast<int64_t>(items.size());
-    int64_t rows = decoding, after = static_cast<int64_t>(running.size());
     std::vector<int64_t> joined;
-    while (!waiting.empty() && (!budget.drain || running.empty())) {
+    // Waiting prompts join once nothing is swapped out (first come, first served).
+    while (!waiting.empty() && swapped.empty() && (!budget.drain || running.empty())) {
       const int64_t i = waiting.front();
       const int64_t P = static_cast<int64_t>(prompts[static_cast<size_t>(i)].size());
-      const int64_t need = blocks_for(P, K, max_new, bs);
+      const int64_t need = KVCache::blocks_needed({P}, K, max_new, bs);
+      const int64_t now = (P + bs - 1) / bs + K + (after > 0 ? watermark : 0);  // its prefill, then a block a sample
       if (rows + P > budget.max_batch_tokens || after + K > budget.max_batch_tokens ||
-          after + K > budget.max_running_sequences || reserved + need > budget.kv_blocks)
+          after + K > budget.max_running_sequences || reserved + need > (on_demand ? commit_limit : budget.kv_blocks) ||
+          (on_demand && now > spare))
         break;
       waiting.pop_front();
       Group& g = groups[static_cast<size_t>(i)];
       g.seq = cache.open();
       g.live = K;
       g.reserved = need;
+      g.order = admitted++;
       reserved += need;
+      spare -= (P + bs - 1) / bs + K;
       items.push_back(DecodeItem{g.seq, prompts[static_cast<size_t>(i)].data(), P});
       rows += P;
       after += K;
@@ -221,7 +240,8 @@ void run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& p
       if (decoding > 0) ++st.joins_while_running;
     }
     // resolve_budget guarantees that one prompt fits an empty running set.
-    SPPO_CHECK(!items.empty(), "generate: internal error: nothing to run with ", waiting.size(), " prompts waiting");
+    SPPO_CHECK(!items.empty(), "generate: internal error: nothing to run with ", waiting.size(), " prompts waiting and ",
+               swapped.size(), " swapped out");
     const int64_t nj = static_cast<int64_t>(joined.size());
     Tensor lg;
     if (buckets && nj == 0) {
@@ -252,6 +272,7 @@ void run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& p
       for (int64_t k = 0; k < K; ++k) {
         const int64_t s = i * K + k;
         seq_of[static_cast<size_t>(s)] = cache.fork(groups[static_cast<size_t>(i)].seq);
+        alive[static_cast<size_t>(s)] = 1;
         running.push_back(s);
         rows_of.push_back(s);
       }
@@ -275,6 +296,8 @@ void run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& p
         continue;
       }
       cache.close(seq_of[static_cast<size_t>(s)]);
+      seq_of[static_cast<size_t>(s)] = -1;
+      alive[static_cast<size_t>(s)] = 0;
       ++finished;
       Group& gr = groups[static_cast<size_t>(s / K)];
       const int64_t P = static_cast<int64_t>(prompts[static_cast<size_t>(s / K)].size());

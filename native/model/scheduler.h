@@ -18,13 +18,25 @@
 //   - tokens:    this step's rows (one per running sample + every newcomer's prompt) stay within
 //                max_batch_tokens, and so do the running samples of later steps;
 //   - sequences: the running samples stay within max_running_sequences;
-//   - memory:    the blocks reserved for running prompts, at their worst case (KVCache::
-//                blocks_needed: the prompt's blocks + each sample's tail to max_new_tokens), plus the
-//                newcomer's worst case fit in kv_blocks. Allocation never exceeds reservation, so a
-//                running sample never runs out of blocks (no preemption, no recomputation).
+//   - memory:    with swap_blocks = 0 (worst-case reservation), the worst case of the prompts
+//                admitted and not finished (KVCache::blocks_needed: the prompt's blocks + each
+//                sample's tail to max_new_tokens) plus the newcomer's stays within kv_blocks;
+//                allocation never exceeds reservation, so no sample ever runs out of blocks.
+//                With swap_blocks > 0 (on demand, the default), that worst case may reach
+//                kv_blocks + swap_blocks, and the blocks actually free must hold, after this
+//                step's growth of the running samples, the newcomer's prefill and one block for
+//                each of its samples, leaving a watermark (1% of the pool) while others run.
+// Preemption (on demand only): when a step's running samples need more new blocks than are free
+// (KVCache::blocks_to_append), the prompt that joined last is swapped out whole (its prompt and
+// live samples' blocks to host memory, KVCache::swap_out) and waits, ahead of every prompt not yet
+// admitted, until its blocks, one more per sample and the watermark are free again; it then
+// resumes from the same bytes (swap_in), never in a step that preempted. A prompt alone always
+// fits (resolve_budget keeps kv_blocks >= the largest worst case), and the worst-case bound keeps
+// the host memory within swap_blocks, so the call always ends and swapped bytes never exceed
+// their budget. Swapping is bitwise: a preempted sample's tokens are those it would have drawn.
 // With `drain` set, prompts are admitted only into an empty running set: the static batching of
 // former releases (a batch is filled to the budget and decoded until all of it has finished), kept
-// as the reference the benchmark and the tests compare against.
+// as the reference the benchmark and the tests compare against; it reserves the worst case.
 //
 // Decode-only steps (no newcomer) may run padded to a bucket (model/decode_buckets.h,
 // GenerateOptions::decode_buckets): the cache is then made with its padding scratch, and the
@@ -49,6 +61,7 @@ struct SchedulerBudget {
   int64_t max_batch_tokens = 0;       // rows of one decode call
   int64_t max_running_sequences = 0;  // samples decoding at once
   int64_t kv_blocks = 0;              // KV pool size in blocks (the memory budget)
+  int64_t swap_blocks = 0;            // host blocks for preempted prompts; 0 = worst-case reservation
   int64_t block_size = 16;
   bool drain = false;                 // static batching (see above)
 };
@@ -56,20 +69,27 @@ struct SchedulerBudget {
 // The budget for a call: GenerateOptions' fields, 0 meaning automatic (max_batch_tokens: max(2048,
 // the longest prompt, samples); max_running_sequences: max_batch_tokens; the KV pool: what all
 // prompts need at once, capped at half the backend's available memory, and never less than the
-// largest single prompt needs). Throws sppo::Error naming the option and the numbers when a budget
-// cannot hold even one prompt with its samples.
+// largest single prompt needs), and max_swap_tokens -1 automatic (kSwapPools times the pool, capped
+// at half the host's available memory; none when the pool holds every prompt's worst case, or
+// with drain_batch). Throws sppo::Error naming the option and the numbers when a budget cannot
+// hold even one prompt with its samples.
 SchedulerBudget resolve_budget(const LlamaModel& model, const GenerateOptions& o, const std::vector<int64_t>& lengths,
                                int64_t samples);
 // The same from the options alone, with an automatic KV pool capped at `fit_blocks` (the model's
 // version passes half the backend's available memory; the static planner, train/memory_plan.h,
-// plans the whole need).
+// plans the whole need) and automatic swap space capped at `host_fit_blocks`.
 SchedulerBudget resolve_budget(const GenerateOptions& o, const std::vector<int64_t>& lengths, int64_t samples,
-                               int64_t fit_blocks);
+                               int64_t fit_blocks, int64_t host_fit_blocks);
+// Automatic swap space, in KV pools: admission may then overcommit the pool's worst case 4 times.
+constexpr int64_t kSwapPools = 3;
 // Cache sequences a call opens at most: running samples and the prompts they fork from.
 int64_t scheduler_max_sequences(int64_t prompts, int64_t samples, const SchedulerBudget& b);
 // The most rows a decode-only step of the call can have: the cap of its decode buckets
 // (model/decode_buckets.h), within the token and sequence budgets.
 int64_t scheduler_decode_cap(int64_t prompts, int64_t samples, const SchedulerBudget& b);
+// Blocks an on-demand admission or a swap-in leaves free while others run (1% of the pool, at
+// least one), so that a newcomer does not preempt someone at the next block boundary.
+int64_t scheduler_watermark(const SchedulerBudget& b);
 // Whether a call pads its decode-only steps to buckets (GenerateOptions::decode_buckets).
 bool scheduler_buckets(const GenerateOptions& o, const Backend& be);
 

@@ -8,7 +8,7 @@
 //   the capture): the slots stay eager and the logits keep the eager bits;
 // - generate() with SPPO_CUDA_GRAPHS=0 against the default: the same tokens and log-probabilities,
 //   bit for bit, sampled and greedy, under budgets that split the call (joins, retirements), in
-//   fp32 and in bf16.
+//   fp32 and in bf16, and under a pool small enough that prompts are swapped out and back.
 // Named *model_cuda: gpu-check.sh runs the whole-engine suites under memcheck only (the kernels'
 // races are the op suites'). Skips (exit 77) without CUDA or a GPU.
 #include <algorithm>
@@ -203,10 +203,15 @@ void graphs_off_equals_on(Precision precision, uint64_t seed) {
     seeds.push_back(static_cast<uint64_t>(rng.integer(0, 1 << 30)));
   }
   struct Budget {
-    int64_t tokens, running;
+    int64_t tokens, running, cache;
   };
+  // The last budget's pool holds two blocks more than the largest prompt's worst case: prompts
+  // join on the blocks they use and are swapped out and back (preemption) between graph replays.
+  int64_t biggest = 0;
+  for (const auto& p : prompts)
+    biggest = std::max(biggest, KVCache::blocks_needed({static_cast<int64_t>(p.size())}, 3, 24, 16));
   for (const bool greedy : {false, true})
-    for (const Budget& b : {Budget{0, 0}, Budget{30, 7}, Budget{0, 5}}) {
+    for (const Budget& b : {Budget{0, 0, 0}, Budget{30, 7, 0}, Budget{0, 5, 0}, Budget{0, 0, (biggest + 2) * 16}}) {
       GenerateOptions o;
       o.greedy = greedy;
       o.temperature = 0.8;
@@ -219,6 +224,7 @@ void graphs_off_equals_on(Precision precision, uint64_t seed) {
       if (!greedy) o.eos_ids = {1, 2, 3, 4, 5, 6, 7, 8};
       o.max_batch_tokens = b.tokens;
       o.max_running_sequences = b.running;
+      o.max_cache_tokens = b.cache;
       GenerateStats on, off;
       graphs("0");
       const auto a = generate(g, prompts, 3, seeds, o, &off);
@@ -228,11 +234,14 @@ void graphs_off_equals_on(Precision precision, uint64_t seed) {
       for (size_t i = 0; all && i < a.size(); ++i)
         all = a[i].tokens == c[i].tokens && a[i].logprobs.size() == c[i].logprobs.size() &&
               std::memcmp(a[i].logprobs.data(), c[i].logprobs.data(), a[i].logprobs.size() * sizeof(float)) == 0;
-      std::printf("  %s, budget %lld/%lld: %lld steps, %lld bucketed%s\n", greedy ? "greedy" : "sampled",
-                  (long long)b.tokens, (long long)b.running, (long long)on.steps, (long long)on.bucketed_steps,
+      std::printf("  %s, budget %lld/%lld/%lld: %lld steps, %lld bucketed, %lld preemptions%s\n",
+                  greedy ? "greedy" : "sampled", (long long)b.tokens, (long long)b.running, (long long)b.cache,
+                  (long long)on.steps, (long long)on.bucketed_steps, (long long)on.preemptions,
                   all ? "" : "  DIFFERENT");
       CHECK(all);
       CHECK(on.bucketed_steps > 0 && off.bucketed_steps == on.bucketed_steps);
+      CHECK(off.preemptions == on.preemptions && on.swap_ins == on.preemptions);
+      if (greedy && b.cache > 0) CHECK(on.preemptions > 0);  // no EOS: every sample fills its tail
     }
 }
 }  // namespace

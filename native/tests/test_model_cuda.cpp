@@ -447,8 +447,9 @@ TEST(sampled_generation_with_the_same_seeds_gives_the_cpu_tokens) {
   struct Setting {
     double temperature, top_p;
     int64_t top_k;
+    bool swapping;  // the GPU's pool two blocks above the largest prompt's need: prompts swapped out and back
   };
-  for (const Setting& s : {Setting{1.0, 1.0, 0}, Setting{0.7, 0.9, 5}}) {
+  for (const Setting& s : {Setting{1.0, 1.0, 0, false}, Setting{0.7, 0.9, 5, false}, Setting{0.9, 1.0, 0, true}}) {
     Twin t(cfg, rng);
     const std::vector<std::vector<int32_t>> prompts = {random_tokens(rng, 4, cfg.vocab_size),
                                                        random_tokens(rng, 11, cfg.vocab_size),
@@ -461,7 +462,20 @@ TEST(sampled_generation_with_the_same_seeds_gives_the_cpu_tokens) {
     o.top_k = s.top_k;
     o.max_new_tokens = 12;
     o.eos_ids = {0};
-    const auto gc = generate(t.c, prompts, 4, seeds, o), gg = generate(t.g, prompts, 4, seeds, o);
+    GenerateOptions og = o;
+    if (s.swapping) {
+      o.eos_ids = og.eos_ids = {};  // every sample fills its tail, so the small pool must preempt
+      int64_t biggest = 0;
+      for (const auto& p : prompts)
+        biggest = std::max(biggest, KVCache::blocks_needed({static_cast<int64_t>(p.size())}, 4, 12, 16));
+      og.max_cache_tokens = (biggest + 2) * 16;
+    }
+    GenerateStats st;
+    const auto gc = generate(t.c, prompts, 4, seeds, o), gg = generate(t.g, prompts, 4, seeds, og, &st);
+    if (s.swapping) {
+      std::printf("  swapping: %lld preemptions of %lld-block pool (swap %lld, peak running %lld, peak blocks %lld, %lld steps)\n", (long long)st.preemptions, (long long)st.kv_blocks, (long long)st.swap_blocks, (long long)st.peak_running, (long long)st.peak_blocks_in_use, (long long)st.steps);
+      CHECK(st.preemptions > 0 && st.swap_ins == st.preemptions);
+    }
     CHECK(gc.size() == 12 && gg.size() == 12);
     int diverged = 0;
     for (size_t i = 0; i < gc.size() && i < gg.size(); ++i) {

@@ -1,6 +1,7 @@
 // Forward-pass tests of the Llama model against the independent float64 reference: logits,
 // padding, sequence log-probabilities, reward scores, KV-cache decoding, and input errors.
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 
 #include "model/kv_cache.h"
@@ -219,6 +220,20 @@ TEST(kv_cache_decoding_reproduces_full_forward_logits) {
   }
 }
 
+namespace {
+// The first `count` rows of `block` in every layer's K and V pool (fp32, host memory).
+std::vector<float> pool_rows(const sppo::KVCache& cache, const sppo::LlamaConfig& c, int32_t block, int64_t count) {
+  const int64_t kw = c.num_kv_heads * c.head_dim, bs = cache.block_size();
+  std::vector<float> out;
+  for (int64_t l = 0; l < c.num_layers; ++l)
+    for (const sppo::Tensor& pool : {cache.k_pool(l), cache.v_pool(l)}) {
+      const float* base = pool.as<float>() + static_cast<int64_t>(block) * bs * kw;
+      out.insert(out.end(), base, base + count * kw);
+    }
+  return out;
+}
+}  // namespace
+
 TEST(kv_cache_forks_share_blocks_and_copy_before_writing) {
   sppo_test::Rng rng(7);
   auto c = llama3_tiny();
@@ -233,16 +248,7 @@ TEST(kv_cache_forks_share_blocks_and_copy_before_writing) {
   const auto blocks = cache.blocks_of(p);
   CHECK(blocks.size() == 2);
   // The prompt's rows in every layer's pools, before any sample writes.
-  const int64_t kw = c.num_kv_heads * c.head_dim;
-  auto rows_of = [&](int32_t block, int64_t count) {
-    std::vector<float> out;
-    for (int64_t l = 0; l < c.num_layers; ++l)
-      for (const sppo::Tensor& pool : {cache.k_pool(l), cache.v_pool(l)}) {
-        const float* base = pool.as<float>() + static_cast<int64_t>(block) * 8 * kw;
-        out.insert(out.end(), base, base + count * kw);
-      }
-    return out;
-  };
+  auto rows_of = [&](int32_t block, int64_t count) { return pool_rows(cache, c, block, count); };
   const auto full0 = rows_of(blocks[0], 8), part0 = rows_of(blocks[1], 5);
   const int s1 = cache.fork(p), s2 = cache.fork(p);
   CHECK(cache.refcount(blocks[0]) == 3 && cache.refcount(blocks[1]) == 3);
@@ -264,6 +270,88 @@ TEST(kv_cache_forks_share_blocks_and_copy_before_writing) {
   CHECK(cache.free_blocks() == before + 1);  // its own copy; the shared full block stays with s2
   cache.close(s2);
   CHECK(cache.free_blocks() == 12);
+}
+
+// Preemption's swap (model/kv_swap.cpp): a prompt and two forks, one of which copied its
+// partial block, go to the host and come back on other blocks; the sharing, the refcounts, the
+// bytes and the next step's logits are as if they had stayed, and copy-on-write still protects
+// the prompt's blocks. A refused swap-in leaves the cache as it was.
+TEST(kv_cache_swap_out_and_in_keeps_bytes_sharing_and_next_logits) {
+  sppo_test::Rng rng(8);
+  auto c = llama3_tiny();
+  LlamaEngine<float> e(c);
+  randomize(e.params(), rng);
+  const int64_t V = c.vocab_size;
+  auto prompt = random_tokens(rng, 13, V);  // one full block of 8 and 5 positions
+  auto other = random_tokens(rng, 20, V);
+  std::vector<float> lg(2 * V);
+  const sppo::Tensor lgt(lg.data(), sppo::DType::F32, 2 * V);
+  // Two caches driven alike; b swaps its sequences out and back in between.
+  struct Seqs { int p, s1, s2; };
+  const int32_t t0 = static_cast<int32_t>(rng.integer(0, V - 1));
+  auto setup = [&](sppo::KVCache& cache) {
+    Seqs q{cache.open(), -1, -1};
+    e.model().decode(cache, {{q.p, prompt.data(), 13}}, lgt);
+    q.s1 = cache.fork(q.p);
+    q.s2 = cache.fork(q.p);
+    e.model().decode(cache, {{q.s1, &t0, 1}}, lgt);  // s1 copies the partial block; s2 still shares it
+    return q;
+  };
+  auto rows_of = [&](const sppo::KVCache& cache, int32_t block, int64_t count) { return pool_rows(cache, c, block, count); };
+  sppo::KVCache a(e.model(), 6, 96, 14, 8), b(e.model(), 6, 96, 14, 8);
+  const Seqs qa = setup(a), qb = setup(b);
+  const auto before_p = b.blocks_of(qb.p);
+  const auto full0 = rows_of(b, before_p[0], 8), part0 = rows_of(b, before_p[1], 5);
+  const auto own1 = rows_of(b, b.blocks_of(qb.s1)[1], 6);
+  CHECK(b.blocks_to_append(qb.s2, 1) == 1);  // shared partial block: a copy
+  CHECK(b.blocks_to_append(qb.s1, 1) == 0);  // its own partial block
+  CHECK(b.blocks_to_append(qb.s1, 3) == 1);  // 14 + 3 positions cross into a third block
+  const int64_t free0 = b.free_blocks();
+  sppo::KVCache::Swapped sw = b.swap_out({qb.p, qb.s1, qb.s2});
+  CHECK(sw.blocks == 3);  // the full block, the shared partial one and s1's copy, once each
+  CHECK(sw.bytes.size() == 3 * b.block_bytes());
+  CHECK(b.free_blocks() == 14 && !b.is_open(qb.p) && !b.is_open(qb.s1) && !b.is_open(qb.s2));
+  CHECK(sw.blocks_to_append_one(2, 8) == 1 && sw.blocks_to_append_one(1, 8) == 0);
+  // Another sequence takes the freed blocks and writes them, so the swap-in gets other blocks.
+  const int o = b.open();
+  e.model().decode(b, {{o, other.data(), 20}}, lgt);
+  // Too few sequences free: refused, nothing taken.
+  std::vector<int> filler;
+  while (filler.size() < 3) filler.push_back(b.open());
+  const int64_t free1 = b.free_blocks();
+  CHECK_THROWS_WITH(b.swap_in(sw), "sequences with 2 free");
+  CHECK(b.free_blocks() == free1);
+  for (int f : filler) b.close(f);
+  const std::vector<int> back = b.swap_in(sw);
+  CHECK(back.size() == 3);
+  const int p2 = back[0], s1 = back[1], s2 = back[2];
+  CHECK(b.length(p2) == 13 && b.length(s1) == 14 && b.length(s2) == 13);
+  const auto bp = b.blocks_of(p2), b1 = b.blocks_of(s1), b2 = b.blocks_of(s2);
+  CHECK(bp == b2 && b1[0] == bp[0] && b1[1] != bp[1]);  // the same sharing
+  CHECK(b.refcount(bp[0]) == 3 && b.refcount(bp[1]) == 2 && b.refcount(b1[1]) == 1);
+  // o took back blocks the prompt had (the pool hands out the last freed first), so the prompt's
+  // bytes came back on other blocks: the checks below read copies, not leftovers.
+  const auto ob = b.blocks_of(o);
+  CHECK(std::find(ob.begin(), ob.end(), before_p[0]) != ob.end() || std::find(ob.begin(), ob.end(), before_p[1]) != ob.end());
+  CHECK(std::find(ob.begin(), ob.end(), bp[0]) == ob.end() && std::find(ob.begin(), ob.end(), bp[1]) == ob.end());
+  CHECK(rows_of(b, bp[0], 8) == full0 && rows_of(b, bp[1], 5) == part0 && rows_of(b, b1[1], 6) == own1);
+  CHECK(b.free_blocks() == free0 - 3);  // o's 3 blocks in place of the ones the swap freed
+  // The next step on both caches: the same logits, bit for bit; s2 copies the partial block first.
+  const int32_t t1 = static_cast<int32_t>(rng.integer(0, V - 1)), t2 = static_cast<int32_t>(rng.integer(0, V - 1));
+  std::vector<float> la(2 * V, NAN), lb(2 * V, NAN);
+  e.model().decode(a, {{qa.s1, &t1, 1}, {qa.s2, &t2, 1}}, sppo::Tensor(la.data(), sppo::DType::F32, 2 * V));
+  e.model().decode(b, {{s1, &t1, 1}, {s2, &t2, 1}}, sppo::Tensor(lb.data(), sppo::DType::F32, 2 * V));
+  CHECK(std::memcmp(la.data(), lb.data(), la.size() * sizeof(float)) == 0);
+  CHECK(b.blocks_of(s2)[1] != bp[1]);
+  CHECK(rows_of(b, bp[1], 5) == part0 && rows_of(b, bp[0], 8) == full0);  // the prompt's bytes untouched
+  // A swap-in with more blocks than are free is refused before it takes any.
+  const auto again = b.swap_out({p2, s1, s2});
+  const int big = b.open();
+  const auto fill = random_tokens(rng, 8 * (b.free_blocks() - 2), V);
+  e.model().decode(b, {{big, fill.data(), static_cast<int64_t>(fill.size())}}, sppo::Tensor(lb.data(), sppo::DType::F32, V));
+  CHECK(b.free_blocks() == 2);
+  CHECK_THROWS_WITH(b.swap_in(again), "swap-in of 4 blocks with 2 free");
+  CHECK(b.free_blocks() == 2);
 }
 
 TEST(bad_inputs_give_errors_naming_the_field) {

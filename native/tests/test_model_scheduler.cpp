@@ -54,6 +54,7 @@ struct Budget {
   const char* name;
   int64_t batch_tokens, running, cache_tokens;
   bool drain;
+  int64_t swap_tokens = -1;  // -1 automatic: on-demand admission, preemption by swapping
 };
 
 GenerateOptions with(GenerateOptions o, const Budget& b) {
@@ -61,6 +62,7 @@ GenerateOptions with(GenerateOptions o, const Budget& b) {
   o.max_running_sequences = b.running;
   o.max_cache_tokens = b.cache_tokens;
   o.drain_batch = b.drain;
+  o.max_swap_tokens = b.swap_tokens;
   return o;
 }
 
@@ -85,6 +87,8 @@ std::vector<Budget> budgets(const Prompts& p, int64_t K, int64_t max_new) {
       {"one prompt at a time", std::max(L, K), K, 0, false},
       {"joins mid-run", L + 2 * K, 2 * K + 1, 0, false},
       {"tight KV memory", 0, 0, biggest_need(p, K, max_new) + 16, false},
+      {"tight KV, worst case", 0, 0, biggest_need(p, K, max_new) + 16, false, 0},
+      {"tight KV, little swap", 0, 0, biggest_need(p, K, max_new) + 16, false, biggest_need(p, K, max_new) + 32},
       {"static batches (drain)", L + 2 * K, 2 * K + 1, 0, true},
       {"automatic", 0, 0, 0, false},
   };
@@ -157,13 +161,18 @@ std::map<std::string, GenerateStats> check_budgets(LlamaModel& m, const Prompts&
     for (size_t s = 0; s < gen.size(); ++s) all = all && same(gen[s], ref[s]);
     if (!all) std::printf("  budget '%s' changed a generation\n", b.name);
     CHECK(all);
-    std::printf("  %-24s steps %3lld mixed %3lld joins %2lld peak running %2lld peak rows %3lld peak blocks %3lld/%lld\n",
+    std::printf("  %-24s steps %3lld mixed %3lld joins %2lld peak running %2lld peak rows %3lld peak blocks %3lld/%lld"
+                " swapped out %lld (peak %lld/%lld blocks) resumed %lld\n",
                 b.name, (long long)st.steps, (long long)st.mixed_steps, (long long)st.joins_while_running,
                 (long long)st.peak_running, (long long)st.peak_step_tokens, (long long)st.peak_blocks_in_use,
-                (long long)st.kv_blocks);
+                (long long)st.kv_blocks, (long long)st.preemptions, (long long)st.peak_swapped_blocks,
+                (long long)st.swap_blocks, (long long)st.swap_ins);
     CHECK(st.peak_running <= st.max_running_sequences);
     CHECK(st.peak_step_tokens <= st.max_batch_tokens);
     CHECK(st.peak_blocks_in_use <= st.kv_blocks);
+    CHECK(st.peak_swapped_blocks <= st.swap_blocks);  // the host memory bound
+    CHECK(st.swap_ins == st.preemptions);             // every swapped prompt came back
+    if (b.swap_tokens == 0 || b.drain) CHECK(st.swap_blocks == 0 && st.preemptions == 0);
     CHECK(st.free_blocks_at_end == st.kv_blocks);  // every block went back to the pool
     stats[b.name] = st;
   }
@@ -290,6 +299,8 @@ TEST(shared_prompt_blocks_are_never_written_and_blocks_return) {
   };
   std::map<int, std::vector<std::pair<int32_t, uint64_t>>> seen;  // prompt sequence -> its blocks' checksums
   int64_t checked = 0, partial = 0, steps = 0;
+  // A prompt swapped out and back keeps its blocks' bytes (checksums in prompt order).
+  std::map<std::vector<uint64_t>, int> prompt_sums;
   const sppo::StepHook hook = [&](const sppo::KVCache& cache, const std::vector<int>& prompt_seqs) {
     ++steps;
     for (auto it = seen.begin(); it != seen.end();)  // closed prompts leave; their ids may be reused
@@ -298,8 +309,10 @@ TEST(shared_prompt_blocks_are_never_written_and_blocks_return) {
       auto& rec = seen[s];
       const auto blocks = cache.blocks_of(s);
       if (rec.empty()) {
-        for (int32_t b : blocks) rec.emplace_back(b, checksum(cache, b));
+        std::vector<uint64_t> sums;
+        for (int32_t b : blocks) rec.emplace_back(b, checksum(cache, b)), sums.push_back(rec.back().second);
         partial += cache.length(s) % cache.block_size() != 0;
+        ++prompt_sums[sums];
         continue;
       }
       CHECK(blocks.size() == rec.size());
@@ -336,6 +349,43 @@ TEST(shared_prompt_blocks_are_never_written_and_blocks_return) {
   CHECK(ts.kv_blocks * 16 == tight.max_cache_tokens);
   CHECK(ts.peak_blocks_in_use <= ts.kv_blocks && ts.free_blocks_at_end == ts.kv_blocks);
   for (size_t s = 0; s < gen.size(); ++s) CHECK(same(one[s], ref[s]));
+  // Preemption: a pool of two blocks more than the largest prompt needs, with swap space. Every
+  // prompt swapped out comes back with its prompt blocks' bytes (seen again with the same
+  // checksums under new sequence ids), which its samples still never write.
+  GenerateOptions swapping = all;
+  swapping.max_cache_tokens = biggest_need(prompts, K, o.max_new_tokens) + 32;
+  swapping.eos_ids.clear();  // every sample runs to max_new_tokens: the pool fills
+  const sppo::SchedulerBudget sb = sppo::resolve_budget(m->model(), swapping, lengths, K);
+  std::fill(gen.begin(), gen.end(), Generation{});
+  seen.clear();
+  prompt_sums.clear();
+  checked = steps = 0;
+  GenerateStats ss;
+  sppo::run_scheduler(m->model(), prompts, K, seeds, swapping, sb, collect, &ss, &hook);
+  int64_t again = 0;  // prompts seen twice with the same bytes: once before, once after a swap
+  for (const auto& [sums, count] : prompt_sums) again += count - 1;
+  std::printf("  swapping: %lld preemptions, %lld resumed with the same prompt bytes, %lld block checks, "
+              "peak %lld of %lld swap blocks\n", (long long)ss.preemptions, (long long)again, (long long)checked,
+              (long long)ss.peak_swapped_blocks, (long long)ss.swap_blocks);
+  CHECK(ss.preemptions >= 2 && ss.swap_ins == ss.preemptions);
+  CHECK(again == ss.preemptions);
+  CHECK(checked > 0);
+  CHECK(ss.peak_swapped_blocks <= ss.swap_blocks && ss.free_blocks_at_end == ss.kv_blocks);
+  GenerateOptions no_eos = all;
+  no_eos.eos_ids.clear();
+  const auto ref_swap = sppo::generate(m->model(), prompts, K, seeds, no_eos);
+  for (size_t s = 0; s < gen.size(); ++s) CHECK(same(gen[s], ref_swap[s]));
+  // The same pool reserving every prompt's worst case (no swap space): the same bits, fewer
+  // samples at once and more steps.
+  GenerateOptions reserving = swapping;
+  reserving.max_swap_tokens = 0;
+  GenerateStats rs;
+  const auto worst = sppo::generate(m->model(), prompts, K, seeds, reserving, &rs);
+  std::printf("  the same pool: %lld samples at once and %lld steps on demand, %lld and %lld reserving the worst case\n",
+              (long long)ss.peak_running, (long long)ss.steps, (long long)rs.peak_running, (long long)rs.steps);
+  CHECK(rs.preemptions == 0 && rs.swap_blocks == 0);
+  CHECK(ss.peak_running > rs.peak_running && ss.steps < rs.steps);
+  for (size_t s = 0; s < gen.size(); ++s) CHECK(same(worst[s], ref_swap[s]));
 }
 
 TEST(budgets_too_small_for_one_prompt_are_refused_by_name) {

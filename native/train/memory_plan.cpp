@@ -158,8 +158,11 @@ StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const Genera
   go.max_batch_tokens = o.max_batch_tokens;
   go.max_running_sequences = o.max_running_sequences;
   go.max_cache_tokens = o.max_cache_tokens;
+  go.max_swap_tokens = o.max_swap_tokens;
   const std::vector<int64_t> lengths(static_cast<size_t>(np), P);
-  SchedulerBudget b = resolve_budget(go, lengths, K, std::numeric_limits<int64_t>::max());
+  // Host memory is not planned here: automatic swap space at its largest, the most prompts at once.
+  SchedulerBudget b = resolve_budget(go, lengths, K, std::numeric_limits<int64_t>::max(),
+                                     std::numeric_limits<int64_t>::max());
   const int64_t bs = b.block_size, B = b.max_batch_tokens;
   // A prompt's worst-case blocks over the lengths it may have. Not monotone in the length: the
   // samples' tails start at the prompt's last full block, so a shorter prompt may need more. The
@@ -169,14 +172,29 @@ StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const Genera
   int64_t need_min = need_of(P0), need_max = need_of(P);
   for (int64_t len = P0; len <= std::min(P, P0 + bs - 1); ++len) need_min = std::min(need_min, need_of(len));
   for (int64_t len = std::max(P0, P - bs + 1); len <= P; ++len) need_max = std::max(need_max, need_of(len));
-  if (o.max_cache_tokens == 0) b.kv_blocks = std::max(b.kv_blocks, np * need_max);  // the automatic pool: all at once
-  // The scheduler's admission rule: at most g prompts run at once (their samples within the
-  // sequence and token budgets, their worst-case blocks within the pool), and a step admits at
-  // most `first` (their prefill within the token budget).
-  const int64_t g =
-      std::max<int64_t>(1, std::min({np, std::min(b.max_running_sequences, B) / K, b.kv_blocks / need_min}));
-  const int64_t first = std::max<int64_t>(1, std::min(g, B / P0));
-  const int64_t running = g * K;  // samples running at once, at most
+  if (o.max_cache_tokens == 0) {  // the automatic pool: all at once, and then nothing to swap
+    b.kv_blocks = std::max(b.kv_blocks, np * need_max);
+    b.swap_blocks = 0;
+  }
+  // The scheduler's admission rule (model/scheduler.h): at most g prompts run at once, their
+  // samples within the sequence and token budgets, and by memory:
+  //  - reserving the worst case: their worst-case blocks within the pool;
+  //  - on demand (swap space): their worst case within pool + swap - the largest one; and in the
+  //    pool each holds its prompt's blocks and a block per live sample (or the spare one the
+  //    admission set aside for it), so at most pool * K / (K + prompt blocks) samples at once.
+  // A step admits at most `first`: their prefill within the token budget and, on demand, each
+  // after the first finding its prefill, a block per sample and the watermark free.
+  const int64_t pre = (P0 + bs - 1) / bs;
+  int64_t by_memory = b.kv_blocks / need_min, first_by_memory = by_memory, samples_fit = 0;
+  if (b.swap_blocks > 0) {
+    const int64_t committed = (b.kv_blocks + std::max<int64_t>(0, b.swap_blocks - need_max)) / need_min;
+    samples_fit = std::max(K, b.kv_blocks * K / (K + pre));
+    by_memory = std::min(committed, (samples_fit + K - 1) / K);
+    first_by_memory = std::max<int64_t>(1, (b.kv_blocks - scheduler_watermark(b)) / (pre + K));
+  }
+  const int64_t g = std::max<int64_t>(1, std::min({np, std::min(b.max_running_sequences, B) / K, by_memory}));
+  const int64_t first = std::max<int64_t>(1, std::min({g, B / P0, first_by_memory}));
+  const int64_t running = samples_fit > 0 ? std::min(g * K, samples_fit) : g * K;  // samples at once, at most
   const bool all_at_once = g == np && np * P <= B;  // every prompt joins the first step, whatever its length
   StagePlan s;
   s.stage = "generation";
@@ -190,7 +208,14 @@ StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const Genera
                          std::to_string(np) + " prompts x " + std::to_string(K) + " samples x (" + std::to_string(P) +
                          " + " + std::to_string(o.max_new_tokens) + "), " + std::to_string(c.num_layers) +
                          " layers x " + std::to_string(c.num_kv_heads) + " kv heads x " + std::to_string(c.head_dim) +
-                         " x K,V x " + dtype_name(dt.act)});
+                         " x K,V x " + dtype_name(dt.act) +
+                         (b.swap_blocks > 0
+                              ? "; prompts join on the blocks they use, up to " + std::to_string(g) + " at once, " +
+                                    "preempted ones swapped to at most " + std::to_string(b.swap_blocks) +
+                                    " blocks (" + gib(static_cast<std::size_t>(b.swap_blocks) *
+                                                      KVCache::pool_bytes(c, dt.act, 1, bs)) + ") of host memory" +
+                                    (o.max_swap_tokens < 0 ? ", less if half the host's free memory is less" : "")
+                              : "")});
   // Rows of a step: the first has the admitted prompts' prefill; later ones decode one row per
   // running sample, plus, when prompts still wait, newcomers' prompts up to the token budget.
   // A later step decodes d running samples and prefills j newcomers (j <= first, d + j*K <= running).

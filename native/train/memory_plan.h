@@ -77,6 +77,10 @@ struct GenerationPlanOptions {
   // GenerateOptions' continuous-batching budgets (0 = automatic; an automatic KV pool is planned
   // at the whole call's need, which the run lowers only when memory is short).
   int64_t max_batch_tokens = 0, max_running_sequences = 0, max_cache_tokens = 0;
+  // GenerateOptions::max_swap_tokens (-1 automatic, 0 none): host memory, not planned here, but it
+  // lets more prompts run at once (their decode rows are planned). Automatic is planned at its
+  // largest (kSwapPools pools), as the host's memory is not read.
+  int64_t max_swap_tokens = -1;
   // Decode-only steps padded to buckets (model/decode_buckets.h; GenerateOptions::decode_buckets,
   // automatic on CUDA): the KV cache's scratch block and row, and the buckets' buffer.
   bool decode_buckets = false;

@@ -9,7 +9,7 @@ import { GENERATE_TEXTS, onePromptFile } from './commandFlags.js';
 export const GENERATE_FIELDS = [
   'model', 'prompts', 'promptColumn', 'promptSplitName', 'promptInvalidUtf8', 'maxPrompts', 'output', 'device', 'precision', 'chatTemplate', 'seed',
   'rollout.k', 'rollout.temperature', 'rollout.topP', 'rollout.maxNewTokens', 'rollout.batchSize', 'rollout.shardSize', 'lengths.maxPromptTokens',
-  'rollout.maxBatchTokens', 'rollout.maxRunningSequences', 'rollout.maxCacheTokens',
+  'rollout.maxBatchTokens', 'rollout.maxRunningSequences', 'rollout.maxCacheTokens', 'rollout.maxSwapTokens',
 ] as const;
 
 export const generateCommand: CommandModule<object, Record<string, unknown>> = {
@@ -39,6 +39,7 @@ export const generateCommand: CommandModule<object, Record<string, unknown>> = {
       maxBatchTokens: r.rollout.maxBatchTokens,
       maxRunningSequences: r.rollout.maxRunningSequences,
       maxCacheTokens: r.rollout.maxCacheTokens,
+      maxSwapTokens: r.rollout.maxSwapTokens,
       maxPromptTokens: r.lengths.maxPromptTokens,
       onEvent: printEvents(),
     });

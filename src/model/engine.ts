@@ -227,6 +227,8 @@ export class EngineModel implements ModelHandle {
       const v = opts[key];
       if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new Error(`generate: ${key} must be a non-negative integer, 0 = automatic (got ${v})`);
     }
+    const swap = opts.maxSwapTokens;
+    if (swap !== undefined && (!Number.isSafeInteger(swap) || swap < -1)) throw new Error(`generate: maxSwapTokens must be an integer >= -1, -1 = automatic, 0 = none (got ${swap})`);
     if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new Error('generate: onProgress must be a function');
     const onProgress = opts.onProgress;
     await cancellable(this.nativeModel.generate(
@@ -243,6 +245,7 @@ export class EngineModel implements ModelHandle {
         ...(opts.maxBatchTokens ? { maxBatchTokens: opts.maxBatchTokens } : {}),
         ...(opts.maxRunningSequences ? { maxRunningSequences: opts.maxRunningSequences } : {}),
         ...(opts.maxCacheTokens ? { maxCacheTokens: opts.maxCacheTokens } : {}),
+        ...(swap !== undefined && swap !== -1 ? { maxSwapTokens: swap } : {}),
       },
       (finished, done) => {
         for (const p of done) onPrompt(p.prompt, p.generations.map((g) => ({ tokens: Array.from(g.tokens), logprobs: Array.from(g.logprobs), finishReason: g.stoppedAtEos ? 'eos' : 'length' })));

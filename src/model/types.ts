@@ -53,6 +53,13 @@ export interface GenerateOptions {
   /** KV-cache positions, the memory budget (at least one prompt with its samples of maxNewTokens). */
   maxCacheTokens?: number;
   /**
+   * Host-memory positions preempted prompts may be swapped out to (absent or -1 = automatic, 0 =
+   * none). With some, prompts join on the KV blocks they use rather than their samples' worst case,
+   * and when the pool runs out the prompt that joined last is swapped out and resumes later from
+   * the same bytes; with none, a prompt joins only when its worst case fits.
+   */
+  maxSwapTokens?: number;
+  /**
    * Called during the call with the number of generations finished so far (rising, the last call
    * reporting all of them), never after the promise settles. If it throws, the call is cancelled
    * and rejects with what it threw. Handles that cannot report may ignore it.

@@ -125,6 +125,8 @@ export interface NativeGenerateOptions {
   maxRunningSequences?: number;
   /** KV-cache positions (the memory budget; rounded down to 16-position blocks). */
   maxCacheTokens?: number;
+  /** Host positions for preempted prompts' KV blocks; absent = automatic, 0 = none (worst-case admission). */
+  maxSwapTokens?: number;
 }
 
 export interface NativeGeneration {
@@ -327,7 +329,7 @@ export type NativeMemoryPlanRequest =
       gradientDtype?: GradientDtype;
     }
   | { kind: 'inference'; config: NativeLlamaConfig; precision: Precision; rows: number; seqLen: number; head: 'logprobs' | 'scores' | 'logits' }
-  | { kind: 'generation'; config: NativeLlamaConfig; precision: Precision; prompts: number; samples: number; promptLen: number; maxNewTokens: number; greedy?: boolean; maxBatchTokens?: number; maxRunningSequences?: number; maxCacheTokens?: number; decodeBuckets?: boolean }
+  | { kind: 'generation'; config: NativeLlamaConfig; precision: Precision; prompts: number; samples: number; promptLen: number; maxNewTokens: number; greedy?: boolean; maxBatchTokens?: number; maxRunningSequences?: number; maxCacheTokens?: number; maxSwapTokens?: number; decodeBuckets?: boolean }
   | { kind: 'pairrm'; config: NativePairRmConfig; precision: PairRmPrecision; tokens: number; sequences: number };
 
 /** The raw addon surface. Each section is owned by one binding file in native/addon/. */

@@ -175,7 +175,7 @@ export function planRunMemory(recipe: Recipe, o: PlanOptions = {}): RunMemoryPla
     const gen = planRollout({
       kind: 'generation', config: cfg, precision, prompts: plannedRolloutPrompts(recipe.rollout, promptLen), samples: recipe.rollout.k,
       promptLen, maxNewTokens: maxNew, greedy: recipe.rollout.temperature === 0,
-      maxBatchTokens: recipe.rollout.maxBatchTokens, maxRunningSequences: recipe.rollout.maxRunningSequences, maxCacheTokens: recipe.rollout.maxCacheTokens,
+      maxBatchTokens: recipe.rollout.maxBatchTokens, maxRunningSequences: recipe.rollout.maxRunningSequences, maxCacheTokens: recipe.rollout.maxCacheTokens, maxSwapTokens: recipe.rollout.maxSwapTokens,
       // CUDA pads decode-only steps to buckets (CUDA graphs): their buffer and the KV scratch.
       decodeBuckets: device === 'cuda',
     }, o.available, recipe.iterations > 1 ? judge?.total ?? 0 : 0);

@@ -27,7 +27,7 @@ const ABSENT_MEANS: Readonly<Record<string, unknown>> = {
 const MAY_CHANGE = new Set([
   'iterations', 'output', 'device', 'train.lr', 'train.maxGradNorm', 'train.resumeEvery', 'rollout.batchSize',
   'train.gradientCheckpointing', // memory only: recomputed layers give the stored activations bit for bit
-  'rollout.maxBatchTokens', 'rollout.maxRunningSequences', 'rollout.maxCacheTokens',
+  'rollout.maxBatchTokens', 'rollout.maxRunningSequences', 'rollout.maxCacheTokens', 'rollout.maxSwapTokens',
   'rollout.serverCommand', 'rollout.serverStartupSeconds', 'eval.prompts', 'eval.samples', 'judgeTimeout', 'judgeStartupTimeout',
 ]);
 

@@ -19,7 +19,7 @@ export interface SampleSettings {
   /** Samples per request: sample k of a request is the k-th sample of its seed. */
   samples: number;
   /** The engine's continuous-batching budgets (GenerateOptions); other sources ignore them. */
-  budget?: { maxBatchTokens: number; maxRunningSequences: number; maxCacheTokens: number };
+  budget?: { maxBatchTokens: number; maxRunningSequences: number; maxCacheTokens: number; maxSwapTokens: number };
 }
 
 export interface Sample {
@@ -54,11 +54,12 @@ const BUDGET_SETTINGS: Readonly<Record<string, string>> = {
   max_batch_tokens: 'rollout.maxBatchTokens, --rollout-batch-tokens',
   max_running_sequences: 'rollout.maxRunningSequences, --rollout-max-sequences',
   max_cache_tokens: 'rollout.maxCacheTokens, --rollout-cache-tokens',
+  max_swap_tokens: 'rollout.maxSwapTokens, --rollout-swap-tokens',
 };
 
 /** The engine names a batching budget it refuses as the core does (max_batch_tokens, ...): add the recipe key and flag. */
 export function withBudgetSetting(message: string): string {
-  const m = /^generate: (max_batch_tokens|max_running_sequences|max_cache_tokens) = /.exec(message);
+  const m = /^generate: (max_batch_tokens|max_running_sequences|max_cache_tokens|max_swap_tokens) = /.exec(message);
   return m ? `${message} (set by ${BUDGET_SETTINGS[m[1]!]})` : message;
 }
 

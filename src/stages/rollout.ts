@@ -18,8 +18,8 @@ import { heartbeatMs, withWaitNotice } from '../util/waitNotice.js';
 /** The recipe's sampling settings (the engine choice is the caller's: RolloutStage.source) plus the prompt cut and the run seed. */
 export type RolloutOptions = Omit<Recipe['rollout'], 'engine' | 'serverCommand' | 'serverStartupSeconds' | BudgetKey> &
   Partial<Pick<Recipe['rollout'], BudgetKey>> & { maxPromptTokens: number; seed: number };
-/** The engine's continuous-batching budgets (absent or 0 = automatic); they never change the samples. */
-type BudgetKey = 'maxBatchTokens' | 'maxRunningSequences' | 'maxCacheTokens';
+/** The engine's continuous-batching budgets (absent = automatic); they never change the samples. */
+type BudgetKey = 'maxBatchTokens' | 'maxRunningSequences' | 'maxCacheTokens' | 'maxSwapTokens';
 
 export interface RolloutRow {
   promptIndex: number;
@@ -145,7 +145,7 @@ export async function sampleEach(
     const requests = idx.map((p, j) => ({ promptIndex: p, prompt: prompts[p]!, promptTokens: batch[j]!, seed: seedOf(p) }));
     const settings = {
       maxNewTokens: newTokensFor(opts.maxNewTokens, shortest, window), temperature: opts.temperature, topP: opts.topP, samples: opts.k,
-      budget: { maxBatchTokens: opts.maxBatchTokens ?? 0, maxRunningSequences: opts.maxRunningSequences ?? 0, maxCacheTokens: opts.maxCacheTokens ?? 0 },
+      budget: { maxBatchTokens: opts.maxBatchTokens ?? 0, maxRunningSequences: opts.maxRunningSequences ?? 0, maxCacheTokens: opts.maxCacheTokens ?? 0, maxSwapTokens: opts.maxSwapTokens ?? -1 },
     };
     const all = idx.length * opts.k;
     let counted = 0;
