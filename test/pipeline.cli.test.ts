@@ -3,7 +3,7 @@
 // runs the compiled dist/ (npm test builds it first).
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { seededRandom } from './sppo.seed.js';
@@ -97,14 +97,22 @@ describe.skipIf(!haveDist)('the CLI on the real engine (runs bin/ over dist/; sk
     const ref = cli(['train', '--output', 'runs/ref', ...small]);
     expect(ref.code, ref.stderr).toBe(0);
     const args = ['train', '--output', 'runs/killed', ...small];
-    const outcomes: string[] = [];
     // Kill early and often: each rerun resumes, so short random windows land all over the run.
-    while (outcomes.length < 12) {
-      const o = await runAndKill(args, 60 + rand() * 0.5 * ref.ms);
-      outcomes.push(o);
-      if (o === 'finished') break;
+    // A resumed run has less left to do, and on a machine whose load drops after the reference
+    // run it may finish inside its window after a single kill; such a round starts over from an
+    // empty folder (at most three rounds), so that the run is always killed at least twice.
+    let outcomes: string[] = [];
+    const kills = (): number => outcomes.filter((o) => o === 'killed').length;
+    for (let round = 0; round < 3 && kills() < 2; round++) {
+      rmSync(join(root, 'runs/killed'), { recursive: true, force: true });
+      outcomes = [];
+      while (outcomes.length < 12) {
+        const o = await runAndKill(args, 60 + rand() * 0.5 * ref.ms);
+        outcomes.push(o);
+        if (o === 'finished') break;
+      }
     }
-    expect(outcomes.filter((o) => o === 'killed').length).toBeGreaterThanOrEqual(2);
+    expect(kills()).toBeGreaterThanOrEqual(2);
     console.log(`[pipeline.cli] kills: ${outcomes.join(', ')} (uninterrupted run ${ref.ms} ms)`);
     const last = cli(args);
     expect(last.code, last.stderr).toBe(0);

@@ -128,7 +128,7 @@ describe.skipIf(!haveDist)('train --dry-run (runs bin/ over dist/; skipped when 
     expect(r.stdout).toContain(`${pool} blocks of 16 positions: 410 prompts x 5 samples x (512 + 2048)`);
     expect(r.stdout).toContain(`the call's whole need: ${whole} blocks`);
     expect(r.stdout).toContain('a call spans all the prompts the stage samples, planned at 410, the fewest that fill the running set');
-    // Prompts join on the blocks they use (native/model/scheduler.h): automatic swap space of 3
+    // Prompts join past their worst case (native/model/scheduler.h): automatic swap space of 3
     // pools, at most what admitting all would use (whole - pool + the largest worst case); the
     // worst case admitted stays within pool + swap - that largest one, counted in the fewest blocks
     // a prompt of length 1..512 needs (16 tokens: one block, then 5 tails of 128), and the pool
@@ -138,7 +138,7 @@ describe.skipIf(!haveDist)('train --dry-run (runs bin/ over dist/; skipped when 
     const needMax = needOf(511);
     const swap = Math.min(whole - pool + needMax, 3 * pool);
     const atOnce = Math.min(409, Math.floor((pool + swap - needMax) / needMin), Math.ceil(Math.floor((pool * 5) / 6) / 5));
-    expect(r.stdout).toContain(`prompts join on the blocks they use, up to ${atOnce} at once, preempted ones swapped to at most ${swap} blocks`);
+    expect(r.stdout).toContain(`prompts join past their worst case as finished ones use less, up to ${atOnce} at once, preempted ones swapped to at most ${swap} blocks`);
     expect(atOnce).toBeGreaterThan(4 * Math.floor(pool / needMax));  // reserving the worst case: 44 prompts
     expect(r.stdout).toMatch(new RegExp(`logits and sampler +[\\d.]+ [MG]iB +${atOnce * 5} rows x 32000`));
     expect(r.stdout).toMatch(/against 131\.32 GiB available on cuda \(--device-memory 141GB\)/);

@@ -1,7 +1,7 @@
 // Rollout throughput under a fixed KV pool (model/scheduler.h), on the CPU backend: admitting a
 // prompt only when the worst case of its K samples fits (max_swap_tokens 0, the former policy)
-// against admitting it on the blocks it uses, with preemption by swapping to host memory (the
-// default). The regime of an SPPO rollout: max_new_tokens far above what most responses use, so
+// against overcommitting the pool by what finished prompts used, with preemption by swapping to
+// host memory (the default). The regime of an SPPO rollout: max_new_tokens far above what most responses use, so
 // the worst case reserves mostly blocks that are never written. A random Llama, prompts of mixed
 // lengths, EOS ids chosen so that responses stop at widely different lengths (the per-step EOS
 // chance is about eos/V). Both modes must produce the same generations (checked). Prints new
@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
               (long long)a["eos"], (long long)(o.max_cache_tokens / 16), (long long)a["pool-prompts"]);
 
   // Rounds interleave the modes so that a busy machine slows both alike; round 0 warms up.
-  const char* names[2] = {"worst case", "on demand"};
+  const char* names[2] = {"worst case", "past it"};
   std::vector<double> secs[2];
   GenerateStats stats[2];
   std::vector<Generation> ref;

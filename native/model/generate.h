@@ -27,8 +27,9 @@ struct GenerateOptions {
   int64_t max_cache_tokens = 0;       // KV-cache positions (all layers' K and V of that many tokens)
   bool drain_batch = false;           // static batching: admit only when the running set is empty
   // Host positions (all layers' K and V) preempted prompts may be swapped out to, which lets the
-  // scheduler admit prompts on the blocks they use rather than their worst case (model/scheduler.h):
-  // -1 automatic, 0 none (a prompt joins only when its worst case fits the pool; no preemption).
+  // scheduler overcommit the pool by what finished prompts used against their worst case
+  // (model/scheduler.h): -1 automatic, 0 none (a prompt joins only when its worst case fits the
+  // pool; no preemption).
   int64_t max_swap_tokens = -1;
   // Decode-only steps padded to fixed bucket sizes (model/decode_buckets.h), which the CUDA
   // backend replays as graphs: -1 automatic (on where the backend captures steps: CUDA), 0 off,

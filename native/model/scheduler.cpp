@@ -99,6 +99,16 @@ void run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& p
   // running prompts' worst case exceeds the pool, so what is swapped then stays within swap_blocks.
   const bool on_demand = budget.swap_blocks > 0;
   const int64_t commit_limit = budget.kv_blocks + std::max<int64_t>(0, budget.swap_blocks - biggest);
+  // What finished prompts of this call used against their worst case (blocks), which sets how far
+  // admission may overcommit the pool: as far as it holds prompts that use what those did.
+  double worst_done = 0, used_done = 0;
+  auto admit_limit = [&]() -> int64_t {
+    if (!on_demand) return budget.kv_blocks;
+    const double use = used_done > 0 ? used_done / worst_done : budget.assumed_use;
+    const double limit = static_cast<double>(budget.kv_blocks) / std::max(use, 1e-9);
+    return limit >= static_cast<double>(commit_limit) ? commit_limit
+                                                      : std::max(budget.kv_blocks, static_cast<int64_t>(limit));
+  };
   const int64_t watermark = scheduler_watermark(budget);
   // Open sequences: running samples + the prompts they belong to (each has a live sample).
   const int64_t max_seqs = scheduler_max_sequences(np, K, budget);
@@ -221,7 +231,7 @@ void run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& p
       const int64_t need = KVCache::blocks_needed({P}, K, max_new, bs);
       const int64_t now = (P + bs - 1) / bs + K + (after > 0 ? watermark : 0);  // its prefill, then a block a sample
       if (rows + P > budget.max_batch_tokens || after + K > budget.max_batch_tokens ||
-          after + K > budget.max_running_sequences || reserved + need > (on_demand ? commit_limit : budget.kv_blocks) ||
+          after + K > budget.max_running_sequences || reserved + need > admit_limit() ||
           (on_demand && now > spare))
         break;
       waiting.pop_front();
@@ -304,6 +314,13 @@ void run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& p
       gr.reserved -= tail_blocks(P);
       reserved -= tail_blocks(P);
       if (--gr.live == 0) {
+        // Its blocks at their most: the prompt's, and each sample's tail to its last position.
+        double used = static_cast<double>((P + bs - 1) / bs);
+        for (int64_t k = 0; k < K; ++k)
+          used += static_cast<double>((P + static_cast<int64_t>(out[static_cast<size_t>((s / K) * K + k)].tokens.size()) +
+                                       bs - 1) / bs - P / bs);
+        used_done += used;
+        worst_done += static_cast<double>(KVCache::blocks_needed({P}, K, max_new, bs));
         finish(s / K);
         cache.close(gr.seq);
         reserved -= gr.reserved;  // the prompt's own blocks

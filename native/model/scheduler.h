@@ -22,10 +22,15 @@
 //                admitted and not finished (KVCache::blocks_needed: the prompt's blocks + each
 //                sample's tail to max_new_tokens) plus the newcomer's stays within kv_blocks;
 //                allocation never exceeds reservation, so no sample ever runs out of blocks.
-//                With swap_blocks > 0 (on demand, the default), that worst case may reach
-//                kv_blocks + swap_blocks, and the blocks actually free must hold, after this
-//                step's growth of the running samples, the newcomer's prefill and one block for
-//                each of its samples, leaving a watermark (1% of the pool) while others run.
+//                With swap_blocks > 0 (on demand, the default), that worst case may exceed the
+//                pool by the ratio of worst case to use of the call's finished prompts (blocks at
+//                their last position against blocks_needed; before any has finished, 1 /
+//                assumed_use: the worst case), so that the pool holds the admitted prompts if they
+//                use what those did; never past kv_blocks + swap_blocks - the largest worst case.
+//                And the blocks actually free must hold, after this step's growth of the running
+//                samples, the newcomer's prefill and one block for each of its samples, leaving a
+//                watermark (1% of the pool) while others run. Responses that all run to
+//                max_new_tokens thus keep to the worst case; short ones let many more in.
 // Preemption (on demand only): when a step's running samples need more new blocks than are free
 // (KVCache::blocks_to_append), the prompt that joined last is swapped out whole (its prompt and
 // live samples' blocks to host memory, KVCache::swap_out) and waits, ahead of every prompt not yet
@@ -62,6 +67,10 @@ struct SchedulerBudget {
   int64_t max_running_sequences = 0;  // samples decoding at once
   int64_t kv_blocks = 0;              // KV pool size in blocks (the memory budget)
   int64_t swap_blocks = 0;            // host blocks for preempted prompts; 0 = worst-case reservation
+  // On demand: the fraction of its worst case a prompt is taken to use until a prompt of the call
+  // has finished (then the finished prompts' own fraction). 1 = the worst case; tests lower it to
+  // overcommit from the first step.
+  double assumed_use = 1.0;
   int64_t block_size = 16;
   bool drain = false;                 // static batching (see above)
 };

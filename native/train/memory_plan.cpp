@@ -210,7 +210,7 @@ StagePlan plan_generation_memory(const LlamaConfig& c, Precision p, const Genera
                          " layers x " + std::to_string(c.num_kv_heads) + " kv heads x " + std::to_string(c.head_dim) +
                          " x K,V x " + dtype_name(dt.act) +
                          (b.swap_blocks > 0
-                              ? "; prompts join on the blocks they use, up to " + std::to_string(g) + " at once, " +
+                              ? "; prompts join past their worst case as finished ones use less, up to " + std::to_string(g) + " at once, " +
                                     "preempted ones swapped to at most " + std::to_string(b.swap_blocks) +
                                     " blocks (" + gib(static_cast<std::size_t>(b.swap_blocks) *
                                                       KVCache::pool_bytes(c, dt.act, 1, bs)) + ") of host memory" +

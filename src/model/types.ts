@@ -54,9 +54,10 @@ export interface GenerateOptions {
   maxCacheTokens?: number;
   /**
    * Host-memory positions preempted prompts may be swapped out to (absent or -1 = automatic, 0 =
-   * none). With some, prompts join on the KV blocks they use rather than their samples' worst case,
-   * and when the pool runs out the prompt that joined last is swapped out and resumes later from
-   * the same bytes; with none, a prompt joins only when its worst case fits.
+   * none). With some, admission overcommits the KV pool by what the call's finished prompts used
+   * against their samples' worst case, and when the pool runs out the prompt that joined last is
+   * swapped out and resumes later from the same bytes; with none, a prompt joins only when its
+   * worst case fits.
    */
   maxSwapTokens?: number;
   /**
