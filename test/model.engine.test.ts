@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type EngineModel } from '../src/model/engine.js';
 import { withBudgetSetting } from '../src/stages/responseSource.js';
+import { describeEngineCall } from '../src/stages/engineCallLog.js';
 import { SeededRandom } from '../src/util/rng.js';
 import type { PreferencePair, TrainerHandle } from '../src/model/types.js';
 import {
@@ -123,6 +124,22 @@ describe('sampling', () => {
     const opts = { maxNewTokens: 10, temperature: 1, topP: 0.95, eosTokenIds: eos, samples: 3 };
     const all = await m.generate(prompts, seeds, opts);
     const longest = Math.max(...prompts.map((p) => p.length));
+    // What the scheduler did comes back from generateEach: a pool of 12 blocks, its worst case
+    // reserved (no swap space) or overcommitted (swap space: 3 pools at most).
+    for (const swap of [0, -1]) {
+      const st = await m.generateEach(prompts, seeds, { ...opts, maxCacheTokens: 48 * 4, maxSwapTokens: swap }, () => {});
+      expect(st).toMatchObject({ kvBlocks: 12, blockSize: 16, maxBatchTokens: 2048, maxRunningSequences: 2048 });
+      expect(st.steps).toBeGreaterThanOrEqual(2);
+      expect(st.peakBlocksInUse).toBeGreaterThan(0);
+      expect(st.peakBlocksInUse).toBeLessThanOrEqual(12);
+      expect(st.peakRunning).toBeGreaterThanOrEqual(3);
+      expect(st.peakSwappedBlocks).toBeLessThanOrEqual(st.swapBlocks);
+      if (swap === 0) expect(st).toMatchObject({ swapBlocks: 0, preemptions: 0, swappedOutBlocks: 0 });
+      else expect(st.swapBlocks).toBeGreaterThan(0);
+      expect(describeEngineCall(st, 5, 3)).toMatch(swap === 0 ? /each prompt's worst case reserved \(no swap space\)$/ : /(no preemption|\d+ preemptions?, \d+ blocks swapped to host memory \(at most \d+ of \d+ at once\))$/);
+    }
+    expect(describeEngineCall({ steps: 9, mixedSteps: 1, prefillTokens: 40, decodeTokens: 60, bucketedSteps: 0, peakRunning: 12, maxRunningSequences: 2048, maxBatchTokens: 2048, kvBlocks: 30, blockSize: 16, peakBlocksInUse: 30, swapBlocks: 90, preemptions: 2, swappedOutBlocks: 14, peakSwappedBlocks: 8 }, 1, 5))
+      .toBe('rollout: engine call over 1 prompt x 5: 9 steps, up to 12 of 2048 samples at once; KV pool 30 blocks of 16 (peak 30); 2 preemptions, 14 blocks swapped to host memory (at most 8 of 90 at once)');
     for (const budget of [
       { maxRunningSequences: 3, maxBatchTokens: Math.max(longest, 3) },  // one prompt at a time
       { maxRunningSequences: 7, maxBatchTokens: longest + 6 },           // joins while others run

@@ -41,7 +41,7 @@ function spyOn(model: EngineModel): { handle: ModelHandle; calls: { prompts: num
       calls.push({ prompts: p.length, opts: o });
       flying = true;
       try {
-        await model.generateEach(p, s, o, each);
+        return await model.generateEach(p, s, o, each);
       } finally {
         flying = false;
       }
@@ -76,8 +76,15 @@ describe('rollout calls', () => {
       // One prompt per call: each asks for what its own prompt leaves.
       expect(spy.calls.map((c) => c.opts.maxNewTokens)).toEqual(lengths.map((p) => Math.min(24, window - p)));
       spy.calls.length = 0;
-      const whole = await rollout('whole', spy.handle, codec, prompts, opts(0, 7));
+      const logs: string[] = [];
+      const whole = await rollout('whole', spy.handle, codec, prompts, opts(0, 7), (e) => { if (e.type === 'log') logs.push(e.message); });
       expect(spy.calls.map((c) => c.prompts)).toEqual([7]);
+      // The run log gets what the scheduler did in the call: the 21 samples fit the automatic
+      // budgets at once, in a pool that holds every prompt's worst case (so no swap space).
+      const call = logs.filter((m) => m.startsWith('rollout: engine call'));
+      console.log(`[rollout.calls] ${call[0]}`);
+      expect(call).toHaveLength(1);
+      expect(call[0]).toMatch(/^rollout: engine call over 7 prompts x 3: \d+ steps, up to 21 of 2048 samples at once; KV pool \d+ blocks of 16 \(peak \d+\); each prompt's worst case reserved \(no swap space\)$/);
       expect(spy.calls[0]!.opts.maxNewTokens).toBe(Math.min(24, window - Math.min(...lengths)));
       spy.calls.length = 0;
       const three = await rollout('three', spy.handle, codec, prompts, opts(3, 7));

@@ -158,6 +158,30 @@ Napi::Value ModelObject::SequenceLogprobs(const Napi::CallbackInfo& info) {
       [](Napi::Env e, std::vector<float>& out) -> Napi::Value { return ToF32(e, out); });
 }
 
+namespace {
+// What the scheduler did in a call (model/generate.h GenerateStats), for the rollout's log.
+Napi::Object StatsToJs(Napi::Env env, const GenerateStats& s) {
+  Napi::Object o = Napi::Object::New(env);
+  auto set = [&](const char* k, int64_t v) { o.Set(k, Napi::Number::New(env, static_cast<double>(v))); };
+  set("steps", s.steps);
+  set("mixedSteps", s.mixed_steps);
+  set("prefillTokens", s.prefill_tokens);
+  set("decodeTokens", s.decode_tokens);
+  set("bucketedSteps", s.bucketed_steps);
+  set("peakRunning", s.peak_running);
+  set("maxRunningSequences", s.max_running_sequences);
+  set("maxBatchTokens", s.max_batch_tokens);
+  set("kvBlocks", s.kv_blocks);
+  set("blockSize", s.block_size);
+  set("peakBlocksInUse", s.peak_blocks_in_use);
+  set("swapBlocks", s.swap_blocks);
+  set("preemptions", s.preemptions);
+  set("swappedOutBlocks", s.swapped_out_blocks);
+  set("peakSwappedBlocks", s.peak_swapped_blocks);
+  return o;
+}
+}  // namespace
+
 // generate(prompts: Int32Array[], samplesPerPrompt, seeds: number[] (one per prompt), options,
 //          onReport: (finished, done) => void) -> Promise<void>: at the step boundaries at which
 // samples finished (model/generate.h generate_each), onReport gets the number of generations
@@ -246,21 +270,23 @@ Napi::Value ModelObject::Generate(const Napi::CallbackInfo& info) {
     }
     fn.Call({Napi::Number::New(e, static_cast<double>(r->finished)), done});
   };
-  return RunAsyncWithProgress<bool, Report>(
+  return RunAsyncWithProgress<GenerateStats, Report>(
       env,
       [st, lease, prompts, samples, seeds, opts](const std::function<void(const Report&)>& send) {
         const auto device_lock = device_call_lock(st->model->backend());
         st->model->set_cancel(lease->cancel_point());
+        GenerateStats stats;
         generate_each(*st->model, *prompts, samples, *seeds, opts,
                       [&send](int64_t finished, std::vector<FinishedPrompt>& done) {
                         auto r = std::make_shared<GenerateStepReport>();
                         r->finished = finished;
                         r->done = std::move(done);
                         send(r);
-                      });
-        return true;
+                      },
+                      &stats);
+        return stats;
       },
-      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); }, deliver, on_report,
+      [](Napi::Env e, GenerateStats& s) -> Napi::Value { return StatsToJs(e, s); }, deliver, on_report,
       [st]() { st->cancel.cancel(); });
 }
 

@@ -13,6 +13,7 @@ import { buildSafetensorsHeader, readSafetensorsHeader } from './safetensors.js'
 import type {
   Generation,
   GenerateOptions,
+  GenerateStats,
   LossType,
   ModelHandle,
   OptimizerOptions,
@@ -188,7 +189,7 @@ export class EngineModel implements ModelHandle {
     return out;
   }
 
-  async generateEach(prompts: number[][], seeds: number[], opts: GenerateOptions, onPrompt: (prompt: number, generations: Generation[]) => void): Promise<void> {
+  async generateEach(prompts: number[][], seeds: number[], opts: GenerateOptions, onPrompt: (prompt: number, generations: Generation[]) => void): Promise<GenerateStats> {
     this.requireCausal('generate');
     if (typeof onPrompt !== 'function') throw new Error('generate: onPrompt must be a function');
     if (!Array.isArray(prompts) || prompts.length === 0) throw new Error('generate: prompts must be a non-empty array');
@@ -231,7 +232,7 @@ export class EngineModel implements ModelHandle {
     if (swap !== undefined && (!Number.isSafeInteger(swap) || swap < -1)) throw new Error(`generate: maxSwapTokens must be an integer >= -1, -1 = automatic, 0 = none (got ${swap})`);
     if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new Error('generate: onProgress must be a function');
     const onProgress = opts.onProgress;
-    await cancellable(this.nativeModel.generate(
+    return cancellable(this.nativeModel.generate(
       prompts.map((p) => Int32Array.from(p)),
       samples,
       seeds,

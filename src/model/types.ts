@@ -1,7 +1,7 @@
 // The TypeScript face of the model engine (CONTRACT between the engine bindings in src/model/
 // and the SPPO pipeline). Implemented by src/model/engine.ts.
 import type { DeviceName, GradientDtype, LossType, OptimizerKind } from '../native/kinds.js';
-import type { NativeCommunicator } from '../native/addon.js';
+import type { NativeCommunicator, NativeGenerateStats } from '../native/addon.js';
 
 export type { LossType, OptimizerKind };
 
@@ -73,6 +73,9 @@ export interface Generation {
   logprobs: number[];      // sampling log-probability of each
   finishReason: 'eos' | 'length';
 }
+
+/** What the engine's scheduler did in one generate call (the native type, src/native/addon.ts). */
+export type GenerateStats = NativeGenerateStats;
 
 export interface OptimizerOptions {
   kind: OptimizerKind;
@@ -164,9 +167,9 @@ export interface ModelHandle {
    * finished (in the order they finish, each prompt once, all before the promise settles) and none
    * is kept: for calls over many prompts, whose results are written as they come (the rollout
    * stage). The same generations as generate's. If `onPrompt` throws, the call is cancelled and
-   * rejects with what it threw.
+   * rejects with what it threw. Resolves to what the scheduler did, or null for a handle without one.
    */
-  generateEach(prompts: number[][], seeds: number[], opts: GenerateOptions, onPrompt: (prompt: number, generations: Generation[]) => void): Promise<void>;
+  generateEach(prompts: number[][], seeds: number[], opts: GenerateOptions, onPrompt: (prompt: number, generations: Generation[]) => void): Promise<GenerateStats | null>;
   /** Gradients and an optimizer for this model. */
   createTrainer(opts: TrainerOptions): Promise<TrainerHandle>;
   /** Stops the native call in flight (it rejects with a CancelledError) within about one step. */

@@ -135,6 +135,25 @@ export interface NativeGeneration {
   stoppedAtEos: boolean;
 }
 
+/** What the scheduler did in a generate call (model_binding.cpp StatsToJs; native/model/generate.h GenerateStats). */
+export interface NativeGenerateStats {
+  steps: number;               // decode calls
+  mixedSteps: number;          // steps that prefilled newcomers while others decoded
+  prefillTokens: number;
+  decodeTokens: number;
+  bucketedSteps: number;       // decode-only steps padded to a bucket (CUDA graphs)
+  peakRunning: number;         // most samples decoding at once
+  maxRunningSequences: number; // its budget (resolved)
+  maxBatchTokens: number;
+  kvBlocks: number;            // the KV pool
+  blockSize: number;
+  peakBlocksInUse: number;
+  swapBlocks: number;          // host swap space (0: the worst case reserved)
+  preemptions: number;         // prompts swapped out
+  swappedOutBlocks: number;
+  peakSwappedBlocks: number;
+}
+
 /** A prompt whose samples all finished (model_binding.cpp generate). */
 export interface NativeFinishedPrompt {
   prompt: number;
@@ -170,7 +189,7 @@ export interface NativeModel {
   generate(
     prompts: Int32Array[], samplesPerPrompt: number, seeds: number[], opts: NativeGenerateOptions,
     onReport: (finished: number, done: NativeFinishedPrompt[]) => void,
-  ): Promise<void>;
+  ): Promise<NativeGenerateStats>;
   readParam(name: string): Float32Array;
   memoryPlan(rows: number, training: boolean): NativeMemoryPlan;
   /** Stops the call in flight (it rejects with "cancelled") within about one decode step or layer. */

@@ -93,7 +93,8 @@ export class OpenAIRolloutSource implements ResponseSource {
     return { tokens, text: c.text, finishReason: reason === 'stop' ? 'eos' : 'length' };
   }
 
-  async sample(requests: SampleRequest[], s: SampleSettings, onRequest: (j: number, samples: Sample[]) => void, onProgress?: (finished: number) => void): Promise<void> {
+  /** Resolves to null: a server's scheduling is its own. */
+  async sample(requests: SampleRequest[], s: SampleSettings, onRequest: (j: number, samples: Sample[]) => void, onProgress?: (finished: number) => void): Promise<null> {
     let finished = 0;
     let settled = false;
     const answers = requests.map(async (r, j) => {
@@ -108,6 +109,7 @@ export class OpenAIRolloutSource implements ResponseSource {
     } finally {
       settled = true;
     }
+    return null;
   }
 
   /** A line for the log when some responses re-tokenize differently from the template's rendering. */

@@ -1,7 +1,7 @@
 // Where the rollout's samples come from: the engine (the policy loaded here) or an
 // OpenAI-compatible server (src/openai/rolloutSource.ts). The rollout stage asks for K samples of
 // each (prompt, seed) and does not care which.
-import type { GenerateOptions, Generation, ModelHandle } from '../model/types.js';
+import type { GenerateOptions, GenerateStats, Generation, ModelHandle } from '../model/types.js';
 import type { TextCodec } from '../text/codec.js';
 import { contextWindow } from './contextWindow.js';
 
@@ -45,9 +45,10 @@ export interface ResponseSource {
    * are all in (in any order, each request once, all before the promise settles; if it throws,
    * the call stops and rejects with what it threw). `onProgress`, when the source can report, gets
    * the number of samples of this call finished so far (rising; never after the promise settles);
-   * a source may also never call it.
+   * a source may also never call it. Resolves to what the engine's scheduler did in the call, or
+   * null for a source without one (a server).
    */
-  sample(requests: SampleRequest[], s: SampleSettings, onRequest: (j: number, samples: Sample[]) => void, onProgress?: (finished: number) => void): Promise<void>;
+  sample(requests: SampleRequest[], s: SampleSettings, onRequest: (j: number, samples: Sample[]) => void, onProgress?: (finished: number) => void): Promise<GenerateStats | null>;
 }
 
 const BUDGET_SETTINGS: Readonly<Record<string, string>> = {
@@ -79,7 +80,7 @@ export function engineSource(model: ModelHandle, codec: TextCodec): ResponseSour
       const each = (j: number, gens: Generation[]): void => {
         onRequest(j, gens.map((g) => ({ tokens: g.tokens, text: codec.decode(g.tokens), finishReason: g.finishReason })));
       };
-      await model.generateEach(requests.map((r) => r.promptTokens), requests.map((r) => r.seed), gen, each).catch((err: unknown) => {
+      return model.generateEach(requests.map((r) => r.promptTokens), requests.map((r) => r.seed), gen, each).catch((err: unknown) => {
         // Only a budget message is reworded; any other error (CancelledError included) goes on as it is.
         if (!(err instanceof Error)) throw err;
         const message = withBudgetSetting(err.message);

@@ -4,7 +4,7 @@
 // lists) plus token ids, token counts and finish reasons.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ModelHandle } from '../model/types.js';
+import type { GenerateStats, ModelHandle } from '../model/types.js';
 import { engineSource, type ResponseSource, type Sample } from './responseSource.js';
 import type { Recipe } from '../recipe/types.js';
 import type { TextCodec } from '../text/codec.js';
@@ -14,6 +14,7 @@ import { promptSeed } from './seeds.js';
 import { contextWarning, fitToWindow, newTokensFor, promptCut } from './contextWindow.js';
 import { noEvents, type EventSink } from '../util/events.js';
 import { heartbeatMs, withWaitNotice } from '../util/waitNotice.js';
+import { describeEngineCall } from './engineCallLog.js';
 
 /** The recipe's sampling settings (the engine choice is the caller's: RolloutStage.source) plus the prompt cut and the run seed. */
 export type RolloutOptions = Omit<Recipe['rollout'], 'engine' | 'serverCommand' | 'serverStartupSeconds' | BudgetKey> &
@@ -134,6 +135,7 @@ export async function sampleEach(
   seedOf: (promptIndex: number) => number,
   onRow: (i: number, row: RolloutRow) => void,
   tick: (n: number) => void = () => {},
+  onCall: (stats: GenerateStats, prompts: number) => void = () => {},
 ): Promise<void> {
   const window = source.window;
   const promptTokens = indices.map((i) => codec.encodePrompt(prompts[i]!, promptCut(opts.maxPromptTokens, window)));
@@ -157,7 +159,7 @@ export async function sampleEach(
       }
     };
     const seen = new Array<boolean>(idx.length).fill(false);
-    await source.sample(requests, settings, (j, samples) => {
+    const stats = await source.sample(requests, settings, (j, samples) => {
       if (!Number.isInteger(j) || j < 0 || j >= idx.length) throw new Error(`rollout engine '${source.name}' handed over request ${j}, but the call has ${idx.length}`);
       if (seen[j]) throw new Error(`rollout engine '${source.name}' handed over prompt ${idx[j]} twice`);
       if (samples.length !== opts.k) throw new Error(`rollout engine '${source.name}' returned ${samples.length} samples for prompt ${idx[j]} x ${opts.k}`);
@@ -176,6 +178,7 @@ export async function sampleEach(
     const handed = seen.filter(Boolean).length;
     if (handed !== idx.length) throw new Error(`rollout engine '${source.name}' returned samples for ${handed} of ${idx.length} prompts`);
     count(all); // what the source did not report
+    if (stats) onCall(stats, idx.length);
   }
 }
 
@@ -290,7 +293,7 @@ export async function runRollout(s: RolloutStage): Promise<number> {
       const sampling = sampleEach(source, s.codec, s.prompts, indices, s.opts, (p) => promptSeed(p, s.opts.seed), onRow, (m) => {
         done += m;
         progress();
-      });
+      }, (stats, prompts) => onEvent({ type: 'log', message: describeEngineCall(stats, prompts, s.opts.k) }));
       await withWaitNotice(sampling, heartbeatMs(), progress);
       if (rows.size > 0) throw new Error(`rollout: internal error: shards ${[...rows.keys()].join(', ')} were not completed by their call`);
     }

@@ -116,14 +116,15 @@ export class FakeModel implements ModelHandle {
     }));
   }
 
-  /** generate's samples, each prompt handed over in turn (a fake has no batch to keep full). */
-  async generateEach(prompts: number[][], seeds: number[], opts: GenerateOptions, onPrompt: (prompt: number, generations: Generation[]) => void): Promise<void> {
+  /** generate's samples, each prompt handed over in turn (a fake has no batch to keep full, and no scheduler to report on). */
+  async generateEach(prompts: number[][], seeds: number[], opts: GenerateOptions, onPrompt: (prompt: number, generations: Generation[]) => void): Promise<null> {
     const all = await this.generate(prompts, seeds, opts);
     const k = opts.samples ?? 1;
     prompts.forEach((_, i) => {
       onPrompt(i, all.slice(i * k, (i + 1) * k));
       opts.onProgress?.((i + 1) * k);
     });
+    return null;
   }
 
   cancel(): void {}
