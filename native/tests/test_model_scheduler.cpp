@@ -11,6 +11,7 @@
 #include "kernels/sample.h"
 #include "model/kv_cache.h"
 #include "model/scheduler.h"
+#include "scheduler_testing.h"
 #include "test_model_common.h"
 
 using namespace model_test;
@@ -280,9 +281,6 @@ TEST(shared_prompt_blocks_are_never_written_and_blocks_return) {
   o.max_batch_tokens = longest(prompts) + 8;
   o.max_running_sequences = 9;
   const int64_t K = 4;
-  std::vector<int64_t> lengths;
-  for (auto& p : prompts) lengths.push_back(static_cast<int64_t>(p.size()));
-  const sppo::SchedulerBudget budget = sppo::resolve_budget(m->model(), o, lengths, K);
   sppo::Backend& be = m->model().backend();
   // Checksum of every K and V row of a block, over all layers.
   auto checksum = [&](const sppo::KVCache& cache, int32_t block) {
@@ -324,18 +322,13 @@ TEST(shared_prompt_blocks_are_never_written_and_blocks_return) {
     }
   };
   GenerateStats st;
-  std::vector<Generation> gen(prompts.size() * K);
-  const sppo::GenerateReport collect = [&](int64_t, std::vector<sppo::FinishedPrompt>& done) {
-    for (auto& f : done)
-      for (int64_t k = 0; k < K; ++k) gen[static_cast<size_t>(f.prompt * K + k)] = std::move(f.samples[static_cast<size_t>(k)]);
-  };
-  sppo::run_scheduler(m->model(), prompts, K, seeds, o, budget, collect, &st, &hook);
+  const auto gen = sppo_test::generate_assuming(m->model(), prompts, K, seeds, o, 1.0, &st, &hook);  // generate()'s policy
   std::printf("  %lld block checks over %lld steps, %lld prompts with a partial last block\n", (long long)checked,
               (long long)steps, (long long)partial);
   CHECK(checked > 0 && partial >= 3);
   CHECK(st.joins_while_running > 0);
-  CHECK(st.peak_blocks_in_use <= budget.kv_blocks);
-  CHECK(st.free_blocks_at_end == budget.kv_blocks);
+  CHECK(st.peak_blocks_in_use <= st.kv_blocks);
+  CHECK(st.free_blocks_at_end == st.kv_blocks);
   // The same generations as with everything at once.
   GenerateOptions all = o;
   all.max_batch_tokens = all.max_running_sequences = 0;
@@ -355,14 +348,12 @@ TEST(shared_prompt_blocks_are_never_written_and_blocks_return) {
   GenerateOptions swapping = all;
   swapping.max_cache_tokens = biggest_need(prompts, K, o.max_new_tokens) + 32;
   swapping.eos_ids.clear();  // every sample runs to max_new_tokens: the pool fills
-  sppo::SchedulerBudget sb = sppo::resolve_budget(m->model(), swapping, lengths, K);
-  sb.assumed_use = 0.25;  // overcommit the pool from the first step (then the finished prompts' use: all of it)
-  std::fill(gen.begin(), gen.end(), Generation{});
   seen.clear();
   prompt_sums.clear();
   checked = steps = 0;
   GenerateStats ss;
-  sppo::run_scheduler(m->model(), prompts, K, seeds, swapping, sb, collect, &ss, &hook);
+  // Overcommitting the pool from the first step (then by the finished prompts' use: all of it).
+  const auto swapped = sppo_test::generate_assuming(m->model(), prompts, K, seeds, swapping, 0.25, &ss, &hook);
   int64_t again = 0;  // prompts seen twice with the same bytes: once before, once after a swap
   for (const auto& [sums, count] : prompt_sums) again += count - 1;
   std::printf("  swapping: %lld preemptions, %lld resumed with the same prompt bytes, %lld block checks, "
@@ -375,7 +366,7 @@ TEST(shared_prompt_blocks_are_never_written_and_blocks_return) {
   GenerateOptions no_eos = all;
   no_eos.eos_ids.clear();
   const auto ref_swap = sppo::generate(m->model(), prompts, K, seeds, no_eos);
-  for (size_t s = 0; s < gen.size(); ++s) CHECK(same(gen[s], ref_swap[s]));
+  for (size_t s = 0; s < swapped.size(); ++s) CHECK(same(swapped[s], ref_swap[s]));
   // generate()'s own policy on the same pool: samples that all run to max_new_tokens use their
   // worst case, so it keeps to it and never preempts.
   GenerateStats own;
