@@ -14,6 +14,7 @@
 // real row's table names a scratch block.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "backend/buffer.h"
@@ -69,12 +70,15 @@ class KVCache {
     std::vector<int64_t> lengths;              // per sequence
     std::vector<std::vector<int32_t>> tables;  // per sequence: indices into the saved blocks
     int64_t blocks = 0;                        // distinct blocks saved
-    std::vector<unsigned char> bytes;          // [layer][k, v][saved block][block_size * kv width]
+    // [layer][k, v][saved block][block_size * kv width]; not zero-filled (every byte is copied in)
+    std::unique_ptr<unsigned char[]> bytes;
+    std::size_t size = 0;                      // of bytes
     // The blocks sequence q takes to append one position once swapped in (as blocks_to_append):
     // one when its length fills its blocks or its last block is shared with another saved one.
     int64_t blocks_to_append_one(size_t q, int64_t block_size) const;
   };
   // Saves `seqs` (open, distinct) and closes them: their blocks go back to the pool as close()'s.
+  // Throws sppo::Error, the cache unchanged, when the host memory cannot be had.
   Swapped swap_out(const std::vector<int>& seqs);
   // Opens one new sequence per saved one (in order, ids returned) on free blocks holding the saved
   // bytes. Throws when fewer than `s.blocks` blocks or sequences are free.

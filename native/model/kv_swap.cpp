@@ -2,6 +2,7 @@
 // back. One copy per run of consecutive block ids per layer's K or V pool, not one per block: the
 // allocator hands a growing sequence ascending ids, so a group's blocks come in a few long runs.
 #include <algorithm>
+#include <new>
 #include <unordered_map>
 
 #include "core/error.h"
@@ -60,11 +61,15 @@ KVCache::Swapped KVCache::swap_out(const std::vector<int>& seqs) {
   }
   out.blocks = static_cast<int64_t>(ids.size());
   const std::size_t one = static_cast<std::size_t>(bs_ * kw_) * dtype_size(dtype_);  // a block of one pool
-  out.bytes.resize(static_cast<std::size_t>(out.blocks) * block_bytes());
+  out.size = static_cast<std::size_t>(out.blocks) * block_bytes();
+  out.bytes.reset(new (std::nothrow) unsigned char[out.size]);
+  SPPO_CHECK(out.bytes || out.size == 0, "generate: could not allocate ", format_bytes(static_cast<double>(out.size)),
+             " of host memory to swap out a preempted prompt's ", out.blocks,
+             " KV blocks; lower the swap space (max_swap_tokens; rollout.maxSwapTokens, --rollout-swap-tokens) or set it to 0");
   for (int64_t l = 0; l < layers_; ++l)
     for (int kv = 0; kv < 2; ++kv) {
       const char* pool = static_cast<const char*>((kv ? v_pool(l) : k_pool(l)).data);
-      unsigned char* dst = out.bytes.data() + static_cast<std::size_t>(2 * l + kv) * out.blocks * one;
+      unsigned char* dst = out.bytes.get() + static_cast<std::size_t>(2 * l + kv) * out.blocks * one;
       for_each_run(ids, [&](size_t j, int32_t b, size_t n) {
         be_->download(dst + j * one, pool + static_cast<std::size_t>(b) * one, n * one);
       });
@@ -74,9 +79,10 @@ KVCache::Swapped KVCache::swap_out(const std::vector<int>& seqs) {
 }
 
 std::vector<int> KVCache::swap_in(const Swapped& s) {
-  SPPO_CHECK(s.tables.size() == s.lengths.size() && s.bytes.size() == static_cast<std::size_t>(s.blocks) * block_bytes(),
-             "KV cache: a swapped set with ", s.tables.size(), " tables, ", s.lengths.size(), " lengths and ",
-             s.bytes.size(), " bytes for ", s.blocks, " blocks");
+  SPPO_CHECK(s.tables.size() == s.lengths.size() && s.size == static_cast<std::size_t>(s.blocks) * block_bytes() &&
+                 (s.bytes || s.size == 0),
+             "KV cache: a swapped set with ", s.tables.size(), " tables, ", s.lengths.size(), " lengths and ", s.size,
+             " bytes for ", s.blocks, " blocks");
   SPPO_CHECK(s.blocks <= free_blocks(), "KV cache: swap-in of ", s.blocks, " blocks with ", free_blocks(), " free");
   int64_t closed = 0;
   for (int64_t q = 0; q < max_seqs_; ++q) closed += !open_[static_cast<size_t>(q)];
@@ -112,7 +118,7 @@ std::vector<int> KVCache::swap_in(const Swapped& s) {
   for (int64_t l = 0; l < layers_; ++l)
     for (int kv = 0; kv < 2; ++kv) {
       char* pool = static_cast<char*>((kv ? v_pool(l) : k_pool(l)).data);
-      const unsigned char* src = s.bytes.data() + static_cast<std::size_t>(2 * l + kv) * s.blocks * one;
+      const unsigned char* src = s.bytes.get() + static_cast<std::size_t>(2 * l + kv) * s.blocks * one;
       for_each_run(ids, [&](size_t j, int32_t b, size_t n) {
         be_->upload(pool + static_cast<std::size_t>(b) * one, src + j * one, n * one);
       });

@@ -309,7 +309,7 @@ TEST(kv_cache_swap_out_and_in_keeps_bytes_sharing_and_next_logits) {
   const int64_t free0 = b.free_blocks();
   sppo::KVCache::Swapped sw = b.swap_out({qb.p, qb.s1, qb.s2});
   CHECK(sw.blocks == 3);  // the full block, the shared partial one and s1's copy, once each
-  CHECK(sw.bytes.size() == 3 * b.block_bytes());
+  CHECK(sw.size == 3 * b.block_bytes());
   CHECK(b.free_blocks() == 14 && !b.is_open(qb.p) && !b.is_open(qb.s1) && !b.is_open(qb.s2));
   CHECK(sw.blocks_to_append_one(2, 8) == 1 && sw.blocks_to_append_one(1, 8) == 0);
   // Another sequence takes the freed blocks and writes them, so the swap-in gets other blocks.
