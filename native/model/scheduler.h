@@ -34,8 +34,9 @@
 // Preemption (on demand only): when a step's running samples need more new blocks than are free
 // (KVCache::blocks_to_append), the prompt that joined last is swapped out whole (its prompt and
 // live samples' blocks to host memory, KVCache::swap_out) and waits, ahead of every prompt not yet
-// admitted, until its blocks, one more per sample and the watermark are free again; it then
-// resumes from the same bytes (swap_in), never in a step that preempted. A prompt alone always
+// admitted, until its blocks, the blocks its samples take in the step it resumes and the
+// watermark are free again; it then resumes from the same bytes (swap_in), never in a step that
+// preempted. A prompt alone always
 // fits (resolve_budget keeps kv_blocks >= the largest worst case), and the worst-case bound keeps
 // the host memory within swap_blocks, so the call always ends and swapped bytes never exceed
 // their budget. Swapping is bitwise: a preempted sample's tokens are those it would have drawn.
@@ -89,7 +90,7 @@ SchedulerBudget resolve_budget(const LlamaModel& model, const GenerateOptions& o
 // plans the whole need) and automatic swap space capped at `host_fit_blocks`.
 SchedulerBudget resolve_budget(const GenerateOptions& o, const std::vector<int64_t>& lengths, int64_t samples,
                                int64_t fit_blocks, int64_t host_fit_blocks);
-// Automatic swap space, in KV pools: admission may then overcommit the pool's worst case 4 times.
+// Automatic swap space, in KV pools: admission may then commit up to about 4 times the pool.
 constexpr int64_t kSwapPools = 3;
 // Cache sequences a call opens at most: running samples and the prompts they fork from.
 int64_t scheduler_max_sequences(int64_t prompts, int64_t samples, const SchedulerBudget& b);
