@@ -546,10 +546,14 @@ struct Bf16Trio {
   }
   LlamaModel& at(int i) { return i == 0 ? f : i == 1 ? hc : hg; }
 };
-// CUDA bf16 (got) against the CPU's bf16 and fp32 (want[1], want[0]) by relative norm.
+// CUDA bf16 (got) against the CPU's bf16 and fp32 (want[1], want[0]) by relative norm. Against
+// fp32 the bound is also what bf16 itself costs: no further than the CPU's own bf16 is, with a
+// quarter to spare. (A few small reward scores, ||want|| 0.31 over 6 values with seed
+// 1796225373535805721, put bf16 itself 0.056 from fp32, past a fixed 0.05.)
 void expect_bf16_pair(const std::string& what, const std::vector<float>& got, const std::vector<float> want[2], double tol) {
   bf16_test::expect_rel_norm(what + " (cuda bf16 vs cpu bf16)", got, want[1], tol);
-  bf16_test::expect_rel_norm(what + " (cuda bf16 vs cpu fp32)", got, want[0], tol);
+  const double own = bf16_test::rel_norm(want[1], want[0]);
+  bf16_test::expect_rel_norm(what + " (cuda bf16 vs cpu fp32)", got, want[0], std::max(tol, 1.25 * own));
 }
 }  // namespace
 
