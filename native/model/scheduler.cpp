@@ -193,23 +193,22 @@ void run_scheduler(LlamaModel& model, const std::vector<std::vector<int32_t>>& p
     while (!preempted && !swapped.empty()) {
       const int64_t i = swapped.front();
       Group& g = groups[static_cast<size_t>(i)];
-      int64_t need = g.swap->blocks + (after > 0 ? watermark : 0);
-      for (size_t q = 1; q < g.swap->lengths.size(); ++q) need += g.swap->blocks_to_append_one(q, bs);
-      const int64_t live = g.live;
-      if (rows + live > budget.max_batch_tokens || after + live > budget.max_running_sequences || need > spare) break;
+      int64_t next = 0;  // the blocks its samples take in this step once back
+      for (size_t q = 1; q < g.swap->lengths.size(); ++q) next += g.swap->blocks_to_append_one(q, bs);
+      const int64_t live = g.live, takes = g.swap->blocks + next;
+      if (rows + live > budget.max_batch_tokens || after + live > budget.max_running_sequences ||
+          takes + (after > 0 ? watermark : 0) > spare)
+        break;
       swapped.erase(swapped.begin());
       const std::vector<int> seqs = cache.swap_in(*g.swap);
       swapped_blocks -= g.swap->blocks;
-      spare -= g.swap->blocks;
+      spare -= takes;
       g.swap.reset();
       g.seq = seqs[0];
       size_t q = 1;
       for (int64_t s : live_samples(i)) {
         seq_of[static_cast<size_t>(s)] = seqs[q++];
         running.push_back(s);
-        const int64_t more = cache.blocks_to_append(seq_of[static_cast<size_t>(s)], 1);
-        growth += more;
-        spare -= more;
       }
       rows += live;
       after += live;
