@@ -93,8 +93,9 @@ class Backend {
   // the one kept), captures it into a graph, replays the graph and compares `output` bitwise with
   // the eager result; a capture that fails, or a replay that differs, prints one message and keeps
   // that slot eager for good (the eager step is run again after a differing replay, so nothing
-  // the graph wrote survives). Later calls replay the graph. Device errors of a replay are
-  // explained as the eager launches' are (device_errors.h).
+  // the graph wrote survives); a fault in that first replay (a broken context: an illegal
+  // address) is raised as it is, since no eager step could follow it. Later calls replay the
+  // graph. Device errors of a replay are explained as the eager launches' are (device_errors.h).
   struct StepCapture {
     virtual ~StepCapture() = default;
     virtual bool replays() const { return false; }  // the slot replays a graph (tests)

@@ -75,12 +75,14 @@ class CudaBackend final : public Backend {
     check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     // Kernels take their scratch from the stream-ordered pool (kernels/cuda/host_helpers.h): keep
     // freed blocks in the pool across synchronisations instead of returning them to the driver
-    // each step (the pool holds at most the largest scratch of a step, a few MB).
+    // each step (the pool holds the largest scratch of a step: up to a few hundred MB for split
+    // decode attention). What it holds is counted as available, and given back when a cudaMalloc
+    // would fail (allocate).
     int dev = 0;
     cudaMemPool_t pool = nullptr;
     if (cudaGetDevice(&dev) == cudaSuccess && cudaDeviceGetDefaultMemPool(&pool, dev) == cudaSuccess) {
       uint64_t keep = ~uint64_t{0};
-      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+      if (cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) == cudaSuccess) pool_ = pool;
     }
     cudaGetLastError();  // a device without pools fails later, at the first scratch, with a message
     errors_ = std::make_unique<cuda::DeviceErrors>(stream_);
@@ -101,25 +103,40 @@ class CudaBackend final : public Backend {
 
   void* allocate(std::size_t bytes) override {
     void* p = nullptr;
-    const cudaError_t e = cudaMalloc(&p, bytes);
-    if (e != cudaSuccess) {
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation && pool_) {
+      // The scratch pool's idle bytes are not cudaMalloc's: once the stream has finished with
+      // them, give them back and try again.
+      cudaGetLastError();
+      if (cudaStreamSynchronize(stream_) == cudaSuccess && cudaMemPoolTrimTo(pool_, 0) == cudaSuccess)
+        e = cudaMalloc(&p, bytes);
+    }
+    if (e == cudaErrorMemoryAllocation) {
       cudaGetLastError();
       fail("out of device memory: could not allocate ", format_bytes(static_cast<double>(bytes)), " (",
            format_bytes(static_cast<double>(available_memory())), " free): ", cudaGetErrorString(e));
     }
+    check_cuda(e, "cudaMalloc");  // anything else (a broken context) as what it is
     return p;
   }
   void deallocate(void* p) noexcept override {
-    // Work queued on the stream may still read p.
-    cudaStreamSynchronize(stream_);
-    cudaFree(p);
+    // Work queued on the stream may still read p. Failures here (a broken context) are left for
+    // the next checked call, which reports them; a non-sticky one is cleared.
+    if (cudaStreamSynchronize(stream_) != cudaSuccess) cudaGetLastError();
+    if (cudaFree(p) != cudaSuccess) cudaGetLastError();
   }
+  // Free device memory, with what the scratch pool holds but does not use (allocate takes it back).
   std::size_t available_memory() const override {
     std::size_t free = 0, total = 0;
     if (cudaMemGetInfo(&free, &total) != cudaSuccess) {
       cudaGetLastError();
       return 0;
     }
+    uint64_t reserved = 0, used = 0;
+    if (pool_ && cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &reserved) == cudaSuccess &&
+        cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrUsedMemCurrent, &used) == cudaSuccess && reserved > used)
+      free += static_cast<std::size_t>(reserved - used);
+    cudaGetLastError();
     return free;
   }
   void upload(void* dst, const void* src, std::size_t bytes) override {
@@ -171,6 +188,9 @@ class CudaBackend final : public Backend {
       synchronize();  // a device error the eager step did not report: the graph is wrong
       same = std::memcmp(want.data(), got.data(), want.size()) == 0;
     } catch (const std::exception& e) {
+      // A fault (an illegal address: the context is broken for good) is not a wrong graph, and
+      // no eager step could follow it: raise it as it is.
+      if (cuda::context_broken()) throw;
       why = e.what();
     }
     if (!same) {
@@ -209,7 +229,10 @@ class CudaBackend final : public Backend {
     if (!comm_) return true;
     bind_thread_to_device();  // called from a communicator's watchdog thread too
     const cudaError_t e = cudaStreamQuery(comm_);
-    if (e == cudaErrorNotReady) return false;
+    if (e == cudaErrorNotReady) {
+      cudaGetLastError();  // the runtime records "not ready" as this thread's last error: not one
+      return false;
+    }
     check_cuda(e, "cudaStreamQuery (communication)");
     return true;
   }
@@ -407,6 +430,7 @@ class CudaBackend final : public Backend {
 
   const OpRules& rules_ = cuda_op_rules();
   cudaStream_t stream_ = nullptr;
+  cudaMemPool_t pool_ = nullptr;  // the device's default pool (the kernels' scratch), once configured
   std::unique_ptr<cuda::DeviceErrors> errors_;
   std::unique_ptr<cuda::Matmul> matmul_;
   std::mutex comm_mu_;

@@ -53,8 +53,9 @@ class NcclCommunicator final : public Communicator {
     watchdog_.join();
     std::lock_guard<std::mutex> lock(mu_);
     if (comm_) {
-      // Finished work first; a communicator that failed is aborted instead (destroy would hang).
-      if (error_.empty() && be_->comm_idle()) api_.CommDestroy(comm_);
+      // Finished work first; a communicator that failed is aborted instead (destroy would hang),
+      // as is one whose stream cannot be queried (a broken CUDA context: nothing may throw here).
+      if (error_.empty() && idle_or_broken() == Idle::Yes) api_.CommDestroy(comm_);
       else api_.CommAbort(comm_);
       comm_ = nullptr;
     }
@@ -146,6 +147,18 @@ class NcclCommunicator final : public Communicator {
     }
   }
 
+  // The communication stream's state without throwing: a CUDA error (a fault on this device
+  // breaks the context; the query then fails) comes back as Broken with its message in *why.
+  enum class Idle { Yes, No, Broken };
+  Idle idle_or_broken(std::string* why = nullptr) {
+    try {
+      return be_->comm_idle() ? Idle::Yes : Idle::No;
+    } catch (const std::exception& e) {
+      if (why) *why = std::string("the CUDA device failed on rank ") + std::to_string(rank_) + ": " + e.what();
+      return Idle::Broken;
+    }
+  }
+
   void watch() {
     bind_thread_to_device();
     std::unique_lock<std::mutex> lock(mu_);
@@ -161,8 +174,11 @@ class NcclCommunicator final : public Communicator {
            << " (a peer died, or the network failed; the other ranks' messages name it)";
         why = os.str();
       } else if (pending_since_ >= 0) {
-        if (be_->comm_idle()) {
+        const Idle idle = idle_or_broken(&why);
+        if (idle == Idle::Yes) {
           pending_since_ = -1;
+        } else if (idle == Idle::Broken) {
+          // why says it: an exception must not leave this thread (it would end the process)
         } else if (steady_seconds() - pending_since_ > timeout_s_) {
           std::ostringstream os;
           os << "NCCL " << last_what_ << " (collective #" << queued_.load() - 1 << ") did not finish within " << timeout_s_

@@ -14,6 +14,12 @@
 //   does a copy to or from pageable host memory.
 // - Launch settings are checked against an H200's limits (1024 threads, 48 KiB of dynamic shared
 //   memory unless cudaFuncSetAttribute raised it, at most 227 KiB).
+// - Errors: a query of a busy stream or event leaves cudaErrorNotReady as the thread's last error
+//   (as the CUDA runtime records it). A fault (sppo_emu::fault_when_run: what an illegal address
+//   is on the GPU) breaks the context for good: the work queued after it never runs, and every
+//   call from then on returns the fault, cudaGetLastError included (it does not reset it).
+// - The default memory pool keeps what cudaFreeAsync gave back, up to its release threshold, as
+//   used device memory until cudaMemPoolTrimTo (cudaMallocAsync reuses it; cudaMalloc cannot).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -32,6 +38,8 @@ enum cudaError_t : int {
   cudaErrorInvalidResourceHandle = 400,
   cudaErrorIllegalState = 401,
   cudaErrorNotReady = 600,
+  cudaErrorIllegalAddress = 700,
+  cudaErrorLaunchFailure = 719,
   cudaErrorNotSupported = 801,
   cudaErrorStreamCaptureUnsupported = 900,
   cudaErrorStreamCaptureInvalidated = 901,
@@ -69,7 +77,11 @@ enum cudaDeviceAttr : int {
   cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
 };
 enum cudaFuncAttribute : int { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
-enum cudaMemPoolAttr : int { cudaMemPoolAttrReleaseThreshold = 4 };
+enum cudaMemPoolAttr : int {
+  cudaMemPoolAttrReleaseThreshold = 4,
+  cudaMemPoolAttrReservedMemCurrent = 5,
+  cudaMemPoolAttrUsedMemCurrent = 7,
+};
 constexpr unsigned cudaStreamDefault = 0x00, cudaStreamNonBlocking = 0x01;
 constexpr unsigned cudaEventDefault = 0x00, cudaEventDisableTiming = 0x02;
 constexpr unsigned cudaHostAllocDefault = 0x00;
@@ -105,6 +117,8 @@ cudaError_t cudaMallocAsync(void** p, std::size_t bytes, cudaStream_t s);
 cudaError_t cudaFreeAsync(void* p, cudaStream_t s);
 cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int d);
 cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr a, void* v);
+cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, cudaMemPoolAttr a, void* v);
+cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, std::size_t keep);
 
 cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind, cudaStream_t s = nullptr);
@@ -123,6 +137,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags);
 cudaError_t cudaEventDestroy(cudaEvent_t e);
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t e);
+cudaError_t cudaEventQuery(cudaEvent_t e);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
@@ -143,6 +158,10 @@ cudaError_t func_set_attribute(const void* fn, cudaFuncAttribute a, int value);
 // Queue work on a stream (or record it into the stream's capture). Null stream: runs now, after
 // everything queued (the legacy stream's ordering).
 cudaError_t enqueue(cudaStream_t s, const char* what, std::function<void()> work);
+
+// Queues (or records into a capture) a fault `e`: when the stream reaches it, the context breaks
+// as a kernel's illegal address breaks it on the GPU (tests of sticky-error handling).
+cudaError_t fault_when_run(cudaStream_t s, cudaError_t e);
 
 // One kernel launch: checks the settings, then queues (or records) the run of every block.
 struct LaunchConfig {

@@ -56,6 +56,7 @@ enum class Space { Device, Pinned };
 struct Alloc {
   std::size_t bytes;
   Space space;
+  bool pooled = false;  // from cudaMallocAsync (the default pool)
 };
 
 std::recursive_mutex g_mu;
@@ -64,8 +65,16 @@ std::size_t g_device_bytes = 0;
 std::set<CUstream_st*> g_streams;
 std::map<const void*, int> g_smem_optin;  // kernel -> cudaFuncAttributeMaxDynamicSharedMemorySize
 thread_local cudaError_t t_last = cudaSuccess;
+// A fault that broke the context (fault_when_run): CUDA's sticky errors. Every call from then on
+// returns it, and no queued work runs.
+cudaError_t g_broken = cudaSuccess;
 thread_local CUstream_st* t_capturing = nullptr;  // this thread's capture (thread-local mode)
 CUmemPoolHandle_st g_pool;
+// The default pool as CUDA keeps it: bytes freed with cudaFreeAsync stay reserved (counted as used
+// device memory, invisible to cudaMalloc) up to the release threshold, until cudaMemPoolTrimTo;
+// cudaMallocAsync takes them first.
+std::size_t g_pool_used = 0, g_pool_idle = 0;
+uint64_t g_pool_threshold = 0;
 
 constexpr std::size_t kDefaultSmem = 48 << 10;
 constexpr std::size_t kMaxSmemOptin = 232448;  // H100 / H200: 227 KiB
@@ -77,6 +86,8 @@ cudaError_t set(cudaError_t e) {
   if (e != cudaSuccess) t_last = e;
   return e;
 }
+// The fault, as the result of a call made after it (cudaSuccess while the context is sound).
+cudaError_t broken() { return g_broken == cudaSuccess ? cudaSuccess : set(g_broken); }
 
 void complain(const std::string& what) {
   std::fprintf(stderr, "sppo CUDA emulator: %s\n", what.c_str());
@@ -120,6 +131,10 @@ bool refused_in_capture(const char* what) {
 
 void run_until(CUstream_st* s, uint64_t seq) {
   while (!s->queue.empty() && s->queue.front().seq <= seq) {
+    if (g_broken != cudaSuccess) {  // a broken context runs nothing more
+      s->queue.clear();
+      return;
+    }
     CUstream_st::Op op = std::move(s->queue.front());
     s->queue.pop_front();
     op.work();
@@ -130,13 +145,19 @@ void run_everything() {
   for (CUstream_st* s : g_streams) run_all(s);
 }
 
-void* allocate(std::size_t bytes, Space space) {
+void* allocate(std::size_t bytes, Space space, bool pooled = false) {
   void* p = nullptr;
   // posix_memalign: a sanitizer build tracks the exact size (cudaMalloc aligns to 256 bytes).
   if (posix_memalign(&p, 256, bytes ? bytes : 1) != 0) return nullptr;
   if (space == Space::Device) std::memset(p, 0xff, bytes);  // uninitialised device memory reads as NaN
-  g_allocs[reinterpret_cast<uintptr_t>(p)] = {bytes, space};
-  if (space == Space::Device) g_device_bytes += bytes;
+  g_allocs[reinterpret_cast<uintptr_t>(p)] = {bytes, space, pooled};
+  if (space == Space::Device) {
+    // A pooled allocation takes the pool's idle bytes first (already counted as used).
+    const std::size_t reuse = pooled ? std::min(g_pool_idle, bytes) : 0;
+    g_pool_idle -= reuse;
+    g_device_bytes += bytes - reuse;
+    if (pooled) g_pool_used += bytes;
+  }
   return p;
 }
 cudaError_t release(void* p, Space space, const char* what) {
@@ -147,7 +168,19 @@ cudaError_t release(void* p, Space space, const char* what) {
              (space == Space::Device ? "device" : "pinned host") + " allocation");
     return set(cudaErrorInvalidValue);
   }
-  if (space == Space::Device) g_device_bytes -= it->second.bytes;
+  if (space == Space::Device && it->second.pooled) {
+    // Back to the pool: kept up to the release threshold (the emulator releases at the free, CUDA
+    // at the next synchronisation).
+    g_pool_used -= it->second.bytes;
+    g_pool_idle += it->second.bytes;
+    const std::size_t keep = static_cast<std::size_t>(std::min<uint64_t>(g_pool_threshold, SIZE_MAX));
+    if (g_pool_idle > keep) {
+      g_device_bytes -= g_pool_idle - keep;
+      g_pool_idle = keep;
+    }
+  } else if (space == Space::Device) {
+    g_device_bytes -= it->second.bytes;
+  }
   g_allocs.erase(it);
   std::free(p);
   return cudaSuccess;
@@ -203,6 +236,7 @@ uint64_t env_number(const char* name, uint64_t dflt, uint64_t min, uint64_t max)
 
 cudaError_t enqueue(cudaStream_t s, const char* what, std::function<void()> work) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
+  if (broken()) return g_broken;
   if (!valid_stream(s)) {
     complain(std::string(what) + " on a stream that does not exist");
     return set(cudaErrorInvalidResourceHandle);
@@ -210,8 +244,9 @@ cudaError_t enqueue(cudaStream_t s, const char* what, std::function<void()> work
   if (s == nullptr) {
     if (refused_in_capture(what)) return cudaErrorStreamCaptureUnsupported;
     run_everything();
+    if (broken()) return g_broken;
     work();
-    return cudaSuccess;
+    return broken();
   }
   if (s->capture) {
     if (t_capturing != s) {
@@ -223,6 +258,10 @@ cudaError_t enqueue(cudaStream_t s, const char* what, std::function<void()> work
   }
   s->queue.push_back({s->next_seq++, std::move(work)});
   return cudaSuccess;
+}
+
+cudaError_t fault_when_run(cudaStream_t s, cudaError_t e) {
+  return enqueue(s, "a fault", [e]() { g_broken = e; });
 }
 
 cudaError_t func_set_attribute(const void* fn, cudaFuncAttribute a, int value) {
@@ -285,6 +324,8 @@ const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     case cudaErrorIllegalState: return "cudaErrorIllegalState";
     case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorNotSupported: return "cudaErrorNotSupported";
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
@@ -303,6 +344,8 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
     case cudaErrorNotReady: return "device not ready";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorNotSupported: return "operation not supported";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
@@ -312,11 +355,12 @@ const char* cudaGetErrorString(cudaError_t e) {
   return "unknown error";
 }
 cudaError_t cudaGetLastError() {
+  if (g_broken != cudaSuccess) return g_broken;  // sticky: not reset
   const cudaError_t e = t_last;
   t_last = cudaSuccess;
   return e;
 }
-cudaError_t cudaPeekAtLastError() { return t_last; }
+cudaError_t cudaPeekAtLastError() { return g_broken != cudaSuccess ? g_broken : t_last; }
 
 // ---- device ------------------------------------------------------------------------------------
 cudaError_t cudaGetDeviceCount(int* n) {
@@ -354,10 +398,11 @@ cudaError_t cudaDeviceSynchronize() {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   if (refused_in_capture("cudaDeviceSynchronize")) return cudaErrorStreamCaptureUnsupported;
   run_everything();
-  return cudaSuccess;
+  return broken();
 }
 cudaError_t cudaMemGetInfo(std::size_t* free, std::size_t* total) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
+  if (broken()) return g_broken;
   *total = total_memory();
   *free = *total > g_device_bytes ? *total - g_device_bytes : 0;
   return cudaSuccess;
@@ -367,6 +412,7 @@ cudaError_t cudaMemGetInfo(std::size_t* free, std::size_t* total) {
 cudaError_t cudaMalloc(void** p, std::size_t bytes) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   if (refused_in_capture("cudaMalloc")) return cudaErrorStreamCaptureUnsupported;
+  if (broken()) return g_broken;
   if (g_device_bytes + bytes > total_memory()) return set(cudaErrorMemoryAllocation);
   *p = allocate(bytes, Space::Device);
   return *p ? cudaSuccess : set(cudaErrorMemoryAllocation);
@@ -380,6 +426,7 @@ cudaError_t cudaFree(void* p) {
 cudaError_t cudaMallocHost(void** p, std::size_t bytes) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   if (refused_in_capture("cudaMallocHost")) return cudaErrorStreamCaptureUnsupported;
+  if (broken()) return g_broken;
   *p = allocate(bytes, Space::Pinned);
   return *p ? cudaSuccess : set(cudaErrorMemoryAllocation);
 }
@@ -391,9 +438,10 @@ cudaError_t cudaFreeHost(void* p) {
 }
 cudaError_t cudaMallocAsync(void** p, std::size_t bytes, cudaStream_t s) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
+  if (broken()) return g_broken;
   if (!valid_stream(s)) return set(cudaErrorInvalidResourceHandle);
-  if (g_device_bytes + bytes > total_memory()) return set(cudaErrorMemoryAllocation);
-  *p = allocate(bytes, Space::Device);
+  if (g_device_bytes + bytes - std::min(g_pool_idle, bytes) > total_memory()) return set(cudaErrorMemoryAllocation);
+  *p = allocate(bytes, Space::Device, true);
   if (!*p) return set(cudaErrorMemoryAllocation);
   if (s && s->capture) s->capture->owned.push_back(*p);  // a graph's allocation lives with the graph
   return cudaSuccess;
@@ -413,8 +461,32 @@ cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int d) {
   *pool = &g_pool;
   return cudaSuccess;
 }
-cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr, void*) {
-  return pool == &g_pool ? cudaSuccess : set(cudaErrorInvalidValue);
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr a, void* v) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  if (pool != &g_pool || a != cudaMemPoolAttrReleaseThreshold) return set(cudaErrorInvalidValue);
+  g_pool_threshold = *static_cast<uint64_t*>(v);
+  return cudaSuccess;
+}
+cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, cudaMemPoolAttr a, void* v) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  if (pool != &g_pool) return set(cudaErrorInvalidValue);
+  uint64_t& out = *static_cast<uint64_t*>(v);
+  switch (a) {
+    case cudaMemPoolAttrReleaseThreshold: out = g_pool_threshold; return cudaSuccess;
+    case cudaMemPoolAttrReservedMemCurrent: out = g_pool_used + g_pool_idle; return cudaSuccess;
+    case cudaMemPoolAttrUsedMemCurrent: out = g_pool_used; return cudaSuccess;
+  }
+  return set(cudaErrorInvalidValue);
+}
+cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, std::size_t keep) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  if (pool != &g_pool) return set(cudaErrorInvalidValue);
+  if (broken()) return g_broken;
+  if (g_pool_idle > keep) {
+    g_device_bytes -= g_pool_idle - keep;
+    g_pool_idle = keep;
+  }
+  return cudaSuccess;
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t n, cudaMemcpyKind k) {
@@ -422,12 +494,14 @@ cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t n, cudaMemcpyKind
   if (refused_in_capture("cudaMemcpy")) return cudaErrorStreamCaptureUnsupported;
   if (!copy_sides_ok(dst, src, n, k, "cudaMemcpy")) return set(cudaErrorInvalidValue);
   run_everything();
+  if (broken()) return g_broken;
   if (n) std::memmove(dst, src, n);
   return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t n, cudaMemcpyKind k, cudaStream_t s) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   if (!copy_sides_ok(dst, src, n, k, "cudaMemcpyAsync")) return set(cudaErrorInvalidValue);
+  if (broken()) return g_broken;
   if (n == 0) return cudaSuccess;
   const bool dst_host = !is_device(dst, n), src_host = !is_device(src, n);
   const bool dst_pageable = dst_host && !is_pinned(dst, n), src_pageable = src_host && !is_pinned(src, n);
@@ -449,6 +523,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t n, cudaMemcp
     // To pageable memory the copy is synchronous: everything queued before it has run.
     if (s) run_all(s);
     else run_everything();
+    if (broken()) return g_broken;
     std::memmove(dst, src, n);
     return cudaSuccess;
   }
@@ -462,6 +537,7 @@ cudaError_t cudaMemset(void* p, int value, std::size_t n) {
     return set(cudaErrorInvalidValue);
   }
   run_everything();
+  if (broken()) return g_broken;
   std::memset(p, value, n);
   return cudaSuccess;
 }
@@ -496,7 +572,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   if (refused_in_capture("cudaStreamSynchronize")) return cudaErrorStreamCaptureUnsupported;
   if (s) run_all(s);
   else run_everything();
-  return cudaSuccess;
+  return broken();
 }
 cudaError_t cudaStreamQuery(cudaStream_t s) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
@@ -505,11 +581,13 @@ cudaError_t cudaStreamQuery(cudaStream_t s) {
     refused_in_capture("cudaStreamQuery");
     return cudaErrorStreamCaptureUnsupported;
   }
+  if (broken()) return g_broken;
   // Queued work "finishes" when someone waits for it: report it busy once, then run it, so
-  // a polling loop ends.
+  // a polling loop ends. Not ready is the thread's last error too, as the CUDA runtime records it.
   if (s && !s->queue.empty()) {
     run_all(s);
-    return cudaErrorNotReady;
+    if (broken()) return g_broken;
+    return set(cudaErrorNotReady);
   }
   return cudaSuccess;
 }
@@ -564,6 +642,19 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   if (!e) return set(cudaErrorInvalidResourceHandle);
   if (refused_in_capture("cudaEventSynchronize")) return cudaErrorStreamCaptureUnsupported;
   if (e->recorded && !e->done && e->stream && g_streams.count(e->stream)) run_until(e->stream, e->seq);
+  return broken();
+}
+cudaError_t cudaEventQuery(cudaEvent_t e) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  if (!e) return set(cudaErrorInvalidResourceHandle);
+  if (refused_in_capture("cudaEventQuery")) return cudaErrorStreamCaptureUnsupported;
+  if (broken()) return g_broken;
+  // As cudaStreamQuery: busy once (the last error too), then the work up to the event has run.
+  if (e->recorded && !e->done && e->stream && g_streams.count(e->stream)) {
+    run_until(e->stream, e->seq);
+    if (broken()) return g_broken;
+    return set(cudaErrorNotReady);
+  }
   return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
@@ -580,6 +671,7 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   if (!s || !g_streams.count(s)) return set(cudaErrorStreamCaptureUnsupported);  // not the legacy stream
   if (s->capture || t_capturing) return set(cudaErrorIllegalState);
+  if (broken()) return g_broken;
   s->capture = new CUgraph_st;
   s->capture_invalid = false;
   s->capture_why.clear();

@@ -7,8 +7,11 @@
 // scratch slot of the cache (kv_cache.h, made with decode_max_padding(cap) padding slots) and
 // attending to a length of 1 through its scratch row, so they read and write no real sequence's
 // blocks, and their logits are ignored. Every row
-// of a decode step is computed from its own sequence alone, so the real rows' logits are bitwise
-// those of the unpadded step (tests/test_model_decode_buckets.cpp).
+// of a decode step is computed from its own sequence alone, so on the CPU the real rows' logits
+// are bitwise those of the unpadded step (tests/test_model_decode_buckets.cpp). On CUDA the
+// matrix products are cuBLASLt's, whose heuristic may pick another algorithm (another split of
+// the inner dimension) for another row count, so a row may differ in its last bits between
+// bucket sizes; one bucket's graph replays and eager launches stay bitwise equal.
 //
 // What a fixed shape buys: every input and workspace of a bucket sits at an address fixed for the
 // call (one buffer of the largest bucket's plan, llama_plans.h llama_decode_bucket_plan, which

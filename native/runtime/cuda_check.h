@@ -14,5 +14,13 @@ inline void check_cuda(cudaError_t e, const char* what) {
   }
 }
 
+// Whether the context is broken: a fault (an illegal address, a kernel's trap, a launch failure)
+// is sticky, and every call returns it from then on, so reading the last error twice still finds
+// it, where a non-sticky error is cleared by the first read.
+inline bool context_broken() {
+  if (cudaGetLastError() == cudaSuccess) return false;
+  return cudaGetLastError() != cudaSuccess;
+}
+
 }  // namespace sppo::cuda
 #endif

@@ -285,6 +285,38 @@ TEST(the_walk_and_the_split_give_the_same_bits) {
   }
 }
 
+// In the split launch, a row refused for its table row (its length is fine) gets no chunk from
+// the first pass, so the second must leave its output as it was (not fold unwritten scratch into
+// it); the other row is still computed. The output is filled with 7.25, not NaN, so that a fold of
+// the emulator's NaN-filled scratch shows.
+TEST(a_refused_row_of_the_split_launch_keeps_its_output) {
+  auto gpu = backend_for(Device::CUDA);
+  const int64_t nh = 2, nkv = 1, hd = 32, bs = 16, stride = 20, blocks = 2 * stride, kw = nkv * hd;
+  const PagedShape ps{2, nh, nkv, hd, bs, blocks, stride, 0.3};  // 320 keys a row: two chunks
+  Rng rng(404);
+  std::vector<float> q(2 * nh * hd), pool(blocks * bs * kw);
+  for (float& x : q) x = static_cast<float>(rng.uniform(-1, 1));
+  for (float& x : pool) x = static_cast<float>(rng.uniform(-1, 1));
+  std::vector<int32_t> tables(2 * stride);
+  for (size_t i = 0; i < tables.size(); ++i) tables[i] = static_cast<int32_t>(i);
+  Dev dq(gpu, q, DType::F32), kp(gpu, pool, DType::F32), vp(gpu, pool, DType::F32), t(gpu, tables, DType::I32);
+  Dev r(gpu, std::vector<int32_t>{-1, 1}, DType::I32), l(gpu, std::vector<int32_t>{300, 300}, DType::I32);
+  Dev out(gpu, std::vector<float>(2 * nh * hd, 7.25f), DType::F32);
+  const std::string why = sppo_test::message_of([&] {
+    gpu->attention_decode(ps, dq.t(), kp.t(), vp.t(), t.t(), r.t(), l.t(), out.t());
+    gpu->synchronize();
+  });
+  CHECK(why.find("table_rows[0] = -1 is negative") != std::string::npos);
+  const std::vector<float> got = out.get<float>();
+  int64_t kept = 0, computed = 0;
+  for (int64_t i = 0; i < nh * hd; ++i) kept += got[static_cast<size_t>(i)] == 7.25f;
+  for (int64_t i = nh * hd; i < 2 * nh * hd; ++i)
+    computed += std::isfinite(got[static_cast<size_t>(i)]) && got[static_cast<size_t>(i)] != 7.25f;
+  CHECK(kept == nh * hd);
+  CHECK(computed == nh * hd);
+  if (kept != nh * hd) std::printf("  the refused row: %lld of %lld values kept\n", (long long)kept, (long long)(nh * hd));
+}
+
 TEST(bad_tables_lengths_and_slots_are_refused_like_the_cpu) {
   auto cpu = backend_for(Device::CPU), gpu = backend_for(Device::CUDA);
   const int64_t nh = 2, nkv = 1, hd = 8, bs = 8, blocks = 4, stride = 2, kw = nkv * hd, pool_rows = blocks * bs;

@@ -12,6 +12,8 @@
 //   a copy to pageable memory is synchronous, device memory starts as NaN, copies check their kind;
 // - capture: a graph replays its launches with the captured parameters and reads pinned inputs at
 //   replay; a synchronisation or a pageable copy inside a capture fails it;
+// - errors: a query of busy work leaves not ready as the last error; a fault breaks the context for
+//   good (in a child process); the default pool keeps freed memory until trimmed;
 // - events and CUB's sort stand-in;
 // - the racecheck build (SPPO_EMU_RACECHECK: ThreadSanitizer): a missing barrier and a missing
 //   __syncwarp are reported naming the kernel, and correctly ordered kernels (barriers, shuffles,
@@ -358,6 +360,94 @@ TEST(streams_run_work_when_it_is_waited_for) {
   cudaFreeHost(pinned);
   cudaFree(d);
   cudaStreamDestroy(s);
+}
+
+// As the CUDA runtime: a query that finds work still queued answers not ready, and records it as
+// the thread's last error (callers clear it, or the next launch check reports it).
+TEST(a_query_of_busy_work_leaves_not_ready_as_the_last_error) {
+  cudaStream_t s;
+  cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+  cudaEvent_t e;
+  cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
+  float* d = device<float>(64);
+  cudaGetLastError();
+  EMU_LAUNCH(fill_kernel, 1, 64, 0, s, d, 64, 1.f);
+  CHECK(cudaStreamQuery(s) == cudaErrorNotReady);
+  CHECK(cudaGetLastError() == cudaErrorNotReady);
+  CHECK(cudaGetLastError() == cudaSuccess);  // not sticky
+  CHECK(cudaStreamQuery(s) == cudaSuccess);  // it ran once asked about
+  EMU_LAUNCH(fill_kernel, 1, 64, 0, s, d, 64, 2.f);
+  cudaEventRecord(e, s);
+  CHECK(cudaEventQuery(e) == cudaErrorNotReady);
+  CHECK(cudaGetLastError() == cudaErrorNotReady);
+  CHECK(cudaEventQuery(e) == cudaSuccess);
+  cudaFree(d);
+  cudaEventDestroy(e);
+  cudaStreamDestroy(s);
+}
+
+// The default pool keeps what cudaFreeAsync returns, up to its release threshold: as used memory
+// for cudaMemGetInfo (and cudaMalloc), as reserved but unused for the pool, until trimmed.
+TEST(the_default_pool_keeps_freed_memory_until_trimmed) {
+  cudaStream_t s;
+  cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+  cudaMemPool_t pool = nullptr;
+  CHECK(cudaDeviceGetDefaultMemPool(&pool, 0) == cudaSuccess);
+  uint64_t keep = ~uint64_t{0}, was = 0;
+  cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &was);
+  cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+  std::size_t free0 = 0, free1 = 0, free2 = 0, total = 0;
+  cudaMemGetInfo(&free0, &total);
+  const std::size_t n = std::size_t{64} << 20;
+  void* p = nullptr;
+  CHECK(cudaMallocAsync(&p, n, s) == cudaSuccess);
+  cudaFreeAsync(p, s);
+  cudaStreamSynchronize(s);
+  cudaMemGetInfo(&free1, &total);
+  uint64_t reserved = 0, used = 0;
+  cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved);
+  cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used);
+  CHECK(free1 + n <= free0);
+  CHECK(reserved - used >= n);
+  CHECK(cudaMallocAsync(&p, n, s) == cudaSuccess);  // reused: nothing more taken
+  std::size_t free_reused = 0;
+  cudaMemGetInfo(&free_reused, &total);
+  CHECK(free_reused == free1);
+  cudaFreeAsync(p, s);
+  cudaStreamSynchronize(s);
+  CHECK(cudaMemPoolTrimTo(pool, 0) == cudaSuccess);
+  cudaMemGetInfo(&free2, &total);
+  CHECK(free2 == free0);
+  cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &was);
+  cudaStreamDestroy(s);
+}
+
+// A fault (what an illegal address is on the GPU) breaks the context for good: the work queued
+// after it never runs, and every call returns it from then on, cudaGetLastError without resetting
+// it. In a child process: the context stays broken.
+TEST(a_fault_breaks_the_context_for_good) {
+  std::string err;
+  int status = -1;
+  const int sig = in_child(
+      [] {
+        cudaStream_t s;
+        cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+        bool before = false, after = false;
+        sppo_emu::enqueue(s, "before", [&before]() { before = true; });
+        sppo_emu::fault_when_run(s, cudaErrorIllegalAddress);
+        sppo_emu::enqueue(s, "after", [&after]() { after = true; });
+        const bool ok = cudaStreamSynchronize(s) == cudaErrorIllegalAddress && before && !after &&
+                        cudaGetLastError() == cudaErrorIllegalAddress && cudaGetLastError() == cudaErrorIllegalAddress &&
+                        cudaPeekAtLastError() == cudaErrorIllegalAddress && device<float>(4) == nullptr &&
+                        cudaStreamQuery(s) == cudaErrorIllegalAddress &&
+                        sppo_emu::enqueue(s, "later", []() {}) == cudaErrorIllegalAddress &&
+                        std::string(cudaGetErrorString(cudaErrorIllegalAddress)) == "an illegal memory access was encountered";
+        std::fprintf(stderr, ok ? "fault: as CUDA\n" : "fault: not as CUDA (before %d, after %d)\n", before, after);
+      },
+      &err, &status);
+  CHECK(sig == 0 && status == 0);
+  CHECK(err.find("fault: as CUDA") != std::string::npos);
+  if (err.find("fault: as CUDA") == std::string::npos) std::printf("  child said: %s\n", err.c_str());
 }
 
 TEST(events_time_the_work_once_it_ran) {

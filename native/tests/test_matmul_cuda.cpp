@@ -11,6 +11,7 @@
 // 2^-8 relative (F16 likewise: exact products, 2^-11 and the subnormal step for its output).
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "backend/backend.h"
@@ -123,6 +124,21 @@ TEST(bad_types_and_sizes_say_what_the_cpu_says) {
   CHECK_THROWS_WITH(gpu->matmul(d.t(), d.t(), d.t(), 2, 2, 3, false, false, false),
                     "matmul: the CUDA backend computes in F32, BF16 or F16 (got F64)");
 }
+
+#ifdef SPPO_CUDA_EMULATED
+// cuBLASLt answers NOT_SUPPORTED when no algorithm fits the shapes and alignments (the emulator's
+// SPPO_EMU_CUBLASLT_NO_ALGO=1 does the same): the error names the product, not a bare status.
+TEST(a_product_cublaslt_has_no_algorithm_for_is_named) {
+  auto gpu = backend_for(Device::CUDA);
+  Dev a(gpu, 7 * 11, DType::F32), b(gpu, 11 * 13, DType::F32), c(gpu, 7 * 13, DType::F32);
+  setenv("SPPO_EMU_CUBLASLT_NO_ALGO", "1", 1);
+  CHECK_THROWS_WITH(gpu->matmul(a.t(), b.t(), c.t(), 7, 13, 11, false, false, false),
+                    "cuBLASLt has no algorithm for matmul M = 7, N = 13, K = 11 (F32 inputs, F32 output");
+  unsetenv("SPPO_EMU_CUBLASLT_NO_ALGO");
+  gpu->matmul(a.t(), b.t(), c.t(), 7, 13, 11, false, false, false);  // the plan was not kept
+  gpu->synchronize();
+}
+#endif
 
 #endif
 

@@ -113,8 +113,13 @@ struct DecodeArgs {
   unsigned launch;
 };
 
+// Whether a row of that length and table row can be read (row_ok reports why not).
+__device__ __forceinline__ bool row_readable(const DecodeArgs& a, int32_t len, int32_t tr) {
+  return !(a.tables_rows >= 0 && tr >= a.tables_rows) && len >= 1 && len <= a.max_len && tr >= 0;
+}
+
 // Validates row r as the CPU does (reporting its failures; the lowest index wins) and says whether
-// it can be read.
+// it can be read (row_readable).
 __device__ __forceinline__ bool row_ok(const DecodeArgs& a, int64_t r, int32_t len, int32_t tr) {
   bool ok = true;
   if (a.tables_rows >= 0 && tr >= a.tables_rows) {
@@ -300,16 +305,16 @@ __global__ void __launch_bounds__(kThreads, DecodeTile<HD>::kMinBlocks)
 }
 
 // The split's second pass: block (row, head) folds the row's chunks in order, one thread per
-// output element, with the walk's fold_stats and fold_values.
+// output element, with the walk's fold_stats and fold_values. A row the first pass could not read
+// (and reported) has no chunks written: its output is left as it was.
 template <typename E>
-__global__ void __launch_bounds__(kThreads)
-    combine_kernel(const float* __restrict__ part_ml, const float* __restrict__ part_acc,
-                   const int32_t* __restrict__ lengths, int nh, int hd, int NC, int64_t max_len,
-                   typename E::raw* __restrict__ out) {
+__global__ void __launch_bounds__(kThreads) combine_kernel(const DecodeArgs a, typename E::raw* __restrict__ out) {
   const int64_t r = blockIdx.x;
-  const int h = blockIdx.y;
-  const int32_t len = lengths[r];
-  if (len < 1 || len > max_len) return;  // reported by the first pass
+  const int h = blockIdx.y, nh = a.nh, hd = a.hd, NC = a.NC;
+  const int32_t len = a.lengths[r];
+  if (!row_readable(a, len, a.table_rows[r])) return;
+  const float* __restrict__ part_ml = a.part_ml;
+  const float* __restrict__ part_acc = a.part_acc;
   const int nchunks = (len + kChunk - 1) / kChunk;
   const int64_t at0 = (r * nh + h) * NC;
   for (int d = threadIdx.x; d < hd; d += kThreads) {
@@ -368,7 +373,7 @@ void launch_decode(const void* q, const void* k_pool, const void* v_pool, void* 
                                        static_cast<const raw*>(v_pool), static_cast<raw*>(out), a);
   if (split)
     combine_kernel<E><<<dim3(static_cast<unsigned>(R), static_cast<unsigned>(a.nh)), kThreads, 0, st>>>(
-        a.part_ml, a.part_acc, a.lengths, a.nh, a.hd, a.NC, a.max_len, static_cast<raw*>(out));
+        a, static_cast<raw*>(out));
 }
 
 template <typename E>

@@ -49,7 +49,11 @@ struct Online {
     z += oz;
     const float nm = fmaxf(m, om);
     if (nm == -INFINITY) return;
-    s = (m == -INFINITY ? 0.f : s * ex2((m - nm) * kLog2e)) + (om == -INFINITY ? 0.f : os * ex2((om - nm) * kLog2e));
+    // Rounded products and sum (never contracted into an FMA): the two lanes of a butterfly merge
+    // the same pair in opposite order, and must get the same bits.
+    const float a = m == -INFINITY ? 0.f : __fmul_rn(s, ex2((m - nm) * kLog2e));
+    const float b = om == -INFINITY ? 0.f : __fmul_rn(os, ex2((om - nm) * kLog2e));
+    s = __fadd_rn(a, b);
     m = nm;
   }
 };

@@ -130,7 +130,10 @@ struct Matmul::State {
       if (st == lt::Status::kSuccess)
         st = api->algo_get_heuristic(handle, p.desc, p.first, p.second, p.c, p.c, pref, 1, &result, &found);
       api->preference_destroy(pref);
-      lt::check(st, "cublasLtMatmulAlgoGetHeuristic");
+      // No algorithm for these shapes and alignments comes back as NOT_SUPPORTED from the library
+      // (or as success with none found): both get the message that names them.
+      if (st == lt::Status::kNotSupported) found = 0;
+      else lt::check(st, "cublasLtMatmulAlgoGetHeuristic");
       SPPO_CHECK(found > 0, "cuBLASLt has no algorithm for matmul M = ", k.M, ", N = ", k.N, ", K = ", k.K,
                  k.ta ? ", A transposed" : "", k.tb ? ", B transposed" : "", " (", dtype_name(k.in), " inputs, ",
                  dtype_name(k.out), " output, alignments ", k.align_a, "/", k.align_b, "/", k.align_c, " bytes)");
