@@ -196,6 +196,7 @@ Napi::Value TrainerObject::Gradient(const Napi::CallbackInfo& info) {
   Check(env, "gradient");
   const std::string name = ReadString(env, info[0], "name");
   return Guarded(env, [&]() {
+    state_->trainer->finish_collectives();  // the reduced values, not a mix with the local ones
     return TensorToJs(env, state_->model->model->backend(), state_->trainer->gradient(name));
   });
 }

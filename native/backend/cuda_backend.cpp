@@ -104,12 +104,18 @@ class CudaBackend final : public Backend {
   void* allocate(std::size_t bytes) override {
     void* p = nullptr;
     cudaError_t e = cudaMalloc(&p, bytes);
-    if (e == cudaErrorMemoryAllocation && pool_) {
-      // The scratch pool's idle bytes are not cudaMalloc's: once the stream has finished with
-      // them, give them back and try again.
+    if (e == cudaErrorMemoryAllocation) {
+      // The scratch pool's idle bytes, and what graphs no longer alive allocated (a finished
+      // rollout's decode steps), are not cudaMalloc's: once the stream has finished with them,
+      // give them back and try again.
       cudaGetLastError();
-      if (cudaStreamSynchronize(stream_) == cudaSuccess && cudaMemPoolTrimTo(pool_, 0) == cudaSuccess)
+      int dev = 0;
+      if (cudaStreamSynchronize(stream_) == cudaSuccess) {
+        if (pool_) cudaMemPoolTrimTo(pool_, 0);
+        if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGraphMemTrim(dev);
+        cudaGetLastError();
         e = cudaMalloc(&p, bytes);
+      }
     }
     if (e == cudaErrorMemoryAllocation) {
       cudaGetLastError();

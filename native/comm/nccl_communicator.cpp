@@ -126,6 +126,10 @@ class NcclCommunicator final : public Communicator {
       std::ostringstream os;
       os << "NCCL " << what << " of " << count << " elements failed on rank " << rank_ << ": " << api_.GetErrorString(r);
       error_ = os.str();
+      // The collectives queued before it may still run: abort them, so that nothing (a free of
+      // the buffers they use, a wait) waits on a communicator that can make no progress.
+      api_.CommAbort(comm_);
+      comm_ = nullptr;
       throw Error(error_);
     }
     if (pending_since_ < 0) pending_since_ = steady_seconds();

@@ -478,6 +478,12 @@ cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, cudaMemPoolAttr a, void*
   }
   return set(cudaErrorInvalidValue);
 }
+// Graph allocations are the emulator's until exit (cudaGraphDestroy): nothing to give back.
+cudaError_t cudaDeviceGraphMemTrim(int d) {
+  std::lock_guard<std::recursive_mutex> lock(g_mu);
+  if (d != 0) return set(cudaErrorInvalidDevice);
+  return broken();
+}
 cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, std::size_t keep) {
   std::lock_guard<std::recursive_mutex> lock(g_mu);
   if (pool != &g_pool) return set(cudaErrorInvalidValue);

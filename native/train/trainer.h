@@ -106,8 +106,12 @@ class Trainer {
   void zero_grad();
 
   DType gradient_dtype() const { return grad_dt_; }
+  // The gradient arena. After a last micro-batch its buckets may still be in flight on the
+  // communication stream: call finish_collectives() before reading them (under ZeRO-1 only this
+  // rank's piece of each bucket holds the reduced sum).
   Tensor gradients() const { return grads_.view(grad_dt_, model_.layout().total()); }
   Tensor gradient(const std::string& name) const;
+  void finish_collectives() { comm_->wait(); }
   const std::vector<GradBucket>& buckets() const { return tracker_.buckets(); }
   const std::vector<BucketEvent>& last_bucket_events() const { return events_; }
   BackwardHooks hooks_for_last_micro_batch();  // for callers that run their own forward/backward

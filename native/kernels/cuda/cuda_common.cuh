@@ -70,6 +70,9 @@ __device__ __forceinline__ RowSplit split_row(const typename E::raw* row, int64_
 }
 
 // ---- reductions -------------------------------------------------------------------------------
+// Full-warp shuffles: every lane of the warp must call them, so blocks that use these are whole
+// warps (blockDim.x a multiple of 32), and no thread may return before the call unless the whole
+// block does (a partial warp's mask would name lanes that do not exist: undefined on the GPU).
 __device__ __forceinline__ double warp_sum(double v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

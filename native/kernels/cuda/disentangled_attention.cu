@@ -86,7 +86,11 @@ struct Dims {
   float scale;
 };
 
-// Dynamic shared memory: q row [hd], scores [max_len], partial outputs [kBlock].
+// Dynamic shared memory: q row [hd], scores [max_len], partial outputs [kBlock]. Static: the
+// reductions' kRed floats and doubles, which count against the same per-block limits (the 48 KiB
+// a launch may use without opting in, and the opt-in maximum).
+constexpr int kRed = 32;
+constexpr std::size_t kStaticSmem = kRed * (sizeof(float) + sizeof(double));
 template <typename E>
 __global__ void __launch_bounds__(kBlock)
     attention_kernel(Dims dm, const typename E::raw* __restrict__ q, const typename E::raw* __restrict__ k,
@@ -94,8 +98,8 @@ __global__ void __launch_bounds__(kBlock)
                      const typename E::raw* __restrict__ pos_k, const int32_t* __restrict__ rel_index,
                      const int32_t* __restrict__ start, const int* __restrict__ ok, typename E::raw* __restrict__ out) {
   extern __shared__ float sm[];
-  __shared__ float red[32];
-  __shared__ double dred[32];
+  __shared__ float red[kRed];
+  __shared__ double dred[kRed];
   if (*ok == 0) return;  // start or rel_index is bad (reported by validate_kernel)
   const int64_t i = blockIdx.x, h = blockIdx.y, hd = dm.hd, ld = dm.nh * dm.hd, c0 = h * hd;
   const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
@@ -176,7 +180,7 @@ void launch_attention(const RelAttnShape& s, const void* q, const void* k, const
                       std::size_t smem, cudaStream_t st) {
   using R = typename E::raw;
   auto kernel = attention_kernel<E>;
-  if (smem > 48 * 1024)
+  if (smem + kStaticSmem > 48 * 1024)
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
                "disentangled_attention: shared memory size");
   const Dims dm{s.S, s.nh, s.hd, s.max_len, s.c2p, s.p2c, static_cast<float>(s.scale)};
@@ -204,8 +208,8 @@ void disentangled_attention(const RelAttnShape& s, DType dtype, const void* q, c
   check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
   check_cuda(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
              "cudaDeviceGetAttribute(shared memory)");
-  SPPO_CHECK(smem <= static_cast<std::size_t>(limit), op, ": sequences of up to ", s.max_len, " tokens (head_dim ",
-             s.hd, ") need ", smem, " bytes of shared memory per block, more than this GPU's ", limit,
+  SPPO_CHECK(smem + kStaticSmem <= static_cast<std::size_t>(limit), op, ": sequences of up to ", s.max_len,
+             " tokens (head_dim ", s.hd, ") need ", smem + kStaticSmem, " bytes of shared memory per block, more than this GPU's ", limit,
              " (the CUDA kernel keeps a row of scores in shared memory)");
   cudaStream_t st = stream_of(l);
   Scratch ok(sizeof(int), st);
